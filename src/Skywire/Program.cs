@@ -1,0 +1,2 @@
+Console.WriteLine("skywire: not implemented yet");
+return 0;

@@ -1,0 +1,2 @@
+Console.WriteLine("viscript: not implemented yet");
+return 0;
