@@ -32,6 +32,9 @@ public sealed partial class SignalServer : IAsyncDisposable
         _token = string.IsNullOrEmpty(Options.Token) ? null : Encoding.UTF8.GetBytes(Options.Token);
     }
 
+    /// <summary>Test seam: treat every peer as another host (loopback is the only address tests may use).</summary>
+    internal bool TreatClientsAsRemote { get; set; }
+
     /// <summary>The options in effect.</summary>
     public SignalServerOptions Options { get; }
 
@@ -231,7 +234,7 @@ public sealed partial class SignalServer : IAsyncDisposable
 
         connection.FailPending();
         var info = connection.Info;
-        if (!reason.StartsWith("closed by peer", StringComparison.Ordinal) && reason != "server stopped" && reason != "stopped")
+        if (reason is not ("closed by peer" or "server stopped" or "stopped" or "disposed"))
         {
             Report($"{Describe(connection)}: connection closed: {reason}");
         }
@@ -262,7 +265,7 @@ public sealed partial class SignalServer : IAsyncDisposable
         SignalJson.TryGetInt64(json, "Pid", out var pid);
         var extension = (int)Math.Clamp(ext ?? 0, 0, SignalOps.ExtensionVersion);
         var remote = connection.Connection.RemoteEndPoint;
-        var isLoopback = remote is IPEndPoint ip && IsLoopbackAddress(ip.Address);
+        var isLoopback = !TreatClientsAsRemote && remote is IPEndPoint ip && IsLoopbackAddress(ip.Address);
 
         if (!isLoopback && !TokenMatches(SignalJson.GetString(json, "Token")))
         {
