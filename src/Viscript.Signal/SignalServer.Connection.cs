@@ -217,7 +217,7 @@ public sealed partial class SignalServer
                     return;
                 }
 
-                server.Report($"{Describe(this)}: ignored unsolicited or late {OpName(op)} reply");
+                server.Report(SignalDiagnosticKind.IgnoredReply, $"{Describe(this)}: ignored unsolicited or late {OpName(op)} reply", this);
                 return;
             }
 
@@ -239,7 +239,7 @@ public sealed partial class SignalServer
 
             if (waiter is null)
             {
-                server.Report($"{Describe(this)}: ignored {(late ? "late" : "unsolicited")} {OpName(op)} reply");
+                server.Report(SignalDiagnosticKind.IgnoredReply, $"{Describe(this)}: ignored {(late ? "late" : "unsolicited")} {OpName(op)} reply", this);
                 return;
             }
 

@@ -77,6 +77,9 @@ public class ServerRobustnessTests
         Assert.True(await bad.WaitClosedAsync());
         var diagnostic = await server.DiagnosticContainingAsync(expected);
         Assert.Contains("closed", diagnostic, StringComparison.Ordinal);
+        var structured = Assert.Single(server.Structured, d => d.Message == diagnostic);
+        Assert.Equal(kind == "truncated" ? SignalDiagnosticKind.ConnectionLost : SignalDiagnosticKind.ProtocolViolation, structured.Kind);
+        Assert.Equal(bad.Socket.LocalEndPoint!.ToString(), structured.RemoteEndPoint!.ToString());
         Assert.False(server.Server.TryGetClient(2, out _));
 
         var ping = server.Server.PingAsync(1, Ct);
@@ -321,6 +324,8 @@ public class ServerRobustnessTests
         await thief.SendNormalAsync(0x00, "{\"Id\":5}");
         Assert.True(await thief.WaitClosedAsync());
         Assert.Contains("refused", await server.DiagnosticContainingAsync("id 5"), StringComparison.Ordinal);
+        var refusal = Assert.Single(server.Structured);
+        Assert.Equal((SignalDiagnosticKind.RegistrationRefused, 5ul), (refusal.Kind, refusal.ClientId));
 
         Assert.True(server.Server.TryGetClient(5, out var after));
         Assert.Equal(before!.RemoteEndPoint, after!.RemoteEndPoint);
