@@ -175,6 +175,7 @@ public sealed class SignalClient : IAsyncDisposable
             }
 
             delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, options.MaxReconnectDelay.Ticks));
+            SignalMetrics.Reconnects.Add(1);
         }
     }
 
@@ -204,7 +205,7 @@ public sealed class SignalClient : IAsyncDisposable
     private async Task<bool> RunSessionAsync(Socket socket, SignalClientOptions options, CancellationToken cancellationToken)
     {
         var registered = false;
-        var connection = new SignalConnection(socket);
+        var connection = new SignalConnection(socket, "client");
         _connection = connection;
         using var session = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var pinger = PingLoopAsync(connection, options, session.Token);

@@ -202,7 +202,7 @@ public sealed partial class SignalServer : IAsyncDisposable
                 continue;
             }
 
-            var connection = new ServerConnection(this, new SignalConnection(socket));
+            var connection = new ServerConnection(this, new SignalConnection(socket, "server"));
             var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             _connections[connection] = tcs.Task;
             _ = Task.Run(async () =>
@@ -250,6 +250,7 @@ public sealed partial class SignalServer : IAsyncDisposable
 
         if (info is not null && _clients.TryRemove(new KeyValuePair<ulong, ServerConnection>(info.Id, connection)))
         {
+            SignalMetrics.Registered.Add(-1);
             Raise(ClientDisconnected, info);
         }
 
@@ -289,6 +290,7 @@ public sealed partial class SignalServer : IAsyncDisposable
         if (connection.Info is { } previous && previous.Id != id &&
             _clients.TryRemove(new KeyValuePair<ulong, ServerConnection>(previous.Id, connection)))
         {
+            SignalMetrics.Registered.Add(-1);
             Raise(ClientDisconnected, previous);
         }
 
@@ -297,6 +299,7 @@ public sealed partial class SignalServer : IAsyncDisposable
         {
             if (_clients.TryAdd(id, connection))
             {
+                SignalMetrics.Registered.Add(1);
                 break;
             }
 

@@ -39,8 +39,11 @@ internal sealed class SignalConnection : IAsyncDisposable
     private uint _nextSeq;
     private int _disposed;
 
-    public SignalConnection(Socket socket)
+    private readonly string _side;
+
+    public SignalConnection(Socket socket, string side)
     {
+        _side = side;
         _socket = socket;
         _socket.NoDelay = true; // reference §4.7: without it every small reply waits ~40 ms for a delayed ACK
         RemoteEndPoint = socket.RemoteEndPoint ?? new IPEndPoint(IPAddress.None, 0);
@@ -112,6 +115,7 @@ internal sealed class SignalConnection : IAsyncDisposable
             timeout.CancelAfter(WriteTimeout);
             started = true;
             await _stream.WriteAsync(_writeBuffer.WrittenMemory, timeout.Token);
+            SignalMetrics.FramesSent.Add(1, new("side", _side), new("type", SignalMetrics.TypeName(type == 0 ? SignalFrameType.Normal : type)));
         }
         catch (Exception ex) when (started && ex is OperationCanceledException or IOException or ObjectDisposedException or SocketException)
         {
@@ -163,6 +167,7 @@ internal sealed class SignalConnection : IAsyncDisposable
                 {
                     while (SignalFrameReader.TryReadFrame(ref buffer, maxBodySize, out var frame))
                     {
+                        SignalMetrics.FramesReceived.Add(1, new("side", _side), new("type", SignalMetrics.TypeName(frame.Type)));
                         await onFrame(frame);
                     }
                 }
@@ -211,6 +216,7 @@ internal sealed class SignalConnection : IAsyncDisposable
         }
 
         Abort(reason, kind);
+        SignalMetrics.ConnectionsClosed.Add(1, new("side", _side), new("reason", CloseKind.ToString()));
         return CloseReason ?? reason;
     }
 
