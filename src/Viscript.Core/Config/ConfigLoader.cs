@@ -82,15 +82,22 @@ public static class ConfigLoader
         var baseDir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(filePath)) ?? Directory.GetCurrentDirectory();
         var ctx = new Context(filePath);
         var stream = new YamlStream();
+        var parser = new Parser(new StringReader(text));
         try
         {
-            stream.Load(new StringReader(text));
+            stream.Load(parser);
         }
         catch (YamlException ex)
         {
             // YamlDotNet marks are 1-based lines and columns.
             var inner = ex.InnerException is YamlException ie ? ie.Message : null;
             throw new ConfigException([$"{filePath}:{ex.Start.Line}:{ex.Start.Column}: YAML syntax error: {inner ?? ex.Message}"]);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or IndexOutOfRangeException)
+        {
+            // Some malformed inputs make YamlDotNet's scanner fail without a mark: report where parsing had got to.
+            var mark = parser.Current?.End ?? Mark.Empty;
+            throw new ConfigException([$"{filePath}:{mark.Line}:{mark.Column}: YAML syntax error after this point"]);
         }
 
         var apps = new Dictionary<string, AppOptions>(StringComparer.OrdinalIgnoreCase);

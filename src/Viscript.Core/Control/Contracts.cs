@@ -89,3 +89,15 @@ public sealed record DaemonInfo(string Version, int Pid, string? SignalAddress, 
 
 /// <summary>A captured output line on the control API.</summary>
 public sealed record LogLineInfo(long Seq, DateTimeOffset Time, string Stream, string Text);
+
+/// <summary>Error body (<c>application/problem+json</c>, RFC 9457) with the stable <see cref="ErrorCode"/> in <c>code</c>.</summary>
+/// <param name="Type">URI naming the error kind (<c>urn:viscript:error:&lt;slug&gt;</c>).</param>
+/// <param name="Title">Short kind text.</param>
+/// <param name="Status">HTTP status.</param>
+/// <param name="Detail">The message.</param>
+/// <param name="Code">Stable error code = CLI exit code.</param>
+/// <param name="Lines">For <c>/api/command</c>: the lines the REPL would print.</param>
+public sealed record ProblemBody(string Type, string Title, int Status, string Detail, int Code, IReadOnlyList<string>? Lines);
+
+/// <summary><c>POST /api/processes/{id}/stdin</c> body.</summary>
+public sealed record InputRequest(string Line);

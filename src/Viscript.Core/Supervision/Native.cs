@@ -7,6 +7,8 @@ internal static partial class Native
 {
     public const int SigTerm = 15;
 
+    public const int SigKill = 9;
+
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int SysKill(int pid, int signal);
 

@@ -25,6 +25,9 @@ public sealed partial class Supervisor
         [LoggerMessage(EventId = 4010, Level = LogLevel.Information, Message = "Stopping process {Id} pid {Pid}: signal SHUTDOWN failed: {Reason}")]
         public static partial void StopStepFailed(ILogger logger, ulong id, int pid, string reason);
 
+        [LoggerMessage(EventId = 4011, Level = LogLevel.Information, Message = "Process {Id}: killed {Count} leftover child processes")]
+        public static partial void OrphansKilled(ILogger logger, ulong id, int count);
+
         [LoggerMessage(EventId = 4005, Level = LogLevel.Information, Message = "Stopping {Count} processes")]
         public static partial void StoppingAll(ILogger logger, int count);
 

@@ -533,12 +533,14 @@ public sealed partial class Supervisor : IAsyncDisposable
         p.ExitCode = null;
         p.LogFile?.Write($"--- viscript: started pid {run.Pid} at {run.StartedAt:O}: {p.CommandLine}");
         Log.Spawned(_logger, p.Id, app.Name, run.Pid);
-        RaiseEvent(new ProcessEvent(run.StartedAt, "started", p.Id, app.Name, null, p.State.ToString(), run.Pid, null, $"pid {run.Pid}: {p.CommandLine}"));
         run.Pumps = Task.WhenAll(
             Task.Run(() => PumpAsync(p, process.StandardOutput.BaseStream, LogStream.Stdout)),
             Task.Run(() => PumpAsync(p, process.StandardError.BaseStream, LogStream.Stderr)));
+        // Grace timer first, then the event, so that a fake clock advanced on "started" reaches the timer.
+        var grace = Task.Delay(app.StartSecs, _time, run.Cts.Token);
+        RaiseEvent(new ProcessEvent(run.StartedAt, "started", p.Id, app.Name, null, p.State.ToString(), run.Pid, null, $"pid {run.Pid}: {p.CommandLine}"));
+        _ = StartGraceAsync(p, run, grace);
         _ = MonitorAsync(p, run);
-        _ = StartGraceAsync(p, run);
         return null;
     }
 
@@ -612,10 +614,12 @@ public sealed partial class Supervisor : IAsyncDisposable
                     else
                     {
                         var delay = BackoffDelay(p.App, p.Failures);
-                        TransitionTo(p, ProcessState.Backoff, $"pid {run.Pid} exited with code {code}; restart {p.Failures}/{p.App.MaxRetries} in {delay.TotalSeconds:0.###}s");
                         var cts = new CancellationTokenSource();
                         p.BackoffCts = cts;
-                        _ = BackoffAsync(p, delay, cts);
+                        // The timer exists before the event is raised: whoever reacts to Backoff (a test's fake clock) can advance it.
+                        var timer = Task.Delay(delay, _time, cts.Token);
+                        TransitionTo(p, ProcessState.Backoff, $"pid {run.Pid} exited with code {code}; restart {p.Failures}/{p.App.MaxRetries} in {delay.TotalSeconds:0.###}s");
+                        _ = BackoffAsync(p, timer, cts);
                     }
                 }
             }
@@ -639,11 +643,11 @@ public sealed partial class Supervisor : IAsyncDisposable
         return TimeSpan.FromTicks((long)ticks);
     }
 
-    private async Task BackoffAsync(ManagedProcess p, TimeSpan delay, CancellationTokenSource cts)
+    private async Task BackoffAsync(ManagedProcess p, Task timer, CancellationTokenSource cts)
     {
         try
         {
-            await Task.Delay(delay, _time, cts.Token);
+            await timer;
         }
         catch (OperationCanceledException)
         {
@@ -665,11 +669,11 @@ public sealed partial class Supervisor : IAsyncDisposable
         cts.Dispose();
     }
 
-    private async Task StartGraceAsync(ManagedProcess p, ProcessRun run)
+    private async Task StartGraceAsync(ManagedProcess p, ProcessRun run, Task grace)
     {
         try
         {
-            await Task.Delay(p.App.StartSecs, _time, run.Cts.Token);
+            await grace;
         }
         catch (OperationCanceledException)
         {
@@ -712,6 +716,26 @@ public sealed partial class Supervisor : IAsyncDisposable
     {
         int? reportedPid = null;
         var timeout = p.App.StopTimeout;
+        // Children the process started: whatever of them outlives it is killed at the end, so that no orphan survives a stop.
+        var tree = ProcessTree.Descendants(run.Pid);
+        try
+        {
+            reportedPid = await StopRunAsync(p, run, graceful, timeout, cancellationToken);
+        }
+        finally
+        {
+            var killed = ProcessTree.KillSurvivors(tree);
+            if (killed > 0)
+            {
+                Log.OrphansKilled(_logger, p.Id, killed);
+            }
+        }
+        return reportedPid;
+    }
+
+    private async Task<int?> StopRunAsync(ManagedProcess p, ProcessRun run, bool graceful, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        int? reportedPid = null;
         if (graceful)
         {
             if (_signal.TryGetClient(p.Id, out _))
@@ -967,5 +991,5 @@ public sealed partial class Supervisor : IAsyncDisposable
 
     /// <summary>Quotes an argument for display when it contains spaces or quotes (the command parser reads it back).</summary>
     public static string QuoteForDisplay(string arg) =>
-        arg.Length > 0 && !arg.Any(c => char.IsWhiteSpace(c) || c is '"' or '\'') ? arg : "'" + arg.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+        arg.Length > 0 && !arg.Any(c => char.IsWhiteSpace(c) || c is '"' or '\'' or '\\') ? arg : "'" + arg.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 }
