@@ -9,6 +9,9 @@ public interface ISignalGateway
     /// <summary>Address children get in SIGNAL_SERVER_ADDRESS (host:port), or null when no signal server runs.</summary>
     string? ClientAddress { get; }
 
+    /// <summary>Token children must present (SIGNAL_TOKEN) because they reach the server through a non-loopback address; null otherwise.</summary>
+    string? ClientToken => null;
+
     /// <summary>Currently registered clients.</summary>
     IReadOnlyList<SignalClientInfo> Clients { get; }
 
@@ -83,12 +86,17 @@ public sealed class SignalServerGateway : ISignalGateway
             : ep.Address.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback
             : ep.Address;
         ClientAddress = new IPEndPoint(host, ep.Port).ToString();
+        // Only a child that connects through a non-loopback address needs the token; loopback children never see it.
+        ClientToken = IPAddress.IsLoopback(host) ? null : server.Options.Token;
         server.ClientRegistered += (_, c) => ClientRegistered?.Invoke(this, c);
         server.ClientDisconnected += (_, c) => ClientDisconnected?.Invoke(this, c);
     }
 
     /// <inheritdoc/>
     public string? ClientAddress { get; }
+
+    /// <inheritdoc/>
+    public string? ClientToken { get; }
 
     /// <inheritdoc/>
     public IReadOnlyList<SignalClientInfo> Clients => _server.Clients;

@@ -250,6 +250,7 @@ public sealed partial class Supervisor : IAsyncDisposable
     public async Task<ResourceReport> ResourceUsageAsync(ulong id, CancellationToken cancellationToken = default)
     {
         HeapReport? heap = null;
+        ResourceUsage? remoteUsage = null;
         string? signalError = null;
         var registered = _signal.TryGetClient(id, out _);
         _processes.TryGetValue(id, out var p);
@@ -290,6 +291,7 @@ public sealed partial class Supervisor : IAsyncDisposable
             try
             {
                 var top = await _signal.TopAsync(id, cancellationToken);
+                remoteUsage = top;
                 heap = new HeapReport(top.HeapAlloc, top.HeapSys, top.HeapIdle, top.HeapInuse, top.StackSys, top.StackInuse, top.Rss, top.CpuTime?.TotalSeconds, top.Threads);
             }
             catch (SignalException ex)
@@ -301,7 +303,8 @@ public sealed partial class Supervisor : IAsyncDisposable
                 signalError = ex.Message;
             }
         }
-        return new ResourceReport(id, pid, cpuPercent, sample?.CpuTime.TotalSeconds ?? heap?.CpuTimeSeconds, sample?.RssBytes ?? (long?)heap?.Rss, sample?.Threads ?? heap?.Threads, sample?.OpenFiles, heap, signalError);
+        return new ResourceReport(id, pid ?? remoteUsage?.Pid, cpuPercent, sample?.CpuTime.TotalSeconds ?? heap?.CpuTimeSeconds, sample?.RssBytes ?? (long?)heap?.Rss,
+            sample?.Threads ?? heap?.Threads, sample?.OpenFiles ?? remoteUsage?.OpenFiles, heap, signalError);
     }
 
     /// <summary>
@@ -510,6 +513,10 @@ public sealed partial class Supervisor : IAsyncDisposable
             psi.Environment["SIGNAL_CLIENT"] = "true";
             psi.Environment["SIGNAL_CLIENT_ID"] = p.Id.ToString(CultureInfo.InvariantCulture);
             psi.Environment["SIGNAL_SERVER_ADDRESS"] = address;
+            if (_signal.ClientToken is { } token)
+            {
+                psi.Environment["SIGNAL_TOKEN"] = token;
+            }
         }
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         try
@@ -951,7 +958,7 @@ public sealed partial class Supervisor : IAsyncDisposable
     }
 
     private ProcessInfo DescribeRemote(SignalClientInfo c) => new(
-        c.Id, null, null, ProcessState.Unknown.ToString(), (int)ProcessState.Unknown, ProcessStates.Display(ProcessState.Unknown, null), null, true, true,
+        c.Id, null, c.Pid, ProcessState.Unknown.ToString(), (int)ProcessState.Unknown, ProcessStates.Display(ProcessState.Unknown, null), null, true, true,
         c.RemoteEndPoint.ToString(), c.RegisteredAt, Math.Max(0, (_time.GetUtcNow() - c.RegisteredAt).TotalSeconds),
         $"(signal client from {c.RemoteEndPoint})", 0, false);
 

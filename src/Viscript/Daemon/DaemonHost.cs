@@ -136,19 +136,9 @@ public sealed partial class DaemonHost : IAsyncDisposable
             TimeProvider = Options.TimeProvider,
         });
         _signalServer.Diagnostic += (_, text) => Events.Publish(new(Options.TimeProvider.GetUtcNow(), "diagnostic", 0, null, null, null, null, null, text));
-        ISignalGateway gateway;
-        try
-        {
-            await _signalServer.StartAsync(cancellationToken);
-            SignalEndPoint = _signalServer.LocalEndPoint;
-            gateway = new SignalServerGateway(_signalServer);
-        }
-        catch (NotImplementedException)
-        {
-            // TEMPORARY until the signal library is merged: run without a signal server.
-            SignalEndPoint = Options.Signal;
-            gateway = NullSignalGateway.Instance;
-        }
+        await _signalServer.StartAsync(cancellationToken);
+        SignalEndPoint = _signalServer.LocalEndPoint;
+        var gateway = new SignalServerGateway(_signalServer);
 
         Supervisor = new Supervisor(Config, gateway, new SupervisorOptions
         {

@@ -1,7 +1,10 @@
 // A tiny program for viscript's tests: a signal client (when SIGNAL_CLIENT is set) with one behaviour per mode.
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Viscript.Signal;
 
+// One line opts in: registers with viscript when SIGNAL_CLIENT is set (inert otherwise), answers ping/ru/sd.
+await using var signal = SignalClient.StartFromEnvironment();
 var mode = args.Length > 0 ? args[0] : "sleep";
 PosixSignalRegistration? ignoreTerm = null;
 
