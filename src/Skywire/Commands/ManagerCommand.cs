@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Microsoft.Extensions.Logging;
 using Skywire.Core.Manager;
 using Skywire.Protocol;
 
@@ -61,11 +60,12 @@ internal static class ManagerCommand
                 return Common.Failure;
             }
 
-            SignalHook.Start(logging.CreateLogger("signal"));
+            await using var signal = SignalHook.Start();
             Console.Error.WriteLine($"manager {key.Public} listening on {server.LocalEndPoint}");
             try
             {
-                await Task.Delay(Timeout.Infinite, cancellationToken);
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
+                await Task.Delay(Timeout.Infinite, stop.Token);
             }
             catch (OperationCanceledException)
             {
