@@ -23,6 +23,9 @@ public interface IAppHost
 
     /// <summary>Half-closes the sending side of a stream returned by <see cref="DialAsync"/> or delivered to an app.</summary>
     ValueTask CompleteWritesAsync(Stream stream, CancellationToken cancellationToken);
+
+    /// <summary>Resets a stream (the peer sees an error, never a clean end).</summary>
+    void AbortStream(Stream stream);
 }
 
 /// <summary>An app API request failed with a stable code.</summary>

@@ -23,10 +23,14 @@ internal static class StreamPipe
             return ValueTask.CompletedTask;
         }, failed);
         await Task.WhenAll(up, down);
-        if (failed.IsCancellationRequested && app is NetworkStream appSocket)
+        if (failed.IsCancellationRequested)
         {
-            // Reset rather than FIN, so the app sees the failure.
-            appSocket.Socket.LingerState = new LingerOption(true, 0);
+            // Reset rather than FIN on both sides, so neither end mistakes a failure for a clean end of stream.
+            host.AbortStream(mesh);
+            if (app is NetworkStream appSocket)
+            {
+                appSocket.Socket.LingerState = new LingerOption(true, 0);
+            }
         }
 
         await app.DisposeAsync();

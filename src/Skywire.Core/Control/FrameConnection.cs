@@ -163,7 +163,16 @@ public sealed partial class FrameConnection : IAsyncDisposable
             timeout.CancelAfter(RequestTimeout);
             try
             {
-                var (op, body) = await tcs.Task.WaitAsync(timeout.Token);
+                try
+                {
+                    await tcs.Task.WaitAsync(timeout.Token);
+                }
+                catch (OperationCanceledException) when (tcs.Task.IsCompletedSuccessfully)
+                {
+                    // The answer arrived just before the connection closed: it still counts.
+                }
+
+                var (op, body) = tcs.Task.Result;
                 if (op == (byte)ControlOpcode.Error)
                 {
                     ErrorMessage? error = null;
