@@ -38,6 +38,12 @@ public sealed record DaemonOptions
 
     /// <summary>Clock.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>Skywire manager for the GUI topology (<c>PUBKEY@host:port</c>); null = none.</summary>
+    public string? Manager { get; init; }
+
+    /// <summary>Key file the topology queries authenticate with (the manager's own or an admin key).</summary>
+    public string? ManagerKeyFile { get; init; }
 }
 
 /// <summary>
@@ -156,6 +162,7 @@ public sealed partial class DaemonHost : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(k => k.Listen(Options.Control));
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
         var web = builder.Build();
+        GuiEndpoints.Map(web, this);
         ControlApi.Map(web, this);
         await web.StartAsync(cancellationToken);
         _web = web;
