@@ -135,6 +135,7 @@ class Pane {
     this.history = [];
     this.historyIndex = 0;
     this.stream = null; // AbortController of an attach/follow stream
+    this.typeAhead = ''; // keys typed while a command runs, replayed at the next prompt
     this.targetId = null;
 
     this.element = el('div', { class: 'pane', 'data-term': String(this.id) });
@@ -195,6 +196,11 @@ class Pane {
     this.pos = 0;
     this.historyIndex = this.history.length;
     this.redraw();
+    if (this.typeAhead && this.mode === 'prompt') {
+      const keys = this.typeAhead;
+      this.typeAhead = '';
+      this.onData(keys);
+    }
   }
 
   /** Prints output lines above the input line, keeping what is being typed. */
@@ -215,6 +221,11 @@ class Pane {
   }
 
   onData(data) {
+    if (this.mode === 'busy') {
+      if (data === '\x03') this.typeAhead = '';
+      else this.typeAhead += data;
+      return;
+    }
     let i = 0;
     while (i < data.length) {
       const c = data[i];
@@ -233,6 +244,10 @@ class Pane {
         // A pasted CRLF counts once.
         if (c === '\r' && data[i + 1] === '\n') i++;
         this.enter();
+        if (this.mode === 'busy') {
+          this.typeAhead = data.slice(i + 1) + this.typeAhead;
+          return;
+        }
       } else if (c === '\x7f' || c === '\b') this.key('backspace');
       else if (c === '\x01') this.key('H');
       else if (c === '\x05') this.key('F');
