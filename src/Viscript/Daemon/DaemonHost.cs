@@ -160,6 +160,8 @@ public sealed partial class DaemonHost : IAsyncDisposable
         builder.Services.AddSingleton(_loggerFactory);
         builder.Services.AddSingleton<IHostLifetime, ExternalLifetime>();
         builder.WebHost.ConfigureKestrel(k => k.Listen(Options.Control));
+        // Binding failures (malformed JSON, missing body) throw, so that the error middleware answers them as problem+json with code 2.
+        builder.Services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
         var web = builder.Build();
         GuiEndpoints.Map(web, this);
