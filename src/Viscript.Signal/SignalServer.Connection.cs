@@ -77,6 +77,7 @@ public sealed partial class SignalServer
         {
             using var deadline = new CancellationTokenSource(timeout, server.Options.TimeProvider);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
+            var outcome = "ok";
             try
             {
                 return Extension > 0
@@ -85,8 +86,23 @@ public sealed partial class SignalServer
             }
             catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
+                outcome = "timeout";
                 throw new SignalException(SignalErrorKind.Timeout,
                     $"client {Info?.Id} did not answer {OpName(op)} within {timeout.TotalSeconds:0.###} s");
+            }
+            catch (OperationCanceledException)
+            {
+                outcome = "cancelled";
+                throw;
+            }
+            catch (SignalException ex)
+            {
+                outcome = ex.Kind == SignalErrorKind.Disconnected ? "disconnected" : "bad_reply";
+                throw;
+            }
+            finally
+            {
+                SignalMetrics.Calls.Add(1, new("op", OpName(op)), new("outcome", outcome));
             }
         }
 
@@ -217,7 +233,8 @@ public sealed partial class SignalServer
                     return;
                 }
 
-                server.Report($"{Describe(this)}: ignored unsolicited or late {OpName(op)} reply");
+                SignalMetrics.RepliesIgnored.Add(1);
+                server.Report(SignalDiagnosticKind.IgnoredReply, $"{Describe(this)}: ignored unsolicited or late {OpName(op)} reply", this);
                 return;
             }
 
@@ -239,7 +256,8 @@ public sealed partial class SignalServer
 
             if (waiter is null)
             {
-                server.Report($"{Describe(this)}: ignored {(late ? "late" : "unsolicited")} {OpName(op)} reply");
+                SignalMetrics.RepliesIgnored.Add(1);
+                server.Report(SignalDiagnosticKind.IgnoredReply, $"{Describe(this)}: ignored {(late ? "late" : "unsolicited")} {OpName(op)} reply", this);
                 return;
             }
 
