@@ -10,9 +10,12 @@ internal sealed partial class DemoRunner
         var o = _out;
         var (skywirePath, prefix) = SkywireCommand();
         var skywire = Shell(prefix.Count == 0 ? [Relative(skywirePath)] : ["dotnet", .. prefix.Select(Relative)]);
-        var viscriptCli = _viscriptPath.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)
-            ? Shell(["dotnet", Relative(_viscriptPath), "cli", "--control", _viscript!.ControlUrl.Authority])
-            : Shell([Relative(_viscriptPath), "cli", "--control", _viscript!.ControlUrl.Authority]);
+        var apphost = Path.ChangeExtension(_viscriptPath, null);
+        var viscriptCli = !_viscriptPath.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)
+            ? Shell([Relative(_viscriptPath), "cli", "--control", _viscript!.ControlUrl.Authority])
+            : File.Exists(apphost)
+                ? Shell([Relative(apphost), "cli", "--control", _viscript!.ControlUrl.Authority])
+                : Shell(["dotnet", Relative(_viscriptPath), "cli", "--control", _viscript!.ControlUrl.Authority]);
 
         o.WriteLine();
         o.WriteLine($"Skywire demo is up ({_progress.Elapsed:0.0} s). Every component is a viscript app (viscript pid {_viscript.Pid}, control {_viscript.ControlUrl}).");
@@ -27,7 +30,7 @@ internal sealed partial class DemoRunner
         o.WriteLine("  links: " + string.Join(", ", _nodes.Zip(_nodes.Skip(1)).Select(p =>
         {
             var link = _links.FirstOrDefault(l => IsPair(l, p.First, p.Second));
-            return $"{p.First.Label}-{p.Second.Label}" + (link is null ? "" : $" ({link.RttMicros / 1000.0:0.00} ms)");
+            return $"{p.First.Label}-{p.Second.Label}" + (link is { RttMicros: > 0 } ? $" (rtt {link.RttMicros / 1000.0:0.00} ms)" : "");
         })));
         o.WriteLine();
         if (_route is not null)

@@ -1,0 +1,126 @@
+using System.Text;
+using Skywire.IntegrationTests.EndToEnd;
+
+namespace Skywire.IntegrationTests.Demo;
+
+/// <summary>
+/// `skywire demo --check` through the built executable: viscript headless, messenger, manager, a chain of 4 nodes,
+/// the SOCKS pair and a chat listener as viscript apps; a page fetched through the proxy across 3 hops; then
+/// everything stopped. The demo folder is unique per test, and every child's command line names it, so
+/// "nothing left running" is "no process whose command line mentions the folder".
+/// </summary>
+public sealed class DemoCheckTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "skywire-demo-test-" + Guid.NewGuid().ToString("n")[..12]);
+
+    [Fact]
+    public async Task DemoCheck_FullBringUp_PassesAndLeavesNothingRunning()
+    {
+        await using var demo = SkywireProcess.Start(null, ["demo", "--check", "--dir", _dir, "--step-timeout", "150"]);
+        var code = await demo.WaitForExitAsync(TimeSpan.FromMinutes(12));
+        var stdout = demo.StdoutText;
+        Assert.True(code == 0, $"exit {code}\nstdout:\n{stdout}\nstderr:\n{demo.Stderr}\n{Logs()}");
+
+        // Every step reported, the route crossed the whole chain, the bytes matched, viscript stopped its apps.
+        Assert.Equal(11, stdout.Split('\n').Count(l => l.Contains(" ... ok (", StringComparison.Ordinal)));
+        Assert.Contains("3 hops: A > B > C > D", stdout, StringComparison.Ordinal);
+        Assert.Contains("byte-exact", stdout, StringComparison.Ordinal);
+        Assert.Contains("viscript stopped its 9 apps and exited (0)", stdout, StringComparison.Ordinal);
+        Assert.Contains("check passed", stdout, StringComparison.Ordinal);
+
+        // Nine viscript apps plus viscript itself were started with the folder on their command line.
+        Assert.Empty(ProcessesMentioning(_dir));
+
+        // With an explicit --dir the keys and logs stay: one log per app, each ending with viscript's exit marker.
+        var logs = Directory.GetFiles(Path.Combine(_dir, "logs"), "meshnet-*.log");
+        Assert.Equal(9, logs.Length);
+        Assert.All(logs, f => Assert.Contains("--- viscript: pid", File.ReadAllLines(f)[^1], StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task DemoCheck_ViscriptMissing_FailsWithStepAndLogLocation()
+    {
+        await using var demo = SkywireProcess.Start(null, ["demo", "--check", "--dir", _dir, "--viscript", Path.Combine(_dir, "no-such-viscript.dll")]);
+        var code = await demo.WaitForExitAsync(TimeSpan.FromMinutes(2));
+        Assert.Equal(1, code);
+        Assert.Contains("step 'prepare keys and viscript config' failed: viscript not found", demo.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"logs: {Path.Combine(_dir, "logs")}", demo.Stderr, StringComparison.Ordinal);
+        Assert.Contains("check FAILED", demo.StdoutText, StringComparison.Ordinal);
+        Assert.Empty(ProcessesMentioning(_dir));
+    }
+
+    [Theory]
+    [InlineData("--nodes", "2", "--nodes must be 3 to 26")]
+    [InlineData("--socks-port", "70000", "--socks-port must be 0 to 65535")]
+    public async Task Demo_BadOption_ExitsWithUsageError(string option, string value, string message)
+    {
+        await using var demo = SkywireProcess.Start(null, ["demo", "--check", "--dir", _dir, option, value]);
+        var code = await demo.WaitForExitAsync(TimeSpan.FromMinutes(2));
+        Assert.NotEqual(0, code);
+        Assert.Contains(message, demo.Stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(_dir), "nothing is created before the options are valid");
+    }
+
+    private static List<string> ProcessesMentioning(string text)
+    {
+        var found = new List<string>();
+        foreach (var proc in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(proc), out var pid) || pid == Environment.ProcessId)
+            {
+                continue;
+            }
+
+            try
+            {
+                var cmdline = File.ReadAllText(Path.Combine(proc, "cmdline")).Replace('\0', ' ');
+                if (cmdline.Contains(text, StringComparison.Ordinal))
+                {
+                    found.Add($"{pid}: {cmdline}");
+                }
+            }
+            catch (IOException)
+            {
+                // Exited while we looked.
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+
+        return found;
+    }
+
+    private string Logs()
+    {
+        var text = new StringBuilder();
+        var logs = Path.Combine(_dir, "logs");
+        if (Directory.Exists(logs))
+        {
+            foreach (var file in Directory.GetFiles(logs).Order(StringComparer.Ordinal))
+            {
+                text.Append("== ").AppendLine(Path.GetFileName(file));
+                foreach (var line in File.ReadLines(file).TakeLast(15))
+                {
+                    text.AppendLine(line);
+                }
+            }
+        }
+
+        return text.ToString();
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            if (Directory.Exists(_dir))
+            {
+                Directory.Delete(_dir, recursive: true);
+            }
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
