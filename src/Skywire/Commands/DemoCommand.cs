@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using Skywire.Demo;
 
 namespace Skywire.Commands;
@@ -47,20 +48,31 @@ internal static class DemoCommand
                 Viscript = parse.GetValue(viscript),
             };
 
-            // System.CommandLine ends the process 2 s after Ctrl+C; stopping viscript and its apps can take longer.
-            // Hold the exit until the demo has stopped everything (bounded), so no child outlives it.
+            // Ctrl+C, SIGTERM, SIGQUIT, SIGHUP (terminal closed): stop viscript and its apps, then exit. System.CommandLine 2.0.0 leaves these
+            // signals unhandled (its ProcessTerminationTimeout defaults to null: the process would die at once and
+            // orphan viscript), so the demo handles them itself.
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var registrations = new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGQUIT, PosixSignal.SIGHUP }.Select(signal => PosixSignalRegistration.Create(signal, context =>
+            {
+                context.Cancel = true;
+                stop.Cancel();
+            })).ToList();
+
+            // A System.CommandLine that does handle them ends the process 2 s after the signal; stopping can take
+            // longer. Hold the exit until the demo has stopped everything (bounded), so no child outlives it.
             var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             void Hold(object? sender, EventArgs e) => done.Task.Wait(90_000, CancellationToken.None);
             AppDomain.CurrentDomain.ProcessExit += Hold;
             try
             {
                 await using var runner = new DemoRunner(options, Console.Out, Console.Error, interactive: !Console.IsOutputRedirected);
-                return await runner.RunAsync(cancellationToken);
+                return await runner.RunAsync(stop.Token);
             }
             finally
             {
                 done.TrySetResult();
                 AppDomain.CurrentDomain.ProcessExit -= Hold;
+                registrations.ForEach(r => r.Dispose());
             }
         });
         return command;

@@ -14,6 +14,7 @@ namespace Skywire.Demo;
 internal sealed partial class ViscriptChild : IAsyncDisposable
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    private static readonly string[] SetsidPaths = ["/usr/bin/setsid", "/bin/setsid"];
 
     private readonly Process _process;
     private readonly HttpClient _http;
@@ -111,14 +112,15 @@ internal sealed partial class ViscriptChild : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        if (viscript.EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
+        // setsid: viscript and its apps leave the terminal's process group, so Ctrl+C reaches only the demo, which
+        // asks viscript to stop its apps gracefully (signal SHUTDOWN, then SIGTERM) instead of every process dying of
+        // SIGINT at once. The child is not a group leader, so setsid execs in place: the pid stays viscript's.
+        var setsid = SetsidPaths.FirstOrDefault(File.Exists);
+        var command = viscript.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) ? new[] { DotnetHost(), viscript } : [viscript];
+        info.FileName = setsid ?? command[0];
+        foreach (var a in setsid is null ? command[1..] : command)
         {
-            info.FileName = DotnetHost();
-            info.ArgumentList.Add(viscript);
-        }
-        else
-        {
-            info.FileName = viscript;
+            info.ArgumentList.Add(a);
         }
 
         foreach (var a in new[] { "--headless", "--no-repl", "--config", config, "--logs", logDir, "--signal", "127.0.0.1:0", "--control", "127.0.0.1:0" })
