@@ -73,7 +73,10 @@ public sealed class SignalClient : IAsyncDisposable
     /// <summary>Log lines (also passed to <see cref="SignalClientOptions.Log"/>).</summary>
     public event EventHandler<string>? Log;
 
-    /// <summary>Starts a client configured from <c>SIGNAL_*</c> env vars; disabled (inert) when <c>SIGNAL_CLIENT</c> is unset or false.</summary>
+    /// <summary>
+    /// Starts a client configured from <c>SIGNAL_*</c> env vars; disabled (inert) when <c>SIGNAL_CLIENT</c> is unset or
+    /// false, or when <c>SIGNAL_SERVER_ADDRESS</c> is not <c>host:port</c> (reported through the log, or stderr). Never throws.
+    /// </summary>
     /// <param name="configure">Adjusts the options read from the environment (e.g. to add a log callback).</param>
     public static SignalClient StartFromEnvironment(Func<SignalClientOptions, SignalClientOptions>? configure = null)
     {
@@ -83,7 +86,17 @@ public sealed class SignalClient : IAsyncDisposable
             options = configure(options);
         }
 
-        return Start(options);
+        try
+        {
+            return Start(options);
+        }
+        catch (FormatException ex)
+        {
+            // A bad SIGNAL_SERVER_ADDRESS must not stop the program that opted in: report it and stay inert.
+            var log = options?.Log ?? Console.Error.WriteLine;
+            log($"signal client disabled: {ex.Message}");
+            return new SignalClient(null);
+        }
     }
 
     /// <summary>Creates and starts a client.</summary>
@@ -152,77 +165,15 @@ public sealed class SignalClient : IAsyncDisposable
         var delay = options.InitialReconnectDelay;
         while (!cancellationToken.IsCancellationRequested)
         {
-            var registered = false;
-            Socket? socket = null;
-            try
-            {
-                socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
-                using (var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-                {
-                    connectTimeout.CancelAfter(options.ConnectTimeout);
-                    await socket.ConnectAsync(host, port, connectTimeout.Token);
-                }
-            }
-            catch (Exception ex) when (ex is SocketException or OperationCanceledException)
-            {
-                socket?.Dispose();
-                if (cancellationToken.IsCancellationRequested)
-                {
-                    break;
-                }
-
-                Write($"connect to viscript at {options.ServerAddress} as id {Id} failed: {(ex is OperationCanceledException ? "timed out" : ex.Message)}");
-                goto Backoff;
-            }
-
-            var connection = new SignalConnection(socket);
-            _connection = connection;
-            using (var session = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-            {
-                var pinger = PingLoopAsync(connection, options, session.Token);
-                string reason;
-                try
-                {
-                    await connection.SendNormalAsync(SignalOps.Reg, BuildReg(options), cancellationToken);
-                    reason = await connection.RunReadLoopAsync(
-                        frame => OnFrameAsync(connection, frame, () => registered = true),
-                        options.MaxFrameSize, options.ReadTimeout, options.TimeProvider, cancellationToken);
-                }
-                catch (IOException ex)
-                {
-                    reason = "send failed: " + ex.Message;
-                }
-                catch (Exception ex)
-                {
-                    reason = "internal error: " + ex.Message;
-                }
-
-                connection.Abort(reason);
-                await session.CancelAsync();
-                await pinger;
-                await connection.DisposeAsync();
-                lock (_sync)
-                {
-                    IsRegistered = false;
-                    if (_registered.Task.IsCompleted)
-                    {
-                        _registered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                    }
-                }
-
-                if (cancellationToken.IsCancellationRequested)
-                {
-                    break;
-                }
-
-                Write($"disconnected from viscript at {options.ServerAddress}: {reason}");
-                Raise(Disconnected, reason);
-            }
-
-            Backoff:
-            if (registered)
+            var socket = await ConnectAsync(options, host, port, cancellationToken);
+            if (socket is not null && await RunSessionAsync(socket, options, cancellationToken))
             {
                 delay = options.InitialReconnectDelay;
+            }
+
+            if (cancellationToken.IsCancellationRequested)
+            {
+                break;
             }
 
             try
@@ -237,7 +188,77 @@ public sealed class SignalClient : IAsyncDisposable
             }
 
             delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, options.MaxReconnectDelay.Ticks));
+            SignalMetrics.Reconnects.Add(1);
         }
+    }
+
+    private async Task<Socket?> ConnectAsync(SignalClientOptions options, string host, int port, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            using var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            connectTimeout.CancelAfter(options.ConnectTimeout);
+            await socket.ConnectAsync(host, port, connectTimeout.Token);
+            return socket;
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+        {
+            socket.Dispose();
+            if (!cancellationToken.IsCancellationRequested)
+            {
+                Write($"connect to viscript at {options.ServerAddress} as id {Id} failed: {(ex is OperationCanceledException ? "timed out" : ex.Message)}");
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>Registers and serves one connection until it ends; returns whether the registration was acknowledged.</summary>
+    private async Task<bool> RunSessionAsync(Socket socket, SignalClientOptions options, CancellationToken cancellationToken)
+    {
+        var registered = false;
+        var connection = new SignalConnection(socket, "client");
+        _connection = connection;
+        using var session = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var pinger = PingLoopAsync(connection, options, session.Token);
+        string reason;
+        try
+        {
+            await connection.SendNormalAsync(SignalOps.Reg, BuildReg(options), cancellationToken);
+            reason = await connection.RunReadLoopAsync(
+                frame => OnFrameAsync(connection, frame, () => registered = true),
+                options.MaxFrameSize, options.ReadTimeout, options.TimeProvider, cancellationToken);
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException)
+        {
+            reason = cancellationToken.IsCancellationRequested ? "stopped" : "send failed: " + ex.Message;
+        }
+        catch (Exception ex)
+        {
+            reason = "internal error: " + ex.Message;
+        }
+
+        connection.Abort(reason);
+        await session.CancelAsync();
+        await pinger;
+        await connection.DisposeAsync();
+        lock (_sync)
+        {
+            IsRegistered = false;
+            if (_registered.Task.IsCompleted)
+            {
+                _registered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+        }
+
+        if (!cancellationToken.IsCancellationRequested)
+        {
+            Write($"disconnected from viscript at {options.ServerAddress}: {reason}");
+            Raise(Disconnected, reason);
+        }
+
+        return registered;
     }
 
     private byte[] BuildReg(SignalClientOptions options) => SignalJson.Write(w =>

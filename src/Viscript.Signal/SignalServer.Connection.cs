@@ -23,6 +23,7 @@ public sealed partial class SignalServer
         // Extended clients: replies echo the request id, calls run concurrently.
         private readonly ConcurrentDictionary<ulong, Waiter> _byRid = new();
         private long _nextRid;
+        private long _lastFrame; // TimeProvider timestamp of the last frame received
         private bool _failed;
 
         public SignalConnection Connection { get; } = connection;
@@ -33,6 +34,7 @@ public sealed partial class SignalServer
 
         public async ValueTask OnFrameAsync(SignalFrame frame)
         {
+            Volatile.Write(ref _lastFrame, server.Options.TimeProvider.GetTimestamp());
             switch (frame.Type)
             {
                 case SignalFrameType.Normal:
@@ -77,6 +79,7 @@ public sealed partial class SignalServer
         {
             using var deadline = new CancellationTokenSource(timeout, server.Options.TimeProvider);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
+            var outcome = "ok";
             try
             {
                 return Extension > 0
@@ -85,14 +88,33 @@ public sealed partial class SignalServer
             }
             catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
+                outcome = "timeout";
                 throw new SignalException(SignalErrorKind.Timeout,
                     $"client {Info?.Id} did not answer {OpName(op)} within {timeout.TotalSeconds:0.###} s");
             }
+            catch (OperationCanceledException)
+            {
+                outcome = "cancelled";
+                throw;
+            }
+            catch (SignalException ex)
+            {
+                outcome = ex.Kind == SignalErrorKind.Disconnected ? "disconnected" : "bad_reply";
+                throw;
+            }
+            finally
+            {
+                SignalMetrics.Calls.Add(1, new("op", OpName(op)), new("outcome", outcome));
+            }
         }
 
-        /// <summary>Whether the client answers a PING within <paramref name="timeout"/> (hijack check).</summary>
+        /// <summary>
+        /// Whether the client answers a PING within <paramref name="timeout"/> (hijack check). Any frame received
+        /// meanwhile also proves it alive (its PING slot may be busy with a slow call of the host).
+        /// </summary>
         public async Task<bool> ProbeAsync(TimeSpan timeout)
         {
+            var started = server.Options.TimeProvider.GetTimestamp();
             try
             {
                 await CallAsync(SignalOps.Ping, timeout, CancellationToken.None);
@@ -101,7 +123,8 @@ public sealed partial class SignalServer
             catch (SignalException ex)
             {
                 // A bad reply still proves someone is there.
-                return ex.Kind == SignalErrorKind.BadReply;
+                return ex.Kind == SignalErrorKind.BadReply ||
+                    (ex.Kind == SignalErrorKind.Timeout && Volatile.Read(ref _lastFrame) > started && !Connection.IsClosed);
             }
         }
 
@@ -217,7 +240,8 @@ public sealed partial class SignalServer
                     return;
                 }
 
-                server.Report($"{Describe(this)}: ignored unsolicited or late {OpName(op)} reply");
+                SignalMetrics.RepliesIgnored.Add(1);
+                server.Report(SignalDiagnosticKind.IgnoredReply, $"{Describe(this)}: ignored unsolicited or late {OpName(op)} reply", this);
                 return;
             }
 
@@ -239,7 +263,8 @@ public sealed partial class SignalServer
 
             if (waiter is null)
             {
-                server.Report($"{Describe(this)}: ignored {(late ? "late" : "unsolicited")} {OpName(op)} reply");
+                SignalMetrics.RepliesIgnored.Add(1);
+                server.Report(SignalDiagnosticKind.IgnoredReply, $"{Describe(this)}: ignored {(late ? "late" : "unsolicited")} {OpName(op)} reply", this);
                 return;
             }
 

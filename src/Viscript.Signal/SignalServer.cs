@@ -53,6 +53,9 @@ public sealed partial class SignalServer : IAsyncDisposable
     /// <summary>Raised for every diagnostic the server wants an operator to see (bad frames, refused registrations).</summary>
     public event EventHandler<string>? Diagnostic;
 
+    /// <summary>The same diagnostics as <see cref="Diagnostic"/>, with a category, peer and id for structured logging.</summary>
+    public event EventHandler<SignalDiagnostic>? DiagnosticReported;
+
     /// <summary>Binds the listener and starts accepting clients.</summary>
     public Task StartAsync(CancellationToken cancellationToken = default)
     {
@@ -85,7 +88,7 @@ public sealed partial class SignalServer : IAsyncDisposable
         _localEndPoint = (IPEndPoint)socket.LocalEndPoint!;
         if (!IsLoopbackAddress(listen.Address) && _token is null)
         {
-            Report($"listening on {_localEndPoint} without a token: clients from other hosts will be refused");
+            Report(SignalDiagnosticKind.Listener, $"listening on {_localEndPoint} without a token: clients from other hosts will be refused");
         }
 
         _acceptLoop = AcceptLoopAsync(socket, _stopping.Token);
@@ -186,7 +189,7 @@ public sealed partial class SignalServer : IAsyncDisposable
             catch (SocketException ex)
             {
                 // Out of descriptors and similar: report and retry a little later instead of spinning.
-                Report($"accept failed: {ex.Message}");
+                Report(SignalDiagnosticKind.Listener, $"accept failed: {ex.Message}");
                 try
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(100), Options.TimeProvider, cancellationToken);
@@ -199,7 +202,7 @@ public sealed partial class SignalServer : IAsyncDisposable
                 continue;
             }
 
-            var connection = new ServerConnection(this, new SignalConnection(socket));
+            var connection = new ServerConnection(this, new SignalConnection(socket, "server"));
             var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             _connections[connection] = tcs.Task;
             _ = Task.Run(async () =>
@@ -229,18 +232,25 @@ public sealed partial class SignalServer : IAsyncDisposable
         {
             // A bug in a handler must cost only this connection.
             reason = "internal error: " + ex.Message;
-            connection.Connection.Abort(reason);
+            connection.Connection.Abort(reason, ConnectionCloseKind.Error);
         }
 
         connection.FailPending();
         var info = connection.Info;
-        if (reason is not ("closed by peer" or "server stopped" or "stopped" or "disposed"))
+        var kind = connection.Connection.CloseKind switch
         {
-            Report($"{Describe(connection)}: connection closed: {reason}");
+            ConnectionCloseKind.ProtocolViolation => SignalDiagnosticKind.ProtocolViolation,
+            ConnectionCloseKind.Truncated or ConnectionCloseKind.Idle or ConnectionCloseKind.Error => SignalDiagnosticKind.ConnectionLost,
+            _ => (SignalDiagnosticKind?)null, // a normal close, or our own decision already reported
+        };
+        if (kind is { } reported)
+        {
+            Report(reported, $"{Describe(connection)}: connection closed: {reason}", connection);
         }
 
         if (info is not null && _clients.TryRemove(new KeyValuePair<ulong, ServerConnection>(info.Id, connection)))
         {
+            SignalMetrics.Registered.Add(-1);
             Raise(ClientDisconnected, info);
         }
 
@@ -271,7 +281,7 @@ public sealed partial class SignalServer : IAsyncDisposable
         {
             // Never echo the token: only whether one was given.
             var had = SignalJson.GetString(json, "Token") is null ? "no token" : "a wrong token";
-            Report($"{remote}: registration as id {id} refused: remote client presented {had}");
+            Report(SignalDiagnosticKind.RegistrationRefused, $"{remote}: registration as id {id} refused: remote client presented {had}", connection, id);
             connection.Connection.Abort("registration refused: authentication");
             return;
         }
@@ -280,6 +290,7 @@ public sealed partial class SignalServer : IAsyncDisposable
         if (connection.Info is { } previous && previous.Id != id &&
             _clients.TryRemove(new KeyValuePair<ulong, ServerConnection>(previous.Id, connection)))
         {
+            SignalMetrics.Registered.Add(-1);
             Raise(ClientDisconnected, previous);
         }
 
@@ -288,6 +299,7 @@ public sealed partial class SignalServer : IAsyncDisposable
         {
             if (_clients.TryAdd(id, connection))
             {
+                SignalMetrics.Registered.Add(1);
                 break;
             }
 
@@ -305,14 +317,15 @@ public sealed partial class SignalServer : IAsyncDisposable
             var alive = attempt < 3 && await holder.ProbeAsync(Options.RegistrationProbeTimeout);
             if (alive || attempt >= 3)
             {
-                Report($"{remote}: registration as id {id} refused: id held by live client at {holder.Connection.RemoteEndPoint}");
+                Report(SignalDiagnosticKind.RegistrationRefused,
+                    $"{remote}: registration as id {id} refused: id held by live client at {holder.Connection.RemoteEndPoint}", connection, id);
                 connection.Connection.Abort("registration refused: id in use");
                 return;
             }
 
             if (_clients.TryUpdate(id, connection, holder))
             {
-                Report($"{remote}: id {id} taken over from silent connection {holder.Connection.RemoteEndPoint}");
+                Report(SignalDiagnosticKind.IdTakenOver, $"{remote}: id {id} taken over from silent connection {holder.Connection.RemoteEndPoint}", connection, id);
                 holder.Connection.Abort($"replaced by a new registration of id {id}");
                 break;
             }
@@ -364,11 +377,12 @@ public sealed partial class SignalServer : IAsyncDisposable
     private static string Describe(ServerConnection connection) =>
         connection.Info is { } info ? $"client {info.Id} at {connection.Connection.RemoteEndPoint}" : $"{connection.Connection.RemoteEndPoint}";
 
-    private void Report(string message)
+    private void Report(SignalDiagnosticKind kind, string message, ServerConnection? connection = null, ulong? id = null)
     {
         try
         {
             Diagnostic?.Invoke(this, message);
+            DiagnosticReported?.Invoke(this, new SignalDiagnostic(kind, message, connection?.Connection.RemoteEndPoint, id ?? connection?.Info?.Id));
         }
         catch
         {
@@ -384,7 +398,7 @@ public sealed partial class SignalServer : IAsyncDisposable
         }
         catch (Exception ex)
         {
-            Report($"event handler for client {info.Id} threw: {ex.Message}");
+            Report(SignalDiagnosticKind.HandlerFailed, $"event handler for client {info.Id} threw: {ex.Message}", null, info.Id);
         }
     }
 }

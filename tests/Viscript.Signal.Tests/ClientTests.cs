@@ -218,6 +218,45 @@ public class ClientTests
     }
 
     [Fact]
+    public async Task RemoteClient_WithToken_Registers()
+    {
+        await using var server = await TestServer.StartAsync(new SignalServerOptions { Token = "t0k3n" });
+        server.Server.TreatClientsAsRemote = true;
+        await using var client = SignalClient.Start(Options(server.EndPoint, 41) with { Token = "t0k3n" });
+        await client.WaitForRegistrationAsync(Ct);
+        var info = await server.NextRegisteredAsync();
+        Assert.True(info.IsRemote);
+        await server.Server.PingAsync(41, Ct);
+    }
+
+    [Fact]
+    public async Task AgainstGoServer_OversizedFrame_DropsConnectionAndReconnects()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        await using var client = SignalClient.Start(Options(listener.LocalEndpoint, 3) with { MaxFrameSize = 10240 });
+        await using (var go = await AcceptAsync(listener))
+        {
+            await go.ReadNormalAsync();
+            await go.SendAsync(Convert.FromHexString("010000000100002801")); // 10241 bytes announced
+            Assert.True(await go.WaitClosedAsync());
+        }
+
+        await using var again = await AcceptAsync(listener);
+        Assert.Equal(0x00, (await again.ReadNormalAsync()).Op);
+    }
+
+    [Fact]
+    public void Defaults_AreSafe()
+    {
+        Assert.True(IPAddress.IsLoopback(SignalServerOptions.Default.Listen.Address));
+        Assert.Equal(7999, SignalServerOptions.Default.Listen.Port);
+        Assert.Equal(TimeSpan.FromSeconds(5), SignalServerOptions.Default.RequestTimeout);
+        Assert.Equal(1024 * 1024, SignalServerOptions.Default.MaxFrameSize);
+        Assert.True(SignalClientOptions.Default.PingInterval < TimeSpan.FromSeconds(90)); // Go server's read deadline
+    }
+
+    [Fact]
     public void FromEnvironment_ParsesLikeTheOriginal()
     {
         static SignalClientOptions? Read(params (string Name, string Value)[] vars) =>

@@ -77,6 +77,9 @@ public class ServerRobustnessTests
         Assert.True(await bad.WaitClosedAsync());
         var diagnostic = await server.DiagnosticContainingAsync(expected);
         Assert.Contains("closed", diagnostic, StringComparison.Ordinal);
+        var structured = Assert.Single(server.Structured, d => d.Message == diagnostic);
+        Assert.Equal(kind == "truncated" ? SignalDiagnosticKind.ConnectionLost : SignalDiagnosticKind.ProtocolViolation, structured.Kind);
+        Assert.Equal(bad.Socket.LocalEndPoint!.ToString(), structured.RemoteEndPoint!.ToString());
         Assert.False(server.Server.TryGetClient(2, out _));
 
         var ping = server.Server.PingAsync(1, Ct);
@@ -164,7 +167,7 @@ public class ServerRobustnessTests
     }
 
     [Fact]
-    public async Task SilentClient_CallTimesOut_AndLateReplyIsNotTakenForTheNextCall()
+    public async Task SilentClient_CallTimesOut_NotHangs()
     {
         await using var server = await TestServer.StartAsync(new SignalServerOptions { RequestTimeout = TimeSpan.FromMilliseconds(300) });
         await using var peer = await RawPeer.ConnectAsync(server.EndPoint);
@@ -172,20 +175,63 @@ public class ServerRobustnessTests
 
         var error = await Assert.ThrowsAsync<SignalException>(() => server.Server.PingAsync(3, Ct));
         Assert.Equal(SignalErrorKind.Timeout, error.Kind);
-        var first = await peer.ReadNormalAsync();
+        Assert.Equal(0x01, (await peer.ReadNormalAsync()).Op);
+        error = await Assert.ThrowsAsync<SignalException>(() => server.Server.ShutdownAsync(3, Ct));
+        Assert.Equal(SignalErrorKind.Timeout, error.Kind);
+        Assert.True(server.Server.TryGetClient(3, out _)); // a slow client is not dropped for it
+    }
 
-        var second = server.Server.TopAsync(3, Ct);
-        var pendingPing = server.Server.PingAsync(3, Ct);
-        _ = pendingPing.ContinueWith(t => t.Exception, TaskScheduler.Default); // may time out; not the point
-        var topRequest = await peer.ReadNormalAsync();
-        Assert.Equal(0x00, topRequest.Op);
+    [Fact]
+    public async Task AbandonedCall_LateReplyIsNotTakenForTheNextCall()
+    {
+        await using var server = await TestServer.StartAsync();
+        await using var peer = await RawPeer.ConnectAsync(server.EndPoint);
+        await peer.RegisterAsync(3);
 
-        // Late answer to the first PING, then the TOP answer: TOP must get its own reply.
+        using (var cancel = CancellationTokenSource.CreateLinkedTokenSource(Ct))
+        {
+            var abandoned = server.Server.PingAsync(3, cancel.Token);
+            Assert.Equal(0x01, (await peer.ReadNormalAsync()).Op);
+            await cancel.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => abandoned);
+        }
+
+        var next = server.Server.PingAsync(3, Ct);
+        Assert.Equal(0x01, (await peer.ReadNormalAsync()).Op);
+
+        // The late answer to the first PING arrives first: it must not complete the second call.
         await peer.SendNormalAsync(0x81, "null");
         await server.DiagnosticContainingAsync("late PING");
-        await peer.SendNormalAsync(0x80, "{\"HeapAlloc\":31}");
-        Assert.Equal(31ul, (await second).HeapAlloc);
-        Assert.Equal(0x01, first.Op);
+        Assert.False(next.IsCompleted);
+        await peer.SendNormalAsync(0x81, "null");
+        await next;
+    }
+
+    [Fact]
+    public async Task AbandonedCall_ExtendedClient_LateReplyRecognisedById()
+    {
+        await using var server = await TestServer.StartAsync();
+        await using var peer = await RawPeer.ConnectAsync(server.EndPoint);
+        await peer.RegisterAsync(3, "\"Ext\":1");
+
+        string firstRid;
+        using (var cancel = CancellationTokenSource.CreateLinkedTokenSource(Ct))
+        {
+            var abandoned = server.Server.TopAsync(3, cancel.Token);
+            firstRid = (await peer.ReadNormalAsync()).Json;
+            await cancel.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => abandoned);
+        }
+
+        var next = server.Server.TopAsync(3, Ct);
+        var secondRid = (await peer.ReadNormalAsync()).Json;
+        Assert.NotEqual(firstRid, secondRid);
+        Assert.StartsWith("{\"Rid\":", secondRid, StringComparison.Ordinal);
+
+        await peer.SendNormalAsync(0x80, "{\"HeapAlloc\":1," + firstRid[1..]);
+        await server.DiagnosticContainingAsync("late TOP");
+        await peer.SendNormalAsync(0x80, "{\"HeapAlloc\":2," + secondRid[1..]);
+        Assert.Equal(2ul, (await next).HeapAlloc);
     }
 
     [Fact]
@@ -263,7 +309,8 @@ public class ServerRobustnessTests
     [Fact]
     public async Task RegForLiveHoldersId_IsRefused()
     {
-        await using var server = await TestServer.StartAsync();
+        // The probe deadline is only an upper bound here: the live holder answers at once.
+        await using var server = await TestServer.StartAsync(new SignalServerOptions { RegistrationProbeTimeout = TimeSpan.FromSeconds(15) });
         await using var holder = SignalClient.Start(new SignalClientOptions
         {
             ServerAddress = server.EndPoint.ToString(),
@@ -277,10 +324,39 @@ public class ServerRobustnessTests
         await thief.SendNormalAsync(0x00, "{\"Id\":5}");
         Assert.True(await thief.WaitClosedAsync());
         Assert.Contains("refused", await server.DiagnosticContainingAsync("id 5"), StringComparison.Ordinal);
+        var refusal = Assert.Single(server.Structured);
+        Assert.Equal((SignalDiagnosticKind.RegistrationRefused, 5ul), (refusal.Kind, refusal.ClientId));
 
         Assert.True(server.Server.TryGetClient(5, out var after));
         Assert.Equal(before!.RemoteEndPoint, after!.RemoteEndPoint);
         await server.Server.PingAsync(5, Ct);
+    }
+
+    [Fact]
+    public async Task RegForBusyButLiveHoldersId_IsRefused()
+    {
+        // The holder's PING slot is taken by a slow call of the host, so the probe cannot get an answer in time;
+        // the holder's keepalive frames still prove it is alive.
+        await using var server = await TestServer.StartAsync(new SignalServerOptions { RequestTimeout = TimeSpan.FromSeconds(20) });
+        await using var holder = await RawPeer.ConnectAsync(server.EndPoint);
+        await holder.RegisterAsync(7);
+        var slow = server.Server.PingAsync(7, Ct);
+        var request = await holder.ReadNormalAsync();
+
+        await using var thief = await RawPeer.ConnectAsync(server.EndPoint);
+        await thief.SendNormalAsync(0x00, "{\"Id\":7}");
+        var refused = thief.WaitClosedAsync();
+        while (!refused.IsCompleted)
+        {
+            await holder.SendAsync(RawPeer.Stamp(0x81, 1)); // the client-side keepalive, sped up
+            await Task.WhenAny(refused, Task.Delay(50, Ct));
+        }
+
+        Assert.True(await refused);
+        await server.DiagnosticContainingAsync("refused");
+        await holder.SendNormalAsync((byte)(request.Op | 0x80), "null");
+        await slow;
+        Assert.Equal(holder.Socket.LocalEndPoint!.ToString(), Assert.Single(server.Server.Clients).RemoteEndPoint.ToString());
     }
 
     [Fact]
@@ -347,7 +423,6 @@ public class ServerRobustnessTests
     {
         await using var server = await TestServer.StartAsync(new SignalServerOptions { IdleTimeout = TimeSpan.FromMilliseconds(300) });
         await using var peer = await RawPeer.ConnectAsync(server.EndPoint);
-        await peer.RegisterAsync(1);
         Assert.True(await peer.WaitClosedAsync());
         await server.DiagnosticContainingAsync("idle");
     }

@@ -10,7 +10,13 @@ internal sealed class TestServer : IAsyncDisposable
     private TestServer(SignalServer server)
     {
         Server = server;
-        server.Diagnostic += (_, message) => { Diagnostics.Enqueue(message); DiagnosticChannel.Writer.TryWrite(message); };
+        // The server raises Diagnostic, then DiagnosticReported: signalling from the second means both were seen.
+        server.Diagnostic += (_, message) => Diagnostics.Enqueue(message);
+        server.DiagnosticReported += (_, diagnostic) =>
+        {
+            Structured.Enqueue(diagnostic);
+            DiagnosticChannel.Writer.TryWrite(diagnostic.Message);
+        };
         server.ClientRegistered += (_, info) => Registered.Writer.TryWrite(info);
         server.ClientDisconnected += (_, info) => Disconnected.Writer.TryWrite(info);
     }
@@ -24,6 +30,8 @@ internal sealed class TestServer : IAsyncDisposable
     public ConcurrentQueue<string> Diagnostics { get; } = new();
 
     public Channel<string> DiagnosticChannel { get; } = Channel.CreateUnbounded<string>();
+
+    public ConcurrentQueue<SignalDiagnostic> Structured { get; } = new();
 
     public Channel<SignalClientInfo> Registered { get; } = Channel.CreateUnbounded<SignalClientInfo>();
 

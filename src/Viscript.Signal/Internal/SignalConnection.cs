@@ -7,6 +7,20 @@ using Viscript.Signal.Protocol;
 
 namespace Viscript.Signal.Internal;
 
+/// <summary>Why a connection ended, for diagnostics and metrics.</summary>
+internal enum ConnectionCloseKind
+{
+    None = 0,
+    PeerClosed = 10,
+    Truncated = 20,
+    ProtocolViolation = 30,
+    Idle = 40,
+    Error = 50,
+    Stopped = 60,
+    /// <summary>Closed by our own decision (refused, replaced, write failure); the cause was reported already.</summary>
+    Local = 70,
+}
+
 /// <summary>
 /// One TCP connection speaking the skycoin/net framing: a read loop over a <see cref="PipeReader"/> and serialised
 /// writes with a per-direction sequence number. Used by both the server and the client.
@@ -25,8 +39,11 @@ internal sealed class SignalConnection : IAsyncDisposable
     private uint _nextSeq;
     private int _disposed;
 
-    public SignalConnection(Socket socket)
+    private readonly string _side;
+
+    public SignalConnection(Socket socket, string side)
     {
+        _side = side;
         _socket = socket;
         _socket.NoDelay = true; // reference §4.7: without it every small reply waits ~40 ms for a delayed ACK
         RemoteEndPoint = socket.RemoteEndPoint ?? new IPEndPoint(IPAddress.None, 0);
@@ -43,6 +60,9 @@ internal sealed class SignalConnection : IAsyncDisposable
 
     /// <summary>Why the connection ended, once it has.</summary>
     public string? CloseReason { get; private set; }
+
+    /// <summary>Category of <see cref="CloseReason"/>.</summary>
+    public ConnectionCloseKind CloseKind { get; private set; }
 
     public Task SendNormalAsync(byte op, ReadOnlyMemory<byte> json, CancellationToken cancellationToken = default) =>
         SendAsync(SignalFrameType.Normal, op, json, 0, cancellationToken);
@@ -95,11 +115,13 @@ internal sealed class SignalConnection : IAsyncDisposable
             timeout.CancelAfter(WriteTimeout);
             started = true;
             await _stream.WriteAsync(_writeBuffer.WrittenMemory, timeout.Token);
+            SignalMetrics.FramesSent.Add(1, new("side", _side), new("type", SignalMetrics.TypeName(type == 0 ? SignalFrameType.Normal : type)));
         }
         catch (Exception ex) when (started && ex is OperationCanceledException or IOException or ObjectDisposedException or SocketException)
         {
             // A half-written frame desynchronises the stream: nothing more can be sent on it.
-            Abort(ex is OperationCanceledException && !cancellationToken.IsCancellationRequested ? "write timed out" : "write failed: " + ex.Message);
+            Abort(ex is OperationCanceledException && !cancellationToken.IsCancellationRequested ? "write timed out" : "write failed: " + ex.Message,
+                ConnectionCloseKind.Error);
             if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested)
             {
                 throw;
@@ -125,6 +147,7 @@ internal sealed class SignalConnection : IAsyncDisposable
         CancellationToken cancellationToken)
     {
         string reason;
+        var kind = ConnectionCloseKind.PeerClosed;
         var idle = idleTimeout > TimeSpan.Zero && idleTimeout != Timeout.InfiniteTimeSpan
             ? new CancellationTokenSource(idleTimeout, timeProvider)
             : new CancellationTokenSource();
@@ -144,6 +167,7 @@ internal sealed class SignalConnection : IAsyncDisposable
                 {
                     while (SignalFrameReader.TryReadFrame(ref buffer, maxBodySize, out var frame))
                     {
+                        SignalMetrics.FramesReceived.Add(1, new("side", _side), new("type", SignalMetrics.TypeName(frame.Type)));
                         await onFrame(frame);
                     }
                 }
@@ -155,6 +179,7 @@ internal sealed class SignalConnection : IAsyncDisposable
 
                 if (result.IsCompleted)
                 {
+                    kind = buffer.IsEmpty ? ConnectionCloseKind.PeerClosed : ConnectionCloseKind.Truncated;
                     reason = buffer.IsEmpty ? "closed by peer" : $"closed by peer in the middle of a frame ({buffer.Length} bytes pending)";
                     break;
                 }
@@ -162,22 +187,27 @@ internal sealed class SignalConnection : IAsyncDisposable
         }
         catch (SignalProtocolException ex)
         {
+            kind = ConnectionCloseKind.ProtocolViolation;
             reason = "protocol violation: " + ex.Message;
-        }
-        catch (OperationCanceledException) when (idle.IsCancellationRequested)
-        {
-            reason = $"idle for {idleTimeout.TotalSeconds:0.#} s";
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            reason = "stopped";
         }
         catch (OperationCanceledException) when (_closed.IsCancellationRequested)
         {
+            kind = CloseKind;
             reason = CloseReason ?? "closed";
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            kind = ConnectionCloseKind.Stopped;
+            reason = "stopped";
+        }
+        catch (OperationCanceledException) when (idle.IsCancellationRequested)
+        {
+            kind = ConnectionCloseKind.Idle;
+            reason = $"idle for {idleTimeout.TotalSeconds:0.#} s";
         }
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
         {
+            kind = CloseReason is null ? ConnectionCloseKind.Error : CloseKind;
             reason = CloseReason ?? "connection error: " + ex.Message;
         }
         finally
@@ -185,12 +215,13 @@ internal sealed class SignalConnection : IAsyncDisposable
             idle.Dispose();
         }
 
-        Abort(reason);
+        Abort(reason, kind);
+        SignalMetrics.ConnectionsClosed.Add(1, new("side", _side), new("reason", CloseKind.ToString()));
         return CloseReason ?? reason;
     }
 
     /// <summary>Closes the connection now; the first reason given wins.</summary>
-    public void Abort(string reason)
+    public void Abort(string reason, ConnectionCloseKind kind = ConnectionCloseKind.Local)
     {
         lock (_closed)
         {
@@ -200,6 +231,7 @@ internal sealed class SignalConnection : IAsyncDisposable
             }
 
             CloseReason = reason;
+            CloseKind = kind;
             _closed.Cancel();
         }
 
@@ -222,7 +254,7 @@ internal sealed class SignalConnection : IAsyncDisposable
             return;
         }
 
-        Abort("disposed");
+        Abort("disposed", ConnectionCloseKind.Stopped);
         await _reader.CompleteAsync();
         await _stream.DisposeAsync();
     }
