@@ -253,7 +253,7 @@ public sealed class ExeLifecycleTests : ExeTestBase
         await d.WaitForLineAsync(l => l.StartsWith("echo", StringComparison.Ordinal) && l.Contains("- test app in echo mode", StringComparison.Ordinal));
         await d.Stdin.WriteLineAsync("start -a echo");
         await d.WaitForLineAsync("Attached to 1;");
-        await d.WaitForLineAsync("testapp echo ready");
+        // Typed lines go to the app verbatim (no parsing, case kept); the pipe buffers them until it reads.
         await d.Stdin.WriteLineAsync("help MixedCase 'quoted arg'");
         await d.WaitForLineAsync("echo: help MixedCase 'quoted arg'");
         await d.Stdin.WriteLineAsync("^Z");
