@@ -34,6 +34,9 @@ public sealed record DataPlaneOptions
     /// <summary>A link with no authenticated packet for this long is declared down.</summary>
     public TimeSpan DeadAfter { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>The link initiator runs a fresh handshake when the keys are this old (forward secrecy; WireGuard uses 2 minutes).</summary>
+    public TimeSpan RekeyAfter { get; init; } = TimeSpan.FromMinutes(2);
+
     /// <summary>Period of the maintenance loop (retries, probes, expiry).</summary>
     public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(50);
 
@@ -64,6 +67,7 @@ public sealed record DataPlaneOptions
         if (ProbeWindow is < 1 or > 64) { errors.Add("ProbeWindow must be within 1..64"); }
         if (DeadAfter <= ProbeInterval) { errors.Add("DeadAfter must be longer than ProbeInterval"); }
         if (TickInterval <= TimeSpan.Zero) { errors.Add("TickInterval must be positive"); }
+        if (RekeyAfter <= TimeSpan.Zero) { errors.Add("RekeyAfter must be positive"); }
         if (errors.Count > 0)
         {
             throw new ArgumentException("invalid data plane options: " + string.Join("; ", errors));

@@ -226,6 +226,13 @@ public sealed partial class NodeDataPlane
             }
 
             session.Confirmed = true;
+            if (ReferenceEquals(link.Next, session))
+            {
+                link.Next = null;
+                RotateLocked(link, session);
+            }
+
+            link.Handshakes++;
             up = SetUpLocked(link);
         }
 
@@ -374,10 +381,25 @@ public sealed partial class NodeDataPlane
             }
 
             WriteMac1(Mac1Key(peer), response[..responseMacAt], response[responseMacAt..]);
-            var session = new LinkSession(link, localIndex, remoteIndex, state.Split(), aead, confirmed: false);
+            var session = new LinkSession(link, localIndex, remoteIndex, state.Split(), aead, confirmed: false, _time.GetTimestamp());
             state.Dispose();
             _sessionsByIndex[localIndex] = session;
-            RotateLocked(link, session);
+            if (link.State == LinkState.Up && link.Current is { Confirmed: true })
+            {
+                // Re-handshake of a working link: keep sending on the confirmed keys until the
+                // initiator shows it has the new ones (a lost response then costs nothing).
+                if (link.Next is { } stale)
+                {
+                    _sessionsByIndex.TryRemove(new KeyValuePair<uint, LinkSession>(stale.LocalIndex, stale));
+                    stale.Dispose();
+                }
+
+                link.Next = session;
+            }
+            else
+            {
+                RotateLocked(link, session);
+            }
             var copy = new SocketAddress(from.Family, from.Size);
             from.Buffer.Span[..from.Size].CopyTo(copy.Buffer.Span);
             link.Remote = copy;
@@ -457,7 +479,8 @@ public sealed partial class NodeDataPlane
                 return;
             }
 
-            session = new LinkSession(link, index, remoteIndex, pending.State.Split(), pending.Aead, confirmed: true);
+            session = new LinkSession(link, index, remoteIndex, pending.State.Split(), pending.Aead, confirmed: true, _time.GetTimestamp());
+            link.Handshakes++;
             _pendingByIndex.TryRemove(index, out _);
             link.Pending = null;
             pending.Dispose();

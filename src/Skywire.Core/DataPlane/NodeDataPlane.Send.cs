@@ -196,7 +196,7 @@ public sealed partial class NodeDataPlane
             link.Pending = null;
         }
 
-        foreach (var session in new[] { link.Current, link.Previous })
+        foreach (var session in new[] { link.Current, link.Previous, link.Next })
         {
             if (session is not null)
             {
@@ -207,6 +207,7 @@ public sealed partial class NodeDataPlane
 
         link.Current = null;
         link.Previous = null;
+        link.Next = null;
         link.SrttSeconds = null;
         link.LastRttSeconds = null;
         Array.Clear(link.ProbeSentAt);
@@ -288,9 +289,20 @@ public sealed partial class NodeDataPlane
                     downReason = $"no packet for {_options.DeadAfter.TotalSeconds:0.#} s";
                     MarkDownLocked(link, LinkState.Down, downReason);
                 }
-                else if (now >= link.NextProbeAt)
+                else
                 {
-                    SendProbeLocked(link, session, now);
+                    if (now >= link.NextProbeAt)
+                    {
+                        SendProbeLocked(link, session, now);
+                    }
+
+                    if (link.Initiator && link.Pending is null && _time.GetElapsedTime(session.CreatedAt, now) > _options.RekeyAfter)
+                    {
+                        // Fresh ephemeral keys; the current ones keep working until the response arrives.
+                        link.Attempts = 0;
+                        link.HandshakeStartedAt = now;
+                        SendInitLocked(link);
+                    }
                 }
             }
         }

@@ -234,6 +234,9 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
     /// <summary>How often the peer's address changed (tests: a stable peer must not count as roaming).</summary>
     internal long RoamsOf(PubKey peer) => _links.TryGetValue(peer, out var link) ? Interlocked.Read(ref link.Roams) : 0;
 
+    /// <summary>Completed handshakes with the peer (tests: rekeying).</summary>
+    internal long HandshakesOf(PubKey peer) => _links.TryGetValue(peer, out var link) ? Interlocked.Read(ref link.Handshakes) : 0;
+
     // ---- Rules ------------------------------------------------------------------------------
 
     /// <summary>Installs or refreshes a forwarding rule (a refresh of the same rule keeps its counters).</summary>

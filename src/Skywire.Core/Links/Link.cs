@@ -10,8 +10,9 @@ internal sealed class LinkSession : IDisposable
 {
     private long _sendCounter = -1;
 
-    public LinkSession(Link link, uint localIndex, uint remoteIndex, NoiseTransport transport, AeadAlgorithmId aead, bool confirmed)
+    public LinkSession(Link link, uint localIndex, uint remoteIndex, NoiseTransport transport, AeadAlgorithmId aead, bool confirmed, long createdAt)
     {
+        CreatedAt = createdAt;
         Link = link;
         LocalIndex = localIndex;
         RemoteIndex = remoteIndex;
@@ -21,6 +22,9 @@ internal sealed class LinkSession : IDisposable
     }
 
     public Link Link { get; }
+
+    /// <summary>TimeProvider timestamp of the handshake that made these keys (rekey timing).</summary>
+    public long CreatedAt { get; }
 
     public uint LocalIndex { get; }
 
@@ -81,6 +85,15 @@ internal sealed class Link
     public volatile LinkSession? Current;
 
     public LinkSession? Previous;
+
+    /// <summary>
+    /// Responder side of a re-handshake on an up link: the new keys receive at once but are used
+    /// for sending only after the initiator proves it has them (its first packet under them).
+    /// </summary>
+    public LinkSession? Next;
+
+    /// <summary>Completed handshakes (tests, diagnostics).</summary>
+    public long Handshakes;
 
     public volatile SocketAddress? Remote;
 

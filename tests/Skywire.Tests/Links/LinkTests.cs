@@ -160,4 +160,33 @@ public class LinkTests
         Assert.Equal(LinkState.Up, b.Plane.GetLink(a.Key.Public)!.State);
         Assert.Equal(0, b.Plane.Statistics.InternalError);
     }
+
+    [Fact]
+    public async Task Rekey_FreshHandshakes_LinkStaysUp_SessionKeepsDelivering()
+    {
+        var options = TestNode.Fast with { RekeyAfter = TimeSpan.FromMilliseconds(300) };
+        await using var a = new TestNode(options);
+        await using var b = new TestNode(options);
+        var ct = TestContext.Current.CancellationToken;
+        var downs = 0;
+        a.Plane.LinkDown += (_, _) => Interlocked.Increment(ref downs);
+        b.Plane.LinkDown += (_, _) => Interlocked.Increment(ref downs);
+        await a.Plane.OpenLinkAsync(b.Key.Public, b.EndPoint, ct);
+        var sb = b.Plane.BindSession(new Skywire.Core.Sessions.SessionRoute(3, a.Key.Public, false, a.Key.Public, 2, a.Key.Public, 1));
+        var sa = await a.Plane.OpenSessionAsync(new Skywire.Core.Sessions.SessionRoute(3, b.Key.Public, true, b.Key.Public, 1, b.Key.Public, 2), ct);
+        var got = 0;
+        sb.Receiver = _ => Interlocked.Increment(ref got);
+
+        await Wait.UntilAsync(() => a.Plane.HandshakesOf(b.Key.Public) >= 4 && b.Plane.HandshakesOf(a.Key.Public) >= 4, what: "three rekeys");
+        Assert.Equal(LinkState.Up, a.Plane.GetLink(b.Key.Public)!.State);
+        Assert.Equal(LinkState.Up, b.Plane.GetLink(a.Key.Public)!.State);
+        Assert.Equal(0, Volatile.Read(ref downs));
+        for (var i = 0; i < 100 && Volatile.Read(ref got) == 0; i++)
+        {
+            sa.Send([1, 2, 3]);
+            await Task.Delay(20, ct);
+        }
+
+        Assert.True(Volatile.Read(ref got) > 0);
+    }
 }
