@@ -52,8 +52,9 @@ internal sealed class LinkSession : IDisposable
 /// <summary>Our side of an IK handshake we started.</summary>
 internal sealed class PendingLinkHandshake : IDisposable
 {
-    public PendingLinkHandshake(uint localIndex, HandshakeState state, AeadAlgorithmId aead)
+    public PendingLinkHandshake(uint localIndex, HandshakeState state, AeadAlgorithmId aead, byte[] mac1)
     {
+        Mac1 = mac1;
         LocalIndex = localIndex;
         State = state;
         Aead = aead;
@@ -64,6 +65,9 @@ internal sealed class PendingLinkHandshake : IDisposable
     public HandshakeState State { get; }
 
     public AeadAlgorithmId Aead { get; }
+
+    /// <summary>The mac1 of the init sent: a cookie reply echoes it.</summary>
+    public byte[] Mac1 { get; }
 
     public void Dispose() => State.Dispose();
 }
@@ -109,6 +113,10 @@ internal sealed class Link
     public long HandshakeStartedAt;
     public long NextAttemptAt;
     public TaskCompletionSource? UpSignal;
+
+    /// <summary>Cookie from the peer's last cookie reply (for mac2), and when it arrived.</summary>
+    public byte[]? Cookie;
+    public long CookieAt;
 
     /// <summary>Highest handshake timestamp accepted from the peer (replayed inits are refused).</summary>
     public ulong LastInitTimestamp;

@@ -189,4 +189,28 @@ public class LinkTests
 
         Assert.True(Volatile.Read(ref got) > 0);
     }
+
+    [Fact]
+    public async Task UnderLoad_InitsGetCookies_LinkStillComesUpWithMac2()
+    {
+        // Threshold 0: the responder always demands proof of address before any DH.
+        await using var a = new TestNode();
+        await using var b = new TestNode(TestNode.Fast with { HandshakesPerSecondBeforeCookies = 0 });
+        using var proxy = new RecordingProxy(b.EndPoint);
+        await a.Plane.OpenLinkAsync(b.Key.Public, proxy.EndPoint, TestContext.Current.CancellationToken);
+        Assert.True(b.Plane.Statistics.CookieReplies >= 1);
+        var inits = proxy.Seen.Where(p => p[0] == (byte)LinkPacketType.HandshakeInit).ToList();
+        Assert.True(inits.Count >= 2);
+        Assert.All(inits[0].AsSpan(LinkLimits.HandshakeInitMac2Offset).ToArray(), x => Assert.Equal(0, x));
+        Assert.Contains(proxy.Seen, p => p[0] == (byte)LinkPacketType.CookieReply && p.Length == LinkLimits.CookieReplyLength);
+
+        // The first init (no mac2), replayed from another address, gets only a cookie: no state, no DH.
+        var failed = b.Plane.Statistics.HandshakeFailed + b.Plane.Statistics.StaleHandshake;
+        var cookies = b.Plane.Statistics.CookieReplies;
+        using var other = new RecordingProxy(b.EndPoint);
+        other.Inject(inits[0]);
+        await Wait.UntilAsync(() => b.Plane.Statistics.CookieReplies > cookies, what: "cookie for the replay");
+        Assert.Equal(failed, b.Plane.Statistics.HandshakeFailed + b.Plane.Statistics.StaleHandshake);
+        Assert.Equal(LinkState.Up, b.Plane.GetLink(a.Key.Public)!.State);
+    }
 }
