@@ -1,2 +1,10 @@
-Console.WriteLine("skywire: not implemented yet");
-return 0;
+using System.CommandLine;
+using Skywire.Commands;
+
+var root = new RootCommand("Skywire: a peer-to-peer overlay mesh. Commands: keygen, manager, node, cli, app.");
+root.Subcommands.Add(KeygenCommand.Create());
+root.Subcommands.Add(ManagerCommand.Create());
+root.Subcommands.Add(NodeCommand.Create());
+root.Subcommands.Add(CliCommand.Create());
+root.Subcommands.Add(AppCommand.Create());
+return await root.Parse(args).InvokeAsync();

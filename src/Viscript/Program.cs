@@ -1,2 +1,176 @@
-Console.WriteLine("viscript: not implemented yet");
-return 0;
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Viscript;
+using Viscript.Cli;
+using Viscript.Core;
+using Viscript.Core.Config;
+using Viscript.Daemon;
+
+if (args.Length > 0 && args[0] == "cli")
+{
+    using var cliCts = new CancellationTokenSource();
+    Console.CancelKeyPress += (_, e) =>
+    {
+        e.Cancel = true;
+        cliCts.Cancel();
+    };
+    return await CliClient.RunAsync(args[1..], Console.In, Console.Out, Console.Error, cliCts.Token);
+}
+
+var headless = new Option<bool>("--headless", "-run_headless") { Description = "Run without the web GUI (daemon + REPL on stdin)." };
+var config = new Option<string?>("--config", "-c") { Description = "config.yaml to load (default ./config.yaml if present)." };
+var signal = new Option<string>("--signal") { Description = "Signal server address; port 0 picks a free port.", DefaultValueFactory = _ => "127.0.0.1:7999" };
+var control = new Option<string>("--control") { Description = "Control API (HTTP) address; port 0 picks a free port.", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("VISCRIPT_CONTROL") ?? "127.0.0.1:7777" };
+var logs = new Option<string?>("--logs") { Description = "Folder for per-app log files (default: logs next to the config)." };
+var token = new Option<string?>("--token") { Description = "Token required from control clients and remote signal clients (default env VISCRIPT_TOKEN). Mandatory on non-loopback addresses." };
+var verbose = new Option<bool>("--verbose", "-v") { Description = "Diagnostic logs (information level) on stderr." };
+var noRepl = new Option<bool>("--no-repl") { Description = "Do not read commands from stdin." };
+var manager = new Option<string?>("--manager") { Description = "Skywire manager (PUBKEY@host:port) whose mesh the GUI draws (default env VISCRIPT_MANAGER)." };
+var managerKey = new Option<string?>("--manager-key-file") { Description = "Key file for the topology queries: the manager's own or an --admin key (default env VISCRIPT_MANAGER_KEY_FILE)." };
+
+var root = new RootCommand("viscript: process manager and console for Skywire. 'viscript cli --help' for the client.")
+{
+    headless, config, signal, control, logs, token, verbose, noRepl, manager, managerKey,
+};
+// Shown in --help; the real dispatch happens above, before parsing, so that cli arguments are passed through untouched.
+root.Subcommands.Add(new Command("cli", "Send a command to a running daemon (see 'viscript cli --help')."));
+
+root.SetAction(async (parse, _) =>
+{
+    if (!Endpoints.TryParse(parse.GetValue(signal)!, out var signalEp))
+    {
+        Console.Error.WriteLine($"viscript: bad --signal address '{parse.GetValue(signal)}' (expected host:port).");
+        return (int)ErrorCode.Usage;
+    }
+    if (!Endpoints.TryParse(parse.GetValue(control)!, out var controlEp))
+    {
+        Console.Error.WriteLine($"viscript: bad --control address '{parse.GetValue(control)}' (expected host:port).");
+        return (int)ErrorCode.Usage;
+    }
+    var options = new DaemonOptions
+    {
+        ConfigPath = parse.GetValue(config),
+        Signal = signalEp,
+        Control = controlEp,
+        LogDirectory = parse.GetValue(logs),
+        Token = parse.GetValue(token) ?? Environment.GetEnvironmentVariable("VISCRIPT_TOKEN"),
+        LogLevel = parse.GetValue(verbose) ? LogLevel.Information : LogLevel.Warning,
+        Manager = parse.GetValue(manager) ?? Environment.GetEnvironmentVariable("VISCRIPT_MANAGER"),
+        ManagerKeyFile = parse.GetValue(managerKey) ?? Environment.GetEnvironmentVariable("VISCRIPT_MANAGER_KEY_FILE"),
+    };
+    return await RunDaemonAsync(options, parse.GetValue(headless), parse.GetValue(noRepl));
+});
+
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+
+static async Task<int> RunDaemonAsync(DaemonOptions options, bool headlessFlag, bool noRepl)
+{
+    ViscriptConfig cfg;
+    try
+    {
+        cfg = DaemonHost.LoadConfig(options.ConfigPath);
+    }
+    catch (ConfigException ex)
+    {
+        Console.Error.WriteLine("viscript: invalid configuration, nothing started:");
+        foreach (var e in ex.Errors)
+        {
+            Console.Error.WriteLine("  " + e);
+        }
+        return (int)ErrorCode.BadConfig;
+    }
+    foreach (var w in cfg.Warnings)
+    {
+        Console.Error.WriteLine("viscript: warning: " + w);
+    }
+    var isHeadless = headlessFlag || cfg.Settings.RunHeadless;
+    options = options with { ConfigPath = cfg.FilePath, Headless = isHeadless };
+    if (cfg.Settings.VerifyParsingByPrinting)
+    {
+        PrintConfig(cfg);
+    }
+
+    DaemonHost daemon;
+    try
+    {
+        daemon = await DaemonHost.StartAsync(options);
+    }
+    catch (ViscriptException ex)
+    {
+        Console.Error.WriteLine("viscript: " + ex.Message);
+        return (int)ex.Code;
+    }
+    catch (ConfigException ex)
+    {
+        Console.Error.WriteLine("viscript: invalid configuration, nothing started:\n  " + string.Join("\n  ", ex.Errors));
+        return (int)ErrorCode.BadConfig;
+    }
+    catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or InvalidOperationException)
+    {
+        Console.Error.WriteLine("viscript: could not start listening: " + ex.Message);
+        return (int)ErrorCode.Internal;
+    }
+
+    var stdout = Console.Out;
+    stdout.WriteLine(daemon.StartLine);
+    if (!isHeadless)
+    {
+        stdout.WriteLine($"viscript: GUI {daemon.ControlUrl}/");
+    }
+    stdout.Flush();
+
+    // SIGINT, SIGTERM, SIGQUIT: stop apps per policy, then exit. A second signal does not cut the graceful stop short.
+    var registrations = new List<PosixSignalRegistration>();
+    foreach (var sig in new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGQUIT })
+    {
+        registrations.Add(PosixSignalRegistration.Create(sig, ctx =>
+        {
+            ctx.Cancel = true;
+            daemon.RequestStop();
+        }));
+    }
+
+    var repl = new Repl(daemon, Console.In, stdout);
+    using var replCts = new CancellationTokenSource();
+    var events = repl.PrintEventsAsync(replCts.Token);
+    foreach (var line in daemon.Supervisor.StartAutostartApps())
+    {
+        repl.WriteLine(line);
+    }
+    if (!noRepl)
+    {
+        _ = Task.Run(async () =>
+        {
+            if (await repl.RunAsync(replCts.Token))
+            {
+                daemon.RequestStop();
+            }
+        });
+    }
+
+    await daemon.StopRequested;
+    repl.WriteLine("viscript: stopping apps...");
+    await daemon.DisposeAsync();
+    await replCts.CancelAsync();
+    await events;
+    repl.WriteLine("viscript: stopped.");
+    foreach (var r in registrations)
+    {
+        r.Dispose();
+    }
+    return 0;
+}
+
+static void PrintConfig(ViscriptConfig cfg)
+{
+    Console.WriteLine("[ Config ]");
+    foreach (var app in cfg.Apps.Values.OrderBy(a => a.Name, StringComparer.Ordinal))
+    {
+        Console.WriteLine($"[ App \"{app.Name}\" ]");
+        Console.WriteLine($"\tPath: {app.Path}");
+        Console.WriteLine($"\tArgs: [{string.Join(", ", app.DefaultArgs)}]");
+        Console.WriteLine($"\tDescription: {app.Description}");
+        Console.WriteLine($"\tHelp: {app.Help}");
+    }
+    Console.WriteLine($"Default Settings: runHeadless={cfg.Settings.RunHeadless} verboseInput={cfg.Settings.VerboseInput} verifyParsingByPrinting={cfg.Settings.VerifyParsingByPrinting}");
+}

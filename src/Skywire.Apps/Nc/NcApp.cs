@@ -1,0 +1,85 @@
+using System.Net;
+using Skywire.Core.Sdk;
+
+namespace Skywire.Apps.Nc;
+
+/// <summary>Options of the netcat app.</summary>
+public sealed record NcOptions
+{
+    /// <summary>The node's app API address.</summary>
+    public required IPEndPoint NodeApps { get; init; }
+    /// <summary>The node's app token.</summary>
+    public required string Token { get; init; }
+    /// <summary>This app's name in the tracker.</summary>
+    public required string Name { get; init; }
+    /// <summary>Tracker type.</summary>
+    public string Type { get; init; } = "nc";
+}
+
+/// <summary>
+/// Netcat over the mesh. Listen: accept one stream and copy it to an output until the peer closes its side.
+/// Dial: copy an input into a stream to (node, app), close the sending side at end of input, then drain
+/// whatever the peer sends back into an output until it closes.
+/// </summary>
+public static class NcApp
+{
+    private const int BufferSize = 64 * 1024;
+
+    /// <summary>Registers, accepts one stream and copies it to <paramref name="output"/>. Returns bytes copied.</summary>
+    public static async Task<long> ListenAsync(NcOptions options, Stream output, Action<string>? onReady = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(output);
+        await using var app = await SkywireApp.ConnectAsync(options.NodeApps, options.Token, cancellationToken);
+        await app.RegisterAsync(options.Name, options.Type, cancellationToken);
+        onReady?.Invoke($"{app.NodeKey}/{options.Name}");
+        await using var stream = await app.AcceptAsync(cancellationToken);
+        var total = await CopyAsync(stream, output, cancellationToken);
+        await output.FlushAsync(cancellationToken);
+        return total;
+    }
+
+    /// <summary>Dials <paramref name="target"/> (<c>NODEKEY/APPNAME</c>) and sends <paramref name="input"/>; peer data goes to <paramref name="output"/>.</summary>
+    public static async Task<long> DialAsync(NcOptions options, string target, Stream input, Stream? output, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(target);
+        ArgumentNullException.ThrowIfNull(input);
+        var slash = target.IndexOf('/', StringComparison.Ordinal);
+        if (slash <= 0 || slash == target.Length - 1)
+        {
+            throw new FormatException($"'{target}' is not NODEKEY/APPNAME");
+        }
+
+        await using var app = await SkywireApp.ConnectAsync(options.NodeApps, options.Token, cancellationToken);
+        await app.RegisterAsync(options.Name, options.Type, cancellationToken);
+        await using var stream = await app.DialAsync(target[..slash], target[(slash + 1)..], cancellationToken);
+        var back = CopyAsync(stream, output ?? Stream.Null, cancellationToken);
+        var sent = await CopyAsync(input, stream, cancellationToken);
+        stream.CompleteWrites();
+        await back;
+        if (output is not null)
+        {
+            await output.FlushAsync(cancellationToken);
+        }
+
+        return sent;
+    }
+
+    private static async Task<long> CopyAsync(Stream from, Stream to, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[BufferSize];
+        long total = 0;
+        while (true)
+        {
+            var n = await from.ReadAsync(buffer, cancellationToken);
+            if (n == 0)
+            {
+                return total;
+            }
+
+            await to.WriteAsync(buffer.AsMemory(0, n), cancellationToken);
+            total += n;
+        }
+    }
+}

@@ -1,0 +1,409 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Skywire.Core.Control;
+using Skywire.Protocol.AppApi;
+using Skywire.Protocol.Control;
+using ProtocolViolationException = Skywire.Protocol.Control.ProtocolViolationException;
+
+namespace Skywire.Core.AppApi;
+
+/// <summary>
+/// The node's app API (docs/protocol.md §7): a loopback-only TCP listener. Every connection starts with a hello
+/// carrying the node's app token. A connection that registers an app holds the registration for as long as it
+/// stays open. Dial and Accept turn their connection into the raw bytes of one mesh stream (one TCP connection
+/// per stream): half-close and reset map onto the mux stream's.
+/// </summary>
+public sealed partial class AppApiServer : IAsyncDisposable
+{
+    private readonly IAppHost _host;
+    private readonly byte[] _token;
+    private readonly ILogger _logger;
+    private readonly TcpListener _listener;
+    private readonly CancellationTokenSource _cts = new();
+    private readonly object _sync = new();
+    private readonly Dictionary<string, Channel<IncomingStream>> _accepting = new(StringComparer.Ordinal);
+    private readonly List<Task> _connections = [];
+    private Task? _acceptLoop;
+    private int _disposed;
+
+    /// <param name="host">The node.</param>
+    /// <param name="listen">Must be a loopback address (port 0 picks one).</param>
+    /// <param name="token">The app token (compared in constant time).</param>
+    /// <param name="logger">Logger.</param>
+    public AppApiServer(IAppHost host, IPEndPoint listen, string token, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(listen);
+        if (!IPAddress.IsLoopback(listen.Address))
+        {
+            throw new ArgumentException($"the app API listens on loopback only, not {listen}", nameof(listen));
+        }
+
+        _host = host;
+        _token = Encoding.UTF8.GetBytes(token);
+        _logger = logger ?? NullLogger.Instance;
+        _listener = new TcpListener(listen);
+    }
+
+    /// <summary>The bound address (valid after <see cref="Start"/>).</summary>
+    public IPEndPoint LocalEndPoint => (IPEndPoint)_listener.LocalEndpoint;
+
+    /// <summary>Binds and starts accepting.</summary>
+    public void Start()
+    {
+        _listener.Start();
+        _acceptLoop = Task.Run(AcceptLoopAsync);
+        Log.Listening(_logger, LocalEndPoint);
+    }
+
+    /// <summary>
+    /// Hands an incoming mesh stream to the local app <paramref name="appName"/>. Returns false (the caller aborts
+    /// the stream) when no app of that name is registered here or its backlog is full.
+    /// </summary>
+    public bool TryDeliver(string appName, IncomingStream stream)
+    {
+        lock (_sync)
+        {
+            return _accepting.TryGetValue(appName, out var queue) && queue.Writer.TryWrite(stream);
+        }
+    }
+
+    /// <summary>Names registered by connected apps.</summary>
+    public IReadOnlyList<string> RegisteredApps()
+    {
+        lock (_sync)
+        {
+            return [.. _accepting.Keys];
+        }
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_cts.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener.AcceptSocketAsync(_cts.Token);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                return;
+            }
+
+            socket.NoDelay = true;
+            var task = Task.Run(() => ServeAsync(socket));
+            lock (_sync)
+            {
+                _connections.RemoveAll(t => t.IsCompleted);
+                _connections.Add(task);
+            }
+        }
+    }
+
+    private async Task ServeAsync(Socket socket)
+    {
+        var stream = new NetworkStream(socket, ownsSocket: true);
+        string? registered = null;
+        var handedOff = false;
+        try
+        {
+            using var helloTimeout = CancellationTokenSource.CreateLinkedTokenSource(_cts.Token);
+            helloTimeout.CancelAfter(TimeSpan.FromSeconds(10));
+            var hello = await FrameIo.ReadFrameAsync(stream, AppApiProtocol.MaxFrameSize, helloTimeout.Token);
+            if (hello is null)
+            {
+                return;
+            }
+
+            var (op, id, payload) = hello.Value;
+            if (op != (byte)AppApiOpcode.Hello)
+            {
+                throw new ProtocolViolationException($"first frame must be hello, got 0x{op:x2}");
+            }
+
+            var helloMessage = FrameIo.Parse(payload, AppApiJsonContext.Default.AppHelloMessage);
+            if (helloMessage.Version != AppApiProtocol.Version)
+            {
+                await ErrorAsync(stream, id, AppApiErrorCode.UnsupportedVersion, $"app API version {helloMessage.Version} not supported (this node speaks {AppApiProtocol.Version})");
+                return;
+            }
+
+            if (!CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(helloMessage.Token), _token))
+            {
+                Log.BadToken(_logger, socket.RemoteEndPoint);
+                await ErrorAsync(stream, id, AppApiErrorCode.Unauthorized, "wrong app token");
+                return;
+            }
+
+            await FrameIo.WriteFrameAsync(stream, (byte)AppApiOpcode.Hello | FrameCodec.ResponseBit, id,
+                new AppHelloAckMessage { Version = AppApiProtocol.Version, Node = _host.NodeKey }, AppApiJsonContext.Default.AppHelloAckMessage, _cts.Token);
+
+            while (true)
+            {
+                var frame = await FrameIo.ReadFrameAsync(stream, AppApiProtocol.MaxFrameSize, _cts.Token);
+                if (frame is null)
+                {
+                    return;
+                }
+
+                (op, id, payload) = frame.Value;
+                try
+                {
+                    switch ((AppApiOpcode)op)
+                    {
+                        case AppApiOpcode.Ping:
+                            await FrameIo.WriteFrameAsync(stream, (byte)(op | FrameCodec.ResponseBit), id, new OkMessage(), AppApiJsonContext.Default.OkMessage, _cts.Token);
+                            break;
+                        case AppApiOpcode.Register:
+                            registered = await RegisterAsync(stream, id, FrameIo.Parse(payload, AppApiJsonContext.Default.AppApiRegisterMessage), registered);
+                            break;
+                        case AppApiOpcode.ListApps:
+                            var list = await _host.ListAppsAsync(FrameIo.Parse(payload, AppApiJsonContext.Default.AppListMessage), _cts.Token);
+                            await FrameIo.WriteFrameAsync(stream, (byte)(op | FrameCodec.ResponseBit), id, list, AppApiJsonContext.Default.AppListResultMessage, _cts.Token);
+                            break;
+                        case AppApiOpcode.Dial:
+                            handedOff = await DialAsync(stream, id, FrameIo.Parse(payload, AppApiJsonContext.Default.DialMessage));
+                            if (handedOff)
+                            {
+                                return;
+                            }
+
+                            break;
+                        case AppApiOpcode.Accept:
+                            handedOff = await AcceptAsync(stream, id, FrameIo.Parse(payload, AppApiJsonContext.Default.AcceptMessage));
+                            if (handedOff)
+                            {
+                                return;
+                            }
+
+                            break;
+                        default:
+                            await ErrorAsync(stream, id, AppApiErrorCode.BadRequest, $"unknown opcode 0x{op:x2}");
+                            break;
+                    }
+                }
+                catch (AppApiException ex)
+                {
+                    await ErrorAsync(stream, id, ex.Code, ex.Message);
+                }
+                catch (ControlException ex)
+                {
+                    await ErrorAsync(stream, id, MapCode(ex.Code), ex.Message);
+                }
+            }
+        }
+        catch (ProtocolViolationException ex)
+        {
+            Log.ProtocolViolation(_logger, socket.RemoteEndPoint, ex.Message);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            if (registered is not null)
+            {
+                Unregister(registered);
+            }
+
+            if (!handedOff)
+            {
+                await stream.DisposeAsync();
+            }
+        }
+    }
+
+    private async Task<string> RegisterAsync(Stream stream, uint id, AppApiRegisterMessage message, string? already)
+    {
+        if (already is not null)
+        {
+            throw new AppApiException(AppApiErrorCode.Conflict, $"this connection already registered '{already}'");
+        }
+
+        lock (_sync)
+        {
+            if (_accepting.ContainsKey(message.Name))
+            {
+                throw new AppApiException(AppApiErrorCode.Conflict, $"an app named '{message.Name}' is already registered on this node");
+            }
+
+            _accepting[message.Name] = Channel.CreateBounded<IncomingStream>(new BoundedChannelOptions(16) { FullMode = BoundedChannelFullMode.Wait });
+        }
+
+        try
+        {
+            await _host.RegisterAppAsync(message.Name, message.Type, _cts.Token);
+        }
+        catch
+        {
+            lock (_sync)
+            {
+                _accepting.Remove(message.Name);
+            }
+
+            throw;
+        }
+
+        Log.AppRegistered(_logger, message.Name, message.Type);
+        await FrameIo.WriteFrameAsync(stream, (byte)AppApiOpcode.Register | FrameCodec.ResponseBit, id, new OkMessage(), AppApiJsonContext.Default.OkMessage, _cts.Token);
+        return message.Name;
+    }
+
+    private void Unregister(string name)
+    {
+        Channel<IncomingStream>? queue;
+        lock (_sync)
+        {
+            _accepting.Remove(name, out queue);
+        }
+
+        if (queue is not null)
+        {
+            queue.Writer.TryComplete();
+            while (queue.Reader.TryRead(out var pending))
+            {
+                pending.Stream.Dispose();
+            }
+        }
+
+        Log.AppGone(_logger, name);
+        _ = _host.UnregisterAppAsync(name, CancellationToken.None);
+    }
+
+    private async Task<bool> DialAsync(Stream stream, uint id, DialMessage message)
+    {
+        var remote = await _host.DialAsync(message.Node, message.App, message.From, _cts.Token);
+        await FrameIo.WriteFrameAsync(stream, (byte)AppApiOpcode.Dial | FrameCodec.ResponseBit, id,
+            new StreamReadyMessage { RemoteNode = message.Node, RemoteApp = message.App, LocalApp = message.From ?? "" }, AppApiJsonContext.Default.StreamReadyMessage, _cts.Token);
+        StartPipe(stream, remote);
+        return true;
+    }
+
+    private async Task<bool> AcceptAsync(Stream stream, uint id, AcceptMessage message)
+    {
+        Channel<IncomingStream>? queue;
+        lock (_sync)
+        {
+            _accepting.TryGetValue(message.Name, out queue);
+        }
+
+        if (queue is null)
+        {
+            throw new AppApiException(AppApiErrorCode.NotFound, $"no app named '{message.Name}' is registered on this node");
+        }
+
+        IncomingStream incoming;
+        using (var watch = CancellationTokenSource.CreateLinkedTokenSource(_cts.Token))
+        {
+            // The app gives up on an accept by closing the connection: notice that while waiting.
+            var closed = WatchForCloseAsync(stream, watch.Token);
+            var next = queue.Reader.ReadAsync(watch.Token).AsTask();
+            var done = await Task.WhenAny(next, closed);
+            await watch.CancelAsync();
+            if (done != next)
+            {
+                return false;
+            }
+
+            try
+            {
+                incoming = await next;
+            }
+            catch (ChannelClosedException)
+            {
+                throw new AppApiException(AppApiErrorCode.NotFound, $"app '{message.Name}' unregistered");
+            }
+        }
+
+        await FrameIo.WriteFrameAsync(stream, (byte)AppApiOpcode.Accept | FrameCodec.ResponseBit, id,
+            new StreamReadyMessage { RemoteNode = incoming.RemoteNode, RemoteApp = incoming.RemoteApp, LocalApp = message.Name }, AppApiJsonContext.Default.StreamReadyMessage, _cts.Token);
+        StartPipe(stream, incoming.Stream);
+        return true;
+    }
+
+    private static async Task WatchForCloseAsync(Stream stream, CancellationToken cancellationToken)
+    {
+        // An app sends nothing while its accept is pending: a zero-byte read completes on EOF (the app gave up).
+        try
+        {
+            var n = await stream.ReadAsync(Memory<byte>.Empty, cancellationToken);
+            _ = n;
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException or SocketException)
+        {
+        }
+    }
+
+    private void StartPipe(Stream app, Stream mesh)
+    {
+        var task = Task.Run(() => StreamPipe.RunAsync(app, mesh, _host, _cts.Token));
+        lock (_sync)
+        {
+            _connections.Add(task);
+        }
+    }
+
+    private static AppApiErrorCode MapCode(ControlErrorCode code) => code switch
+    {
+        ControlErrorCode.BadRequest => AppApiErrorCode.BadRequest,
+        ControlErrorCode.NotFound => AppApiErrorCode.NotFound,
+        ControlErrorCode.Conflict => AppApiErrorCode.Conflict,
+        ControlErrorCode.NoRoute or ControlErrorCode.Unavailable => AppApiErrorCode.Unreachable,
+        _ => AppApiErrorCode.Internal,
+    };
+
+    private async Task ErrorAsync(Stream stream, uint id, AppApiErrorCode code, string message) =>
+        await FrameIo.WriteFrameAsync(stream, (byte)AppApiOpcode.Error, id, new AppErrorMessage { Code = code, Message = message }, AppApiJsonContext.Default.AppErrorMessage, _cts.Token);
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _cts.CancelAsync();
+        _listener.Stop();
+        Task[] tasks;
+        lock (_sync)
+        {
+            tasks = [.. _connections];
+            foreach (var queue in _accepting.Values)
+            {
+                queue.Writer.TryComplete();
+            }
+        }
+
+        if (_acceptLoop is not null)
+        {
+            await _acceptLoop;
+        }
+
+        await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(_ => { }, TaskScheduler.Default);
+        _cts.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 7100, Level = LogLevel.Information, Message = "App API listening on {EndPoint}")]
+        public static partial void Listening(ILogger logger, IPEndPoint endPoint);
+
+        [LoggerMessage(EventId = 7101, Level = LogLevel.Warning, Message = "App API connection from {Remote} presented a wrong token")]
+        public static partial void BadToken(ILogger logger, EndPoint? remote);
+
+        [LoggerMessage(EventId = 7102, Level = LogLevel.Warning, Message = "App API connection from {Remote} closed: protocol violation: {Detail}")]
+        public static partial void ProtocolViolation(ILogger logger, EndPoint? remote, string detail);
+
+        [LoggerMessage(EventId = 7103, Level = LogLevel.Information, Message = "App {Name} ({Type}) registered")]
+        public static partial void AppRegistered(ILogger logger, string name, string type);
+
+        [LoggerMessage(EventId = 7104, Level = LogLevel.Information, Message = "App {Name} disconnected")]
+        public static partial void AppGone(ILogger logger, string name);
+    }
+}

@@ -1,0 +1,47 @@
+using Skywire.Protocol.Control;
+
+namespace Skywire.Core.AppApi;
+
+/// <summary>What the app API needs from its node.</summary>
+public interface IAppHost
+{
+    /// <summary>The node's public key (66 hex).</summary>
+    string NodeKey { get; }
+
+    /// <summary>Registers an app with the manager's tracker.</summary>
+    Task RegisterAppAsync(string name, string type, CancellationToken cancellationToken);
+
+    /// <summary>Removes an app from the tracker (best effort).</summary>
+    Task UnregisterAppAsync(string name, CancellationToken cancellationToken);
+
+    /// <summary>Queries the tracker.</summary>
+    Task<AppListResultMessage> ListAppsAsync(AppListMessage query, CancellationToken cancellationToken);
+
+    /// <summary>Opens a mesh stream to an app on a node.</summary>
+    /// <exception cref="AppApiException">No route, unknown node, refused.</exception>
+    Task<Stream> DialAsync(string node, string app, string? from, CancellationToken cancellationToken);
+
+    /// <summary>Half-closes the sending side of a stream returned by <see cref="DialAsync"/> or delivered to an app.</summary>
+    ValueTask CompleteWritesAsync(Stream stream, CancellationToken cancellationToken);
+
+    /// <summary>Resets a stream (the peer sees an error, never a clean end).</summary>
+    void AbortStream(Stream stream);
+}
+
+/// <summary>An app API request failed with a stable code.</summary>
+public sealed class AppApiException : Exception
+{
+    public AppApiException(Protocol.AppApi.AppApiErrorCode code, string message) : base(message) => Code = code;
+    public AppApiException() : this(Protocol.AppApi.AppApiErrorCode.Internal, "app API request failed") { }
+    public AppApiException(string message) : this(Protocol.AppApi.AppApiErrorCode.Internal, message) { }
+    public AppApiException(string message, Exception inner) : base(message, inner) => Code = Protocol.AppApi.AppApiErrorCode.Internal;
+
+    /// <summary>The stable error code.</summary>
+    public Protocol.AppApi.AppApiErrorCode Code { get; }
+}
+
+/// <summary>A mesh stream arriving for a local app.</summary>
+/// <param name="Stream">The stream (a mux stream).</param>
+/// <param name="RemoteNode">The dialing node's key.</param>
+/// <param name="RemoteApp">The dialing app's name, when it gave one.</param>
+public sealed record IncomingStream(Stream Stream, string RemoteNode, string? RemoteApp);

@@ -1,0 +1,157 @@
+using Skywire.Core.Crypto;
+using Skywire.Protocol;
+using Skywire.Protocol.Links;
+
+namespace Skywire.Core.DataPlane;
+
+/// <summary>Options of a node's data plane. Defaults suit a LAN or the Internet.</summary>
+public sealed record DataPlaneOptions
+{
+    /// <summary>The defaults.</summary>
+    public static DataPlaneOptions Default { get; } = new();
+
+    /// <summary>Largest UDP payload sent (default 1420, see <see cref="LinkLimits.DefaultMaxUdpPayload"/>; at least 1232).</summary>
+    public int MaxUdpPayload { get; init; } = LinkLimits.DefaultMaxUdpPayload;
+
+    /// <summary>AEAD to offer first; null: AES-256-GCM when the CPU supports it, else ChaCha20-Poly1305.</summary>
+    public AeadAlgorithmId? Aead { get; init; }
+
+    /// <summary>How long a link or session handshake may take before it fails.</summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Interval between link handshake attempts (each attempt is a fresh handshake).</summary>
+    public TimeSpan HandshakeRetryInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Interval between RTT/loss probes on an up link (probes double as keepalives).</summary>
+    public TimeSpan ProbeInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>A probe without a reply after this long counts as lost.</summary>
+    public TimeSpan ProbeTimeout { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How many recent probes the loss figure covers (1..64).</summary>
+    public int ProbeWindow { get; init; } = 20;
+
+    /// <summary>A link with no authenticated packet for this long is declared down.</summary>
+    public TimeSpan DeadAfter { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Period of the maintenance loop (retries, probes, expiry).</summary>
+    public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Decides whether a peer that completed a handshake with us may have a link; null: any authenticated peer.</summary>
+    public Func<PubKey, bool>? AcceptInboundLink { get; init; }
+
+    /// <summary>SO_RCVBUF / SO_SNDBUF request in bytes (the kernel may cap it).</summary>
+    public int SocketBufferBytes { get; init; } = 4 * 1024 * 1024;
+
+    /// <summary>Checks the options; throws <see cref="ArgumentException"/> listing every problem.</summary>
+    public void Validate()
+    {
+        var errors = new List<string>();
+        if (MaxUdpPayload is < LinkLimits.MinMaxUdpPayload or > 65507)
+        {
+            errors.Add($"MaxUdpPayload must be within {LinkLimits.MinMaxUdpPayload}..65507");
+        }
+
+        if (Aead is { } a && !AeadKey.IsSupported(a))
+        {
+            errors.Add($"AEAD {a} is not supported on this machine");
+        }
+
+        if (HandshakeTimeout <= TimeSpan.Zero) { errors.Add("HandshakeTimeout must be positive"); }
+        if (HandshakeRetryInterval <= TimeSpan.Zero) { errors.Add("HandshakeRetryInterval must be positive"); }
+        if (ProbeInterval <= TimeSpan.Zero) { errors.Add("ProbeInterval must be positive"); }
+        if (ProbeTimeout <= TimeSpan.Zero) { errors.Add("ProbeTimeout must be positive"); }
+        if (ProbeWindow is < 1 or > 64) { errors.Add("ProbeWindow must be within 1..64"); }
+        if (DeadAfter <= ProbeInterval) { errors.Add("DeadAfter must be longer than ProbeInterval"); }
+        if (TickInterval <= TimeSpan.Zero) { errors.Add("TickInterval must be positive"); }
+        if (errors.Count > 0)
+        {
+            throw new ArgumentException("invalid data plane options: " + string.Join("; ", errors));
+        }
+    }
+}
+
+/// <summary>Node-wide data plane counters. Every dropped packet is counted under one reason.</summary>
+public sealed class DataPlaneStatistics
+{
+    internal long PacketsReceivedField;
+    internal long BytesReceivedField;
+    internal long PacketsSentField;
+    internal long BytesSentField;
+    internal long ForwardedField;
+    internal long DeliveredField;
+    internal long MalformedField;
+    internal long BadMacField;
+    internal long HandshakeFailedField;
+    internal long StaleHandshakeField;
+    internal long RefusedField;
+    internal long UnknownIndexField;
+    internal long BadTagField;
+    internal long ReplayField;
+    internal long NoRuleField;
+    internal long RuleExpiredField;
+    internal long LinkDownField;
+    internal long TooLargeField;
+    internal long SendFailedField;
+    internal long InternalErrorField;
+
+    /// <summary>UDP datagrams received (any content).</summary>
+    public long PacketsReceived => Interlocked.Read(ref PacketsReceivedField);
+
+    /// <summary>UDP payload bytes received.</summary>
+    public long BytesReceived => Interlocked.Read(ref BytesReceivedField);
+
+    /// <summary>UDP datagrams sent.</summary>
+    public long PacketsSent => Interlocked.Read(ref PacketsSentField);
+
+    /// <summary>UDP payload bytes sent.</summary>
+    public long BytesSent => Interlocked.Read(ref BytesSentField);
+
+    /// <summary>Routed packets relayed to another link.</summary>
+    public long Forwarded => Interlocked.Read(ref ForwardedField);
+
+    /// <summary>Routed packets handed to a local session.</summary>
+    public long Delivered => Interlocked.Read(ref DeliveredField);
+
+    /// <summary>Dropped: too short, unknown type, bad lengths or reserved bits.</summary>
+    public long Malformed => Interlocked.Read(ref MalformedField);
+
+    /// <summary>Dropped: handshake with a wrong mac1 (random or misdirected packets; costs no DH).</summary>
+    public long BadMac => Interlocked.Read(ref BadMacField);
+
+    /// <summary>Dropped: handshake that failed Noise (wrong key, tampered, unsupported AEAD).</summary>
+    public long HandshakeFailed => Interlocked.Read(ref HandshakeFailedField);
+
+    /// <summary>Dropped: handshake init with a timestamp not above the last accepted one (replay).</summary>
+    public long StaleHandshake => Interlocked.Read(ref StaleHandshakeField);
+
+    /// <summary>Dropped: authenticated peer refused by policy.</summary>
+    public long Refused => Interlocked.Read(ref RefusedField);
+
+    /// <summary>Dropped: transport packet for no known link session.</summary>
+    public long UnknownIndex => Interlocked.Read(ref UnknownIndexField);
+
+    /// <summary>Dropped: link tag did not verify (forged or altered header/label/end-to-end tag).</summary>
+    public long BadTag => Interlocked.Read(ref BadTagField);
+
+    /// <summary>Dropped: counter replayed or too old for the window.</summary>
+    public long Replay => Interlocked.Read(ref ReplayField);
+
+    /// <summary>Dropped: no rule for (link, route id).</summary>
+    public long NoRule => Interlocked.Read(ref NoRuleField);
+
+    /// <summary>Dropped: the rule had expired.</summary>
+    public long RuleExpired => Interlocked.Read(ref RuleExpiredField);
+
+    /// <summary>Dropped: the outgoing link is not up.</summary>
+    public long LinkDown => Interlocked.Read(ref LinkDownField);
+
+    /// <summary>Dropped: the packet would exceed the maximum UDP payload.</summary>
+    public long TooLarge => Interlocked.Read(ref TooLargeField);
+
+    /// <summary>Dropped: the socket refused the send.</summary>
+    public long SendFailed => Interlocked.Read(ref SendFailedField);
+
+    /// <summary>Dropped: an unexpected exception while handling the packet (a bug; logged).</summary>
+    public long InternalError => Interlocked.Read(ref InternalErrorField);
+}

@@ -1,0 +1,501 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Skywire.Core.Crypto;
+using Skywire.Core.Crypto.Noise;
+using Skywire.Core.Forwarding;
+using Skywire.Core.Links;
+using Skywire.Core.Sessions;
+using Skywire.Protocol;
+using Skywire.Protocol.Links;
+
+namespace Skywire.Core.DataPlane;
+
+/// <summary>
+/// The data plane of one node: one UDP socket, encrypted links to peers (Noise IK per link),
+/// the label table (forwarding rules from the manager), and the end-to-end sessions that end
+/// here. The node process creates one, <see cref="Start"/>s it, and drives it from the control
+/// channel: <see cref="OpenLinkAsync"/>, <see cref="InstallRule"/>, <see cref="BindSession"/>.
+/// </summary>
+/// <remarks>
+/// Threads: one dedicated receive thread (blocking <c>Socket.ReceiveFrom</c> into a
+/// preallocated buffer; verification, forwarding and session delivery run on it without
+/// allocating), one maintenance loop (handshake retries, probes, death detection, expiry), and
+/// callers' threads for sends. Events are raised on the thread pool, never on the receive thread.
+/// One socket per node for all peers (simple, NAT-friendly); connected per-peer sockets and
+/// UDP GSO/GRO are later optimisations (docs/protocol.md §3).
+/// </remarks>
+public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
+{
+    private readonly KeyPair _identity;
+    private readonly NoiseKeyPair _staticKey;
+    private readonly DataPlaneOptions _options;
+    private readonly ILogger _logger;
+    private readonly ILogger _sessionLogger;
+    private readonly TimeProvider _time;
+    private readonly AeadAlgorithmId _preferred;
+    private readonly byte[] _mac1Key;
+    private readonly ConcurrentDictionary<PubKey, Link> _links = new();
+    private readonly ConcurrentDictionary<uint, LinkSession> _sessionsByIndex = new();
+    private readonly ConcurrentDictionary<uint, Link> _pendingByIndex = new();
+    private readonly ConcurrentDictionary<ulong, SecureSession> _sessions = new();
+    private readonly RuleTable _rules;
+    private readonly CancellationTokenSource _cts = new();
+    private Socket? _socket;
+    private Thread? _receiveThread;
+    private Task? _maintenance;
+    private IPEndPoint? _localEndPoint;
+    private long _lastHandshakeTimestamp;
+    private int _disposed;
+
+    /// <summary>Creates the data plane for <paramref name="identity"/> (not disposed by this object).</summary>
+    public NodeDataPlane(KeyPair identity, DataPlaneOptions? options = null, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(identity);
+        _options = options ?? DataPlaneOptions.Default;
+        _options.Validate();
+        _identity = identity;
+        _staticKey = Secp256k1Dh.FromKeyPair(identity);
+        _logger = (ILogger?)loggerFactory?.CreateLogger<NodeDataPlane>() ?? NullLogger.Instance;
+        _sessionLogger = (ILogger?)loggerFactory?.CreateLogger<SecureSession>() ?? NullLogger.Instance;
+        _time = timeProvider ?? TimeProvider.System;
+        _preferred = _options.Aead ?? AeadKey.PreferredAlgorithm;
+        _mac1Key = Mac1Key(identity.Public);
+        _rules = new RuleTable(_time);
+    }
+
+    /// <summary>This node's key.</summary>
+    public PubKey LocalKey => _identity.Public;
+
+    /// <summary>The bound UDP address (after <see cref="Start"/>).</summary>
+    public IPEndPoint LocalEndPoint => _localEndPoint ?? throw new InvalidOperationException("The data plane is not started.");
+
+    /// <summary>The options in force.</summary>
+    public DataPlaneOptions Options => _options;
+
+    /// <summary>Largest datagram a <see cref="SecureSession"/> carries with these options.</summary>
+    public int MaxSessionDatagram => Protocol.Sessions.SessionLimits.MaxDatagram(_options.MaxUdpPayload);
+
+    /// <summary>Node-wide counters (drops by reason).</summary>
+    public DataPlaneStatistics Statistics { get; } = new();
+
+    /// <summary>A link's keys were confirmed both ways (raised on the thread pool).</summary>
+    public event EventHandler<LinkEventArgs>? LinkUp;
+
+    /// <summary>A link that was up (or being opened) went down: timeout, closed, handshake failure (raised on the thread pool).</summary>
+    public event EventHandler<LinkEventArgs>? LinkDown;
+
+    /// <summary>A session where this node is the responder was established (raised on the thread pool).</summary>
+    public event EventHandler<SecureSession>? SessionAccepted;
+
+    int IRoutedSender.MaxUdpPayload => _options.MaxUdpPayload;
+
+    /// <summary>
+    /// Binds the UDP socket (port 0 picks a free port; read <see cref="LocalEndPoint"/>) and
+    /// starts the receive thread and the maintenance loop.
+    /// </summary>
+    public IPEndPoint Start(IPEndPoint bindEndPoint)
+    {
+        ArgumentNullException.ThrowIfNull(bindEndPoint);
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        if (_socket is not null)
+        {
+            throw new InvalidOperationException("The data plane is already started.");
+        }
+
+        var socket = new Socket(bindEndPoint.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        try
+        {
+            if (bindEndPoint.AddressFamily == AddressFamily.InterNetworkV6 && bindEndPoint.Address.Equals(IPAddress.IPv6Any))
+            {
+                socket.DualMode = true;
+            }
+
+            socket.ReceiveBufferSize = _options.SocketBufferBytes;
+            socket.SendBufferSize = _options.SocketBufferBytes;
+            socket.Bind(bindEndPoint);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+
+        _socket = socket;
+        _localEndPoint = (IPEndPoint)socket.LocalEndPoint!;
+        _receiveThread = new Thread(ReceiveLoop) { IsBackground = true, Name = "skywire-udp-rx" };
+        _receiveThread.Start();
+        _maintenance = Task.Run(() => MaintenanceLoopAsync(_cts.Token));
+        Log.Started(_logger, LocalKey, _localEndPoint, _preferred);
+        return _localEndPoint;
+    }
+
+    // ---- Links ------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Opens (or re-opens) the link to <paramref name="peer"/> at <paramref name="endPoint"/>:
+    /// a Noise IK handshake in which the peer must prove it holds <paramref name="peer"/>.
+    /// Completes when the link is up; returns at once when it already is (same address).
+    /// </summary>
+    /// <exception cref="TimeoutException">No valid answer within <see cref="DataPlaneOptions.HandshakeTimeout"/>.</exception>
+    public async Task OpenLinkAsync(PubKey peer, IPEndPoint endPoint, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(endPoint);
+        var socket = _socket ?? throw new InvalidOperationException("The data plane is not started.");
+        if (peer.IsEmpty || peer == LocalKey || !KeyPair.IsValidPoint(peer))
+        {
+            throw new ArgumentException("the peer must be another node's valid public key", nameof(peer));
+        }
+
+        if (socket.DualMode && endPoint.AddressFamily == AddressFamily.InterNetwork)
+        {
+            endPoint = new IPEndPoint(endPoint.Address.MapToIPv6(), endPoint.Port);
+        }
+        else if (endPoint.AddressFamily != socket.AddressFamily)
+        {
+            throw new ArgumentException($"the data plane is bound to {socket.AddressFamily} and cannot reach {endPoint}", nameof(endPoint));
+        }
+
+        var link = _links.GetOrAdd(peer, static p => new Link(p));
+        Task wait;
+        lock (link.Gate)
+        {
+            var address = endPoint.Serialize();
+            if (link.State == LinkState.Up && link.Remote is { } remote && remote.Equals(address))
+            {
+                return;
+            }
+
+            link.Initiator = true;
+            link.Remote = address;
+            link.RemoteEndPoint = endPoint;
+            link.UpSignal ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            wait = link.UpSignal.Task;
+            if (link.Pending is null)
+            {
+                if (link.State != LinkState.Up)
+                {
+                    link.State = LinkState.Connecting;
+                }
+
+                link.Attempts = 0;
+                link.HandshakeStartedAt = _time.GetTimestamp();
+                SendInitLocked(link);
+            }
+        }
+
+        await wait.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>Closes the link to <paramref name="peer"/> (tells the peer). False when there is none.</summary>
+    public bool CloseLink(PubKey peer)
+    {
+        if (!_links.TryGetValue(peer, out var link))
+        {
+            return false;
+        }
+
+        bool raise;
+        lock (link.Gate)
+        {
+            if (link.Current is { } session && link.State == LinkState.Up)
+            {
+                Span<byte> body = [(byte)LinkControlKind.Close];
+                SendControl(link, session, body);
+            }
+
+            raise = MarkDownLocked(link, LinkState.Closed, "closed locally");
+        }
+
+        if (raise)
+        {
+            RaiseLinkDown(link, "closed locally");
+        }
+
+        return true;
+    }
+
+    /// <summary>A snapshot of every link this node knows (up, connecting, down).</summary>
+    public IReadOnlyList<LinkInfo> GetLinks() => _links.Values.Select(Snapshot).ToList();
+
+    /// <summary>A snapshot of the link to <paramref name="peer"/>, or null.</summary>
+    public LinkInfo? GetLink(PubKey peer) => _links.TryGetValue(peer, out var link) ? Snapshot(link) : null;
+
+    /// <summary>How often the peer's address changed (tests: a stable peer must not count as roaming).</summary>
+    internal long RoamsOf(PubKey peer) => _links.TryGetValue(peer, out var link) ? Interlocked.Read(ref link.Roams) : 0;
+
+    // ---- Rules ------------------------------------------------------------------------------
+
+    /// <summary>Installs or refreshes a forwarding rule (a refresh of the same rule keeps its counters).</summary>
+    /// <exception cref="ArgumentException">Empty keys, route id 0, or a non-positive lifetime.</exception>
+    public void InstallRule(RouteRule rule)
+    {
+        ArgumentNullException.ThrowIfNull(rule);
+        _rules.Install(rule);
+        Log.RuleInstalled(_logger, rule.InLink, rule.InRoute, rule.OutLink, rule.OutRoute, rule.Lifetime);
+    }
+
+    /// <summary>Removes the rule for (incoming link, incoming route id). False when there is none.</summary>
+    public bool RemoveRule(PubKey inLink, uint inRoute) => _rules.Remove(inLink, inRoute);
+
+    /// <summary>Every live rule with its metering counters (packets and bytes per route).</summary>
+    public IReadOnlyList<RouteRuleInfo> GetRules() => _rules.Snapshot();
+
+    // ---- Sessions ---------------------------------------------------------------------------
+
+    /// <summary>
+    /// Binds an end-to-end session to this node as the manager assigned it: installs the local
+    /// delivery rule (<see cref="SessionRoute.InLink"/>, <see cref="SessionRoute.InRoute"/>) and,
+    /// on the initiator, starts the handshake. Idempotent: for a known session id it applies
+    /// the route (a refresh or re-route) and returns the existing session.
+    /// Await <see cref="SecureSession.Established"/> before sending.
+    /// </summary>
+    public SecureSession BindSession(SessionRoute route)
+    {
+        ArgumentNullException.ThrowIfNull(route);
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        route.Validate();
+        if (route.Peer == LocalKey)
+        {
+            throw new ArgumentException("a session needs another node as its peer", nameof(route));
+        }
+
+        if (_sessions.TryGetValue(route.SessionId, out var existing))
+        {
+            UpdateSessionRoute(route);
+            return existing;
+        }
+
+        var session = new SecureSession(route, _identity, this, _preferred, _options.HandshakeTimeout, _time, _sessionLogger);
+        if (!_sessions.TryAdd(route.SessionId, session))
+        {
+            session.Dispose();
+            return BindSession(route);
+        }
+
+        session.Closed += (_, reason) =>
+        {
+            _sessions.TryRemove(new KeyValuePair<ulong, SecureSession>(session.SessionId, session));
+            _rules.RemoveSession(session);
+            Log.SessionClosed(_logger, session.SessionId, reason);
+        };
+        _rules.InstallLocal(route.InLink, route.InRoute, session, route.Lifetime);
+        if (!route.Initiator)
+        {
+            session.Established.ContinueWith(
+                t => SessionAccepted?.Invoke(this, t.Result),
+                CancellationToken.None,
+                TaskContinuationOptions.OnlyOnRanToCompletion,
+                TaskScheduler.Default);
+        }
+
+        session.Start();
+        return session;
+    }
+
+    /// <summary>Binds the session (<see cref="BindSession"/>) and waits until it is established.</summary>
+    /// <exception cref="SessionClosedException">The handshake timed out or the session was closed.</exception>
+    public async Task<SecureSession> OpenSessionAsync(SessionRoute route, CancellationToken cancellationToken = default)
+    {
+        var session = BindSession(route);
+        try
+        {
+            return await session.Established.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Applies a new route (re-route) or refreshes the local rule's lifetime of a bound session.</summary>
+    /// <exception cref="KeyNotFoundException">No such session.</exception>
+    public void UpdateSessionRoute(SessionRoute route)
+    {
+        ArgumentNullException.ThrowIfNull(route);
+        if (!_sessions.TryGetValue(route.SessionId, out var session))
+        {
+            throw new KeyNotFoundException($"no session {route.SessionId}");
+        }
+
+        session.UpdateRoute(route);
+        // The old delivery rule stays until it expires or the session closes, so packets in
+        // flight on the old path still arrive.
+        _rules.InstallLocal(route.InLink, route.InRoute, session, route.Lifetime);
+    }
+
+    /// <summary>The session with this id, or null.</summary>
+    public SecureSession? GetSession(ulong sessionId) => _sessions.TryGetValue(sessionId, out var s) ? s : null;
+
+    /// <summary>The sessions bound here.</summary>
+    public IReadOnlyList<SecureSession> GetSessions() => _sessions.Values.ToList();
+
+    /// <summary>Closes a session and removes its delivery rules. False when there is none.</summary>
+    public bool CloseSession(ulong sessionId)
+    {
+        if (!_sessions.TryGetValue(sessionId, out var session))
+        {
+            return false;
+        }
+
+        session.Dispose();
+        return true;
+    }
+
+    bool IRoutedSender.SendRouted(PubKey outLink, uint routeId, Span<byte> packet, int payloadLength)
+    {
+        if (!_links.TryGetValue(outLink, out var link))
+        {
+            Interlocked.Increment(ref Statistics.LinkDownField);
+            return false;
+        }
+
+        return SendRoutedOnLink(link, routeId, packet, payloadLength);
+    }
+
+    // ---- Lifetime ---------------------------------------------------------------------------
+
+    /// <summary>Stops the threads, closes every session and link (peers are told), and the socket.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        foreach (var session in _sessions.Values)
+        {
+            session.Close("data plane stopped");
+        }
+
+        foreach (var peer in _links.Keys)
+        {
+            CloseLink(peer);
+        }
+
+        await _cts.CancelAsync();
+        if (_maintenance is not null)
+        {
+            try
+            {
+                await _maintenance;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        _socket?.Dispose();
+        _receiveThread?.Join(TimeSpan.FromSeconds(5));
+        _cts.Dispose();
+        _staticKey.Dispose();
+    }
+
+    // ---- Helpers ----------------------------------------------------------------------------
+
+    private static byte[] Mac1Key(PubKey key)
+    {
+        Span<byte> input = stackalloc byte[64];
+        var n = Encoding.ASCII.GetBytes("skywire-link-mac1/", input);
+        key.WriteTo(input[n..]);
+        return SHA256.HashData(input[..(n + PubKey.Length)]);
+    }
+
+    private static byte[] LinkPrologue(AeadAlgorithmId aead)
+    {
+        var prologue = Encoding.ASCII.GetBytes("skywire-link/\0\0");
+        prologue[^2] = LinkLimits.Version;
+        prologue[^1] = (byte)aead;
+        return prologue;
+    }
+
+    private static void WriteMac1(ReadOnlySpan<byte> key, ReadOnlySpan<byte> message, Span<byte> mac)
+    {
+        Span<byte> full = stackalloc byte[32];
+        HMACSHA256.HashData(key, message, full);
+        full[..LinkLimits.TagLength].CopyTo(mac);
+    }
+
+    private static bool CheckMac1(ReadOnlySpan<byte> key, ReadOnlySpan<byte> message, ReadOnlySpan<byte> mac)
+    {
+        Span<byte> full = stackalloc byte[32];
+        HMACSHA256.HashData(key, message, full);
+        return CryptographicOperations.FixedTimeEquals(full[..LinkLimits.TagLength], mac);
+    }
+
+    private ulong NextHandshakeTimestamp()
+    {
+        // Microseconds since the epoch, strictly increasing within this process.
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds() * 1000;
+        while (true)
+        {
+            var last = Interlocked.Read(ref _lastHandshakeTimestamp);
+            var next = Math.Max(now, last + 1);
+            if (Interlocked.CompareExchange(ref _lastHandshakeTimestamp, next, last) == last)
+            {
+                return (ulong)next;
+            }
+        }
+    }
+
+    private uint AllocateIndex()
+    {
+        while (true)
+        {
+            var index = (uint)RandomNumberGenerator.GetInt32(1, int.MaxValue) ^ ((uint)RandomNumberGenerator.GetInt32(0, 2) << 31);
+            if (index != 0 && !_sessionsByIndex.ContainsKey(index) && !_pendingByIndex.ContainsKey(index))
+            {
+                return index;
+            }
+        }
+    }
+
+    private AeadAlgorithmId AeadForAttempt(int attempt) =>
+        _preferred == AeadAlgorithmId.ChaCha20Poly1305 || attempt < 2 || attempt % 2 == 0
+            ? _preferred
+            : AeadAlgorithmId.ChaCha20Poly1305;
+
+    private LinkInfo Snapshot(Link link)
+    {
+        lock (link.Gate)
+        {
+            var lastReceived = link.LastReceivedAt == 0
+                ? (DateTimeOffset?)null
+                : _time.GetUtcNow() - _time.GetElapsedTime(link.LastReceivedAt);
+            return new LinkInfo(
+                link.Peer,
+                link.RemoteEndPoint,
+                link.State,
+                link.Initiator,
+                link.Current?.Aead,
+                link.SrttSeconds is { } s ? TimeSpan.FromSeconds(s) : null,
+                link.LastRttSeconds is { } l ? TimeSpan.FromSeconds(l) : null,
+                LossLocked(link, _time.GetTimestamp()),
+                Interlocked.Read(ref link.PacketsSent),
+                Interlocked.Read(ref link.PacketsReceived),
+                Interlocked.Read(ref link.BytesSent),
+                Interlocked.Read(ref link.BytesReceived),
+                link.State == LinkState.Up ? link.UpSinceUtc : null,
+                lastReceived);
+        }
+    }
+
+    private void RaiseLinkUp(Link link, string reason)
+    {
+        var info = Snapshot(link);
+        Log.LinkUp(_logger, link.Peer, info.RemoteEndPoint, reason);
+        ThreadPool.QueueUserWorkItem(_ => LinkUp?.Invoke(this, new LinkEventArgs(info, reason)));
+    }
+
+    private void RaiseLinkDown(Link link, string reason)
+    {
+        var info = Snapshot(link);
+        Log.LinkDown(_logger, link.Peer, reason);
+        ThreadPool.QueueUserWorkItem(_ => LinkDown?.Invoke(this, new LinkEventArgs(info, reason)));
+    }
+}

@@ -1,0 +1,182 @@
+using System.Collections.Concurrent;
+using Skywire.Core.Sessions;
+using Skywire.Protocol;
+
+namespace Skywire.Core.Forwarding;
+
+internal readonly record struct RuleKey(PubKey InLink, uint InRoute);
+
+/// <summary>A rule in the table. Counters are updated with Interlocked from the receive thread.</summary>
+internal sealed class RuleEntry
+{
+    public RuleEntry(PubKey inLink, uint inRoute, RouteAction action, PubKey outLink, uint outRoute, long expiresAt, SecureSession? session)
+    {
+        InLink = inLink;
+        InRoute = inRoute;
+        Action = action;
+        OutLink = outLink;
+        OutRoute = outRoute;
+        ExpiresAt = expiresAt;
+        Session = session;
+    }
+
+    public PubKey InLink { get; }
+
+    public uint InRoute { get; }
+
+    public RouteAction Action { get; }
+
+    public PubKey OutLink { get; }
+
+    public uint OutRoute { get; }
+
+    public SecureSession? Session { get; }
+
+    /// <summary>TimeProvider timestamp after which the rule is void; long.MaxValue: never.</summary>
+    public long ExpiresAt;
+
+    public long Packets;
+
+    public long Bytes;
+
+    public void Count(int bytes)
+    {
+        Interlocked.Increment(ref Packets);
+        Interlocked.Add(ref Bytes, bytes);
+    }
+}
+
+/// <summary>
+/// The label table: (incoming link, incoming route id) to an action. Lock-free reads on the
+/// receive thread (ConcurrentDictionary with a struct key: no allocation per lookup);
+/// installs and removals come from the control plane.
+/// </summary>
+internal sealed class RuleTable
+{
+    private readonly ConcurrentDictionary<RuleKey, RuleEntry> _rules = new();
+    private readonly TimeProvider _time;
+
+    public RuleTable(TimeProvider time) => _time = time;
+
+    public int Count => _rules.Count;
+
+    public void Install(RouteRule rule)
+    {
+        rule.Validate();
+        var expires = ExpiryFor(rule.Lifetime);
+        _rules.AddOrUpdate(
+            new RuleKey(rule.InLink, rule.InRoute),
+            _ => new RuleEntry(rule.InLink, rule.InRoute, RouteAction.Forward, rule.OutLink, rule.OutRoute, expires, null),
+            (_, existing) =>
+            {
+                // A refresh of the same rule keeps its counters; a changed rule starts anew.
+                if (existing.Action == RouteAction.Forward && existing.OutLink == rule.OutLink && existing.OutRoute == rule.OutRoute)
+                {
+                    Volatile.Write(ref existing.ExpiresAt, expires);
+                    return existing;
+                }
+
+                return new RuleEntry(rule.InLink, rule.InRoute, RouteAction.Forward, rule.OutLink, rule.OutRoute, expires, null);
+            });
+    }
+
+    public void InstallLocal(PubKey inLink, uint inRoute, SecureSession session, TimeSpan? lifetime)
+    {
+        var expires = lifetime is { } l ? ExpiryFor(l) : long.MaxValue;
+        var route = session.Route;
+        _rules.AddOrUpdate(
+            new RuleKey(inLink, inRoute),
+            _ => new RuleEntry(inLink, inRoute, RouteAction.Local, route.OutLink, route.OutRoute, expires, session),
+            (_, existing) =>
+            {
+                if (existing.Action == RouteAction.Local && ReferenceEquals(existing.Session, session))
+                {
+                    Volatile.Write(ref existing.ExpiresAt, expires);
+                    return existing;
+                }
+
+                return new RuleEntry(inLink, inRoute, RouteAction.Local, route.OutLink, route.OutRoute, expires, session);
+            });
+    }
+
+    public bool Remove(PubKey inLink, uint inRoute) => _rules.TryRemove(new RuleKey(inLink, inRoute), out _);
+
+    public void RemoveSession(SecureSession session)
+    {
+        foreach (var pair in _rules)
+        {
+            if (ReferenceEquals(pair.Value.Session, session))
+            {
+                _rules.TryRemove(pair);
+            }
+        }
+    }
+
+    /// <summary>The live rule for the key, or null when absent or expired (an expired rule is removed).</summary>
+    public RuleEntry? Find(PubKey inLink, uint inRoute, out bool expired)
+    {
+        expired = false;
+        var key = new RuleKey(inLink, inRoute);
+        if (!_rules.TryGetValue(key, out var entry))
+        {
+            return null;
+        }
+
+        if (Volatile.Read(ref entry.ExpiresAt) <= _time.GetTimestamp())
+        {
+            _rules.TryRemove(new KeyValuePair<RuleKey, RuleEntry>(key, entry));
+            expired = true;
+            return null;
+        }
+
+        return entry;
+    }
+
+    /// <summary>Removes every expired rule; returns how many.</summary>
+    public int Sweep()
+    {
+        var now = _time.GetTimestamp();
+        var removed = 0;
+        foreach (var pair in _rules)
+        {
+            if (Volatile.Read(ref pair.Value.ExpiresAt) <= now && _rules.TryRemove(pair))
+            {
+                removed++;
+            }
+        }
+
+        return removed;
+    }
+
+    public IReadOnlyList<RouteRuleInfo> Snapshot()
+    {
+        var now = _time.GetTimestamp();
+        var nowUtc = _time.GetUtcNow();
+        var list = new List<RouteRuleInfo>(_rules.Count);
+        foreach (var entry in _rules.Values)
+        {
+            var expires = Volatile.Read(ref entry.ExpiresAt);
+            var at = expires == long.MaxValue
+                ? DateTimeOffset.MaxValue
+                : nowUtc + TimeSpan.FromSeconds((double)(expires - now) / _time.TimestampFrequency);
+            list.Add(new RouteRuleInfo(
+                entry.InLink,
+                entry.InRoute,
+                entry.Action,
+                entry.OutLink,
+                entry.OutRoute,
+                at,
+                Interlocked.Read(ref entry.Packets),
+                Interlocked.Read(ref entry.Bytes),
+                entry.Session?.SessionId ?? 0));
+        }
+
+        return list;
+    }
+
+    private long ExpiryFor(TimeSpan lifetime)
+    {
+        var ticks = lifetime.TotalSeconds * _time.TimestampFrequency;
+        return ticks >= long.MaxValue / 2 ? long.MaxValue : _time.GetTimestamp() + (long)ticks;
+    }
+}

@@ -1,0 +1,22 @@
+using Skywire.Protocol.Control;
+
+namespace Skywire.Core.Manager;
+
+/// <summary>What the manager can ask of a connected node (the control channel, or a test double).</summary>
+public interface INodeChannel
+{
+    /// <summary>Ask the node to open a link to a peer.</summary>
+    Task OpenLinkAsync(OpenLinkMessage message, CancellationToken cancellationToken);
+
+    /// <summary>Install or refresh forwarding rules.</summary>
+    Task InstallRulesAsync(InstallRulesMessage message, CancellationToken cancellationToken);
+
+    /// <summary>Remove forwarding rules (best effort).</summary>
+    Task RemoveRulesAsync(RemoveRulesMessage message, CancellationToken cancellationToken);
+
+    /// <summary>Tell an end node the labels of its session (new or re-routed).</summary>
+    Task SessionRouteAsync(SessionRouteMessage message, CancellationToken cancellationToken);
+
+    /// <summary>Tell an end node its session's route is gone for good.</summary>
+    Task RouteClosedAsync(RouteCloseMessage message, CancellationToken cancellationToken);
+}

@@ -1,0 +1,358 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Skywire.Core.Control;
+using Skywire.Core.Crypto;
+using Skywire.Core.Crypto.Noise;
+using Skywire.Protocol;
+using Skywire.Protocol.Control;
+using ProtocolViolationException = Skywire.Protocol.Control.ProtocolViolationException;
+
+namespace Skywire.Core.Manager;
+
+/// <summary>
+/// The manager process's network side: accepts control connections, authenticates them (Noise XK, hello signed over
+/// the handshake hash), and routes their requests to the <see cref="MeshController"/>. Nodes may only use node
+/// opcodes; cli calls are allowed for the manager's own key and the admin keys.
+/// </summary>
+public sealed partial class ManagerServer : IAsyncDisposable
+{
+    private readonly KeyPair _key;
+    private readonly ManagerOptions _options;
+    private readonly ILogger _logger;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly TcpListener _listener;
+    private readonly HashSet<PubKey> _admins;
+    private readonly CancellationTokenSource _cts = new();
+    private readonly List<Task> _connections = [];
+    private readonly object _sync = new();
+    private Task? _acceptLoop;
+    private int _disposed;
+
+    public ManagerServer(KeyPair key, ManagerOptions options, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(options);
+        _key = key;
+        _options = options;
+        _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
+        _logger = _loggerFactory.CreateLogger<ManagerServer>();
+        _admins = [key.Public];
+        foreach (var admin in options.Admins)
+        {
+            _admins.Add(PubKey.Parse(admin));
+        }
+
+        Controller = new MeshController(options, _loggerFactory.CreateLogger<MeshController>());
+        _listener = new TcpListener(options.Listen);
+    }
+
+    /// <summary>The manager's logic (registry, routes, tracker).</summary>
+    public MeshController Controller { get; }
+
+    /// <summary>The manager's public key.</summary>
+    public PubKey PublicKey => _key.Public;
+
+    /// <summary>Bound address (after <see cref="Start"/>).</summary>
+    public IPEndPoint LocalEndPoint => (IPEndPoint)_listener.LocalEndpoint;
+
+    /// <summary>Binds and starts serving.</summary>
+    public void Start()
+    {
+        _listener.Start();
+        Controller.Start();
+        _acceptLoop = Task.Run(AcceptLoopAsync);
+        Log.Listening(_logger, LocalEndPoint, _key.Public);
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_cts.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener.AcceptSocketAsync(_cts.Token);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                return;
+            }
+
+            socket.NoDelay = true;
+            var task = Task.Run(() => ServeAsync(socket));
+            lock (_sync)
+            {
+                _connections.RemoveAll(t => t.IsCompleted);
+                _connections.Add(task);
+            }
+        }
+    }
+
+    private async Task ServeAsync(Socket socket)
+    {
+        var remote = socket.RemoteEndPoint;
+        FrameConnection? connection = null;
+        try
+        {
+            using var helloTimeout = CancellationTokenSource.CreateLinkedTokenSource(_cts.Token);
+            helloTimeout.CancelAfter(_options.HelloTimeout);
+            var secure = await NoiseStream.AcceptAsync(new NetworkStream(socket, ownsSocket: true), _key, ControlProtocol.Prologue, helloTimeout.Token);
+            var peer = secure.RemoteKey;
+            var peerHex = peer.ToString();
+            connection = new FrameConnection(secure, peerHex[..12], _logger) { RequestTimeout = _options.CommandTimeout };
+            var (op, id, payload) = await connection.ReadFirstFrameAsync(helloTimeout.Token);
+            if (op != (byte)ControlOpcode.Hello)
+            {
+                throw new ProtocolViolationException($"first frame must be hello, got 0x{op:x2}");
+            }
+
+            HelloMessage hello;
+            try
+            {
+                hello = JsonSerializer.Deserialize(payload, ControlJsonContext.Default.HelloMessage) ?? throw new JsonException("null");
+            }
+            catch (JsonException ex)
+            {
+                throw new ProtocolViolationException("malformed hello: " + ex.Message);
+            }
+
+            var refusal = CheckHello(hello, secure, peer);
+            if (refusal is not null)
+            {
+                Log.Refused(_logger, peerHex, remote, refusal.Message);
+                await SendErrorAsync(connection, id, refusal.Code, refusal.Message);
+                return;
+            }
+
+            var ack = new HelloAckMessage
+            {
+                Version = ControlProtocol.Version,
+                RuleLifetimeMs = (int)_options.RuleLifetime.TotalMilliseconds,
+                ReportIntervalMs = (int)_options.ReportInterval.TotalMilliseconds,
+            };
+            var ackBytes = JsonSerializer.SerializeToUtf8Bytes(ack, ControlJsonContext.Default.HelloAckMessage);
+            if (hello.Role == "node")
+            {
+                // Registered before the answer: once a node's StartAsync returns, the manager knows it.
+                var channel = new NodeChannel(connection);
+                connection.Start((o, p, ct) => HandleNodeAsync(peerHex, o, p, ct));
+                Controller.NodeConnected(peerHex, hello.LinkAddress!, channel);
+                try
+                {
+                    await connection.SendAsync((byte)ControlOpcode.Hello | FrameCodec.ResponseBit, id, ackBytes, _cts.Token);
+                    await connection.Closed;
+                }
+                finally
+                {
+                    Controller.NodeDisconnected(peerHex, channel);
+                }
+            }
+            else
+            {
+                Log.CliConnected(_logger, peerHex);
+                connection.Start((o, p, ct) => HandleCliAsync(peerHex, o, p, ct));
+                await connection.SendAsync((byte)ControlOpcode.Hello | FrameCodec.ResponseBit, id, ackBytes, _cts.Token);
+                await connection.Closed;
+            }
+        }
+        catch (ProtocolViolationException ex)
+        {
+            Log.ConnectionRejected(_logger, remote, "protocol violation: " + ex.Message);
+        }
+        catch (NoiseException ex)
+        {
+            Log.ConnectionRejected(_logger, remote, "handshake failed: " + ex.Message);
+        }
+        catch (OperationCanceledException) when (!_cts.IsCancellationRequested)
+        {
+            Log.ConnectionRejected(_logger, remote, "no hello in time");
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or EndOfStreamException or OperationCanceledException or ObjectDisposedException or ControlException)
+        {
+        }
+        finally
+        {
+            if (connection is not null)
+            {
+                await connection.DisposeAsync();
+            }
+            else
+            {
+                socket.Dispose();
+            }
+        }
+    }
+
+    private ControlException? CheckHello(HelloMessage hello, NoiseStream secure, PubKey peer)
+    {
+        if (hello.Version != ControlProtocol.Version)
+        {
+            return new ControlException(ControlErrorCode.UnsupportedVersion, $"control protocol version {hello.Version} is not supported (manager speaks {ControlProtocol.Version})");
+        }
+
+        byte[] signature;
+        try
+        {
+            signature = Convert.FromHexString(hello.Signature);
+        }
+        catch (FormatException)
+        {
+            return new ControlException(ControlErrorCode.Forbidden, "hello signature is not hex");
+        }
+
+        if (!KeyPair.Verify(peer, secure.HelloSigningInput(ControlProtocol.HelloSignatureContext), signature))
+        {
+            return new ControlException(ControlErrorCode.Forbidden, "hello signature does not match the handshake");
+        }
+
+        switch (hello.Role)
+        {
+            case "node":
+                if (hello.LinkAddress is null || !IPEndPoint.TryParse(hello.LinkAddress, out var ep) || ep.Port == 0)
+                {
+                    return new ControlException(ControlErrorCode.BadRequest, $"node hello needs a link address ip:port, got '{hello.LinkAddress}'");
+                }
+
+                return null;
+            case "cli":
+                return _admins.Contains(peer) ? null : new ControlException(ControlErrorCode.Forbidden, $"key {peer} is not an admin of this manager (start it with --admin {peer})");
+            default:
+                return new ControlException(ControlErrorCode.BadRequest, $"unknown role '{hello.Role}'");
+        }
+    }
+
+    private static Task SendErrorAsync(FrameConnection connection, uint id, ControlErrorCode code, string message) =>
+        connection.SendAsync((byte)ControlOpcode.Error, id, JsonSerializer.SerializeToUtf8Bytes(new ErrorMessage { Code = code, Message = message }, ControlJsonContext.Default.ErrorMessage));
+
+    private static T Parse<T>(ReadOnlyMemory<byte> payload, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) =>
+        JsonSerializer.Deserialize(payload.Span, type) ?? throw new JsonException("null payload");
+
+    private static byte[] Ok => JsonSerializer.SerializeToUtf8Bytes(new OkMessage(), ControlJsonContext.Default.OkMessage);
+
+    private async ValueTask<byte[]> HandleNodeAsync(string node, byte opcode, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        switch ((ControlOpcode)opcode)
+        {
+            case ControlOpcode.Ping:
+                return Ok;
+            case ControlOpcode.LinkReport:
+                Controller.ReportLinks(node, Parse(payload, ControlJsonContext.Default.LinkReportMessage));
+                return Ok;
+            case ControlOpcode.AppRegister:
+                Controller.RegisterApp(node, Parse(payload, ControlJsonContext.Default.AppRegisterMessage));
+                return Ok;
+            case ControlOpcode.AppUnregister:
+                Controller.UnregisterApp(node, Parse(payload, ControlJsonContext.Default.AppUnregisterMessage).Name);
+                return Ok;
+            case ControlOpcode.AppHeartbeat:
+                Controller.HeartbeatApps(node, Parse(payload, ControlJsonContext.Default.AppHeartbeatMessage).Names);
+                return Ok;
+            case ControlOpcode.AppList:
+                return JsonSerializer.SerializeToUtf8Bytes(Controller.ListApps(Parse(payload, ControlJsonContext.Default.AppListMessage)), ControlJsonContext.Default.AppListResultMessage);
+            case ControlOpcode.RouteRequest:
+                var request = Parse(payload, ControlJsonContext.Default.RouteRequestMessage);
+                var result = await Controller.BuildRouteAsync(node, request.To, cancellationToken);
+                return JsonSerializer.SerializeToUtf8Bytes(result, ControlJsonContext.Default.RouteResultMessage);
+            case ControlOpcode.RouteClose:
+                await Controller.CloseRouteAsync(node, Parse(payload, ControlJsonContext.Default.RouteCloseMessage).SessionId);
+                return Ok;
+            default:
+                Log.ForbiddenOpcode(_logger, node, opcode);
+                throw new ControlException(ControlErrorCode.Forbidden, $"opcode 0x{opcode:x2} is not allowed from a node");
+        }
+    }
+
+    private async ValueTask<byte[]> HandleCliAsync(string caller, byte opcode, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        switch ((ControlOpcode)opcode)
+        {
+            case ControlOpcode.Ping:
+                return Ok;
+            case ControlOpcode.ListNodes:
+                return JsonSerializer.SerializeToUtf8Bytes(Controller.ListNodes(), ControlJsonContext.Default.NodeListMessage);
+            case ControlOpcode.ListLinks:
+                return JsonSerializer.SerializeToUtf8Bytes(Controller.ListLinks(), ControlJsonContext.Default.LinkListMessage);
+            case ControlOpcode.ListRoutes:
+                return JsonSerializer.SerializeToUtf8Bytes(Controller.ListRoutes(), ControlJsonContext.Default.RouteListMessage);
+            case ControlOpcode.AppList:
+                return JsonSerializer.SerializeToUtf8Bytes(Controller.ListApps(Parse(payload, ControlJsonContext.Default.AppListMessage)), ControlJsonContext.Default.AppListResultMessage);
+            case ControlOpcode.LinkNodes:
+                var link = Parse(payload, ControlJsonContext.Default.NodePairMessage);
+                await Controller.LinkNodesAsync(link.A, link.B, cancellationToken);
+                return Ok;
+            case ControlOpcode.BuildRoute:
+                var pair = Parse(payload, ControlJsonContext.Default.NodePairMessage);
+                var route = await Controller.BuildRouteAsync(pair.A, pair.B, cancellationToken);
+                return JsonSerializer.SerializeToUtf8Bytes(route, ControlJsonContext.Default.RouteResultMessage);
+            default:
+                Log.ForbiddenOpcode(_logger, caller, opcode);
+                throw new ControlException(ControlErrorCode.Forbidden, $"opcode 0x{opcode:x2} is not a cli call");
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _cts.CancelAsync();
+        _listener.Stop();
+        if (_acceptLoop is not null)
+        {
+            await _acceptLoop;
+        }
+
+        Task[] tasks;
+        lock (_sync)
+        {
+            tasks = [.. _connections];
+        }
+
+        await Controller.DisposeAsync();
+        await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { }, TaskScheduler.Default);
+        _cts.Dispose();
+    }
+
+    /// <summary>The control connection of a node, as the controller uses it.</summary>
+    private sealed class NodeChannel(FrameConnection connection) : INodeChannel
+    {
+        public Task OpenLinkAsync(OpenLinkMessage message, CancellationToken cancellationToken) =>
+            connection.RequestAsync((byte)ControlOpcode.OpenLink, message, ControlJsonContext.Default.OpenLinkMessage, ControlJsonContext.Default.OkMessage, cancellationToken);
+
+        public Task InstallRulesAsync(InstallRulesMessage message, CancellationToken cancellationToken) =>
+            connection.RequestAsync((byte)ControlOpcode.InstallRules, message, ControlJsonContext.Default.InstallRulesMessage, ControlJsonContext.Default.OkMessage, cancellationToken);
+
+        public Task RemoveRulesAsync(RemoveRulesMessage message, CancellationToken cancellationToken) =>
+            connection.RequestAsync((byte)ControlOpcode.RemoveRules, message, ControlJsonContext.Default.RemoveRulesMessage, ControlJsonContext.Default.OkMessage, cancellationToken);
+
+        public Task SessionRouteAsync(SessionRouteMessage message, CancellationToken cancellationToken) =>
+            connection.RequestAsync((byte)ControlOpcode.SessionRoute, message, ControlJsonContext.Default.SessionRouteMessage, ControlJsonContext.Default.OkMessage, cancellationToken);
+
+        public Task RouteClosedAsync(RouteCloseMessage message, CancellationToken cancellationToken) =>
+            connection.NotifyAsync((byte)ControlOpcode.RouteClose, message, ControlJsonContext.Default.RouteCloseMessage, cancellationToken);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 2200, Level = LogLevel.Information, Message = "Manager listening on {EndPoint} with key {Key}")]
+        public static partial void Listening(ILogger logger, IPEndPoint endPoint, PubKey key);
+
+        [LoggerMessage(EventId = 2201, Level = LogLevel.Warning, Message = "Refused {Key} from {Remote}: {Reason}")]
+        public static partial void Refused(ILogger logger, string key, EndPoint? remote, string reason);
+
+        [LoggerMessage(EventId = 2202, Level = LogLevel.Warning, Message = "Control connection from {Remote} rejected: {Reason}")]
+        public static partial void ConnectionRejected(ILogger logger, EndPoint? remote, string reason);
+
+        [LoggerMessage(EventId = 2203, Level = LogLevel.Warning, Message = "Dropped forbidden control opcode 0x{Opcode:x2} from {Key}")]
+        public static partial void ForbiddenOpcode(ILogger logger, string key, byte opcode);
+
+        [LoggerMessage(EventId = 2204, Level = LogLevel.Information, Message = "Cli {Key} connected")]
+        public static partial void CliConnected(ILogger logger, string key);
+    }
+}

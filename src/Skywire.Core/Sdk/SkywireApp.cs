@@ -1,0 +1,245 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json.Serialization.Metadata;
+using Skywire.Core.AppApi;
+using Skywire.Protocol.AppApi;
+using Skywire.Protocol.Control;
+using ProtocolViolationException = Skywire.Protocol.Control.ProtocolViolationException;
+
+namespace Skywire.Core.Sdk;
+
+/// <summary>
+/// .NET SDK of the app API: connect to the node beside you, register a name, list apps, dial and accept streams.
+/// Streams are plain <see cref="Stream"/>s (<see cref="SkywireStream"/>); each one is its own loopback TCP
+/// connection to the node (docs/protocol.md §7).
+/// </summary>
+/// <example>
+/// <code>
+/// await using var app = await SkywireApp.ConnectAsync(nodeApps, SkywireApp.ReadTokenFile(path));
+/// await app.RegisterAsync("echo", "echo");
+/// await using var s = await app.AcceptAsync();
+/// </code>
+/// </example>
+public sealed class SkywireApp : IAsyncDisposable
+{
+    private readonly IPEndPoint _node;
+    private readonly string _token;
+    private readonly NetworkStream _control;
+    private readonly SemaphoreSlim _lock = new(1, 1);
+    private uint _nextId;
+
+    private SkywireApp(IPEndPoint node, string token, NetworkStream control, string nodeKey)
+    {
+        _node = node;
+        _token = token;
+        _control = control;
+        NodeKey = nodeKey;
+    }
+
+    /// <summary>The key of the node this app talks to.</summary>
+    public string NodeKey { get; }
+
+    /// <summary>The name registered through this connection, if any.</summary>
+    public string? Name { get; private set; }
+
+    /// <summary>Reads the node's app token file (trimmed).</summary>
+    public static string ReadTokenFile(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path).Trim();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new AppApiException(AppApiErrorCode.Unauthorized, $"cannot read the app token file '{path}': {ex.Message}");
+        }
+    }
+
+    /// <summary>Connects and authenticates to a node's app API.</summary>
+    /// <exception cref="AppApiException">Wrong token, version mismatch, or the node is unreachable.</exception>
+    public static async Task<SkywireApp> ConnectAsync(IPEndPoint nodeApps, string token, CancellationToken cancellationToken = default)
+    {
+        var (stream, ack) = await OpenAsync(nodeApps, token, cancellationToken);
+        return new SkywireApp(nodeApps, token, stream, ack.Node);
+    }
+
+    private static async Task<(NetworkStream Stream, AppHelloAckMessage Ack)> OpenAsync(IPEndPoint node, string token, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(node.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(node, cancellationToken);
+        }
+        catch (SocketException ex)
+        {
+            socket.Dispose();
+            throw new AppApiException(AppApiErrorCode.Unreachable, $"cannot reach the node's app API at {node}: {ex.Message}");
+        }
+
+        var stream = new NetworkStream(socket, ownsSocket: true);
+        try
+        {
+            var ack = await CallAsync(stream, AppApiOpcode.Hello, 1, new AppHelloMessage { Version = AppApiProtocol.Version, Token = token },
+                AppApiJsonContext.Default.AppHelloMessage, AppApiJsonContext.Default.AppHelloAckMessage, cancellationToken);
+            return (stream, ack);
+        }
+        catch
+        {
+            await stream.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static async Task<TResponse> CallAsync<TRequest, TResponse>(Stream stream, AppApiOpcode opcode, uint id, TRequest request,
+        JsonTypeInfo<TRequest> requestType, JsonTypeInfo<TResponse> responseType, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await FrameIo.WriteFrameAsync(stream, (byte)opcode, id, request, requestType, cancellationToken);
+            var frame = await FrameIo.ReadFrameAsync(stream, AppApiProtocol.MaxFrameSize, cancellationToken)
+                ?? throw new AppApiException(AppApiErrorCode.Unreachable, "the node closed the app API connection");
+            var (op, rid, payload) = frame;
+            if (rid != id)
+            {
+                throw new ProtocolViolationException($"response id {rid} does not match request {id}");
+            }
+
+            if (op == (byte)AppApiOpcode.Error)
+            {
+                var error = FrameIo.Parse(payload, AppApiJsonContext.Default.AppErrorMessage);
+                throw new AppApiException(error.Code, error.Message);
+            }
+
+            if (op != ((byte)opcode | FrameCodec.ResponseBit))
+            {
+                throw new ProtocolViolationException($"unexpected response opcode 0x{op:x2}");
+            }
+
+            return FrameIo.Parse(payload, responseType);
+        }
+        catch (IOException ex)
+        {
+            throw new AppApiException(AppApiErrorCode.Unreachable, "app API connection failed: " + ex.Message);
+        }
+    }
+
+    private async Task<TResponse> RequestAsync<TRequest, TResponse>(AppApiOpcode opcode, TRequest request, JsonTypeInfo<TRequest> requestType, JsonTypeInfo<TResponse> responseType, CancellationToken cancellationToken)
+    {
+        await _lock.WaitAsync(cancellationToken);
+        try
+        {
+            return await CallAsync(_control, opcode, ++_nextId + 1, request, requestType, responseType, cancellationToken);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <summary>Registers this app's name and type; it stays registered while this object lives.</summary>
+    public async Task RegisterAsync(string name, string type, CancellationToken cancellationToken = default)
+    {
+        await RequestAsync(AppApiOpcode.Register, new AppApiRegisterMessage { Name = name, Type = type },
+            AppApiJsonContext.Default.AppApiRegisterMessage, AppApiJsonContext.Default.OkMessage, cancellationToken);
+        Name = name;
+    }
+
+    /// <summary>Lists apps from the manager's tracker: all (<paramref name="by"/> "all"), by "name" or by "type".</summary>
+    public async Task<IReadOnlyList<AppInfo>> ListAppsAsync(string by = "all", string? value = null, CancellationToken cancellationToken = default)
+    {
+        var result = await RequestAsync(AppApiOpcode.ListApps, new AppListMessage { By = by, Value = value },
+            AppApiJsonContext.Default.AppListMessage, AppApiJsonContext.Default.AppListResultMessage, cancellationToken);
+        return result.Apps;
+    }
+
+    /// <summary>Opens a stream to app <paramref name="app"/> on node <paramref name="nodeKey"/>.</summary>
+    public async Task<SkywireStream> DialAsync(string nodeKey, string app, CancellationToken cancellationToken = default)
+    {
+        var (stream, _) = await OpenAsync(_node, _token, cancellationToken);
+        try
+        {
+            var ready = await CallAsync(stream, AppApiOpcode.Dial, 2, new DialMessage { Node = nodeKey, App = app, From = Name },
+                AppApiJsonContext.Default.DialMessage, AppApiJsonContext.Default.StreamReadyMessage, cancellationToken);
+            return new SkywireStream(stream, ready);
+        }
+        catch
+        {
+            await stream.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Waits for the next stream dialed to this app (call <see cref="RegisterAsync"/> first).</summary>
+    public async Task<SkywireStream> AcceptAsync(CancellationToken cancellationToken = default)
+    {
+        var name = Name ?? throw new InvalidOperationException("register a name before accepting streams");
+        var (stream, _) = await OpenAsync(_node, _token, cancellationToken);
+        try
+        {
+            var ready = await CallAsync(stream, AppApiOpcode.Accept, 2, new AcceptMessage { Name = name },
+                AppApiJsonContext.Default.AcceptMessage, AppApiJsonContext.Default.StreamReadyMessage, cancellationToken);
+            return new SkywireStream(stream, ready);
+        }
+        catch
+        {
+            await stream.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        await _control.DisposeAsync();
+        _lock.Dispose();
+    }
+}
+
+/// <summary>One mesh stream as an app sees it: a byte stream with half-close.</summary>
+public sealed class SkywireStream : Stream
+{
+    private readonly NetworkStream _inner;
+
+    internal SkywireStream(NetworkStream inner, StreamReadyMessage ready)
+    {
+        _inner = inner;
+        RemoteNode = ready.RemoteNode;
+        RemoteApp = ready.RemoteApp;
+    }
+
+    /// <summary>The node at the other end.</summary>
+    public string RemoteNode { get; }
+
+    /// <summary>The app at the other end, when known.</summary>
+    public string? RemoteApp { get; }
+
+    /// <summary>Closes the sending direction; the peer reads end of stream, and this side can still read.</summary>
+    public void CompleteWrites() => _inner.Socket.Shutdown(SocketShutdown.Send);
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override void Flush() => _inner.Flush();
+    public override Task FlushAsync(CancellationToken cancellationToken) => _inner.FlushAsync(cancellationToken);
+    public override int Read(byte[] buffer, int offset, int count) => _inner.Read(buffer, offset, count);
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => _inner.ReadAsync(buffer, cancellationToken);
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => _inner.ReadAsync(buffer, offset, count, cancellationToken);
+    public override void Write(byte[] buffer, int offset, int count) => _inner.Write(buffer, offset, count);
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => _inner.WriteAsync(buffer, cancellationToken);
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => _inner.WriteAsync(buffer, offset, count, cancellationToken);
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _inner.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
+}

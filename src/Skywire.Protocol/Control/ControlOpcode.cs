@@ -1,0 +1,75 @@
+namespace Skywire.Protocol.Control;
+
+/// <summary>
+/// Opcodes of the control channel (docs/protocol.md §4.3). A response carries the request's opcode
+/// with <see cref="FrameCodec.ResponseBit"/> set; <see cref="Error"/> answers any request that failed.
+/// Never renumber: these values are on the wire.
+/// </summary>
+public enum ControlOpcode : byte
+{
+    /// <summary>First frame of every connection, client to manager: version, role, registration signature.</summary>
+    Hello = 0x01,
+    /// <summary>Keepalive request, either direction.</summary>
+    Ping = 0x02,
+
+    /// <summary>Node to manager: measured state of its links (notification).</summary>
+    LinkReport = 0x10,
+    /// <summary>Node to manager: register an app in the tracker.</summary>
+    AppRegister = 0x11,
+    /// <summary>Node to manager: remove an app from the tracker.</summary>
+    AppUnregister = 0x12,
+    /// <summary>Node to manager: the listed apps are alive (notification).</summary>
+    AppHeartbeat = 0x13,
+    /// <summary>Node or cli to manager: list apps (all, by name, by type).</summary>
+    AppList = 0x14,
+    /// <summary>Node to manager: build a route to a node (the node is one end).</summary>
+    RouteRequest = 0x15,
+    /// <summary>Node to manager: a session route is no longer needed (notification).</summary>
+    RouteClose = 0x16,
+
+    /// <summary>Manager to node: open a link to a peer.</summary>
+    OpenLink = 0x20,
+    /// <summary>Manager to node: close a link.</summary>
+    CloseLink = 0x21,
+    /// <summary>Manager to node: install forwarding rules.</summary>
+    InstallRules = 0x22,
+    /// <summary>Manager to node: remove forwarding rules.</summary>
+    RemoveRules = 0x23,
+    /// <summary>Manager to node: the node is an end of a route; its session sends and receives on these labels.</summary>
+    SessionRoute = 0x24,
+
+    /// <summary>Cli to manager: registered nodes.</summary>
+    ListNodes = 0x30,
+    /// <summary>Cli to manager: known links with metrics.</summary>
+    ListLinks = 0x31,
+    /// <summary>Cli to manager: live routes.</summary>
+    ListRoutes = 0x32,
+    /// <summary>Cli to manager: ask node A to open a link to node B.</summary>
+    LinkNodes = 0x34,
+    /// <summary>Cli to manager: compute (and install) a route between two nodes.</summary>
+    BuildRoute = 0x35,
+
+    /// <summary>Failure answer to any request (always a response: high bit set).</summary>
+    Error = 0xFF,
+}
+
+/// <summary>Stable error codes in <see cref="ErrorMessage"/>. Never renumber.</summary>
+public enum ControlErrorCode
+{
+    /// <summary>The request was malformed or had invalid arguments.</summary>
+    BadRequest = 10,
+    /// <summary>The caller may not do this (e.g. a non-admin key on a cli call).</summary>
+    Forbidden = 20,
+    /// <summary>A named node, app or route does not exist (or a prefix is ambiguous).</summary>
+    NotFound = 30,
+    /// <summary>The thing already exists (duplicate app name).</summary>
+    Conflict = 40,
+    /// <summary>No path exists between the nodes.</summary>
+    NoRoute = 50,
+    /// <summary>A node did not answer in time or is gone.</summary>
+    Unavailable = 60,
+    /// <summary>Version mismatch.</summary>
+    UnsupportedVersion = 70,
+    /// <summary>Anything else.</summary>
+    Internal = 90,
+}

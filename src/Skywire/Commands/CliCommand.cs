@@ -1,0 +1,105 @@
+using System.CommandLine;
+using Microsoft.Extensions.Logging.Abstractions;
+using Skywire.Core.Control;
+using Skywire.Protocol.Control;
+
+namespace Skywire.Commands;
+
+internal static class CliCommand
+{
+    public static Command Create()
+    {
+        var manager = new Option<string>("--manager") { Description = "Manager address host:port or PUBKEY@host:port.", Required = true, Recursive = true };
+        var managerKey = new Option<string?>("--manager-key") { Description = "The manager's public key (pinned).", Recursive = true };
+        var keyFile = new Option<string>("--key") { Description = "Your key file; the manager must know its key (its own or an --admin key).", Required = true, Recursive = true };
+        var cli = new Command("cli", "Query and steer a manager (authenticated by your key).") { manager, managerKey, keyFile };
+
+        Command Query(string name, string description, Func<FrameConnection, CancellationToken, Task> run)
+        {
+            var command = new Command(name, description);
+            command.SetAction((parse, ct) => RunAsync(parse, manager, managerKey, keyFile, run, ct));
+            return command;
+        }
+
+        cli.Subcommands.Add(Query("nodes", "List registered nodes.", async (c, ct) =>
+        {
+            var list = await c.RequestAsync((byte)ControlOpcode.ListNodes, new OkMessage(), ControlJsonContext.Default.OkMessage, ControlJsonContext.Default.NodeListMessage, ct);
+            Common.Table(["KEY", "LINK ADDRESS", "STATE", "APPS"], list.Nodes.Select(n => (IReadOnlyList<string>)[n.Key, n.LinkAddress, n.Online ? "online" : "offline", string.Join(",", n.Apps)]));
+        }));
+        cli.Subcommands.Add(Query("links", "List links as their nodes report them.", async (c, ct) =>
+        {
+            var list = await c.RequestAsync((byte)ControlOpcode.ListLinks, new OkMessage(), ControlJsonContext.Default.OkMessage, ControlJsonContext.Default.LinkListMessage, ct);
+            Common.Table(["FROM", "TO", "STATE", "RTT MS", "LOSS %"], list.Links.Select(l => (IReadOnlyList<string>)[l.From, l.To, l.Up ? "up" : "down", (l.RttMicros / 1000.0).ToString("0.00"), (l.Loss * 100).ToString("0.0")]));
+        }));
+        cli.Subcommands.Add(Query("routes", "List live routes.", async (c, ct) =>
+        {
+            var list = await c.RequestAsync((byte)ControlOpcode.ListRoutes, new OkMessage(), ControlJsonContext.Default.OkMessage, ControlJsonContext.Default.RouteListMessage, ct);
+            Common.Table(["SESSION", "FROM", "TO", "HOPS", "REROUTES", "PATH"], list.Routes.Select(r => (IReadOnlyList<string>)[r.SessionId.ToString("x16"), r.From[..12], r.To[..12], (r.Path.Count - 1).ToString(), r.Reroutes.ToString(), string.Join(" > ", r.Path.Select(p => p[..12]))]));
+        }));
+
+        var by = new Option<string>("--by") { Description = "all, name or type.", DefaultValueFactory = _ => "all" };
+        by.AcceptOnlyFromAmong("all", "name", "type");
+        var value = new Option<string?>("--value") { Description = "The name or type to look for." };
+        var apps = new Command("apps", "List apps from the tracker.") { by, value };
+        apps.SetAction((parse, ct) => RunAsync(parse, manager, managerKey, keyFile, async (c, t) =>
+        {
+            var list = await c.RequestAsync((byte)ControlOpcode.AppList, new AppListMessage { By = parse.GetValue(by)!, Value = parse.GetValue(value) }, ControlJsonContext.Default.AppListMessage, ControlJsonContext.Default.AppListResultMessage, t);
+            Common.Table(["NAME", "TYPE", "NODE"], list.Apps.Select(a => (IReadOnlyList<string>)[a.Name, a.Type, a.Node]));
+        }, ct));
+        cli.Subcommands.Add(apps);
+
+        var a = new Argument<string>("A") { Description = "Node key or unique prefix." };
+        var b = new Argument<string>("B") { Description = "Node key or unique prefix." };
+        var link = new Command("link", "Ask node A to open a link to node B.") { a, b };
+        link.SetAction((parse, ct) => RunAsync(parse, manager, managerKey, keyFile, async (c, t) =>
+        {
+            await c.RequestAsync((byte)ControlOpcode.LinkNodes, new NodePairMessage { A = parse.GetValue(a)!, B = parse.GetValue(b)! }, ControlJsonContext.Default.NodePairMessage, ControlJsonContext.Default.OkMessage, t);
+            Console.WriteLine("link requested");
+        }, ct));
+        cli.Subcommands.Add(link);
+
+        var ra = new Argument<string>("A") { Description = "Source node key or unique prefix." };
+        var rb = new Argument<string>("B") { Description = "Destination node key or unique prefix." };
+        var route = new Command("route", "Compute and install a route from A to B; prints the path.") { ra, rb };
+        route.SetAction((parse, ct) => RunAsync(parse, manager, managerKey, keyFile, async (c, t) =>
+        {
+            var r = await c.RequestAsync((byte)ControlOpcode.BuildRoute, new NodePairMessage { A = parse.GetValue(ra)!, B = parse.GetValue(rb)! }, ControlJsonContext.Default.NodePairMessage, ControlJsonContext.Default.RouteResultMessage, t);
+            Console.WriteLine($"session {r.SessionId:x16}, {r.Path.Count - 1} hop(s)");
+            Common.Table(["HOP", "NODE"], r.Path.Select((p, i) => (IReadOnlyList<string>)[i.ToString(), p]));
+        }, ct));
+        cli.Subcommands.Add(route);
+        return cli;
+    }
+
+    private static async Task<int> RunAsync(ParseResult parse, Option<string> manager, Option<string?> managerKey, Option<string> keyFile, Func<FrameConnection, CancellationToken, Task> run, CancellationToken cancellationToken)
+    {
+        var address = Common.ParseManager(parse.GetValue(manager)!, parse.GetValue(managerKey));
+        if (address is null)
+        {
+            return Common.Usage;
+        }
+
+        using var key = Common.LoadKey(parse.GetValue(keyFile)!, create: false);
+        if (key is null)
+        {
+            return Common.Failure;
+        }
+
+        try
+        {
+            var (connection, _) = await ControlClient.ConnectAsync(address, key, "cli", null,
+                (_, _, _) => throw new ControlException(ControlErrorCode.Forbidden, "the cli serves no requests"), NullLogger.Instance, TimeSpan.FromSeconds(10), cancellationToken);
+            await using (connection)
+            {
+                await run(connection, cancellationToken);
+            }
+
+            return Common.Ok;
+        }
+        catch (ControlException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return Common.ExitCode(ex.Code);
+        }
+    }
+}

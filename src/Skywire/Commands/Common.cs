@@ -1,0 +1,105 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Skywire.Core.Control;
+using Skywire.Core.Crypto;
+using Skywire.Protocol.Control;
+
+namespace Skywire.Commands;
+
+/// <summary>Helpers shared by the commands: logging to stderr, key loading, exit codes.</summary>
+internal static class Common
+{
+    /// <summary>Exit codes of every command (stable; documented in docs/operations.md).</summary>
+    public const int Ok = 0;
+    public const int Failure = 1;
+    public const int Usage = 2;
+    public const int Forbidden = 3;
+    public const int NotFound = 4;
+    public const int NoRoute = 5;
+    public const int Unavailable = 6;
+
+    /// <summary>Logs go to stderr so stdout stays clean for data (nc) and tables (cli).</summary>
+    public static ILoggerFactory Logging(string? level = null) => LoggerFactory.Create(b =>
+    {
+        b.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss.fff ";
+        });
+        b.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+        b.SetMinimumLevel(Enum.TryParse<LogLevel>(level ?? Environment.GetEnvironmentVariable("SKYWIRE_LOG") ?? "Information", true, out var l) ? l : LogLevel.Information);
+    });
+
+    /// <summary>Loads the key file, creating it on first run; reports errors on stderr.</summary>
+    public static KeyPair? LoadKey(string path, bool create = true)
+    {
+        try
+        {
+            if (!create)
+            {
+                return KeyFile.Load(path);
+            }
+
+            var key = KeyFile.LoadOrCreate(path, out var created);
+            if (created)
+            {
+                Console.Error.WriteLine($"created key file {path} (public key {key.Public})");
+            }
+
+            return key;
+        }
+        catch (KeyFileException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return null;
+        }
+    }
+
+    public static int ExitCode(ControlErrorCode code) => code switch
+    {
+        ControlErrorCode.Forbidden => Forbidden,
+        ControlErrorCode.NotFound => NotFound,
+        ControlErrorCode.NoRoute => NoRoute,
+        ControlErrorCode.Unavailable => Unavailable,
+        ControlErrorCode.BadRequest => Usage,
+        _ => Failure,
+    };
+
+    public static bool TryParseEndPoint(string text, out IPEndPoint endPoint, string what)
+    {
+        if (IPEndPoint.TryParse(text, out var ep))
+        {
+            endPoint = ep;
+            return true;
+        }
+
+        Console.Error.WriteLine($"error: {what} '{text}' is not ip:port");
+        endPoint = new IPEndPoint(IPAddress.Loopback, 0);
+        return false;
+    }
+
+    public static ManagerAddress? ParseManager(string address, string? key)
+    {
+        try
+        {
+            return ManagerAddress.Parse(address, key);
+        }
+        catch (FormatException ex)
+        {
+            Console.Error.WriteLine("error: " + ex.Message);
+            return null;
+        }
+    }
+
+    /// <summary>Prints rows as aligned columns.</summary>
+    public static void Table(IReadOnlyList<string> header, IEnumerable<IReadOnlyList<string>> rows)
+    {
+        var all = new List<IReadOnlyList<string>> { header };
+        all.AddRange(rows);
+        var widths = header.Select((_, i) => all.Max(r => r[i].Length)).ToArray();
+        foreach (var row in all)
+        {
+            Console.WriteLine(string.Join("  ", row.Select((cell, i) => i == row.Count - 1 ? cell : cell.PadRight(widths[i]))).TrimEnd());
+        }
+    }
+}

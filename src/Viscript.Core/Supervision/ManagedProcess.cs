@@ -1,0 +1,155 @@
+using System.Diagnostics;
+using Viscript.Core.Config;
+
+namespace Viscript.Core.Supervision;
+
+/// <summary>One sequence id: an app launched by viscript, with its current run and captured output. Mutable state is guarded by <see cref="Gate"/>.</summary>
+public sealed class ManagedProcess
+{
+    internal ManagedProcess(ulong id, AppOptions app, IReadOnlyList<string> arguments, string commandLine, LogBuffer logs)
+    {
+        Id = id;
+        App = app;
+        Arguments = arguments;
+        CommandLine = commandLine;
+        Logs = logs;
+    }
+
+    /// <summary>Sequence id, also the signal client id.</summary>
+    public ulong Id { get; }
+
+    /// <summary>App configuration used for this id.</summary>
+    public AppOptions App { get; }
+
+    /// <summary>Arguments after the executable (including signal flags if configured).</summary>
+    public IReadOnlyList<string> Arguments { get; }
+
+    /// <summary>Executable and arguments joined for display.</summary>
+    public string CommandLine { get; }
+
+    /// <summary>Captured output of every run of this id.</summary>
+    public LogBuffer Logs { get; }
+
+    internal Lock Gate { get; } = new();
+
+    /// <summary>Current state.</summary>
+    public ProcessState State { get; internal set; } = ProcessState.Stopped;
+
+    internal ProcessRun? Run { get; set; }
+
+    internal int? LastPid { get; set; }
+
+    internal int? ExitCode { get; set; }
+
+    internal int Failures { get; set; }
+
+    internal int Restarts { get; set; }
+
+    internal CancellationTokenSource? BackoffCts { get; set; }
+
+    internal ProcSample? LastSample { get; set; }
+
+    internal DateTimeOffset LastSampleAt { get; set; }
+
+    internal LogFile? LogFile { get; set; }
+}
+
+/// <summary>One OS process of a <see cref="ManagedProcess"/>.</summary>
+internal sealed class ProcessRun(Process process, DateTimeOffset startedAt)
+{
+    public Process Process { get; } = process;
+
+    public int Pid { get; } = process.Id;
+
+    public DateTimeOffset StartedAt { get; } = startedAt;
+
+    /// <summary>Completes once the exit has been handled (state changed), with the exit code.</summary>
+    public TaskCompletionSource<int> Ended { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Cancelled when the run ends (stops its start-grace timer).</summary>
+    public CancellationTokenSource Cts { get; } = new();
+
+    public Task Pumps { get; set; } = Task.CompletedTask;
+
+    public SemaphoreSlim StdinGate { get; } = new(1, 1);
+}
+
+/// <summary>Per-process log file, rotated to <c>.1</c> at a size limit.</summary>
+internal sealed class LogFile : IDisposable
+{
+    private readonly string _path;
+    private readonly long _maxBytes;
+    private readonly Lock _gate = new();
+    private FileStream? _stream;
+    private bool _failed;
+
+    public LogFile(string path, long maxBytes)
+    {
+        _path = path;
+        _maxBytes = maxBytes;
+    }
+
+    public string Path => _path;
+
+    public void Write(string line)
+    {
+        lock (_gate)
+        {
+            if (_failed)
+            {
+                return;
+            }
+            try
+            {
+                _stream ??= Open();
+                if (_maxBytes > 0 && _stream.Length >= _maxBytes)
+                {
+                    _stream.Dispose();
+                    File.Move(_path, _path + ".1", overwrite: true);
+                    _stream = Open();
+                }
+                var bytes = System.Text.Encoding.UTF8.GetBytes(line + "\n");
+                _stream.Write(bytes);
+            }
+            catch (IOException)
+            {
+                // A full disk or a removed folder must not stop the capture into memory.
+                _failed = true;
+            }
+            catch (UnauthorizedAccessException)
+            {
+                _failed = true;
+            }
+        }
+    }
+
+    public void Flush()
+    {
+        lock (_gate)
+        {
+            try
+            {
+                _stream?.Flush();
+            }
+            catch (IOException)
+            {
+                _failed = true;
+            }
+        }
+    }
+
+    private FileStream Open()
+    {
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(_path)!);
+        return new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite, 64 * 1024);
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _stream?.Dispose();
+            _stream = null;
+        }
+    }
+}

@@ -1,0 +1,46 @@
+using Microsoft.Extensions.Logging;
+
+namespace Viscript.Core.Supervision;
+
+public sealed partial class Supervisor
+{
+    // Event ids 4000-4099: supervisor.
+    internal static partial class Log
+    {
+        [LoggerMessage(EventId = 4000, Level = LogLevel.Information, Message = "Process {Id} ({App}) started as pid {Pid}")]
+        public static partial void Spawned(ILogger logger, ulong id, string app, int pid);
+
+        [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Process {Id} ({App}) could not be started: {Reason}")]
+        public static partial void SpawnFailed(ILogger logger, ulong id, string app, string reason);
+
+        [LoggerMessage(EventId = 4002, Level = LogLevel.Information, Message = "Process {Id} ({App}) pid {Pid} exited with code {ExitCode}")]
+        public static partial void Exited(ILogger logger, ulong id, string app, int pid, int exitCode);
+
+        [LoggerMessage(EventId = 4003, Level = LogLevel.Debug, Message = "Process {Id} ({App}): {From} -> {To} ({Reason})")]
+        public static partial void StateChanged(ILogger logger, ulong id, string app, ProcessState from, ProcessState to, string reason);
+
+        [LoggerMessage(EventId = 4004, Level = LogLevel.Information, Message = "Stopping process {Id} pid {Pid}: {Step}")]
+        public static partial void StopStep(ILogger logger, ulong id, int pid, string step);
+
+        [LoggerMessage(EventId = 4010, Level = LogLevel.Information, Message = "Stopping process {Id} pid {Pid}: signal SHUTDOWN failed: {Reason}")]
+        public static partial void StopStepFailed(ILogger logger, ulong id, int pid, string reason);
+
+        [LoggerMessage(EventId = 4011, Level = LogLevel.Information, Message = "Process {Id}: killed {Count} leftover child processes")]
+        public static partial void OrphansKilled(ILogger logger, ulong id, int count);
+
+        [LoggerMessage(EventId = 4005, Level = LogLevel.Information, Message = "Stopping {Count} processes")]
+        public static partial void StoppingAll(ILogger logger, int count);
+
+        [LoggerMessage(EventId = 4006, Level = LogLevel.Warning, Message = "Graceful shutdown took longer than {Timeout}; killing what remains")]
+        public static partial void ShutdownTimedOut(ILogger logger, TimeSpan timeout);
+
+        [LoggerMessage(EventId = 4007, Level = LogLevel.Error, Message = "Process {Id} pid {Pid} did not end after SIGKILL")]
+        public static partial void KillTimedOut(ILogger logger, ulong id, int pid);
+
+        [LoggerMessage(EventId = 4008, Level = LogLevel.Information, Message = "Signal client {Id} registered from {RemoteEndPoint}")]
+        public static partial void Registered(ILogger logger, ulong id, System.Net.EndPoint remoteEndPoint);
+
+        [LoggerMessage(EventId = 4009, Level = LogLevel.Error, Message = "A process event handler failed")]
+        public static partial void EventHandlerFailed(ILogger logger, Exception exception);
+    }
+}

@@ -1,0 +1,117 @@
+using System.Text.Json;
+using Skywire.Core.Control;
+using Skywire.Protocol.Control;
+
+namespace Skywire.Tests.Control;
+
+public class FrameConnectionTests
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(20);
+
+    private static FrameRequestHandler Tracker => (op, payload, ct) =>
+    {
+        if (op != (byte)ControlOpcode.AppList)
+        {
+            throw new ControlException(ControlErrorCode.BadRequest, "unknown opcode");
+        }
+
+        var q = JsonSerializer.Deserialize(payload.Span, ControlJsonContext.Default.AppListMessage)!;
+        if (q.By == "boom")
+        {
+            throw new ControlException(ControlErrorCode.NotFound, "nothing named boom");
+        }
+
+        var result = new AppListResultMessage { Apps = [new AppInfo { Name = q.Value ?? "all", Type = "t", Node = "n" }] };
+        return ValueTask.FromResult(JsonSerializer.SerializeToUtf8Bytes(result, ControlJsonContext.Default.AppListResultMessage));
+    };
+
+    [Fact]
+    public async Task Request_ConcurrentCalls_EachGetsItsOwnAnswer()
+    {
+        var (a, b) = DuplexPipe.Create();
+        await using var server = new FrameConnection(a, "server");
+        await using var client = new FrameConnection(b, "client");
+        server.Start(Tracker);
+        client.Start((_, _, _) => throw new ControlException(ControlErrorCode.BadRequest, "no"));
+
+        var calls = Enumerable.Range(0, 50).Select(i => client.RequestAsync((byte)ControlOpcode.AppList, new AppListMessage { By = "name", Value = "app" + i },
+            ControlJsonContext.Default.AppListMessage, ControlJsonContext.Default.AppListResultMessage)).ToList();
+        var results = await Task.WhenAll(calls).WaitAsync(Limit);
+        for (var i = 0; i < 50; i++)
+        {
+            Assert.Equal("app" + i, results[i].Apps.Single().Name);
+        }
+    }
+
+    [Fact]
+    public async Task Request_HandlerFails_CallerGetsCodeAndConnectionStaysOpen()
+    {
+        var (a, b) = DuplexPipe.Create();
+        await using var server = new FrameConnection(a, "server");
+        await using var client = new FrameConnection(b, "client");
+        server.Start(Tracker);
+        client.Start((_, _, _) => throw new ControlException(ControlErrorCode.BadRequest, "no"));
+
+        var ex = await Assert.ThrowsAsync<ControlException>(() => client.RequestAsync((byte)ControlOpcode.AppList, new AppListMessage { By = "boom" },
+            ControlJsonContext.Default.AppListMessage, ControlJsonContext.Default.AppListResultMessage)).WaitAsync(Limit);
+        Assert.Equal(ControlErrorCode.NotFound, ex.Code);
+
+        var ok = await client.RequestAsync((byte)ControlOpcode.AppList, new AppListMessage { By = "name", Value = "still" },
+            ControlJsonContext.Default.AppListMessage, ControlJsonContext.Default.AppListResultMessage).WaitAsync(Limit);
+        Assert.Equal("still", ok.Apps[0].Name);
+    }
+
+    [Fact]
+    public async Task MalformedJsonPayload_ClosesConnectionAsProtocolViolation()
+    {
+        var (a, b) = DuplexPipe.Create();
+        await using var server = new FrameConnection(a, "server");
+        server.Start(Tracker);
+        await b.WriteAsync(FrameCodec.Encode((byte)ControlOpcode.AppList, 1, "{not json"u8));
+        await b.FlushAsync();
+        Assert.Equal(ConnectionCloseReason.ProtocolViolation, await server.Closed.WaitAsync(Limit));
+    }
+
+    [Fact]
+    public async Task OversizedFrame_ClosesConnectionAsProtocolViolation()
+    {
+        var (a, b) = DuplexPipe.Create();
+        await using var server = new FrameConnection(a, "server", maxFrameSize: 1024);
+        server.Start(Tracker);
+        var header = new byte[FrameCodec.HeaderSize];
+        FrameCodec.WriteHeader(header, (byte)ControlOpcode.AppList, 1, 5000);
+        await b.WriteAsync(header);
+        await b.FlushAsync();
+        Assert.Equal(ConnectionCloseReason.ProtocolViolation, await server.Closed.WaitAsync(Limit));
+    }
+
+    [Fact]
+    public async Task StreamEndsMidFrame_IsProtocolViolation_AndPendingRequestsFail()
+    {
+        var (a, b) = DuplexPipe.Create();
+        await using var client = new FrameConnection(a, "client");
+        client.Start(Tracker);
+        var pending = client.RequestAsync((byte)ControlOpcode.AppList, new AppListMessage(), ControlJsonContext.Default.AppListMessage, ControlJsonContext.Default.AppListResultMessage);
+        await b.WriteAsync(new byte[] { 0, 0, 0, 10, 0x94 });
+        b.Dispose();
+        Assert.Equal(ConnectionCloseReason.ProtocolViolation, await client.Closed.WaitAsync(Limit));
+        var ex = await Assert.ThrowsAsync<ControlException>(() => pending).WaitAsync(Limit);
+        Assert.Equal(ControlErrorCode.Unavailable, ex.Code);
+    }
+
+    [Fact]
+    public async Task UnsolicitedResponse_IsIgnored()
+    {
+        var (a, b) = DuplexPipe.Create();
+        await using var server = new FrameConnection(a, "server");
+        await using var client = new FrameConnection(b, "client");
+        server.Start(Tracker);
+        client.Start(Tracker);
+        // A response to a request nobody made (late, or forged inside the channel) is dropped, not fatal.
+        await server.SendAsync((byte)ControlOpcode.AppList | FrameCodec.ResponseBit, 999, "{}"u8.ToArray());
+        var ok = await client.RequestAsync((byte)ControlOpcode.AppList, new AppListMessage { By = "name", Value = "z" },
+            ControlJsonContext.Default.AppListMessage, ControlJsonContext.Default.AppListResultMessage).WaitAsync(Limit);
+        Assert.Equal("z", ok.Apps[0].Name);
+        Assert.False(client.Closed.IsCompleted);
+    }
+}
