@@ -31,12 +31,13 @@ public sealed partial class MessengerPeering : IAsyncDisposable
     /// <param name="key">Our identity (the node key).</param>
     /// <param name="onIncoming">Takes an incoming stream (returns true), or refuses it (false: the stream is aborted).</param>
     /// <param name="loggerFactory">Logging.</param>
-    public MessengerPeering(MessengerClientOptions options, KeyPair key, Func<MessengerStream, bool> onIncoming, ILoggerFactory? loggerFactory = null)
+    /// <param name="acceptFilter">Refuses a stream before it is answered (the opener gets Refused); null accepts all.</param>
+    public MessengerPeering(MessengerClientOptions options, KeyPair key, Func<MessengerStream, bool> onIncoming, ILoggerFactory? loggerFactory = null, Func<PubKey, ReadOnlyMemory<byte>, bool>? acceptFilter = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(onIncoming);
-        _options = options;
+        _options = acceptFilter is null ? options : options with { AcceptFilter = acceptFilter };
         _key = key;
         _onIncoming = onIncoming;
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
