@@ -208,6 +208,7 @@ public sealed partial class NodeDataPlane
         from.Buffer.Span[..from.Size].CopyTo(copy.Buffer.Span);
         lock (link.Gate)
         {
+            link.Roams++;
             link.Remote = copy;
             link.RemoteEndPoint = (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(copy);
         }

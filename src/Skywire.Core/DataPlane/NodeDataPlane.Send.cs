@@ -265,14 +265,9 @@ public sealed partial class NodeDataPlane
                 if (_time.GetElapsedTime(link.HandshakeStartedAt, now) > _options.HandshakeTimeout)
                 {
                     downReason = $"handshake timed out after {link.Attempts} attempts";
-                    if (!MarkDownLocked(link, link.State == LinkState.Up ? LinkState.Up : LinkState.Down, downReason))
+                    if (!MarkDownLocked(link, LinkState.Down, downReason))
                     {
                         downReason = null;
-                    }
-
-                    if (link.Current is null)
-                    {
-                        link.State = LinkState.Down;
                     }
                 }
                 else if (now >= link.NextAttemptAt)

@@ -225,6 +225,9 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
     /// <summary>A snapshot of the link to <paramref name="peer"/>, or null.</summary>
     public LinkInfo? GetLink(PubKey peer) => _links.TryGetValue(peer, out var link) ? Snapshot(link) : null;
 
+    /// <summary>How often the peer's address changed (tests: a stable peer must not count as roaming).</summary>
+    internal long RoamsOf(PubKey peer) => _links.TryGetValue(peer, out var link) ? Interlocked.Read(ref link.Roams) : 0;
+
     // ---- Rules ------------------------------------------------------------------------------
 
     /// <summary>Installs or refreshes a forwarding rule (a refresh of the same rule keeps its counters).</summary>

@@ -104,6 +104,9 @@ internal sealed class Link
     public long UpSinceAt;
     public DateTimeOffset? UpSinceUtc;
 
+    /// <summary>Times the peer's address changed under an authenticated packet.</summary>
+    public long Roams;
+
     // Metrics (Interlocked).
     public long PacketsSent;
     public long PacketsReceived;

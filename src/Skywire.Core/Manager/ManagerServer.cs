@@ -133,20 +133,28 @@ public sealed partial class ManagerServer : IAsyncDisposable
                 RuleLifetimeMs = (int)_options.RuleLifetime.TotalMilliseconds,
                 ReportIntervalMs = (int)_options.ReportInterval.TotalMilliseconds,
             };
-            await connection.SendAsync((byte)ControlOpcode.Hello | FrameCodec.ResponseBit, id, JsonSerializer.SerializeToUtf8Bytes(ack, ControlJsonContext.Default.HelloAckMessage), _cts.Token);
-
+            var ackBytes = JsonSerializer.SerializeToUtf8Bytes(ack, ControlJsonContext.Default.HelloAckMessage);
             if (hello.Role == "node")
             {
+                // Registered before the answer: once a node's StartAsync returns, the manager knows it.
                 var channel = new NodeChannel(connection);
                 connection.Start((o, p, ct) => HandleNodeAsync(peerHex, o, p, ct));
                 Controller.NodeConnected(peerHex, hello.LinkAddress!, channel);
-                await connection.Closed;
-                Controller.NodeDisconnected(peerHex, channel);
+                try
+                {
+                    await connection.SendAsync((byte)ControlOpcode.Hello | FrameCodec.ResponseBit, id, ackBytes, _cts.Token);
+                    await connection.Closed;
+                }
+                finally
+                {
+                    Controller.NodeDisconnected(peerHex, channel);
+                }
             }
             else
             {
                 Log.CliConnected(_logger, peerHex);
                 connection.Start((o, p, ct) => HandleCliAsync(peerHex, o, p, ct));
+                await connection.SendAsync((byte)ControlOpcode.Hello | FrameCodec.ResponseBit, id, ackBytes, _cts.Token);
                 await connection.Closed;
             }
         }

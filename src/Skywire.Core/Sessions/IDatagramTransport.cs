@@ -2,11 +2,11 @@ namespace Skywire.Core.Sessions;
 
 /// <summary>
 /// An unreliable datagram path between two end points (for example an end-to-end secure session over a route).
-/// The stream multiplexer (<c>StreamMultiplexer</c>) runs on top of it.
+/// The stream multiplexer (<see cref="StreamMultiplexer"/>) runs on top of it.
 /// </summary>
 /// <remarks>
 /// The transport may drop, duplicate and reorder datagrams. Datagrams that arrive from the peer are handed to
-/// <c>StreamMultiplexer.Receive</c> by whoever owns the transport.
+/// <see cref="StreamMultiplexer.Receive(ReadOnlySpan{byte})"/> by whoever owns the transport.
 /// </remarks>
 public interface IDatagramTransport
 {

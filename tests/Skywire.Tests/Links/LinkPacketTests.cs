@@ -118,3 +118,39 @@ public class LinkPacketTests
         Assert.Empty(plane.GetLinks());
     }
 }
+
+public class LinkHandshakeTruncationTests
+{
+    [Fact]
+    public async Task CapturedInit_TruncatedOrExtended_AtEveryLength_DroppedAsMalformed()
+    {
+        await using var a = new TestNode();
+        await using var b = new TestNode();
+        using var proxy = new RecordingProxy(b.EndPoint);
+        await a.Plane.OpenLinkAsync(b.Key.Public, proxy.EndPoint, TestContext.Current.CancellationToken);
+        var init = proxy.Seen.First(p => p[0] == (byte)LinkPacketType.HandshakeInit);
+        var response = proxy.Seen.First(p => p[0] == (byte)LinkPacketType.HandshakeResponse);
+        var from = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 1).Serialize();
+        var malformed = b.Plane.Statistics.Malformed;
+        for (var n = 4; n < init.Length; n++)
+        {
+            b.Plane.HandlePacket(init.AsSpan(0, n).ToArray(), from);
+        }
+
+        b.Plane.HandlePacket([.. init, 0], from);
+        Assert.Equal(malformed + init.Length - 4 + 1, b.Plane.Statistics.Malformed);
+
+        malformed = a.Plane.Statistics.Malformed;
+        for (var n = 4; n < response.Length; n++)
+        {
+            a.Plane.HandlePacket(response.AsSpan(0, n).ToArray(), from);
+        }
+
+        Assert.Equal(malformed + response.Length - 4, a.Plane.Statistics.Malformed);
+
+        // A replayed response (index no longer pending) is refused without any crypto.
+        a.Plane.HandlePacket(response.ToArray(), from);
+        Assert.True(a.Plane.Statistics.UnknownIndex >= 1);
+        Assert.Equal(0, a.Plane.Statistics.InternalError + b.Plane.Statistics.InternalError);
+    }
+}

@@ -35,6 +35,10 @@ public class LinkTests
         Assert.Equal(0, link.Loss);
         Assert.True(link.PacketsReceived > 0 && link.PacketsSent > 0);
 
+        // Addresses compare equal packet after packet: no spurious roaming (which would allocate).
+        Assert.Equal(0, a.Plane.RoamsOf(b.Key.Public));
+        Assert.Equal(0, b.Plane.RoamsOf(a.Key.Public));
+
         // Opening again is a no-op while up.
         await a.Plane.OpenLinkAsync(b.Key.Public, b.EndPoint, TestContext.Current.CancellationToken);
         Assert.Single(a.Plane.GetLinks());

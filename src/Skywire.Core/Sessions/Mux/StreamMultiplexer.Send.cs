@@ -1,0 +1,649 @@
+using Microsoft.Extensions.Logging;
+
+namespace Skywire.Core.Sessions;
+
+public sealed partial class StreamMultiplexer
+{
+    // Caller holds _sync. Runs the timers, then builds up to buffers.Length packets.
+    private int BuildBatch(byte[][] buffers, int[] lengths)
+    {
+        var now = NowMicros();
+        OnTimers(now);
+        var count = 0;
+        while (count < buffers.Length)
+        {
+            var length = BuildPacket(buffers[count], now);
+            if (length == 0)
+            {
+                break;
+            }
+            lengths[count++] = length;
+        }
+        ArmTimer(now);
+        return count;
+    }
+
+    private void OnTimers(long now)
+    {
+        if (_closed is not null)
+        {
+            return;
+        }
+        if (now - _lastRecvAt >= ToMicros(_options.IdleTimeout))
+        {
+            CloseLocked(MuxError.Timeout, 0, $"Nothing received from the peer for {_options.IdleTimeout.TotalSeconds:0.###} s.", sendCloseFrame: true);
+            return;
+        }
+        if (now >= RetransmissionDeadline)
+        {
+            OnRetransmissionTimeout(now);
+        }
+        if (now >= _lossTime)
+        {
+            _lossTime = long.MaxValue;
+            DetectLosses(now);
+            CompactSent(now);
+        }
+        if (_ackNeeded && now >= _ackDeadline)
+        {
+            _ackNow = true;
+        }
+        if (_inFlight == 0 && now - _lastSendAt >= ToMicros(_options.KeepAliveInterval))
+        {
+            _pingPending = true;
+        }
+        for (var i = _lingering.Count - 1; i >= 0; i--)
+        {
+            var s = _lingering[i];
+            if (now >= s.LingerDeadline)
+            {
+                AbortLocked(s, LingerTimeoutCode, MuxError.Aborted, "Stream reset: the peer did not finish within the linger timeout.");
+            }
+        }
+    }
+
+    private void ArmTimer(long now)
+    {
+        if (_closed is not null)
+        {
+            return;
+        }
+        var deadline = _lastRecvAt + ToMicros(_options.IdleTimeout);
+        deadline = Math.Min(deadline, RetransmissionDeadline);
+        deadline = Math.Min(deadline, _lossTime);
+        if (_ackNeeded)
+        {
+            deadline = Math.Min(deadline, _ackDeadline);
+        }
+        if (_inFlight == 0)
+        {
+            deadline = Math.Min(deadline, _lastSendAt + ToMicros(_options.KeepAliveInterval));
+        }
+        foreach (var s in _lingering)
+        {
+            deadline = Math.Min(deadline, s.LingerDeadline);
+        }
+        if (deadline <= now)
+        {
+            Signal();
+        }
+        else if (deadline < Interlocked.Read(ref _timerDue))
+        {
+            Interlocked.Exchange(ref _timerDue, deadline);
+            // Whole milliseconds, rounded up: timer queues work in milliseconds.
+            _timer.Change(TimeSpan.FromMilliseconds(Math.Ceiling((deadline - now) / 1000.0)), Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    // Builds one packet into buffer; 0 when there is nothing to send.
+    private int BuildPacket(byte[] buffer, long now)
+    {
+        if (_closed is not null)
+        {
+            if (!_closeFrameToSend)
+            {
+                return 0;
+            }
+            _closeFrameToSend = false;
+            var len = MuxCodec.WritePacketHeader(buffer, _nextPn++);
+            MuxCodec.WriteValue(buffer, ref len, MuxFrameType.Close, (_closed as MuxException)?.ApplicationCode ?? 0);
+            return len;
+        }
+        var sendAck = _ackNeeded && (_ackNow || now >= _ackDeadline);
+        var canData = (_inFlight < (int)_cwnd || _probeCredit > 0) && _ready.Count > 0;
+        var hasControl = _controls.Count > 0 || _maxDataPending || _pingPending;
+        if (!sendAck && !canData && !hasControl)
+        {
+            return 0;
+        }
+        var span = buffer.AsSpan();
+        var limit = _maxPacket;
+        var pos = MuxCodec.WritePacketHeader(span, _nextPn);
+        var headerEnd = pos;
+        SentPacket? packet = null;
+
+        if (_ackNeeded && MuxCodec.TryWriteAck(span, ref pos, limit - pos, _recvPackets, now - _largestRecvAt))
+        {
+            _ackNeeded = false;
+            _ackNow = false;
+            _unackedEliciting = 0;
+            _ackDeadline = long.MaxValue;
+        }
+
+        while (_controls.Count > 0)
+        {
+            var c = _controls.Peek();
+            if (!IsControlCurrent(c))
+            {
+                _controls.Dequeue();
+                continue;
+            }
+            var size = ControlSize(c);
+            if (size > limit - pos)
+            {
+                break;
+            }
+            _controls.Dequeue();
+            WriteControl(span, ref pos, c);
+            packet ??= RentSentPacket();
+            packet.Controls.Add(c);
+        }
+        if (_maxDataPending && MuxCodec.ValueSize(_localMaxData) <= limit - pos)
+        {
+            MuxCodec.WriteValue(span, ref pos, MuxFrameType.MaxData, _localMaxData);
+            _maxDataPending = false;
+            packet ??= RentSentPacket();
+            packet.HasMaxData = true;
+        }
+        if (canData)
+        {
+            // Round robin: one chunk per ready stream per turn until the packet is full.
+            var stalls = 0;
+            while (_ready.Count > 0 && limit - pos > MuxCodec.MaxStreamFrameHeader && stalls <= _ready.Count)
+            {
+                var s = _ready.Peek();
+                var wrote = WriteChunk(s, span, ref pos, limit - pos, ref packet);
+                _ready.Dequeue();
+                if (HasSendWork(s))
+                {
+                    _ready.Enqueue(s);
+                }
+                else
+                {
+                    s.InReadyQueue = false;
+                }
+                stalls = wrote ? 0 : stalls + 1;
+            }
+        }
+        if (_pingPending)
+        {
+            // Any ack-eliciting frame already does what a PING would.
+            if (packet is null && limit - pos >= 1)
+            {
+                MuxCodec.WriteSimple(span, ref pos, MuxFrameType.Ping);
+                packet = RentSentPacket();
+            }
+            _pingPending = false;
+        }
+        if (pos == headerEnd)
+        {
+            return 0; // nothing fitted or everything was blocked: keep the packet number
+        }
+        var pn = _nextPn++;
+        if (packet is not null)
+        {
+            if (_inFlight >= (int)_cwnd && _probeCredit > 0)
+            {
+                _probeCredit--;
+            }
+            packet.Number = pn;
+            packet.SentAt = now;
+            _sent.Add(packet);
+            _inFlight++;
+            if (_rtoStart == long.MaxValue)
+            {
+                _rtoStart = now;
+            }
+            _lastSendAt = now;
+        }
+        _statPacketsSent++;
+        _statBytesSent += pos;
+        return pos;
+    }
+
+    private SentPacket RentSentPacket() => _sentPool.TryPop(out var p) ? p : new SentPacket();
+
+    private static bool IsControlCurrent(Control c) => c.Type switch
+    {
+        MuxFrameType.Open => c.Stream is { Removed: false, State: MuxStream.OpenState.Opening },
+        MuxFrameType.MaxStreamData => c.Stream is { Removed: false, FinOffset: < 0, Error: null },
+        _ => true,
+    };
+
+    private int ControlSize(Control c) => c.Type switch
+    {
+        MuxFrameType.Open => MuxCodec.OpenSize(c.StreamRef, c.Stream!.RecvMaxAdvertised, c.Stream.OpenData.Length),
+        MuxFrameType.MaxStreamData => MuxCodec.StreamValueSize(c.StreamRef, c.Stream!.RecvMaxAdvertised),
+        _ => MuxCodec.StreamValueSize(c.StreamRef, c.Value),
+    };
+
+    private static void WriteControl(Span<byte> span, ref int pos, Control c)
+    {
+        switch (c.Type)
+        {
+            case MuxFrameType.Open:
+                MuxCodec.WriteOpen(span, ref pos, c.StreamRef, c.Stream!.RecvMaxAdvertised, c.Stream.OpenData.Span);
+                break;
+            case MuxFrameType.MaxStreamData:
+                MuxCodec.WriteStreamValue(span, ref pos, c.Type, c.StreamRef, c.Stream!.RecvMaxAdvertised);
+                break;
+            default:
+                MuxCodec.WriteStreamValue(span, ref pos, c.Type, c.StreamRef, c.Value);
+                break;
+        }
+    }
+
+    // Writes one Stream frame for s (retransmission first, then new data). False when s could send nothing.
+    private bool WriteChunk(MuxStream s, Span<byte> span, ref int pos, int space, ref SentPacket? packet)
+    {
+        if (s.Removed || s.Error is not null || s.State != MuxStream.OpenState.Open)
+        {
+            return false;
+        }
+        long start;
+        int len;
+        bool retransmission;
+        while (true)
+        {
+            if (s.Retransmit.IsEmpty)
+            {
+                retransmission = false;
+                var available = Math.Min(Math.Min(s.WriteOffset, s.PeerMaxStreamData) - s.SendNext, _peerMaxData - _sentData);
+                start = s.SendNext;
+                var header = MuxCodec.StreamHeaderSize(s.WireRef, start, space);
+                len = (int)Math.Max(0, Math.Min(available, space - header));
+                break;
+            }
+            var (rs, re) = s.Retransmit[0];
+            start = s.SendAckedAbove.ContiguousEnd(Math.Max(rs, s.SendAcked));
+            if (start >= re)
+            {
+                s.Retransmit.Remove(rs, re);
+                continue;
+            }
+            var end = Math.Min(re, s.SendAckedAbove.NextStartAfter(start));
+            var hdr = MuxCodec.StreamHeaderSize(s.WireRef, start, space);
+            len = (int)Math.Min(end - start, space - hdr);
+            if (len <= 0)
+            {
+                return false;
+            }
+            s.Retransmit.Remove(rs, start + len);
+            retransmission = true;
+            break;
+        }
+        var fin = s.FinRequested && !s.FinAcked && start + len == s.WriteOffset && (retransmission || !s.FinSent || s.FinResend);
+        if (len == 0 && !fin)
+        {
+            return false;
+        }
+        MuxCodec.WriteStreamHeader(span, ref pos, s.WireRef, start, len, fin);
+        s.SendBuffer.Read(start, span.Slice(pos, len));
+        pos += len;
+        if (retransmission)
+        {
+            _statRetransmittedBytes += len;
+        }
+        else
+        {
+            s.SendNext += len;
+            _sentData += len;
+        }
+        if (fin)
+        {
+            s.FinSent = true;
+            s.FinResend = false;
+        }
+        packet ??= RentSentPacket();
+        packet.Chunks.Add(new Chunk(s, start, len, fin));
+        return true;
+    }
+
+    // ---- Acknowledgements, loss detection, RTT and congestion control ----
+
+    private void OnAck(long largest, long ackDelayMicros, ReadOnlySpan<byte> ranges, long now)
+    {
+        if (largest >= _nextPn)
+        {
+            _statBadFrames++; // acknowledges a packet never sent
+            return;
+        }
+        var newlyAcked = false;
+        SentPacket? largestPacket = null;
+        var reader = new AckRangeReader(largest, ranges);
+        while (reader.TryNext(out var low, out var high))
+        {
+            for (var i = FindSent(low); i < _sent.Count; i++)
+            {
+                var p = _sent[i]!;
+                if (p.Number > high)
+                {
+                    break;
+                }
+                if (p.Acked)
+                {
+                    continue;
+                }
+                p.Acked = true;
+                if (p.Lost)
+                {
+                    OnSpuriousLoss(p, largest);
+                    AckChunks(p);
+                    continue;
+                }
+                newlyAcked = true;
+                if (p.Number == largest)
+                {
+                    largestPacket = p;
+                }
+                OnPacketAcked(p);
+            }
+        }
+        if (largest > _largestAcked)
+        {
+            _largestAcked = largest;
+        }
+        if (largestPacket is not null)
+        {
+            UpdateRtt(now - largestPacket.SentAt, ackDelayMicros);
+        }
+        if (newlyAcked)
+        {
+            // RFC 6298 §5.3: restart the timer when an ACK acknowledges new data; §5.7 backoff ends.
+            _rtoBackoff = 0;
+            _rtoStart = _inFlight > 0 ? now : long.MaxValue;
+        }
+        DetectLosses(now);
+        CompactSent(now);
+    }
+
+    private int FindSent(long number)
+    {
+        int lo = _sentHead, hi = _sent.Count;
+        while (lo < hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            if (_sent[mid]!.Number < number)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid;
+            }
+        }
+        return lo;
+    }
+
+    private void OnPacketAcked(SentPacket p)
+    {
+        _inFlight--;
+        if (p.Number > _recoveryPn)
+        {
+            // NewReno in packets: +1 per ack in slow start, +1/cwnd per ack in congestion avoidance.
+            _cwnd += _cwnd < _ssthresh ? 1 : 1 / _cwnd;
+            if (_cwnd > _options.MaxCongestionWindow)
+            {
+                _cwnd = _options.MaxCongestionWindow;
+            }
+        }
+        AckChunks(p);
+        if (_ready.Count > 0 && _inFlight < (int)_cwnd)
+        {
+            Signal();
+        }
+    }
+
+    private void AckChunks(SentPacket p)
+    {
+        foreach (var c in p.Chunks)
+        {
+            var s = c.Stream;
+            if (s.Removed)
+            {
+                continue;
+            }
+            if (c.Length > 0)
+            {
+                s.SendAckedAbove.Add(c.Offset, c.Offset + c.Length);
+                var acked = s.SendAckedAbove.ContiguousEnd(s.SendAcked);
+                if (acked > s.SendAcked)
+                {
+                    s.SendAcked = acked;
+                    s.SendAckedAbove.RemoveBelow(acked);
+                    s.Retransmit.RemoveBelow(acked);
+                    s.SendBuffer.Release(acked);
+                    s.WakeWriter();
+                }
+            }
+            if (c.Fin)
+            {
+                s.FinAcked = true;
+            }
+            CheckStreamDone(s);
+        }
+    }
+
+    // A packet declared lost was acknowledged after all: the path reorders. Tolerate more reordering
+    // (as Linux does with its reordering metric) and undo the window reduction it caused (RFC 4015 spirit).
+    private void OnSpuriousLoss(SentPacket p, long largest)
+    {
+        _statSpurious++;
+        var distance = (int)Math.Min(largest - p.Number + 1, MaxPacketThreshold);
+        if (distance > _packetThreshold)
+        {
+            _packetThreshold = distance;
+        }
+        if (p.Number == _recoveryTriggerPn)
+        {
+            _cwnd = Math.Max(_cwnd, _cwndBeforeRecovery);
+            _ssthresh = _ssthreshBeforeRecovery;
+            _recoveryTriggerPn = -1;
+        }
+    }
+
+    private void DetectLosses(long now)
+    {
+        if (_largestAcked < 0)
+        {
+            return;
+        }
+        var lossDelay = Math.Max(Math.Max(_srtt, _latestRtt) * 9 / 8, 1000);
+        _lossTime = long.MaxValue;
+        for (var i = _sentHead; i < _sent.Count; i++)
+        {
+            var p = _sent[i]!;
+            if (p.Acked || p.Lost)
+            {
+                continue;
+            }
+            if (p.Number >= _largestAcked)
+            {
+                break;
+            }
+            if (p.Number <= _largestAcked - _packetThreshold || now - p.SentAt >= lossDelay)
+            {
+                MarkLost(p, congestion: true);
+            }
+            else
+            {
+                // Later packets are newer: none of them meets either threshold yet.
+                _lossTime = p.SentAt + lossDelay;
+                break;
+            }
+        }
+    }
+
+    private void MarkLost(SentPacket p, bool congestion)
+    {
+        p.Lost = true;
+        _inFlight--;
+        _statLost++;
+        if (congestion && p.Number > _recoveryPn)
+        {
+            // One reduction per loss event (RFC 6582): packets sent before this point belong to the same event.
+            _cwndBeforeRecovery = _cwnd;
+            _ssthreshBeforeRecovery = _ssthresh;
+            _recoveryTriggerPn = p.Number;
+            _ssthresh = Math.Max(_cwnd * LossBeta, 2);
+            _cwnd = _ssthresh;
+            _recoveryPn = _nextPn - 1;
+        }
+        foreach (var c in p.Chunks)
+        {
+            var s = c.Stream;
+            if (s.Removed || s.Error is not null)
+            {
+                continue;
+            }
+            var start = Math.Max(c.Offset, s.SendAcked);
+            if (start < c.Offset + c.Length)
+            {
+                s.Retransmit.Add(start, c.Offset + c.Length);
+            }
+            if (c.Fin && !s.FinAcked)
+            {
+                s.FinResend = true;
+            }
+            Enqueue(s);
+        }
+        foreach (var c in p.Controls)
+        {
+            if (IsControlCurrent(c))
+            {
+                EnqueueControl(c);
+            }
+        }
+        if (p.HasMaxData)
+        {
+            _maxDataPending = true;
+            Signal();
+        }
+    }
+
+    // RFC 6298 §5.4-5.6 retransmits the earliest segment, doubles the timer and (RFC 5681) collapses the window.
+    // A single timeout is more often a lost tail than congestion, so the first two timeouts in a row send the
+    // oldest packet again as a probe that may exceed the window (RFC 9002 PTO); from the third on, every packet
+    // in flight is resent and the window falls to 2 (persistent congestion).
+    private void OnRetransmissionTimeout(long now)
+    {
+        _statRto++;
+        Log.RetransmissionTimeout(_logger, _rtoBackoff, _inFlight);
+        var persistent = _rtoBackoff >= 2;
+        var any = false;
+        for (var i = _sentHead; i < _sent.Count; i++)
+        {
+            var p = _sent[i]!;
+            if (!p.Acked && !p.Lost)
+            {
+                MarkLost(p, congestion: false);
+                any = true;
+                if (!persistent)
+                {
+                    break;
+                }
+            }
+        }
+        CompactSent(now);
+        if (persistent && any)
+        {
+            _ssthresh = Math.Max(_cwnd / 2, 2);
+            _cwnd = 2;
+            _recoveryPn = _nextPn - 1;
+        }
+        _probeCredit = 2;
+        _rtoBackoff++;
+        _rtoStart = long.MaxValue; // restarted by the next ack-eliciting packet
+        _lossTime = long.MaxValue;
+        if (!any)
+        {
+            _pingPending = true;
+        }
+    }
+
+    private void UpdateRtt(long sample, long ackDelay)
+    {
+        if (sample <= 0)
+        {
+            sample = 1;
+        }
+        _latestRtt = sample;
+        _minRtt = Math.Min(_minRtt, sample);
+        var adjusted = sample;
+        var delay = Math.Min(ackDelay, ToMicros(_options.MaxAckDelay));
+        if (sample - delay >= _minRtt)
+        {
+            adjusted = sample - delay;
+        }
+        if (!_hasRtt)
+        {
+            // RFC 6298 §2.2
+            _srtt = adjusted;
+            _rttvar = adjusted / 2;
+            _hasRtt = true;
+        }
+        else
+        {
+            // RFC 6298 §2.3 with alpha = 1/8, beta = 1/4
+            _rttvar = ((3 * _rttvar) + Math.Abs(_srtt - adjusted)) / 4;
+            _srtt = ((7 * _srtt) + adjusted) / 8;
+        }
+        // RTO = SRTT + max(G, 4 * RTTVAR) (§2.3), plus the peer's ack delay allowance, within [min, max].
+        var rto = _srtt + Math.Max(1000, 4 * _rttvar) + ToMicros(_options.MaxAckDelay);
+        _rto = Math.Clamp(rto, ToMicros(_options.MinRetransmissionTimeout), ToMicros(_options.MaxRetransmissionTimeout));
+    }
+
+    private void CompactSent(long now)
+    {
+        // Lost packets stay a little while, so a late acknowledgement can reveal a spurious loss.
+        var keepLost = Math.Max(2 * _srtt, 10_000);
+        while (_sentHead < _sent.Count)
+        {
+            var p = _sent[_sentHead]!;
+            if (!p.Acked && !(p.Lost && now - p.SentAt > keepLost))
+            {
+                break;
+            }
+            p.Reset();
+            _sentPool.Push(p);
+            _sent[_sentHead] = null;
+            _sentHead++;
+        }
+        if (_sentHead == _sent.Count)
+        {
+            _sent.Clear();
+            _sentHead = 0;
+        }
+        else if (_sentHead > 1024 && _sentHead > _sent.Count / 2)
+        {
+            _sent.RemoveRange(0, _sentHead);
+            _sentHead = 0;
+        }
+    }
+
+    private void LogBadDatagram(int length)
+    {
+        if (!_logger.IsEnabled(LogLevel.Debug))
+        {
+            return;
+        }
+        // At most one line per second: a flood of garbage must not flood the log.
+        var now = NowMicros();
+        if (now - Interlocked.Read(ref _lastBadLog) >= 1_000_000)
+        {
+            Interlocked.Exchange(ref _lastBadLog, now);
+            var total = Interlocked.Read(ref _statBadDatagrams);
+            Log.BadDatagram(_logger, length, total);
+        }
+    }
+}

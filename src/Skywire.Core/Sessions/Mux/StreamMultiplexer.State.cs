@@ -1,0 +1,224 @@
+namespace Skywire.Core.Sessions;
+
+public sealed partial class StreamMultiplexer
+{
+    // Everything below is guarded by _sync. Times are microseconds on the TimeProvider's clock.
+
+    // Streams.
+    private readonly Dictionary<long, MuxStream> _streams = [];
+    private readonly RangeSet _peerStreamsSeen = new();
+    private readonly List<MuxStream> _lingering = [];
+    private readonly Queue<MuxStream> _ready = new();
+    private readonly Queue<Control> _controls = new();
+    private long _nextLocalId;
+    private int _acceptPending;
+    private int _incomingStreams;
+
+    // Receiving packets.
+    private readonly RangeSet _recvPackets = new();
+    private long _recvFloor;
+    private long _largestRecv = -1;
+    private long _largestRecvAt;
+    private int _unackedEliciting;
+    private bool _ackNeeded;
+    private bool _ackNow;
+    private long _ackDeadline = long.MaxValue;
+    private long _lastRecvAt;
+
+    // Sending packets, loss recovery and congestion control.
+    private readonly List<SentPacket?> _sent = [];
+    private readonly Stack<SentPacket> _sentPool = new();
+    private int _sentHead;
+    private long _nextPn;
+    private int _inFlight;
+    private long _largestAcked = -1;
+    private long _lossTime = long.MaxValue;
+    private double _cwnd;
+    private double _ssthresh = double.MaxValue;
+    private long _recoveryPn = -1;
+    private long _recoveryTriggerPn = -1;
+    private double _cwndBeforeRecovery;
+    private double _ssthreshBeforeRecovery;
+    private int _packetThreshold = 3; // RFC 9002 kPacketThreshold, raised when reordering is seen
+    private int _probeCredit;
+    private long _srtt;
+    private long _rttvar;
+    private long _minRtt = long.MaxValue;
+    private long _latestRtt;
+    private bool _hasRtt;
+    private long _rto;
+    private int _rtoBackoff;
+    private long _rtoStart = long.MaxValue;
+    private long _lastSendAt;
+    private bool _pingPending;
+
+    // Connection flow control.
+    private long _peerMaxData;
+    private long _sentData;
+    private long _localMaxData;
+    private long _recvData;
+    private long _consumedData;
+    private bool _maxDataPending;
+
+    // Statistics.
+    private long _statPacketsSent;
+    private long _statPacketsReceived;
+    private long _statBytesSent;
+    private long _statBytesReceived;
+    private long _statBadDatagrams;
+    private long _statBadFrames;
+    private long _statDuplicates;
+    private long _statLost;
+    private long _statRto;
+    private long _statSpurious;
+    private long _statRetransmittedBytes;
+    private long _statDatagramsSent;
+    private long _statDatagramsReceived;
+    private long _statDatagramsDropped;
+
+    /// <summary>A control frame waiting to be sent, or recorded in a sent packet for retransmission on loss.</summary>
+    private readonly record struct Control(MuxFrameType Type, long StreamRef, long Value, MuxStream? Stream);
+
+    /// <summary>A range of stream bytes (and possibly its FIN) carried by a sent packet.</summary>
+    private readonly record struct Chunk(MuxStream Stream, long Offset, int Length, bool Fin);
+
+    /// <summary>An ack-eliciting packet awaiting acknowledgement. Pooled.</summary>
+    private sealed class SentPacket
+    {
+        public long Number;
+        public long SentAt;
+        public bool Acked;
+        public bool Lost;
+        public bool HasMaxData;
+        public readonly List<Chunk> Chunks = [];
+        public readonly List<Control> Controls = [];
+
+        public void Reset()
+        {
+            Acked = Lost = HasMaxData = false;
+            Chunks.Clear();
+            Controls.Clear();
+        }
+    }
+
+    private long RetransmissionDeadline =>
+        _rtoStart == long.MaxValue ? long.MaxValue : _rtoStart + Math.Min(_rto << Math.Min(_rtoBackoff, 16), ToMicros(_options.MaxRetransmissionTimeout));
+
+    private void EnqueueControl(Control control)
+    {
+        _controls.Enqueue(control);
+        Signal();
+    }
+
+    private void Enqueue(MuxStream s)
+    {
+        if (!s.InReadyQueue && HasSendWork(s))
+        {
+            s.InReadyQueue = true;
+            _ready.Enqueue(s);
+            Signal();
+        }
+    }
+
+    private bool HasSendWork(MuxStream s)
+    {
+        if (s.Removed || s.Error is not null || s.State != MuxStream.OpenState.Open)
+        {
+            return false;
+        }
+        if (!s.Retransmit.IsEmpty)
+        {
+            return true;
+        }
+        if (Math.Min(s.WriteOffset, s.PeerMaxStreamData) > s.SendNext && _peerMaxData > _sentData)
+        {
+            return true;
+        }
+        return s.FinRequested && !s.FinAcked && (!s.FinSent || s.FinResend) && s.SendNext == s.WriteOffset;
+    }
+
+    private MuxStream? Lookup(long wireRef)
+    {
+        // Bit 0 set: the sender of the frame opened the stream, so it is a peer-opened stream here.
+        var key = (wireRef >> 1 << 1) | ((wireRef & 1) == 1 ? 1L : 0L);
+        return _streams.GetValueOrDefault(key);
+    }
+
+    private void FailStream(MuxStream s, MuxException error)
+    {
+        s.Error ??= error;
+        s.OpenCompletion?.TrySetException(error);
+        s.WakeReader();
+        s.WakeWriter();
+    }
+
+    private void RemoveStream(MuxStream s)
+    {
+        if (s.Removed)
+        {
+            return;
+        }
+        s.Removed = true;
+        _streams.Remove(s.Key);
+        if (!s.IsLocallyOpened)
+        {
+            _incomingStreams--;
+        }
+        s.SendBuffer.Free();
+        s.Retransmit.Clear();
+        if (s.Error is not null)
+        {
+            s.ReceiveBuffer.Free();
+            s.Received.Clear();
+        }
+        if (s.LingerDeadline != long.MaxValue)
+        {
+            _lingering.Remove(s);
+        }
+        s.WakeReader();
+        s.WakeWriter();
+    }
+
+    private void CheckStreamDone(MuxStream s)
+    {
+        if (s.Removed)
+        {
+            return;
+        }
+        var sendDone = s.FinAcked && s.SendAcked >= s.WriteOffset;
+        var recvDone = s.FinOffset >= 0 && s.ReadOffset >= s.FinOffset;
+        if (sendDone && recvDone)
+        {
+            RemoveStream(s);
+        }
+    }
+
+    /// <summary>The application consumed <paramref name="n"/> bytes: free them and return credit to the peer.</summary>
+    private void Consume(MuxStream s, long n)
+    {
+        if (n > 0)
+        {
+            s.ReadOffset += n;
+            s.ReceiveBuffer.Release(s.ReadOffset);
+            s.Received.RemoveBelow(s.ReadOffset);
+            _consumedData += n;
+        }
+        // Credit goes back once a quarter of a window was consumed, so the sender never stalls on a full window.
+        if (s.FinOffset < 0 && !s.Removed)
+        {
+            var target = s.ReadOffset + s.ReceiveWindow;
+            if (target - s.RecvMaxAdvertised >= s.ReceiveWindow / 4)
+            {
+                s.RecvMaxAdvertised = target;
+                EnqueueControl(new Control(MuxFrameType.MaxStreamData, s.WireRef, 0, s));
+            }
+        }
+        var connTarget = _consumedData + _options.ConnectionReceiveWindow;
+        if (connTarget - _localMaxData >= _options.ConnectionReceiveWindow / 4)
+        {
+            _localMaxData = connTarget;
+            _maxDataPending = true;
+            Signal();
+        }
+    }
+}

@@ -1,0 +1,209 @@
+namespace Skywire.Core.Sessions;
+
+public sealed partial class StreamMultiplexer
+{
+    internal async ValueTask<int> ReadAsync(MuxStream s, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            TaskCompletionSource waiter;
+            lock (_sync)
+            {
+                AcceptLocked(s);
+                // Bytes already received in order are handed out even after a connection failure: they are correct.
+                var available = s.Received.ContiguousEnd(s.ReadOffset) - s.ReadOffset;
+                if (available > 0 && !s.Discarding)
+                {
+                    if (buffer.IsEmpty)
+                    {
+                        return 0;
+                    }
+                    var n = (int)Math.Min(buffer.Length, available);
+                    s.ReceiveBuffer.Read(s.ReadOffset, buffer.Span[..n]);
+                    Consume(s, n);
+                    CheckStreamDone(s);
+                    return n;
+                }
+                if (s.FinOffset >= 0 && s.ReadOffset == s.FinOffset)
+                {
+                    return 0;
+                }
+                ObjectDisposedException.ThrowIf(s.Disposed, s);
+                if (s.Error is MuxException error)
+                {
+                    throw Clone(error);
+                }
+                if (buffer.IsEmpty)
+                {
+                    return 0;
+                }
+                waiter = s.ReadWaiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+            await waiter.Task.WaitAsync(cancellationToken);
+        }
+    }
+
+    internal async ValueTask WriteAsync(MuxStream s, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            TaskCompletionSource waiter;
+            lock (_sync)
+            {
+                AcceptLocked(s);
+                ObjectDisposedException.ThrowIf(s.Disposed, s);
+                if (s.Error is MuxException error)
+                {
+                    throw Clone(error);
+                }
+                if (s.FinRequested)
+                {
+                    throw new InvalidOperationException("Writes were completed on this stream.");
+                }
+                while (!data.IsEmpty)
+                {
+                    var space = s.SendCapacity - (s.WriteOffset - s.SendAcked);
+                    if (space <= 0)
+                    {
+                        break;
+                    }
+                    var n = (int)Math.Min(space, data.Length);
+                    s.SendBuffer.Write(s.WriteOffset, data.Span[..n]);
+                    s.WriteOffset += n;
+                    data = data[n..];
+                    Enqueue(s);
+                }
+                if (data.IsEmpty)
+                {
+                    return;
+                }
+                waiter = s.WriteWaiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+            await waiter.Task.WaitAsync(cancellationToken);
+        }
+    }
+
+    internal void CompleteWrites(MuxStream s)
+    {
+        lock (_sync)
+        {
+            AcceptLocked(s);
+            if (s.Error is MuxException error)
+            {
+                throw Clone(error);
+            }
+            if (s.FinRequested)
+            {
+                return;
+            }
+            s.FinRequested = true;
+            Enqueue(s);
+            CheckStreamDone(s);
+        }
+    }
+
+    internal void AcceptStream(MuxStream s)
+    {
+        lock (_sync)
+        {
+            AcceptLocked(s);
+        }
+    }
+
+    private void AcceptLocked(MuxStream s)
+    {
+        if (s.State == MuxStream.OpenState.PendingAccept && !s.Removed)
+        {
+            s.State = MuxStream.OpenState.Open;
+            EnqueueControl(new Control(MuxFrameType.Accept, s.WireRef, s.RecvMaxAdvertised, null));
+            Enqueue(s);
+        }
+    }
+
+    internal bool RefuseStream(MuxStream s, long code)
+    {
+        lock (_sync)
+        {
+            if (s.State != MuxStream.OpenState.PendingAccept || s.Removed)
+            {
+                return false;
+            }
+            s.State = MuxStream.OpenState.Refused;
+            EnqueueControl(new Control(MuxFrameType.Refuse, s.WireRef, code, null));
+            FailStream(s, new MuxException(MuxError.Refused, code, "The stream was refused."));
+            RemoveStream(s);
+            return true;
+        }
+    }
+
+    internal void AbortStream(MuxStream s, long code, MuxError reason)
+    {
+        lock (_sync)
+        {
+            AbortLocked(s, code, reason, $"The stream was aborted (code {code}).");
+        }
+    }
+
+    private void AbortLocked(MuxStream s, long code, MuxError reason, string message)
+    {
+        if (s.Removed)
+        {
+            s.Error ??= new MuxException(reason, code, message);
+            return;
+        }
+        if (s.State == MuxStream.OpenState.PendingAccept)
+        {
+            s.State = MuxStream.OpenState.Refused;
+            EnqueueControl(new Control(MuxFrameType.Refuse, s.WireRef, code, null));
+        }
+        else
+        {
+            EnqueueControl(new Control(MuxFrameType.Reset, s.WireRef, code, null));
+        }
+        FailStream(s, new MuxException(reason, code, message));
+        RemoveStream(s);
+    }
+
+    internal void DisposeStream(MuxStream s)
+    {
+        lock (_sync)
+        {
+            if (s.Disposed)
+            {
+                return;
+            }
+            s.Disposed = true;
+            if (s.Removed)
+            {
+                s.WakeReader();
+                s.WakeWriter();
+                return;
+            }
+            if (s.State is MuxStream.OpenState.PendingAccept or MuxStream.OpenState.Opening)
+            {
+                AbortLocked(s, 0, MuxError.Aborted, "The stream was disposed before it opened.");
+                return;
+            }
+            if (!s.FinRequested && s.Error is null)
+            {
+                s.FinRequested = true;
+                Enqueue(s);
+            }
+            // Nobody reads any more: drop what is buffered and whatever still comes, but keep granting credit
+            // so the peer can reach its FIN.
+            s.Discarding = true;
+            Consume(s, s.Received.ContiguousEnd(s.ReadOffset) - s.ReadOffset);
+            s.WakeReader();
+            s.WakeWriter();
+            CheckStreamDone(s);
+            if (!s.Removed)
+            {
+                s.LingerDeadline = NowMicros() + ToMicros(_options.LingerTimeout);
+                _lingering.Add(s);
+                Signal();
+            }
+        }
+    }
+}

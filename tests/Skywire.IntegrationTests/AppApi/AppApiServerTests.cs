@@ -1,0 +1,209 @@
+using System.IO.Pipelines;
+using System.Net;
+using System.Threading.Channels;
+using Skywire.Core.AppApi;
+using Skywire.Core.Sdk;
+using Skywire.Protocol.AppApi;
+using Skywire.Protocol.Control;
+
+namespace Skywire.IntegrationTests.AppApi;
+
+public sealed class AppApiServerTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(20);
+    private const string Token = "0123456789abcdef";
+    private readonly FakeHost _host = new();
+    private AppApiServer _server = null!;
+
+    public ValueTask InitializeAsync()
+    {
+        _server = new AppApiServer(_host, new IPEndPoint(IPAddress.Loopback, 0), Token);
+        _server.Start();
+        return ValueTask.CompletedTask;
+    }
+
+    public async ValueTask DisposeAsync() => await _server.DisposeAsync();
+
+    /// <summary>In-memory duplex stream with half-close (completing the writer is the FIN).</summary>
+    private sealed class HalfStream(PipeReader reader, PipeWriter writer) : Stream
+    {
+        private readonly Stream _in = reader.AsStream();
+        public bool Aborted { get; set; }
+        public void CompleteWrites() => writer.Complete();
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => _in.Read(buffer, offset, count);
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => _in.ReadAsync(buffer, cancellationToken);
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => await writer.WriteAsync(buffer, cancellationToken);
+        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public static (HalfStream A, HalfStream B) Pair()
+        {
+            var ab = new Pipe();
+            var ba = new Pipe();
+            return (new HalfStream(ba.Reader, ab.Writer), new HalfStream(ab.Reader, ba.Writer));
+        }
+    }
+
+    private sealed class FakeHost : IAppHost
+    {
+        public Channel<(string Node, string App, HalfStream Remote)> Dials { get; } = Channel.CreateUnbounded<(string, string, HalfStream)>();
+        public List<string> Registered { get; } = [];
+        public string NodeKey => "02" + new string('a', 64);
+
+        public Task RegisterAppAsync(string name, string type, CancellationToken cancellationToken)
+        {
+            lock (Registered)
+            {
+                Registered.Add(name);
+            }
+
+            return Task.CompletedTask;
+        }
+
+        public Task UnregisterAppAsync(string name, CancellationToken cancellationToken)
+        {
+            lock (Registered)
+            {
+                Registered.Remove(name);
+            }
+
+            return Task.CompletedTask;
+        }
+
+        public Task<AppListResultMessage> ListAppsAsync(AppListMessage query, CancellationToken cancellationToken) =>
+            Task.FromResult(new AppListResultMessage { Apps = [new AppInfo { Name = query.Value ?? "x", Type = "t", Node = NodeKey }] });
+
+        public Task<Stream> DialAsync(string node, string app, string? from, CancellationToken cancellationToken)
+        {
+            if (app == "missing")
+            {
+                throw new AppApiException(AppApiErrorCode.Refused, "no such app");
+            }
+
+            var (local, remote) = HalfStream.Pair();
+            Dials.Writer.TryWrite((node, app, remote));
+            return Task.FromResult<Stream>(local);
+        }
+
+        public ValueTask CompleteWritesAsync(Stream stream, CancellationToken cancellationToken)
+        {
+            ((HalfStream)stream).CompleteWrites();
+            return ValueTask.CompletedTask;
+        }
+
+        public void AbortStream(Stream stream)
+        {
+            ((HalfStream)stream).Aborted = true;
+            ((HalfStream)stream).CompleteWrites();
+        }
+    }
+
+    [Fact]
+    public async Task WrongToken_Unauthorized()
+    {
+        var ex = await Assert.ThrowsAsync<AppApiException>(() => SkywireApp.ConnectAsync(_server.LocalEndPoint, "wrong")).WaitAsync(Limit);
+        Assert.Equal(AppApiErrorCode.Unauthorized, ex.Code);
+    }
+
+    [Fact]
+    public void NonLoopbackListen_Refused() =>
+        Assert.Throws<ArgumentException>(() => new AppApiServer(_host, new IPEndPoint(IPAddress.Any, 0), Token));
+
+    [Fact]
+    public async Task Register_DuplicateNameRefused_ReleasedOnDisconnect()
+    {
+        var first = await SkywireApp.ConnectAsync(_server.LocalEndPoint, Token);
+        Assert.Equal(_host.NodeKey, first.NodeKey);
+        await first.RegisterAsync("svc", "t");
+        await using var second = await SkywireApp.ConnectAsync(_server.LocalEndPoint, Token);
+        var ex = await Assert.ThrowsAsync<AppApiException>(() => second.RegisterAsync("svc", "t")).WaitAsync(Limit);
+        Assert.Equal(AppApiErrorCode.Conflict, ex.Code);
+
+        await first.DisposeAsync();
+        await WaitUntil(() => !_server.RegisteredApps().Contains("svc"));
+        await second.RegisterAsync("svc", "t").WaitAsync(Limit);
+    }
+
+    [Fact]
+    public async Task Dial_PipesBothWays_HalfCloseMapsToStreamEnd()
+    {
+        await using var app = await SkywireApp.ConnectAsync(_server.LocalEndPoint, Token);
+        await app.RegisterAsync("me", "t");
+        await using var stream = await app.DialAsync("02" + new string('b', 64), "peer").WaitAsync(Limit);
+        var (node, target, remote) = await _host.Dials.Reader.ReadAsync().AsTask().WaitAsync(Limit);
+        Assert.Equal("peer", target);
+
+        await stream.WriteAsync("ping"u8.ToArray());
+        stream.CompleteWrites();
+        var got = new MemoryStream();
+        await remote.CopyToAsync(got).WaitAsync(Limit); // ends: the app's FIN became the stream's end
+        Assert.Equal("ping"u8.ToArray(), got.ToArray());
+
+        await remote.WriteAsync("pong"u8.ToArray());
+        remote.CompleteWrites();
+        var back = new MemoryStream();
+        await stream.CopyToAsync(back).WaitAsync(Limit);
+        Assert.Equal("pong"u8.ToArray(), back.ToArray());
+        Assert.False(remote.Aborted);
+    }
+
+    [Fact]
+    public async Task Dial_Refused_ErrorCodeReachesApp()
+    {
+        await using var app = await SkywireApp.ConnectAsync(_server.LocalEndPoint, Token);
+        var ex = await Assert.ThrowsAsync<AppApiException>(() => app.DialAsync("02" + new string('b', 64), "missing")).WaitAsync(Limit);
+        Assert.Equal(AppApiErrorCode.Refused, ex.Code);
+    }
+
+    [Fact]
+    public async Task Accept_DeliversIncoming_UnregisteredNameRefused()
+    {
+        await using var app = await SkywireApp.ConnectAsync(_server.LocalEndPoint, Token);
+        Assert.False(_server.TryDeliver("svc", new IncomingStream(Stream.Null, "x", null)));
+        await app.RegisterAsync("svc", "t");
+        var accept = app.AcceptAsync();
+        var (local, remote) = HalfStream.Pair();
+        Assert.True(_server.TryDeliver("svc", new IncomingStream(local, "02" + new string('c', 64), "caller")));
+        await using var stream = await accept.WaitAsync(Limit);
+        Assert.Equal("caller", stream.RemoteApp);
+        await remote.WriteAsync("data"u8.ToArray());
+        remote.CompleteWrites();
+        var got = new MemoryStream();
+        await stream.CopyToAsync(got).WaitAsync(Limit);
+        Assert.Equal("data"u8.ToArray(), got.ToArray());
+    }
+
+    [Fact]
+    public async Task GarbageFirstFrame_ClosesConnection()
+    {
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(_server.LocalEndPoint);
+        var s = client.GetStream();
+        await s.WriteAsync(FrameCodec.Encode((byte)AppApiOpcode.Register, 1, "{}"u8));
+        var buffer = new byte[64];
+        try
+        {
+            Assert.Equal(0, await s.ReadAsync(buffer).AsTask().WaitAsync(Limit));
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + Limit;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not met in time");
+            await Task.Delay(10);
+        }
+    }
+}

@@ -1,0 +1,64 @@
+using System.Text;
+using Skywire.Core.Sessions;
+using Skywire.TestKit;
+using static Skywire.Tests.Mux.MuxTestUtil;
+
+namespace Skywire.Tests.Mux;
+
+public class StreamMultiplexerTests
+{
+    private static readonly MuxOptions FastOptions = MuxOptions.Default with
+    {
+        MinRetransmissionTimeout = TimeSpan.FromMilliseconds(5),
+        InitialRetransmissionTimeout = TimeSpan.FromMilliseconds(100),
+    };
+
+    [Fact]
+    public async Task OpenStream_DeliversOpenDataAndEchoes()
+    {
+        await using var pair = MuxPair.Create(options: FastOptions);
+        var ct = TestContext.Current.CancellationToken;
+        var acceptTask = pair.B.AcceptStreamAsync(ct).AsTask();
+        var openTask = pair.A.OpenStreamAsync("echo"u8.ToArray(), ct).AsTask();
+        var server = await acceptTask.WaitAsync(TestTimeout, ct);
+        Assert.Equal("echo", Encoding.ASCII.GetString(server.OpenData.Span));
+        Assert.False(server.IsLocallyOpened);
+        var serverTask = Task.Run(async () =>
+        {
+            await server.CopyToAsync(server, ct);
+            await server.CompleteWritesAsync(ct);
+        }, ct);
+        var client = await openTask.WaitAsync(TestTimeout, ct);
+        Assert.True(client.IsLocallyOpened);
+        await client.WriteAsync("hello mux"u8.ToArray(), ct);
+        await client.CompleteWritesAsync(ct);
+        var echoed = await ReadAllAsync(client).WaitAsync(TestTimeout, ct);
+        Assert.Equal("hello mux", Encoding.ASCII.GetString(echoed));
+        await serverTask.WaitAsync(TestTimeout, ct);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task LargeTransfer_ArrivesByteExact(bool faults)
+    {
+        var faultOptions = faults
+            ? new FaultOptions { DropRate = 0.05, DuplicateRate = 0.02, ReorderRate = 0.05, ReorderWindow = 8, Seed = 1234 }
+            : null;
+        const long size = 50L << 20;
+        await using var pair = MuxPair.Create(faultOptions, FastOptions);
+        var ct = TestContext.Current.CancellationToken;
+        var (client, server) = await OpenPairAsync(pair, "bulk", ct);
+        var readTask = ReadPatternAsync(server, seed: 7);
+        var sentHash = await WritePatternAsync(client, size, seed: 7).WaitAsync(TestTimeout, ct);
+        var (count, hash) = await readTask.WaitAsync(TestTimeout, ct);
+        Assert.Equal(size, count);
+        Assert.Equal(sentHash, hash);
+        var stats = pair.A.Statistics;
+        if (faults)
+        {
+            Assert.True(stats.PacketsLost > 0, "the faulty pipe should have lost packets");
+            Assert.True(pair.B.Statistics.DuplicatePackets > 0);
+        }
+    }
+}
