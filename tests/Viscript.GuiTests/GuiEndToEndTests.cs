@@ -39,6 +39,7 @@ public sealed class GuiEndToEndTests(BrowserFixture browser)
             await Expect(menu.Locator("button.start-app")).ToHaveTextAsync(["Start echo", "Start testapp"]);
             await Expect(menu.Locator("li[data-app=\"testapp\"] .help")).ToContainTextAsync("Sleeps until shut down");
             await Expect(menu.Locator("input.args[data-app=\"testapp\"]")).ToHaveAttributeAsync("placeholder", "sleep");
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Paths.Artifacts, "start-menu.png") });
             await menu.Locator("button.start-app[data-app=\"testapp\"]").ClickAsync();
             await Expect(menu).ToBeHiddenAsync();
 
