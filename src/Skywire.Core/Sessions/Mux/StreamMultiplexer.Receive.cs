@@ -232,6 +232,12 @@ public sealed partial class StreamMultiplexer
         {
             return; // duplicate, or reset before its Open arrived
         }
+        var highestSeen = _peerStreamsSeen.IsEmpty ? 0 : _peerStreamsSeen[_peerStreamsSeen.Count - 1].End;
+        if (id > highestSeen + (4L * _options.MaxIncomingStreams))
+        {
+            _statBadFrames++; // ids are allocated in order; a far jump would only fragment the seen-set
+            return;
+        }
         _peerStreamsSeen.Add(id, id + 1);
         if (_acceptPending >= _options.AcceptBacklog || _incomingStreams >= _options.MaxIncomingStreams)
         {
