@@ -44,6 +44,9 @@ public static class SocksRelay
             case NetworkStream network:
                 network.Socket.Shutdown(SocketShutdown.Send);
                 break;
+            case Core.Sdk.SkywireStream mesh:
+                mesh.CompleteWrites();
+                break;
             case IHalfCloseStream halfClose:
                 await halfClose.CompleteWritesAsync(cancellationToken);
                 break;

@@ -1,0 +1,161 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Skywire.Core.AppApi;
+using Skywire.Core.Sdk;
+using Skywire.Protocol.AppApi;
+
+namespace Skywire.Apps.Socks;
+
+/// <summary>Where an app finds its node: the app API address and token (docs/protocol.md §7).</summary>
+/// <param name="NodeApps">The node's app API address (loopback).</param>
+/// <param name="Token">The node's app token. Never logged.</param>
+/// <param name="Name">This app's name in the tracker.</param>
+public sealed record SocksAppBinding(IPEndPoint NodeApps, string Token, string Name)
+{
+    /// <inheritdoc />
+    public override string ToString() => $"SocksAppBinding {{ NodeApps = {NodeApps}, Name = {Name} }}";
+}
+
+/// <summary>The socks-server and socks-client apps bound to a node through the app API SDK.</summary>
+public static partial class SocksApps
+{
+    /// <summary>Tracker type of the exit app.</summary>
+    public const string ServerType = "socks-server";
+
+    /// <summary>Tracker type of the entry app.</summary>
+    public const string ClientType = "socks-client";
+
+    /// <summary>Streams waiting at the node for this app at once, so bursts of connections do not queue on one accept.</summary>
+    private const int ParallelAccepts = 4;
+
+    /// <summary>
+    /// Registers as a socks-server and serves every incoming stream until cancelled or the node goes away.
+    /// <paramref name="onReady"/> gets <c>NODEKEY/NAME</c> once registered.
+    /// </summary>
+    /// <exception cref="AppApiException">The node refused or could not be reached.</exception>
+    public static async Task RunServerAsync(SocksAppBinding binding, SocksServerOptions options, ILogger? logger = null,
+        Action<string>? onReady = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(binding);
+        logger ??= NullLogger.Instance;
+        await using var app = await SkywireApp.ConnectAsync(binding.NodeApps, binding.Token, cancellationToken);
+        await app.RegisterAsync(binding.Name, ServerType, cancellationToken);
+        Log.Registered(logger, ServerType, app.NodeKey, binding.Name);
+        onReady?.Invoke($"{app.NodeKey}/{binding.Name}");
+
+        var server = new SocksServer(options, logger);
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var handlers = new List<Task>();
+        var loops = Enumerable.Range(0, ParallelAccepts).Select(_ => AcceptLoopAsync()).ToArray();
+        try
+        {
+            await Task.WhenAll(loops);
+        }
+        finally
+        {
+            await stopping.CancelAsync();
+            Task[] pending;
+            lock (handlers)
+            {
+                pending = [.. handlers];
+            }
+
+            await Task.WhenAll(pending);
+        }
+
+        async Task AcceptLoopAsync()
+        {
+            while (true)
+            {
+                SkywireStream stream;
+                try
+                {
+                    stream = await app.AcceptAsync(stopping.Token);
+                }
+                catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+                {
+                    return;
+                }
+                catch
+                {
+                    // The node is gone: stop every loop, and report it to the caller.
+                    await stopping.CancelAsync();
+                    throw;
+                }
+
+                var handler = server.HandleStreamAsync(stream, stream.RemoteNode, stopping.Token);
+                lock (handlers)
+                {
+                    handlers.RemoveAll(t => t.IsCompleted);
+                    handlers.Add(handler.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default));
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Registers as a socks-client, picks the exit (<paramref name="server"/> as <c>NODEKEY/APPNAME</c>,
+    /// or the first socks-server in the tracker on another node), and serves the local SOCKS5 listener
+    /// until cancelled. <paramref name="onReady"/> gets the bound endpoint and the chosen exit.
+    /// </summary>
+    /// <exception cref="AppApiException">The node refused, or no socks-server is registered.</exception>
+    /// <exception cref="FormatException"><paramref name="server"/> is not NODEKEY/APPNAME.</exception>
+    public static async Task RunClientAsync(SocksAppBinding binding, string? server, SocksClientOptions options, ILogger? logger = null,
+        Action<IPEndPoint, string>? onReady = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(binding);
+        logger ??= NullLogger.Instance;
+        var target = server is null ? ((string Node, string App)?)null : ParseTarget(server);
+        await using var app = await SkywireApp.ConnectAsync(binding.NodeApps, binding.Token, cancellationToken);
+        await app.RegisterAsync(binding.Name, ClientType, cancellationToken);
+        Log.Registered(logger, ClientType, app.NodeKey, binding.Name);
+        var (node, exit) = target ?? await PickServerAsync(app, cancellationToken);
+
+        await using var client = new SocksClient(options, async ct => await app.DialAsync(node, exit, ct), logger);
+        var endPoint = client.Start();
+        Log.ExitChosen(logger, node, exit);
+        onReady?.Invoke(endPoint, $"{node}/{exit}");
+        try
+        {
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
+    /// <summary>Splits <c>NODEKEY/APPNAME</c>.</summary>
+    public static (string Node, string App) ParseTarget(string target)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        var slash = target.IndexOf('/', StringComparison.Ordinal);
+        if (slash <= 0 || slash == target.Length - 1 || target.IndexOf('/', slash + 1) >= 0)
+        {
+            throw new FormatException($"'{target}' is not NODEKEY/APPNAME");
+        }
+
+        return (target[..slash], target[(slash + 1)..]);
+    }
+
+    private static async Task<(string Node, string App)> PickServerAsync(SkywireApp app, CancellationToken cancellationToken)
+    {
+        var servers = await app.ListAppsAsync("type", ServerType, cancellationToken);
+        // Dialling an app on one's own node is not supported by the app API; order for a stable choice.
+        var pick = servers.Where(s => !string.Equals(s.Node, app.NodeKey, StringComparison.OrdinalIgnoreCase))
+            .OrderBy(s => s.Node, StringComparer.Ordinal).ThenBy(s => s.Name, StringComparer.Ordinal).FirstOrDefault();
+        return pick is null
+            ? throw new AppApiException(AppApiErrorCode.NotFound, "no socks-server on another node is registered in the app tracker; give --server NODEKEY/APPNAME")
+            : (pick.Node, pick.Name);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 6140, Level = LogLevel.Information, Message = "{Type} registered as {Node}/{Name}")]
+        public static partial void Registered(ILogger logger, string type, string node, string name);
+
+        [LoggerMessage(EventId = 6141, Level = LogLevel.Information, Message = "socks-client: exit is {Node}/{App}")]
+        public static partial void ExitChosen(ILogger logger, string node, string app);
+    }
+}
