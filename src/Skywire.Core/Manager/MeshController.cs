@@ -412,7 +412,7 @@ public sealed partial class MeshController : IAsyncDisposable
             List<RouteEntry> broken;
             lock (_sync)
             {
-                broken = [.. _routes.Values.Where(r => !PathUsable(r.Path))];
+                broken = [.. _routes.Values.Where(r => r.NeedsRepair || !PathUsable(r.Path))];
             }
 
             foreach (var route in broken)
@@ -439,9 +439,12 @@ public sealed partial class MeshController : IAsyncDisposable
                 try
                 {
                     await InstallAsync(route, cancellationToken);
+                    route.NeedsRepair = false;
                 }
                 catch (ControlException ex)
                 {
+                    // Retried at the next maintenance tick (every second), over whatever path is best then.
+                    route.NeedsRepair = true;
                     Log.RerouteFailed(_logger, route.SessionId, ex.Message);
                     continue;
                 }
@@ -802,6 +805,7 @@ public sealed partial class MeshController : IAsyncDisposable
         public uint[] Forward { get; set; } = [];
         public uint[] Reverse { get; set; } = [];
         public int Reroutes { get; set; }
+        public bool NeedsRepair { get; set; }
     }
 
     private static partial class Log
