@@ -73,7 +73,10 @@ public sealed class SignalClient : IAsyncDisposable
     /// <summary>Log lines (also passed to <see cref="SignalClientOptions.Log"/>).</summary>
     public event EventHandler<string>? Log;
 
-    /// <summary>Starts a client configured from <c>SIGNAL_*</c> env vars; disabled (inert) when <c>SIGNAL_CLIENT</c> is unset or false.</summary>
+    /// <summary>
+    /// Starts a client configured from <c>SIGNAL_*</c> env vars; disabled (inert) when <c>SIGNAL_CLIENT</c> is unset or
+    /// false, or when <c>SIGNAL_SERVER_ADDRESS</c> is not <c>host:port</c> (reported through the log, or stderr). Never throws.
+    /// </summary>
     /// <param name="configure">Adjusts the options read from the environment (e.g. to add a log callback).</param>
     public static SignalClient StartFromEnvironment(Func<SignalClientOptions, SignalClientOptions>? configure = null)
     {
@@ -83,7 +86,17 @@ public sealed class SignalClient : IAsyncDisposable
             options = configure(options);
         }
 
-        return Start(options);
+        try
+        {
+            return Start(options);
+        }
+        catch (FormatException ex)
+        {
+            // A bad SIGNAL_SERVER_ADDRESS must not stop the program that opted in: report it and stay inert.
+            var log = options?.Log ?? Console.Error.WriteLine;
+            log($"signal client disabled: {ex.Message}");
+            return new SignalClient(null);
+        }
     }
 
     /// <summary>Creates and starts a client.</summary>

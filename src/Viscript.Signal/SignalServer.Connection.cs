@@ -23,6 +23,7 @@ public sealed partial class SignalServer
         // Extended clients: replies echo the request id, calls run concurrently.
         private readonly ConcurrentDictionary<ulong, Waiter> _byRid = new();
         private long _nextRid;
+        private long _lastFrame; // TimeProvider timestamp of the last frame received
         private bool _failed;
 
         public SignalConnection Connection { get; } = connection;
@@ -33,6 +34,7 @@ public sealed partial class SignalServer
 
         public async ValueTask OnFrameAsync(SignalFrame frame)
         {
+            Volatile.Write(ref _lastFrame, server.Options.TimeProvider.GetTimestamp());
             switch (frame.Type)
             {
                 case SignalFrameType.Normal:
@@ -106,9 +108,13 @@ public sealed partial class SignalServer
             }
         }
 
-        /// <summary>Whether the client answers a PING within <paramref name="timeout"/> (hijack check).</summary>
+        /// <summary>
+        /// Whether the client answers a PING within <paramref name="timeout"/> (hijack check). Any frame received
+        /// meanwhile also proves it alive (its PING slot may be busy with a slow call of the host).
+        /// </summary>
         public async Task<bool> ProbeAsync(TimeSpan timeout)
         {
+            var started = server.Options.TimeProvider.GetTimestamp();
             try
             {
                 await CallAsync(SignalOps.Ping, timeout, CancellationToken.None);
@@ -117,7 +123,8 @@ public sealed partial class SignalServer
             catch (SignalException ex)
             {
                 // A bad reply still proves someone is there.
-                return ex.Kind == SignalErrorKind.BadReply;
+                return ex.Kind == SignalErrorKind.BadReply ||
+                    (ex.Kind == SignalErrorKind.Timeout && Volatile.Read(ref _lastFrame) > started && !Connection.IsClosed);
             }
         }
 

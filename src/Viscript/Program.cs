@@ -25,10 +25,12 @@ var logs = new Option<string?>("--logs") { Description = "Folder for per-app log
 var token = new Option<string?>("--token") { Description = "Token required from control clients and remote signal clients (default env VISCRIPT_TOKEN). Mandatory on non-loopback addresses." };
 var verbose = new Option<bool>("--verbose", "-v") { Description = "Diagnostic logs (information level) on stderr." };
 var noRepl = new Option<bool>("--no-repl") { Description = "Do not read commands from stdin." };
+var manager = new Option<string?>("--manager") { Description = "Skywire manager (PUBKEY@host:port) whose mesh the GUI draws (default env VISCRIPT_MANAGER)." };
+var managerKey = new Option<string?>("--manager-key-file") { Description = "Key file for the topology queries: the manager's own or an --admin key (default env VISCRIPT_MANAGER_KEY_FILE)." };
 
 var root = new RootCommand("viscript: process manager and console for Skywire. 'viscript cli --help' for the client.")
 {
-    headless, config, signal, control, logs, token, verbose, noRepl,
+    headless, config, signal, control, logs, token, verbose, noRepl, manager, managerKey,
 };
 // Shown in --help; the real dispatch happens above, before parsing, so that cli arguments are passed through untouched.
 root.Subcommands.Add(new Command("cli", "Send a command to a running daemon (see 'viscript cli --help')."));
@@ -53,6 +55,8 @@ root.SetAction(async (parse, _) =>
         LogDirectory = parse.GetValue(logs),
         Token = parse.GetValue(token) ?? Environment.GetEnvironmentVariable("VISCRIPT_TOKEN"),
         LogLevel = parse.GetValue(verbose) ? LogLevel.Information : LogLevel.Warning,
+        Manager = parse.GetValue(manager) ?? Environment.GetEnvironmentVariable("VISCRIPT_MANAGER"),
+        ManagerKeyFile = parse.GetValue(managerKey) ?? Environment.GetEnvironmentVariable("VISCRIPT_MANAGER_KEY_FILE"),
     };
     return await RunDaemonAsync(options, parse.GetValue(headless), parse.GetValue(noRepl));
 });
@@ -111,7 +115,7 @@ static async Task<int> RunDaemonAsync(DaemonOptions options, bool headlessFlag, 
     stdout.WriteLine(daemon.StartLine);
     if (!isHeadless)
     {
-        stdout.WriteLine($"viscript: GUI {daemon.ControlUrl}/ (the web GUI is not built yet; the control API answers there)");
+        stdout.WriteLine($"viscript: GUI {daemon.ControlUrl}/");
     }
     stdout.Flush();
 

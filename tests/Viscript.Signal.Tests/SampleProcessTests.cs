@@ -24,7 +24,10 @@ public class SampleProcessTests
         return path;
     }
 
-    private static Process StartSample(TestServer server, ulong id, params string[] args)
+    private static Process StartSample(TestServer server, ulong id, params string[] args) =>
+        StartSample(server.EndPoint.ToString(), id, args);
+
+    private static Process StartSample(string address, ulong id, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.ArgumentList.Add(SamplePath());
@@ -34,7 +37,7 @@ public class SampleProcessTests
         }
 
         info.Environment["SIGNAL_CLIENT"] = ""; // empty still enables, as in the original
-        info.Environment["SIGNAL_SERVER_ADDRESS"] = server.EndPoint.ToString();
+        info.Environment["SIGNAL_SERVER_ADDRESS"] = address;
         info.Environment["SIGNAL_CLIENT_ID"] = id.ToString();
         return Process.Start(info)!;
     }
@@ -89,6 +92,23 @@ public class SampleProcessTests
             await process.WaitForExitAsync(timeout.Token);
             Assert.Equal(3, process.ExitCode);
             Assert.Contains("stopping gracefully", await process.StandardOutput.ReadToEndAsync(Ct), StringComparison.Ordinal);
+        }
+        finally
+        {
+            await StopAsync(process);
+        }
+    }
+
+    [Fact]
+    public async Task Sample_BadServerAddress_RunsWithoutSignalInsteadOfCrashing()
+    {
+        var process = StartSample("no-port-here", 1);
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await process.WaitForExitAsync(timeout.Token);
+            Assert.Equal(0, process.ExitCode);
+            Assert.Contains("signal client disabled", await process.StandardError.ReadToEndAsync(Ct), StringComparison.Ordinal);
         }
         finally
         {

@@ -333,6 +333,33 @@ public class ServerRobustnessTests
     }
 
     [Fact]
+    public async Task RegForBusyButLiveHoldersId_IsRefused()
+    {
+        // The holder's PING slot is taken by a slow call of the host, so the probe cannot get an answer in time;
+        // the holder's keepalive frames still prove it is alive.
+        await using var server = await TestServer.StartAsync(new SignalServerOptions { RequestTimeout = TimeSpan.FromSeconds(20) });
+        await using var holder = await RawPeer.ConnectAsync(server.EndPoint);
+        await holder.RegisterAsync(7);
+        var slow = server.Server.PingAsync(7, Ct);
+        var request = await holder.ReadNormalAsync();
+
+        await using var thief = await RawPeer.ConnectAsync(server.EndPoint);
+        await thief.SendNormalAsync(0x00, "{\"Id\":7}");
+        var refused = thief.WaitClosedAsync();
+        while (!refused.IsCompleted)
+        {
+            await holder.SendAsync(RawPeer.Stamp(0x81, 1)); // the client-side keepalive, sped up
+            await Task.WhenAny(refused, Task.Delay(50, Ct));
+        }
+
+        Assert.True(await refused);
+        await server.DiagnosticContainingAsync("refused");
+        await holder.SendNormalAsync((byte)(request.Op | 0x80), "null");
+        await slow;
+        Assert.Equal(holder.Socket.LocalEndPoint!.ToString(), Assert.Single(server.Server.Clients).RemoteEndPoint.ToString());
+    }
+
+    [Fact]
     public async Task RegForSilentHoldersId_ReplacesIt_AndOldDisconnectDoesNotRemoveNewEntry()
     {
         await using var server = await TestServer.StartAsync(new SignalServerOptions { RegistrationProbeTimeout = TimeSpan.FromMilliseconds(200) });

@@ -747,19 +747,26 @@ public sealed partial class Supervisor : IAsyncDisposable
         {
             if (_signal.TryGetClient(p.Id, out _))
             {
+                var acknowledged = false;
                 try
                 {
                     reportedPid = await _signal.ShutdownAsync(p.Id, cancellationToken);
+                    acknowledged = true;
                     Log.StopStep(_logger, p.Id, run.Pid, "signal SHUTDOWN acknowledged");
                 }
                 catch (SignalException ex)
                 {
                     Log.StopStepFailed(_logger, p.Id, run.Pid, ex.Message);
                 }
-                if (await WaitEndedAsync(run, timeout, cancellationToken))
+                // Only a client that acknowledged gets stop_timeout to wind down; one that did not answer goes straight to SIGTERM.
+                if (acknowledged && await WaitEndedAsync(run, timeout, cancellationToken))
                 {
                     return reportedPid;
                 }
+            }
+            if (run.Ended.Task.IsCompleted)
+            {
+                return reportedPid;
             }
             Native.TrySignal(run.Pid, Native.SigTerm);
             Log.StopStep(_logger, p.Id, run.Pid, "SIGTERM sent");
@@ -794,12 +801,9 @@ public sealed partial class Supervisor : IAsyncDisposable
         {
             run.Process.Kill(entireProcessTree: true);
         }
-        catch (InvalidOperationException)
+        catch (Exception ex) when (ex is InvalidOperationException or Win32Exception or ObjectDisposedException or NotSupportedException)
         {
-            // Already exited.
-        }
-        catch (Win32Exception)
-        {
+            // Already exited (and possibly disposed by the exit handler).
         }
     }
 

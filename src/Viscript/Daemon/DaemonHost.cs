@@ -38,6 +38,12 @@ public sealed record DaemonOptions
 
     /// <summary>Clock.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>Skywire manager for the GUI topology (<c>PUBKEY@host:port</c>); null = none.</summary>
+    public string? Manager { get; init; }
+
+    /// <summary>Key file the topology queries authenticate with (the manager's own or an admin key).</summary>
+    public string? ManagerKeyFile { get; init; }
 }
 
 /// <summary>
@@ -154,8 +160,11 @@ public sealed partial class DaemonHost : IAsyncDisposable
         builder.Services.AddSingleton(_loggerFactory);
         builder.Services.AddSingleton<IHostLifetime, ExternalLifetime>();
         builder.WebHost.ConfigureKestrel(k => k.Listen(Options.Control));
+        // Binding failures (malformed JSON, missing body) throw, so that the error middleware answers them as problem+json with code 2.
+        builder.Services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
         var web = builder.Build();
+        GuiEndpoints.Map(web, this);
         ControlApi.Map(web, this);
         await web.StartAsync(cancellationToken);
         _web = web;

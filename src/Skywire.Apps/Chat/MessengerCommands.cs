@@ -1,0 +1,333 @@
+using System.CommandLine;
+using System.Net;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Skywire.Core.Control;
+using Skywire.Core.Crypto;
+using Skywire.Core.Messenger;
+using Skywire.Protocol;
+using Skywire.Protocol.Messenger;
+using Viscript.Signal;
+
+namespace Skywire.Apps.Chat;
+
+/// <summary>
+/// The <c>skywire messenger</c> and <c>skywire chat</c> commands (docs/messenger.md "Commands"). The executable adds
+/// them to its root command; they write to the invocation's output and error writers.
+/// Exit codes: 0 success, 1 bad arguments, 2 cannot connect or the messenger did not prove its key, 3 the message was dropped.
+/// </summary>
+public static class MessengerCommands
+{
+    /// <summary>Exit code: cannot connect, or the messenger refused us or did not prove its key.</summary>
+    public const int ExitConnectFailed = 2;
+
+    /// <summary>Exit code: the messenger dropped the message (the drop notice is printed).</summary>
+    public const int ExitDropped = 3;
+
+    /// <summary>Exit code: bad arguments (unreadable key file, malformed key or address).</summary>
+    public const int ExitUsage = 1;
+
+    private static string DefaultKeyPath(string name) =>
+        Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".skywire", name);
+
+    /// <summary><c>skywire messenger --listen 127.0.0.1:8080 --key FILE</c>: runs a messenger until Ctrl+C or a signal shutdown.</summary>
+    /// <param name="loggerFactory">Where the server logs (null: nowhere).</param>
+    public static Command CreateMessengerCommand(ILoggerFactory? loggerFactory = null)
+    {
+        var listen = new Option<string>("--listen") { Description = "Address to listen on (host:port). Loopback by default; other hosts reach it only if you bind a public address.", DefaultValueFactory = _ => "127.0.0.1:8080" };
+        var key = new Option<string>("--key") { Description = "Key file of the messenger (JSON, created with mode 0600 if missing).", DefaultValueFactory = _ => DefaultKeyPath("messenger-key.json") };
+        var queueMessages = new Option<int>("--queue-messages") { Description = "Messages kept per offline key.", DefaultValueFactory = _ => MessengerServerOptions.Default.QueueMaxMessages };
+        var queueBytes = new Option<long>("--queue-bytes") { Description = "Bytes kept per offline key.", DefaultValueFactory = _ => MessengerServerOptions.Default.QueueMaxBytes };
+        var queueTtl = new Option<int>("--queue-ttl") { Description = "Seconds a message waits for an offline key before it is dropped.", DefaultValueFactory = _ => (int)MessengerServerOptions.Default.QueueTtl.TotalSeconds };
+        var rate = new Option<double>("--rate") { Description = "Messages and requests per second allowed per key.", DefaultValueFactory = _ => MessengerServerOptions.Default.RatePerSecond };
+        var burst = new Option<int>("--burst") { Description = "Burst allowed per key above the rate.", DefaultValueFactory = _ => MessengerServerOptions.Default.RateBurst };
+        var command = new Command("messenger", "Run a messenger: relays end-to-end encrypted messages and streams between public keys, stores messages for offline keys, keeps a service directory.")
+        {
+            listen, key, queueMessages, queueBytes, queueTtl, rate, burst,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var output = parse.InvocationConfiguration.Output;
+            var error = parse.InvocationConfiguration.Error;
+            if (!IPEndPoint.TryParse(parse.GetValue(listen)!, out var endPoint))
+            {
+                await error.WriteLineAsync($"error: --listen '{parse.GetValue(listen)}' is not ip:port");
+                return ExitUsage;
+            }
+
+            KeyPair keyPair;
+            try
+            {
+                keyPair = KeyFile.LoadOrCreate(parse.GetValue(key)!);
+            }
+            catch (KeyFileException ex)
+            {
+                await error.WriteLineAsync("error: " + ex.Message);
+                return ExitUsage;
+            }
+
+            var options = MessengerServerOptions.Default with
+            {
+                QueueMaxMessages = parse.GetValue(queueMessages),
+                QueueMaxBytes = parse.GetValue(queueBytes),
+                QueueTtl = TimeSpan.FromSeconds(Math.Max(1, parse.GetValue(queueTtl))),
+                RatePerSecond = parse.GetValue(rate),
+                RateBurst = parse.GetValue(burst),
+            };
+            var problems = options.Validate();
+            if (problems.Count > 0)
+            {
+                await error.WriteLineAsync("error: " + string.Join("; ", problems));
+                return ExitUsage;
+            }
+
+            await using var signal = SignalClient.StartFromEnvironment();
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
+            await using var server = new MessengerServer(keyPair, options, loggerFactory);
+            try
+            {
+                server.Start(endPoint);
+            }
+            catch (System.Net.Sockets.SocketException ex)
+            {
+                await error.WriteLineAsync($"error: cannot listen on {endPoint}: {ex.Message}");
+                return ExitConnectFailed;
+            }
+
+            await output.WriteLineAsync($"messenger {server.Key} listening on {server.LocalEndPoint}");
+            await output.FlushAsync(CancellationToken.None);
+            try
+            {
+                await Task.Delay(Timeout.Infinite, stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary><c>skywire chat --messenger ADDR --messenger-key PUBKEY --key FILE send PUBKEY TEXT | listen</c>.</summary>
+    /// <param name="loggerFactory">Where the client logs (null: nowhere).</param>
+    public static Command CreateChatCommand(ILoggerFactory? loggerFactory = null)
+    {
+        loggerFactory ??= NullLoggerFactory.Instance;
+        var messenger = new Option<string>("--messenger") { Description = "Messenger address: host:port, or PUBKEY@host:port.", Required = true, Recursive = true };
+        var messengerKey = new Option<string?>("--messenger-key") { Description = "The messenger's public key (66 hex); the connection is refused if the server cannot prove it.", Recursive = true };
+        var key = new Option<string>("--key") { Description = "Your key file (JSON, created with mode 0600 if missing).", DefaultValueFactory = _ => DefaultKeyPath("chat-key.json"), Recursive = true };
+
+        var to = new Argument<string>("pubkey") { Description = "Recipient's public key (66 hex)." };
+        var text = new Argument<string>("text") { Description = "The message." };
+        var send = new Command("send", "Send one message (end-to-end encrypted). Exits 3 if the messenger dropped it.") { to, text };
+        send.SetAction(async (parse, cancellationToken) =>
+        {
+            var error = parse.InvocationConfiguration.Error;
+            if (!PubKey.TryParse(parse.GetValue(to), out var recipient))
+            {
+                await error.WriteLineAsync($"error: '{parse.GetValue(to)}' is not a public key (66 hex characters)");
+                return ExitUsage;
+            }
+
+            var (client, code) = await ConnectAsync(parse, messenger, messengerKey, key, loggerFactory, cancellationToken);
+            if (client is null)
+            {
+                return code;
+            }
+
+            await using (client)
+            {
+                var body = Encoding.UTF8.GetBytes(parse.GetValue(text) ?? "");
+                if (body.Length > MessengerProtocol.MaxMessageSize)
+                {
+                    await error.WriteLineAsync($"error: a message is at most {MessengerProtocol.MaxMessageSize} bytes");
+                    return ExitUsage;
+                }
+
+                try
+                {
+                    var id = await client.SendAsync(recipient, body, cancellationToken);
+
+                    // The messenger handles our frames in order: after the ping, a drop notice for the message would be here.
+                    await client.PingAsync(cancellationToken);
+                    while (client.Drops.TryRead(out var drop))
+                    {
+                        if (drop.MessageId == id)
+                        {
+                            await error.WriteLineAsync($"error: the messenger dropped the message ({drop.Reason}): {drop.Detail}");
+                            return ExitDropped;
+                        }
+                    }
+                }
+                catch (MessengerException ex)
+                {
+                    await error.WriteLineAsync("error: " + ex.Message);
+                    return ExitConnectFailed;
+                }
+
+                await parse.InvocationConfiguration.Output.WriteLineAsync($"sent to {recipient}");
+                return 0;
+            }
+        });
+
+        var count = new Option<int>("--count") { Description = "Exit after this many messages (0: run until Ctrl+C)." };
+        var listen = new Command("listen", "Print each message received, one per line: the sender's public key, a space, the text (control characters escaped).") { count };
+        listen.SetAction(async (parse, cancellationToken) =>
+        {
+            var (client, code) = await ConnectAsync(parse, messenger, messengerKey, key, loggerFactory, cancellationToken);
+            if (client is null)
+            {
+                return code;
+            }
+
+            var output = parse.InvocationConfiguration.Output;
+            await output.WriteLineAsync($"listening as {client.Key}");
+            await output.FlushAsync(cancellationToken);
+            var limit = parse.GetValue(count);
+            var received = 0;
+            await using (client)
+            {
+                await using var signal = SignalClient.StartFromEnvironment();
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
+                try
+                {
+                    await foreach (var message in client.Messages.ReadAllAsync(stop.Token))
+                    {
+                        await output.WriteLineAsync($"{message.From} {Escape(Encoding.UTF8.GetString(message.Data.Span))}");
+                        await output.FlushAsync(CancellationToken.None);
+                        if (limit > 0 && ++received >= limit)
+                        {
+                            return 0;
+                        }
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                    return 0;
+                }
+
+                await parse.InvocationConfiguration.Error.WriteLineAsync("error: the connection to the messenger was lost");
+                return ExitConnectFailed;
+            }
+        });
+
+        return new Command("chat", "Chat with public keys through a messenger.") { messenger, messengerKey, key, send, listen };
+    }
+
+    private static async Task<(MessengerClient? Client, int Code)> ConnectAsync(
+        ParseResult parse, Option<string> messenger, Option<string?> messengerKey, Option<string> key, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        var error = parse.InvocationConfiguration.Error;
+        EndPoint endPoint;
+        PubKey pinned;
+        try
+        {
+            (endPoint, pinned) = ParseAddress(parse.GetValue(messenger)!, parse.GetValue(messengerKey));
+        }
+        catch (FormatException ex)
+        {
+            await error.WriteLineAsync("error: " + ex.Message);
+            return (null, ExitUsage);
+        }
+
+        KeyPair keyPair;
+        try
+        {
+            keyPair = KeyFile.LoadOrCreate(parse.GetValue(key)!);
+        }
+        catch (KeyFileException ex)
+        {
+            await error.WriteLineAsync("error: " + ex.Message);
+            return (null, ExitUsage);
+        }
+
+        try
+        {
+            var client = await MessengerClient.ConnectAsync(new MessengerClientOptions { EndPoint = endPoint, MessengerKey = pinned, Agent = "skywire-chat" }, keyPair, loggerFactory, cancellationToken);
+            return (client, 0);
+        }
+        catch (MessengerException ex)
+        {
+            await error.WriteLineAsync("error: " + ex.Message);
+            return (null, ExitConnectFailed);
+        }
+    }
+
+    /// <summary>Parses <c>host:port</c> (with <paramref name="key"/>) or <c>PUBKEY@host:port</c>.</summary>
+    /// <exception cref="FormatException">Malformed address or key, keys that differ, or no key at all.</exception>
+    public static (EndPoint EndPoint, PubKey Key) ParseAddress(string address, string? key)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        var at = address.IndexOf('@', StringComparison.Ordinal);
+        if (at >= 0)
+        {
+            if (key is not null && !string.Equals(key, address[..at], StringComparison.OrdinalIgnoreCase))
+            {
+                throw new FormatException("the key in --messenger and --messenger-key differ");
+            }
+
+            key = address[..at];
+            address = address[(at + 1)..];
+        }
+
+        if (key is null)
+        {
+            throw new FormatException("the messenger's key is required (--messenger-key PUBKEY or --messenger PUBKEY@host:port)");
+        }
+
+        if (!PubKey.TryParse(key, out var pub))
+        {
+            throw new FormatException($"'{key}' is not a public key (66 hex characters)");
+        }
+
+        return (ManagerAddress.ParseEndPoint(address), pub);
+    }
+
+    /// <summary>
+    /// Client options from a <c>--messenger</c> / <c>--messenger-key</c> pair (for <c>skywire node</c>); null when no
+    /// messenger is given.
+    /// </summary>
+    /// <exception cref="FormatException">Malformed address or key, or no key.</exception>
+    public static MessengerClientOptions? ClientOptionsFrom(string? address, string? key)
+    {
+        if (address is null)
+        {
+            return key is null ? null : throw new FormatException("--messenger-key needs --messenger");
+        }
+
+        var (endPoint, pinned) = ParseAddress(address, key);
+        return new MessengerClientOptions { EndPoint = endPoint, MessengerKey = pinned, Agent = "skywire-node" };
+    }
+
+    /// <summary>Makes a message one printable line: control characters become escapes.</summary>
+    public static string Escape(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var sb = new StringBuilder(text.Length);
+        foreach (var c in text)
+        {
+            switch (c)
+            {
+                case '\n': sb.Append("\\n"); break;
+                case '\r': sb.Append("\\r"); break;
+                case '\t': sb.Append("\\t"); break;
+                case '\\': sb.Append("\\\\"); break;
+                default:
+                    if (char.IsControl(c))
+                    {
+                        sb.Append("\\u").Append(((int)c).ToString("x4"));
+                    }
+                    else
+                    {
+                        sb.Append(c);
+                    }
+
+                    break;
+            }
+        }
+
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,433 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Skywire.Core.Control;
+using Skywire.Core.Crypto;
+using Skywire.Core.Crypto.Noise;
+using Skywire.Core.Messenger.Internal;
+using Skywire.Protocol;
+using Skywire.Protocol.Control;
+using Skywire.Protocol.Messenger;
+using ProtocolViolationException = Skywire.Protocol.Control.ProtocolViolationException;
+
+namespace Skywire.Core.Messenger;
+
+/// <summary>Where a messenger is and the key it must prove.</summary>
+public sealed record MessengerClientOptions
+{
+    /// <summary>The messenger's address.</summary>
+    public required EndPoint EndPoint { get; init; }
+
+    /// <summary>The messenger's pinned static key; a server that cannot prove it is refused.</summary>
+    public required PubKey MessengerKey { get; init; }
+
+    /// <summary>Time for TCP connect, handshake and hello (default 10 s).</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Time a request waits for its answer (default 20 s; a stream open waits for the peer too).</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>Keepalive ping interval (default 30 s); a ping that goes unanswered closes the connection.</summary>
+    public TimeSpan PingInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Bytes queued toward the messenger beyond which <c>SendAsync</c> waits (default 4 MiB).</summary>
+    public long SendQueueLimit { get; init; } = 4L * 1024 * 1024;
+
+    /// <summary>Received messages buffered for <see cref="MessengerClient.Messages"/>; more are dropped and counted (default 10 000).</summary>
+    public int MessageBufferCapacity { get; init; } = 10_000;
+
+    /// <summary>Incoming streams waiting for <see cref="MessengerClient.AcceptStreamAsync"/>; more are refused (default 64).</summary>
+    public int AcceptBacklog { get; init; } = 64;
+
+    /// <summary>Software identification sent in the hello.</summary>
+    public string Agent { get; init; } = "skywire-dotnet";
+
+    /// <summary>
+    /// Decides, before the stream is answered, whether to take an incoming stream (opener's key, decrypted open
+    /// data); false refuses it, and the opener's <c>OpenStreamAsync</c> fails with Refused. Null takes every stream.
+    /// </summary>
+    public Func<PubKey, ReadOnlyMemory<byte>, bool>? AcceptFilter { get; init; }
+}
+
+/// <summary>A message received through the messenger, already opened and authenticated as coming from <paramref name="From"/>.</summary>
+/// <param name="From">The sender's key (proven end to end).</param>
+/// <param name="Data">The plaintext.</param>
+/// <param name="WasQueued">True when it waited in the messenger's store while this key was offline.</param>
+public sealed record MessengerMessage(PubKey From, ReadOnlyMemory<byte> Data, bool WasQueued);
+
+/// <summary>
+/// A client of the messenger (docs/messenger.md "Client API"): send end-to-end sealed messages to keys, receive
+/// them, open and accept relayed streams, offer and query services. One connection; no automatic reconnect
+/// (watch <see cref="Closed"/> and connect again).
+/// </summary>
+public sealed partial class MessengerClient : IAsyncDisposable
+{
+    private readonly KeyPair _key;
+    private readonly MessengerClientOptions _options;
+    private readonly MessengerLink _link;
+    private readonly ILogger _logger;
+    private readonly Channel<MessengerMessage> _messages;
+    private readonly Channel<DropNotice> _drops = Channel.CreateBounded<DropNotice>(new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.DropOldest });
+    private readonly Channel<MessengerStream> _accepts;
+    private readonly ConcurrentDictionary<uint, MessengerStream> _streams = new();
+    private readonly ConcurrentDictionary<string, ServiceOffer> _offers = new(StringComparer.Ordinal);
+    private readonly ReplayGuard _replay = new();
+    private readonly CancellationTokenSource _cts = new();
+    private MessengerHelloAck _limits = new();
+    private Task? _keepalive;
+    private Task? _refresh;
+    private TimeSpan _offerTtl;
+    private long _droppedMessages;
+    private long _rejectedEnvelopes;
+    private int _nextMessageId;
+    private int _disposed;
+
+    private MessengerClient(KeyPair key, MessengerClientOptions options, MessengerLink link, ILogger logger)
+    {
+        _key = key;
+        _options = options;
+        _link = link;
+        _logger = logger;
+        _messages = Channel.CreateBounded<MessengerMessage>(new BoundedChannelOptions(options.MessageBufferCapacity) { FullMode = BoundedChannelFullMode.Wait, SingleWriter = true });
+        _accepts = Channel.CreateBounded<MessengerStream>(new BoundedChannelOptions(options.AcceptBacklog) { FullMode = BoundedChannelFullMode.Wait, SingleWriter = true });
+        _ = link.Closed.ContinueWith(_ => OnClosed(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    private void OnClosed()
+    {
+        foreach (var id in _streams.Keys)
+        {
+            if (_streams.TryRemove(id, out var stream))
+            {
+                stream.OnRemoteClose(StreamCloseReason.PeerGone);
+            }
+        }
+
+        _messages.Writer.TryComplete();
+        _drops.Writer.TryComplete();
+        _accepts.Writer.TryComplete();
+    }
+
+    /// <summary>This client's key.</summary>
+    public PubKey Key => _key.Public;
+
+    /// <summary>The messenger's (proven) key.</summary>
+    public PubKey MessengerKey => _options.MessengerKey;
+
+    /// <summary>The limits the messenger announced.</summary>
+    public MessengerHelloAck Limits => _limits;
+
+    /// <summary>Received messages, in arrival order.</summary>
+    public ChannelReader<MessengerMessage> Messages => _messages.Reader;
+
+    /// <summary>Notices of messages of ours the messenger dropped (bounded; the oldest are forgotten).</summary>
+    public ChannelReader<DropNotice> Drops => _drops.Reader;
+
+    /// <summary>Messages dropped here because <see cref="Messages"/> was not read fast enough.</summary>
+    public long DroppedMessages => Interlocked.Read(ref _droppedMessages);
+
+    /// <summary>Envelopes that failed to open (not sealed for us by the claimed sender) or were replays.</summary>
+    public long RejectedEnvelopes => Interlocked.Read(ref _rejectedEnvelopes);
+
+    /// <summary>Completes when the connection is closed, with the reason.</summary>
+    public Task<ConnectionCloseReason> Closed => _link.Closed;
+
+    /// <summary>Connects, proves our key and registers.</summary>
+    /// <exception cref="MessengerException">
+    /// Unavailable (unreachable, timeout), Forbidden (the server did not prove the pinned key, or refused ours),
+    /// Conflict (this key is already connected), UnsupportedVersion.
+    /// </exception>
+    public static async Task<MessengerClient> ConnectAsync(MessengerClientOptions options, KeyPair key, ILoggerFactory? loggerFactory = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(key);
+        loggerFactory ??= NullLoggerFactory.Instance;
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(options.ConnectTimeout);
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        NoiseStream secure;
+        try
+        {
+            await socket.ConnectAsync(options.EndPoint, deadline.Token);
+            secure = await NoiseStream.ConnectAsync(new NetworkStream(socket, ownsSocket: true), key, options.MessengerKey, MessengerProtocol.Prologue, deadline.Token);
+        }
+        catch (SocketException ex)
+        {
+            socket.Dispose();
+            throw new MessengerException(MessengerErrorCode.Unavailable, $"cannot reach the messenger at {options.EndPoint}: {ex.Message}");
+        }
+        catch (Exception ex) when (ex is NoiseException or IOException)
+        {
+            socket.Dispose();
+            throw new MessengerException(MessengerErrorCode.Forbidden,
+                $"the messenger at {options.EndPoint} did not prove the key {options.MessengerKey} (wrong --messenger-key, or not a Skywire messenger)");
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            socket.Dispose();
+            throw new MessengerException(MessengerErrorCode.Unavailable, $"the messenger at {options.EndPoint} did not complete the handshake in time");
+        }
+
+        var link = new MessengerLink(secure, "messenger " + options.MessengerKey.ToShortString(12), loggerFactory.CreateLogger<MessengerLink>());
+        var client = new MessengerClient(key, options, link, loggerFactory.CreateLogger<MessengerClient>());
+        link.Start(client.Handle);
+        var hello = new MessengerHello
+        {
+            Version = MessengerProtocol.Version,
+            Signature = Convert.ToHexStringLower(key.Sign(secure.HelloSigningInput(MessengerProtocol.HelloSignatureContext))),
+            Agent = options.Agent,
+        };
+        try
+        {
+            var ack = await link.RequestAsync((byte)MessengerOpcode.Hello, JsonSerializer.SerializeToUtf8Bytes(hello, MessengerJsonContext.Default.MessengerHello), options.ConnectTimeout, deadline.Token);
+            client._limits = JsonSerializer.Deserialize(ack, MessengerJsonContext.Default.MessengerHelloAck) ?? throw new JsonException("null hello ack");
+        }
+        catch (Exception ex)
+        {
+            await client.DisposeAsync();
+            if (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested)
+            {
+                throw new MessengerException(MessengerErrorCode.Unavailable, "the messenger did not answer the hello in time");
+            }
+
+            if (ex is JsonException)
+            {
+                throw new MessengerException(MessengerErrorCode.Internal, "malformed hello answer from the messenger");
+            }
+
+            throw;
+        }
+
+        client._keepalive = Task.Run(client.KeepaliveAsync, CancellationToken.None);
+        return client;
+    }
+
+    /// <summary>
+    /// Seals <paramref name="message"/> for <paramref name="to"/> and hands it to the messenger. Returns the message id
+    /// that a <see cref="DropNotice"/> would carry. Waits while too much is queued toward the messenger.
+    /// </summary>
+    public async ValueTask<uint> SendAsync(PubKey to, ReadOnlyMemory<byte> message, CancellationToken cancellationToken = default)
+    {
+        var envelope = MessageEnvelope.Seal(_key, to, message.Span);
+        await _link.WaitForRoomAsync(_options.SendQueueLimit, cancellationToken);
+        var id = (uint)Interlocked.Increment(ref _nextMessageId);
+        if (id == 0)
+        {
+            id = (uint)Interlocked.Increment(ref _nextMessageId);
+        }
+
+        Span<byte> prefix = stackalloc byte[PubKey.Length];
+        to.WriteTo(prefix);
+        if (!_link.Enqueue((byte)MessengerOpcode.Send, id, prefix, envelope))
+        {
+            throw new MessengerException(MessengerErrorCode.Unavailable, "the connection to the messenger is closed");
+        }
+
+        return id;
+    }
+
+    /// <summary>Sends UTF-8 text.</summary>
+    public ValueTask<uint> SendAsync(PubKey to, string text, CancellationToken cancellationToken = default) =>
+        SendAsync(to, Encoding.UTF8.GetBytes(text), cancellationToken);
+
+    /// <summary>
+    /// Round trip to the messenger. The messenger handles a connection's frames in order, so when this returns every
+    /// earlier message was routed, and any drop notice for it is already in <see cref="Drops"/>.
+    /// </summary>
+    public async Task PingAsync(CancellationToken cancellationToken = default) =>
+        await _link.RequestAsync((byte)MessengerOpcode.Ping, ReadOnlyMemory<byte>.Empty, _options.RequestTimeout, cancellationToken);
+
+    /// <summary>Offers (or updates) a service; the client refreshes it until withdrawn or disconnected.</summary>
+    public async Task<OfferResult> OfferServiceAsync(ServiceOffer offer, TimeSpan? ttl = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(offer);
+        var request = new OfferRequest { Services = [offer], TtlMs = (long)(ttl ?? TimeSpan.Zero).TotalMilliseconds };
+        var result = await RequestJsonAsync(MessengerOpcode.Offer, request, MessengerJsonContext.Default.OfferRequest, MessengerJsonContext.Default.OfferResult, cancellationToken);
+        _offers[offer.Name] = offer;
+        _offerTtl = TimeSpan.FromMilliseconds(result.TtlMs);
+        _refresh ??= Task.Run(RefreshLoopAsync, CancellationToken.None);
+        return result;
+    }
+
+    /// <summary>Withdraws a service by name (and stops refreshing it).</summary>
+    public async Task WithdrawServiceAsync(string name, CancellationToken cancellationToken = default)
+    {
+        _offers.TryRemove(name, out _);
+        await RequestJsonAsync(MessengerOpcode.Withdraw, new WithdrawRequest { Names = [name] }, MessengerJsonContext.Default.WithdrawRequest, MessengerJsonContext.Default.OkResult, cancellationToken);
+    }
+
+    /// <summary>Queries the directory (one page).</summary>
+    public Task<ServiceQueryResult> QueryServicesAsync(ServiceQuery query, CancellationToken cancellationToken = default) =>
+        RequestJsonAsync(MessengerOpcode.Query, query, MessengerJsonContext.Default.ServiceQuery, MessengerJsonContext.Default.ServiceQueryResult, cancellationToken);
+
+    private async Task<TResponse> RequestJsonAsync<TRequest, TResponse>(MessengerOpcode opcode, TRequest request, System.Text.Json.Serialization.Metadata.JsonTypeInfo<TRequest> requestType, System.Text.Json.Serialization.Metadata.JsonTypeInfo<TResponse> responseType, CancellationToken cancellationToken)
+    {
+        var body = await _link.RequestAsync((byte)opcode, JsonSerializer.SerializeToUtf8Bytes(request, requestType), _options.RequestTimeout, cancellationToken);
+        try
+        {
+            return JsonSerializer.Deserialize(body, responseType) ?? throw new JsonException("null");
+        }
+        catch (JsonException ex)
+        {
+            throw new MessengerException(MessengerErrorCode.Internal, $"malformed answer to 0x{(byte)opcode:x2}: {ex.Message}");
+        }
+    }
+
+    private async Task KeepaliveAsync()
+    {
+        try
+        {
+            while (!_cts.IsCancellationRequested)
+            {
+                await Task.Delay(_options.PingInterval, _cts.Token);
+                await _link.RequestAsync((byte)MessengerOpcode.Ping, ReadOnlyMemory<byte>.Empty, _options.RequestTimeout, _cts.Token);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (MessengerException ex)
+        {
+            _link.Fail(ConnectionCloseReason.Timeout, "keepalive failed: " + ex.Message);
+        }
+    }
+
+    private async Task RefreshLoopAsync()
+    {
+        try
+        {
+            while (!_cts.IsCancellationRequested)
+            {
+                var wait = _offerTtl / 2;
+                await Task.Delay(wait < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : wait, _cts.Token);
+                var offers = _offers.Values.ToList();
+                if (offers.Count > 0)
+                {
+                    await RequestJsonAsync(MessengerOpcode.Offer, new OfferRequest { Services = offers, TtlMs = (long)_offerTtl.TotalMilliseconds }, MessengerJsonContext.Default.OfferRequest, MessengerJsonContext.Default.OfferResult, _cts.Token);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (MessengerException ex)
+        {
+            Log.RefreshFailed(_logger, ex.Message);
+        }
+    }
+
+    private void Handle(byte opcode, uint requestId, ReadOnlySpan<byte> payload)
+    {
+        switch ((MessengerOpcode)opcode)
+        {
+            case MessengerOpcode.Deliver:
+                OnDeliver(payload);
+                break;
+            case MessengerOpcode.Dropped:
+                var notice = JsonSerializer.Deserialize(payload, MessengerJsonContext.Default.DropNotice) ?? throw new JsonException("null drop notice");
+                _drops.Writer.TryWrite(notice);
+                break;
+            case MessengerOpcode.Ping:
+                _link.Enqueue((byte)(opcode | FrameCodec.ResponseBit), requestId, []);
+                break;
+            case MessengerOpcode.StreamIncoming:
+                OnStreamIncoming(requestId, payload);
+                break;
+            case MessengerOpcode.StreamData:
+                {
+                    var id = MessengerFrames.ReadCircuit(payload, out var record);
+                    if (_streams.TryGetValue(id, out var stream))
+                    {
+                        stream.OnRecord(record);
+                    }
+
+                    break;
+                }
+
+            case MessengerOpcode.StreamCredit:
+                {
+                    var id = MessengerFrames.ReadStreamCredit(payload, out var bytes);
+                    if (_streams.TryGetValue(id, out var stream))
+                    {
+                        stream.OnCredit(bytes);
+                    }
+
+                    break;
+                }
+
+            case MessengerOpcode.StreamClose:
+                {
+                    var id = MessengerFrames.ReadStreamClose(payload, out var reason);
+                    if (_streams.TryRemove(id, out var stream))
+                    {
+                        stream.OnRemoteClose(reason);
+                    }
+
+                    break;
+                }
+
+            default:
+                throw new ProtocolViolationException($"unexpected opcode 0x{opcode:x2} from the messenger");
+        }
+    }
+
+    private void OnDeliver(ReadOnlySpan<byte> payload)
+    {
+        MessengerFrames.ReadDeliver(payload, out var from, out var flags, out var envelope);
+        if (!MessageEnvelope.TryOpen(_key, from, envelope, out var message) || !_replay.FirstSeen(MessageEnvelope.EphemeralKey(envelope)))
+        {
+            Interlocked.Increment(ref _rejectedEnvelopes);
+            Log.EnvelopeRejected(_logger, from);
+            return;
+        }
+
+        if (!_messages.Writer.TryWrite(new MessengerMessage(from, message, (flags & MessengerProtocol.DeliverFlagQueued) != 0)))
+        {
+            Interlocked.Increment(ref _droppedMessages);
+        }
+    }
+
+    internal void SendFrame(byte opcode, ReadOnlySpan<byte> prefix, ReadOnlySpan<byte> body) => _link.Enqueue(opcode, 0, prefix, body);
+
+    internal void ForgetStream(uint circuit) => _streams.TryRemove(circuit, out _);
+
+    /// <summary>Closes the connection.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _cts.CancelAsync();
+        await _link.DrainAndCloseAsync(TimeSpan.FromSeconds(2), "client closed");
+        OnClosed();
+        foreach (var task in new[] { _keepalive, _refresh })
+        {
+            if (task is not null)
+            {
+                await task;
+            }
+        }
+
+        await _link.DisposeAsync();
+        _cts.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 3030, Level = LogLevel.Warning, Message = "Dropped an envelope said to come from {Sender}: it does not open with that key, or it is a replay")]
+        public static partial void EnvelopeRejected(ILogger logger, PubKey sender);
+
+        [LoggerMessage(EventId = 3031, Level = LogLevel.Warning, Message = "Refreshing offered services failed: {Reason}")]
+        public static partial void RefreshFailed(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = 3032, Level = LogLevel.Information, Message = "Refused a stream from {Peer}: {Reason}")]
+        public static partial void StreamRefused(ILogger logger, PubKey peer, string reason);
+    }
+}

@@ -1,0 +1,444 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Skywire.Core.Control;
+using Skywire.Core.Crypto;
+using Skywire.Core.Crypto.Noise;
+using Skywire.Core.Messenger.Internal;
+using Skywire.Protocol;
+using Skywire.Protocol.Messenger;
+using ProtocolViolationException = Skywire.Protocol.Control.ProtocolViolationException;
+
+namespace Skywire.Core.Messenger;
+
+/// <summary>
+/// The messenger (docs/messenger.md): clients connect over Noise XK (they pin this server's key; the handshake proves
+/// theirs, and the hello signature is bound to the handshake hash), one live registration per key. It relays sealed
+/// envelopes between keys without being able to open them, keeps bounded queues for offline keys and tells senders
+/// about drops, rate-limits each key, relays end-to-end encrypted streams with per-circuit windows, and keeps the
+/// discovery directory. A client that breaks the protocol loses its own connection only.
+/// </summary>
+public sealed partial class MessengerServer : IAsyncDisposable
+{
+    private readonly KeyPair _key;
+    private readonly ILogger _logger;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly TimeProvider _time;
+    private readonly ConcurrentDictionary<PubKey, ServerConnection> _registry = new();
+    private readonly ConcurrentDictionary<ServerConnection, byte> _connections = new();
+    private readonly CancellationTokenSource _cts = new();
+    private readonly Lock _circuitLock = new();
+    private Socket? _listener;
+    private Task? _acceptLoop;
+    private ITimer? _sweepTimer;
+    private int _connectionCount;
+    private int _disposed;
+
+    public MessengerServer(KeyPair key, MessengerServerOptions? options = null, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        _key = key;
+        Options = options ?? MessengerServerOptions.Default;
+        var errors = Options.Validate();
+        if (errors.Count > 0)
+        {
+            throw new ArgumentException("invalid messenger options: " + string.Join("; ", errors), nameof(options));
+        }
+
+        _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
+        _logger = _loggerFactory.CreateLogger<MessengerServer>();
+        _time = timeProvider ?? TimeProvider.System;
+        Store = new OfflineStore(Options, _time);
+        Directory = new ServiceDirectory(_time, Options.DirectoryDefaultTtl, Options.DirectoryMaxTtl, Options.DirectoryMaxEntries);
+    }
+
+    /// <summary>The messenger's public key (clients pin it).</summary>
+    public PubKey Key => _key.Public;
+
+    /// <summary>The options in force.</summary>
+    public MessengerServerOptions Options { get; }
+
+    /// <summary>Where the server listens (after <see cref="Start"/>).</summary>
+    public IPEndPoint LocalEndPoint => (IPEndPoint)(_listener?.LocalEndPoint ?? throw new InvalidOperationException("not started"));
+
+    /// <summary>The discovery directory.</summary>
+    public ServiceDirectory Directory { get; }
+
+    /// <summary>Registered (authenticated) connections.</summary>
+    public int RegisteredCount => _registry.Count;
+
+    internal OfflineStore Store { get; }
+
+    /// <summary>Observes every frame a registered client sends, decrypted from the channel (tests: what the messenger can see).</summary>
+    internal Action<PubKey, byte, ReadOnlyMemory<byte>>? Tap { get; set; }
+
+    /// <summary>Whether <paramref name="key"/> is connected now.</summary>
+    public bool IsOnline(PubKey key) => _registry.ContainsKey(key);
+
+    /// <summary>Binds <paramref name="endPoint"/> (port 0 picks one) and starts accepting.</summary>
+    public void Start(IPEndPoint endPoint)
+    {
+        ArgumentNullException.ThrowIfNull(endPoint);
+        var listener = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            listener.Bind(endPoint);
+            listener.Listen(512);
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
+        }
+
+        _listener = listener;
+        _sweepTimer = _time.CreateTimer(_ => Sweep(), null, Options.SweepInterval, Options.SweepInterval);
+        _acceptLoop = Task.Run(AcceptLoopAsync);
+        Log.Listening(_logger, LocalEndPoint, Key);
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_cts.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener!.AcceptAsync(_cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException ex)
+            {
+                Log.AcceptFailed(_logger, ex.Message);
+                continue;
+            }
+
+            if (Interlocked.Increment(ref _connectionCount) > Options.MaxConnections)
+            {
+                Interlocked.Decrement(ref _connectionCount);
+                socket.Dispose();
+                continue;
+            }
+
+            socket.NoDelay = true;
+            _ = Task.Run(() => RunConnectionAsync(socket));
+        }
+    }
+
+    private async Task RunConnectionAsync(Socket socket)
+    {
+        var remote = socket.RemoteEndPoint?.ToString() ?? "?";
+        ServerConnection? connection = null;
+        try
+        {
+            connection = await AuthenticateAsync(socket, remote);
+            if (connection is null)
+            {
+                return;
+            }
+
+            await connection.Link.Closed;
+        }
+        finally
+        {
+            if (connection is not null)
+            {
+                await CleanupAsync(connection);
+            }
+            else
+            {
+                socket.Dispose();
+            }
+
+            Interlocked.Decrement(ref _connectionCount);
+        }
+    }
+
+    private async Task<ServerConnection?> AuthenticateAsync(Socket socket, string remote)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_cts.Token);
+        deadline.CancelAfter(Options.HandshakeTimeout);
+        NoiseStream secure;
+        try
+        {
+            secure = await NoiseStream.AcceptAsync(new NetworkStream(socket, ownsSocket: true), _key, MessengerProtocol.Prologue, deadline.Token);
+        }
+        catch (Exception ex) when (ex is NoiseException or ProtocolViolationException or IOException or SocketException or OperationCanceledException or EndOfStreamException)
+        {
+            Log.HandshakeFailed(_logger, remote, ex.Message);
+            return null;
+        }
+
+        var key = secure.RemoteKey;
+        var link = new MessengerLink(secure, key.ToShortString(12), _loggerFactory.CreateLogger<MessengerLink>());
+        (byte Opcode, uint RequestId, byte[] Payload) hello;
+        MessengerHello? message;
+        try
+        {
+            hello = await link.ReadFirstFrameAsync(deadline.Token);
+            message = hello.Opcode == (byte)MessengerOpcode.Hello ? JsonSerializer.Deserialize(hello.Payload, MessengerJsonContext.Default.MessengerHello) : null;
+        }
+        catch (Exception ex) when (ex is ProtocolViolationException or JsonException or IOException or OperationCanceledException or EndOfStreamException)
+        {
+            Log.HandshakeFailed(_logger, remote, "no valid hello: " + ex.Message);
+            await link.DisposeAsync();
+            return null;
+        }
+
+        if (message is null)
+        {
+            Log.HandshakeFailed(_logger, remote, "the first frame was not a hello");
+            await link.DisposeAsync();
+            return null;
+        }
+
+        async Task<ServerConnection?> RefuseAsync(MessengerErrorCode code, string reason)
+        {
+            Log.Refused(_logger, key, remote, reason);
+            link.RespondError(hello.RequestId, code, reason);
+            link.Start((_, _, _) => { });
+            await link.DrainAndCloseAsync(TimeSpan.FromSeconds(2), "refused: " + reason);
+            await link.DisposeAsync();
+            return null;
+        }
+
+        if (message.Version != MessengerProtocol.Version)
+        {
+            return await RefuseAsync(MessengerErrorCode.UnsupportedVersion, $"messenger protocol version {message.Version} is not supported (this messenger speaks {MessengerProtocol.Version})");
+        }
+
+        byte[] signature;
+        try
+        {
+            signature = Convert.FromHexString(message.Signature);
+        }
+        catch (FormatException)
+        {
+            signature = [];
+        }
+
+        if (signature.Length != KeyPair.SignatureLength || !KeyPair.Verify(key, secure.HelloSigningInput(MessengerProtocol.HelloSignatureContext), signature))
+        {
+            return await RefuseAsync(MessengerErrorCode.Forbidden, "the hello signature does not prove the key of this channel");
+        }
+
+        var connection = new ServerConnection(this, key, link, new TokenBucket(Options.RatePerSecond, Options.RateBurst, _time));
+        if (Tap is { } tap)
+        {
+            link.Tap = (op, payload) => tap(key, op, payload);
+        }
+
+        // One live registration per key: a second claim replaces the holder only if the holder fails a liveness check.
+        while (!_registry.TryAdd(key, connection))
+        {
+            if (!_registry.TryGetValue(key, out var holder))
+            {
+                continue;
+            }
+
+            if (await holder.IsAliveAsync(Options.LivenessTimeout))
+            {
+                return await RefuseAsync(MessengerErrorCode.Conflict, "this key is already connected to the messenger (and its connection is alive)");
+            }
+
+            if (_registry.TryUpdate(key, connection, holder))
+            {
+                Log.Replaced(_logger, key);
+                holder.Link.Fail(ConnectionCloseReason.Timeout, "replaced by a new connection with the same key after failing a liveness check");
+                break;
+            }
+        }
+
+        _connections[connection] = 0;
+        var expired = new List<(PubKey, DropNotice)>();
+        var (messages, notices) = Store.TakeAll(key, expired);
+        link.Respond(hello.Opcode, hello.RequestId, new MessengerHelloAck
+        {
+            Version = MessengerProtocol.Version,
+            Key = key.ToString(),
+            MaxEnvelopeSize = MessengerProtocol.MaxEnvelopeSize,
+            StreamWindow = Options.StreamWindow,
+            QueueMaxMessages = Options.QueueMaxMessages,
+            QueueMaxBytes = Options.QueueMaxBytes,
+            QueueTtlMs = (long)Options.QueueTtl.TotalMilliseconds,
+            RatePerSecond = Options.RatePerSecond,
+            RateBurst = Options.RateBurst,
+            Queued = messages.Count,
+        }, MessengerJsonContext.Default.MessengerHelloAck);
+        foreach (var stored in messages)
+        {
+            connection.Deliver(stored.From, MessengerProtocol.DeliverFlagQueued, stored.Envelope, bounded: false);
+        }
+
+        foreach (var notice in notices)
+        {
+            connection.Link.Enqueue((byte)MessengerOpcode.Dropped, 0, JsonSerializer.SerializeToUtf8Bytes(notice, MessengerJsonContext.Default.DropNotice));
+        }
+
+        NotifyDrops(expired);
+        link.Start(connection.Handle);
+        Log.Registered(_logger, key, remote, messages.Count);
+        return connection;
+    }
+
+    private async Task CleanupAsync(ServerConnection connection)
+    {
+        _registry.TryRemove(new KeyValuePair<PubKey, ServerConnection>(connection.Key, connection));
+        _connections.TryRemove(connection, out _);
+        CloseCircuitsOf(connection);
+        await connection.Link.DisposeAsync();
+    }
+
+    /// <summary>Routes a sealed envelope from <paramref name="from"/>; returns why it was dropped, or null.</summary>
+    private DropReason? Route(PubKey from, PubKey to, uint messageId, ReadOnlySpan<byte> envelope)
+    {
+        if (_registry.TryGetValue(to, out var target))
+        {
+            return target.Deliver(from, 0, envelope, bounded: true) ? null : DropReason.RecipientBusy;
+        }
+
+        var expired = new List<(PubKey, DropNotice)>();
+        var refused = Store.TryStore(to, from, messageId, envelope, expired);
+        NotifyDrops(expired);
+        if (refused is null && _registry.TryGetValue(to, out target))
+        {
+            // The recipient registered while we stored: hand it what is waiting.
+            FlushStoreTo(target);
+        }
+
+        return refused;
+    }
+
+    private void FlushStoreTo(ServerConnection target)
+    {
+        var expired = new List<(PubKey, DropNotice)>();
+        var (messages, notices) = Store.TakeAll(target.Key, expired);
+        foreach (var stored in messages)
+        {
+            target.Deliver(stored.From, MessengerProtocol.DeliverFlagQueued, stored.Envelope, bounded: false);
+        }
+
+        foreach (var notice in notices)
+        {
+            target.Link.Enqueue((byte)MessengerOpcode.Dropped, 0, JsonSerializer.SerializeToUtf8Bytes(notice, MessengerJsonContext.Default.DropNotice));
+        }
+
+        NotifyDrops(expired);
+    }
+
+    private void NotifyDrops(List<(PubKey Sender, DropNotice Notice)> drops)
+    {
+        foreach (var (sender, notice) in drops)
+        {
+            NotifyDrop(sender, notice);
+        }
+    }
+
+    private void NotifyDrop(PubKey sender, DropNotice notice)
+    {
+        Log.Dropped(_logger, sender, notice.MessageId, notice.Reason);
+        if (_registry.TryGetValue(sender, out var connection))
+        {
+            var payload = JsonSerializer.SerializeToUtf8Bytes(notice, MessengerJsonContext.Default.DropNotice);
+            connection.Link.TryEnqueueBounded((byte)MessengerOpcode.Dropped, 0, payload, [], Options.OutboundQueueLimit);
+        }
+        else
+        {
+            Store.StoreNotice(sender, notice);
+        }
+    }
+
+    private void Sweep()
+    {
+        try
+        {
+            NotifyDrops(Store.Sweep());
+            var idleMs = (long)Options.IdleTimeout.TotalMilliseconds;
+            var now = Environment.TickCount64;
+            foreach (var connection in _connections.Keys)
+            {
+                if (now - connection.Link.LastReadTick > idleMs)
+                {
+                    connection.Link.Fail(ConnectionCloseReason.Timeout, $"nothing received for {Options.IdleTimeout.TotalSeconds:0} s");
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            Log.SweepFailed(_logger, ex);
+        }
+    }
+
+    /// <summary>Stops accepting and closes every connection.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _cts.CancelAsync();
+        _listener?.Dispose();
+        if (_sweepTimer is not null)
+        {
+            await _sweepTimer.DisposeAsync();
+        }
+
+        if (_acceptLoop is not null)
+        {
+            await _acceptLoop;
+        }
+
+        foreach (var connection in _connections.Keys)
+        {
+            connection.Link.Fail(ConnectionCloseReason.LocalClosed, "messenger shutting down");
+        }
+
+        foreach (var connection in _connections.Keys)
+        {
+            await connection.Link.DisposeAsync();
+        }
+
+        _cts.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 3010, Level = LogLevel.Information, Message = "Messenger {Key} listening on {EndPoint}")]
+        public static partial void Listening(ILogger logger, EndPoint endPoint, PubKey key);
+
+        [LoggerMessage(EventId = 3011, Level = LogLevel.Information, Message = "Client {Key} registered from {Remote} ({Queued} queued messages delivered)")]
+        public static partial void Registered(ILogger logger, PubKey key, string remote, int queued);
+
+        [LoggerMessage(EventId = 3012, Level = LogLevel.Information, Message = "Connection from {Remote} failed before registration: {Reason}")]
+        public static partial void HandshakeFailed(ILogger logger, string remote, string reason);
+
+        [LoggerMessage(EventId = 3013, Level = LogLevel.Warning, Message = "Registration of {Key} from {Remote} refused: {Reason}")]
+        public static partial void Refused(ILogger logger, PubKey key, string remote, string reason);
+
+        [LoggerMessage(EventId = 3014, Level = LogLevel.Information, Message = "Key {Key} re-registered; the previous connection failed its liveness check and was closed")]
+        public static partial void Replaced(ILogger logger, PubKey key);
+
+        [LoggerMessage(EventId = 3015, Level = LogLevel.Debug, Message = "Message {MessageId} from {Sender} dropped: {Reason}")]
+        public static partial void Dropped(ILogger logger, PubKey sender, uint messageId, DropReason reason);
+
+        [LoggerMessage(EventId = 3016, Level = LogLevel.Warning, Message = "Accept failed: {Reason}")]
+        public static partial void AcceptFailed(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = 3017, Level = LogLevel.Error, Message = "Messenger sweep failed")]
+        public static partial void SweepFailed(ILogger logger, Exception exception);
+
+        [LoggerMessage(EventId = 3018, Level = LogLevel.Debug, Message = "Client {Key} is over its rate limit")]
+        public static partial void RateLimited(ILogger logger, PubKey key);
+    }
+}

@@ -1,0 +1,83 @@
+namespace Skywire.Core.Messenger;
+
+/// <summary>Limits and timeouts of a messenger server (docs/messenger.md lists them with their reasons).</summary>
+public sealed record MessengerServerOptions
+{
+    /// <summary>The defaults.</summary>
+    public static MessengerServerOptions Default { get; } = new();
+
+    /// <summary>Messages kept for one offline key (default 256).</summary>
+    public int QueueMaxMessages { get; init; } = 256;
+
+    /// <summary>Envelope bytes kept for one offline key (default 4 MiB).</summary>
+    public long QueueMaxBytes { get; init; } = 4L * 1024 * 1024;
+
+    /// <summary>How long a stored message waits before it is dropped (default 24 h).</summary>
+    public TimeSpan QueueTtl { get; init; } = TimeSpan.FromHours(24);
+
+    /// <summary>Drop notices kept for one offline sender (default 256; the oldest is forgotten first).</summary>
+    public int QueueMaxNotices { get; init; } = 256;
+
+    /// <summary>Envelope bytes stored over all keys (default 256 MiB).</summary>
+    public long StoreMaxBytes { get; init; } = 256L * 1024 * 1024;
+
+    /// <summary>Offline keys with a queue (default 100 000).</summary>
+    public int StoreMaxKeys { get; init; } = 100_000;
+
+    /// <summary>Sustained messages and requests per second per key (default 1000).</summary>
+    public double RatePerSecond { get; init; } = 1000;
+
+    /// <summary>Token bucket capacity per key (default 2000).</summary>
+    public int RateBurst { get; init; } = 2000;
+
+    /// <summary>Bytes queued toward one client beyond which messages to it are dropped as RecipientBusy (default 8 MiB).</summary>
+    public long OutboundQueueLimit { get; init; } = 8L * 1024 * 1024;
+
+    /// <summary>Initial window of a relayed stream per direction, in record bytes (default 256 KiB).</summary>
+    public int StreamWindow { get; init; } = 256 * 1024;
+
+    /// <summary>Open relayed streams per connection (default 256).</summary>
+    public int MaxStreamsPerConnection { get; init; } = 256;
+
+    /// <summary>Connections at once (default 10 000).</summary>
+    public int MaxConnections { get; init; } = 10_000;
+
+    /// <summary>Time to complete the Noise handshake and the hello (default 10 s).</summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long the current holder of a key has to answer a ping when a second connection claims the key (default 3 s).</summary>
+    public TimeSpan LivenessTimeout { get; init; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>How long the target of a stream has to accept it (default 15 s).</summary>
+    public TimeSpan StreamOpenTimeout { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>A connection that sends nothing for this long is closed; clients ping every 30 s (default 120 s).</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>How often expired queued messages are swept (default 30 s).</summary>
+    public TimeSpan SweepInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Directory entry lifetime when an offer gives none (default 5 min).</summary>
+    public TimeSpan DirectoryDefaultTtl { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Longest directory entry lifetime (default 1 h).</summary>
+    public TimeSpan DirectoryMaxTtl { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>Directory entries over all keys (default 100 000).</summary>
+    public int DirectoryMaxEntries { get; init; } = 100_000;
+
+    /// <summary>Collects every invalid setting.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (QueueMaxMessages < 0) { errors.Add("QueueMaxMessages must be >= 0"); }
+        if (QueueMaxBytes < 0) { errors.Add("QueueMaxBytes must be >= 0"); }
+        if (QueueTtl <= TimeSpan.Zero) { errors.Add("QueueTtl must be positive"); }
+        if (RatePerSecond <= 0) { errors.Add("RatePerSecond must be positive"); }
+        if (RateBurst < 1) { errors.Add("RateBurst must be >= 1"); }
+        if (StreamWindow < 64 * 1024) { errors.Add("StreamWindow must be >= 64 KiB"); }
+        if (MaxStreamsPerConnection < 1) { errors.Add("MaxStreamsPerConnection must be >= 1"); }
+        if (MaxConnections < 1) { errors.Add("MaxConnections must be >= 1"); }
+        return errors;
+    }
+}

@@ -1,0 +1,152 @@
+using Skywire.Core.Crypto;
+using Skywire.Core.Crypto.Noise;
+using Skywire.Core.Messenger;
+using Skywire.Protocol.Control;
+using Skywire.Protocol.Messenger;
+
+namespace Skywire.IntegrationTests.Messenger;
+
+public sealed class MessengerRobustnessTests
+{
+    public static TheoryData<string, byte[]> MalformedFrames => new()
+    {
+        { "oversized length", [0x7F, 0xFF, 0xFF, 0xFF, (byte)MessengerOpcode.Send, 0, 0, 0, 1] },
+        { "unknown opcode", FrameCodec.Encode(0x5A, 0, [1, 2, 3]) },
+        { "send shorter than a key", FrameCodec.Encode((byte)MessengerOpcode.Send, 7, new byte[10]) },
+        { "send with an invalid key", FrameCodec.Encode((byte)MessengerOpcode.Send, 7, [0x05, .. new byte[40]]) },
+        { "bad JSON query", FrameCodec.Encode((byte)MessengerOpcode.Query, 3, "{not json"u8) },
+        { "credit of the wrong size", FrameCodec.Encode((byte)MessengerOpcode.StreamCredit, 0, [0, 0, 0, 1, 0]) },
+        { "second hello", FrameCodec.Encode((byte)MessengerOpcode.Hello, 9, "{}"u8) },
+    };
+
+    [Theory]
+    [MemberData(nameof(MalformedFrames))]
+    public async Task MalformedFrame_ClosesOnlyThatConnection(string name, byte[] frame)
+    {
+        await using var h = new MessengerHarness();
+        var alice = await h.ConnectAsync();
+        var bob = await h.ConnectAsync();
+
+        var badKey = KeyPair.Generate();
+        await using var bad = await RawMessengerPeer.ConnectAsync(h.Server.LocalEndPoint);
+        using var local = Secp256k1Dh.FromKeyPair(badKey);
+        await bad.HandshakeAsync(local, h.Server.Key);
+        Assert.Equal((byte)MessengerOpcode.Hello | 0x80, await bad.HelloAsync(badKey));
+        await bad.WritePlainAsync(frame);
+        Assert.True(await bad.WaitClosedAsync(), name);
+        await MessengerRelayTests.WaitUntilAsync(() => !h.Server.IsOnline(badKey.Public));
+
+        await alice.SendAsync(bob.Key, "still here", TestContext.Current.CancellationToken);
+        Assert.Equal("still here", MessengerHarness.Text(await MessengerHarness.ReceiveAsync(bob)));
+        Assert.True(h.Server.IsOnline(alice.Key) && h.Server.IsOnline(bob.Key));
+    }
+
+    [Fact]
+    public async Task CorruptedRecordAndGarbageBeforeTheHandshake_CloseOnlyThoseConnections()
+    {
+        await using var h = new MessengerHarness();
+        var alice = await h.ConnectAsync();
+
+        await using (var garbage = await RawMessengerPeer.ConnectAsync(h.Server.LocalEndPoint))
+        {
+            await garbage.WriteRawAsync("GET / HTTP/1.1\r\n\r\n"u8.ToArray());
+            Assert.True(await garbage.WaitClosedAsync());
+        }
+
+        var key = KeyPair.Generate();
+        await using (var forger = await RawMessengerPeer.ConnectAsync(h.Server.LocalEndPoint))
+        {
+            using var local = Secp256k1Dh.FromKeyPair(key);
+            await forger.HandshakeAsync(local, h.Server.Key);
+            await forger.HelloAsync(key);
+            await forger.WriteRawAsync([0, 40, .. new byte[40]]);
+            Assert.True(await forger.WaitClosedAsync());
+        }
+
+        await alice.SendAsync(alice.Key, "fine", TestContext.Current.CancellationToken);
+        Assert.Equal("fine", MessengerHarness.Text(await MessengerHarness.ReceiveAsync(alice)));
+    }
+
+    [Fact]
+    public async Task Flood_FromOneClient_IsRateLimited_AndOthersAreUnaffected()
+    {
+        var options = MessengerServerOptions.Default with { RatePerSecond = 50, RateBurst = 100 };
+        await using var h = new MessengerHarness(options);
+        var flooder = await h.ConnectAsync();
+        var victim = await h.ConnectAsync();
+        var carol = await h.ConnectAsync();
+        var dave = await h.ConnectAsync();
+
+        var started = DateTime.UtcNow;
+        const int FloodSize = 3000;
+        for (var i = 0; i < FloodSize; i++)
+        {
+            await flooder.SendAsync(victim.Key, "spam", TestContext.Current.CancellationToken);
+        }
+
+        for (var i = 0; i < 50; i++)
+        {
+            await carol.SendAsync(dave.Key, $"c{i}", TestContext.Current.CancellationToken);
+        }
+
+        for (var i = 0; i < 50; i++)
+        {
+            Assert.Equal($"c{i}", MessengerHarness.Text(await MessengerHarness.ReceiveAsync(dave)));
+        }
+
+        await flooder.PingAsync(TestContext.Current.CancellationToken);
+        var elapsed = (DateTime.UtcNow - started).TotalSeconds;
+        var drops = 0;
+        while (flooder.Drops.TryRead(out var drop))
+        {
+            Assert.Equal(DropReason.RateLimited, drop.Reason);
+            drops++;
+        }
+
+        // Every message was either relayed or reported dropped; the relayed ones may still be on their way.
+        var delivered = FloodSize - drops;
+        for (var i = 0; i < delivered; i++)
+        {
+            await MessengerHarness.ReceiveAsync(victim);
+        }
+
+        await carol.PingAsync(TestContext.Current.CancellationToken);
+        Assert.False(carol.Drops.TryRead(out _));
+        Assert.True(drops > 0);
+        Assert.True(delivered <= options.RateBurst + (options.RatePerSecond * (elapsed + 1)), $"{delivered} delivered in {elapsed:0.0} s");
+    }
+
+    [Fact]
+    public async Task SecondConnectionWithTheSameKey_IsRefusedWhileTheFirstIsAlive()
+    {
+        await using var h = new MessengerHarness();
+        var key = KeyPair.Generate();
+        var first = await h.ConnectAsync(key);
+        var ex = await Assert.ThrowsAsync<MessengerException>(() => h.ConnectAsync(key));
+        Assert.Equal(MessengerErrorCode.Conflict, ex.Code);
+
+        // The first registration is untouched.
+        await first.SendAsync(first.Key, "me", TestContext.Current.CancellationToken);
+        Assert.Equal("me", MessengerHarness.Text(await MessengerHarness.ReceiveAsync(first)));
+    }
+
+    [Fact]
+    public async Task SecondConnectionWithTheSameKey_ReplacesAHolderThatFailsTheLivenessCheck()
+    {
+        await using var h = new MessengerHarness(MessengerServerOptions.Default with { LivenessTimeout = TimeSpan.FromMilliseconds(300) });
+        var key = KeyPair.Generate();
+
+        // A holder that registered and then went silent (it never answers the messenger's ping).
+        await using var silent = await RawMessengerPeer.ConnectAsync(h.Server.LocalEndPoint);
+        using var local = Secp256k1Dh.FromKeyPair(key);
+        await silent.HandshakeAsync(local, h.Server.Key);
+        Assert.Equal((byte)MessengerOpcode.Hello | 0x80, await silent.HelloAsync(key));
+        Assert.True(h.Server.IsOnline(key.Public));
+
+        var fresh = await h.ConnectAsync(key);
+        var alice = await h.ConnectAsync();
+        await alice.SendAsync(key.Public, "to the new one", TestContext.Current.CancellationToken);
+        Assert.Equal("to the new one", MessengerHarness.Text(await MessengerHarness.ReceiveAsync(fresh)));
+        Assert.True(await silent.WaitClosedAsync());
+    }
+}

@@ -1,0 +1,205 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.Playwright;
+using Viscript.GuiTests.Support;
+using static Microsoft.Playwright.Assertions;
+
+namespace Viscript.GuiTests;
+
+/// <summary>The web GUI in Debian's headless Chromium against the built viscript in GUI mode.</summary>
+public sealed class GuiEndToEndTests(BrowserFixture browser)
+{
+    private static ILocator Row(IPage page, int id) => page.Locator($"#processes tbody tr[data-id=\"{id}\"]");
+
+    private static ILocator Screen(IPage page, int pane = 1) => page.Locator($".pane[data-term=\"{pane}\"] .xterm-rows");
+
+    private static async Task TypeLineAsync(IPage page, string line, int pane = 1)
+    {
+        await page.Locator($".pane[data-term=\"{pane}\"] .pane-body").ClickAsync();
+        await page.Keyboard.TypeAsync(line);
+        await page.Keyboard.PressAsync("Enter");
+    }
+
+    [Fact]
+    public async Task StartMenu_table_terminal_la_and_sd_action()
+    {
+        await using var daemon = await GuiDaemon.StartAsync();
+        var (page, errors) = await browser.NewPageAsync();
+        try
+        {
+            await page.GotoAsync(daemon.Url);
+            await Expect(page.Locator(".pane[data-term=\"1\"] .xterm-rows")).ToContainTextAsync("? for help");
+            await Expect(page.Locator("#processes tbody tr.empty")).ToBeVisibleAsync();
+
+            // Start menu: one entry per app with its help text and an arguments field.
+            await page.Locator("#start-button").ClickAsync();
+            var menu = page.Locator("#start-menu");
+            await Expect(menu).ToBeVisibleAsync();
+            await Expect(menu.Locator("button.start-app")).ToHaveTextAsync(["Start echo", "Start testapp"]);
+            await Expect(menu.Locator("li[data-app=\"testapp\"] .help")).ToContainTextAsync("Sleeps until shut down");
+            await Expect(menu.Locator("input.args[data-app=\"testapp\"]")).ToHaveAttributeAsync("placeholder", "sleep");
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Paths.Artifacts, "start-menu.png") });
+            await menu.Locator("button.start-app[data-app=\"testapp\"]").ClickAsync();
+            await Expect(menu).ToBeHiddenAsync();
+
+            // The start went through the focused terminal, like the original start menu; the table follows.
+            await Expect(Screen(page)).ToContainTextAsync("Added external app (ID: 1");
+            await Expect(Row(page, 1).Locator("td.app")).ToHaveTextAsync("testapp");
+            await Expect(Row(page, 1).Locator("td.state")).ToHaveTextAsync("Running");
+            await Expect(Row(page, 1).Locator("td.pid")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d+$"));
+            // The sampler has read /proc at least once: memory shows, CPU follows from the second sample.
+            await Expect(Row(page, 1).Locator("td.mem")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"\d.*(KiB|MiB)"));
+            await Expect(Row(page, 1).Locator("td.cpu")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d+\.\d %$"));
+            await Expect(page.Locator("#mem-chart polyline")).ToHaveCountAsync(1);
+
+            // la in the terminal pane.
+            await TypeLineAsync(page, "la");
+            await Expect(Screen(page)).ToContainTextAsync("ID  APP      PID");
+            await Expect(Screen(page)).ToContainTextAsync(new System.Text.RegularExpressions.Regex(@"1\s+testapp\s+\d+\s+Running\s+yes"));
+
+            // History: Up recalls "la"; the edited line runs as typed.
+            await page.Keyboard.PressAsync("ArrowUp");
+            await page.Keyboard.PressAsync("Backspace");
+            await page.Keyboard.PressAsync("Backspace");
+            await page.Keyboard.TypeAsync("ping 1");
+            await page.Keyboard.PressAsync("Enter");
+            await Expect(Screen(page)).ToContainTextAsync("ping time");
+
+            // Actions: ru then sd, output in the panel; sd ends the app (Stopped: shut down on request).
+            await Row(page, 1).Locator("button[data-action=\"ru\"]").ClickAsync();
+            await Expect(page.Locator("#action-output")).ToContainTextAsync("[ 1 ]");
+            await Row(page, 1).Locator("button[data-action=\"sd\"]").ClickAsync();
+            await Expect(page.Locator("#action-output")).ToContainTextAsync("shutdown pid");
+            await Expect(Row(page, 1)).ToHaveAttributeAsync("data-state", "Stopped");
+            await Expect(Row(page, 1).Locator("td.state")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex("^Stopped"));
+            await Expect(Row(page, 1).Locator("td.cpu")).ToHaveTextAsync("-");
+
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Paths.Artifacts, "start-la-sd.png"), FullPage = true });
+            Assert.Empty(errors);
+
+            // The daemon agrees.
+            var list = await daemon.Http.GetFromJsonAsync<JsonElement>("api/processes", TestContext.Current.CancellationToken);
+            Assert.Equal("Stopped", list[0].GetProperty("state").GetString());
+        }
+        finally
+        {
+            await page.CloseAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Terminal_attach_sends_lines_and_ctrl_z_detaches_then_clear_and_panes()
+    {
+        await using var daemon = await GuiDaemon.StartAsync();
+        var (page, errors) = await browser.NewPageAsync();
+        try
+        {
+            await page.GotoAsync(daemon.Url);
+            await Expect(Screen(page)).ToContainTextAsync("? for help");
+            await TypeLineAsync(page, "start -a echo");
+            await Expect(page.Locator(".pane[data-term=\"1\"] .pane-mode")).ToContainTextAsync("attached to 1");
+            await Expect(Screen(page)).ToContainTextAsync("testapp echo ready");
+            await page.Keyboard.TypeAsync("hello from the browser");
+            await page.Keyboard.PressAsync("Enter");
+            await Expect(Screen(page)).ToContainTextAsync("echo: hello from the browser");
+            await page.Keyboard.PressAsync("Control+z");
+            await Expect(Screen(page)).ToContainTextAsync("Detached from 1.");
+            await Expect(page.Locator(".pane[data-term=\"1\"] .pane-mode")).ToHaveTextAsync("");
+
+            // Back at the prompt: commands run again, and the echo app is still running.
+            await page.Keyboard.TypeAsync("la");
+            await page.Keyboard.PressAsync("Enter");
+            await Expect(Screen(page)).ToContainTextAsync(new System.Text.RegularExpressions.Regex(@"1\s+echo\s+\d+\s+Running"));
+
+            // Errors show in the pane, with the daemon's message.
+            await page.Keyboard.TypeAsync("ping 99");
+            await page.Keyboard.PressAsync("Enter");
+            // Typed ahead while the command runs: kept, and run after it.
+            await page.Keyboard.TypeAsync("apps");
+            await page.Keyboard.PressAsync("Enter");
+            await Expect(Screen(page)).ToContainTextAsync("No process with id 99");
+            await Expect(Screen(page)).ToContainTextAsync("echoes its input");
+
+            // clear empties the pane.
+            await page.Keyboard.TypeAsync("clear");
+            await page.Keyboard.PressAsync("Enter");
+            await Expect(Screen(page)).Not.ToContainTextAsync("echo: hello");
+
+            // A second pane (new_term), its own prompt; close_term closes it; the taskbar follows.
+            await page.Keyboard.TypeAsync("nt");
+            await page.Keyboard.PressAsync("Enter");
+            await Expect(page.Locator(".pane")).ToHaveCountAsync(2);
+            await Expect(page.Locator("#tasks button.task")).ToHaveTextAsync(["Terminal 1", "Terminal 2"]);
+            await Expect(page.Locator(".pane[data-term=\"2\"]")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("focused"));
+            await page.Keyboard.TypeAsync("lt");
+            await page.Keyboard.PressAsync("Enter");
+            await Expect(Screen(page, 2)).ToContainTextAsync("2 Terminals:");
+            await page.Locator(".pane[data-term=\"1\"] .pane-close").ClickAsync();
+            await Expect(page.Locator(".pane")).ToHaveCountAsync(1);
+            await Expect(page.Locator("#tasks button.task")).ToHaveTextAsync(["Terminal 2"]);
+
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Paths.Artifacts, "attach-panes.png") });
+            // The only console errors are Chromium's notes on the failed (404) ping request; no script error.
+            Assert.All(errors, e => Assert.StartsWith("console error: Failed to load resource: the server responded with a status of 404", e, StringComparison.Ordinal));
+        }
+        finally
+        {
+            await page.CloseAsync();
+        }
+    }
+
+    [Fact]
+    public async Task First_paint_has_apps_and_states_without_javascript()
+    {
+        await using var daemon = await GuiDaemon.StartAsync();
+        using (var start = await daemon.Http.PostAsJsonAsync("api/processes", new { app = "testapp" }, TestContext.Current.CancellationToken))
+        {
+            Assert.Equal(HttpStatusCode.Created, start.StatusCode);
+        }
+        var context = await browser.Browser.NewContextAsync(new BrowserNewContextOptions { JavaScriptEnabled = false });
+        try
+        {
+            var page = await context.NewPageAsync();
+            await page.GotoAsync(daemon.Url);
+            await Expect(page.Locator("#apps button.start-app")).ToHaveTextAsync(["Start echo", "Start testapp"]);
+            await Expect(Row(page, 1).Locator("td.app")).ToHaveTextAsync("testapp");
+            await Expect(Row(page, 1).Locator("td.state")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex("^(Starting|Running)$"));
+        }
+        finally
+        {
+            await context.CloseAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Token_is_taken_once_from_the_address_and_sent_as_bearer()
+    {
+        const string Token = "gui-test-token-8d1f";
+        await using var daemon = await GuiDaemon.StartAsync(token: Token);
+        var (page, errors) = await browser.NewPageAsync();
+        try
+        {
+            // Without the token: the page loads (it holds no data) but shows no apps and asks for the token.
+            await page.GotoAsync(daemon.Url);
+            await Expect(page.Locator("#token-box")).ToBeVisibleAsync();
+            await Expect(page.Locator("#apps button.start-app")).ToHaveCountAsync(0);
+
+            // ?token= once: stored in session storage, removed from the address bar, used on every call.
+            await page.GotoAsync(daemon.Url + "?token=" + Token);
+            await Expect(page.Locator("#token-box")).ToBeHiddenAsync();
+            Assert.DoesNotContain("token", page.Url, StringComparison.Ordinal);
+            await Expect(page.Locator("#apps button.start-app")).ToHaveTextAsync(["Start echo", "Start testapp"]);
+            await Expect(page.Locator("#status")).ToHaveTextAsync("live");
+            await TypeLineAsync(page, "apps");
+            await Expect(Screen(page)).ToContainTextAsync("echoes its input");
+            await page.ReloadAsync();
+            await Expect(page.Locator("#apps button.start-app")).ToHaveCountAsync(2);
+            Assert.DoesNotContain(errors, e => !e.Contains("401", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await page.CloseAsync();
+        }
+    }
+}

@@ -1,0 +1,201 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using Viscript.Core.Supervision;
+
+namespace Viscript.Tests.Support;
+
+/// <summary>The built viscript executable run as a child process, with its stdout lines awaitable.</summary>
+public sealed partial class DaemonProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly List<string> _lines = [];
+    private readonly List<(Func<string, bool> Match, TaskCompletionSource<string> Tcs)> _waiters = [];
+    private readonly TaskCompletionSource<Match> _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly System.Text.StringBuilder _stderr = new();
+
+    private DaemonProcess(Process process)
+    {
+        _process = process;
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null)
+            {
+                _started.TrySetException(new InvalidOperationException("viscript exited before printing its addresses; stderr: " + Stderr));
+                return;
+            }
+            OnLine(e.Data);
+        };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                lock (_stderr)
+                {
+                    _stderr.AppendLine(e.Data);
+                }
+            }
+        };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+    }
+
+    public int Pid => _process.Id;
+
+    public string ControlUrl { get; private set; } = "";
+
+    public string SignalAddress { get; private set; } = "";
+
+    public StreamWriter Stdin => _process.StandardInput;
+
+    public string Stderr
+    {
+        get
+        {
+            lock (_stderr)
+            {
+                return _stderr.ToString();
+            }
+        }
+    }
+
+    public IReadOnlyList<string> Lines
+    {
+        get
+        {
+            lock (_lines)
+            {
+                return _lines.ToList();
+            }
+        }
+    }
+
+    [GeneratedRegex(@"^viscript: signal (\S+) control (\S+) pid (\d+)$")]
+    private static partial Regex StartLine();
+
+    public static ProcessStartInfo StartInfo(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(Paths.ViscriptDll);
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        psi.Environment.Remove("VISCRIPT_CONTROL");
+        psi.Environment.Remove("VISCRIPT_TOKEN");
+        return psi;
+    }
+
+    /// <summary>Starts <c>viscript --headless --config CONFIG --signal 127.0.0.1:0 --control 127.0.0.1:0</c> and reads back the bound addresses.</summary>
+    public static async Task<DaemonProcess> StartAsync(string configPath, params string[] extraArgs)
+    {
+        var psi = StartInfo(["--headless", "--config", configPath, "--signal", "127.0.0.1:0", "--control", "127.0.0.1:0", .. extraArgs]);
+        var d = new DaemonProcess(Process.Start(psi)!);
+        var m = await d._started.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        d.SignalAddress = m.Groups[1].Value;
+        d.ControlUrl = m.Groups[2].Value;
+        Assert.Equal(d.Pid, int.Parse(m.Groups[3].Value, System.Globalization.CultureInfo.InvariantCulture));
+        return d;
+    }
+
+    private void OnLine(string line)
+    {
+        if (StartLine().Match(line) is { Success: true } m)
+        {
+            _started.TrySetResult(m);
+        }
+        lock (_lines)
+        {
+            _lines.Add(line);
+            foreach (var w in _waiters.ToList())
+            {
+                if (w.Match(line))
+                {
+                    w.Tcs.TrySetResult(line);
+                    _waiters.Remove(w);
+                }
+            }
+        }
+    }
+
+    /// <summary>Waits for a stdout line (already printed or future) matching <paramref name="match"/>.</summary>
+    public Task<string> WaitForLineAsync(Func<string, bool> match, int seconds = 30)
+    {
+        var tcs = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_lines)
+        {
+            if (_lines.FirstOrDefault(match) is { } hit)
+            {
+                return Task.FromResult(hit);
+            }
+            _waiters.Add((match, tcs));
+        }
+        return tcs.Task.WaitAsync(TimeSpan.FromSeconds(seconds));
+    }
+
+    public Task<string> WaitForLineAsync(string contains, int seconds = 30) =>
+        WaitForLineAsync(l => l.Contains(contains, StringComparison.Ordinal), seconds);
+
+    /// <summary>Runs <c>viscript cli --control URL args...</c>.</summary>
+    public Task<CliResult> CliAsync(params string[] args) => RunAsync(["cli", "--control", ControlUrl, .. args]);
+
+    public static async Task<CliResult> RunAsync(string[] args, string? stdin = null)
+    {
+        using var p = Process.Start(StartInfo(args))!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (stdin is not null)
+        {
+            await p.StandardInput.WriteAsync(stdin);
+        }
+        p.StandardInput.Close();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            await p.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException("viscript " + string.Join(' ', args) + " did not finish");
+        }
+        return new CliResult(p.ExitCode, await stdout, await stderr);
+    }
+
+    public void Signal(int signal) => Native.TrySignal(_process.Id, signal);
+
+    public async Task<int> WaitForExitAsync(int seconds = 60)
+    {
+        await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(seconds));
+        return _process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            Signal(15);
+            try
+            {
+                await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            }
+            catch (TimeoutException)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+        }
+        _process.Dispose();
+    }
+}
+
+public sealed record CliResult(int ExitCode, string Stdout, string Stderr)
+{
+    public string[] Lines => Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+
+    public override string ToString() => $"exit {ExitCode}\nstdout:\n{Stdout}\nstderr:\n{Stderr}";
+}
