@@ -803,6 +803,11 @@ function drawTopology(topo) {
   const width = Math.max(260, box.clientWidth || 400);
   const height = 260;
   const cx = width / 2, cy = height / 2, r = Math.min(width, height) / 2 - 40;
+  // Sorted, so the picture stays put between refreshes whatever order the manager lists things in.
+  const byKey = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+  topo.nodes.sort((a, b) => byKey(a.key, b.key));
+  topo.links.sort((a, b) => byKey(a.from + a.to, b.from + b.to));
+  topo.routes.sort((a, b) => byKey(a.sessionId, b.sessionId));
   const pos = new Map();
   topo.nodes.forEach((n, i) => {
     const a = (2 * Math.PI * i) / Math.max(1, topo.nodes.length) - Math.PI / 2;
