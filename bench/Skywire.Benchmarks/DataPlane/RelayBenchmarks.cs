@@ -1,6 +1,5 @@
 using System.Net;
 using BenchmarkDotNet.Attributes;
-using BenchmarkDotNet.Engines;
 using Skywire.Core.Crypto;
 using Skywire.Core.DataPlane;
 using Skywire.Core.Forwarding;
@@ -16,7 +15,6 @@ namespace Skywire.Benchmarks.DataPlane;
 /// One operation = one datagram delivered at C.
 /// </summary>
 [MemoryDiagnoser]
-[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 2, iterationCount: 10)]
 public class RelayBenchmarks
 {
     private const int Burst = 4000;

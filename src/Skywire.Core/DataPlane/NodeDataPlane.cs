@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
@@ -45,11 +46,18 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
     private readonly ConcurrentDictionary<ulong, SecureSession> _sessions = new();
     private readonly RuleTable _rules;
     private readonly CancellationTokenSource _cts = new();
+    private readonly Meter _meter;
     private Socket? _socket;
     private Thread? _receiveThread;
     private Task? _maintenance;
     private IPEndPoint? _localEndPoint;
     private long _lastHandshakeTimestamp;
+    private readonly AeadKey _cookieAead;
+    private byte[] _cookieSecret = RandomNumberGenerator.GetBytes(32);
+    private byte[] _previousCookieSecret = RandomNumberGenerator.GetBytes(32);
+    private long _cookieSecretAt;
+    private long _loadWindowStart;
+    private int _loadCount;
     private int _disposed;
 
     /// <summary>Creates the data plane for <paramref name="identity"/> (not disposed by this object).</summary>
@@ -66,7 +74,13 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
         _preferred = _options.Aead ?? AeadKey.PreferredAlgorithm;
         _mac1Key = Mac1Key(identity.Public);
         _rules = new RuleTable(_time);
+        _cookieAead = AeadKey.Create(AeadAlgorithmId.ChaCha20Poly1305, CookieKey(identity.Public));
+        _cookieSecretAt = _time.GetTimestamp();
+        _meter = CreateMeter();
     }
+
+    /// <summary>Name of the <see cref="Meter"/> (System.Diagnostics.Metrics) each data plane publishes its counters on.</summary>
+    public const string MeterName = "Skywire.DataPlane";
 
     /// <summary>This node's key.</summary>
     public PubKey LocalKey => _identity.Public;
@@ -227,6 +241,9 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
 
     /// <summary>How often the peer's address changed (tests: a stable peer must not count as roaming).</summary>
     internal long RoamsOf(PubKey peer) => _links.TryGetValue(peer, out var link) ? Interlocked.Read(ref link.Roams) : 0;
+
+    /// <summary>Completed handshakes with the peer (tests: rekeying).</summary>
+    internal long HandshakesOf(PubKey peer) => _links.TryGetValue(peer, out var link) ? Interlocked.Read(ref link.Handshakes) : 0;
 
     // ---- Rules ------------------------------------------------------------------------------
 
@@ -394,14 +411,57 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
         _receiveThread?.Join(TimeSpan.FromSeconds(5));
         _cts.Dispose();
         _staticKey.Dispose();
+        _cookieAead.Dispose();
+        _meter.Dispose();
     }
 
     // ---- Helpers ----------------------------------------------------------------------------
+
+    private Meter CreateMeter()
+    {
+        // One meter per data plane, disposed with it; the node tag tells nodes of one process apart.
+        var meter = new Meter(MeterName);
+        var node = new KeyValuePair<string, object?>("node", LocalKey.ToShortString(16));
+        var s = Statistics;
+        meter.CreateObservableCounter("skywire.dataplane.packets.received", () => new Measurement<long>(s.PacketsReceived, node), "{packet}");
+        meter.CreateObservableCounter("skywire.dataplane.packets.sent", () => new Measurement<long>(s.PacketsSent, node), "{packet}");
+        meter.CreateObservableCounter("skywire.dataplane.bytes.received", () => new Measurement<long>(s.BytesReceived, node), "By");
+        meter.CreateObservableCounter("skywire.dataplane.bytes.sent", () => new Measurement<long>(s.BytesSent, node), "By");
+        meter.CreateObservableCounter("skywire.dataplane.packets.forwarded", () => new Measurement<long>(s.Forwarded, node), "{packet}");
+        meter.CreateObservableCounter("skywire.dataplane.packets.delivered", () => new Measurement<long>(s.Delivered, node), "{packet}");
+        meter.CreateObservableCounter("skywire.dataplane.packets.dropped", () => DropMeasurements(node), "{packet}");
+        meter.CreateObservableGauge("skywire.dataplane.links.up", () => new Measurement<int>(_links.Values.Count(l => l.State == LinkState.Up), node), "{link}");
+        return meter;
+    }
+
+    private IEnumerable<Measurement<long>> DropMeasurements(KeyValuePair<string, object?> node)
+    {
+        var s = Statistics;
+        (string Reason, long Value)[] drops =
+        [
+            ("malformed", s.Malformed), ("bad_mac", s.BadMac), ("handshake_failed", s.HandshakeFailed),
+            ("stale_handshake", s.StaleHandshake), ("refused", s.Refused), ("unknown_index", s.UnknownIndex),
+            ("bad_tag", s.BadTag), ("replay", s.Replay), ("no_rule", s.NoRule), ("rule_expired", s.RuleExpired),
+            ("link_down", s.LinkDown), ("too_large", s.TooLarge), ("send_failed", s.SendFailed), ("internal_error", s.InternalError),
+        ];
+        foreach (var (reason, value) in drops)
+        {
+            yield return new Measurement<long>(value, node, new KeyValuePair<string, object?>("reason", reason));
+        }
+    }
 
     private static byte[] Mac1Key(PubKey key)
     {
         Span<byte> input = stackalloc byte[64];
         var n = Encoding.ASCII.GetBytes("skywire-link-mac1/", input);
+        key.WriteTo(input[n..]);
+        return SHA256.HashData(input[..(n + PubKey.Length)]);
+    }
+
+    private static byte[] CookieKey(PubKey key)
+    {
+        Span<byte> input = stackalloc byte[64];
+        var n = Encoding.ASCII.GetBytes("skywire-link-cookie/", input);
         key.WriteTo(input[n..]);
         return SHA256.HashData(input[..(n + PubKey.Length)]);
     }

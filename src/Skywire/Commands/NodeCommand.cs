@@ -1,4 +1,7 @@
 using System.CommandLine;
+using Skywire.Core.Control;
+using Skywire.Core.Node;
+using Skywire.Protocol.Control;
 
 namespace Skywire.Commands;
 
@@ -6,11 +9,67 @@ internal static class NodeCommand
 {
     public static Command Create()
     {
-        var command = new Command("node", "Run a node (not wired yet).");
-        command.SetAction(_ =>
+        var manager = new Option<string>("--manager") { Description = "Manager address host:port, or PUBKEY@host:port.", Required = true };
+        var managerKey = new Option<string?>("--manager-key") { Description = "The manager's public key (66 hex), pinned: a manager with another key is refused." };
+        var listen = new Option<string>("--listen") { Description = "UDP address for links (ip:port; port 0 picks one). Peers are told this address.", DefaultValueFactory = _ => "127.0.0.1:0" };
+        var apps = new Option<string>("--apps") { Description = "App API address (loopback only; port 0 picks one).", DefaultValueFactory = _ => "127.0.0.1:0" };
+        var tokenFile = new Option<string>("--app-token-file") { Description = "Where to write the app token (mode 0600) that local apps present.", Required = true };
+        var keyFile = new Option<string>("--key") { Description = "Node key file (created on first run).", Required = true };
+        var command = new Command("node", "Run a node: registers with the manager, opens links, forwards, serves the app API.") { manager, managerKey, listen, apps, tokenFile, keyFile };
+        command.SetAction(async (parse, cancellationToken) =>
         {
-            Console.Error.WriteLine("error: node not implemented yet");
-            return Common.Failure;
+            var address = Common.ParseManager(parse.GetValue(manager)!, parse.GetValue(managerKey));
+            if (address is null
+                || !Common.TryParseEndPoint(parse.GetValue(listen)!, out var linkEndPoint, "--listen")
+                || !Common.TryParseEndPoint(parse.GetValue(apps)!, out var appsEndPoint, "--apps"))
+            {
+                return Common.Usage;
+            }
+
+            if (!System.Net.IPAddress.IsLoopback(appsEndPoint.Address))
+            {
+                Console.Error.WriteLine($"error: --apps must be a loopback address (the app API is local only), not {appsEndPoint}");
+                return Common.Usage;
+            }
+
+            using var key = Common.LoadKey(parse.GetValue(keyFile)!);
+            if (key is null)
+            {
+                return Common.Failure;
+            }
+
+            using var logging = Common.Logging();
+            var options = new NodeOptions { Manager = address, LinkListen = linkEndPoint, AppsListen = appsEndPoint, AppTokenFile = parse.GetValue(tokenFile) };
+            await using var node = new NodeHost(key, options, logging);
+            try
+            {
+                await node.StartAsync(cancellationToken);
+            }
+            catch (ControlException ex)
+            {
+                Console.Error.WriteLine(ex.Code == ControlErrorCode.Forbidden
+                    ? $"error: manager refused or key mismatch: {ex.Message}"
+                    : $"error: cannot register with the manager: {ex.Message}");
+                return Common.ExitCode(ex.Code);
+            }
+            catch (System.Net.Sockets.SocketException ex)
+            {
+                Console.Error.WriteLine($"error: cannot bind: {ex.Message}");
+                return Common.Failure;
+            }
+
+            await using var signal = SignalHook.Start();
+            Console.Error.WriteLine($"node {key.Public} links {node.LinkEndPoint} apps {node.AppsEndPoint}");
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
+            try
+            {
+                await node.Completion.WaitAsync(stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            return Common.Ok;
         });
         return command;
     }

@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Skywire.Apps.Socks;
+
+// Helper processes for bench/socks-bench.sh. Each long-running mode prints "PORT <n>" on stdout once
+// listening and runs until it is killed (the script stops it by pid).
+//   stack                      socks-client -> tunnel over loopback TCP -> socks-server (the SOCKS layer without the mesh)
+//   mesh HOPS                  socks-client -> in-process mesh (manager + HOPS+1 nodes in a chain, UDP links) -> socks-server
+//   http                       HTTP/1.1 responder: GET /bytes/N answers N zero bytes
+//   latency PROXY TARGET N     N sequential SOCKS5 CONNECTs; prints set-up latency percentiles in microseconds
+if (args.Length == 0)
+{
+    Console.Error.WriteLine("usage: Skywire.SocksBench stack | http | latency PROXY(ip:port) TARGET(ip:port) COUNT");
+    return 2;
+}
+
+switch (args[0])
+{
+    case "stack":
+    {
+        var server = new SocksServer(SocksServerOptions.Default with { AllowLoopbackTargets = true });
+        await using var exit = new SocksTcpStandIn(server);
+        await using var client = new SocksClient(SocksClientOptions.Default with { Listen = new IPEndPoint(IPAddress.Loopback, 0) }, exit.DialAsync);
+        var endPoint = client.Start();
+        Console.WriteLine($"PORT {endPoint.Port}");
+        await RunUntilKilledAsync();
+        return 0;
+    }
+
+    case "mesh" when args.Length == 2:
+    {
+        var hops = int.Parse(args[1]);
+        await using var mesh = await BenchMesh.StartAsync(hops);
+        using var stop = new CancellationTokenSource();
+        var serverReady = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var server = SocksApps.RunServerAsync(new SocksAppBinding(mesh.Exit.AppsEndPoint, mesh.Exit.AppToken, "exit"),
+            SocksServerOptions.Default with { AllowLoopbackTargets = true }, null, serverReady.SetResult, stop.Token);
+        await serverReady.Task;
+        var clientReady = new TaskCompletionSource<IPEndPoint>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var client = SocksApps.RunClientAsync(new SocksAppBinding(mesh.Entry.AppsEndPoint, mesh.Entry.AppToken, "entry"), null,
+            SocksClientOptions.Default with { Listen = new IPEndPoint(IPAddress.Loopback, 0) }, null, (ep, _) => clientReady.SetResult(ep), stop.Token);
+        var endPoint = await clientReady.Task;
+        Console.WriteLine($"PORT {endPoint.Port}");
+        await RunUntilKilledAsync();
+        return 0;
+    }
+
+    case "http":
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start(512);
+        Console.WriteLine($"PORT {((IPEndPoint)listener.LocalEndpoint).Port}");
+        _ = Task.Run(async () =>
+        {
+            while (true)
+            {
+                var client = await listener.AcceptTcpClientAsync();
+                _ = ServeHttpAsync(client);
+            }
+        });
+        await RunUntilKilledAsync();
+        return 0;
+    }
+
+    case "latency" when args.Length == 4:
+    {
+        var proxy = IPEndPoint.Parse(args[1]);
+        var target = IPEndPoint.Parse(args[2]);
+        var count = int.Parse(args[3]);
+        var samples = new List<double>(count);
+        var buffer = new byte[600];
+        for (var i = 0; i < count + 10; i++)
+        {
+            var watch = Stopwatch.StartNew();
+            using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            await socket.ConnectAsync(proxy);
+            using var stream = new NetworkStream(socket);
+            // Greeting, then the request once the method is chosen, as curl does (microsocks needs the wait).
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await stream.WriteAsync(buffer.AsMemory(0, SocksCodec.WriteGreeting(buffer, SocksAuthMethod.NoAuthentication)), timeout.Token);
+            await stream.ReadExactlyAsync(buffer.AsMemory(0, 2), timeout.Token);
+            await stream.WriteAsync(buffer.AsMemory(0, SocksCodec.WriteRequest(buffer, SocksCommand.Connect, SocksEndpoint.FromIP(target))), timeout.Token);
+            await stream.ReadExactlyAsync(buffer.AsMemory(0, 10), timeout.Token);
+            if (buffer[1] != 0)
+            {
+                Console.Error.WriteLine($"connect failed with reply {buffer[1]}");
+                return 1;
+            }
+
+            watch.Stop();
+            if (i >= 10)
+            {
+                // The first 10 warm up the JIT and the pools on every side.
+                samples.Add(watch.Elapsed.TotalMicroseconds);
+            }
+        }
+
+        samples.Sort();
+        double P(double q) => samples[(int)Math.Min(samples.Count - 1, Math.Round(q * (samples.Count - 1)))];
+        Console.WriteLine($"count={samples.Count} mean_us={samples.Average():0} p50_us={P(0.5):0} p90_us={P(0.9):0} p99_us={P(0.99):0}");
+        return 0;
+    }
+
+    default:
+        Console.Error.WriteLine($"unknown mode '{string.Join(' ', args)}'");
+        return 2;
+}
+
+static Task RunUntilKilledAsync() => Task.Delay(Timeout.Infinite);
+
+static async Task ServeHttpAsync(TcpClient client)
+{
+    using var _ = client;
+    client.NoDelay = true;
+    var stream = client.GetStream();
+    var zeros = new byte[256 * 1024];
+    try
+    {
+        var request = new StringBuilder();
+        var buffer = new byte[4096];
+        while (!request.ToString().Contains("\r\n\r\n", StringComparison.Ordinal))
+        {
+            var read = await stream.ReadAsync(buffer);
+            if (read == 0)
+            {
+                return;
+            }
+
+            request.Append(Encoding.ASCII.GetString(buffer, 0, read));
+        }
+
+        var path = request.ToString().Split(' ')[1];
+        var length = path.StartsWith("/bytes/", StringComparison.Ordinal) ? long.Parse(path[7..]) : 2;
+        await stream.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"));
+        for (long sent = 0; sent < length; sent += zeros.Length)
+        {
+            await stream.WriteAsync(zeros.AsMemory(0, (int)Math.Min(zeros.Length, length - sent)));
+        }
+
+        client.Client.Shutdown(SocketShutdown.Send);
+        while (await stream.ReadAsync(buffer) > 0)
+        {
+        }
+    }
+    catch (IOException)
+    {
+    }
+}

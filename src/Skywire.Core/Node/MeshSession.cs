@@ -1,0 +1,69 @@
+using Microsoft.Extensions.Logging;
+using Skywire.Core.Sessions;
+using Skywire.Protocol;
+
+namespace Skywire.Core.Node;
+
+/// <summary>One end-to-end session of a node: the secure datagram path plus its stream multiplexer and accept loop.</summary>
+internal sealed class MeshSession : IAsyncDisposable
+{
+    private readonly NodeHost _node;
+    private readonly Task _acceptLoop;
+    private int _disposed;
+
+    public MeshSession(NodeHost node, SecureSession secure, MuxOptions options, ILoggerFactory loggerFactory, TimeProvider time)
+    {
+        _node = node;
+        Secure = secure;
+        Mux = new StreamMultiplexer(secure, options, loggerFactory.CreateLogger<StreamMultiplexer>(), time);
+        secure.Receiver = Mux.Receive;
+        secure.Closed += (_, reason) => _ = CloseAsync("secure session closed: " + reason);
+        _ = Mux.Completion.ContinueWith(_ => CloseAsync("multiplexer closed: " + Mux.CloseReason), TaskScheduler.Default);
+        _acceptLoop = Task.Run(AcceptLoopAsync);
+    }
+
+    public SecureSession Secure { get; }
+
+    public StreamMultiplexer Mux { get; }
+
+    public ulong SessionId => Secure.SessionId;
+
+    public PubKey Peer => Secure.Peer;
+
+    public bool IsInitiator => Secure.IsInitiator;
+
+    public bool IsUsable => _disposed == 0 && Secure.State != SecureSessionState.Closed && !Mux.Completion.IsCompleted;
+
+    private async Task AcceptLoopAsync()
+    {
+        while (true)
+        {
+            MuxStream stream;
+            try
+            {
+                stream = await Mux.AcceptStreamAsync();
+            }
+            catch (Exception ex) when (ex is MuxException or OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+
+            _node.DeliverIncoming(this, stream);
+        }
+    }
+
+    private async Task CloseAsync(string reason)
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _node.SessionEnded(this, reason);
+        Secure.Dispose();
+        await Mux.DisposeAsync();
+        await _acceptLoop;
+    }
+
+    public ValueTask DisposeAsync() => new(CloseAsync("closed locally"));
+}

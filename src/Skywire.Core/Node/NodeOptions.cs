@@ -1,0 +1,50 @@
+using System.Net;
+using Skywire.Core.Control;
+using Skywire.Core.DataPlane;
+using Skywire.Core.Sessions;
+
+namespace Skywire.Core.Node;
+
+/// <summary>Settings of a node process.</summary>
+public sealed record NodeOptions
+{
+    /// <summary>The manager to register with, and its pinned key.</summary>
+    public required ManagerAddress Manager { get; init; }
+
+    /// <summary>UDP address the links bind (port 0 picks one). This address is what the manager gives peers.</summary>
+    public IPEndPoint LinkListen { get; init; } = new(IPAddress.Loopback, 0);
+
+    /// <summary>Link address told to the manager (and so to peers) instead of the bound one: behind NAT, a wildcard bind, or a test relay.</summary>
+    public IPEndPoint? AdvertisedLinkAddress { get; init; }
+
+    /// <summary>App API address; loopback only (port 0 picks one).</summary>
+    public IPEndPoint AppsListen { get; init; } = new(IPAddress.Loopback, 0);
+
+    /// <summary>Where the app token is written (mode 0600); null keeps it in memory only (tests).</summary>
+    public string? AppTokenFile { get; init; }
+
+    /// <summary>How long to wait for the manager's handshake and hello answer.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>First delay before reconnecting to the manager after the connection drops (doubles up to 10 s).</summary>
+    public TimeSpan ReconnectDelay { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>How long a dial waits for the route and the end-to-end handshake.</summary>
+    public TimeSpan DialTimeout { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Data plane settings (links, probes, dead-link detection).</summary>
+    public DataPlaneOptions DataPlane { get; init; } = DataPlaneOptions.Default;
+
+    /// <summary>Stream multiplexer settings of end-to-end sessions.</summary>
+    public MuxOptions Mux { get; init; } = MuxOptions.Default;
+
+    /// <summary>
+    /// A messenger to register at with the node key (docs/messenger.md "Node integration"): when the manager has no
+    /// route to a dialled node (another cluster), the dial goes through the messenger, and apps here accept streams
+    /// that arrive through it. Null: mesh only.
+    /// </summary>
+    public Messenger.MessengerClientOptions? Messenger { get; init; }
+
+    /// <summary>Clock.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+}

@@ -1,0 +1,68 @@
+using System.CommandLine;
+using Skywire.Demo;
+
+namespace Skywire.Commands;
+
+/// <summary><c>skywire demo [--check]</c>: a local mesh under viscript in one command (docs/operations.md "The demo").</summary>
+internal static class DemoCommand
+{
+    public static Command Create()
+    {
+        var check = new Option<bool>("--check") { Description = "Bring everything up, fetch a page through the SOCKS proxy across the multi-hop route, verify it byte for byte, stop everything; exit 0 (passed) or 1." };
+        var dir = new Option<string?>("--dir") { Description = "Folder for keys, app tokens, the generated viscript config and logs (default ~/.skywire/demo; with --check a temporary folder, removed when the check passes)." };
+        var nodes = new Option<int>("--nodes") { Description = "Nodes in the chain (3 to 26); the route from the first to the last crosses all of them.", DefaultValueFactory = _ => 4 };
+        var socksPort = new Option<int>("--socks-port") { Description = "Local port of the SOCKS5 proxy (0 picks a free one).", DefaultValueFactory = _ => 0 };
+        var timeout = new Option<double>("--step-timeout") { Description = "Seconds each bring-up step may take before the demo gives up.", DefaultValueFactory = _ => 90 };
+        var viscript = new Option<string?>("--viscript") { Description = "viscript.dll or executable to run (default: beside skywire, or env SKYWIRE_VISCRIPT)." };
+        var command = new Command("demo", "Run a local mesh under a headless viscript: messenger, manager, a chain of nodes, a SOCKS pair; print a summary and run until Ctrl+C.")
+        {
+            check, dir, nodes, socksPort, timeout, viscript,
+        };
+        command.Validators.Add(result =>
+        {
+            if (result.GetValue(nodes) is var n && n != 0 && n is < 3 or > 26)
+            {
+                result.AddError("--nodes must be 3 to 26");
+            }
+
+            if (result.GetValue(socksPort) is < 0 or > 65535)
+            {
+                result.AddError("--socks-port must be 0 to 65535");
+            }
+
+            if (result.GetValue(timeout) is var t && t != 0 && t is < 1 or > 3600)
+            {
+                result.AddError("--step-timeout must be 1 to 3600 seconds");
+            }
+        });
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var options = new DemoOptions
+            {
+                Check = parse.GetValue(check),
+                Directory = parse.GetValue(dir),
+                Nodes = parse.GetValue(nodes),
+                SocksPort = parse.GetValue(socksPort),
+                StepTimeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
+                Viscript = parse.GetValue(viscript),
+            };
+
+            // System.CommandLine ends the process 2 s after Ctrl+C; stopping viscript and its apps can take longer.
+            // Hold the exit until the demo has stopped everything (bounded), so no child outlives it.
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            void Hold(object? sender, EventArgs e) => done.Task.Wait(90_000, CancellationToken.None);
+            AppDomain.CurrentDomain.ProcessExit += Hold;
+            try
+            {
+                await using var runner = new DemoRunner(options, Console.Out, Console.Error, interactive: !Console.IsOutputRedirected);
+                return await runner.RunAsync(cancellationToken);
+            }
+            finally
+            {
+                done.TrySetResult();
+                AppDomain.CurrentDomain.ProcessExit -= Hold;
+            }
+        });
+        return command;
+    }
+}

@@ -1,0 +1,331 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Viscript.Core.Control;
+
+namespace Skywire.Demo;
+
+/// <summary>
+/// A headless viscript daemon started as a child process, and a small client of its control API
+/// (docs/viscript.md "Control API"): start an app by name, read its captured output, stop the daemon.
+/// </summary>
+internal sealed partial class ViscriptChild : IAsyncDisposable
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    private readonly Process _process;
+    private readonly HttpClient _http;
+    private readonly StreamWriter _log;
+    private readonly Task _stdoutPump;
+    private readonly Task _stderrPump;
+    private int _disposed;
+
+    private ViscriptChild(Process process, Uri control, StreamWriter log, Task stdoutPump, Task stderrPump)
+    {
+        _process = process;
+        _log = log;
+        _stdoutPump = stdoutPump;
+        _stderrPump = stderrPump;
+        ControlUrl = control;
+        _http = new HttpClient { BaseAddress = control, Timeout = TimeSpan.FromSeconds(60) };
+    }
+
+    /// <summary>The control API base address (<c>http://127.0.0.1:PORT</c>).</summary>
+    public Uri ControlUrl { get; }
+
+    /// <summary>The daemon's pid.</summary>
+    public int Pid => _process.Id;
+
+    /// <summary>Completes when the daemon process has exited.</summary>
+    public Task ExitedAsync() => _process.WaitForExitAsync();
+
+    /// <summary>Where the daemon's own output goes.</summary>
+    public required string LogFile { get; init; }
+
+    /// <summary>
+    /// Finds viscript: <paramref name="explicitPath"/>, else <c>SKYWIRE_VISCRIPT</c>, else <c>viscript.dll</c> beside
+    /// skywire.dll (the project reference puts it there), else <c>src/Viscript/bin/&lt;config&gt;/net10.0/viscript.dll</c>
+    /// in the repository around this executable.
+    /// </summary>
+    /// <returns>The file to run (a .dll runs through the dotnet host), or null with the places tried.</returns>
+    public static string? Locate(string? explicitPath, out IReadOnlyList<string> tried)
+    {
+        var candidates = new List<string>();
+        if (!string.IsNullOrEmpty(explicitPath))
+        {
+            candidates.Add(Path.GetFullPath(explicitPath));
+        }
+        else
+        {
+            if (Environment.GetEnvironmentVariable("SKYWIRE_VISCRIPT") is { Length: > 0 } fromEnv)
+            {
+                candidates.Add(Path.GetFullPath(fromEnv));
+            }
+
+            var baseDir = AppContext.BaseDirectory;
+            candidates.Add(Path.Combine(baseDir, "viscript.dll"));
+
+            // bin/<Configuration>/net10.0 of src/Skywire -> the same folder of src/Viscript.
+            var tfm = new DirectoryInfo(baseDir.TrimEnd(Path.DirectorySeparatorChar));
+            if (tfm.Parent is { Parent.Parent.Parent: { } src } configuration)
+            {
+                candidates.Add(Path.Combine(src.FullName, "Viscript", "bin", configuration.Name, tfm.Name, "viscript.dll"));
+            }
+        }
+
+        tried = candidates;
+        return candidates.FirstOrDefault(File.Exists);
+    }
+
+    /// <summary>The dotnet host running this process (to run .dll files with), or <c>dotnet</c> from PATH.</summary>
+    public static string DotnetHost()
+    {
+        if (Environment.ProcessPath is { } self && Path.GetFileNameWithoutExtension(self) == "dotnet")
+        {
+            return self;
+        }
+
+        if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host))
+        {
+            return host;
+        }
+
+        // <root>/shared/Microsoft.NETCore.App/<version>/ -> <root>/dotnet
+        var fromRuntime = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", "dotnet"));
+        return File.Exists(fromRuntime) ? fromRuntime : "dotnet";
+    }
+
+    /// <summary>
+    /// Starts <c>viscript --headless --no-repl</c> on loopback port 0 with <paramref name="config"/> and waits for its
+    /// start line. Its stdout and stderr go to <paramref name="logFile"/>.
+    /// </summary>
+    /// <exception cref="DemoStepException">It did not start or printed no start line in time.</exception>
+    public static async Task<ViscriptChild> StartAsync(string viscript, string config, string logDir, string logFile, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var info = new ProcessStartInfo
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        if (viscript.EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
+        {
+            info.FileName = DotnetHost();
+            info.ArgumentList.Add(viscript);
+        }
+        else
+        {
+            info.FileName = viscript;
+        }
+
+        foreach (var a in new[] { "--headless", "--no-repl", "--config", config, "--logs", logDir, "--signal", "127.0.0.1:0", "--control", "127.0.0.1:0" })
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        // The control API is on loopback: no token needed, and none must leak in from the caller's environment.
+        info.Environment.Remove("VISCRIPT_TOKEN");
+        info.Environment["DOTNET_NOLOGO"] = "1";
+
+        var log = new StreamWriter(new FileStream(logFile, FileMode.Create, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
+        Process process;
+        try
+        {
+            process = Process.Start(info) ?? throw new DemoStepException("could not start viscript");
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            await log.DisposeAsync();
+            throw new DemoStepException($"could not start {info.FileName}: {ex.Message}");
+        }
+
+        var startLine = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var stdoutPump = PumpAsync(process.StandardOutput, log, "", startLine);
+        var stderrPump = PumpAsync(process.StandardError, log, "[stderr] ", null);
+        try
+        {
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            deadline.CancelAfter(timeout);
+            var exited = process.WaitForExitAsync(deadline.Token);
+            if (await Task.WhenAny(startLine.Task, exited) != startLine.Task)
+            {
+                await exited;   // throws when the deadline passed; else the daemon exited
+                throw new TimeoutException();
+            }
+
+            var line = await startLine.Task;
+            var match = StartLine().Match(line);
+            var control = new Uri(match.Groups["control"].Value);
+            return new ViscriptChild(process, control, log, stdoutPump, stderrPump) { LogFile = logFile };
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or TimeoutException)
+        {
+            var exited = process.HasExited;
+            KillTree(process);
+            await log.DisposeAsync();
+            throw new DemoStepException(cancellationToken.IsCancellationRequested
+                ? "interrupted"
+                : exited
+                    ? $"viscript exited with code {process.ExitCode} before it was ready"
+                    : $"viscript printed no start line within {timeout.TotalSeconds:0} s");
+        }
+    }
+
+    private static async Task PumpAsync(StreamReader reader, StreamWriter log, string prefix, TaskCompletionSource<string>? startLine)
+    {
+        try
+        {
+            while (await reader.ReadLineAsync() is { } line)
+            {
+                lock (log)
+                {
+                    log.WriteLine(prefix + line);
+                }
+
+                if (startLine is not null && StartLine().IsMatch(line))
+                {
+                    startLine.TrySetResult(line);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+            // The daemon went away; its exit is observed elsewhere.
+        }
+    }
+
+    /// <summary>Starts the configured app <paramref name="app"/> with <paramref name="args"/>; returns its sequence id.</summary>
+    public async Task<ProcessInfo> StartAppAsync(string app, IReadOnlyList<string> args, CancellationToken cancellationToken)
+    {
+        using var response = await _http.PostAsJsonAsync("/api/processes", new StartRequest(app, args), Json, cancellationToken);
+        return response.IsSuccessStatusCode
+            ? (await response.Content.ReadFromJsonAsync<ProcessInfo>(Json, cancellationToken))!
+            : throw new DemoStepException($"viscript refused to start {app}: {await ProblemAsync(response, cancellationToken)}");
+    }
+
+    /// <summary>The process <paramref name="id"/>.</summary>
+    public async Task<ProcessInfo> GetAsync(ulong id, CancellationToken cancellationToken) =>
+        (await _http.GetFromJsonAsync<ProcessInfo>($"/api/processes/{id}", Json, cancellationToken))!;
+
+    /// <summary>Every process viscript knows.</summary>
+    public async Task<IReadOnlyList<ProcessInfo>> ListAsync(CancellationToken cancellationToken) =>
+        (await _http.GetFromJsonAsync<List<ProcessInfo>>("/api/processes", Json, cancellationToken))!;
+
+    /// <summary>The last <paramref name="count"/> captured output lines of <paramref name="id"/>.</summary>
+    public async Task<IReadOnlyList<LogLineInfo>> LogsAsync(ulong id, int count, CancellationToken cancellationToken) =>
+        (await _http.GetFromJsonAsync<List<LogLineInfo>>($"/api/processes/{id}/logs?n={count}", Json, cancellationToken))!;
+
+    /// <summary>
+    /// Waits until a captured line of <paramref name="id"/> matches <paramref name="pattern"/>; fails when the process
+    /// stops running first. Polls the log tail (a start-up wait, not a hot path).
+    /// </summary>
+    public async Task<Match> WaitForLineAsync(ulong id, Regex pattern, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            foreach (var line in await LogsAsync(id, 500, cancellationToken))
+            {
+                var match = pattern.Match(line.Text);
+                if (match.Success)
+                {
+                    return match;
+                }
+            }
+
+            var info = await GetAsync(id, cancellationToken);
+            if (info.State is "Exited" or "Fatal" or "Stopped")
+            {
+                var tail = await LogsAsync(id, 5, cancellationToken);
+                throw new DemoStepException($"{info.App} (id {id}) ended: {info.Display}"
+                    + (tail.Count > 0 ? "; last output:\n      " + string.Join("\n      ", tail.Select(l => l.Text)) : ""));
+            }
+
+            await Task.Delay(150, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Asks the daemon to stop (it stops every app, then exits) and waits up to <paramref name="timeout"/>;
+    /// then kills what is left of its process tree. Returns the daemon's exit code (null if it had to be killed).
+    /// </summary>
+    public async Task<int?> StopAsync(TimeSpan timeout)
+    {
+        if (!_process.HasExited)
+        {
+            try
+            {
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                using var _ = await _http.PostAsync("/api/shutdown", null, cts.Token);
+            }
+            catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException)
+            {
+                // Already stopping (Ctrl+C reached it too) or hung: the wait below escalates to a kill.
+            }
+        }
+
+        try
+        {
+            using var cts = new CancellationTokenSource(timeout);
+            await _process.WaitForExitAsync(cts.Token);
+            await Task.WhenAll(_stdoutPump, _stderrPump);
+            return _process.ExitCode;
+        }
+        catch (OperationCanceledException)
+        {
+            KillTree(_process);
+            return null;
+        }
+    }
+
+    private static void KillTree(Process process)
+    {
+        try
+        {
+            process.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+            // Already gone.
+        }
+    }
+
+    private static async Task<string> ProblemAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        var text = await response.Content.ReadAsStringAsync(cancellationToken);
+        try
+        {
+            var problem = JsonSerializer.Deserialize<ProblemBody>(text, Json);
+            return problem is null ? text : $"{problem.Detail} (code {problem.Code})";
+        }
+        catch (JsonException)
+        {
+            return $"HTTP {(int)response.StatusCode}: {text}";
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        if (!_process.HasExited)
+        {
+            await StopAsync(TimeSpan.FromSeconds(45));
+        }
+
+        _http.Dispose();
+        _process.Dispose();
+        lock (_log)
+        {
+            _log.Dispose();
+        }
+    }
+
+    [GeneratedRegex(@"^viscript: signal (?<signal>\S+) control (?<control>http://\S+) pid (?<pid>\d+)")]
+    private static partial Regex StartLine();
+}

@@ -1,0 +1,87 @@
+using System.Net;
+using System.Net.Sockets;
+using Skywire.TestKit;
+
+namespace Skywire.Tests.Mux;
+
+public class UdpFaultRelayTests
+{
+    [Fact]
+    public async Task Relay_ForwardsBothWays_AndDropsWhenTold()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var target = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        target.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        using var relay = new UdpFaultRelay((IPEndPoint)target.LocalEndPoint!);
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        client.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        Assert.NotEqual(0, relay.ListenEndPoint.Port);
+
+        await client.SendToAsync("ping"u8.ToArray(), relay.ListenEndPoint, ct);
+        var buffer = new byte[100];
+        var got = await target.ReceiveFromAsync(buffer, new IPEndPoint(IPAddress.Any, 0), ct).AsTask().WaitAsync(MuxTestUtil.TestTimeout, ct);
+        Assert.Equal("ping"u8.ToArray(), buffer[..got.ReceivedBytes]);
+        Assert.Equal(relay.UpstreamEndPoint, got.RemoteEndPoint);
+
+        await target.SendToAsync("pong"u8.ToArray(), got.RemoteEndPoint, ct);
+        var back = await client.ReceiveFromAsync(buffer, new IPEndPoint(IPAddress.Any, 0), ct).AsTask().WaitAsync(MuxTestUtil.TestTimeout, ct);
+        Assert.Equal("pong"u8.ToArray(), buffer[..back.ReceivedBytes]);
+        Assert.Equal(relay.ListenEndPoint, back.RemoteEndPoint);
+
+        relay.Blackhole = true;
+        for (var i = 0; i < 20; i++)
+        {
+            await client.SendToAsync("lost"u8.ToArray(), relay.ListenEndPoint, ct);
+        }
+        var deadline = DateTime.UtcNow + MuxTestUtil.TestTimeout;
+        while (relay.ToTarget.Dropped < 20)
+        {
+            Assert.True(DateTime.UtcNow < deadline);
+            await Task.Delay(10, ct);
+        }
+        Assert.Equal(0, target.Available);
+        relay.Blackhole = false;
+        await client.SendToAsync("again"u8.ToArray(), relay.ListenEndPoint, ct);
+        got = await target.ReceiveFromAsync(buffer, new IPEndPoint(IPAddress.Any, 0), ct).AsTask().WaitAsync(MuxTestUtil.TestTimeout, ct);
+        Assert.Equal("again"u8.ToArray(), buffer[..got.ReceivedBytes]);
+    }
+
+    [Fact]
+    public async Task FaultInjector_SeededFaults_AreReproducibleAndCounted()
+    {
+        var options = new FaultOptions { DropRate = 0.2, DuplicateRate = 0.1, ReorderRate = 0.1, ReorderWindow = 3, Seed = 77 };
+        async Task<List<int>> RunAsync()
+        {
+            var received = new List<int>();
+            var done = new TaskCompletionSource();
+            using var faults = new FaultInjector(options, d =>
+            {
+                lock (received)
+                {
+                    received.Add(BitConverter.ToInt32(d));
+                }
+            });
+            for (var i = 0; i < 1000; i++)
+            {
+                faults.Post(BitConverter.GetBytes(i));
+            }
+            var deadline = DateTime.UtcNow + MuxTestUtil.TestTimeout;
+            while (faults.Delivered < faults.Posted - faults.Dropped + faults.Duplicated)
+            {
+                Assert.True(DateTime.UtcNow < deadline);
+                await Task.Delay(5);
+            }
+            Assert.InRange(faults.Dropped, 120, 280);
+            Assert.InRange(faults.Duplicated, 40, 160);
+            lock (received)
+            {
+                return [.. received];
+            }
+        }
+        var first = await RunAsync();
+        var second = await RunAsync();
+        Assert.Equal(first.Order(), second.Order()); // same seed, same drops and duplicates
+        Assert.NotEqual(first.Order(), first);       // reordered
+        Assert.True(first.Count != first.Distinct().Count());
+    }
+}
