@@ -70,7 +70,10 @@ public sealed class TopologyTests(BrowserFixture browser)
                     await Expect(topo.Locator("svg g.node")).ToHaveCountAsync(3);
                     await Expect(topo.Locator("svg g.node.online")).ToHaveCountAsync(3);
                     await Expect(topo.Locator($"svg g.node[data-key=\"{K(1)}\"] text")).ToHaveTextAsync(K(1)[..8]);
-                    await Expect(topo.Locator("svg .rtt")).ToHaveTextAsync(["1.5 ms", "2.5 ms"]);
+                    // One latency label per linked pair (both ends report the link).
+                    await Expect(topo.Locator("svg .rtt")).ToHaveCountAsync(2);
+                    await Expect(topo.Locator("svg .rtt", new() { HasTextString = "1.5 ms" })).ToHaveCountAsync(1);
+                    await Expect(topo.Locator("svg .rtt", new() { HasTextString = "2.5 ms" })).ToHaveCountAsync(1);
                     await Expect(topo.Locator("svg polyline.route")).ToHaveCountAsync(1);
                     await Expect(topo.Locator("ul.routes li")).ToContainTextAsync($"{K(0)[..8]} \u2192 {K(1)[..8]} \u2192 {K(2)[..8]}");
                     await Expect(topo).ToContainTextAsync("3 nodes, 4 links, 1 routes");
