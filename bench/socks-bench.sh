@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SOCKS benchmark: download throughput and connection set-up latency through
-#   skywire socks-client -> tunnel -> socks-server   (tunnel: loopback TCP stand-in until the mesh runs; see docs/benchmarks.md)
+#   skywire socks-client -> mesh (1 hop, 3 hops) -> socks-server   (in-process manager + nodes, encrypted UDP links on loopback)
+#   skywire socks-client -> loopback TCP tunnel -> socks-server      (the SOCKS layer alone, no mesh)
 #   microsocks (direct)                              (Debian package microsocks)
 #   ssh -D against a throwaway sshd on loopback      (Debian packages openssh-server, openssh-client)
 #   no proxy                                         (the ceiling)
@@ -36,7 +37,7 @@ wait_port() { # wait until 127.0.0.1:$1 accepts, at most 20 s
   echo "nothing listens on $1" >&2; return 1
 }
 read_port() { # wait for "PORT n" in file $1
-  for _ in $(seq 1 300); do
+  for _ in $(seq 1 1200); do
     if grep -q '^PORT ' "$1" 2>/dev/null; then awk '/^PORT /{print $2; exit}' "$1"; return 0; fi
     sleep 0.1
   done
@@ -44,13 +45,17 @@ read_port() { # wait for "PORT n" in file $1
 }
 
 echo "building bench/Skywire.SocksBench ..." >&2
-dotnet build bench/Skywire.SocksBench -c Release -v quiet -nologo >/dev/null
+dotnet build bench/Skywire.SocksBench -c Release -v quiet -nologo >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log" >&2; exit 1; }
 helper=bench/Skywire.SocksBench/bin/Release/net10.0/Skywire.SocksBench.dll
 
 dotnet "$helper" http >"$tmp/http.out" 2>&1 & pids+=($!)
 http_port=$(read_port "$tmp/http.out")
 dotnet "$helper" stack >"$tmp/stack.out" 2>&1 & pids+=($!)
 skywire_port=$(read_port "$tmp/stack.out")
+dotnet "$helper" mesh 1 >"$tmp/mesh1.out" 2>&1 & pids+=($!)
+mesh1_port=$(read_port "$tmp/mesh1.out")
+dotnet "$helper" mesh 3 >"$tmp/mesh3.out" 2>&1 & pids+=($!)
+mesh3_port=$(read_port "$tmp/mesh3.out")
 
 microsocks_port=$(free_port)
 microsocks -i 127.0.0.1 -p "$microsocks_port" >"$tmp/microsocks.log" 2>&1 & pids+=($!)
@@ -104,7 +109,8 @@ direct=$(download none)
 echo "| path | download MB/s | vs direct | CONNECT set-up latency |"
 echo "|---|---|---|---|"
 echo "| direct (no proxy) | $direct | 1.00 | - |"
-for entry in "skywire socks-client -> loopback tunnel -> socks-server:$skywire_port" "microsocks:$microsocks_port" "ssh -D:$sshd_socks_port"; do
+for entry in "skywire socks, mesh 1 hop:$mesh1_port" "skywire socks, mesh 3 hops:$mesh3_port" \
+    "skywire socks, loopback TCP tunnel (no mesh):$skywire_port" "microsocks:$microsocks_port" "ssh -D:$sshd_socks_port"; do
   name=${entry%:*}; port=${entry##*:}
   mbps=$(download "$port")
   ratio=$(python3 -c "print(f'{$mbps/$direct:.2f}')")

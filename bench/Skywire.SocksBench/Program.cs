@@ -7,6 +7,7 @@ using Skywire.Apps.Socks;
 // Helper processes for bench/socks-bench.sh. Each long-running mode prints "PORT <n>" on stdout once
 // listening and runs until it is killed (the script stops it by pid).
 //   stack                      socks-client -> tunnel over loopback TCP -> socks-server (the SOCKS layer without the mesh)
+//   mesh HOPS                  socks-client -> in-process mesh (manager + HOPS+1 nodes in a chain, UDP links) -> socks-server
 //   http                       HTTP/1.1 responder: GET /bytes/N answers N zero bytes
 //   latency PROXY TARGET N     N sequential SOCKS5 CONNECTs; prints set-up latency percentiles in microseconds
 if (args.Length == 0)
@@ -23,6 +24,24 @@ switch (args[0])
         await using var exit = new SocksTcpStandIn(server);
         await using var client = new SocksClient(SocksClientOptions.Default with { Listen = new IPEndPoint(IPAddress.Loopback, 0) }, exit.DialAsync);
         var endPoint = client.Start();
+        Console.WriteLine($"PORT {endPoint.Port}");
+        await RunUntilKilledAsync();
+        return 0;
+    }
+
+    case "mesh" when args.Length == 2:
+    {
+        var hops = int.Parse(args[1]);
+        await using var mesh = await BenchMesh.StartAsync(hops);
+        using var stop = new CancellationTokenSource();
+        var serverReady = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var server = SocksApps.RunServerAsync(new SocksAppBinding(mesh.Exit.AppsEndPoint, mesh.Exit.AppToken, "exit"),
+            SocksServerOptions.Default with { AllowLoopbackTargets = true }, null, serverReady.SetResult, stop.Token);
+        await serverReady.Task;
+        var clientReady = new TaskCompletionSource<IPEndPoint>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var client = SocksApps.RunClientAsync(new SocksAppBinding(mesh.Entry.AppsEndPoint, mesh.Entry.AppToken, "entry"), null,
+            SocksClientOptions.Default with { Listen = new IPEndPoint(IPAddress.Loopback, 0) }, null, (ep, _) => clientReady.SetResult(ep), stop.Token);
+        var endPoint = await clientReady.Task;
         Console.WriteLine($"PORT {endPoint.Port}");
         await RunUntilKilledAsync();
         return 0;

@@ -39,6 +39,7 @@ public sealed class GuiEndToEndTests(BrowserFixture browser)
             await Expect(menu.Locator("button.start-app")).ToHaveTextAsync(["Start echo", "Start testapp"]);
             await Expect(menu.Locator("li[data-app=\"testapp\"] .help")).ToContainTextAsync("Sleeps until shut down");
             await Expect(menu.Locator("input.args[data-app=\"testapp\"]")).ToHaveAttributeAsync("placeholder", "sleep");
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Paths.Artifacts, "start-menu.png") });
             await menu.Locator("button.start-app[data-app=\"testapp\"]").ClickAsync();
             await Expect(menu).ToBeHiddenAsync();
 
@@ -119,6 +120,26 @@ public sealed class GuiEndToEndTests(BrowserFixture browser)
             await page.Keyboard.PressAsync("Enter");
             await Expect(Screen(page)).ToContainTextAsync("No process with id 99");
             await Expect(Screen(page)).ToContainTextAsync("echoes its input");
+
+            // A line longer than the pane wraps; editing at its start still runs the whole line.
+            var longName = new string('x', 250);
+            await page.Keyboard.TypeAsync("elp " + longName);
+            await page.Keyboard.PressAsync("Home");
+            await page.Keyboard.TypeAsync("h");
+            await page.Keyboard.PressAsync("End");
+            await page.Keyboard.TypeAsync("y");
+            await page.Keyboard.PressAsync("Enter");
+            var answer = await daemon.Http.PostAsJsonAsync("api/command", new { line = "help " + longName + "y" }, TestContext.Current.CancellationToken);
+            var expected = (await answer.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken)).GetProperty("detail").GetString()!;
+            await Expect(Screen(page)).ToContainTextAsync(expected[..20]);
+            Assert.False(answer.IsSuccessStatusCode);
+            // Wrapped rows read back as one line exactly once: no stale copy of the line from a redraw.
+            var rows = await Screen(page).Locator(":scope > div").AllInnerTextsAsync();
+            var screen = string.Concat(rows).Replace('\u00a0', ' ');
+            var typed = "> help " + longName + "y";
+            Assert.Single(System.Text.RegularExpressions.Regex.Matches(screen, System.Text.RegularExpressions.Regex.Escape(typed)));
+            Assert.DoesNotContain("> elp", screen, StringComparison.Ordinal);
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Paths.Artifacts, "long-line.png") });
 
             // clear empties the pane.
             await page.Keyboard.TypeAsync("clear");

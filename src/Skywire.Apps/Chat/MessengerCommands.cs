@@ -285,6 +285,22 @@ public static class MessengerCommands
         return (ManagerAddress.ParseEndPoint(address), pub);
     }
 
+    /// <summary>
+    /// Client options from a <c>--messenger</c> / <c>--messenger-key</c> pair (for <c>skywire node</c>); null when no
+    /// messenger is given.
+    /// </summary>
+    /// <exception cref="FormatException">Malformed address or key, or no key.</exception>
+    public static MessengerClientOptions? ClientOptionsFrom(string? address, string? key)
+    {
+        if (address is null)
+        {
+            return key is null ? null : throw new FormatException("--messenger-key needs --messenger");
+        }
+
+        var (endPoint, pinned) = ParseAddress(address, key);
+        return new MessengerClientOptions { EndPoint = endPoint, MessengerKey = pinned, Agent = "skywire-node" };
+    }
+
     /// <summary>Makes a message one printable line: control characters become escapes.</summary>
     public static string Escape(string text)
     {

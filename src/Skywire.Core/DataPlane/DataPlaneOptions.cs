@@ -34,6 +34,15 @@ public sealed record DataPlaneOptions
     /// <summary>A link with no authenticated packet for this long is declared down.</summary>
     public TimeSpan DeadAfter { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>The link initiator runs a fresh handshake when the keys are this old (forward secrecy; WireGuard uses 2 minutes).</summary>
+    public TimeSpan RekeyAfter { get; init; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// Handshake inits per second (with a valid mac1) above which the node is "under load" and
+    /// answers inits that lack a valid mac2 with a cookie instead of doing any DH. 0: always demand cookies.
+    /// </summary>
+    public int HandshakesPerSecondBeforeCookies { get; init; } = 64;
+
     /// <summary>Period of the maintenance loop (retries, probes, expiry).</summary>
     public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(50);
 
@@ -64,6 +73,8 @@ public sealed record DataPlaneOptions
         if (ProbeWindow is < 1 or > 64) { errors.Add("ProbeWindow must be within 1..64"); }
         if (DeadAfter <= ProbeInterval) { errors.Add("DeadAfter must be longer than ProbeInterval"); }
         if (TickInterval <= TimeSpan.Zero) { errors.Add("TickInterval must be positive"); }
+        if (RekeyAfter <= TimeSpan.Zero) { errors.Add("RekeyAfter must be positive"); }
+        if (HandshakesPerSecondBeforeCookies < 0) { errors.Add("HandshakesPerSecondBeforeCookies must not be negative"); }
         if (errors.Count > 0)
         {
             throw new ArgumentException("invalid data plane options: " + string.Join("; ", errors));
@@ -94,6 +105,7 @@ public sealed class DataPlaneStatistics
     internal long TooLargeField;
     internal long SendFailedField;
     internal long InternalErrorField;
+    internal long CookieRepliesField;
 
     /// <summary>UDP datagrams received (any content).</summary>
     public long PacketsReceived => Interlocked.Read(ref PacketsReceivedField);
@@ -151,6 +163,9 @@ public sealed class DataPlaneStatistics
 
     /// <summary>Dropped: the socket refused the send.</summary>
     public long SendFailed => Interlocked.Read(ref SendFailedField);
+
+    /// <summary>Handshake inits answered with a cookie instead of being processed (under load, no valid mac2).</summary>
+    public long CookieReplies => Interlocked.Read(ref CookieRepliesField);
 
     /// <summary>Dropped: an unexpected exception while handling the packet (a bug; logged).</summary>
     public long InternalError => Interlocked.Read(ref InternalErrorField);

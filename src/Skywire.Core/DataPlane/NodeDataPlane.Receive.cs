@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
 using Skywire.Core.Crypto;
 using Skywire.Core.Crypto.Noise;
 using Skywire.Core.Forwarding;
@@ -81,6 +82,9 @@ public sealed partial class NodeDataPlane
                 break;
             case LinkPacketType.HandshakeResponse:
                 OnLinkResponse(packet, from);
+                break;
+            case LinkPacketType.CookieReply:
+                OnCookieReply(packet);
                 break;
             default:
                 Drop(ref Statistics.MalformedField);
@@ -226,6 +230,13 @@ public sealed partial class NodeDataPlane
             }
 
             session.Confirmed = true;
+            if (ReferenceEquals(link.Next, session))
+            {
+                link.Next = null;
+                RotateLocked(link, session);
+            }
+
+            link.Handshakes++;
             up = SetUpLocked(link);
         }
 
@@ -297,10 +308,19 @@ public sealed partial class NodeDataPlane
         }
 
         // mac1 first: a packet not made for our key costs one HMAC, no DH and no state.
-        const int macAt = LinkLimits.HandshakeInitLength - LinkLimits.TagLength;
-        if (!CheckMac1(_mac1Key, packet[..macAt], packet[macAt..]))
+        const int macAt = LinkLimits.HandshakeInitMac1Offset;
+        if (!CheckMac1(_mac1Key, packet[..macAt], packet[macAt..LinkLimits.HandshakeInitMac2Offset]))
         {
             Drop(ref Statistics.BadMacField);
+            return;
+        }
+
+        // Under load, an init must also prove its source address (mac2 with our cookie for it);
+        // otherwise it gets a cookie and nothing else: still no DH, no state.
+        if (UnderLoad() && !CheckMac2(packet, from))
+        {
+            SendCookieReply(packet, from);
+            Drop(ref Statistics.CookieRepliesField);
             return;
         }
 
@@ -374,10 +394,25 @@ public sealed partial class NodeDataPlane
             }
 
             WriteMac1(Mac1Key(peer), response[..responseMacAt], response[responseMacAt..]);
-            var session = new LinkSession(link, localIndex, remoteIndex, state.Split(), aead, confirmed: false);
+            var session = new LinkSession(link, localIndex, remoteIndex, state.Split(), aead, confirmed: false, _time.GetTimestamp());
             state.Dispose();
             _sessionsByIndex[localIndex] = session;
-            RotateLocked(link, session);
+            if (link.State == LinkState.Up && link.Current is { Confirmed: true })
+            {
+                // Re-handshake of a working link: keep sending on the confirmed keys until the
+                // initiator shows it has the new ones (a lost response then costs nothing).
+                if (link.Next is { } stale)
+                {
+                    _sessionsByIndex.TryRemove(new KeyValuePair<uint, LinkSession>(stale.LocalIndex, stale));
+                    stale.Dispose();
+                }
+
+                link.Next = session;
+            }
+            else
+            {
+                RotateLocked(link, session);
+            }
             var copy = new SocketAddress(from.Family, from.Size);
             from.Buffer.Span[..from.Size].CopyTo(copy.Buffer.Span);
             link.Remote = copy;
@@ -457,7 +492,8 @@ public sealed partial class NodeDataPlane
                 return;
             }
 
-            session = new LinkSession(link, index, remoteIndex, pending.State.Split(), pending.Aead, confirmed: true);
+            session = new LinkSession(link, index, remoteIndex, pending.State.Split(), pending.Aead, confirmed: true, _time.GetTimestamp());
+            link.Handshakes++;
             _pendingByIndex.TryRemove(index, out _);
             link.Pending = null;
             pending.Dispose();
@@ -473,6 +509,104 @@ public sealed partial class NodeDataPlane
         {
             RaiseLinkUp(link, "handshake complete");
         }
+    }
+
+    // ---- Cookies (WireGuard-style, stateless) ---------------------------------------------------
+
+    /// <summary>Counts inits with a valid mac1 in the current second; true above the configured rate.</summary>
+    private bool UnderLoad()
+    {
+        var now = _time.GetTimestamp();
+        if (now - _loadWindowStart >= _time.TimestampFrequency)
+        {
+            _loadWindowStart = now;
+            _loadCount = 0;
+        }
+
+        return ++_loadCount > _options.HandshakesPerSecondBeforeCookies;
+    }
+
+    private void CookieFor(byte[] secret, SocketAddress from, Span<byte> cookie)
+    {
+        Span<byte> full = stackalloc byte[32];
+        HMACSHA256.HashData(secret, from.Buffer.Span[..from.Size], full);
+        full[..LinkLimits.TagLength].CopyTo(cookie);
+    }
+
+    private bool CheckMac2(ReadOnlySpan<byte> packet, SocketAddress from)
+    {
+        // The secret changes every 2 minutes; cookies made with the previous one stay valid meanwhile.
+        if (_time.GetElapsedTime(_cookieSecretAt) > TimeSpan.FromMinutes(2))
+        {
+            _previousCookieSecret = _cookieSecret;
+            _cookieSecret = RandomNumberGenerator.GetBytes(32);
+            _cookieSecretAt = _time.GetTimestamp();
+        }
+
+        Span<byte> cookie = stackalloc byte[LinkLimits.TagLength];
+        const int mac2At = LinkLimits.HandshakeInitMac2Offset;
+        foreach (var secret in new[] { _cookieSecret, _previousCookieSecret })
+        {
+            CookieFor(secret, from, cookie);
+            if (CheckMac1(cookie, packet[..mac2At], packet[mac2At..LinkLimits.HandshakeInitLength]))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private void SendCookieReply(ReadOnlySpan<byte> init, SocketAddress from)
+    {
+        Span<byte> reply = stackalloc byte[LinkLimits.CookieReplyLength];
+        reply[0] = (byte)LinkPacketType.CookieReply;
+        reply[1] = LinkLimits.Version;
+        reply[2] = 0;
+        reply[3] = 0;
+        init[LinkLimits.HandshakeInitMac1Offset..LinkLimits.HandshakeInitMac2Offset].CopyTo(reply[4..20]);
+        RandomNumberGenerator.Fill(reply[20..32]);
+        Span<byte> cookie = stackalloc byte[LinkLimits.TagLength];
+        CookieFor(_cookieSecret, from, cookie);
+        // Encrypted under a key derived from our public key: only someone who knows it (the initiator) reads it.
+        _cookieAead.Seal(reply[20..32], reply[4..20], cookie, reply[32..]);
+        SendRawTo(reply, from);
+    }
+
+    private void OnCookieReply(ReadOnlySpan<byte> packet)
+    {
+        if (packet.Length != LinkLimits.CookieReplyLength || packet[1] != LinkLimits.Version || packet[2] != 0 || packet[3] != 0)
+        {
+            Drop(ref Statistics.MalformedField);
+            return;
+        }
+
+        var echoed = packet[4..20];
+        foreach (var link in _pendingByIndex.Values)
+        {
+            lock (link.Gate)
+            {
+                if (link.Pending is not { } pending || !CryptographicOperations.FixedTimeEquals(pending.Mac1, echoed))
+                {
+                    continue;
+                }
+
+                Span<byte> cookie = stackalloc byte[LinkLimits.TagLength];
+                using var key = AeadKey.Create(AeadAlgorithmId.ChaCha20Poly1305, CookieKey(link.Peer));
+                if (!key.Open(packet[20..32], echoed, packet[32..], cookie))
+                {
+                    Drop(ref Statistics.BadMacField);
+                    return;
+                }
+
+                link.Cookie = cookie.ToArray();
+                link.CookieAt = _time.GetTimestamp();
+                link.NextAttemptAt = 0; // retry at the next tick, now with mac2
+                return;
+            }
+        }
+
+        Drop(ref Statistics.UnknownIndexField);
     }
 
     /// <summary>Makes <paramref name="session"/> current; the previous one stays for receiving, the one before is dropped.</summary>

@@ -117,6 +117,18 @@ public sealed partial class NodeDataPlane
 
     private bool SendRaw(Link link, ReadOnlySpan<byte> packet, SocketAddress remote)
     {
+        if (!SendRawTo(packet, remote))
+        {
+            return false;
+        }
+
+        Interlocked.Increment(ref link.PacketsSent);
+        Interlocked.Add(ref link.BytesSent, packet.Length);
+        return true;
+    }
+
+    private bool SendRawTo(ReadOnlySpan<byte> packet, SocketAddress remote)
+    {
         var socket = _socket;
         if (socket is null)
         {
@@ -135,8 +147,6 @@ public sealed partial class NodeDataPlane
 
         Interlocked.Increment(ref Statistics.PacketsSentField);
         Interlocked.Add(ref Statistics.BytesSentField, packet.Length);
-        Interlocked.Increment(ref link.PacketsSent);
-        Interlocked.Add(ref link.BytesSent, packet.Length);
         return true;
     }
 
@@ -162,7 +172,8 @@ public sealed partial class NodeDataPlane
         Span<byte> body = stackalloc byte[12];
         BinaryPrimitives.WriteUInt32BigEndian(body, index);
         BinaryPrimitives.WriteUInt64BigEndian(body[4..], NextHandshakeTimestamp());
-        const int macAt = LinkLimits.HandshakeInitLength - LinkLimits.TagLength;
+        const int macAt = LinkLimits.HandshakeInitMac1Offset;
+        const int mac2At = LinkLimits.HandshakeInitMac2Offset;
         var written = state.WriteMessage(body, packet[4..macAt]);
         if (4 + written != macAt)
         {
@@ -170,8 +181,18 @@ public sealed partial class NodeDataPlane
             throw new InvalidOperationException("unexpected handshake init length");
         }
 
-        WriteMac1(Mac1Key(link.Peer), packet[..macAt], packet[macAt..]);
-        link.Pending = new PendingLinkHandshake(index, state, aead);
+        WriteMac1(Mac1Key(link.Peer), packet[..macAt], packet[macAt..mac2At]);
+        // mac2 proves our address to a responder under load, with the cookie it sent us (valid 2 minutes).
+        if (link.Cookie is { } cookie && _time.GetElapsedTime(link.CookieAt) < TimeSpan.FromSeconds(110))
+        {
+            WriteMac1(cookie, packet[..mac2At], packet[mac2At..]);
+        }
+        else
+        {
+            packet[mac2At..].Clear();
+        }
+
+        link.Pending = new PendingLinkHandshake(index, state, aead, packet[macAt..mac2At].ToArray());
         _pendingByIndex[index] = link;
         link.Attempts++;
         link.NextAttemptAt = _time.GetTimestamp() + ToTicks(_options.HandshakeRetryInterval);
@@ -196,7 +217,7 @@ public sealed partial class NodeDataPlane
             link.Pending = null;
         }
 
-        foreach (var session in new[] { link.Current, link.Previous })
+        foreach (var session in new[] { link.Current, link.Previous, link.Next })
         {
             if (session is not null)
             {
@@ -207,6 +228,7 @@ public sealed partial class NodeDataPlane
 
         link.Current = null;
         link.Previous = null;
+        link.Next = null;
         link.SrttSeconds = null;
         link.LastRttSeconds = null;
         Array.Clear(link.ProbeSentAt);
@@ -288,9 +310,20 @@ public sealed partial class NodeDataPlane
                     downReason = $"no packet for {_options.DeadAfter.TotalSeconds:0.#} s";
                     MarkDownLocked(link, LinkState.Down, downReason);
                 }
-                else if (now >= link.NextProbeAt)
+                else
                 {
-                    SendProbeLocked(link, session, now);
+                    if (now >= link.NextProbeAt)
+                    {
+                        SendProbeLocked(link, session, now);
+                    }
+
+                    if (link.Initiator && link.Pending is null && _time.GetElapsedTime(session.CreatedAt, now) > _options.RekeyAfter)
+                    {
+                        // Fresh ephemeral keys; the current ones keep working until the response arrives.
+                        link.Attempts = 0;
+                        link.HandshakeStartedAt = now;
+                        SendInitLocked(link);
+                    }
                 }
             }
         }

@@ -52,6 +52,12 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
     private Task? _maintenance;
     private IPEndPoint? _localEndPoint;
     private long _lastHandshakeTimestamp;
+    private readonly AeadKey _cookieAead;
+    private byte[] _cookieSecret = RandomNumberGenerator.GetBytes(32);
+    private byte[] _previousCookieSecret = RandomNumberGenerator.GetBytes(32);
+    private long _cookieSecretAt;
+    private long _loadWindowStart;
+    private int _loadCount;
     private int _disposed;
 
     /// <summary>Creates the data plane for <paramref name="identity"/> (not disposed by this object).</summary>
@@ -68,6 +74,8 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
         _preferred = _options.Aead ?? AeadKey.PreferredAlgorithm;
         _mac1Key = Mac1Key(identity.Public);
         _rules = new RuleTable(_time);
+        _cookieAead = AeadKey.Create(AeadAlgorithmId.ChaCha20Poly1305, CookieKey(identity.Public));
+        _cookieSecretAt = _time.GetTimestamp();
         _meter = CreateMeter();
     }
 
@@ -233,6 +241,9 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
 
     /// <summary>How often the peer's address changed (tests: a stable peer must not count as roaming).</summary>
     internal long RoamsOf(PubKey peer) => _links.TryGetValue(peer, out var link) ? Interlocked.Read(ref link.Roams) : 0;
+
+    /// <summary>Completed handshakes with the peer (tests: rekeying).</summary>
+    internal long HandshakesOf(PubKey peer) => _links.TryGetValue(peer, out var link) ? Interlocked.Read(ref link.Handshakes) : 0;
 
     // ---- Rules ------------------------------------------------------------------------------
 
@@ -400,6 +411,7 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
         _receiveThread?.Join(TimeSpan.FromSeconds(5));
         _cts.Dispose();
         _staticKey.Dispose();
+        _cookieAead.Dispose();
         _meter.Dispose();
     }
 
@@ -442,6 +454,14 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
     {
         Span<byte> input = stackalloc byte[64];
         var n = Encoding.ASCII.GetBytes("skywire-link-mac1/", input);
+        key.WriteTo(input[n..]);
+        return SHA256.HashData(input[..(n + PubKey.Length)]);
+    }
+
+    private static byte[] CookieKey(PubKey key)
+    {
+        Span<byte> input = stackalloc byte[64];
+        var n = Encoding.ASCII.GetBytes("skywire-link-cookie/", input);
         key.WriteTo(input[n..]);
         return SHA256.HashData(input[..(n + PubKey.Length)]);
     }

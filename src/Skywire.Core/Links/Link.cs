@@ -10,8 +10,9 @@ internal sealed class LinkSession : IDisposable
 {
     private long _sendCounter = -1;
 
-    public LinkSession(Link link, uint localIndex, uint remoteIndex, NoiseTransport transport, AeadAlgorithmId aead, bool confirmed)
+    public LinkSession(Link link, uint localIndex, uint remoteIndex, NoiseTransport transport, AeadAlgorithmId aead, bool confirmed, long createdAt)
     {
+        CreatedAt = createdAt;
         Link = link;
         LocalIndex = localIndex;
         RemoteIndex = remoteIndex;
@@ -21,6 +22,9 @@ internal sealed class LinkSession : IDisposable
     }
 
     public Link Link { get; }
+
+    /// <summary>TimeProvider timestamp of the handshake that made these keys (rekey timing).</summary>
+    public long CreatedAt { get; }
 
     public uint LocalIndex { get; }
 
@@ -48,8 +52,9 @@ internal sealed class LinkSession : IDisposable
 /// <summary>Our side of an IK handshake we started.</summary>
 internal sealed class PendingLinkHandshake : IDisposable
 {
-    public PendingLinkHandshake(uint localIndex, HandshakeState state, AeadAlgorithmId aead)
+    public PendingLinkHandshake(uint localIndex, HandshakeState state, AeadAlgorithmId aead, byte[] mac1)
     {
+        Mac1 = mac1;
         LocalIndex = localIndex;
         State = state;
         Aead = aead;
@@ -60,6 +65,9 @@ internal sealed class PendingLinkHandshake : IDisposable
     public HandshakeState State { get; }
 
     public AeadAlgorithmId Aead { get; }
+
+    /// <summary>The mac1 of the init sent: a cookie reply echoes it.</summary>
+    public byte[] Mac1 { get; }
 
     public void Dispose() => State.Dispose();
 }
@@ -82,6 +90,15 @@ internal sealed class Link
 
     public LinkSession? Previous;
 
+    /// <summary>
+    /// Responder side of a re-handshake on an up link: the new keys receive at once but are used
+    /// for sending only after the initiator proves it has them (its first packet under them).
+    /// </summary>
+    public LinkSession? Next;
+
+    /// <summary>Completed handshakes (tests, diagnostics).</summary>
+    public long Handshakes;
+
     public volatile SocketAddress? Remote;
 
     public IPEndPoint? RemoteEndPoint;
@@ -96,6 +113,10 @@ internal sealed class Link
     public long HandshakeStartedAt;
     public long NextAttemptAt;
     public TaskCompletionSource? UpSignal;
+
+    /// <summary>Cookie from the peer's last cookie reply (for mac2), and when it arrived.</summary>
+    public byte[]? Cookie;
+    public long CookieAt;
 
     /// <summary>Highest handshake timestamp accepted from the peer (replayed inits are refused).</summary>
     public ulong LastInitTimestamp;

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Core.Control;
+using Skywire.Core.Routing;
 using Skywire.Protocol.Control;
 
 namespace Skywire.Core.Manager;
@@ -411,7 +412,7 @@ public sealed partial class MeshController : IAsyncDisposable
             List<RouteEntry> broken;
             lock (_sync)
             {
-                broken = [.. _routes.Values.Where(r => !PathUsable(r.Path))];
+                broken = [.. _routes.Values.Where(r => r.NeedsRepair || !PathUsable(r.Path))];
             }
 
             foreach (var route in broken)
@@ -438,9 +439,12 @@ public sealed partial class MeshController : IAsyncDisposable
                 try
                 {
                     await InstallAsync(route, cancellationToken);
+                    route.NeedsRepair = false;
                 }
                 catch (ControlException ex)
                 {
+                    // Retried at the next maintenance tick (every second), over whatever path is best then.
+                    route.NeedsRepair = true;
                     Log.RerouteFailed(_logger, route.SessionId, ex.Message);
                     continue;
                 }
@@ -508,41 +512,31 @@ public sealed partial class MeshController : IAsyncDisposable
         return Math.Max(rtt, 1000) + (loss * 200_000);
     }
 
-    /// <summary>Weighted shortest path over usable links (both directions must be up).</summary>
+    /// <summary>Weighted shortest path over usable links (both directions must be up), by <see cref="RouteComputer"/>.</summary>
     private List<string>? FindPath(string from, string to)
     {
-        Dictionary<string, List<(string To, double Weight)>> graph = new(StringComparer.Ordinal);
+        var graph = new RouteGraph<string>(StringComparer.Ordinal);
         lock (_sync)
         {
             foreach (var ((a, b), entry) in _links)
             {
-                if (!EdgeUsable(a, b))
+                if (a == b || !EdgeUsable(a, b))
                 {
                     continue;
                 }
 
                 var reverse = _links.TryGetValue((b, a), out var r) ? r.State : null;
-                var weight = Weight(entry.State, reverse);
-                if (!graph.TryGetValue(a, out var list))
-                {
-                    graph[a] = list = [];
-                }
-
-                list.Add((b, weight));
-                if (reverse is null)
-                {
-                    // Only one end has reported so far: treat the link as symmetric.
-                    if (!graph.TryGetValue(b, out var back))
-                    {
-                        graph[b] = back = [];
-                    }
-
-                    back.Add((a, weight));
-                }
+                // Only one end has reported so far: treat the link as symmetric.
+                graph.SetLink(a, b, Weight(entry.State, reverse), bidirectional: reverse is null);
             }
         }
 
-        return PathFinder.ShortestPath(graph, from, to);
+        if (!graph.Contains(from) || !graph.Contains(to))
+        {
+            return null;
+        }
+
+        return RouteComputer.ShortestPath(graph, from, to) is { } route ? [.. route.Nodes] : null;
     }
 
     private void AssignPath(RouteEntry route, List<string> path)
@@ -811,6 +805,7 @@ public sealed partial class MeshController : IAsyncDisposable
         public uint[] Forward { get; set; } = [];
         public uint[] Reverse { get; set; } = [];
         public int Reroutes { get; set; }
+        public bool NeedsRepair { get; set; }
     }
 
     private static partial class Log

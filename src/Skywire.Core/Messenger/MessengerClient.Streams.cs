@@ -129,6 +129,13 @@ public sealed partial class MessengerClient
             return;
         }
 
+        if (_options.AcceptFilter is { } filter && !filter(from, openData))
+        {
+            Log.StreamRefused(_logger, from, "not accepted here");
+            _link.RespondError(requestId, MessengerErrorCode.Refused, "the peer does not accept this stream");
+            return;
+        }
+
         var answer = new byte[hs.NextMessageLength(0)];
         hs.WriteMessage([], answer);
         var stream = new MessengerStream(this, circuit, from, openData, hs.Split(), _limits.StreamWindow);

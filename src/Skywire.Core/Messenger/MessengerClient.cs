@@ -46,6 +46,12 @@ public sealed record MessengerClientOptions
 
     /// <summary>Software identification sent in the hello.</summary>
     public string Agent { get; init; } = "skywire-dotnet";
+
+    /// <summary>
+    /// Decides, before the stream is answered, whether to take an incoming stream (opener's key, decrypted open
+    /// data); false refuses it, and the opener's <c>OpenStreamAsync</c> fails with Refused. Null takes every stream.
+    /// </summary>
+    public Func<PubKey, ReadOnlyMemory<byte>, bool>? AcceptFilter { get; init; }
 }
 
 /// <summary>A message received through the messenger, already opened and authenticated as coming from <paramref name="From"/>.</summary>

@@ -9,6 +9,7 @@ using Skywire.Core.Control;
 using Skywire.Core.Crypto;
 using Skywire.Core.DataPlane;
 using Skywire.Core.Forwarding;
+using Skywire.Core.Messenger;
 using Skywire.Core.Sessions;
 using Skywire.Protocol;
 using Skywire.Protocol.AppApi;
@@ -34,6 +35,7 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly NodeDataPlane _dataPlane;
     private readonly AppApiServer _apps;
+    private readonly MessengerPeering? _messenger;
     private readonly string _token;
     private readonly ConcurrentDictionary<ulong, MeshSession> _sessions = new();
     private readonly ConcurrentDictionary<string, AppApiRegisterMessage> _registered = new(StringComparer.Ordinal);
@@ -57,6 +59,9 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
         _dataPlane = new NodeDataPlane(key, options.DataPlane, _loggerFactory, options.TimeProvider);
         _token = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
         _apps = new AppApiServer(this, options.AppsListen, _token, _loggerFactory.CreateLogger<AppApiServer>());
+        _messenger = options.Messenger is { } messenger
+            ? new MessengerPeering(messenger, key, DeliverFromMessenger, _loggerFactory, (_, open) => ParseOpen(open) is { } o && _apps.RegisteredApps().Contains(o.App))
+            : null;
         _dataPlane.LinkUp += (_, _) => LinkChanged();
         _dataPlane.LinkDown += (_, e) =>
         {
@@ -95,6 +100,7 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
     {
         _dataPlane.Start(_options.LinkListen);
         _apps.Start();
+        _messenger?.Start();
         if (_options.AppTokenFile is { } path)
         {
             WriteTokenFile(path, _token);
@@ -440,8 +446,18 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
         timeout.CancelAfter(_options.DialTimeout);
         try
         {
-            var session = await SessionToAsync(peer, timeout.Token);
             var open = JsonSerializer.SerializeToUtf8Bytes(new StreamOpenMessage { App = app, From = from }, AppApiJsonContext.Default.StreamOpenMessage);
+            MeshSession session;
+            try
+            {
+                session = await SessionToAsync(peer, timeout.Token);
+            }
+            catch (AppApiException ex) when (_messenger is not null && !timeout.IsCancellationRequested)
+            {
+                // No route from our manager (the node is in another cluster, or we lost the manager): the messenger relays.
+                return await DialThroughMessengerAsync(peer, app, open, ex, timeout.Token);
+            }
+
             return await session.Mux.OpenStreamAsync(open, timeout.Token);
         }
         catch (MuxException ex) when (ex.Error == MuxError.Refused)
@@ -461,6 +477,38 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
             throw new AppApiException(AppApiErrorCode.Unreachable, $"no session to {node[..12]} within {_options.DialTimeout.TotalSeconds:0} s");
         }
     }
+
+    private async Task<Stream> DialThroughMessengerAsync(PubKey peer, string app, byte[] open, AppApiException meshError, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _messenger!.OpenStreamAsync(peer, open, cancellationToken);
+        }
+        catch (MessengerException ex) when (ex.Code == Protocol.Messenger.MessengerErrorCode.Refused)
+        {
+            throw new AppApiException(AppApiErrorCode.Refused, $"node {peer.ToShortString(12)} has no app '{app}' accepting streams");
+        }
+        catch (MessengerException ex)
+        {
+            throw new AppApiException(AppApiErrorCode.Unreachable, $"{meshError.Message}; through the messenger: {ex.Message}");
+        }
+    }
+
+    private static StreamOpenMessage? ParseOpen(ReadOnlyMemory<byte> data)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(data.Span, AppApiJsonContext.Default.StreamOpenMessage);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>A stream another cluster's node opened to us through the messenger: same open data as a mesh stream.</summary>
+    private bool DeliverFromMessenger(MessengerStream stream) =>
+        ParseOpen(stream.OpenData) is { } open && _apps.TryDeliver(open.App, new IncomingStream(stream, stream.RemoteKey.ToString(), open.From));
 
     /// <summary>An established session to <paramref name="peer"/>: reuses a live one or asks the manager for a route.</summary>
     private async Task<MeshSession> SessionToAsync(PubKey peer, CancellationToken cancellationToken)
@@ -492,8 +540,12 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
     }
 
     /// <inheritdoc />
-    public ValueTask CompleteWritesAsync(Stream stream, CancellationToken cancellationToken) =>
-        stream is MuxStream mux ? mux.CompleteWritesAsync(cancellationToken) : ValueTask.CompletedTask;
+    public ValueTask CompleteWritesAsync(Stream stream, CancellationToken cancellationToken) => stream switch
+    {
+        MuxStream mux => mux.CompleteWritesAsync(cancellationToken),
+        MessengerStream relayed => relayed.CompleteWritesAsync(cancellationToken),
+        _ => ValueTask.CompletedTask,
+    };
 
     /// <inheritdoc />
     public void AbortStream(Stream stream)
@@ -501,6 +553,10 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
         if (stream is MuxStream mux)
         {
             mux.Abort();
+        }
+        else if (stream is MessengerStream relayed)
+        {
+            relayed.Abort();
         }
     }
 
@@ -522,6 +578,11 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
         if (_run is not null)
         {
             await _run.ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+
+        if (_messenger is not null)
+        {
+            await _messenger.DisposeAsync();
         }
 
         await _apps.DisposeAsync();

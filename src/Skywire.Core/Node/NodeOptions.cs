@@ -38,6 +38,13 @@ public sealed record NodeOptions
     /// <summary>Stream multiplexer settings of end-to-end sessions.</summary>
     public MuxOptions Mux { get; init; } = MuxOptions.Default;
 
+    /// <summary>
+    /// A messenger to register at with the node key (docs/messenger.md "Node integration"): when the manager has no
+    /// route to a dialled node (another cluster), the dial goes through the messenger, and apps here accept streams
+    /// that arrive through it. Null: mesh only.
+    /// </summary>
+    public Messenger.MessengerClientOptions? Messenger { get; init; }
+
     /// <summary>Clock.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 }

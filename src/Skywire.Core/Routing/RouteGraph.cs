@@ -6,7 +6,7 @@ namespace Skywire.Core.Routing;
 public readonly record struct LinkMetrics(TimeSpan Latency, double LossRate);
 
 /// <summary>
-/// How link metrics become an additive path weight (docs/architecture.md, routing):
+/// How link metrics become an additive path weight (docs/routing.md):
 /// <c>weight = latency_ms + HopCostMs + LossPenaltyMs * p / (1 - p)</c>.
 /// </summary>
 /// <remarks>

@@ -11,6 +11,9 @@ public enum LinkPacketType : byte
     /// <summary>Noise IK message 2 from the responder, with mac1.</summary>
     HandshakeResponse = 2,
 
+    /// <summary>A responder under load asks the initiator to prove its address: an encrypted cookie for mac2.</summary>
+    CookieReply = 3,
+
     /// <summary>A routed packet: clear label, opaque end-to-end payload, link tag over header + label + end-to-end tag.</summary>
     Routed = 4,
 
@@ -66,8 +69,17 @@ public static class LinkLimits
     /// <summary>A routed payload must end with an end-to-end tag, so it has at least this many bytes.</summary>
     public const int MinRoutedPayload = TagLength;
 
-    /// <summary>Bytes of a HandshakeInit with a secp256k1 IK message 1 (4 + 110 + 16).</summary>
-    public const int HandshakeInitLength = 130;
+    /// <summary>Bytes of a HandshakeInit with a secp256k1 IK message 1 (4 + 110 + mac1 16 + mac2 16).</summary>
+    public const int HandshakeInitLength = 146;
+
+    /// <summary>Offset of mac1 in a HandshakeInit (it covers the bytes before it).</summary>
+    public const int HandshakeInitMac1Offset = 114;
+
+    /// <summary>Offset of mac2 in a HandshakeInit (it covers the bytes before it, mac1 included).</summary>
+    public const int HandshakeInitMac2Offset = 130;
+
+    /// <summary>Bytes of a CookieReply: 4 header, 16 echoed mac1, 12 nonce, 16 cookie + 16 tag.</summary>
+    public const int CookieReplyLength = 64;
 
     /// <summary>Bytes of a HandshakeResponse (4 + 4 + 53 + 16).</summary>
     public const int HandshakeResponseLength = 77;

@@ -53,7 +53,19 @@ public sealed class ResourceSampler : IDisposable
     {
         lock (_gate)
         {
-            _timer ??= _options.TimeProvider.CreateTimer(_ => SampleOnce(), null, TimeSpan.Zero, _options.Interval);
+            _timer ??= _options.TimeProvider.CreateTimer(_ => SampleSafely(), null, TimeSpan.Zero, _options.Interval);
+        }
+    }
+
+    // A timer callback must never throw (it would take the daemon down): a failed round is skipped, the next one retries.
+    private void SampleSafely()
+    {
+        try
+        {
+            SampleOnce();
+        }
+        catch (Exception)
+        {
         }
     }
 

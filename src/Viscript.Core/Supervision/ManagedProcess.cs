@@ -82,6 +82,7 @@ internal sealed class LogFile : IDisposable
     private readonly Lock _gate = new();
     private FileStream? _stream;
     private bool _failed;
+    private bool _disposed;
 
     public LogFile(string path, long maxBytes)
     {
@@ -95,7 +96,7 @@ internal sealed class LogFile : IDisposable
     {
         lock (_gate)
         {
-            if (_failed)
+            if (_failed || _disposed)
             {
                 return;
             }
@@ -148,6 +149,7 @@ internal sealed class LogFile : IDisposable
     {
         lock (_gate)
         {
+            _disposed = true;
             _stream?.Dispose();
             _stream = null;
         }

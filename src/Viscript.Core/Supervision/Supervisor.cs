@@ -801,12 +801,9 @@ public sealed partial class Supervisor : IAsyncDisposable
         {
             run.Process.Kill(entireProcessTree: true);
         }
-        catch (InvalidOperationException)
+        catch (Exception ex) when (ex is InvalidOperationException or Win32Exception or ObjectDisposedException or NotSupportedException)
         {
-            // Already exited.
-        }
-        catch (Win32Exception)
-        {
+            // Already exited (and possibly disposed by the exit handler).
         }
     }
 

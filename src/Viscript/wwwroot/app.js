@@ -136,6 +136,7 @@ class Pane {
     this.historyIndex = 0;
     this.stream = null; // AbortController of an attach/follow stream
     this.typeAhead = ''; // keys typed while a command runs, replayed at the next prompt
+    this.cursorRow = 0; // row of the cursor within the (wrapped) input line
     this.targetId = null;
 
     this.element = el('div', { class: 'pane', 'data-term': String(this.id) });
@@ -181,14 +182,38 @@ class Pane {
     return null; // busy/follow: no input line
   }
 
-  /** Rewrites the input line (prompt + buffer) and puts the cursor where it belongs. */
+  /** Escape codes that erase the input line, which may wrap over several rows, leaving the cursor at its start. */
+  eraseInput() {
+    const up = this.cursorRow > 0 ? `\x1b[${this.cursorRow}A` : '';
+    this.cursorRow = 0;
+    return up + '\r\x1b[J';
+  }
+
+  /** Rewrites the input line (prompt + buffer) and puts the cursor where it belongs, wrapping at the pane width. */
   redraw() {
     const p = this.promptText();
     if (p === null) return;
-    let s = '\r\x1b[K' + p + this.buf;
-    const back = this.buf.length - this.pos;
-    if (back > 0) s += `\x1b[${back}D`;
+    const cols = Math.max(1, this.term.cols);
+    const total = p.length + this.buf.length;
+    const at = p.length + this.pos;
+    let s = this.eraseInput() + p + this.buf;
+    // xterm defers the wrap at the last column: force it so the cursor really is at the start of the next row.
+    if (total > 0 && total % cols === 0) s += ' \r\x1b[K';
+    const endRow = Math.floor(total / cols);
+    const row = Math.floor(at / cols);
+    const col = at % cols;
+    if (endRow > row) s += `\x1b[${endRow - row}A`;
+    s += '\r' + (col > 0 ? `\x1b[${col}C` : '');
+    this.cursorRow = row;
     this.term.write(s);
+  }
+
+  /** Moves the cursor past the input line and starts a new row (the line stays on screen). */
+  finishLine(suffix = '') {
+    this.pos = this.buf.length;
+    this.redraw();
+    this.cursorRow = 0;
+    this.term.write(suffix + '\r\n');
   }
 
   prompt() {
@@ -206,7 +231,7 @@ class Pane {
   /** Prints output lines above the input line, keeping what is being typed. */
   print(lines, color = '') {
     const p = this.promptText();
-    let s = p === null ? '' : '\r\x1b[K';
+    let s = p === null ? '' : this.eraseInput();
     for (const line of lines) s += color + line + (color ? RESET : '') + '\r\n';
     this.term.write(s);
     this.redraw();
@@ -253,7 +278,7 @@ class Pane {
       else if (c === '\x05') this.key('F');
       else if (c === '\x03') this.interrupt();
       else if (c === '\x1a') this.detach();
-      else if (c === '\x0c') { this.term.clear(); this.redraw(); }
+      else if (c === '\x0c') { this.term.clear(); this.cursorRow = 0; this.redraw(); }
       else if (c === '\x15') { this.buf = this.buf.slice(this.pos); this.pos = 0; this.redraw(); }
       else if (c === '\x0b') { this.buf = this.buf.slice(0, this.pos); this.redraw(); }
       else if (c === '\x17') this.deleteWord();
@@ -316,7 +341,7 @@ class Pane {
   interrupt() {
     if (this.mode === 'follow') { this.detach(); return; }
     if (this.mode === 'prompt') {
-      this.term.write('^C\r\n');
+      this.finishLine('^C');
       this.prompt();
     }
   }
@@ -326,13 +351,13 @@ class Pane {
       const line = this.buf;
       this.buf = '';
       this.pos = 0;
-      this.term.write('\r\x1b[K' + DIM + line + RESET + '\r\n');
+      this.term.write(this.eraseInput() + DIM + line + RESET + '\r\n');
       this.sendInput(line);
       return;
     }
     if (this.mode !== 'prompt') return;
     const line = this.buf;
-    this.term.write('\r\n');
+    this.finishLine();
     if (line.trim() && this.history[this.history.length - 1] !== line) this.history.push(line);
     this.buf = '';
     this.pos = 0;
@@ -369,6 +394,7 @@ class Pane {
     this.term.write(lines.map((l) => l + '\r\n').join(''));
     switch (data.action) {
       case 'clear':
+        this.cursorRow = 0;
         this.term.clear();
         this.term.write('\x1b[2J\x1b[H');
         break;
@@ -452,7 +478,7 @@ class Pane {
     const id = this.targetId;
     this.stream?.abort();
     this.stream = null;
-    if (wasAttach) this.term.write('\r\x1b[K');
+    if (wasAttach) this.term.write(this.eraseInput());
     this.setMode('prompt');
     if (announce) this.term.write(`${DIM}${wasAttach ? 'Detached from' : 'Stopped following'} ${id}.${RESET}\r\n`);
     this.targetId = null;
@@ -461,7 +487,7 @@ class Pane {
 
   detach() {
     if (this.mode === 'attach' || this.mode === 'follow') {
-      this.term.write('^Z\r\n');
+      this.finishLine('^Z');
       this.endStream(true);
     } else if (this.mode === 'prompt') {
       this.print(['No app is attached.']);
@@ -777,6 +803,11 @@ function drawTopology(topo) {
   const width = Math.max(260, box.clientWidth || 400);
   const height = 260;
   const cx = width / 2, cy = height / 2, r = Math.min(width, height) / 2 - 40;
+  // Sorted, so the picture stays put between refreshes whatever order the manager lists things in.
+  const byKey = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+  topo.nodes.sort((a, b) => byKey(a.key, b.key));
+  topo.links.sort((a, b) => byKey(a.from + a.to, b.from + b.to));
+  topo.routes.sort((a, b) => byKey(a.sessionId, b.sessionId));
   const pos = new Map();
   topo.nodes.forEach((n, i) => {
     const a = (2 * Math.PI * i) / Math.max(1, topo.nodes.length) - Math.PI / 2;

@@ -12,7 +12,7 @@ namespace Skywire.IntegrationTests.Mesh;
 /// <summary>A manager and nodes in this process, on loopback, every port chosen by the OS.</summary>
 public sealed class MeshHarness : IAsyncDisposable
 {
-    public static readonly TimeSpan Limit = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
 
     private readonly List<NodeHost> _nodes = [];
     private readonly ILoggerFactory _logging;

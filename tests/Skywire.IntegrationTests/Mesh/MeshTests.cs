@@ -185,6 +185,65 @@ public sealed class MeshTests
         Assert.Equal(3, path.Count);
     }
 
+    /// <summary>
+    /// A link on the route goes silent (its UDP path is blackholed, both nodes stay up): the data plane declares it
+    /// dead, the node reports it, the manager re-routes over the alternate, and the transfer completes byte-exact.
+    /// </summary>
+    [Fact]
+    public async Task LinkBlackholedMidTransfer_RerouteAndByteExact()
+    {
+        await using var mesh = MeshHarness.Start();
+        var relays = new Dictionary<string, UdpFaultRelay>();
+        try
+        {
+            var a = await mesh.AddNodeAsync();
+            var d = await mesh.AddNodeAsync();
+            var middles = new List<NodeHost>();
+            for (var i = 0; i < 2; i++)
+            {
+                var target = new IPEndPoint(IPAddress.Loopback, FreeUdpPort());
+                var relay = new UdpFaultRelay(target);
+                var node = await mesh.AddNodeAsync(o => o with { LinkListen = target, AdvertisedLinkAddress = relay.ListenEndPoint });
+                relays[node.NodeKey] = relay;
+                middles.Add(node);
+            }
+
+            // a -> middle goes through the middle's relay; middle -> d is direct.
+            foreach (var m in middles)
+            {
+                await mesh.LinkAsync(a, m);
+                await mesh.LinkAsync(m, d);
+            }
+
+            var rerouted = new TaskCompletionSource<IReadOnlyList<string>>(TaskCreationOptions.RunContinuationsAsynchronously);
+            mesh.Manager.Controller.Rerouted += (_, path) => rerouted.TrySetResult(path);
+            string? silenced = null;
+            var size = 16L * 1024 * 1024;
+            var (sent, received, count) = await MeshHarness.TransferAsync(a, d, size, progress =>
+            {
+                if (silenced is null)
+                {
+                    silenced = mesh.Manager.Controller.ListRoutes().Routes.Single().Path[1];
+                    relays[silenced].Blackhole = true;
+                }
+
+                return Task.CompletedTask;
+            });
+
+            Assert.Equal(size, count);
+            Assert.Equal(sent, received);
+            var path = await rerouted.Task.WaitAsync(Limit);
+            Assert.DoesNotContain(silenced, path);
+        }
+        finally
+        {
+            foreach (var relay in relays.Values)
+            {
+                relay.Dispose();
+            }
+        }
+    }
+
     private static int FreeUdpPort()
     {
         using var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Udp);

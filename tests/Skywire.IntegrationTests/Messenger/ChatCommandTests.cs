@@ -119,3 +119,26 @@ public sealed class ChatCommandTests : IDisposable
         }
     }
 }
+
+public sealed class MessengerOptionParsingTests
+{
+    [Fact]
+    public void ClientOptionsFrom_ParsesBothForms_AndRejectsMismatches()
+    {
+        var key = KeyPair.Generate().Public.ToString();
+        Assert.Null(MessengerCommands.ClientOptionsFrom(null, null));
+        Assert.Equal(key, MessengerCommands.ClientOptionsFrom("127.0.0.1:8080", key)!.MessengerKey.ToString());
+        Assert.Equal(key, MessengerCommands.ClientOptionsFrom($"{key}@127.0.0.1:8080", null)!.MessengerKey.ToString());
+        Assert.Throws<FormatException>(() => MessengerCommands.ClientOptionsFrom(null, key));
+        Assert.Throws<FormatException>(() => MessengerCommands.ClientOptionsFrom($"{key}@127.0.0.1:8080", KeyPair.Generate().Public.ToString()));
+        Assert.Throws<FormatException>(() => MessengerCommands.ClientOptionsFrom("127.0.0.1:8080", null));
+    }
+
+    [Theory]
+    [InlineData("plain", "plain")]
+    [InlineData("a\nb", "a\\nb")]
+    [InlineData("tab\there", "tab\\there")]
+    [InlineData("back\\slash", "back\\\\slash")]
+    [InlineData("bell\u0007", "bell\\u0007")]
+    public void Escape_KeepsEachMessageOnOneLine(string text, string expected) => Assert.Equal(expected, MessengerCommands.Escape(text));
+}

@@ -42,6 +42,59 @@ public sealed class MessengerRobustnessTests
     }
 
     [Fact]
+    public async Task SendFrame_SplitAcrossRecordsAtEveryOffset_IsStillRelayed()
+    {
+        await using var h = new MessengerHarness();
+        var bob = await h.ConnectAsync();
+        var key = KeyPair.Generate();
+        await using var raw = await RawMessengerPeer.ConnectAsync(h.Server.LocalEndPoint);
+        using var local = Secp256k1Dh.FromKeyPair(key);
+        await raw.HandshakeAsync(local, h.Server.Key);
+        Assert.Equal((byte)MessengerOpcode.Hello | 0x80, await raw.HelloAsync(key));
+
+        var length = FrameCodec.HeaderSize + MessengerFrames.KeyAndBody(bob.Key, MessageEnvelope.Seal(key, bob.Key, "x"u8)).Length;
+        for (var cut = 1; cut < length; cut++)
+        {
+            var frame = FrameCodec.Encode((byte)MessengerOpcode.Send, (uint)cut, MessengerFrames.KeyAndBody(bob.Key, MessageEnvelope.Seal(key, bob.Key, "x"u8)));
+            await raw.WritePlainAsync(frame[..cut]);
+            await raw.WritePlainAsync(frame[cut..]);
+        }
+
+        for (var cut = 1; cut < length; cut++)
+        {
+            var m = await MessengerHarness.ReceiveAsync(bob);
+            Assert.Equal((key.Public, "x"), (m.From, MessengerHarness.Text(m)));
+        }
+
+        Assert.Equal(0, bob.RejectedEnvelopes);
+    }
+
+    [Fact]
+    public async Task ForgedOrReplayedEnvelopes_AreRejectedByTheRecipient_NotDelivered()
+    {
+        await using var h = new MessengerHarness();
+        var bob = await h.ConnectAsync();
+        var key = KeyPair.Generate();
+        var someoneElse = KeyPair.Generate();
+        await using var raw = await RawMessengerPeer.ConnectAsync(h.Server.LocalEndPoint);
+        using var local = Secp256k1Dh.FromKeyPair(key);
+        await raw.HandshakeAsync(local, h.Server.Key);
+        await raw.HelloAsync(key);
+
+        // Sealed by another key: the messenger stamps the true sender, so the recipient cannot open it as coming from it.
+        await raw.WritePlainAsync(FrameCodec.Encode((byte)MessengerOpcode.Send, 1, MessengerFrames.KeyAndBody(bob.Key, MessageEnvelope.Seal(someoneElse, bob.Key, "forged"u8))));
+        var genuine = MessengerFrames.KeyAndBody(bob.Key, MessageEnvelope.Seal(key, bob.Key, "genuine"u8));
+        await raw.WritePlainAsync(FrameCodec.Encode((byte)MessengerOpcode.Send, 2, genuine));
+
+        // A replayed envelope (what a malicious relay could do) is dropped by the recipient too.
+        await raw.WritePlainAsync(FrameCodec.Encode((byte)MessengerOpcode.Send, 3, genuine));
+        await raw.WritePlainAsync(FrameCodec.Encode((byte)MessengerOpcode.Send, 4, MessengerFrames.KeyAndBody(bob.Key, MessageEnvelope.Seal(key, bob.Key, "after"u8))));
+        Assert.Equal("genuine", MessengerHarness.Text(await MessengerHarness.ReceiveAsync(bob)));
+        Assert.Equal("after", MessengerHarness.Text(await MessengerHarness.ReceiveAsync(bob)));
+        Assert.Equal(2, bob.RejectedEnvelopes);
+    }
+
+    [Fact]
     public async Task CorruptedRecordAndGarbageBeforeTheHandshake_CloseOnlyThoseConnections()
     {
         await using var h = new MessengerHarness();
@@ -119,7 +172,8 @@ public sealed class MessengerRobustnessTests
     [Fact]
     public async Task SecondConnectionWithTheSameKey_IsRefusedWhileTheFirstIsAlive()
     {
-        await using var h = new MessengerHarness();
+        // A generous liveness window: on a loaded machine the live holder must not be mistaken for a dead one.
+        await using var h = new MessengerHarness(MessengerServerOptions.Default with { LivenessTimeout = TimeSpan.FromSeconds(20) });
         var key = KeyPair.Generate();
         var first = await h.ConnectAsync(key);
         var ex = await Assert.ThrowsAsync<MessengerException>(() => h.ConnectAsync(key));

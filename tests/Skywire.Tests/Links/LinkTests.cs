@@ -160,4 +160,57 @@ public class LinkTests
         Assert.Equal(LinkState.Up, b.Plane.GetLink(a.Key.Public)!.State);
         Assert.Equal(0, b.Plane.Statistics.InternalError);
     }
+
+    [Fact]
+    public async Task Rekey_FreshHandshakes_LinkStaysUp_SessionKeepsDelivering()
+    {
+        var options = TestNode.Fast with { RekeyAfter = TimeSpan.FromMilliseconds(300) };
+        await using var a = new TestNode(options);
+        await using var b = new TestNode(options);
+        var ct = TestContext.Current.CancellationToken;
+        var downs = 0;
+        a.Plane.LinkDown += (_, _) => Interlocked.Increment(ref downs);
+        b.Plane.LinkDown += (_, _) => Interlocked.Increment(ref downs);
+        await a.Plane.OpenLinkAsync(b.Key.Public, b.EndPoint, ct);
+        var sb = b.Plane.BindSession(new Skywire.Core.Sessions.SessionRoute(3, a.Key.Public, false, a.Key.Public, 2, a.Key.Public, 1));
+        var sa = await a.Plane.OpenSessionAsync(new Skywire.Core.Sessions.SessionRoute(3, b.Key.Public, true, b.Key.Public, 1, b.Key.Public, 2), ct);
+        var got = 0;
+        sb.Receiver = _ => Interlocked.Increment(ref got);
+
+        await Wait.UntilAsync(() => a.Plane.HandshakesOf(b.Key.Public) >= 4 && b.Plane.HandshakesOf(a.Key.Public) >= 4, what: "three rekeys");
+        Assert.Equal(LinkState.Up, a.Plane.GetLink(b.Key.Public)!.State);
+        Assert.Equal(LinkState.Up, b.Plane.GetLink(a.Key.Public)!.State);
+        Assert.Equal(0, Volatile.Read(ref downs));
+        for (var i = 0; i < 100 && Volatile.Read(ref got) == 0; i++)
+        {
+            sa.Send([1, 2, 3]);
+            await Task.Delay(20, ct);
+        }
+
+        Assert.True(Volatile.Read(ref got) > 0);
+    }
+
+    [Fact]
+    public async Task UnderLoad_InitsGetCookies_LinkStillComesUpWithMac2()
+    {
+        // Threshold 0: the responder always demands proof of address before any DH.
+        await using var a = new TestNode();
+        await using var b = new TestNode(TestNode.Fast with { HandshakesPerSecondBeforeCookies = 0 });
+        using var proxy = new RecordingProxy(b.EndPoint);
+        await a.Plane.OpenLinkAsync(b.Key.Public, proxy.EndPoint, TestContext.Current.CancellationToken);
+        Assert.True(b.Plane.Statistics.CookieReplies >= 1);
+        var inits = proxy.Seen.Where(p => p[0] == (byte)LinkPacketType.HandshakeInit).ToList();
+        Assert.True(inits.Count >= 2);
+        Assert.All(inits[0].AsSpan(LinkLimits.HandshakeInitMac2Offset).ToArray(), x => Assert.Equal(0, x));
+        Assert.Contains(proxy.Seen, p => p[0] == (byte)LinkPacketType.CookieReply && p.Length == LinkLimits.CookieReplyLength);
+
+        // The first init (no mac2), replayed from another address, gets only a cookie: no state, no DH.
+        var failed = b.Plane.Statistics.HandshakeFailed + b.Plane.Statistics.StaleHandshake;
+        var cookies = b.Plane.Statistics.CookieReplies;
+        using var other = new RecordingProxy(b.EndPoint);
+        other.Inject(inits[0]);
+        await Wait.UntilAsync(() => b.Plane.Statistics.CookieReplies > cookies, what: "cookie for the replay");
+        Assert.Equal(failed, b.Plane.Statistics.HandshakeFailed + b.Plane.Statistics.StaleHandshake);
+        Assert.Equal(LinkState.Up, b.Plane.GetLink(a.Key.Public)!.State);
+    }
 }

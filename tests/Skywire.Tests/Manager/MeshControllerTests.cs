@@ -44,8 +44,16 @@ public class MeshControllerTests
             return Task.CompletedTask;
         }
 
+        public int FailSessionRoutes { get; set; }
+
         public Task SessionRouteAsync(SessionRouteMessage message, CancellationToken cancellationToken)
         {
+            if (FailSessionRoutes > 0)
+            {
+                FailSessionRoutes--;
+                throw new ControlException(ControlErrorCode.Unavailable, "simulated timeout");
+            }
+
             Sessions[message.SessionId] = message;
             return Task.CompletedTask;
         }
@@ -175,6 +183,20 @@ public class MeshControllerTests
         Assert.Equal(path.Reverse(), Walk(nodes, result.SessionId, "d"));
         Assert.NotEqual(oldLabel, nodes["a"].Sessions[result.SessionId].OutRoute);
         Assert.Equal(1, c.ListRoutes().Routes.Single().Reroutes);
+    }
+
+    [Fact]
+    public async Task RerouteInstallFails_RetriedAtNextRepair()
+    {
+        var (c, nodes) = Mesh("abcd", "ab bd ac cd");
+        c.ReportLinks(Key('a'), new LinkReportMessage { Links = [new LinkState { Peer = Key('b'), Up = true, RttMicros = 500 }, new LinkState { Peer = Key('c'), Up = true, RttMicros = 9000 }] });
+        var result = await c.BuildRouteAsync(Key('a'), Key('d'), None);
+        Assert.Equal(Key('b'), result.Path[1]);
+        nodes["a"].FailSessionRoutes = 1;
+        c.NodeDisconnected(Key('b'), nodes["b"]);
+        await c.RepairRoutesAsync(None); // the first attempt fails at the source end
+        await c.RepairRoutesAsync(None); // and is retried
+        Assert.Equal([Key('a'), Key('c'), Key('d')], Walk(nodes, result.SessionId, "a"));
     }
 
     [Fact]

@@ -45,7 +45,7 @@ public class MuxCodecTests
         MuxCodec.WriteOpen(buffer, ref pos, 5, 65536, "app"u8);
         MuxCodec.WriteStreamValue(buffer, ref pos, MuxFrameType.Accept, 4, 4096);
         MuxCodec.WriteStreamValue(buffer, ref pos, MuxFrameType.Refuse, 6, 42);
-        MuxCodec.WriteStreamValue(buffer, ref pos, MuxFrameType.Reset, 8, 7);
+        MuxCodec.WriteReset(buffer, ref pos, 8, 7, 300_000);
         MuxCodec.WriteStreamValue(buffer, ref pos, MuxFrameType.MaxStreamData, 9, 1 << 20);
         MuxCodec.WriteStreamHeader(buffer, ref pos, 3, 1_000_000, 5, fin: true);
         "hello"u8.CopyTo(buffer.AsSpan(pos));
@@ -92,6 +92,9 @@ public class MuxCodecTests
                     break;
                 case MuxFrameType.Refuse:
                     Assert.Equal((6L, 42L), (f.StreamRef, f.A));
+                    break;
+                case MuxFrameType.Reset:
+                    Assert.Equal((8L, 7L, 300_000L), (f.StreamRef, f.A, f.B));
                     break;
                 case MuxFrameType.Datagram:
                     Assert.Equal("dgram"u8.ToArray(), f.Data.ToArray());

@@ -320,3 +320,44 @@ public class StreamBehaviourTests
         await Assert.ThrowsAsync<ArgumentException>(async () => await mux.OpenStreamAsync(new byte[5000], TestContext.Current.CancellationToken));
     }
 }
+
+public class ConnectionCreditTests
+{
+    [Fact]
+    public async Task AbortedStreams_DoNotLeakConnectionCredit()
+    {
+        // A connection window of 64 KiB and 40 streams that each get 32 KiB sent and then reset without being read:
+        // without final sizes the window would be gone after two streams.
+        var options = MuxOptions.Default with
+        {
+            StreamReceiveWindow = 32 * 1024,
+            ConnectionReceiveWindow = 65536,
+            MinRetransmissionTimeout = TimeSpan.FromMilliseconds(5),
+        };
+        await using var pair = MuxPair.Create(options: options);
+        var ct = TestContext.Current.CancellationToken;
+        for (var i = 0; i < 40; i++)
+        {
+            var (client, server) = await OpenPairAsync(pair, "reset-" + i, ct);
+            await client.WriteAsync(new byte[32 * 1024], ct);
+            var deadline = DateTime.UtcNow + TestTimeout;
+            while (server.RecvHighest < 32 * 1024)
+            {
+                Assert.True(DateTime.UtcNow < deadline);
+                await Task.Delay(2, ct);
+            }
+            if (i % 2 == 0)
+            {
+                client.Abort(1);
+            }
+            else
+            {
+                server.Abort(2);
+            }
+        }
+        var (c, s) = await OpenPairAsync(pair, "last", ct);
+        var read = ReadPatternAsync(s, seed: 1);
+        await WritePatternAsync(c, 200_000, seed: 1);
+        Assert.Equal(200_000, (await read.WaitAsync(TestTimeout, ct)).Count);
+    }
+}

@@ -62,3 +62,46 @@ public class StreamMultiplexerTests
         }
     }
 }
+
+public class MuxFaultProfileTests
+{
+    [Fact]
+    public async Task Transfer_WithDelayJitterLossAndDuplicates_ArrivesByteExact()
+    {
+        var faults = new FaultOptions
+        {
+            DropRate = 0.03,
+            DuplicateRate = 0.03,
+            Delay = TimeSpan.FromMilliseconds(2),
+            Jitter = TimeSpan.FromMilliseconds(2), // jitter larger than the spacing reorders too
+            Seed = 4321,
+        };
+        var options = MuxOptions.Default with { MinRetransmissionTimeout = TimeSpan.FromMilliseconds(20) };
+        await using var pair = MuxPair.Create(faults, options);
+        var ct = TestContext.Current.CancellationToken;
+        var (client, server) = await OpenPairAsync(pair, "delayed", ct);
+        // Both directions at once.
+        var readAtServer = ReadPatternAsync(server, seed: 21);
+        var readAtClient = ReadPatternAsync(client, seed: 22);
+        var sentByClient = WritePatternAsync(client, 3_000_000, seed: 21);
+        var sentByServer = WritePatternAsync(server, 3_000_000, seed: 22);
+        Assert.Equal(await sentByClient.WaitAsync(TestTimeout, ct), (await readAtServer.WaitAsync(TestTimeout, ct)).Hash);
+        Assert.Equal(await sentByServer.WaitAsync(TestTimeout, ct), (await readAtClient.WaitAsync(TestTimeout, ct)).Hash);
+        Assert.True(pair.A.Statistics.PacketsLost > 0);
+        Assert.True(pair.A.Statistics.SmoothedRtt >= TimeSpan.FromMilliseconds(3));
+    }
+
+    [Fact]
+    public void LogEventIds_AreUniqueAndInTheMuxRange()
+    {
+        var log = typeof(StreamMultiplexer).GetNestedType("Log", System.Reflection.BindingFlags.NonPublic)!;
+        var ids = log.GetMethods(System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.Public)
+            .Select(m => m.GetCustomAttributes(typeof(Microsoft.Extensions.Logging.LoggerMessageAttribute), false))
+            .Where(a => a.Length == 1)
+            .Select(a => ((Microsoft.Extensions.Logging.LoggerMessageAttribute)a[0]).EventId)
+            .ToList();
+        Assert.NotEmpty(ids);
+        Assert.Equal(ids.Count, ids.Distinct().Count());
+        Assert.All(ids, id => Assert.InRange(id, 1700, 1799));
+    }
+}

@@ -85,3 +85,46 @@ public class UdpFaultRelayTests
         Assert.True(first.Count != first.Distinct().Count());
     }
 }
+
+public class MuxOverUdpRelayTests
+{
+    [Fact]
+    public async Task Mux_ThroughFaultyUdpRelay_TransfersExactly_AndSurvivesABriefCut()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var endA = new UdpDatagramTransport();
+        using var endB = new UdpDatagramTransport();
+        var faults = new FaultOptions { DropRate = 0.02, DuplicateRate = 0.01, ReorderRate = 0.02, ReorderWindow = 4, Seed = 8 };
+        using var relay = new UdpFaultRelay(endB.LocalEndPoint, faults, faults with { Seed = 9 });
+        endA.Remote = relay.ListenEndPoint;     // A talks to the relay
+        endB.Remote = relay.UpstreamEndPoint;   // B answers the relay's upstream socket
+        var options = Skywire.Core.Sessions.MuxOptions.Default with { MinRetransmissionTimeout = TimeSpan.FromMilliseconds(10) };
+        await using var a = new Skywire.Core.Sessions.StreamMultiplexer(endA, options);
+        await using var b = new Skywire.Core.Sessions.StreamMultiplexer(endB, options);
+        endA.Receiver = a.Receive;
+        endB.Receiver = b.Receive;
+
+        var open = a.OpenStreamAsync("over-udp"u8.ToArray(), ct).AsTask();
+        var server = await b.AcceptStreamAsync(ct).AsTask().WaitAsync(MuxTestUtil.TestTimeout, ct);
+        server.Accept();
+        var client = await open.WaitAsync(MuxTestUtil.TestTimeout, ct);
+        var read = MuxTestUtil.ReadPatternAsync(server, seed: 31);
+        var write = MuxTestUtil.WritePatternAsync(client, 4_000_000, seed: 31, complete: false);
+        var deadline = DateTime.UtcNow + MuxTestUtil.TestTimeout;
+        while (b.Statistics.BytesReceived < 1_000_000)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the transfer did not start");
+            await Task.Delay(5, ct);
+        }
+        relay.Blackhole = true; // a 300 ms cut: retransmission carries the stream across it
+        await Task.Delay(300, ct);
+        relay.Blackhole = false;
+        var sent = await write.WaitAsync(MuxTestUtil.TestTimeout, ct);
+        await client.CompleteWritesAsync(ct);
+        var (count, hash) = await read.WaitAsync(MuxTestUtil.TestTimeout, ct);
+        Assert.Equal(4_000_000, count);
+        Assert.Equal(sent, hash);
+        Assert.True(relay.ToTarget.Dropped > 0);
+        Assert.True(a.Statistics.RetransmissionTimeouts > 0);
+    }
+}

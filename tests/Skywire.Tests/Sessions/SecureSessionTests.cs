@@ -148,6 +148,57 @@ public sealed class SecureSessionTests : IDisposable
         Assert.Equal(1, sa.Statistics.SendDropped);
     }
 
+    [Fact]
+    public async Task Fuzz_RandomAndTruncatedPackets_NeverThrow_NeverDeliver()
+    {
+        var (net, sa, sb) = Pair();
+        sa.Start();
+        net.Pump();
+        await sb.Established.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+        var delivered = 0;
+        sb.Receiver = _ => delivered++;
+        sa.Receiver = _ => delivered++;
+        net.Wire.Clear();
+        sa.Send(new byte[100]);
+        var data = net.Wire.Single();
+        net.Wire.Clear();
+        var rng = new Random(11);
+        for (var i = 0; i < 5000; i++)
+        {
+            var packet = new byte[rng.Next(0, 300)];
+            rng.NextBytes(packet);
+            if (packet.Length > 0)
+            {
+                packet[0] = (byte)(0x10 + rng.Next(0, 3));
+            }
+
+            sb.OnPacket(packet);
+            sa.OnPacket(packet.ToArray());
+        }
+
+        for (var n = 0; n < data.Length; n++)
+        {
+            sb.OnPacket(data.AsSpan(0, n).ToArray());
+        }
+
+        Assert.Equal(0, delivered);
+        Assert.Equal(SecureSessionState.Established, sb.State);
+        sb.OnPacket(data.ToArray());
+        Assert.Equal(1, delivered);
+    }
+
+    [Fact]
+    public void DataHeader_RoundTrip_AndRejects()
+    {
+        var packet = new byte[SessionLimits.DataOverhead];
+        SessionLimits.WriteDataHeader(packet, 0x1122334455667788);
+        Assert.True(SessionLimits.TryReadDataCounter(packet, out var counter));
+        Assert.Equal(0x1122334455667788UL, counter);
+        Assert.False(SessionLimits.TryReadDataCounter(packet.AsSpan(0, SessionLimits.DataOverhead - 1), out _));
+        packet[2] = 1;
+        Assert.False(SessionLimits.TryReadDataCounter(packet, out _));
+    }
+
     private (FakeRoute Net, SecureSession A, SecureSession B) Pair()
     {
         var net = new FakeRoute();

@@ -87,7 +87,7 @@ public sealed partial class GuiDaemon : IAsyncDisposable
           runHeadless: false
         """;
 
-    public static async Task<GuiDaemon> StartAsync(string? config = null, string? token = null)
+    public static async Task<GuiDaemon> StartAsync(string? config = null, string? token = null, params string[] extraArgs)
     {
         var dir = Path.Combine(Path.GetTempPath(), "viscript-gui-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(dir);
@@ -102,6 +102,10 @@ public sealed partial class GuiDaemon : IAsyncDisposable
             WorkingDirectory = dir,
         };
         foreach (var a in new[] { Paths.ViscriptDll, "--config", configPath, "--control", "127.0.0.1:0", "--signal", "127.0.0.1:0", "--no-repl", "--logs", Path.Combine(dir, "logs") })
+        {
+            psi.ArgumentList.Add(a);
+        }
+        foreach (var a in extraArgs)
         {
             psi.ArgumentList.Add(a);
         }

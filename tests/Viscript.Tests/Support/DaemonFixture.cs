@@ -56,7 +56,7 @@ public sealed class InProcessDaemon : IAsyncDisposable
     }
 
     /// <summary>Waits for a daemon event (subscribe before triggering it).</summary>
-    public static async Task<ProcessEvent> WaitAsync(EventHub.Subscription sub, Func<ProcessEvent, bool> match, int seconds = 30)
+    public static async Task<ProcessEvent> WaitAsync(EventHub.Subscription sub, Func<ProcessEvent, bool> match, int seconds = 90)
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
         await foreach (var e in sub.Reader.ReadAllAsync(cts.Token))

@@ -28,7 +28,7 @@ internal ref struct MuxFrame
     /// <summary>Offset (Stream), window (Open/Accept), code (Refuse/Reset/Close), limit (Max*), largest (Ack).</summary>
     public long A;
 
-    /// <summary>Ack delay in microseconds (Ack).</summary>
+    /// <summary>Ack delay in microseconds (Ack); final size (Reset).</summary>
     public long B;
 
     /// <summary>Payload (Stream, Open, Datagram) or the encoded range list (Ack).</summary>
@@ -76,6 +76,15 @@ internal static class MuxCodec
         buffer[pos++] = (byte)type;
         VarInt.Write(buffer, ref pos, streamRef);
         VarInt.Write(buffer, ref pos, value);
+    }
+
+    public static int ResetSize(long streamRef, long code, long finalSize) => StreamValueSize(streamRef, code) + VarInt.Size(finalSize);
+
+    /// <summary>Reset: type, stream ref, code, final size (the sender's highest sent offset, for connection credit).</summary>
+    public static void WriteReset(Span<byte> buffer, ref int pos, long streamRef, long code, long finalSize)
+    {
+        WriteStreamValue(buffer, ref pos, MuxFrameType.Reset, streamRef, code);
+        VarInt.Write(buffer, ref pos, finalSize);
     }
 
     public static int ValueSize(long value) => 1 + VarInt.Size(value);
@@ -231,9 +240,15 @@ internal ref struct MuxFrameReader
                     return false;
                 }
                 break;
+            case MuxFrameType.Reset:
+                if (!VarInt.TryRead(_buffer, ref _pos, out frame.StreamRef) || !VarInt.TryRead(_buffer, ref _pos, out frame.A)
+                    || !VarInt.TryRead(_buffer, ref _pos, out frame.B))
+                {
+                    return false;
+                }
+                break;
             case MuxFrameType.Accept:
             case MuxFrameType.Refuse:
-            case MuxFrameType.Reset:
             case MuxFrameType.MaxStreamData:
                 if (!VarInt.TryRead(_buffer, ref _pos, out frame.StreamRef) || !VarInt.TryRead(_buffer, ref _pos, out frame.A))
                 {

@@ -176,13 +176,26 @@ public sealed partial class StreamMultiplexer
                     var s = Lookup(f.StreamRef);
                     if (s is null)
                     {
-                        if ((f.StreamRef & 1) == 1)
+                        if ((f.StreamRef & 1) == 1 && !_peerStreamsSeen.Contains(f.StreamRef >> 1))
                         {
                             // Reset of a stream whose Open we have not seen (lost or late): never accept that Open.
                             _peerStreamsSeen.Add(f.StreamRef >> 1, (f.StreamRef >> 1) + 1);
                         }
+                        else if (_awaitingFinalSize.Remove(f.StreamRef, out var received) && f.B > received)
+                        {
+                            // The peer's answer to our reset: bytes it sent that we never saw.
+                            _recvData += f.B - received;
+                            ReturnConnectionCredit(f.B - received);
+                        }
                         break;
                     }
+                    if (f.B > s.RecvHighest)
+                    {
+                        _recvData += f.B - s.RecvHighest;
+                        s.RecvHighest = f.B;
+                    }
+                    // Answer with our final size so the peer can return its connection credit too.
+                    EnqueueControl(new Control(MuxFrameType.Reset, s.WireRef, f.A, null, s.SendNext));
                     FailStream(s, new MuxException(MuxError.ResetByPeer, f.A, $"The peer reset the stream (code {f.A})."));
                     if (s.State == MuxStream.OpenState.PendingAccept)
                     {
@@ -218,6 +231,12 @@ public sealed partial class StreamMultiplexer
         if (_peerStreamsSeen.Contains(id))
         {
             return; // duplicate, or reset before its Open arrived
+        }
+        var highestSeen = _peerStreamsSeen.IsEmpty ? 0 : _peerStreamsSeen[_peerStreamsSeen.Count - 1].End;
+        if (id > highestSeen + (4L * _options.MaxIncomingStreams))
+        {
+            _statBadFrames++; // ids are allocated in order; a far jump would only fragment the seen-set
+            return;
         }
         _peerStreamsSeen.Add(id, id + 1);
         if (_acceptPending >= _options.AcceptBacklog || _incomingStreams >= _options.MaxIncomingStreams)

@@ -224,6 +224,7 @@ public sealed partial class StreamMultiplexer
     {
         MuxFrameType.Open => MuxCodec.OpenSize(c.StreamRef, c.Stream!.RecvMaxAdvertised, c.Stream.OpenData.Length),
         MuxFrameType.MaxStreamData => MuxCodec.StreamValueSize(c.StreamRef, c.Stream!.RecvMaxAdvertised),
+        MuxFrameType.Reset => MuxCodec.ResetSize(c.StreamRef, c.Value, c.FinalSize),
         _ => MuxCodec.StreamValueSize(c.StreamRef, c.Value),
     };
 
@@ -236,6 +237,9 @@ public sealed partial class StreamMultiplexer
                 break;
             case MuxFrameType.MaxStreamData:
                 MuxCodec.WriteStreamValue(span, ref pos, c.Type, c.StreamRef, c.Stream!.RecvMaxAdvertised);
+                break;
+            case MuxFrameType.Reset:
+                MuxCodec.WriteReset(span, ref pos, c.StreamRef, c.Value, c.FinalSize);
                 break;
             default:
                 MuxCodec.WriteStreamValue(span, ref pos, c.Type, c.StreamRef, c.Value);

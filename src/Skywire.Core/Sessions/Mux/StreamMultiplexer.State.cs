@@ -77,7 +77,10 @@ public sealed partial class StreamMultiplexer
     private long _statDatagramsDropped;
 
     /// <summary>A control frame waiting to be sent, or recorded in a sent packet for retransmission on loss.</summary>
-    private readonly record struct Control(MuxFrameType Type, long StreamRef, long Value, MuxStream? Stream);
+    private readonly record struct Control(MuxFrameType Type, long StreamRef, long Value, MuxStream? Stream, long FinalSize = 0);
+
+    // Streams we reset whose peer has not yet told its final size: key -> highest offset we had received.
+    private readonly Dictionary<long, long> _awaitingFinalSize = [];
 
     /// <summary>A range of stream bytes (and possibly its FIN) carried by a sent packet.</summary>
     private readonly record struct Chunk(MuxStream Stream, long Offset, int Length, bool Fin);
@@ -139,9 +142,8 @@ public sealed partial class StreamMultiplexer
 
     private MuxStream? Lookup(long wireRef)
     {
-        // Bit 0 set: the sender of the frame opened the stream, so it is a peer-opened stream here.
-        var key = (wireRef >> 1 << 1) | ((wireRef & 1) == 1 ? 1L : 0L);
-        return _streams.GetValueOrDefault(key);
+        // A received reference has bit 0 set when the peer opened the stream, which is exactly our key layout.
+        return _streams.GetValueOrDefault(wireRef);
     }
 
     private void FailStream(MuxStream s, MuxException error)
@@ -170,6 +172,12 @@ public sealed partial class StreamMultiplexer
         {
             s.ReceiveBuffer.Free();
             s.Received.Clear();
+            if (_closed is null)
+            {
+                // Bytes received but never to be read still count against the connection window: release them.
+                ReturnConnectionCredit(s.RecvHighest - s.ReadOffset);
+                s.ReadOffset = s.RecvHighest;
+            }
         }
         if (s.LingerDeadline != long.MaxValue)
         {
@@ -213,6 +221,12 @@ public sealed partial class StreamMultiplexer
                 EnqueueControl(new Control(MuxFrameType.MaxStreamData, s.WireRef, 0, s));
             }
         }
+        ReturnConnectionCredit(0);
+    }
+
+    private void ReturnConnectionCredit(long extraConsumed)
+    {
+        _consumedData += extraConsumed;
         var connTarget = _consumedData + _options.ConnectionReceiveWindow;
         if (connTarget - _localMaxData >= _options.ConnectionReceiveWindow / 4)
         {

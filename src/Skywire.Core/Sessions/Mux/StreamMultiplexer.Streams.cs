@@ -160,7 +160,9 @@ public sealed partial class StreamMultiplexer
         }
         else
         {
-            EnqueueControl(new Control(MuxFrameType.Reset, s.WireRef, code, null));
+            EnqueueControl(new Control(MuxFrameType.Reset, s.WireRef, code, null, s.SendNext));
+            // The peer answers with its final size, so credit for bytes still in flight towards us comes back.
+            _awaitingFinalSize[s.Key] = s.RecvHighest;
         }
         FailStream(s, new MuxException(reason, code, message));
         RemoveStream(s);
