@@ -109,6 +109,7 @@ direct=$(download none)
 echo "| path | download MB/s | vs direct | CONNECT set-up latency |"
 echo "|---|---|---|---|"
 echo "| direct (no proxy) | $direct | 1.00 | - |"
+results=()
 for entry in "skywire socks, mesh 1 hop:$mesh1_port" "skywire socks, mesh 3 hops:$mesh3_port" \
     "skywire socks, loopback TCP tunnel (no mesh):$skywire_port" "microsocks:$microsocks_port" "ssh -D:$sshd_socks_port"; do
   name=${entry%:*}; port=${entry##*:}
@@ -116,4 +117,15 @@ for entry in "skywire socks, mesh 1 hop:$mesh1_port" "skywire socks, mesh 3 hops
   ratio=$(python3 -c "print(f'{$mbps/$direct:.2f}')")
   lat=$(latency "$port")
   echo "| $name | $mbps | $ratio | $lat |"
+  results+=("$mbps ${lat#*p50_us=}")   # "MB/s p50 ..." per path, in the order above
 done
+
+# Machine-readable results for bench/run-all (format: bench/README.md): mesh paths against ssh -D (index 4) and microsocks (3).
+read -r m1_mbps m1_p50 _ <<<"${results[0]}"; read -r m3_mbps m3_p50 _ <<<"${results[1]}"
+read -r ms_mbps ms_p50 _ <<<"${results[3]}"; read -r ssh_mbps ssh_p50 _ <<<"${results[4]}"
+echo
+echo "RESULT name=socks-download-1hop-vs-ssh-D ours=$m1_mbps baseline=$ssh_mbps unit=MB/s better=higher"
+echo "RESULT name=socks-download-3hop-vs-ssh-D ours=$m3_mbps baseline=$ssh_mbps unit=MB/s better=higher"
+echo "RESULT name=socks-download-1hop-vs-microsocks ours=$m1_mbps baseline=$ms_mbps unit=MB/s better=higher"
+echo "RESULT name=socks-connect-p50-1hop-vs-ssh-D ours=$m1_p50 baseline=$ssh_p50 unit=us better=lower"
+echo "RESULT name=socks-connect-p50-3hop-vs-ssh-D ours=$m3_p50 baseline=$ssh_p50 unit=us better=lower"

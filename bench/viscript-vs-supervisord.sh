@@ -139,7 +139,7 @@ chmod +x "$WORK/v-ru.sh" "$WORK/s-info.sh"
 # Sanity: viscript ru answers with heap figures (signal TOP went through).
 curl -s -X POST "$URL/api/processes/1/ru" | grep -q '"heapAlloc":1048576' || { echo "viscript ru without signal figures: $(curl -s -X POST "$URL/api/processes/1/ru")" >&2; exit 1; }
 
-hyperfine --warmup 2 --runs 15 --export-markdown "$WORK/status.md" -N \
+hyperfine --warmup 2 --runs 15 --export-markdown "$WORK/status.md" --export-json "$WORK/status.json" -N \
   -n "viscript cli la" "dotnet $VISCRIPT_DLL cli --control $URL la" \
   -n "supervisorctl status" "supervisorctl -c $SUPCONF status" \
   -n "viscript GET /api/processes" "curl -s -o /dev/null $URL/api/processes" \
@@ -169,3 +169,16 @@ echo
 echo "Status and resource queries with $N apps running:"
 echo
 cat "$WORK/status.md"
+
+# Machine-readable results for bench/run-all (format: bench/README.md).
+echo
+echo "RESULT name=viscript-launch-${N}-registered-vs-supervisord ours=$vr baseline=$ss unit=s better=lower"
+python3 - "$WORK/status.json" "$N" <<'PY'
+import json, sys
+mean = {r["command"]: r["mean"] for r in json.load(open(sys.argv[1]))["results"]}
+n = sys.argv[2]
+for name, ours, base in (("cli-status", "viscript cli la", "supervisorctl status"),
+                         ("api-status", "viscript GET /api/processes", "supervisord getAllProcessInfo"),
+                         (f"per-app-query-x{n}", f"viscript ru x{n}", f"supervisord getProcessInfo x{n}")):
+    print(f"RESULT name=viscript-{name}-vs-supervisord ours={mean[ours] * 1000:.1f} baseline={mean[base] * 1000:.1f} unit=ms better=lower")
+PY

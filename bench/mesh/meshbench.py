@@ -252,6 +252,11 @@ def main():
     print("|---|---:|---:|---:|")
     for name, mbps, p50, p99 in rows:
         print(f"| {name} | {mbps:.1f} | {p50:.0f} | {p99:.0f} |")
+    # Machine-readable results for bench/run-all (format: bench/README.md); rows: direct, ssh -D, 1 hop, 3 hops.
+    print()
+    for i, hops in ((2, "1hop"), (3, "3hop")):
+        print(f"RESULT name=mesh-stream-throughput-{hops}-vs-ssh-D ours={rows[i][1]:.1f} baseline={rows[1][1]:.1f} unit=MB/s better=higher")
+        print(f"RESULT name=mesh-stream-rtt-p50-{hops}-vs-ssh-D ours={rows[i][2]:.0f} baseline={rows[1][2]:.0f} unit=us better=lower")
 
 
 if __name__ == "__main__":
