@@ -5,7 +5,7 @@ using Skywire.Apps.Socks;
 
 namespace Skywire.Commands;
 
-/// <summary>Adds the app commands (socks-server, socks-client under <c>app</c>), <c>messenger</c>, <c>chat</c> and <c>demo</c> to the root.</summary>
+/// <summary>Adds the app commands (socks-server, socks-client and chat under <c>app</c>), <c>messenger</c>, <c>chat</c> and <c>demo</c> to the root.</summary>
 internal static class AppsWiring
 {
     public static void AddTo(RootCommand root)
@@ -15,6 +15,8 @@ internal static class AppsWiring
         {
             app.Subcommands.Add(command);
         }
+
+        app.Subcommands.Add(NodeChat.CreateCommand());
 
         var logging = new LazyLoggerFactory();
         root.Subcommands.Add(MessengerCommands.CreateMessengerCommand(logging));

@@ -15,7 +15,9 @@ internal static class NodeCommand
         var apps = new Option<string>("--apps") { Description = "App API address (loopback only; port 0 picks one).", DefaultValueFactory = _ => "127.0.0.1:0" };
         var tokenFile = new Option<string>("--app-token-file") { Description = "Where to write the app token (mode 0600) that local apps present.", Required = true };
         var keyFile = new Option<string>("--key") { Description = "Node key file (created on first run).", Required = true };
-        var command = new Command("node", "Run a node: registers with the manager, opens links, forwards, serves the app API.") { manager, managerKey, listen, apps, tokenFile, keyFile };
+        var messenger = new Option<string?>("--messenger") { Description = "Messenger host:port or PUBKEY@host:port: dials to nodes the manager has no route to (another cluster) go through it." };
+        var messengerKey = new Option<string?>("--messenger-key") { Description = "The messenger's public key (66 hex), pinned." };
+        var command = new Command("node", "Run a node: registers with the manager, opens links, forwards, serves the app API.") { manager, managerKey, listen, apps, tokenFile, keyFile, messenger, messengerKey };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var address = Common.ParseManager(parse.GetValue(manager)!, parse.GetValue(managerKey));
@@ -32,6 +34,17 @@ internal static class NodeCommand
                 return Common.Usage;
             }
 
+            Skywire.Core.Messenger.MessengerClientOptions? viaMessenger;
+            try
+            {
+                viaMessenger = Skywire.Apps.Chat.MessengerCommands.ClientOptionsFrom(parse.GetValue(messenger), parse.GetValue(messengerKey));
+            }
+            catch (FormatException ex)
+            {
+                Console.Error.WriteLine("error: " + ex.Message);
+                return Common.Usage;
+            }
+
             using var key = Common.LoadKey(parse.GetValue(keyFile)!);
             if (key is null)
             {
@@ -39,7 +52,7 @@ internal static class NodeCommand
             }
 
             using var logging = Common.Logging();
-            var options = new NodeOptions { Manager = address, LinkListen = linkEndPoint, AppsListen = appsEndPoint, AppTokenFile = parse.GetValue(tokenFile) };
+            var options = new NodeOptions { Manager = address, LinkListen = linkEndPoint, AppsListen = appsEndPoint, AppTokenFile = parse.GetValue(tokenFile), Messenger = viaMessenger };
             await using var node = new NodeHost(key, options, logging);
             try
             {
