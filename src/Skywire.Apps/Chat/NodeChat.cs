@@ -142,6 +142,8 @@ public static class NodeChat
 
         try
         {
+            // Inert unless viscript launched us; a viscript shutdown ends the process after the client's grace period.
+            await using var signal = Viscript.Signal.SignalClient.StartFromEnvironment();
             await run(endPoint, SkywireApp.ReadTokenFile(tokenFile));
             return 0;
         }

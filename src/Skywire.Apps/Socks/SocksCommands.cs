@@ -90,8 +90,11 @@ public static class SocksCommands
                 ConnectTimeout = TimeSpan.FromSeconds(parse.GetValue(connectTimeout)),
             };
             using var loggers = logging();
+            // A signal client (inert unless viscript launched us), so viscript can ping, ru and sd this app.
+            await using var signal = Viscript.Signal.SignalClient.StartFromEnvironment();
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
             return await RunAsync(() => SocksApps.RunServerAsync(binding, options, loggers.CreateLogger("socks-server"),
-                ready => Console.Error.WriteLine($"socks-server ready as {ready}"), cancellationToken));
+                ready => Console.Error.WriteLine($"socks-server ready as {ready}"), stop.Token));
         });
         return command;
     }
@@ -164,8 +167,10 @@ public static class SocksCommands
                 Passcode = parse.GetValue(passcode),
             };
             using var loggers = logging();
+            await using var signal = Viscript.Signal.SignalClient.StartFromEnvironment();
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
             return await RunAsync(() => SocksApps.RunClientAsync(binding, parse.GetValue(server), options, loggers.CreateLogger("socks-client"),
-                (endPoint, exit) => Console.Error.WriteLine($"socks-client listening on {endPoint}, exit {exit}"), cancellationToken));
+                (endPoint, exit) => Console.Error.WriteLine($"socks-client listening on {endPoint}, exit {exit}"), stop.Token));
         });
         return command;
     }

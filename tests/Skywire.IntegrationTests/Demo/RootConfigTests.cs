@@ -10,7 +10,7 @@ public sealed class RootConfigTests
     private static readonly string[] Components =
     [
         "meshnet-messenger", "meshnet-manager", "meshnet-node", "meshnet-socks-server", "meshnet-socks-client",
-        "meshnet-nc", "meshnet-chat", "meshnet-cli", "meshnet-keygen", "meshnet-demo",
+        "meshnet-nc", "meshnet-chat", "meshnet-node-chat", "meshnet-cli", "meshnet-keygen", "meshnet-demo",
     ];
 
     [Fact]
