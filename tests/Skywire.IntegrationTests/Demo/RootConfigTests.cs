@@ -55,7 +55,7 @@ public sealed class RootConfigTests
             Assert.Contains(args[0], root);
             if (args[0] == "app")
             {
-                Assert.Contains(args[1], new[] { "socks-server", "socks-client", "nc" });
+                Assert.Contains(args[1], new[] { "socks-server", "socks-client", "nc", "chat" });
             }
         }
     }
