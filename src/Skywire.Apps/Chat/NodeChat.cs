@@ -60,8 +60,10 @@ public static class NodeChat
             throw new FormatException($"'{target}' is not NODEKEY/APPNAME");
         }
 
+        // A sender dials without registering: one-shot sends under the same name would otherwise race the
+        // node's removal of the previous registration.
+        _ = name;
         await using var app = await SkywireApp.ConnectAsync(nodeApps, token, cancellationToken);
-        await app.RegisterAsync(name, AppType, cancellationToken);
         await using var stream = await app.DialAsync(target[..slash], target[(slash + 1)..], cancellationToken);
         await stream.WriteAsync(bytes, cancellationToken);
         stream.CompleteWrites();
@@ -110,15 +112,15 @@ public static class NodeChat
     {
         var nodeApps = new Option<string>("--node-apps") { Description = "The node's app API address (ip:port on loopback).", Required = true, Recursive = true };
         var tokenFile = new Option<string>("--token-file") { Description = "The node's app token file.", Required = true, Recursive = true };
-        var name = new Option<string>("--name") { Description = "This app's name in the app tracker (default chat).", DefaultValueFactory = _ => "chat", Recursive = true };
+        var name = new Option<string>("--name") { Description = "This app's name in the app tracker, for listen (default chat).", DefaultValueFactory = _ => "chat", Recursive = true };
 
-        var listen = new Command("listen", "Print each message as it arrives: '<node key>/<app> <text>' (control characters escaped).");
+        var listen = new Command("listen", "Print each message as it arrives: '<node key>[/<app>] <text>' (control characters escaped).");
         listen.SetAction(async (parse, cancellationToken) => await RunAsync(parse.GetValue(nodeApps)!, parse.GetValue(tokenFile)!, async (endPoint, token) =>
         {
             var output = Console.Out;
             await ListenAsync(endPoint, token, parse.GetValue(name)!, async message =>
             {
-                await output.WriteLineAsync($"{message.FromNode}/{message.FromApp ?? "?"} {MessengerCommands.Escape(message.Text)}");
+                await output.WriteLineAsync($"{(message.FromApp is null ? message.FromNode : $"{message.FromNode}/{message.FromApp}")} {MessengerCommands.Escape(message.Text)}");
                 await output.FlushAsync(cancellationToken);
             }, ready => Console.Error.WriteLine($"chat: listening as {ready}"), cancellationToken);
         }));
