@@ -23,7 +23,8 @@ public sealed partial class SignalServer
         // Extended clients: replies echo the request id, calls run concurrently.
         private readonly ConcurrentDictionary<ulong, Waiter> _byRid = new();
         private long _nextRid;
-        private long _lastFrame; // TimeProvider timestamp of the last frame received
+        private long _lastFrame; // TimeProvider timestamp of the last frame that proves the client alive now
+        private uint _ackFloor; // ACKs of frames before this seq were sent before the current probe: no proof of life
         private bool _failed;
 
         public SignalConnection Connection { get; } = connection;
@@ -34,7 +35,12 @@ public sealed partial class SignalServer
 
         public async ValueTask OnFrameAsync(SignalFrame frame)
         {
-            Volatile.Write(ref _lastFrame, server.Options.TimeProvider.GetTimestamp());
+            if (frame.Type != SignalFrameType.Ack || unchecked((int)(frame.Seq - Volatile.Read(ref _ackFloor))) >= 0)
+            {
+                // A late ACK of an older frame may have been written before the probe was sent, so it proves nothing.
+                Volatile.Write(ref _lastFrame, server.Options.TimeProvider.GetTimestamp());
+            }
+
             switch (frame.Type)
             {
                 case SignalFrameType.Normal:
@@ -110,10 +116,12 @@ public sealed partial class SignalServer
 
         /// <summary>
         /// Whether the client answers a PING within <paramref name="timeout"/> (hijack check). Any frame received
-        /// meanwhile also proves it alive (its PING slot may be busy with a slow call of the host).
+        /// meanwhile also proves it alive (its PING slot may be busy with a slow call of the host), except an ACK of a
+        /// frame sent before the probe: the client may have written it before it went silent.
         /// </summary>
         public async Task<bool> ProbeAsync(TimeSpan timeout)
         {
+            Volatile.Write(ref _ackFloor, unchecked(Connection.LastSentSeq + 1));
             var started = server.Options.TimeProvider.GetTimestamp();
             try
             {

@@ -39,6 +39,9 @@ internal sealed class SignalConnection : IAsyncDisposable
     private uint _nextSeq;
     private int _disposed;
 
+    /// <summary>Sequence number of the last NORMAL frame written (0 before the first).</summary>
+    public uint LastSentSeq => Volatile.Read(ref _nextSeq);
+
     private readonly string _side;
 
     public SignalConnection(Socket socket, string side)
