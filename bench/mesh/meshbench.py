@@ -3,16 +3,23 @@
 (1 hop and 3 hops, the built `skywire` executables on loopback) beside direct loopback TCP and
 OpenSSH dynamic forwarding (`ssh -D`), measured in one run on the same machine.
 
-Usage: bench/mesh/meshbench.py [--mb 200] [--pings 2000]   (run from the repository root after
-`dotnet build -c Release`). Talks to the nodes through the documented app API (docs/protocol.md §7),
-which also shows that a non-.NET program can use it. Prints a Markdown table.
+Usage: bench/mesh/meshbench.py [--mb 200] [--pings 2000] [--repeat 1] [--paths direct,ssh,1hop,3hop]
+(run from the repository root after `dotnet build -c Release`). Talks to the nodes through the documented
+app API (docs/protocol.md §7), which also shows that a non-.NET program can use it. Prints a Markdown table:
+the median throughput of --repeat runs (every run listed), the CPU time the path's processes used per MB
+moved (steadier than wall time when other jobs share the cores), and the round-trip percentiles.
+
+Robustness: every socket operation has a timeout (--io-timeout), the whole run has a deadline (--deadline),
+a path that fails is reported as failed and the others still run, and every process the script starts
+(manager, nodes, sshd, ssh) is stopped by its pid on exit, also on SIGTERM/SIGINT/SIGHUP.
 """
-import argparse, json, os, re, shutil, signal, socket, struct, subprocess, sys, tempfile, threading, time
+import argparse, json, os, re, shutil, signal, socket, statistics, struct, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SKYWIRE = ["dotnet", os.path.join(ROOT, "src/Skywire/bin/Release/net10.0/skywire.dll")]
 CHUNK = 256 * 1024
 procs = []
+IO_TIMEOUT = 120.0
 
 
 def recvn(s, n):
@@ -37,12 +44,13 @@ def read_frame(s):
 
 
 def app_conn(port, token):
-    s = socket.create_connection(("127.0.0.1", port))
+    s = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     s.sendall(frame(0x01, 1, {"version": 1, "token": token}))
     op, body = read_frame(s)
     if op != 0x81:
         raise RuntimeError(f"hello refused: {body}")
+    s.settimeout(IO_TIMEOUT)
     return s
 
 
@@ -57,6 +65,7 @@ def app_call(s, op, obj):
 # ---- the bench protocol on every stream: first byte 'S' = sink (reply b"OK" at EOF), 'E' = echo ----
 def serve_stream(s):
     try:
+        s.settimeout(IO_TIMEOUT)
         mode = recvn(s, 1)
         if mode == b"S":
             while s.recv(CHUNK):
@@ -97,28 +106,70 @@ def mesh_server(apps_port, token, name):
         while True:
             try:
                 s = app_conn(apps_port, token)
+                s.settimeout(None)  # waits for the next incoming stream, however long
                 app_call(s, 0x13, {"name": name})
-            except (OSError, EOFError, RuntimeError):
+            except (OSError, EOFError, RuntimeError, ValueError):
                 return  # the node went away (end of the run)
             threading.Thread(target=serve_stream, args=(s,), daemon=True).start()
     threading.Thread(target=loop, daemon=True).start()
     return ctl
 
 
-def measure(connect, mb, pings):
+class Deadline(BaseException):
+    """Raised by the --deadline alarm; not an Exception, so a per-path handler does not swallow it."""
+
+
+def cpu_seconds(root_pids):
+    """User + system CPU seconds of the given processes and all their live descendants (from /proc)."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                children.setdefault(int(fields[1]), []).append((int(d), int(fields[11]) + int(fields[12])))
+            except (OSError, IndexError, ValueError):
+                pass
+    ticks, todo, seen = 0, list(root_pids), set()
+    for pid in root_pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    while todo:
+        pid = todo.pop()
+        for child, t in children.get(pid, []):
+            if child not in seen:
+                seen.add(child)
+                ticks += t
+                todo.append(child)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def throughput(connect, mb, cpu_pids):
+    """One stream: mb MiB one way into a sink, timed until the sink's "OK" after the end. Returns (MB/s, CPU s)."""
     s = connect()
     s.sendall(b"S")
     data = b"\0" * CHUNK
     total = mb * 1024 * 1024
+    cpu0 = cpu_seconds(cpu_pids) + time.process_time()
     t0 = time.perf_counter()
     sent = 0
     while sent < total:
         s.sendall(data)
         sent += len(data)
     s.shutdown(socket.SHUT_WR)
-    assert recvn(s, 2) == b"OK"
+    if recvn(s, 2) != b"OK":
+        raise RuntimeError("the sink did not confirm the end of the stream")
     elapsed = time.perf_counter() - t0
+    cpu = cpu_seconds(cpu_pids) + time.process_time() - cpu0
     s.close()
+    return total / elapsed / 1e6, cpu
+
+
+def round_trips(connect, pings):
     s = connect()
     s.sendall(b"E")
     msg = b"x" * 64
@@ -130,13 +181,47 @@ def measure(connect, mb, pings):
         rtts.append(time.perf_counter() - t)
     s.close()
     rtts.sort()
-    return total / elapsed / 1e6, rtts[len(rtts) // 2] * 1e6, rtts[int(len(rtts) * 0.99)] * 1e6
+    return rtts[len(rtts) // 2] * 1e6, rtts[int(len(rtts) * 0.99)] * 1e6
+
+
+def measure(name, connect, a, cpu_pids):
+    """Median throughput of a.repeat runs, CPU ms per MB of the path (benchmark + its processes), RTT p50/p99."""
+    runs, cpus = [], []
+    for _ in range(a.repeat):
+        mbps, cpu = throughput(connect, a.mb, cpu_pids)
+        runs.append(mbps)
+        cpus.append(cpu * 1000 / (a.mb * 1.048576))
+    p50, p99 = round_trips(connect, a.pings)
+    return {"name": name, "mbps": statistics.median(runs), "runs": runs, "cpu": statistics.median(cpus), "p50": p50, "p99": p99}
+
+
+def spawn(args, log):
+    """Starts a process whose output goes to log; it is stopped (by pid) when the script ends."""
+    with open(log, "w") as out:
+        p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                             env={**os.environ, "SKYWIRE_LOG": os.environ.get("SKYWIRE_LOG", "Warning")})
+    procs.append(p)
+    return p
 
 
 def start(args, log):
-    p = subprocess.Popen(SKYWIRE + args, stdout=subprocess.PIPE, stderr=open(log, "w"), env={**os.environ, "SKYWIRE_LOG": "Warning"})
-    procs.append(p)
-    return p
+    return spawn(SKYWIRE + args, log)
+
+
+def stop_all():
+    for p in procs:
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGTERM)
+            except OSError:
+                pass
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+    procs.clear()
 
 
 def wait_line(log, pattern, timeout=60):
@@ -147,11 +232,26 @@ def wait_line(log, pattern, timeout=60):
         if m:
             return m
         time.sleep(0.1)
-    raise RuntimeError(f"no '{pattern}' in {log}")
+    raise RuntimeError(f"no '{pattern}' in {log} after {timeout} s")
+
+
+def wait_port(port, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{what} did not come up on port {port} within {timeout} s")
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, **kw)
 
 
 def socks_connect(socks_port, port):
-    s = socket.create_connection(("127.0.0.1", socks_port))
+    s = socket.create_connection(("127.0.0.1", socks_port), timeout=IO_TIMEOUT)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     s.sendall(b"\x05\x01\x00")
     assert recvn(s, 2) == b"\x05\x00"
@@ -180,83 +280,125 @@ def start_ssh(tmp):
         f.write(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {tmp}/host\nPidFile {tmp}/sshd.pid\n"
                 f"AuthorizedKeysFile {tmp}/authorized_keys\nPermitRootLogin prohibit-password\nStrictModes no\n"
                 "UsePAM no\nPasswordAuthentication no\nAllowTcpForwarding yes\n")
-    procs.append(subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", f"{tmp}/sshd_config"], stderr=open(f"{tmp}/sshd.log", "w")))
-    time.sleep(0.5)
+    spawn(["/usr/sbin/sshd", "-D", "-e", "-f", f"{tmp}/sshd_config"], f"{tmp}/sshd.log")
+    wait_port(port, 20, "sshd")
     socks = free_port()
-    procs.append(subprocess.Popen(["ssh", "-N", "-D", f"127.0.0.1:{socks}", "-p", str(port), "-i", f"{tmp}/client",
+    spawn(["ssh", "-N", "-D", f"127.0.0.1:{socks}", "-p", str(port), "-i", f"{tmp}/client",
                                    "-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={tmp}/known", "-o", "BatchMode=yes",
-                                   f"{os.environ.get('USER', 'root')}@127.0.0.1"], stderr=open(f"{tmp}/ssh.log", "w")))
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", socks)).close()
-            return socks
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("ssh -D did not come up: " + open(f"{tmp}/ssh.log").read())
+                                   f"{os.environ.get('USER', 'root')}@127.0.0.1"], f"{tmp}/ssh.log")
+    wait_port(socks, 20, "ssh -D (" + open(f"{tmp}/ssh.log").read().strip() + ")")
+    return socks
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mb", type=int, default=200)
-    ap.add_argument("--pings", type=int, default=2000)
+    global IO_TIMEOUT
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mb", type=int, default=200, help="MiB per throughput run (default 200)")
+    ap.add_argument("--pings", type=int, default=2000, help="64-byte round trips (default 2000)")
+    ap.add_argument("--repeat", type=int, default=1, help="throughput runs per path; the median is reported (default 1)")
+    ap.add_argument("--paths", default="direct,ssh,1hop,3hop", help="comma-separated subset of direct,ssh,1hop,3hop")
+    ap.add_argument("--io-timeout", type=float, default=120, help="seconds any one socket operation may block (default 120)")
+    ap.add_argument("--deadline", type=int, default=1800, help="seconds the whole run may take (default 1800)")
     a = ap.parse_args()
+    IO_TIMEOUT = a.io_timeout
+    paths = set(a.paths.split(","))
+
+    def on_signal(signum, _frame):
+        raise SystemExit(128 + signum)  # unwinds through the finally below: every process is stopped
+
+    def on_alarm(_signum, _frame):
+        raise Deadline(f"the whole run took longer than --deadline {a.deadline} s")
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(a.deadline)
+
     tmp = tempfile.mkdtemp(prefix="meshbench-")
-    rows = []
+    rows, failed = [], []
+
+    def attempt(name, fn):
+        try:
+            row = fn()
+            row["key"] = name
+            rows.append(row)
+        except Exception as e:  # one broken path must not hide the others
+            failed.append((name, f"{type(e).__name__}: {e}"))
+            print(f"meshbench: {name} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+
     try:
         tcp_port = tcp_server()
-        rows.append(("direct loopback TCP", *measure(lambda: socket.create_connection(("127.0.0.1", tcp_port)), a.mb, a.pings)))
-        socks = start_ssh(tmp)
-        rows.append(("ssh -D (SOCKS5, OpenSSH)", *measure(lambda: socks_connect(socks, tcp_port), a.mb, a.pings)))
+        direct = lambda: socket.create_connection(("127.0.0.1", tcp_port), timeout=IO_TIMEOUT)
+        if "direct" in paths:
+            attempt("direct", lambda: measure("direct loopback TCP", direct, a, []))
+        if "ssh" in paths:
+            def ssh_row():
+                socks = start_ssh(tmp)
+                ssh_pids = [p.pid for p in procs[-2:]]
+                return measure("ssh -D (SOCKS5, OpenSSH)", lambda: socks_connect(socks, tcp_port), a, ssh_pids)
+            attempt("ssh", ssh_row)
 
-        mk = subprocess.run(SKYWIRE + ["keygen", "--out", f"{tmp}/m.json"], capture_output=True, text=True, check=True).stdout.split()[0]
-        start(["manager", "--listen", "127.0.0.1:0", "--key", f"{tmp}/m.json"], f"{tmp}/m.log")
-        mport = wait_line(f"{tmp}/m.log", r"listening on 127\.0\.0\.1:(\d+)").group(1)
-        nodes = []
-        for n in "abcd":
-            start(["node", "--manager", f"{mk}@127.0.0.1:{mport}", "--listen", "127.0.0.1:0", "--apps", "127.0.0.1:0",
-                   "--app-token-file", f"{tmp}/{n}.token", "--key", f"{tmp}/{n}.json"], f"{tmp}/{n}.log")
-        for n in "abcd":
-            m = wait_line(f"{tmp}/{n}.log", r"node ([0-9a-f]{66}) links \S+ apps 127\.0\.0\.1:(\d+)")
-            nodes.append((m.group(1), int(m.group(2)), open(f"{tmp}/{n}.token").read().strip()))
-        cli = SKYWIRE + ["cli", "--manager", f"{mk}@127.0.0.1:{mport}", "--key", f"{tmp}/m.json"]
-        for x, y in ((0, 1), (1, 2), (2, 3)):
-            subprocess.run(cli + ["link", nodes[x][0], nodes[y][0]], check=True, capture_output=True)
-        deadline = time.time() + 30
-        while sum(" up " in l for l in subprocess.run(cli + ["links"], capture_output=True, text=True).stdout.splitlines()) < 6:
-            if time.time() > deadline:
-                raise RuntimeError("links did not come up")
-            time.sleep(0.3)
-        servers = [mesh_server(nodes[i][1], nodes[i][2], "bench") for i in (1, 3)]
+        if paths & {"1hop", "3hop"}:
+            mk = run(SKYWIRE + ["keygen", "--out", f"{tmp}/m.json"], check=True).stdout.split()[0]
+            start(["manager", "--listen", "127.0.0.1:0", "--key", f"{tmp}/m.json"], f"{tmp}/m.log")
+            mport = wait_line(f"{tmp}/m.log", r"listening on 127\.0\.0\.1:(\d+)").group(1)
+            first_node = len(procs)
+            nodes = []
+            for n in "abcd":
+                start(["node", "--manager", f"{mk}@127.0.0.1:{mport}", "--listen", "127.0.0.1:0", "--apps", "127.0.0.1:0",
+                       "--app-token-file", f"{tmp}/{n}.token", "--key", f"{tmp}/{n}.json"], f"{tmp}/{n}.log")
+            node_pids = [p.pid for p in procs[first_node:]]
+            for n in "abcd":
+                m = wait_line(f"{tmp}/{n}.log", r"node ([0-9a-f]{66}) links \S+ apps 127\.0\.0\.1:(\d+)")
+                nodes.append((m.group(1), int(m.group(2)), open(f"{tmp}/{n}.token").read().strip()))
+            cli = SKYWIRE + ["cli", "--manager", f"{mk}@127.0.0.1:{mport}", "--key", f"{tmp}/m.json"]
+            for x, y in ((0, 1), (1, 2), (2, 3)):
+                run(cli + ["link", nodes[x][0], nodes[y][0]], check=True)
+            deadline = time.time() + 30
+            while sum(" up " in l for l in run(cli + ["links"]).stdout.splitlines()) < 6:
+                if time.time() > deadline:
+                    raise RuntimeError("links did not come up within 30 s")
+                time.sleep(0.3)
+            servers = [mesh_server(nodes[i][1], nodes[i][2], "bench") for i in (1, 3)]
 
-        def dial(target):
-            def go():
-                s = app_conn(nodes[0][1], nodes[0][2])
-                app_call(s, 0x12, {"node": nodes[target][0], "app": "bench"})
-                return s
-            return go
-        rows.append(("skywire, 1 hop (a->b)", *measure(dial(1), a.mb, a.pings)))
-        rows.append(("skywire, 3 hops (a->b->c->d)", *measure(dial(3), a.mb, a.pings)))
-        del servers
+            def dial(target):
+                def go():
+                    s = app_conn(nodes[0][1], nodes[0][2])
+                    app_call(s, 0x12, {"node": nodes[target][0], "app": "bench"})
+                    return s
+                return go
+            # CPU of the nodes on the path: a and b for one hop, a..d for three.
+            if "1hop" in paths:
+                attempt("1hop", lambda: measure("skywire, 1 hop (a->b)", dial(1), a, node_pids[:2]))
+            if "3hop" in paths:
+                attempt("3hop", lambda: measure("skywire, 3 hops (a->b->c->d)", dial(3), a, node_pids))
+            del servers
+    except (Exception, Deadline) as e:
+        failed.append(("setup", f"{type(e).__name__}: {e}"))
+        print(f"meshbench: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        signal.alarm(0)
+        stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\n{a.mb} MB one-way per stream; {a.pings} round trips of 64 bytes\n")
-    print("| path | throughput MB/s | RTT p50 µs | RTT p99 µs |")
-    print("|---|---:|---:|---:|")
-    for name, mbps, p50, p99 in rows:
-        print(f"| {name} | {mbps:.1f} | {p50:.0f} | {p99:.0f} |")
-    # Machine-readable results for bench/run-all (format: bench/README.md); rows: direct, ssh -D, 1 hop, 3 hops.
+
+    print(f"\n{a.mb} MiB one-way per stream, median of {a.repeat} run(s); {a.pings} round trips of 64 bytes; "
+          f"CPU = user+system time of the benchmark and the path's processes per MB\n")
+    print("| path | throughput MB/s (median) | all runs | CPU ms/MB | RTT p50 µs | RTT p99 µs |")
+    print("|---|---:|---|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['name']} | {r['mbps']:.1f} | {' '.join(f'{x:.0f}' for x in r['runs'])} | {r['cpu']:.2f} | {r['p50']:.0f} | {r['p99']:.0f} |")
+    for name, why in failed:
+        print(f"| {name} | failed: {why} | | | | |")
+    # Machine-readable results for bench/run-all (format: bench/README.md), only for paths measured in this run.
     print()
-    for i, hops in ((2, "1hop"), (3, "3hop")):
-        print(f"RESULT name=mesh-stream-throughput-{hops}-vs-ssh-D ours={rows[i][1]:.1f} baseline={rows[1][1]:.1f} unit=MB/s better=higher")
-        print(f"RESULT name=mesh-stream-rtt-p50-{hops}-vs-ssh-D ours={rows[i][2]:.0f} baseline={rows[1][2]:.0f} unit=us better=lower")
+    by = {r["key"]: r for r in rows}
+    ssh = by.get("ssh")
+    for hops in ("1hop", "3hop"):
+        r = by.get(hops)
+        if r and ssh:
+            print(f"RESULT name=mesh-stream-throughput-{hops}-vs-ssh-D ours={r['mbps']:.1f} baseline={ssh['mbps']:.1f} unit=MB/s better=higher")
+            print(f"RESULT name=mesh-stream-rtt-p50-{hops}-vs-ssh-D ours={r['p50']:.0f} baseline={ssh['p50']:.0f} unit=us better=lower")
+            print(f"RESULT name=mesh-stream-cpu-{hops}-vs-ssh-D ours={r['cpu']:.2f} baseline={ssh['cpu']:.2f} unit=ms/MB better=lower")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
