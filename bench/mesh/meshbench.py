@@ -187,6 +187,8 @@ def round_trips(connect, pings):
 def measure(name, connect, a, cpu_pids):
     """Median throughput of a.repeat runs, CPU ms per MB of the path (benchmark + its processes), RTT p50/p99."""
     runs, cpus = [], []
+    if a.warmup_mb > 0:
+        throughput(connect, a.warmup_mb, cpu_pids)
     for _ in range(a.repeat):
         mbps, cpu = throughput(connect, a.mb, cpu_pids)
         runs.append(mbps)
@@ -297,10 +299,14 @@ def main():
     ap.add_argument("--pings", type=int, default=2000, help="64-byte round trips (default 2000)")
     ap.add_argument("--repeat", type=int, default=1, help="throughput runs per path; the median is reported (default 1)")
     ap.add_argument("--paths", default="direct,ssh,1hop,3hop", help="comma-separated subset of direct,ssh,1hop,3hop")
+    ap.add_argument("--warmup-mb", type=int, default=20, help="untimed MiB sent on each path first (JIT, windows; default 20)")
+    ap.add_argument("--skywire", default=SKYWIRE[1], help="skywire.dll to run (default: this tree's Release build)")
+    ap.add_argument("--node-arg", action="append", default=[], help="extra argument for every node (repeatable), e.g. --node-arg=--no-udp-offload")
     ap.add_argument("--io-timeout", type=float, default=120, help="seconds any one socket operation may block (default 120)")
     ap.add_argument("--deadline", type=int, default=1800, help="seconds the whole run may take (default 1800)")
     a = ap.parse_args()
     IO_TIMEOUT = a.io_timeout
+    SKYWIRE[1] = a.skywire
     paths = set(a.paths.split(","))
 
     def on_signal(signum, _frame):
@@ -345,7 +351,7 @@ def main():
             nodes = []
             for n in "abcd":
                 start(["node", "--manager", f"{mk}@127.0.0.1:{mport}", "--listen", "127.0.0.1:0", "--apps", "127.0.0.1:0",
-                       "--app-token-file", f"{tmp}/{n}.token", "--key", f"{tmp}/{n}.json"], f"{tmp}/{n}.log")
+                       "--app-token-file", f"{tmp}/{n}.token", "--key", f"{tmp}/{n}.json", *a.node_arg], f"{tmp}/{n}.log")
             node_pids = [p.pid for p in procs[first_node:]]
             for n in "abcd":
                 m = wait_line(f"{tmp}/{n}.log", r"node ([0-9a-f]{66}) links \S+ apps 127\.0\.0\.1:(\d+)")

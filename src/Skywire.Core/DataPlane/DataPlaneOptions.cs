@@ -49,6 +49,13 @@ public sealed record DataPlaneOptions
     /// <summary>Decides whether a peer that completed a handshake with us may have a link; null: any authenticated peer.</summary>
     public Func<PubKey, bool>? AcceptInboundLink { get; init; }
 
+    /// <summary>
+    /// Use the Linux UDP offloads when the kernel has them (default true): GSO sends a batch of equal-size
+    /// datagrams to one peer in one system call, GRO receives a batch in one. Nothing changes on the wire;
+    /// false (or another OS) sends and receives one datagram per call.
+    /// </summary>
+    public bool UdpOffload { get; init; } = true;
+
     /// <summary>SO_RCVBUF / SO_SNDBUF request in bytes (the kernel may cap it).</summary>
     public int SocketBufferBytes { get; init; } = 4 * 1024 * 1024;
 
@@ -106,6 +113,14 @@ public sealed class DataPlaneStatistics
     internal long SendFailedField;
     internal long InternalErrorField;
     internal long CookieRepliesField;
+    internal long GsoSendsField;
+    internal long GroBatchesField;
+
+    /// <summary>System calls that sent more than one datagram (UDP GSO).</summary>
+    public long GsoSends => Interlocked.Read(ref GsoSendsField);
+
+    /// <summary>Receives that returned more than one datagram (UDP GRO).</summary>
+    public long GroBatches => Interlocked.Read(ref GroBatchesField);
 
     /// <summary>UDP datagrams received (any content).</summary>
     public long PacketsReceived => Interlocked.Read(ref PacketsReceivedField);

@@ -31,6 +31,12 @@ public sealed partial class NodeDataPlane
         [LoggerMessage(EventId = 1009, Level = LogLevel.Information, Message = "Link handshake from {Peer} at {From} refused by policy")]
         public static partial void PeerRefused(ILogger logger, PubKey peer, SocketAddress from);
 
+        [LoggerMessage(EventId = 1010, Level = LogLevel.Information, Message = "UDP offloads: GSO {Gso}, GRO {Gro}")]
+        public static partial void Offloads(ILogger logger, bool gso, bool gro);
+
+        [LoggerMessage(EventId = 1011, Level = LogLevel.Warning, Message = "UDP GSO send refused by the kernel or device; sending datagrams one by one from now on")]
+        public static partial void GsoDisabled(ILogger logger);
+
         [LoggerMessage(EventId = 1005, Level = LogLevel.Error, Message = "UDP receive failed; the receive thread stops")]
         public static partial void ReceiveFailed(ILogger logger, Exception exception);
 

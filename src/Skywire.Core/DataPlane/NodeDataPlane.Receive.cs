@@ -15,18 +15,41 @@ public sealed partial class NodeDataPlane
 {
     private const int ReceiveBufferLength = 65536;
 
+    // Forwarding of one GRO batch (receive thread only): packets for the same next hop are rewritten in place
+    // and sent together (GSO) when the batch ends or the next hop changes, instead of one send each.
+    private bool _fwdBatching;
+    private int _fwdIndex;
+    private int _fwdStride;
+    private Link? _fwdLink;
+    private SocketAddress? _fwdRemote;
+    private int _fwdFrom;
+    private int _fwdTo;
+    private int[] _fwdTotals = new int[UdpOffload.MaxSegments];
+    private byte[]? _fwdBuffer;
+
     private void ReceiveLoop()
     {
         var socket = _socket!;
         // One preallocated, pinned buffer for the life of the thread: nothing is allocated per packet.
         var buffer = GC.AllocateArray<byte>(ReceiveBufferLength, pinned: true);
         var from = new SocketAddress(socket.AddressFamily);
+        var gro = _gro;
         while (_disposed == 0)
         {
             int length;
+            int segment;
             try
             {
-                length = socket.ReceiveFrom(buffer, SocketFlags.None, from);
+                if (gro)
+                {
+                    // Up to 64 KiB of datagrams from one sender, each `segment` bytes but a shorter last one.
+                    length = UdpOffload.Receive(socket, buffer, from, out segment);
+                }
+                else
+                {
+                    length = socket.ReceiveFrom(buffer, SocketFlags.None, from);
+                    segment = length;
+                }
             }
             catch (SocketException ex) when (_disposed == 0 && ex.SocketErrorCode is SocketError.ConnectionReset or SocketError.MessageSize or SocketError.NetworkReset)
             {
@@ -47,19 +70,121 @@ public sealed partial class NodeDataPlane
                 return;
             }
 
-            Interlocked.Increment(ref Statistics.PacketsReceivedField);
-            Interlocked.Add(ref Statistics.BytesReceivedField, length);
-            try
+            if (_disposed != 0)
             {
-                HandlePacket(buffer.AsSpan(0, length), from);
+                return; // woken by the shutdown in DisposeAsync
             }
-            catch (Exception ex)
+
+            Interlocked.Add(ref Statistics.BytesReceivedField, length);
+            if (segment < length)
             {
-                // A bug, not bad input: count it, log it, keep the node running.
-                Interlocked.Increment(ref Statistics.InternalErrorField);
-                Log.PacketHandlerFailed(_logger, ex);
+                Interlocked.Increment(ref Statistics.GroBatchesField);
+            }
+
+            var offset = 0;
+            _fwdBatching = _gso && segment < length;
+            if (_fwdBatching)
+            {
+                _fwdBuffer = buffer;
+                _fwdStride = segment;
+                var segments = (length + segment - 1) / segment;
+                if (_fwdTotals.Length < segments)
+                {
+                    _fwdTotals = new int[segments];
+                }
+            }
+
+            do
+            {
+                var n = Math.Min(segment, length - offset);
+                _fwdIndex = offset / Math.Max(segment, 1);
+                Interlocked.Increment(ref Statistics.PacketsReceivedField);
+                try
+                {
+                    HandlePacket(buffer.AsSpan(offset, n), from);
+                }
+                catch (Exception ex)
+                {
+                    // A bug, not bad input: count it, log it, keep the node running.
+                    Interlocked.Increment(ref Statistics.InternalErrorField);
+                    Log.PacketHandlerFailed(_logger, ex);
+                }
+
+                offset += n;
+            }
+            while (offset < length && segment > 0);
+
+            if (_fwdBatching)
+            {
+                FlushForwards();
+                _fwdBatching = false;
             }
         }
+    }
+
+    /// <summary>
+    /// Batch forwarding: rewrites the packet in place (header, label, link tag) and adds it to the run for its
+    /// next hop; a run for another next hop is sent first. False when the packet was dropped.
+    /// </summary>
+    private bool QueueForward(Link outLink, uint routeId, Span<byte> packet, int payloadLength)
+    {
+        var session = outLink.Current;
+        if (session is null || outLink.State != LinkState.Up || outLink.Remote is not { } remote)
+        {
+            Drop(ref Statistics.LinkDownField);
+            return false;
+        }
+
+        var total = payloadLength + LinkLimits.RoutedOverhead;
+        if (total > _options.MaxUdpPayload || total > packet.Length || payloadLength < LinkLimits.MinRoutedPayload)
+        {
+            Drop(ref Statistics.TooLargeField);
+            return false;
+        }
+
+        if (_fwdLink is not null && (!ReferenceEquals(_fwdLink, outLink) || !ReferenceEquals(_fwdRemote, remote)))
+        {
+            FlushForwards();
+        }
+
+        var counter = session.NextCounter();
+        new LinkTransportHeader(LinkPacketType.Routed, session.RemoteIndex, counter).WriteTo(packet);
+        BinaryPrimitives.WriteUInt32BigEndian(packet[LinkLimits.TransportHeaderLength..], routeId);
+        try
+        {
+            SealRoutedTag(session.SendKey, counter, packet, payloadLength);
+        }
+        catch (ObjectDisposedException)
+        {
+            Drop(ref Statistics.LinkDownField);
+            return false;
+        }
+
+        if (_fwdLink is null)
+        {
+            _fwdLink = outLink;
+            _fwdRemote = remote;
+            _fwdFrom = _fwdIndex;
+        }
+
+        _fwdTotals[_fwdIndex] = total;
+        _fwdTo = _fwdIndex + 1;
+        return true;
+    }
+
+    private void FlushForwards()
+    {
+        if (_fwdLink is not { } link || _fwdRemote is not { } remote)
+        {
+            return;
+        }
+
+        var totals = _fwdTotals.AsSpan(_fwdFrom, _fwdTo - _fwdFrom);
+        var sent = SendBatchRaw(link, remote, _fwdBuffer.AsSpan(_fwdFrom * _fwdStride), _fwdStride, totals);
+        Interlocked.Add(ref Statistics.ForwardedField, sent);
+        totals.Clear();
+        _fwdLink = null;
+        _fwdRemote = null;
     }
 
     /// <summary>Handles one UDP payload from <paramref name="from"/>. Internal for tests (no socket needed to feed it).</summary>
@@ -199,6 +324,12 @@ public sealed partial class NodeDataPlane
         }
 
         // Only the header, label and link tag are rewritten; the payload bytes stay where they are.
+        if (_fwdBatching)
+        {
+            QueueForward(outLink, rule.OutRoute, packet, payloadLength);
+            return;
+        }
+
         if (SendRoutedOnLink(outLink, rule.OutRoute, packet, payloadLength))
         {
             Interlocked.Increment(ref Statistics.ForwardedField);

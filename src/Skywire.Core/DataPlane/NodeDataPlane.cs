@@ -59,6 +59,8 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
     private long _loadWindowStart;
     private int _loadCount;
     private int _disposed;
+    private volatile bool _gso;
+    private bool _gro;
 
     /// <summary>Creates the data plane for <paramref name="identity"/> (not disposed by this object).</summary>
     public NodeDataPlane(KeyPair identity, DataPlaneOptions? options = null, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
@@ -93,6 +95,12 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
 
     /// <summary>Largest datagram a <see cref="SecureSession"/> carries with these options.</summary>
     public int MaxSessionDatagram => Protocol.Sessions.SessionLimits.MaxDatagram(_options.MaxUdpPayload);
+
+    /// <summary>True while sends to a peer go out in GSO batches (Linux, <see cref="DataPlaneOptions.UdpOffload"/>, kernel support).</summary>
+    public bool UdpGsoActive => _gso;
+
+    /// <summary>True when the socket receives GRO batches (Linux, <see cref="DataPlaneOptions.UdpOffload"/>, kernel support).</summary>
+    public bool UdpGroActive => _gro;
 
     /// <summary>Node-wide counters (drops by reason).</summary>
     public DataPlaneStatistics Statistics { get; } = new();
@@ -141,10 +149,16 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
 
         _socket = socket;
         _localEndPoint = (IPEndPoint)socket.LocalEndPoint!;
+        if (_options.UdpOffload)
+        {
+            _gro = UdpOffload.TryEnableGro(socket);
+            _gso = UdpOffload.ProbeGso(socket);
+        }
         _receiveThread = new Thread(ReceiveLoop) { IsBackground = true, Name = "skywire-udp-rx" };
         _receiveThread.Start();
         _maintenance = Task.Run(() => MaintenanceLoopAsync(_cts.Token));
         Log.Started(_logger, LocalKey, _localEndPoint, _preferred);
+        Log.Offloads(_logger, _gso, _gro);
         return _localEndPoint;
     }
 
@@ -375,6 +389,17 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
         return SendRoutedOnLink(link, routeId, packet, payloadLength);
     }
 
+    int IRoutedSender.SendRoutedBatch(PubKey outLink, uint routeId, Span<byte> slots, int stride, ReadOnlySpan<int> payloadLengths, int count)
+    {
+        if (!_links.TryGetValue(outLink, out var link))
+        {
+            Interlocked.Add(ref Statistics.LinkDownField, count);
+            return 0;
+        }
+
+        return SendRoutedBatchOnLink(link, routeId, slots, stride, payloadLengths, count);
+    }
+
     // ---- Lifetime ---------------------------------------------------------------------------
 
     /// <summary>Stops the threads, closes every session and link (peers are told), and the socket.</summary>
@@ -407,7 +432,21 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
             }
         }
 
-        _socket?.Dispose();
+        if (_socket is { } socket)
+        {
+            try
+            {
+                // Wakes a receive blocked in recvmsg (the GRO path), which a close alone does not.
+                socket.Shutdown(SocketShutdown.Both);
+            }
+            catch (SocketException)
+            {
+                // ENOTCONN on an unconnected socket: the receiver is woken all the same.
+            }
+
+            socket.Dispose();
+        }
+
         _receiveThread?.Join(TimeSpan.FromSeconds(5));
         _cts.Dispose();
         _staticKey.Dispose();

@@ -18,4 +18,19 @@ public interface IDatagramTransport
     /// span is only valid for the duration of the call.
     /// </summary>
     void Send(ReadOnlySpan<byte> datagram);
+
+    /// <summary>
+    /// Sends <paramref name="count"/> datagrams, <c>buffers[i][..lengths[i]]</c>, in order, with the semantics of
+    /// <see cref="Send"/> for each. A transport that can hand a batch to the kernel at once (UDP GSO) overrides
+    /// this; the default sends one by one.
+    /// </summary>
+    void SendBatch(byte[][] buffers, int[] lengths, int count)
+    {
+        ArgumentNullException.ThrowIfNull(buffers);
+        ArgumentNullException.ThrowIfNull(lengths);
+        for (var i = 0; i < count; i++)
+        {
+            Send(buffers[i].AsSpan(0, lengths[i]));
+        }
+    }
 }

@@ -69,4 +69,22 @@ internal interface IRoutedSender
     /// after the payload are the sender's to fill. False when dropped (link down, ...).
     /// </summary>
     bool SendRouted(PubKey outLink, uint routeId, Span<byte> packet, int payloadLength);
+
+    /// <summary>
+    /// Sends <paramref name="count"/> routed packets laid out as for <see cref="SendRouted"/>, packet i at
+    /// <c>slots[(i * stride)..]</c> with <c>payloadLengths[i]</c>, in order, on one link. Returns how many
+    /// were sent. The default sends one by one; the data plane hands equal-size runs to UDP GSO.
+    /// </summary>
+    int SendRoutedBatch(PubKey outLink, uint routeId, Span<byte> slots, int stride, ReadOnlySpan<int> payloadLengths, int count)
+    {
+        var sent = 0;
+        for (var i = 0; i < count; i++)
+        {
+            if (SendRouted(outLink, routeId, slots.Slice(i * stride, stride), payloadLengths[i]))
+            {
+                sent++;
+            }
+        }
+        return sent;
+    }
 }

@@ -17,7 +17,8 @@ internal static class NodeCommand
         var keyFile = new Option<string>("--key") { Description = "Node key file (created on first run).", Required = true };
         var messenger = new Option<string?>("--messenger") { Description = "Messenger host:port or PUBKEY@host:port: dials to nodes the manager has no route to (another cluster) go through it." };
         var messengerKey = new Option<string?>("--messenger-key") { Description = "The messenger's public key (66 hex), pinned." };
-        var command = new Command("node", "Run a node: registers with the manager, opens links, forwards, serves the app API.") { manager, managerKey, listen, apps, tokenFile, keyFile, messenger, messengerKey };
+        var noOffload = new Option<bool>("--no-udp-offload") { Description = "Send and receive one UDP datagram per system call (no Linux GSO/GRO batching; for comparisons and odd NICs)." };
+        var command = new Command("node", "Run a node: registers with the manager, opens links, forwards, serves the app API.") { manager, managerKey, listen, apps, tokenFile, keyFile, messenger, messengerKey, noOffload };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var address = Common.ParseManager(parse.GetValue(manager)!, parse.GetValue(managerKey));
@@ -53,6 +54,11 @@ internal static class NodeCommand
 
             using var logging = Common.Logging();
             var options = new NodeOptions { Manager = address, LinkListen = linkEndPoint, AppsListen = appsEndPoint, AppTokenFile = parse.GetValue(tokenFile), Messenger = viaMessenger };
+            if (parse.GetValue(noOffload))
+            {
+                options = options with { DataPlane = options.DataPlane with { UdpOffload = false } };
+            }
+
             await using var node = new NodeHost(key, options, logging);
             try
             {

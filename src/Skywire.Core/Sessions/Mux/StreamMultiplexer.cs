@@ -32,7 +32,7 @@ public sealed partial class StreamMultiplexer : IAsyncDisposable
 
     private const int BatchSize = 16;
     private const int MaxPacketThreshold = 20;
-    private const int AckEveryPackets = 1;
+    private const int AckEveryPackets = 2;
     private const double LossBeta = 0.7; // window kept after a loss event (CUBIC's beta, RFC 9438 §4.6)
     private const int MaxAckRangesKept = 256;
 
@@ -290,6 +290,28 @@ public sealed partial class StreamMultiplexer : IAsyncDisposable
         Signal();
     }
 
+    private bool SendToTransport(byte[][] buffers, int[] lengths, int count)
+    {
+        if (count == 1)
+        {
+            return SendToTransport(buffers[0].AsSpan(0, lengths[0]));
+        }
+        try
+        {
+            _transport.SendBatch(buffers, lengths, count);
+            return true;
+        }
+        catch (Exception ex)
+        {
+            Log.TransportFailed(_logger, ex);
+            lock (_sync)
+            {
+                CloseLocked(MuxError.TransportFailed, 0, "The datagram transport failed: " + ex.Message, sendCloseFrame: false, ex);
+            }
+            return false;
+        }
+    }
+
     private bool SendToTransport(ReadOnlySpan<byte> packet)
     {
         try
@@ -330,12 +352,9 @@ public sealed partial class StreamMultiplexer : IAsyncDisposable
                         count = BuildBatch(buffers, lengths);
                         finished = _closed is not null && !_closeFrameToSend;
                     }
-                    for (var i = 0; i < count; i++)
+                    if (count > 0 && !SendToTransport(buffers, lengths, count))
                     {
-                        if (!SendToTransport(buffers[i].AsSpan(0, lengths[i])))
-                        {
-                            return;
-                        }
+                        return;
                     }
                     if (finished)
                     {
