@@ -30,7 +30,7 @@ public sealed partial class StreamMultiplexer : IAsyncDisposable
     /// <summary>Reset code used when a disposed stream's peer did not finish within the linger timeout.</summary>
     public const long LingerTimeoutCode = 0x3FFF_FF02;
 
-    private const int BatchSize = 16;
+    private const int BatchSize = 44; // packets built per turn of the send loop: one UDP GSO send of up to 64 KB
     private const int MaxPacketThreshold = 20;
     private const int AckEveryPackets = 2;
     private const double LossBeta = 0.7; // window kept after a loss event (CUBIC's beta, RFC 9438 §4.6)
