@@ -379,7 +379,7 @@ def main():
                 attempt("3hop", lambda: measure("skywire, 3 hops (a->b->c->d)", dial(3), a, node_pids))
             del servers
     except (Exception, Deadline) as e:
-        failed.append(("setup", f"{type(e).__name__}: {e}"))
+        failed.append(("run", f"{type(e).__name__}: {e}"))
         print(f"meshbench: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
     finally:
         signal.alarm(0)

@@ -23,12 +23,13 @@ namespace Skywire.Core.DataPlane;
 /// channel: <see cref="OpenLinkAsync"/>, <see cref="InstallRule"/>, <see cref="BindSession"/>.
 /// </summary>
 /// <remarks>
-/// Threads: one dedicated receive thread (blocking <c>Socket.ReceiveFrom</c> into a
+/// Threads: one dedicated receive thread (blocking receive, GRO batches on Linux, into a
 /// preallocated buffer; verification, forwarding and session delivery run on it without
 /// allocating), one maintenance loop (handshake retries, probes, death detection, expiry), and
 /// callers' threads for sends. Events are raised on the thread pool, never on the receive thread.
-/// One socket per node for all peers (simple, NAT-friendly); connected per-peer sockets and
-/// UDP GSO/GRO are later optimisations (docs/protocol.md §3).
+/// One socket per node for all peers (simple, NAT-friendly). On Linux it receives with UDP GRO and
+/// sends batches with UDP GSO (<see cref="UdpOffload"/>, docs/protocol.md §3.4); connected
+/// per-peer sockets are not done.
 /// </remarks>
 public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
 {
