@@ -66,13 +66,14 @@ public sealed class GuiEndToEndTests(BrowserFixture browser)
             await page.Keyboard.PressAsync("Enter");
             await Expect(Screen(page)).ToContainTextAsync("ping time");
 
-            // Actions: ru then sd, output in the panel; sd ends the app (Stopped: shut down on request).
+            // Actions: ru then sd, output in the panel; sd ends the app: Exited(code), flagged as stopped on request.
             await Row(page, 1).Locator("button[data-action=\"ru\"]").ClickAsync();
             await Expect(page.Locator("#action-output")).ToContainTextAsync("[ 1 ]");
             await Row(page, 1).Locator("button[data-action=\"sd\"]").ClickAsync();
             await Expect(page.Locator("#action-output")).ToContainTextAsync("shutdown pid");
-            await Expect(Row(page, 1)).ToHaveAttributeAsync("data-state", "Stopped");
-            await Expect(Row(page, 1).Locator("td.state")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex("^Stopped"));
+            await Expect(Row(page, 1)).ToHaveAttributeAsync("data-state", "Exited");
+            await Expect(Row(page, 1).Locator("td.state")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^Exited\(\d+\)$"));
+            await Expect(Row(page, 1)).ToHaveAttributeAsync("data-stop-requested", "true");
             await Expect(Row(page, 1).Locator("td.cpu")).ToHaveTextAsync("-");
 
             await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Paths.Artifacts, "start-la-sd.png"), FullPage = true });
@@ -80,7 +81,8 @@ public sealed class GuiEndToEndTests(BrowserFixture browser)
 
             // The daemon agrees.
             var list = await daemon.Http.GetFromJsonAsync<JsonElement>("api/processes", TestContext.Current.CancellationToken);
-            Assert.Equal("Stopped", list[0].GetProperty("state").GetString());
+            Assert.Equal("Exited", list[0].GetProperty("state").GetString());
+            Assert.True(list[0].GetProperty("stopRequested").GetBoolean());
         }
         finally
         {

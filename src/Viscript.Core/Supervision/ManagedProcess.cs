@@ -33,7 +33,10 @@ public sealed class ManagedProcess
     internal Lock Gate { get; } = new();
 
     /// <summary>Current state.</summary>
-    public ProcessState State { get; internal set; } = ProcessState.Stopped;
+    public ProcessState State { get; internal set; } = ProcessState.Created;
+
+    /// <summary>Whether the current or last run was asked to stop (sd, kill, restart, daemon exit): its end is not a failure and is never restarted.</summary>
+    public bool StopRequested { get; internal set; }
 
     internal ProcessRun? Run { get; set; }
 

@@ -116,10 +116,11 @@ public sealed partial class Supervisor : IAsyncDisposable
         {
             p.LogFile = new LogFile(Path.Combine(LogDirectory, $"{SafeFileName(app.Name)}-{id}.log"), Config.Settings.LogFileMaxBytes);
         }
-        _processes[id] = p;
         string? error;
         lock (p.Gate)
         {
+            // Published under the gate: a concurrent list waits for the launch and never sees the Created state.
+            _processes[id] = p;
             error = Launch(p);
         }
         if (error is not null)
@@ -491,6 +492,7 @@ public sealed partial class Supervisor : IAsyncDisposable
     private string? Launch(ManagedProcess p)
     {
         var app = p.App;
+        p.StopRequested = false;
         TransitionTo(p, ProcessState.Starting, p.Restarts == 0 && p.Run is null && p.LastPid is null ? "start requested" : "starting again");
         var psi = new ProcessStartInfo(app.Path)
         {
@@ -596,7 +598,7 @@ public sealed partial class Supervisor : IAsyncDisposable
             Log.Exited(_logger, p.Id, p.App.Name, run.Pid, code);
             if (p.State == ProcessState.Stopping)
             {
-                TransitionTo(p, ProcessState.Stopped, $"pid {run.Pid} ended with code {code} after stop request");
+                TransitionTo(p, ProcessState.Exited, $"pid {run.Pid} ended with code {code} after stop request");
             }
             else
             {
@@ -707,9 +709,11 @@ public sealed partial class Supervisor : IAsyncDisposable
             case ProcessState.Backoff:
                 p.BackoffCts?.Cancel();
                 p.BackoffCts = null;
-                TransitionTo(p, ProcessState.Stopped, "stop requested during backoff");
+                p.StopRequested = true;
+                TransitionTo(p, ProcessState.Exited, "stop requested during backoff");
                 return null;
             case ProcessState.Starting or ProcessState.Running:
+                p.StopRequested = true;
                 TransitionTo(p, ProcessState.Stopping, "stop requested");
                 return p.Run;
             case ProcessState.Stopping:
@@ -920,7 +924,7 @@ public sealed partial class Supervisor : IAsyncDisposable
         var display = ProcessStates.Display(to, p.ExitCode);
         Log.StateChanged(_logger, p.Id, p.App.Name, from, to, reason);
         RaiseEvent(new ProcessEvent(_time.GetUtcNow(), "state", p.Id, p.App.Name, from.ToString(), display, p.Run?.Pid ?? p.LastPid,
-            to is ProcessState.Exited or ProcessState.Stopped or ProcessState.Backoff or ProcessState.Fatal ? p.ExitCode : null, reason));
+            to is ProcessState.Exited or ProcessState.Backoff or ProcessState.Fatal ? p.ExitCode : null, reason, p.StopRequested));
     }
 
     private void RaiseEvent(ProcessEvent e)
@@ -957,14 +961,15 @@ public sealed partial class Supervisor : IAsyncDisposable
                 active ? Math.Max(0, (_time.GetUtcNow() - run!.StartedAt).TotalSeconds) : null,
                 p.CommandLine,
                 p.Restarts,
-                p.App.Daemon);
+                p.App.Daemon,
+                p.StopRequested);
         }
     }
 
     private ProcessInfo DescribeRemote(SignalClientInfo c) => new(
         c.Id, null, c.Pid, ProcessState.Unknown.ToString(), (int)ProcessState.Unknown, ProcessStates.Display(ProcessState.Unknown, null), null, true, true,
         c.RemoteEndPoint.ToString(), c.RegisteredAt, Math.Max(0, (_time.GetUtcNow() - c.RegisteredAt).TotalSeconds),
-        $"(signal client from {c.RemoteEndPoint})", 0, false);
+        $"(signal client from {c.RemoteEndPoint})", 0, false, false);
 
     private void RequireSignalClient(ulong id)
     {

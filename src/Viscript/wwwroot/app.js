@@ -663,6 +663,9 @@ function renderProcesses() {
     const state = row.querySelector('.state');
     state.textContent = p.display;
     state.className = 'state state-' + p.state.toLowerCase();
+    // A finished process is always Exited(code); whether it was asked to stop is a separate flag.
+    row.dataset.stopRequested = p.stopRequested ? 'true' : 'false';
+    state.title = p.state === 'Exited' ? (p.stopRequested ? 'stopped on request (sd/kill/restart)' : 'ended on its own') : '';
     row.querySelector('.pid').textContent = p.pid ?? '-';
     row.querySelector('.uptime').textContent = fmtUptime(p.uptimeSeconds);
     row.querySelector('.cpu').textContent = live && last?.cpuPercent != null ? last.cpuPercent.toFixed(1) + ' %' : '-';

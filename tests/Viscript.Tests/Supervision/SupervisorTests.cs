@@ -60,10 +60,12 @@ public sealed class SupervisorTests : IAsyncLifetime
 
         var stop = await sup.StopAsync(1);
         Assert.Equal(info.Pid, stop.Pid);
-        Assert.Equal("Stopped(143)", stop.Process.Display);
+        Assert.Equal("Exited(143)", stop.Process.Display);
+        Assert.True(stop.Process.StopRequested);
         Assert.False(Pids.IsAlive(info.Pid.Value));
         var states = events.Events.Where(e => e.Kind == "state").Select(e => e.To).ToList();
-        Assert.Equal(["Starting", "Running", "Stopping", "Stopped(143)"], states);
+        Assert.Equal(["Starting", "Running", "Stopping", "Exited(143)"], states);
+        Assert.True(events.Events.Last(e => e.Kind == "state").StopRequested);
     }
 
     [Fact]
@@ -151,13 +153,16 @@ public sealed class SupervisorTests : IAsyncLifetime
         using var events = new EventRecorder(sup);
         sup.Start("once");
         sup.Start("again");
-        Assert.Equal("Exited(0)", (await events.WaitStateAsync(1, "Exited")).To);
+        var exited = await events.WaitStateAsync(1, "Exited");
+        Assert.Equal("Exited(0)", exited.To);
+        Assert.False(exited.StopRequested);
+        Assert.False(sup.Get(1).StopRequested);
         // max_retries 0: the first quick exit is already one failure too many.
         await events.WaitStateAsync(2, "Fatal");
     }
 
     [Fact]
-    public async Task Stop_DuringBackoff_IsStoppedAndNeverRestarts()
+    public async Task Stop_DuringBackoff_IsExitedWithLastCodeAndNeverRestarts()
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var sup = Create(TestConfigs.Build(TestConfigs.App("crasher", "crash 1 0", "restart: always", "backoff: 5s")), time: time);
@@ -165,9 +170,10 @@ public sealed class SupervisorTests : IAsyncLifetime
         sup.Start("crasher");
         await events.WaitStateAsync(1, "Backoff");
         var r = await sup.StopAsync(1);
-        Assert.Equal("Stopped", r.Process.State);
+        Assert.Equal("Exited(1)", r.Process.Display);
+        Assert.True(r.Process.StopRequested);
         time.Advance(TimeSpan.FromMinutes(1));
-        Assert.Equal("Stopped", sup.Get(1).State);
+        Assert.Equal("Exited", sup.Get(1).State);
         Assert.DoesNotContain(events.Events, e => e.Kind == "state" && e.To == "Starting" && e.From == "Backoff");
     }
 
@@ -238,7 +244,7 @@ public sealed class SupervisorTests : IAsyncLifetime
         Assert.Equal([1UL], signal.ShutdownCalls);
         Assert.Equal(4242, r.ReportedPid);
         Assert.Equal(info.Pid, r.Pid);
-        Assert.Equal("Stopped", r.Process.State);
+        Assert.Equal("Exited", r.Process.State);
         Assert.False(Pids.IsAlive(info.Pid!.Value));
     }
 
@@ -249,7 +255,7 @@ public sealed class SupervisorTests : IAsyncLifetime
         var info = sup.Start("stubborn");
         await WaitForLogAsync(sup, 1, "ignoring SIGTERM from now on");
         var r = await sup.StopAsync(1);
-        Assert.Equal("Stopped(137)", r.Process.Display);
+        Assert.Equal("Exited(137)", r.Process.Display);
         Assert.False(Pids.IsAlive(info.Pid!.Value));
         Assert.Contains(sup.GetLogs(1).Tail(10), l => l.Text == "testapp ignoring SIGTERM");
     }
@@ -272,7 +278,7 @@ public sealed class SupervisorTests : IAsyncLifetime
         {
             Assert.True(await Pids.WaitGoneAsync(pid, TimeSpan.FromSeconds(10)), $"pid {pid} survived");
         }
-        Assert.All(sup.List(), p => Assert.Contains(p.State, new[] { "Stopped", "Exited" }));
+        Assert.All(sup.List(), p => Assert.Equal("Exited", p.State));
         Assert.Equal(ErrorCode.NotRunning, Assert.Throws<ViscriptException>(() => sup.Start("s")).Code);
     }
 
