@@ -75,6 +75,12 @@ internal sealed class ProcessRun(Process process, DateTimeOffset startedAt)
     public Task Pumps { get; set; } = Task.CompletedTask;
 
     public SemaphoreSlim StdinGate { get; } = new(1, 1);
+
+    /// <summary>Started as a session and process-group leader (through setsid): its pid is also its group id.</summary>
+    public bool NewSession { get; init; }
+
+    /// <summary>Descendants seen when a stop began; whatever of them outlives the process is stopped with its session.</summary>
+    public List<(int Pid, long StartTime)>? StopSnapshot { get; set; }
 }
 
 /// <summary>Per-process log file, rotated to <c>.1</c> at a size limit.</summary>

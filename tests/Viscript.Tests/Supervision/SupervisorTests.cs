@@ -89,6 +89,59 @@ public sealed class SupervisorTests : IAsyncLifetime
     }
 
     [Fact]
+    public void Start_NonExecutableFile_IsFatalAtOnce()
+    {
+        var file = _dir.Write("data.txt", "not a program\n");
+        var sup = Create($"apps:\n  data:\n    path: {file}\n");
+        Assert.Equal(ErrorCode.StartFailed, Assert.Throws<ViscriptException>(() => sup.Start("data")).Code);
+        Assert.Equal("Fatal", sup.Get(1).State);
+    }
+
+    private const string DoubleFork = "(sleep 1000 & echo grandchild $!)";
+
+    private static int PidAfter(Supervisor sup, ulong id, string prefix) => int.Parse(
+        sup.GetLogs(id).Tail(20).First(l => l.Text.StartsWith(prefix + " ", StringComparison.Ordinal)).Text[(prefix.Length + 1)..],
+        System.Globalization.CultureInfo.InvariantCulture);
+
+    [Fact]
+    public async Task Apps_AreSessionLeaders_AndSdStopsTheWholeGroup()
+    {
+        var sup = Create($"apps:\n  sh:\n    path: /bin/sh\n    default_args: [\"-c\", \"{DoubleFork}; exec sleep 1000\"]\n");
+        var info = sup.Start("sh");
+        await WaitForLogAsync(sup, 1, "grandchild");
+        var pid = info.Pid!.Value;
+        var grandchild = PidAfter(sup, 1, "grandchild");
+        var leader = ProcStat.Read(pid)!.Value;
+        // setsid made the app a session and group leader (same pid: no extra fork); the orphaned grandchild stays in its group.
+        Assert.Equal((pid, pid), (leader.Pgrp, leader.Session));
+        Assert.Equal(pid, ProcStat.Read(grandchild)!.Value.Pgrp);
+        Assert.Contains("sleep", File.ReadAllText($"/proc/{pid}/cmdline"), StringComparison.Ordinal);
+
+        var r = await sup.StopAsync(1);
+        Assert.Equal("Exited(143)", r.Process.Display);
+        Assert.False(Pids.IsAlive(grandchild), "the double-forked grandchild survived sd");
+    }
+
+    [Fact]
+    public async Task Exit_OnItsOwn_StopsWhatTheAppLeftBehind()
+    {
+        var sup = Create($"apps:\n  quick:\n    path: /bin/sh\n    default_args: [\"-c\", \"{DoubleFork}; (trap '' TERM; exec sleep 1000) & echo stubborn $!; read line\"]\n    stop_timeout: 300ms\n");
+        using var events = new EventRecorder(sup);
+        sup.Start("quick");
+        await WaitForLogAsync(sup, 1, "stubborn");
+        var grandchild = PidAfter(sup, 1, "grandchild");
+        var stubborn = PidAfter(sup, 1, "stubborn");
+        Assert.True(Pids.IsAlive(stubborn));
+        await sup.WriteInputAsync(1, "done");
+        // Exited is reported only once the leftovers are gone (SIGTERM, then SIGKILL after stop_timeout for the one ignoring it).
+        var exited = await events.WaitStateAsync(1, "Exited");
+        Assert.Equal("Exited(0)", exited.To);
+        Assert.False(exited.StopRequested);
+        Assert.False(Pids.IsAlive(grandchild), "grandchild survived");
+        Assert.False(Pids.IsAlive(stubborn), "the grandchild ignoring SIGTERM survived");
+    }
+
+    [Fact]
     public async Task Start_PassesArgumentsAndSignalEnvironment()
     {
         var sup = Create(TestConfigs.Build(TestConfigs.App("t", "args")));
