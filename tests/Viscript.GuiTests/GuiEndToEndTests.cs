@@ -172,6 +172,45 @@ public sealed class GuiEndToEndTests(BrowserFixture browser)
     }
 
     [Fact]
+    public async Task Attach_shows_a_prompt_before_its_newline()
+    {
+        const string config = """
+            apps:
+              prompt:
+                path: /bin/sh
+                default_args: ["-c", "read go; printf 'name? '; read name; echo \"hello $name\"; read end"]
+            settings:
+              runHeadless: false
+            """;
+        await using var daemon = await GuiDaemon.StartAsync(config);
+        var (page, errors) = await browser.NewPageAsync();
+        try
+        {
+            await page.GotoAsync(daemon.Url);
+            await Expect(Screen(page)).ToContainTextAsync("? for help");
+            await TypeLineAsync(page, "start -a prompt");
+            await Expect(page.Locator(".pane[data-term=\"1\"] .pane-mode")).ToContainTextAsync("attached to 1");
+            await page.Keyboard.TypeAsync("go");
+            await page.Keyboard.PressAsync("Enter");
+            // The prompt has no newline: it shows at once, at the start of the input row.
+            var promptRow = Screen(page).Locator(":scope > div", new() { HasTextRegex = new System.Text.RegularExpressions.Regex(@"^name\?") });
+            await Expect(promptRow).ToHaveCountAsync(1);
+            await page.Keyboard.TypeAsync("bob");
+            await Expect(promptRow).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^name\?\s+bob\s*$"));
+            await page.Keyboard.PressAsync("Enter");
+            // The answer starts a new row; the prompt row is kept once, not repeated.
+            await Expect(Screen(page).Locator(":scope > div", new() { HasTextRegex = new System.Text.RegularExpressions.Regex(@"^hello\sbob") })).ToHaveCountAsync(1);
+            await Expect(promptRow).ToHaveCountAsync(1);
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Paths.Artifacts, "attach-prompt.png") });
+            Assert.Empty(errors);
+        }
+        finally
+        {
+            await page.CloseAsync();
+        }
+    }
+
+    [Fact]
     public async Task First_paint_has_apps_and_states_without_javascript()
     {
         await using var daemon = await GuiDaemon.StartAsync();

@@ -91,7 +91,12 @@ public sealed record StopReport(ulong Id, int? Pid, int? ReportedPid, ProcessInf
 public sealed record DaemonInfo(string Version, int Pid, string? SignalAddress, string ControlUrl, string? ConfigFile, bool Headless);
 
 /// <summary>A captured output line on the control API.</summary>
-public sealed record LogLineInfo(long Seq, DateTimeOffset Time, string Stream, string Text);
+/// <param name="Seq">Position in the process's output (0 for a partial line).</param>
+/// <param name="Time">When it was read.</param>
+/// <param name="Stream"><c>stdout</c>, <c>stderr</c> or <c>system</c>.</param>
+/// <param name="Text">The line without its end-of-line.</param>
+/// <param name="Partial">An unfinished line (SSE event <c>partial</c>): everything written since the last newline; the complete line follows as a <c>line</c> event.</param>
+public sealed record LogLineInfo(long Seq, DateTimeOffset Time, string Stream, string Text, bool Partial = false);
 
 /// <summary>Error body (<c>application/problem+json</c>, RFC 9457) with the stable <see cref="ErrorCode"/> in <c>code</c>.</summary>
 /// <param name="Type">URI naming the error kind (<c>urn:viscript:error:&lt;slug&gt;</c>).</param>

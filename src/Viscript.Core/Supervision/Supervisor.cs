@@ -52,6 +52,9 @@ public sealed partial class Supervisor : IAsyncDisposable
     /// <summary>Longest line kept; longer output is split.</summary>
     public const int MaxLineChars = 16 * 1024;
 
+    /// <summary>How long an unfinished line (a prompt) waits for its newline before live followers are shown it.</summary>
+    public static readonly TimeSpan PartialLineDelay = TimeSpan.FromMilliseconds(50);
+
     private readonly ConcurrentDictionary<ulong, ManagedProcess> _processes = new();
     private readonly Lock _idGate = new();
     private readonly ISignalGateway _signal;
@@ -1053,7 +1056,25 @@ public sealed partial class Supervisor : IAsyncDisposable
                 int n;
                 try
                 {
-                    n = await stream.ReadAsync(buffer.AsMemory(0, 16 * 1024));
+                    var read = stream.ReadAsync(buffer.AsMemory(0, 16 * 1024));
+                    if (pending.Length > 0 && !read.IsCompleted)
+                    {
+                        // An unfinished line and nothing more for a moment (a prompt): show it to live followers now.
+                        // The ring buffer and the log file keep whole lines only.
+                        var readTask = read.AsTask();
+                        using var idleCts = new CancellationTokenSource();
+                        var idle = Task.Delay(PartialLineDelay, TimeProvider.System, idleCts.Token);
+                        if (await Task.WhenAny(readTask, idle) == idle)
+                        {
+                            p.Logs.PublishPartial(kind, pending.ToString());
+                        }
+                        await idleCts.CancelAsync();
+                        n = await readTask;
+                    }
+                    else
+                    {
+                        n = await read;
+                    }
                 }
                 catch (IOException)
                 {

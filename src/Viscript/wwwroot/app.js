@@ -138,6 +138,11 @@ class Pane {
     this.typeAhead = ''; // keys typed while a command runs, replayed at the next prompt
     this.cursorRow = 0; // row of the cursor within the (wrapped) input line
     this.targetId = null;
+    // An unfinished output line of the attached/followed app (a prompt): shown at once as the start of the input row.
+    this.shown = null; // text of the unfinished line so far
+    this.shownStream = null;
+    this.cut = 0; // chars of it already on an earlier row (the user pressed Enter after it)
+    this.rowOpen = false; // whether the input row starts with it
 
     this.element = el('div', { class: 'pane', 'data-term': String(this.id) });
     const head = el('div', { class: 'pane-head' },
@@ -178,8 +183,45 @@ class Pane {
 
   promptText() {
     if (this.mode === 'prompt') return '> ';
-    if (this.mode === 'attach') return '';
+    if (this.mode === 'attach') return this.rowOpen ? this.partialText() : '';
+    if (this.mode === 'follow' && this.rowOpen) return this.partialText();
     return null; // busy/follow: no input line
+  }
+
+  partialText() {
+    const text = (this.shown ?? '').slice(this.cut);
+    return this.cut === 0 && this.shownStream === 'stderr' ? '[stderr] ' + text : text;
+  }
+
+  clearPartial() {
+    this.shown = null;
+    this.shownStream = null;
+    this.cut = 0;
+    this.rowOpen = false;
+  }
+
+  /** An unfinished line (SSE "partial"): everything since the last newline, shown without waiting for it. */
+  showPartial(e) {
+    const continues = this.shown !== null && this.shownStream === e.stream && e.text.startsWith(this.shown);
+    if (!continues) {
+      if (this.rowOpen) this.term.write(this.eraseInput() + this.partialText() + '\r\n');
+      this.cut = 0;
+    }
+    this.shown = e.text;
+    this.shownStream = e.stream;
+    this.rowOpen = this.shown.length > this.cut;
+    this.redraw();
+  }
+
+  /** A complete line: it finishes the unfinished one shown before (only the missing part is added), or prints as is. */
+  showLine(e) {
+    const continues = this.shown !== null && this.shownStream === e.stream && e.text.startsWith(this.shown);
+    let text = formatLogLine(e);
+    if (continues && this.cut > 0) text = e.text.slice(this.cut);
+    else if (!continues && this.rowOpen) this.term.write(this.eraseInput() + this.partialText() + '\r\n');
+    this.clearPartial();
+    if (continues && text === '') this.redraw();
+    else this.print([text]);
   }
 
   /** Escape codes that erase the input line, which may wrap over several rows, leaving the cursor at its start. */
@@ -351,7 +393,10 @@ class Pane {
       const line = this.buf;
       this.buf = '';
       this.pos = 0;
-      this.term.write(this.eraseInput() + DIM + line + RESET + '\r\n');
+      const before = this.rowOpen ? this.partialText() : '';
+      this.term.write(this.eraseInput() + before + DIM + line + RESET + '\r\n');
+      // The prompt stays on that row; what the app writes next starts a new one.
+      if (this.rowOpen) { this.cut = this.shown.length; this.rowOpen = false; }
       this.sendInput(line);
       return;
     }
@@ -457,7 +502,8 @@ class Pane {
     const tail = mode === 'attach' ? 20 : 0;
     streamEvents(`/processes/${id}/logs?follow=true&n=${tail}`, (name, e) => {
       if (this.stream !== controller) return;
-      if (name === 'line') this.print([formatLogLine(e)]);
+      if (name === 'line') this.showLine(e);
+      else if (name === 'partial') this.showPartial(e);
       else if (name === 'end') {
         this.print([`${DIM}[${id}] ${e.state || 'ended'}${RESET}`]);
         this.endStream(false);
@@ -478,7 +524,9 @@ class Pane {
     const id = this.targetId;
     this.stream?.abort();
     this.stream = null;
-    if (wasAttach) this.term.write(this.eraseInput());
+    if (this.rowOpen) this.term.write(this.eraseInput() + this.partialText() + '\r\n');
+    else if (wasAttach) this.term.write(this.eraseInput());
+    this.clearPartial();
     this.setMode('prompt');
     if (announce) this.term.write(`${DIM}${wasAttach ? 'Detached from' : 'Stopped following'} ${id}.${RESET}\r\n`);
     this.targetId = null;
