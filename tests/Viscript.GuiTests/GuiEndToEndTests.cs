@@ -157,6 +157,21 @@ public sealed class GuiEndToEndTests(BrowserFixture browser)
             await page.Keyboard.TypeAsync("lt");
             await page.Keyboard.PressAsync("Enter");
             await Expect(Screen(page, 2)).ToContainTextAsync("2 Terminals:");
+
+            // Panes move (the taskbar follows) and enlarge to the full width; the terminal refits to its new size.
+            await page.Locator(".pane[data-term=\"2\"] .pane-earlier").ClickAsync();
+            await Expect(page.Locator("#tasks button.task")).ToHaveTextAsync(["Terminal 2", "Terminal 1"]);
+            Assert.Equal(["2", "1"], await page.Locator("#terminals > .pane").EvaluateAllAsync<string[]>("els => els.map(e => e.dataset.term)"));
+            var pane1 = page.Locator(".pane[data-term=\"1\"]");
+            var narrow = (await pane1.BoundingBoxAsync())!.Width;
+            var screenWidth = await pane1.Locator(".xterm-screen").EvaluateAsync<double>("e => e.getBoundingClientRect().width");
+            await pane1.Locator(".pane-large").ClickAsync();
+            await Expect(pane1).ToHaveClassAsync(new System.Text.RegularExpressions.Regex(@"\blarge\b"));
+            Assert.True((await pane1.BoundingBoxAsync())!.Width > narrow * 1.6, "the enlarged pane does not span the width");
+            await page.WaitForFunctionAsync($"() => document.querySelector('.pane[data-term=\"1\"] .xterm-screen').getBoundingClientRect().width > {screenWidth.ToString(System.Globalization.CultureInfo.InvariantCulture)} * 1.6");
+            await page.Locator(".pane[data-term=\"1\"] .pane-earlier").ClickAsync();
+            Assert.Equal(["1", "2"], await page.Locator("#terminals > .pane").EvaluateAllAsync<string[]>("els => els.map(e => e.dataset.term)"));
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Paths.Artifacts, "panes-moved-large.png") });
             await page.Locator(".pane[data-term=\"1\"] .pane-close").ClickAsync();
             await Expect(page.Locator(".pane")).ToHaveCountAsync(1);
             await Expect(page.Locator("#tasks button.task")).ToHaveTextAsync(["Terminal 2"]);

@@ -148,6 +148,9 @@ class Pane {
     const head = el('div', { class: 'pane-head' },
       el('span', { class: 'pane-title', text: 'Terminal ' + this.id }),
       el('span', { class: 'pane-mode' }),
+      el('button', { type: 'button', class: 'pane-move pane-earlier', title: 'Move terminal left/up', 'aria-label': 'Move terminal ' + this.id + ' earlier', text: '\u25c0', onclick: (e) => { e.stopPropagation(); this.move(-1); } }),
+      el('button', { type: 'button', class: 'pane-move pane-later', title: 'Move terminal right/down', 'aria-label': 'Move terminal ' + this.id + ' later', text: '\u25b6', onclick: (e) => { e.stopPropagation(); this.move(1); } }),
+      el('button', { type: 'button', class: 'pane-large', title: 'Enlarge: full width, double height (again: back)', 'aria-label': 'Enlarge terminal ' + this.id, 'aria-pressed': 'false', text: '\u2922', onclick: (e) => { e.stopPropagation(); this.toggleLarge(); } }),
       el('button', { type: 'button', class: 'pane-close', title: 'Close terminal', 'aria-label': 'Close terminal ' + this.id, text: '\u00d7', onclick: (e) => { e.stopPropagation(); closePane(this.id); } }));
     this.body = el('div', { class: 'pane-body' });
     this.element.append(head, this.body);
@@ -179,6 +182,26 @@ class Pane {
 
   refit() {
     try { this.fit.fit(); } catch { /* not laid out yet */ }
+  }
+
+  /** Moves the pane one place earlier (-1) or later (+1) in the grid; its taskbar button follows. */
+  move(delta) {
+    for (const [node, selector] of [[this.element, '#terminals > .pane'], [this.taskButton, '#tasks > .task']]) {
+      const all = [...document.querySelectorAll(selector)];
+      const i = all.indexOf(node);
+      const j = i + delta;
+      if (i < 0 || j < 0 || j >= all.length) continue;
+      if (delta < 0) all[j].before(node);
+      else all[j].after(node);
+    }
+    this.term.focus();
+  }
+
+  /** Toggles the large size: the pane spans every column and two rows (the terminal refits to it). */
+  toggleLarge() {
+    const large = this.element.classList.toggle('large');
+    $('.pane-large', this.element).setAttribute('aria-pressed', String(large));
+    this.term.focus();
   }
 
   promptText() {
