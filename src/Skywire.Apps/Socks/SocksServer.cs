@@ -111,6 +111,12 @@ public sealed partial class SocksServer
                 return;
             }
 
+            if (request.Command == SocksCommand.UdpAssociate)
+            {
+                await ServeUdpAsync(stream, header.Leftover, peer, cancellationToken);
+                return;
+            }
+
             if (request.Command != SocksCommand.Connect)
             {
                 Log.UnsupportedCommand(_logger, peer, (byte)request.Command);
