@@ -99,6 +99,21 @@ public sealed class NodeAllowListTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task NodeHost_RevokedWhileConnected_GivesUp_CompletionFaultsForbidden()
+    {
+        var options = new NodeOptions { Manager = new ManagerAddress(_manager.LocalEndPoint, _managerKey.Public) };
+        await using var node = new NodeHost(_listed, options);
+        await node.StartAsync(TestContext.Current.CancellationToken);
+        Assert.False(node.Completion.IsCompleted);
+
+        File.WriteAllText(ListFile, "# nobody\n");
+        Assert.Equal(0, _manager.ReloadAllowedNodes());
+        var ex = await Assert.ThrowsAsync<ControlException>(() => node.Completion.WaitAsync(Limit, TestContext.Current.CancellationToken));
+        Assert.Equal(ControlErrorCode.Forbidden, ex.Code);
+        Assert.Contains("allow-list", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task FileChange_IsPickedUpWithoutSignal()
     {
         await using var manager = new ManagerServer(_managerKey, new ManagerOptions

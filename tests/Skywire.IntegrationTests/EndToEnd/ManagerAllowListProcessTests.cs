@@ -55,16 +55,26 @@ public sealed partial class ManagerAllowListProcessTests : IDisposable
         await listed.WaitForLineAsync(" links ", Limit);
 
         File.AppendAllText(FilePath("nodes.allow"), bKey + "  # added later\n");
-        using (var kill = Process.Start("kill", ["-HUP", manager.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-        {
-            await kill.WaitForExitAsync(TestContext.Current.CancellationToken);
-            Assert.Equal(0, kill.ExitCode);
-        }
+        await HangUpAsync(manager.Id);
 
         // SIGHUP or the file watcher, whichever comes first: either reload admits b.
         await manager.WaitForLineAsync("Node allow-list reloaded: 2 keys", Limit);
         await using var admitted = Node(address, "b");
         await admitted.WaitForLineAsync($"node {bKey} links ", Limit);
         Assert.DoesNotContain("error", listed.Stderr, StringComparison.Ordinal);
+
+        // Revoking a's key disconnects it; its reconnect is refused and it exits 3 with the reason.
+        File.WriteAllText(FilePath("nodes.allow"), bKey + "\n");
+        await HangUpAsync(manager.Id);
+        Assert.Equal(3, await listed.WaitForExitAsync(Limit));
+        Assert.Contains("error: manager refused this node: node key", listed.Stderr, StringComparison.Ordinal);
+        Assert.False(admitted.HasExited);
+    }
+
+    private static async Task HangUpAsync(int pid)
+    {
+        using var kill = Process.Start("kill", ["-HUP", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await kill.WaitForExitAsync(TestContext.Current.CancellationToken);
+        Assert.Equal(0, kill.ExitCode);
     }
 }
