@@ -230,7 +230,7 @@ public sealed class SocksUdpMeshTests : IAsyncLifetime
     }
 
     /// <summary>A SOCKS5 UDP client: the TCP control connection and a connected UDP socket to the relay.</summary>
-    private sealed class UdpAssociation : IAsyncDisposable
+    internal sealed class UdpAssociation : IAsyncDisposable
     {
         private UdpAssociation(NetworkStream control, UdpClient udp, IPEndPoint relay)
         {
@@ -303,7 +303,7 @@ public sealed class SocksUdpMeshTests : IAsyncLifetime
     }
 
     /// <summary>A UDP echo server on a loopback address; records every payload it got.</summary>
-    private sealed class UdpEcho : IDisposable
+    internal sealed class UdpEcho : IDisposable
     {
         private readonly UdpClient _udp;
         private readonly Task _loop;
