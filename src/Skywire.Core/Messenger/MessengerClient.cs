@@ -119,6 +119,9 @@ public sealed partial class MessengerClient : IAsyncDisposable
     /// <summary>The messenger's (proven) key.</summary>
     public PubKey MessengerKey => _options.MessengerKey;
 
+    /// <summary>The local address of the connection to the messenger (the interface that reaches it).</summary>
+    public IPEndPoint? LocalEndPoint { get; private set; }
+
     /// <summary>The limits the messenger announced.</summary>
     public MessengerHelloAck Limits => _limits;
 
@@ -174,7 +177,7 @@ public sealed partial class MessengerClient : IAsyncDisposable
         }
 
         var link = new MessengerLink(secure, "messenger " + options.MessengerKey.ToShortString(12), loggerFactory.CreateLogger<MessengerLink>());
-        var client = new MessengerClient(key, options, link, loggerFactory.CreateLogger<MessengerClient>());
+        var client = new MessengerClient(key, options, link, loggerFactory.CreateLogger<MessengerClient>()) { LocalEndPoint = socket.LocalEndPoint as IPEndPoint };
         link.Start(client.Handle);
         var hello = new MessengerHello
         {
