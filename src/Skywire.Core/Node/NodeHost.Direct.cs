@@ -34,6 +34,9 @@ public sealed partial class NodeHost
     private int _pendingDirectOffers;
     private long _directSessionsOpened;
 
+    /// <summary>Whether the node is registered at its messenger now (false without one).</summary>
+    public bool MessengerConnected => _messenger?.IsConnected ?? false;
+
     /// <summary>Direct sessions to other clusters' nodes that were established (both roles) since the start.</summary>
     public long DirectSessionsEstablished => Interlocked.Read(ref _directSessionsOpened);
 
@@ -282,7 +285,7 @@ public sealed partial class NodeHost
 
             // The session now holds the admission; it closes itself when its handshake times out.
             await SendDirectAsync(messenger, peer, new DirectMessage { Type = DirectMessageType, Kind = DirectKind.Answer, Id = offer.Id, Route = inRoute, Link = FormatEndPoint(mine!) });
-            _ = _dataPlane.OpenLinkAsync(peer, remote!, _cts.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+            _ = PunchAsync(peer, remote!);
             try
             {
                 await session.Secure.Established;
@@ -297,6 +300,29 @@ public sealed partial class NodeHost
         finally
         {
             Interlocked.Decrement(ref _pendingDirectOffers);
+        }
+    }
+
+    /// <summary>
+    /// The answerer's half of the simultaneous open: unless the dialler's handshake got through meanwhile, open the
+    /// link toward the dialler too (its packets open our side of an address-filtering NAT for the dialler's retries,
+    /// and reach the dialler when the address we offered does not work). Waiting a moment first keeps the two
+    /// handshakes from crossing when the direct path simply works.
+    /// </summary>
+    private async Task PunchAsync(PubKey peer, IPEndPoint remote)
+    {
+        try
+        {
+            var delay = TimeSpan.FromTicks(Math.Min(_options.DirectLinkTimeout.Ticks / 4, TimeSpan.FromMilliseconds(500).Ticks));
+            await Task.Delay(delay, _options.TimeProvider, _cts.Token);
+            if (_dataPlane.GetLink(peer)?.State != Links.LinkState.Up && IsDirectPeer(peer))
+            {
+                await _dataPlane.OpenLinkAsync(peer, remote, _cts.Token);
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or TimeoutException or ArgumentException or ObjectDisposedException or InvalidOperationException)
+        {
+            // The dialler gives up on its own clock; nothing to clean here.
         }
     }
 

@@ -21,7 +21,7 @@ public sealed class CrossClusterTests
         var viaMessenger = messenger.ClientOptions();
         var nodeA = await cluster1.AddNodeAsync(o => o with { Messenger = viaMessenger });
         var nodeB = await cluster2.AddNodeAsync(o => o with { Messenger = viaMessenger });
-        await MessengerRelayTests.WaitUntilAsync(() => messenger.Server.IsOnline(nodeA.PublicKey) && messenger.Server.IsOnline(nodeB.PublicKey));
+        await MessengerRelayTests.WaitUntilAsync(() => nodeA.MessengerConnected && nodeB.MessengerConnected && messenger.Server.IsOnline(nodeA.PublicKey) && messenger.Server.IsOnline(nodeB.PublicKey));
 
         // Cluster 1's manager has never heard of node B: the dial goes through the messenger, the same API call.
         var (sent, received, count) = await MeshHarness.TransferAsync(nodeA, nodeB, 10 * 1024 * 1024).WaitAsync(TimeSpan.FromMinutes(3), ct);
@@ -43,7 +43,7 @@ public sealed class CrossClusterTests
         await using var cluster2 = MeshHarness.Start();
         var nodeA = await cluster1.AddNodeAsync(o => o with { Messenger = messenger.ClientOptions() });
         var nodeB = await cluster2.AddNodeAsync(o => o with { Messenger = messenger.ClientOptions() });
-        await MessengerRelayTests.WaitUntilAsync(() => messenger.Server.IsOnline(nodeA.PublicKey) && messenger.Server.IsOnline(nodeB.PublicKey));
+        await MessengerRelayTests.WaitUntilAsync(() => nodeA.MessengerConnected && nodeB.MessengerConnected && messenger.Server.IsOnline(nodeA.PublicKey) && messenger.Server.IsOnline(nodeB.PublicKey));
 
         await using var app = await MeshHarness.AppAsync(nodeA);
         var ex = await Assert.ThrowsAsync<AppApiException>(() => app.DialAsync(nodeB.NodeKey, "no-such-app", ct));
@@ -67,7 +67,7 @@ public sealed class CrossClusterTests
 
         // B takes no unsolicited inbound links at all: only a key it brokers a direct link with gets in.
         var nodeB = await cluster2.AddNodeAsync(o => o with { Messenger = messenger.ClientOptions(), DataPlane = o.DataPlane with { AcceptInboundLink = _ => false } });
-        await MessengerRelayTests.WaitUntilAsync(() => messenger.Server.IsOnline(nodeA.PublicKey) && messenger.Server.IsOnline(nodeB.PublicKey));
+        await MessengerRelayTests.WaitUntilAsync(() => nodeA.MessengerConnected && nodeB.MessengerConnected && messenger.Server.IsOnline(nodeA.PublicKey) && messenger.Server.IsOnline(nodeB.PublicKey));
 
         var (sent, received, count) = await MeshHarness.TransferAsync(nodeA, nodeB, 2 * 1024 * 1024).WaitAsync(TimeSpan.FromMinutes(2), ct);
         Assert.Equal(2 * 1024 * 1024, count);
@@ -106,7 +106,7 @@ public sealed class CrossClusterTests
         // B advertises an address that swallows everything (say, a NAT mapping that is not what it thinks): A's
         // handshakes are lost, but B's own handshake toward A opens the link.
         var nodeB = await cluster2.AddNodeAsync(o => o with { Messenger = messenger.ClientOptions(), AdvertisedLinkAddress = (IPEndPoint)deadEnd.Client.LocalEndPoint! });
-        await MessengerRelayTests.WaitUntilAsync(() => messenger.Server.IsOnline(nodeA.PublicKey) && messenger.Server.IsOnline(nodeB.PublicKey));
+        await MessengerRelayTests.WaitUntilAsync(() => nodeA.MessengerConnected && nodeB.MessengerConnected && messenger.Server.IsOnline(nodeA.PublicKey) && messenger.Server.IsOnline(nodeB.PublicKey));
 
         var (sent, received, count) = await MeshHarness.TransferAsync(nodeA, nodeB, 256 * 1024).WaitAsync(TimeSpan.FromMinutes(2), ct);
         Assert.Equal(256 * 1024, count);
@@ -127,7 +127,7 @@ public sealed class CrossClusterTests
         var direct = TimeSpan.FromSeconds(1);
         var nodeA = await cluster1.AddNodeAsync(o => o with { Messenger = messenger.ClientOptions(), DirectLinkTimeout = direct, AdvertisedLinkAddress = (IPEndPoint)deadA.Client.LocalEndPoint! });
         var nodeB = await cluster2.AddNodeAsync(o => o with { Messenger = messenger.ClientOptions(), DirectLinkTimeout = direct, AdvertisedLinkAddress = (IPEndPoint)deadB.Client.LocalEndPoint! });
-        await MessengerRelayTests.WaitUntilAsync(() => messenger.Server.IsOnline(nodeA.PublicKey) && messenger.Server.IsOnline(nodeB.PublicKey));
+        await MessengerRelayTests.WaitUntilAsync(() => nodeA.MessengerConnected && nodeB.MessengerConnected && messenger.Server.IsOnline(nodeA.PublicKey) && messenger.Server.IsOnline(nodeB.PublicKey));
 
         var (sent, received, count) = await MeshHarness.TransferAsync(nodeA, nodeB, 512 * 1024).WaitAsync(TimeSpan.FromMinutes(2), ct);
         Assert.Equal(512 * 1024, count);
