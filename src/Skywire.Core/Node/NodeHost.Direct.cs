@@ -227,7 +227,9 @@ public sealed partial class NodeHost
         switch (direct.Kind)
         {
             case DirectKind.Offer when !message.WasQueued:
-                _ = AnswerOfferAsync(message.From, direct);
+                _ = AnswerOfferAsync(message.From, direct).ContinueWith(
+                    t => Log.AnswerFailed(_logger, message.From, t.Exception!.GetBaseException()),
+                    CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
                 break;
             case DirectKind.Answer or DirectKind.Refuse:
                 // Only the key we sent that offer to can answer it.

@@ -655,6 +655,9 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
         [LoggerMessage(EventId = 7015, Level = LogLevel.Information, Message = "No direct link to {Peer} within {Timeout}; relaying")]
         public static partial void DirectTimedOut(ILogger logger, PubKey peer, TimeSpan timeout);
 
+        [LoggerMessage(EventId = 7016, Level = LogLevel.Warning, Message = "Answering a direct link offer from {Peer} failed")]
+        public static partial void AnswerFailed(ILogger logger, PubKey peer, Exception exception);
+
         [LoggerMessage(EventId = 7012, Level = LogLevel.Information, Message = "{Peer} refused a direct link: {Reason}")]
         public static partial void DirectRefused(ILogger logger, PubKey peer, string reason);
 
