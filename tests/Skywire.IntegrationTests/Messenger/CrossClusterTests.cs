@@ -142,3 +142,61 @@ public sealed class CrossClusterTests
         Assert.Equal(0, nodeB.DirectSessionsEstablished);
     }
 }
+
+/// <summary>The answering side of direct-link brokering, driven by hand: bad offers are refused, good ones admit only their sender.</summary>
+public sealed class DirectLinkOfferTests
+{
+    [Fact]
+    public async Task Offers_AreCheckedAndAnswered_AndOnlyTheOfferingKeyIsAdmittedPastADenyAllPolicy()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var messenger = new MessengerHarness();
+        await using var cluster = MeshHarness.Start();
+        var node = await cluster.AddNodeAsync(o => o with { Messenger = messenger.ClientOptions(), DataPlane = o.DataPlane with { AcceptInboundLink = _ => false } });
+        await MessengerRelayTests.WaitUntilAsync(() => node.MessengerConnected && messenger.Server.IsOnline(node.PublicKey));
+        await using var app = await MeshHarness.AppAsync(node);
+        await app.RegisterAsync("svc", "test", ct);
+
+        // The "other node": a key at the messenger, and a data plane with that key.
+        var key = KeyPair.Generate();
+        var peer = await messenger.ConnectAsync(key);
+        await using var plane = new NodeDataPlane(key, DataPlaneOptions.Default with { HandshakeTimeout = TimeSpan.FromSeconds(2) });
+        var link = plane.Start(new IPEndPoint(IPAddress.Loopback, 0));
+
+        // Before any offer, the deny-all policy keeps this key out.
+        await Assert.ThrowsAnyAsync<Exception>(() => plane.OpenLinkAsync(node.PublicKey, node.LinkEndPoint, ct));
+
+        // Not direct-link messages at all: ignored (no answer; the next offer's answer is the first message back).
+        await peer.SendAsync(node.PublicKey, "hello there", ct);
+        await peer.SendAsync(node.PublicKey, "{\"type\":\"skywire-direct/1\",\"kind\":\"mystery\",\"id\":\"x\"}", ct);
+
+        Assert.Equal("bad-offer", (await AskAsync(peer, node, Offer("1", 1UL << 63 | 1, 0x8000_0001, "not-an-address", "svc"), ct)).GetProperty("reason").GetString());
+        Assert.Equal("bad-offer", (await AskAsync(peer, node, Offer("2", 0, 0x8000_0001, link.ToString(), "svc"), ct)).GetProperty("reason").GetString());
+        Assert.Equal("no-app", (await AskAsync(peer, node, Offer("3", 1UL << 63 | 3, 0x8000_0001, link.ToString(), "nobody"), ct)).GetProperty("reason").GetString());
+
+        var answer = await AskAsync(peer, node, Offer("4", 1UL << 63 | 4, 0x8000_0001, link.ToString(), "svc"), ct);
+        Assert.Equal("answer", answer.GetProperty("kind").GetString());
+        Assert.Equal("4", answer.GetProperty("id").GetString());
+        Assert.NotEqual(0u, answer.GetProperty("route").GetUInt32());
+        Assert.Equal(node.LinkEndPoint.ToString(), answer.GetProperty("link").GetString());
+
+        // Now this key (and only this one) gets a link past the deny-all policy.
+        await plane.OpenLinkAsync(node.PublicKey, node.LinkEndPoint, ct).WaitAsync(MessengerHarness.Timeout, ct);
+        await using var other = new NodeDataPlane(KeyPair.Generate(), DataPlaneOptions.Default with { HandshakeTimeout = TimeSpan.FromSeconds(2) });
+        other.Start(new IPEndPoint(IPAddress.Loopback, 0));
+        await Assert.ThrowsAnyAsync<Exception>(() => other.OpenLinkAsync(node.PublicKey, node.LinkEndPoint, ct));
+    }
+
+    private static string Offer(string id, ulong session, uint route, string link, string app) =>
+        $"{{\"type\":\"skywire-direct/1\",\"kind\":\"offer\",\"id\":\"{id}\",\"session\":{session},\"route\":{route},\"link\":\"{link}\",\"app\":\"{app}\"}}";
+
+    private static async Task<System.Text.Json.JsonElement> AskAsync(Skywire.Core.Messenger.MessengerClient peer, Skywire.Core.Node.NodeHost node, string offer, CancellationToken ct)
+    {
+        await peer.SendAsync(node.PublicKey, offer, ct);
+        var reply = await MessengerHarness.ReceiveAsync(peer);
+        Assert.Equal(node.PublicKey, reply.From);
+        using var json = System.Text.Json.JsonDocument.Parse(reply.Data);
+        Assert.Equal("skywire-direct/1", json.RootElement.GetProperty("type").GetString());
+        return json.RootElement.Clone();
+    }
+}
