@@ -328,11 +328,22 @@ public sealed partial class AppApiServer : IAsyncDisposable
 
     private static async Task WatchForCloseAsync(Stream stream, CancellationToken cancellationToken)
     {
-        // An app sends nothing while its accept is pending: a zero-byte read completes on EOF (the app gave up).
+        // An app sends nothing while its accept is pending: a read completes only when it gave up (EOF). The read
+        // peeks one byte rather than reading zero bytes: a zero-byte read can complete while the connection is alive
+        // and idle (seen on Linux, about one accept in twenty under load), which made the node drop the accept
+        // while the app kept waiting for its answer. A peek consumes nothing the pipe would need.
         try
         {
-            var n = await stream.ReadAsync(Memory<byte>.Empty, cancellationToken);
-            _ = n;
+            if (stream is NetworkStream network)
+            {
+                var n = await network.Socket.ReceiveAsync(new byte[1], SocketFlags.Peek, cancellationToken);
+                _ = n;
+            }
+            else
+            {
+                var n = await stream.ReadAsync(Memory<byte>.Empty, cancellationToken);
+                _ = n;
+            }
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException or SocketException)
         {
