@@ -29,6 +29,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
     private readonly Dictionary<string, Channel<IncomingStream>> _accepting = new(StringComparer.Ordinal);
     private readonly List<Task> _connections = [];
     private Task? _acceptLoop;
+    private int _pendingAccepts;
     private int _disposed;
 
     /// <param name="host">The node.</param>
@@ -71,6 +72,9 @@ public sealed partial class AppApiServer : IAsyncDisposable
             return _accepting.TryGetValue(appName, out var queue) && queue.Writer.TryWrite(stream);
         }
     }
+
+    /// <summary>Accept requests now waiting for a stream (tests synchronise on it).</summary>
+    internal int PendingAccepts => Volatile.Read(ref _pendingAccepts);
 
     /// <summary>Names registered by connected apps.</summary>
     public IReadOnlyList<string> RegisteredApps()
@@ -175,13 +179,9 @@ public sealed partial class AppApiServer : IAsyncDisposable
 
                             break;
                         case AppApiOpcode.Accept:
+                            // Either the connection became a stream, or the app closed it while waiting: done either way.
                             handedOff = await AcceptAsync(stream, id, FrameIo.Parse(payload, AppApiJsonContext.Default.AcceptMessage));
-                            if (handedOff)
-                            {
-                                return;
-                            }
-
-                            break;
+                            return;
                         default:
                             await ErrorAsync(stream, id, AppApiErrorCode.BadRequest, $"unknown opcode 0x{op:x2}");
                             break;
@@ -284,7 +284,8 @@ public sealed partial class AppApiServer : IAsyncDisposable
         return true;
     }
 
-    private async Task<bool> AcceptAsync(Stream stream, uint id, AcceptMessage message)
+    /// <summary>Waits for a stream for <paramref name="message"/>'s app; false when the app closed the connection first.</summary>
+    private async Task<bool> AcceptAsync(NetworkStream stream, uint id, AcceptMessage message)
     {
         Channel<IncomingStream>? queue;
         lock (_sync)
@@ -303,10 +304,27 @@ public sealed partial class AppApiServer : IAsyncDisposable
             // The app gives up on an accept by closing the connection: notice that while waiting.
             var closed = WatchForCloseAsync(stream, watch.Token);
             var next = queue.Reader.ReadAsync(watch.Token).AsTask();
+            Interlocked.Increment(ref _pendingAccepts);
             var done = await Task.WhenAny(next, closed);
+            Interlocked.Decrement(ref _pendingAccepts);
             await watch.CancelAsync();
             if (done != next)
             {
+                // A stream taken at the same instant goes back to the queue for the app's next accept.
+                try
+                {
+                    var raced = await next;
+                    if (!queue.Writer.TryWrite(raced))
+                    {
+                        _host.AbortStream(raced.Stream);
+                        await raced.Stream.DisposeAsync();
+                    }
+                }
+                catch (Exception ex) when (ex is OperationCanceledException or ChannelClosedException)
+                {
+                }
+
+                Log.AcceptWithdrawn(_logger, message.Name);
                 return false;
             }
 
@@ -326,23 +344,34 @@ public sealed partial class AppApiServer : IAsyncDisposable
         return true;
     }
 
-    private static async Task WatchForCloseAsync(Stream stream, CancellationToken cancellationToken)
+    /// <summary>
+    /// Completes when the app closes (or resets) its connection while its accept waits. An app sends nothing then,
+    /// so a zero-byte read wakes us; but on .NET's Unix socket engine a zero-byte read is only a readiness hint: it
+    /// completes with 0 on any readiness event, even a stale one for bytes already read (it happened under load and
+    /// lost the accept: the app waited forever for its answer). So each wake-up is checked before it counts: end of
+    /// stream (or an error) is a readable socket with nothing to read.
+    /// </summary>
+    private static async Task WatchForCloseAsync(NetworkStream stream, CancellationToken cancellationToken)
     {
-        // An app sends nothing while its accept is pending: a read completes only when it gave up (EOF). The read
-        // peeks one byte rather than reading zero bytes: a zero-byte read can complete while the connection is alive
-        // and idle (seen on Linux, about one accept in twenty under load), which made the node drop the accept
-        // while the app kept waiting for its answer. A peek consumes nothing the pipe would need.
+        var socket = stream.Socket;
         try
         {
-            if (stream is NetworkStream network)
+            while (true)
             {
-                var n = await network.Socket.ReceiveAsync(new byte[1], SocketFlags.Peek, cancellationToken);
-                _ = n;
-            }
-            else
-            {
-                var n = await stream.ReadAsync(Memory<byte>.Empty, cancellationToken);
-                _ = n;
+                _ = await socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, cancellationToken);
+                if (!socket.Poll(0, SelectMode.SelectRead))
+                {
+                    continue; // a spurious wake-up: nothing happened
+                }
+
+                if (socket.Available == 0)
+                {
+                    return; // end of stream or error: the app gave up
+                }
+
+                // The app sent bytes before its answer (they will follow the stream's first bytes): it is not closing,
+                // and another zero-byte read would complete at once, so stop watching.
+                await Task.Delay(Timeout.Infinite, cancellationToken);
             }
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException or SocketException)
@@ -416,5 +445,8 @@ public sealed partial class AppApiServer : IAsyncDisposable
 
         [LoggerMessage(EventId = 7104, Level = LogLevel.Information, Message = "App {Name} disconnected")]
         public static partial void AppGone(ILogger logger, string name);
+
+        [LoggerMessage(EventId = 7105, Level = LogLevel.Debug, Message = "App {Name} closed a pending accept")]
+        public static partial void AcceptWithdrawn(ILogger logger, string name);
     }
 }

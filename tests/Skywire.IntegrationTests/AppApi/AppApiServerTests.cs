@@ -180,6 +180,64 @@ public sealed class AppApiServerTests : IAsyncLifetime
         Assert.Equal("data"u8.ToArray(), got.ToArray());
     }
 
+    /// <summary>A raw app connection past its hello, with an Accept for <paramref name="name"/> sent.</summary>
+    private async Task<(System.Net.Sockets.TcpClient Client, System.Net.Sockets.NetworkStream Stream)> RawAcceptAsync(string name, byte[]? extra = null)
+    {
+        var client = new System.Net.Sockets.TcpClient { NoDelay = true };
+        await client.ConnectAsync(_server.LocalEndPoint);
+        var s = client.GetStream();
+        await FrameIo.WriteFrameAsync(s, (byte)AppApiOpcode.Hello, 1, new AppHelloMessage { Version = AppApiProtocol.Version, Token = Token },
+            AppApiJsonContext.Default.AppHelloMessage, CancellationToken.None);
+        var ack = await FrameIo.ReadFrameAsync(s, AppApiProtocol.MaxFrameSize, CancellationToken.None).WaitAsync(Limit);
+        Assert.Equal((byte)AppApiOpcode.Hello | FrameCodec.ResponseBit, ack!.Value.Opcode);
+        var accept = FrameCodec.Encode((byte)AppApiOpcode.Accept, 2, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new AcceptMessage { Name = name }, AppApiJsonContext.Default.AcceptMessage));
+        await s.WriteAsync(extra is null ? accept : [.. accept, .. extra]);
+        return (client, s);
+    }
+
+    // The server watches a waiting accept's connection for the app closing it. A wake-up of that watch that is not
+    // the end of the stream (here: bytes the app sent early; under load: a stale readiness event) once ended the
+    // accept without an answer, and the app waited for ever.
+    [Fact]
+    public async Task Accept_AppSendsBytesWhileWaiting_StillGetsItsStream_TheBytesFollow()
+    {
+        await using var app = await SkywireApp.ConnectAsync(_server.LocalEndPoint, Token);
+        await app.RegisterAsync("svc", "t");
+        var (client, s) = await RawAcceptAsync("svc", "early"u8.ToArray());
+        using (client)
+        {
+            await WaitUntil(() => _server.PendingAccepts == 1);
+            var (local, remote) = HalfStream.Pair();
+            Assert.True(_server.TryDeliver("svc", new IncomingStream(local, "02" + new string('c', 64), "caller")));
+
+            var answer = await FrameIo.ReadFrameAsync(s, AppApiProtocol.MaxFrameSize, CancellationToken.None).WaitAsync(Limit);
+            Assert.Equal((byte)AppApiOpcode.Accept | FrameCodec.ResponseBit, answer!.Value.Opcode);
+            var early = new byte[5];
+            await remote.ReadExactlyAsync(early).AsTask().WaitAsync(Limit);
+            Assert.Equal("early"u8.ToArray(), early);
+        }
+    }
+
+    [Fact]
+    public async Task Accept_AppClosesWhileWaiting_TheStreamGoesToItsNextAccept()
+    {
+        await using var app = await SkywireApp.ConnectAsync(_server.LocalEndPoint, Token);
+        await app.RegisterAsync("svc", "t");
+        var (client, _) = await RawAcceptAsync("svc");
+        await WaitUntil(() => _server.PendingAccepts == 1);
+        client.Dispose();
+        await WaitUntil(() => _server.PendingAccepts == 0);
+
+        var (local, remote) = HalfStream.Pair();
+        Assert.True(_server.TryDeliver("svc", new IncomingStream(local, "02" + new string('c', 64), "caller")));
+        await using var stream = await app.AcceptAsync().WaitAsync(Limit);
+        await remote.WriteAsync("data"u8.ToArray());
+        remote.CompleteWrites();
+        var got = new MemoryStream();
+        await stream.CopyToAsync(got).WaitAsync(Limit);
+        Assert.Equal("data"u8.ToArray(), got.ToArray());
+    }
+
     [Fact]
     public async Task GarbageFirstFrame_ClosesConnection()
     {

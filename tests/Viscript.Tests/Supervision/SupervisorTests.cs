@@ -213,6 +213,13 @@ public sealed class SupervisorTests : IAsyncLifetime
         var sup = Create("apps:\n  s:\n    path: sleep\n    default_args: [\"1000\"]\n", signal);
         var info = sup.Start("s");
         var r = await sup.ResourceUsageAsync(1);
+        // The kernel syncs a fresh process's RSS counters lazily (a just-exec'd process may read 0 pages): poll, bounded.
+        for (var deadline = DateTime.UtcNow.AddSeconds(20); r.RssBytes is not > 0 && DateTime.UtcNow < deadline;)
+        {
+            await Task.Delay(20, TestContext.Current.CancellationToken);
+            r = await sup.ResourceUsageAsync(1);
+        }
+
         Assert.Equal(info.Pid, r.Pid);
         Assert.True(r.RssBytes > 0);
         Assert.True(r.Threads >= 1);
