@@ -173,10 +173,11 @@ public static class MessengerCommands
         });
 
         var count = new Option<int>("--count") { Description = "Exit after this many messages (0: run until Ctrl+C)." };
-        var listen = new Command("listen", "Print each message received, one per line: the sender's public key, a space, the text (control characters escaped).") { count };
+        var listen = new Command("listen", "Print each message received, one per line: the sender's public key, a space, the text (control characters escaped). Reconnects by itself when the connection drops.") { count };
         listen.SetAction(async (parse, cancellationToken) =>
         {
-            var (client, code) = await ConnectAsync(parse, messenger, messengerKey, key, loggerFactory, cancellationToken);
+            // A listener outlives connection drops: the client reconnects and registers again by itself.
+            var (client, code) = await ConnectAsync(parse, messenger, messengerKey, key, loggerFactory, cancellationToken, reconnect: true);
             if (client is null)
             {
                 return code;
@@ -217,7 +218,7 @@ public static class MessengerCommands
     }
 
     private static async Task<(MessengerClient? Client, int Code)> ConnectAsync(
-        ParseResult parse, Option<string> messenger, Option<string?> messengerKey, Option<string> key, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+        ParseResult parse, Option<string> messenger, Option<string?> messengerKey, Option<string> key, ILoggerFactory loggerFactory, CancellationToken cancellationToken, bool reconnect = false)
     {
         var error = parse.InvocationConfiguration.Error;
         EndPoint endPoint;
@@ -245,7 +246,7 @@ public static class MessengerCommands
 
         try
         {
-            var client = await MessengerClient.ConnectAsync(new MessengerClientOptions { EndPoint = endPoint, MessengerKey = pinned, Agent = "skywire-chat" }, keyPair, loggerFactory, cancellationToken);
+            var client = await MessengerClient.ConnectAsync(new MessengerClientOptions { EndPoint = endPoint, MessengerKey = pinned, Agent = "skywire-chat", Reconnect = reconnect }, keyPair, loggerFactory, cancellationToken);
             return (client, 0);
         }
         catch (MessengerException ex)

@@ -48,6 +48,20 @@ public sealed record MessengerClientOptions
     public string Agent { get; init; } = "skywire-dotnet";
 
     /// <summary>
+    /// Reconnect automatically (docs/messenger.md "Reconnection"): when the connection drops after the first
+    /// successful <see cref="MessengerClient.ConnectAsync"/>, the client connects again with backoff, registers
+    /// again and re-offers its services; <see cref="MessengerClient.Messages"/> and the accept queue stay open.
+    /// Default false: <see cref="MessengerClient.Closed"/> completes when the connection drops.
+    /// </summary>
+    public bool Reconnect { get; init; }
+
+    /// <summary>First delay before a reconnection attempt (doubles after each failure, up to <see cref="MaxReconnectDelay"/>).</summary>
+    public TimeSpan ReconnectDelay { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Longest delay between reconnection attempts.</summary>
+    public TimeSpan MaxReconnectDelay { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
     /// Decides, before the stream is answered, whether to take an incoming stream (opener's key, decrypted open
     /// data); false refuses it, and the opener's <c>OpenStreamAsync</c> fails with Refused. Null takes every stream.
     /// </summary>
@@ -62,15 +76,20 @@ public sealed record MessengerMessage(PubKey From, ReadOnlyMemory<byte> Data, bo
 
 /// <summary>
 /// A client of the messenger (docs/messenger.md "Client API"): send end-to-end sealed messages to keys, receive
-/// them, open and accept relayed streams, offer and query services. One connection; no automatic reconnect
-/// (watch <see cref="Closed"/> and connect again).
+/// them, open and accept relayed streams, offer and query services. One connection at a time; with
+/// <see cref="MessengerClientOptions.Reconnect"/> it reconnects by itself, otherwise watch <see cref="Closed"/> and
+/// connect again.
 /// </summary>
 public sealed partial class MessengerClient : IAsyncDisposable
 {
     private readonly KeyPair _key;
     private readonly MessengerClientOptions _options;
-    private readonly MessengerLink _link;
+    private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
+    private readonly TaskCompletionSource<ConnectionCloseReason> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private volatile MessengerLink _link = null!;
+    private Task? _reconnect;
+    private long _reconnects;
     private readonly Channel<MessengerMessage> _messages;
     private readonly Channel<DropNotice> _drops = Channel.CreateBounded<DropNotice>(new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.DropOldest });
     private readonly Channel<MessengerStream> _accepts;
@@ -87,18 +106,43 @@ public sealed partial class MessengerClient : IAsyncDisposable
     private int _nextMessageId;
     private int _disposed;
 
-    private MessengerClient(KeyPair key, MessengerClientOptions options, MessengerLink link, ILogger logger)
+    private MessengerClient(KeyPair key, MessengerClientOptions options, ILoggerFactory loggerFactory)
     {
         _key = key;
         _options = options;
-        _link = link;
-        _logger = logger;
+        _loggerFactory = loggerFactory;
+        _logger = loggerFactory.CreateLogger<MessengerClient>();
         _messages = Channel.CreateBounded<MessengerMessage>(new BoundedChannelOptions(options.MessageBufferCapacity) { FullMode = BoundedChannelFullMode.Wait, SingleWriter = true });
         _accepts = Channel.CreateBounded<MessengerStream>(new BoundedChannelOptions(options.AcceptBacklog) { FullMode = BoundedChannelFullMode.Wait, SingleWriter = true });
-        _ = link.Closed.ContinueWith(_ => OnClosed(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
-    private void OnClosed()
+    private void OnLinkClosed(MessengerLink link)
+    {
+        if (link != _link)
+        {
+            return;
+        }
+
+        // Streams live on one connection: they end with it, before any new connection exists.
+        foreach (var id in _streams.Keys)
+        {
+            if (_streams.TryRemove(id, out var stream))
+            {
+                stream.OnRemoteClose(StreamCloseReason.PeerGone);
+            }
+        }
+
+        if (_options.Reconnect && _disposed == 0 && !_cts.IsCancellationRequested)
+        {
+            Log.Lost(_logger, _options.EndPoint.ToString() ?? "?", link.Closed.Result);
+            _reconnect = Task.Run(ReconnectAsync, CancellationToken.None);
+            return;
+        }
+
+        OnClosed(link.Closed.Result);
+    }
+
+    private void OnClosed(ConnectionCloseReason reason)
     {
         foreach (var id in _streams.Keys)
         {
@@ -108,6 +152,7 @@ public sealed partial class MessengerClient : IAsyncDisposable
             }
         }
 
+        _closed.TrySetResult(reason);
         _messages.Writer.TryComplete();
         _drops.Writer.TryComplete();
         _accepts.Writer.TryComplete();
@@ -118,6 +163,9 @@ public sealed partial class MessengerClient : IAsyncDisposable
 
     /// <summary>The messenger's (proven) key.</summary>
     public PubKey MessengerKey => _options.MessengerKey;
+
+    /// <summary>The local address of the connection to the messenger (the interface that reaches it).</summary>
+    public IPEndPoint? LocalEndPoint { get; private set; }
 
     /// <summary>The limits the messenger announced.</summary>
     public MessengerHelloAck Limits => _limits;
@@ -134,8 +182,17 @@ public sealed partial class MessengerClient : IAsyncDisposable
     /// <summary>Envelopes that failed to open (not sealed for us by the claimed sender) or were replays.</summary>
     public long RejectedEnvelopes => Interlocked.Read(ref _rejectedEnvelopes);
 
-    /// <summary>Completes when the connection is closed, with the reason.</summary>
-    public Task<ConnectionCloseReason> Closed => _link.Closed;
+    /// <summary>Completes when the client is closed for good, with the reason (with reconnection: only when disposed).</summary>
+    public Task<ConnectionCloseReason> Closed => _closed.Task;
+
+    /// <summary>Whether a registration is live now (false while reconnecting).</summary>
+    public bool IsConnected => !_link.Closed.IsCompleted;
+
+    /// <summary>Successful reconnections so far.</summary>
+    public long Reconnects => Interlocked.Read(ref _reconnects);
+
+    /// <summary>Raised (on the thread pool) after each successful reconnection, once services are offered again.</summary>
+    public event EventHandler? Reconnected;
 
     /// <summary>Connects, proves our key and registers.</summary>
     /// <exception cref="MessengerException">
@@ -146,7 +203,26 @@ public sealed partial class MessengerClient : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(key);
-        loggerFactory ??= NullLoggerFactory.Instance;
+        var client = new MessengerClient(key, options, loggerFactory ?? NullLoggerFactory.Instance);
+        try
+        {
+            await client.EstablishAsync(cancellationToken);
+        }
+        catch
+        {
+            await client.DisposeAsync();
+            throw;
+        }
+
+        client._keepalive = Task.Run(client.KeepaliveAsync, CancellationToken.None);
+        return client;
+    }
+
+    /// <summary>One connection: TCP, Noise XK, hello. Makes it the current link on success.</summary>
+    private async Task EstablishAsync(CancellationToken cancellationToken)
+    {
+        var options = _options;
+        var key = _key;
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(options.ConnectTimeout);
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -173,9 +249,10 @@ public sealed partial class MessengerClient : IAsyncDisposable
             throw new MessengerException(MessengerErrorCode.Unavailable, $"the messenger at {options.EndPoint} did not complete the handshake in time");
         }
 
-        var link = new MessengerLink(secure, "messenger " + options.MessengerKey.ToShortString(12), loggerFactory.CreateLogger<MessengerLink>());
-        var client = new MessengerClient(key, options, link, loggerFactory.CreateLogger<MessengerClient>());
-        link.Start(client.Handle);
+        var link = new MessengerLink(secure, "messenger " + options.MessengerKey.ToShortString(12), _loggerFactory.CreateLogger<MessengerLink>());
+        LocalEndPoint = socket.LocalEndPoint as IPEndPoint;
+        _link = link;
+        link.Start(Handle);
         var hello = new MessengerHello
         {
             Version = MessengerProtocol.Version,
@@ -185,11 +262,11 @@ public sealed partial class MessengerClient : IAsyncDisposable
         try
         {
             var ack = await link.RequestAsync((byte)MessengerOpcode.Hello, JsonSerializer.SerializeToUtf8Bytes(hello, MessengerJsonContext.Default.MessengerHello), options.ConnectTimeout, deadline.Token);
-            client._limits = JsonSerializer.Deserialize(ack, MessengerJsonContext.Default.MessengerHelloAck) ?? throw new JsonException("null hello ack");
+            _limits = JsonSerializer.Deserialize(ack, MessengerJsonContext.Default.MessengerHelloAck) ?? throw new JsonException("null hello ack");
         }
         catch (Exception ex)
         {
-            await client.DisposeAsync();
+            await link.DisposeAsync();
             if (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested)
             {
                 throw new MessengerException(MessengerErrorCode.Unavailable, "the messenger did not answer the hello in time");
@@ -203,8 +280,54 @@ public sealed partial class MessengerClient : IAsyncDisposable
             throw;
         }
 
-        client._keepalive = Task.Run(client.KeepaliveAsync, CancellationToken.None);
-        return client;
+        _ = link.Closed.ContinueWith(_ => OnLinkClosed(link), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    private async Task ReconnectAsync()
+    {
+        var delay = _options.ReconnectDelay;
+        var where = _options.EndPoint.ToString() ?? "?";
+        while (!_cts.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(delay, _cts.Token);
+                await EstablishAsync(_cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (MessengerException ex)
+            {
+                Log.ReconnectFailed(_logger, where, ex.Message);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.MaxReconnectDelay.Ticks));
+                continue;
+            }
+
+            // Registered again: offers come back at once (their entries may have expired meanwhile).
+            var offers = _offers.Values.ToList();
+            if (offers.Count > 0)
+            {
+                try
+                {
+                    await RequestJsonAsync(MessengerOpcode.Offer, new OfferRequest { Services = offers, TtlMs = (long)_offerTtl.TotalMilliseconds }, MessengerJsonContext.Default.OfferRequest, MessengerJsonContext.Default.OfferResult, _cts.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                catch (MessengerException ex)
+                {
+                    Log.RefreshFailed(_logger, ex.Message);
+                }
+            }
+
+            Interlocked.Increment(ref _reconnects);
+            Log.Reconnected(_logger, where, _key.Public);
+            ThreadPool.QueueUserWorkItem(_ => Reconnected?.Invoke(this, EventArgs.Empty));
+            return;
+        }
     }
 
     /// <summary>
@@ -280,28 +403,35 @@ public sealed partial class MessengerClient : IAsyncDisposable
 
     private async Task KeepaliveAsync()
     {
-        try
+        while (!_cts.IsCancellationRequested)
         {
-            while (!_cts.IsCancellationRequested)
+            var link = _link;
+            try
             {
                 await Task.Delay(_options.PingInterval, _cts.Token);
-                await _link.RequestAsync((byte)MessengerOpcode.Ping, ReadOnlyMemory<byte>.Empty, _options.RequestTimeout, _cts.Token);
+                link = _link;
+                await link.RequestAsync((byte)MessengerOpcode.Ping, ReadOnlyMemory<byte>.Empty, _options.RequestTimeout, _cts.Token);
             }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        catch (MessengerException ex)
-        {
-            _link.Fail(ConnectionCloseReason.Timeout, "keepalive failed: " + ex.Message);
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (MessengerException ex)
+            {
+                link.Fail(ConnectionCloseReason.Timeout, "keepalive failed: " + ex.Message);
+                if (!_options.Reconnect)
+                {
+                    return;
+                }
+            }
         }
     }
 
     private async Task RefreshLoopAsync()
     {
-        try
+        while (!_cts.IsCancellationRequested)
         {
-            while (!_cts.IsCancellationRequested)
+            try
             {
                 var wait = _offerTtl / 2;
                 await Task.Delay(wait < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : wait, _cts.Token);
@@ -311,13 +441,18 @@ public sealed partial class MessengerClient : IAsyncDisposable
                     await RequestJsonAsync(MessengerOpcode.Offer, new OfferRequest { Services = offers, TtlMs = (long)_offerTtl.TotalMilliseconds }, MessengerJsonContext.Default.OfferRequest, MessengerJsonContext.Default.OfferResult, _cts.Token);
                 }
             }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        catch (MessengerException ex)
-        {
-            Log.RefreshFailed(_logger, ex.Message);
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (MessengerException ex)
+            {
+                Log.RefreshFailed(_logger, ex.Message);
+                if (!_options.Reconnect)
+                {
+                    return;
+                }
+            }
         }
     }
 
@@ -405,8 +540,18 @@ public sealed partial class MessengerClient : IAsyncDisposable
         }
 
         await _cts.CancelAsync();
-        await _link.DrainAndCloseAsync(TimeSpan.FromSeconds(2), "client closed");
-        OnClosed();
+        if (_reconnect is not null)
+        {
+            await _reconnect;
+        }
+
+        var link = _link;
+        if (link is not null && !link.Closed.IsCompleted)
+        {
+            await link.DrainAndCloseAsync(TimeSpan.FromSeconds(2), "client closed");
+        }
+
+        OnClosed(link is null ? ConnectionCloseReason.LocalClosed : await link.Closed);
         foreach (var task in new[] { _keepalive, _refresh })
         {
             if (task is not null)
@@ -415,7 +560,11 @@ public sealed partial class MessengerClient : IAsyncDisposable
             }
         }
 
-        await _link.DisposeAsync();
+        if (link is not null)
+        {
+            await link.DisposeAsync();
+        }
+
         _cts.Dispose();
     }
 
@@ -426,6 +575,15 @@ public sealed partial class MessengerClient : IAsyncDisposable
 
         [LoggerMessage(EventId = 3031, Level = LogLevel.Warning, Message = "Refreshing offered services failed: {Reason}")]
         public static partial void RefreshFailed(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = 3033, Level = LogLevel.Warning, Message = "Lost the messenger {Messenger} ({Reason}); reconnecting")]
+        public static partial void Lost(ILogger logger, string messenger, ConnectionCloseReason reason);
+
+        [LoggerMessage(EventId = 3034, Level = LogLevel.Warning, Message = "Reconnecting to the messenger {Messenger} failed: {Reason}")]
+        public static partial void ReconnectFailed(ILogger logger, string messenger, string reason);
+
+        [LoggerMessage(EventId = 3035, Level = LogLevel.Information, Message = "Registered again at the messenger {Messenger} as {Key}")]
+        public static partial void Reconnected(ILogger logger, string messenger, PubKey key);
 
         [LoggerMessage(EventId = 3032, Level = LogLevel.Information, Message = "Refused a stream from {Peer}: {Reason}")]
         public static partial void StreamRefused(ILogger logger, PubKey peer, string reason);

@@ -51,6 +51,15 @@ public sealed partial class MessengerPeering : IAsyncDisposable
     /// <summary>Longest delay between reconnection attempts.</summary>
     public TimeSpan MaxReconnectDelay { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Called (on the peering's loop, one at a time) for each sealed message that arrives; null ignores messages. A
+    /// node uses them to broker direct links (docs/messenger.md "Direct links between clusters").
+    /// </summary>
+    public Action<MessengerMessage>? OnMessage { get; init; }
+
+    /// <summary>The local address of the live connection to the messenger, or null.</summary>
+    public System.Net.IPEndPoint? LocalEndPoint => _client?.LocalEndPoint;
+
     /// <summary>Whether a registration is live now.</summary>
     public bool IsConnected => _client is { Closed.IsCompleted: false };
 
@@ -71,6 +80,40 @@ public sealed partial class MessengerPeering : IAsyncDisposable
         }
 
         return client.OpenStreamAsync(to, openData, cancellationToken);
+    }
+
+    /// <summary>Seals <paramref name="message"/> for <paramref name="to"/> and hands it to the messenger.</summary>
+    /// <exception cref="MessengerException">Unavailable when not connected.</exception>
+    public async ValueTask SendAsync(PubKey to, ReadOnlyMemory<byte> message, CancellationToken cancellationToken = default)
+    {
+        var client = _client;
+        if (client is null || client.Closed.IsCompleted)
+        {
+            throw new MessengerException(MessengerErrorCode.Unavailable, "not connected to the messenger");
+        }
+
+        await client.SendAsync(to, message, cancellationToken);
+    }
+
+    private async Task ReadMessagesAsync(MessengerClient client)
+    {
+        try
+        {
+            await foreach (var message in client.Messages.ReadAllAsync(_cts.Token))
+            {
+                try
+                {
+                    OnMessage?.Invoke(message);
+                }
+                catch (Exception ex)
+                {
+                    Log.DeliverFailed(_logger, message.From, ex);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     private async Task RunAsync()
@@ -107,6 +150,7 @@ public sealed partial class MessengerPeering : IAsyncDisposable
             _client = client;
             Log.Connected(_logger, _where, _key.Public);
             _firstConnect.TrySetResult();
+            var messages = Task.Run(() => ReadMessagesAsync(client), CancellationToken.None);
             await using (client)
             {
                 try
@@ -144,6 +188,8 @@ public sealed partial class MessengerPeering : IAsyncDisposable
                     _client = null;
                 }
             }
+
+            await messages;
         }
     }
 

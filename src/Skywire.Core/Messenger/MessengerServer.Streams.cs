@@ -76,6 +76,7 @@ public sealed partial class MessengerServer
                 if (stillThere && op == ((byte)MessengerOpcode.StreamIncoming | FrameCodec.ResponseBit))
                 {
                     circuit.Open = true;
+                    Interlocked.Increment(ref _streamsRelayed);
                 }
             }
 
@@ -145,6 +146,7 @@ public sealed partial class MessengerServer
             (peer, peerId) = circuit.Other(from);
         }
 
+        Interlocked.Add(ref _streamBytesRelayed, record.Length);
         Span<byte> prefix = stackalloc byte[MessengerProtocol.CircuitSize];
         System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(prefix, peerId);
         peer.Link.Enqueue((byte)MessengerOpcode.StreamData, 0, prefix, record);

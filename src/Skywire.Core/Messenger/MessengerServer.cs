@@ -37,6 +37,9 @@ public sealed partial class MessengerServer : IAsyncDisposable
     private int _connectionCount;
     private int _disposed;
 
+    private long _streamsRelayed;
+    private long _streamBytesRelayed;
+
     public MessengerServer(KeyPair key, MessengerServerOptions? options = null, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
     {
         ArgumentNullException.ThrowIfNull(key);
@@ -66,6 +69,12 @@ public sealed partial class MessengerServer : IAsyncDisposable
 
     /// <summary>The discovery directory.</summary>
     public ServiceDirectory Directory { get; }
+
+    /// <summary>Relayed streams accepted by their target since the start (both ends answered).</summary>
+    public long StreamsRelayed => Interlocked.Read(ref _streamsRelayed);
+
+    /// <summary>Stream record bytes (ciphertext) relayed since the start, both directions.</summary>
+    public long StreamBytesRelayed => Interlocked.Read(ref _streamBytesRelayed);
 
     /// <summary>Registered (authenticated) connections.</summary>
     public int RegisteredCount => _registry.Count;

@@ -11,9 +11,10 @@ internal sealed class MeshSession : IAsyncDisposable
     private readonly Task _acceptLoop;
     private int _disposed;
 
-    public MeshSession(NodeHost node, SecureSession secure, MuxOptions options, ILoggerFactory loggerFactory, TimeProvider time)
+    public MeshSession(NodeHost node, SecureSession secure, MuxOptions options, ILoggerFactory loggerFactory, TimeProvider time, bool direct = false)
     {
         _node = node;
+        IsDirect = direct;
         Secure = secure;
         Mux = new StreamMultiplexer(secure, options, loggerFactory.CreateLogger<StreamMultiplexer>(), time);
         secure.Receiver = Mux.Receive;
@@ -23,6 +24,9 @@ internal sealed class MeshSession : IAsyncDisposable
     }
 
     public SecureSession Secure { get; }
+
+    /// <summary>True for a session over a brokered direct link to another cluster's node (no manager knows it).</summary>
+    public bool IsDirect { get; }
 
     public StreamMultiplexer Mux { get; }
 

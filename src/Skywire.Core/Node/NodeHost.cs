@@ -56,11 +56,14 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
         _options = options;
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<NodeHost>();
-        _dataPlane = new NodeDataPlane(key, options.DataPlane, _loggerFactory, options.TimeProvider);
+        _dataPlane = new NodeDataPlane(key, options.DataPlane with { AcceptInboundLink = AdmitInboundLink }, _loggerFactory, options.TimeProvider);
         _token = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
         _apps = new AppApiServer(this, options.AppsListen, _token, _loggerFactory.CreateLogger<AppApiServer>());
         _messenger = options.Messenger is { } messenger
             ? new MessengerPeering(messenger, key, DeliverFromMessenger, _loggerFactory, (_, open) => ParseOpen(open) is { } o && _apps.RegisteredApps().Contains(o.App))
+            {
+                OnMessage = OnMessengerMessage,
+            }
             : null;
         _dataPlane.LinkUp += (_, _) => LinkChanged();
         _dataPlane.LinkDown += (_, e) =>
@@ -225,7 +228,8 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
                 var links = _dataPlane.GetLinks();
                 var report = new LinkReportMessage
                 {
-                    Links = [.. links.Where(l => l.State is Links.LinkState.Up or Links.LinkState.Down).Select(l => new LinkState
+                    // Direct links to other clusters' nodes are none of this manager's business.
+                    Links = [.. links.Where(l => l.State is Links.LinkState.Up or Links.LinkState.Down && !IsDirectPeer(l.Peer)).Select(l => new LinkState
                     {
                         Peer = l.Peer.ToString(),
                         Up = l.State == Links.LinkState.Up,
@@ -327,25 +331,10 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
 
     private MeshSession BindSession(SessionRouteMessage message)
     {
-        var route = new SessionRoute(message.SessionId, ParseKey(message.Peer), message.Initiator, ParseKey(message.OutLink), message.OutRoute,
-            ParseKey(message.InLink), message.InRoute, message.TtlMs > 0 ? TimeSpan.FromMilliseconds(message.TtlMs) : null);
         try
         {
-            var secure = _dataPlane.BindSession(route);
-            if (_sessions.TryGetValue(message.SessionId, out var existing))
-            {
-                return existing;
-            }
-
-            var session = new MeshSession(this, secure, _options.Mux, _loggerFactory, _options.TimeProvider);
-            if (!_sessions.TryAdd(message.SessionId, session))
-            {
-                _ = session.DisposeAsync().AsTask();
-                return _sessions[message.SessionId];
-            }
-
-            Log.SessionBound(_logger, message.SessionId, message.Peer, message.Initiator);
-            return session;
+            return BindMeshSession(new SessionRoute(message.SessionId, ParseKey(message.Peer), message.Initiator, ParseKey(message.OutLink), message.OutRoute,
+                ParseKey(message.InLink), message.InRoute, message.TtlMs > 0 ? TimeSpan.FromMilliseconds(message.TtlMs) : null), direct: false);
         }
         catch (ArgumentException ex)
         {
@@ -353,11 +342,38 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
         }
     }
 
+    /// <summary>Binds the session in the data plane and wraps it in a multiplexer (idempotent per session id).</summary>
+    /// <exception cref="ArgumentException">An invalid route.</exception>
+    private MeshSession BindMeshSession(SessionRoute route, bool direct)
+    {
+        var secure = _dataPlane.BindSession(route);
+        if (_sessions.TryGetValue(route.SessionId, out var existing))
+        {
+            return existing;
+        }
+
+        var session = new MeshSession(this, secure, _options.Mux, _loggerFactory, _options.TimeProvider, direct);
+        if (!_sessions.TryAdd(route.SessionId, session))
+        {
+            _ = session.DisposeAsync().AsTask();
+            return _sessions[route.SessionId];
+        }
+
+        Log.SessionBound(_logger, route.SessionId, route.Peer, route.Initiator);
+        return session;
+    }
+
     internal void SessionEnded(MeshSession session, string reason)
     {
         if (_sessions.TryRemove(new KeyValuePair<ulong, MeshSession>(session.SessionId, session)))
         {
             Log.SessionEnded(_logger, session.SessionId, reason);
+            if (session.IsDirect)
+            {
+                DirectSessionEnded(session);
+                return;
+            }
+
             var control = _control;
             if (control is not null && session.IsInitiator)
             {
@@ -462,7 +478,13 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
             }
             catch (AppApiException ex) when (_messenger is not null && !timeout.IsCancellationRequested)
             {
-                // No route from our manager (the node is in another cluster, or we lost the manager): the messenger relays.
+                // No route from our manager (the node is in another cluster, or we lost the manager): a direct link
+                // brokered by the messenger if one comes up in time, else the messenger relays.
+                if (await TryDirectSessionAsync(peer, app, timeout.Token) is { } direct)
+                {
+                    return await direct.Mux.OpenStreamAsync(open, timeout.Token);
+                }
+
                 return await DialThroughMessengerAsync(peer, app, open, ex, timeout.Token);
             }
 
@@ -524,7 +546,8 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
         await _dialGate.WaitAsync(cancellationToken);
         try
         {
-            var live = _sessions.Values.FirstOrDefault(s => s.Peer == peer && s.IsUsable);
+            // A direct session counts only once established: one still handshaking may be an offer the dialler gave up on.
+            var live = _sessions.Values.FirstOrDefault(s => s.Peer == peer && s.IsUsable && (!s.IsDirect || s.Secure.State == SecureSessionState.Established));
             if (live is null)
             {
                 var result = await Control.RequestAsync((byte)ControlOpcode.RouteRequest, new RouteRequestMessage { To = peer.ToString() },
@@ -602,6 +625,7 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
         await _dataPlane.DisposeAsync();
         _cts.Dispose();
         _dialGate.Dispose();
+        _directGate.Dispose();
     }
 
     private static partial class Log
@@ -625,13 +649,34 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
         public static partial void LinkDown(ILogger logger, PubKey peer, string reason);
 
         [LoggerMessage(EventId = 7005, Level = LogLevel.Information, Message = "Session {SessionId} with {Peer} bound (initiator: {Initiator})")]
-        public static partial void SessionBound(ILogger logger, ulong sessionId, string peer, bool initiator);
+        public static partial void SessionBound(ILogger logger, ulong sessionId, PubKey peer, bool initiator);
 
         [LoggerMessage(EventId = 7006, Level = LogLevel.Information, Message = "Session {SessionId} ended: {Reason}")]
         public static partial void SessionEnded(ILogger logger, ulong sessionId, string reason);
 
         [LoggerMessage(EventId = 7007, Level = LogLevel.Warning, Message = "Session {SessionId}: the manager closed its route")]
         public static partial void SessionRouteGone(ILogger logger, ulong sessionId);
+
+        [LoggerMessage(EventId = 7010, Level = LogLevel.Information, Message = "Direct link to {Peer} at {Address} carries our session (we dialled: {Dialler})")]
+        public static partial void DirectUp(ILogger logger, PubKey peer, IPEndPoint address, bool dialler);
+
+        [LoggerMessage(EventId = 7011, Level = LogLevel.Information, Message = "No direct link to {Peer}: {Reason}")]
+        public static partial void DirectFailed(ILogger logger, PubKey peer, string reason);
+
+        [LoggerMessage(EventId = 7015, Level = LogLevel.Information, Message = "No direct link to {Peer} within {Timeout}; relaying")]
+        public static partial void DirectTimedOut(ILogger logger, PubKey peer, TimeSpan timeout);
+
+        [LoggerMessage(EventId = 7016, Level = LogLevel.Warning, Message = "Answering a direct link offer from {Peer} failed")]
+        public static partial void AnswerFailed(ILogger logger, PubKey peer, Exception exception);
+
+        [LoggerMessage(EventId = 7012, Level = LogLevel.Information, Message = "{Peer} refused a direct link: {Reason}")]
+        public static partial void DirectRefused(ILogger logger, PubKey peer, string reason);
+
+        [LoggerMessage(EventId = 7013, Level = LogLevel.Information, Message = "Refused a direct link offer from {Peer}: {Reason}")]
+        public static partial void DirectOfferRefused(ILogger logger, PubKey peer, string reason);
+
+        [LoggerMessage(EventId = 7014, Level = LogLevel.Debug, Message = "Ignored a messenger message from {Peer}: not a direct-link message")]
+        public static partial void MessageIgnored(ILogger logger, PubKey peer);
 
         [LoggerMessage(EventId = 7008, Level = LogLevel.Information, Message = "Refused a stream from {Peer} for app {App}: not registered here")]
         public static partial void StreamRefused(ILogger logger, string app, PubKey peer);

@@ -45,6 +45,13 @@ public sealed record NodeOptions
     /// </summary>
     public Messenger.MessengerClientOptions? Messenger { get; init; }
 
+    /// <summary>
+    /// How long a dial to another cluster's node tries a direct link brokered by the messenger (offer, answer, link
+    /// handshake, session handshake) before it falls back to a relayed messenger stream (docs/messenger.md "Direct links
+    /// between clusters"). Zero: never try, always relay, and refuse other nodes' offers.
+    /// </summary>
+    public TimeSpan DirectLinkTimeout { get; init; } = TimeSpan.FromSeconds(3);
+
     /// <summary>Clock.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 }

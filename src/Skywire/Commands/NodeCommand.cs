@@ -18,7 +18,8 @@ internal static class NodeCommand
         var messenger = new Option<string?>("--messenger") { Description = "Messenger host:port or PUBKEY@host:port: dials to nodes the manager has no route to (another cluster) go through it." };
         var messengerKey = new Option<string?>("--messenger-key") { Description = "The messenger's public key (66 hex), pinned." };
         var noOffload = new Option<bool>("--no-udp-offload") { Description = "Send and receive one UDP datagram per system call (no Linux GSO/GRO batching; for comparisons and odd NICs)." };
-        var command = new Command("node", "Run a node: registers with the manager, opens links, forwards, serves the app API.") { manager, managerKey, listen, apps, tokenFile, keyFile, messenger, messengerKey, noOffload };
+        var directTimeout = new Option<int>("--direct-timeout") { Description = "Milliseconds a dial to another cluster's node tries a direct link brokered by the messenger before relaying through it (0: always relay, refuse offers).", DefaultValueFactory = _ => 3000 };
+        var command = new Command("node", "Run a node: registers with the manager, opens links, forwards, serves the app API.") { manager, managerKey, listen, apps, tokenFile, keyFile, messenger, messengerKey, noOffload, directTimeout };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var address = Common.ParseManager(parse.GetValue(manager)!, parse.GetValue(managerKey));
@@ -32,6 +33,13 @@ internal static class NodeCommand
             if (!System.Net.IPAddress.IsLoopback(appsEndPoint.Address))
             {
                 Console.Error.WriteLine($"error: --apps must be a loopback address (the app API is local only), not {appsEndPoint}");
+                return Common.Usage;
+            }
+
+            var direct = parse.GetValue(directTimeout);
+            if (direct is < 0 or > 60_000)
+            {
+                Console.Error.WriteLine($"error: --direct-timeout must be 0..60000 milliseconds, not {direct}");
                 return Common.Usage;
             }
 
@@ -53,7 +61,8 @@ internal static class NodeCommand
             }
 
             using var logging = Common.Logging();
-            var options = new NodeOptions { Manager = address, LinkListen = linkEndPoint, AppsListen = appsEndPoint, AppTokenFile = parse.GetValue(tokenFile), Messenger = viaMessenger };
+            var options = new NodeOptions { Manager = address, LinkListen = linkEndPoint, AppsListen = appsEndPoint, AppTokenFile = parse.GetValue(tokenFile), Messenger = viaMessenger,
+                DirectLinkTimeout = TimeSpan.FromMilliseconds(direct) };
             if (parse.GetValue(noOffload))
             {
                 options = options with { DataPlane = options.DataPlane with { UdpOffload = false } };
