@@ -57,6 +57,8 @@ root.SetAction(async (parse, _) =>
         LogLevel = parse.GetValue(verbose) ? LogLevel.Information : LogLevel.Warning,
         Manager = parse.GetValue(manager) ?? Environment.GetEnvironmentVariable("VISCRIPT_MANAGER"),
         ManagerKeyFile = parse.GetValue(managerKey) ?? Environment.GetEnvironmentVariable("VISCRIPT_MANAGER_KEY_FILE"),
+        // The daemon owns its process: orphans of the apps come back to it and are reaped (see docs/viscript.md, Processes).
+        ChildSubreaper = true,
     };
     return await RunDaemonAsync(options, parse.GetValue(headless), parse.GetValue(noRepl));
 });

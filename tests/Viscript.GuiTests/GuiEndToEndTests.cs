@@ -66,13 +66,14 @@ public sealed class GuiEndToEndTests(BrowserFixture browser)
             await page.Keyboard.PressAsync("Enter");
             await Expect(Screen(page)).ToContainTextAsync("ping time");
 
-            // Actions: ru then sd, output in the panel; sd ends the app (Stopped: shut down on request).
+            // Actions: ru then sd, output in the panel; sd ends the app: Exited(code), flagged as stopped on request.
             await Row(page, 1).Locator("button[data-action=\"ru\"]").ClickAsync();
             await Expect(page.Locator("#action-output")).ToContainTextAsync("[ 1 ]");
             await Row(page, 1).Locator("button[data-action=\"sd\"]").ClickAsync();
             await Expect(page.Locator("#action-output")).ToContainTextAsync("shutdown pid");
-            await Expect(Row(page, 1)).ToHaveAttributeAsync("data-state", "Stopped");
-            await Expect(Row(page, 1).Locator("td.state")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex("^Stopped"));
+            await Expect(Row(page, 1)).ToHaveAttributeAsync("data-state", "Exited");
+            await Expect(Row(page, 1).Locator("td.state")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^Exited\(\d+\)$"));
+            await Expect(Row(page, 1)).ToHaveAttributeAsync("data-stop-requested", "true");
             await Expect(Row(page, 1).Locator("td.cpu")).ToHaveTextAsync("-");
 
             await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Paths.Artifacts, "start-la-sd.png"), FullPage = true });
@@ -80,7 +81,8 @@ public sealed class GuiEndToEndTests(BrowserFixture browser)
 
             // The daemon agrees.
             var list = await daemon.Http.GetFromJsonAsync<JsonElement>("api/processes", TestContext.Current.CancellationToken);
-            Assert.Equal("Stopped", list[0].GetProperty("state").GetString());
+            Assert.Equal("Exited", list[0].GetProperty("state").GetString());
+            Assert.True(list[0].GetProperty("stopRequested").GetBoolean());
         }
         finally
         {
@@ -155,6 +157,21 @@ public sealed class GuiEndToEndTests(BrowserFixture browser)
             await page.Keyboard.TypeAsync("lt");
             await page.Keyboard.PressAsync("Enter");
             await Expect(Screen(page, 2)).ToContainTextAsync("2 Terminals:");
+
+            // Panes move (the taskbar follows) and enlarge to the full width; the terminal refits to its new size.
+            await page.Locator(".pane[data-term=\"2\"] .pane-earlier").ClickAsync();
+            await Expect(page.Locator("#tasks button.task")).ToHaveTextAsync(["Terminal 2", "Terminal 1"]);
+            Assert.Equal(["2", "1"], await page.Locator("#terminals > .pane").EvaluateAllAsync<string[]>("els => els.map(e => e.dataset.term)"));
+            var pane1 = page.Locator(".pane[data-term=\"1\"]");
+            var narrow = (await pane1.BoundingBoxAsync())!.Width;
+            var screenWidth = await pane1.Locator(".xterm-screen").EvaluateAsync<double>("e => e.getBoundingClientRect().width");
+            await pane1.Locator(".pane-large").ClickAsync();
+            await Expect(pane1).ToHaveClassAsync(new System.Text.RegularExpressions.Regex(@"\blarge\b"));
+            Assert.True((await pane1.BoundingBoxAsync())!.Width > narrow * 1.6, "the enlarged pane does not span the width");
+            await page.WaitForFunctionAsync($"() => document.querySelector('.pane[data-term=\"1\"] .xterm-screen').getBoundingClientRect().width > {screenWidth.ToString(System.Globalization.CultureInfo.InvariantCulture)} * 1.6");
+            await page.Locator(".pane[data-term=\"1\"] .pane-earlier").ClickAsync();
+            Assert.Equal(["1", "2"], await page.Locator("#terminals > .pane").EvaluateAllAsync<string[]>("els => els.map(e => e.dataset.term)"));
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Paths.Artifacts, "panes-moved-large.png") });
             await page.Locator(".pane[data-term=\"1\"] .pane-close").ClickAsync();
             await Expect(page.Locator(".pane")).ToHaveCountAsync(1);
             await Expect(page.Locator("#tasks button.task")).ToHaveTextAsync(["Terminal 2"]);
@@ -162,6 +179,45 @@ public sealed class GuiEndToEndTests(BrowserFixture browser)
             await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Paths.Artifacts, "attach-panes.png") });
             // The only console errors are Chromium's notes on the failed (404) ping request; no script error.
             Assert.All(errors, e => Assert.StartsWith("console error: Failed to load resource: the server responded with a status of 404", e, StringComparison.Ordinal));
+        }
+        finally
+        {
+            await page.CloseAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Attach_shows_a_prompt_before_its_newline()
+    {
+        const string config = """
+            apps:
+              prompt:
+                path: /bin/sh
+                default_args: ["-c", "read go; printf 'name? '; read name; echo \"hello $name\"; read end"]
+            settings:
+              runHeadless: false
+            """;
+        await using var daemon = await GuiDaemon.StartAsync(config);
+        var (page, errors) = await browser.NewPageAsync();
+        try
+        {
+            await page.GotoAsync(daemon.Url);
+            await Expect(Screen(page)).ToContainTextAsync("? for help");
+            await TypeLineAsync(page, "start -a prompt");
+            await Expect(page.Locator(".pane[data-term=\"1\"] .pane-mode")).ToContainTextAsync("attached to 1");
+            await page.Keyboard.TypeAsync("go");
+            await page.Keyboard.PressAsync("Enter");
+            // The prompt has no newline: it shows at once, at the start of the input row.
+            var promptRow = Screen(page).Locator(":scope > div", new() { HasTextRegex = new System.Text.RegularExpressions.Regex(@"^name\?") });
+            await Expect(promptRow).ToHaveCountAsync(1);
+            await page.Keyboard.TypeAsync("bob");
+            await Expect(promptRow).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^name\?\s+bob\s*$"));
+            await page.Keyboard.PressAsync("Enter");
+            // The answer starts a new row; the prompt row is kept once, not repeated.
+            await Expect(Screen(page).Locator(":scope > div", new() { HasTextRegex = new System.Text.RegularExpressions.Regex(@"^hello\sbob") })).ToHaveCountAsync(1);
+            await Expect(promptRow).ToHaveCountAsync(1);
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Paths.Artifacts, "attach-prompt.png") });
+            Assert.Empty(errors);
         }
         finally
         {

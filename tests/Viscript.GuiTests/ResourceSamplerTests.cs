@@ -9,7 +9,7 @@ namespace Viscript.GuiTests;
 public sealed class ResourceSamplerTests
 {
     private static ProcessInfo Proc(ulong id, int pid, string state = "Running", bool remote = false) =>
-        new(id, remote ? null : "app" + id, remote ? null : pid, state, 20, state, null, false, remote, null, null, null, "cmd", 0, false);
+        new(id, remote ? null : "app" + id, remote ? null : pid, state, 20, state, null, false, remote, null, null, null, "cmd", 0, false, false);
 
     private sealed class Fake
     {
@@ -88,7 +88,7 @@ public sealed class ResourceSamplerTests
         fake.Processes.Add(Proc(1, 100));
         fake.Stats[100] = new ProcSample(TimeSpan.FromSeconds(5), 1000, 1, null);
         sampler.SampleOnce();
-        fake.Processes[0] = Proc(1, 100, "Stopped");
+        fake.Processes[0] = Proc(1, 100, "Exited");
         for (var i = 0; i < 3; i++)
         {
             time.Advance(TimeSpan.FromSeconds(2));

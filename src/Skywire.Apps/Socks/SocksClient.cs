@@ -163,6 +163,12 @@ public sealed partial class SocksClient : IAsyncDisposable
                 request = negotiated.Value;
             }
 
+            if (request.Command == SocksCommand.UdpAssociate)
+            {
+                await ServeUdpAssociationAsync(socket, local, request, remote, id, token);
+                return;
+            }
+
             var (reply, stream) = await OpenTunnelAsync(request, remote, token);
             mesh = stream;
             await WriteReplyAsync(local, reply.Code, reply.Bound, token);
@@ -264,7 +270,7 @@ public sealed partial class SocksClient : IAsyncDisposable
             return null;
         }
 
-        if (request.Value.Command != SocksCommand.Connect)
+        if (request.Value.Command is not (SocksCommand.Connect or SocksCommand.UdpAssociate))
         {
             Log.UnsupportedCommand(_logger, remote, (byte)request.Value.Command);
             await WriteReplyAsync(local, SocksReplyCode.CommandNotSupported, SocksEndpoint.Unspecified, cancellationToken);

@@ -55,7 +55,7 @@ public static class SocksCommands
                 result.AddError("--connect-timeout must be more than 0 and at most 300 seconds");
             }
         });
-        var command = new Command("socks-server", "SOCKS5 exit: serves each incoming mesh stream as one proxied TCP connection.")
+        var command = new Command("socks-server", "SOCKS5 exit: serves each incoming mesh stream as one proxied TCP connection or one UDP association.")
         {
             nodeApps, tokenFile, name, allow, passcode, allowLoopback, connectTimeout,
         };
@@ -111,7 +111,7 @@ public static class SocksCommands
         var user = new Option<string?>("--user") { Description = "Username local applications must give (RFC 1929)." };
         var password = new Option<string?>("--password") { Description = "Password for --user." };
         var passcode = new Option<string?>("--passcode") { Description = "Passcode to send to the socks-server." };
-        var command = new Command("socks-client", "Local SOCKS5 server (RFC 1928) that carries each connection as its own mesh stream to a socks-server.")
+        var command = new Command("socks-client", "Local SOCKS5 server (RFC 1928: CONNECT and UDP ASSOCIATE) that carries each connection or UDP association as its own mesh stream to a socks-server.")
         {
             nodeApps, tokenFile, name, server, listen, user, password, passcode,
         };

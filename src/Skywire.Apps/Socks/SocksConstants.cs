@@ -22,7 +22,7 @@ public enum SocksCommand : byte
     Connect = 0x01,
     /// <summary>Accept one inbound connection (not supported: answered with <see cref="SocksReplyCode.CommandNotSupported"/>).</summary>
     Bind = 0x02,
-    /// <summary>UDP relay (not supported: answered with <see cref="SocksReplyCode.CommandNotSupported"/>).</summary>
+    /// <summary>UDP relay (RFC 1928 §7): datagrams travel over one mesh stream per association (docs/socks.md).</summary>
     UdpAssociate = 0x03,
 }
 

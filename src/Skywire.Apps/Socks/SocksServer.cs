@@ -111,6 +111,12 @@ public sealed partial class SocksServer
                 return;
             }
 
+            if (request.Command == SocksCommand.UdpAssociate)
+            {
+                await ServeUdpAsync(stream, header.Leftover, peer, cancellationToken);
+                return;
+            }
+
             if (request.Command != SocksCommand.Connect)
             {
                 Log.UnsupportedCommand(_logger, peer, (byte)request.Command);
@@ -203,7 +209,8 @@ public sealed partial class SocksServer
             }
         }
 
-        if (!_options.AllowLoopbackTargets && request.Destination.Address is { } address && IsLocalHost(address))
+        // A UDP association names no destination (0.0.0.0:0): its datagrams are checked one by one.
+        if (!_options.AllowLoopbackTargets && request.Command != SocksCommand.UdpAssociate && request.Destination.Address is { } address && IsLocalHost(address))
         {
             return "loopback destination";
         }

@@ -11,6 +11,15 @@ public sealed record ManagerOptions
     /// <summary>Keys (66 hex) allowed to use cli calls, besides the manager's own key.</summary>
     public IReadOnlyCollection<string> Admins { get; init; } = [];
 
+    /// <summary>
+    /// Node keys allowed to register (docs/operations.md "Who may join"). Null: any node that proves a key may
+    /// join (the manager warns at start when it listens on a non-loopback address).
+    /// </summary>
+    public NodeAllowList? AllowedNodes { get; init; }
+
+    /// <summary>With an allow-list file, reload it when the file changes (besides <see cref="ManagerServer.ReloadAllowedNodes"/>).</summary>
+    public bool WatchAllowedNodesFile { get; init; }
+
     /// <summary>Lifetime of an installed rule; live routes are refreshed well before it ends.</summary>
     public TimeSpan RuleLifetime { get; init; } = TimeSpan.FromSeconds(60);
 

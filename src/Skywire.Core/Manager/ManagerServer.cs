@@ -28,6 +28,9 @@ public sealed partial class ManagerServer : IAsyncDisposable
     private readonly CancellationTokenSource _cts = new();
     private readonly List<Task> _connections = [];
     private readonly object _sync = new();
+    private readonly Dictionary<string, FrameConnection> _nodes = new(StringComparer.Ordinal);
+    private FileSystemWatcher? _watcher;
+    private Timer? _reloadTimer;
     private Task? _acceptLoop;
     private int _disposed;
 
@@ -58,6 +61,19 @@ public sealed partial class ManagerServer : IAsyncDisposable
     /// <summary>Bound address (after <see cref="Start"/>).</summary>
     public IPEndPoint LocalEndPoint => (IPEndPoint)_listener.LocalEndpoint;
 
+    /// <summary>After each <see cref="ReloadAllowedNodes"/> (by call or file change): the keys in force, or the error that kept the old list.</summary>
+    public event EventHandler<NodeAllowListReloadedEventArgs>? AllowedNodesReloaded;
+
+    /// <summary>
+    /// True when a manager on <paramref name="listen"/> without an allow-list can be joined from other hosts
+    /// by any key (it then logs a warning at start).
+    /// </summary>
+    public static bool IsOpenToAnyNode(IPEndPoint listen, NodeAllowList? allowedNodes)
+    {
+        ArgumentNullException.ThrowIfNull(listen);
+        return allowedNodes is null && !IPAddress.IsLoopback(listen.Address);
+    }
+
     /// <summary>Binds and starts serving.</summary>
     public void Start()
     {
@@ -65,6 +81,86 @@ public sealed partial class ManagerServer : IAsyncDisposable
         Controller.Start();
         _acceptLoop = Task.Run(AcceptLoopAsync);
         Log.Listening(_logger, LocalEndPoint, _key.Public);
+        if (_options.AllowedNodes is { } list)
+        {
+            Log.AllowListInForce(_logger, list.Count, list.FilePath ?? "command line");
+            if (list.FilePath is { } file && _options.WatchAllowedNodesFile)
+            {
+                WatchFile(file);
+            }
+        }
+        else if (IsOpenToAnyNode(LocalEndPoint, null))
+        {
+            Log.OpenToAnyNode(_logger, LocalEndPoint);
+        }
+    }
+
+    /// <summary>
+    /// Re-reads the allow-list file and disconnects every connected node whose key is no longer listed. A file
+    /// that does not parse leaves the current list in force (logged). Returns the number of keys in force.
+    /// </summary>
+    /// <exception cref="NodeAllowListException">The file does not parse (the old list stays).</exception>
+    public int ReloadAllowedNodes()
+    {
+        var list = _options.AllowedNodes ?? throw new InvalidOperationException("this manager has no node allow-list");
+        int count;
+        try
+        {
+            count = list.Reload();
+        }
+        catch (NodeAllowListException ex)
+        {
+            Log.AllowListReloadFailed(_logger, ex.Message);
+            AllowedNodesReloaded?.Invoke(this, new NodeAllowListReloadedEventArgs(list.Count, ex));
+            throw;
+        }
+
+        List<(string Key, FrameConnection Connection)> revoked = [];
+        lock (_sync)
+        {
+            foreach (var (key, connection) in _nodes)
+            {
+                if (!list.Contains(PubKey.Parse(key)))
+                {
+                    revoked.Add((key, connection));
+                }
+            }
+        }
+
+        foreach (var (key, connection) in revoked)
+        {
+            Log.NodeRevoked(_logger, key);
+            _ = connection.DisposeAsync().AsTask();
+        }
+
+        Log.AllowListReloaded(_logger, count, list.FilePath ?? "command line", revoked.Count);
+        AllowedNodesReloaded?.Invoke(this, new NodeAllowListReloadedEventArgs(count, null));
+        return count;
+    }
+
+    private void WatchFile(string file)
+    {
+        // Editors write in several steps (truncate, write, rename): reload once things have been quiet for a moment.
+        _reloadTimer = new Timer(_ =>
+        {
+            try
+            {
+                ReloadAllowedNodes();
+            }
+            catch (NodeAllowListException)
+            {
+                // Logged; the old list stays.
+            }
+        });
+        _watcher = new FileSystemWatcher(Path.GetDirectoryName(file)!, Path.GetFileName(file))
+        {
+            NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.Size | NotifyFilters.CreationTime,
+        };
+        FileSystemEventHandler changed = (_, _) => _reloadTimer?.Change(TimeSpan.FromMilliseconds(300), Timeout.InfiniteTimeSpan);
+        _watcher.Changed += changed;
+        _watcher.Created += changed;
+        _watcher.Renamed += (_, _) => _reloadTimer?.Change(TimeSpan.FromMilliseconds(300), Timeout.InfiniteTimeSpan);
+        _watcher.EnableRaisingEvents = true;
     }
 
     private async Task AcceptLoopAsync()
@@ -140,13 +236,32 @@ public sealed partial class ManagerServer : IAsyncDisposable
                 var channel = new NodeChannel(connection);
                 connection.Start((o, p, ct) => HandleNodeAsync(peerHex, o, p, ct));
                 Controller.NodeConnected(peerHex, hello.LinkAddress!, channel);
+                lock (_sync)
+                {
+                    _nodes[peerHex] = connection;
+                }
+
                 try
                 {
+                    // A reload may have revoked the key between the check and the registration above.
+                    if (_options.AllowedNodes is { } list && !list.Contains(peer))
+                    {
+                        await connection.DisposeAsync();
+                    }
+
                     await connection.SendAsync((byte)ControlOpcode.Hello | FrameCodec.ResponseBit, id, ackBytes, _cts.Token);
                     await connection.Closed;
                 }
                 finally
                 {
+                    lock (_sync)
+                    {
+                        if (_nodes.TryGetValue(peerHex, out var current) && current == connection)
+                        {
+                            _nodes.Remove(peerHex);
+                        }
+                    }
+
                     Controller.NodeDisconnected(peerHex, channel);
                 }
             }
@@ -214,6 +329,11 @@ public sealed partial class ManagerServer : IAsyncDisposable
                 if (hello.LinkAddress is null || !IPEndPoint.TryParse(hello.LinkAddress, out var ep) || ep.Port == 0)
                 {
                     return new ControlException(ControlErrorCode.BadRequest, $"node hello needs a link address ip:port, got '{hello.LinkAddress}'");
+                }
+
+                if (_options.AllowedNodes is { } allowed && !allowed.Contains(peer))
+                {
+                    return new ControlException(ControlErrorCode.Forbidden, $"node key {peer} is not in this manager's node allow-list (add it with --allow-node or to the --allow-nodes file)");
                 }
 
                 return null;
@@ -302,6 +422,12 @@ public sealed partial class ManagerServer : IAsyncDisposable
         }
 
         await _cts.CancelAsync();
+        _watcher?.Dispose();
+        if (_reloadTimer is not null)
+        {
+            await _reloadTimer.DisposeAsync();
+        }
+
         _listener.Stop();
         if (_acceptLoop is not null)
         {
@@ -354,5 +480,32 @@ public sealed partial class ManagerServer : IAsyncDisposable
 
         [LoggerMessage(EventId = 2204, Level = LogLevel.Information, Message = "Cli {Key} connected")]
         public static partial void CliConnected(ILogger logger, string key);
+
+        [LoggerMessage(EventId = 2205, Level = LogLevel.Warning, Message = "Manager listens on {EndPoint}, which is not loopback, without a node allow-list: any host that reaches it can join as a node with any key. Give --allow-node/--allow-nodes, or firewall the port")]
+        public static partial void OpenToAnyNode(ILogger logger, IPEndPoint endPoint);
+
+        [LoggerMessage(EventId = 2206, Level = LogLevel.Information, Message = "Node allow-list in force: {Count} keys from {Source}")]
+        public static partial void AllowListInForce(ILogger logger, int count, string source);
+
+        [LoggerMessage(EventId = 2207, Level = LogLevel.Information, Message = "Node allow-list reloaded: {Count} keys from {Source}; {Revoked} connected nodes no longer listed were disconnected")]
+        public static partial void AllowListReloaded(ILogger logger, int count, string source, int revoked);
+
+        [LoggerMessage(EventId = 2208, Level = LogLevel.Error, Message = "Node allow-list not reloaded, the previous list stays in force: {Reason}")]
+        public static partial void AllowListReloadFailed(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = 2209, Level = LogLevel.Warning, Message = "Node {Key} disconnected: its key is no longer in the node allow-list")]
+        public static partial void NodeRevoked(ILogger logger, string key);
     }
+}
+
+/// <summary>Outcome of a node allow-list reload.</summary>
+/// <param name="count">Keys in force after the reload.</param>
+/// <param name="error">Why the file was not taken (the previous list stays), or null.</param>
+public sealed class NodeAllowListReloadedEventArgs(int count, Exception? error) : EventArgs
+{
+    /// <summary>Keys in force after the reload.</summary>
+    public int Count { get; } = count;
+
+    /// <summary>Why the file was not taken (the previous list stays), or null.</summary>
+    public Exception? Error { get; } = error;
 }

@@ -89,6 +89,7 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
     public NodeDataPlane DataPlane => _dataPlane;
 
     /// <summary>Completes when the node stops for good (fatal manager refusal or disposal).</summary>
+    /// <remarks>Faults with a <see cref="ControlException"/> (Forbidden) when the manager refuses a reconnect (node allow-list, another manager key).</remarks>
     public Task Completion => _run ?? Task.CompletedTask;
 
     /// <summary>
@@ -180,6 +181,13 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
                 catch (OperationCanceledException)
                 {
                     return;
+                }
+                catch (ControlException ex) when (ex.Code == ControlErrorCode.Forbidden)
+                {
+                    // Refused for good (not in the manager's node allow-list, or a manager with another key):
+                    // retrying cannot help. Completion faults with the reason; `skywire node` exits 3.
+                    Log.RefusedByManager(_logger, ex.Message);
+                    throw;
                 }
                 catch (ControlException ex)
                 {
@@ -606,6 +614,9 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
 
         [LoggerMessage(EventId = 7002, Level = LogLevel.Warning, Message = "Reconnect to the manager failed: {Reason}")]
         public static partial void ReconnectFailed(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = 7020, Level = LogLevel.Error, Message = "The manager refused this node; giving up: {Reason}")]
+        public static partial void RefusedByManager(ILogger logger, string reason);
 
         [LoggerMessage(EventId = 7003, Level = LogLevel.Information, Message = "Link to {Peer} at {Address} is up")]
         public static partial void LinkOpened(ILogger logger, string peer, IPEndPoint address);

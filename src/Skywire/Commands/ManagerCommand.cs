@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using Skywire.Core.Manager;
 using Skywire.Protocol;
 
@@ -14,7 +15,13 @@ internal static class ManagerCommand
         var autoLink = new Option<bool>("--auto-link") { Description = "Ask every new node to link to every node already online." };
         var ruleTtl = new Option<int>("--rule-ttl") { Description = "Lifetime of installed rules, seconds (refreshed at a third of it).", DefaultValueFactory = _ => 60 };
         var appTtl = new Option<int>("--app-ttl") { Description = "Seconds without heartbeat before an app leaves the tracker.", DefaultValueFactory = _ => 15 };
-        var command = new Command("manager", "Run a node manager: registry, links, routes, app tracker.") { listen, keyFile, admins, autoLink, ruleTtl, appTtl };
+        var allowNode = new Option<string[]>("--allow-node") { Description = "Only nodes with these public keys may join (repeatable). Without --allow-node/--allow-nodes any node that proves a key may join.", AllowMultipleArgumentsPerToken = true };
+        var allowNodes = new Option<string?>("--allow-nodes") { Description = "File of node public keys allowed to join, one per line, # comments. Re-read on SIGHUP and when the file changes; nodes no longer listed are disconnected." };
+        var command = new Command("manager", "Run a node manager: registry, links, routes, app tracker.\n" +
+            "Security: a manager reachable from other hosts should name its nodes (--allow-node/--allow-nodes); without a list it warns at start when --listen is not loopback.")
+        {
+            listen, keyFile, admins, autoLink, ruleTtl, appTtl, allowNode, allowNodes,
+        };
         command.SetAction(async (parse, cancellationToken) =>
         {
             if (!Common.TryParseEndPoint(parse.GetValue(listen)!, out var endPoint, "--listen"))
@@ -28,6 +35,33 @@ internal static class ManagerCommand
                 if (!PubKey.TryParse(admin, out _))
                 {
                     Console.Error.WriteLine($"error: --admin '{admin}' is not a public key (66 hex characters)");
+                    return Common.Usage;
+                }
+            }
+
+            var allowedKeys = new List<PubKey>();
+            foreach (var text in parse.GetValue(allowNode) ?? [])
+            {
+                if (!PubKey.TryParse(text, out var allowed))
+                {
+                    Console.Error.WriteLine($"error: --allow-node '{text}' is not a public key (66 hex characters)");
+                    return Common.Usage;
+                }
+
+                allowedKeys.Add(allowed);
+            }
+
+            var allowFile = parse.GetValue(allowNodes);
+            NodeAllowList? allowList = null;
+            if (allowedKeys.Count > 0 || allowFile is not null)
+            {
+                try
+                {
+                    allowList = new NodeAllowList(allowedKeys, allowFile);
+                }
+                catch (NodeAllowListException ex)
+                {
+                    Console.Error.WriteLine($"error: --allow-nodes: {ex.Message}");
                     return Common.Usage;
                 }
             }
@@ -48,6 +82,8 @@ internal static class ManagerCommand
                 RuleLifetime = ttl,
                 RefreshInterval = ttl / 3,
                 AppTtl = TimeSpan.FromSeconds(Math.Max(2, parse.GetValue(appTtl))),
+                AllowedNodes = allowList,
+                WatchAllowedNodesFile = allowFile is not null,
             };
             await using var server = new ManagerServer(key, options, logging);
             try
@@ -60,6 +96,18 @@ internal static class ManagerCommand
                 return Common.Failure;
             }
 
+            // SIGHUP re-reads the allow-list file (errors are logged; the old list stays). Without a file, SIGHUP keeps its default.
+            using var sighup = allowFile is null ? null : PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+            {
+                context.Cancel = true;
+                try
+                {
+                    server.ReloadAllowedNodes();
+                }
+                catch (NodeAllowListException)
+                {
+                }
+            });
             await using var signal = SignalHook.Start();
             Console.Error.WriteLine($"manager {key.Public} listening on {server.LocalEndPoint}");
             try

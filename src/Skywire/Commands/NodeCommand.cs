@@ -81,6 +81,11 @@ internal static class NodeCommand
             catch (OperationCanceledException)
             {
             }
+            catch (ControlException ex)
+            {
+                Console.Error.WriteLine($"error: manager refused this node: {ex.Message}");
+                return Common.ExitCode(ex.Code);
+            }
 
             return Common.Ok;
         });

@@ -21,6 +21,7 @@ public sealed record AppInfo(string Name, string Path, IReadOnlyList<string> Def
 /// <param name="CommandLine">Full command line.</param>
 /// <param name="Restarts">Automatic restarts so far.</param>
 /// <param name="Daemon">App's daemon flag.</param>
+/// <param name="StopRequested">The current or last run was asked to stop (sd, kill, restart, daemon exit): an <c>Exited</c> process with this flag ended on request.</param>
 public sealed record ProcessInfo(
     ulong Id,
     string? App,
@@ -36,7 +37,8 @@ public sealed record ProcessInfo(
     double? UptimeSeconds,
     string CommandLine,
     int Restarts,
-    bool Daemon);
+    bool Daemon,
+    bool StopRequested);
 
 /// <summary>Something happened (<c>GET /api/events</c>, shown in the REPL).</summary>
 /// <param name="Time">When.</param>
@@ -46,9 +48,10 @@ public sealed record ProcessInfo(
 /// <param name="From">Previous state (state events).</param>
 /// <param name="To">New state display (state events).</param>
 /// <param name="Pid">Pid if known.</param>
-/// <param name="ExitCode">Exit code for Exited/Stopped/Backoff/Fatal after an exit.</param>
+/// <param name="ExitCode">Exit code for Exited/Backoff/Fatal after an exit.</param>
 /// <param name="Message">Human-readable text.</param>
-public sealed record ProcessEvent(DateTimeOffset Time, string Kind, ulong Id, string? App, string? From, string? To, int? Pid, int? ExitCode, string Message);
+/// <param name="StopRequested">State events: the run was asked to stop (an <c>Exited</c> that follows a stop request).</param>
+public sealed record ProcessEvent(DateTimeOffset Time, string Kind, ulong Id, string? App, string? From, string? To, int? Pid, int? ExitCode, string Message, bool StopRequested = false);
 
 /// <summary>Answer of <c>ru</c>.</summary>
 /// <param name="Id">Id.</param>
@@ -88,7 +91,12 @@ public sealed record StopReport(ulong Id, int? Pid, int? ReportedPid, ProcessInf
 public sealed record DaemonInfo(string Version, int Pid, string? SignalAddress, string ControlUrl, string? ConfigFile, bool Headless);
 
 /// <summary>A captured output line on the control API.</summary>
-public sealed record LogLineInfo(long Seq, DateTimeOffset Time, string Stream, string Text);
+/// <param name="Seq">Position in the process's output (0 for a partial line).</param>
+/// <param name="Time">When it was read.</param>
+/// <param name="Stream"><c>stdout</c>, <c>stderr</c> or <c>system</c>.</param>
+/// <param name="Text">The line without its end-of-line.</param>
+/// <param name="Partial">An unfinished line (SSE event <c>partial</c>): everything written since the last newline; the complete line follows as a <c>line</c> event.</param>
+public sealed record LogLineInfo(long Seq, DateTimeOffset Time, string Stream, string Text, bool Partial = false);
 
 /// <summary>Error body (<c>application/problem+json</c>, RFC 9457) with the stable <see cref="ErrorCode"/> in <c>code</c>.</summary>
 /// <param name="Type">URI naming the error kind (<c>urn:viscript:error:&lt;slug&gt;</c>).</param>

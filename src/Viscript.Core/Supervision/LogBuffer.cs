@@ -19,7 +19,11 @@ public enum LogStream
 /// <param name="Time">When the line was read.</param>
 /// <param name="Stream">Source pipe.</param>
 /// <param name="Text">The line without its end-of-line.</param>
-public sealed record LogLine(long Seq, DateTimeOffset Time, LogStream Stream, string Text);
+/// <param name="Partial">
+/// A line still being written: the app wrote <paramref name="Text"/> (everything since the last newline) and then nothing for a
+/// moment, e.g. a prompt. Sent to live followers only (Seq 0, never stored); the complete line follows as a normal entry.
+/// </param>
+public sealed record LogLine(long Seq, DateTimeOffset Time, LogStream Stream, string Text, bool Partial = false);
 
 /// <summary>Bounded ring buffer of a process's output lines, with live followers.</summary>
 public sealed class LogBuffer
@@ -27,7 +31,8 @@ public sealed class LogBuffer
     private readonly LogLine?[] _ring;
     private readonly Lock _gate = new();
     private readonly TimeProvider _time;
-    private readonly List<Channel<LogLine>> _followers = [];
+    private readonly List<(Channel<LogLine> Channel, bool Partials)> _followers = [];
+    private readonly LogLine?[] _partials = new LogLine?[4];
     private long _next = 1;
     private long _droppedForFollowers;
 
@@ -64,8 +69,9 @@ public sealed class LogBuffer
         {
             var line = new LogLine(_next, _time.GetUtcNow(), stream, text);
             _ring[(_next - 1) % _ring.Length] = line;
+            _partials[(int)stream & 3] = null;
             _next++;
-            foreach (var f in _followers)
+            foreach (var (f, _) in _followers)
             {
                 if (!f.Writer.TryWrite(line))
                 {
@@ -73,6 +79,26 @@ public sealed class LogBuffer
                 }
             }
             return line;
+        }
+    }
+
+    /// <summary>
+    /// Shows the unfinished line <paramref name="text"/> (all of it so far) to followers that asked for partial lines, and to
+    /// those that start following before the line is complete. Not part of the ring: the complete line is appended later.
+    /// </summary>
+    public void PublishPartial(LogStream stream, string text)
+    {
+        lock (_gate)
+        {
+            var line = new LogLine(0, _time.GetUtcNow(), stream, text, Partial: true);
+            _partials[(int)stream & 3] = line;
+            foreach (var (f, partials) in _followers)
+            {
+                if (partials)
+                {
+                    f.Writer.TryWrite(line);
+                }
+            }
         }
     }
 
@@ -98,7 +124,13 @@ public sealed class LogBuffer
     }
 
     /// <summary>Yields the last <paramref name="tail"/> lines, then every new line until cancelled. A follower that falls more than 10000 lines behind loses the oldest.</summary>
-    public async IAsyncEnumerable<LogLine> FollowAsync(int tail, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<LogLine> FollowAsync(int tail, CancellationToken cancellationToken = default) => FollowAsync(tail, partials: false, cancellationToken);
+
+    /// <summary>
+    /// Like <see cref="FollowAsync(int, CancellationToken)"/>; with <paramref name="partials"/> also the unfinished lines
+    /// (<see cref="LogLine.Partial"/>), for a live view that shows a prompt before its newline.
+    /// </summary>
+    public async IAsyncEnumerable<LogLine> FollowAsync(int tail, bool partials, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var channel = Channel.CreateBounded<LogLine>(new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
         List<LogLine> first;
@@ -106,7 +138,12 @@ public sealed class LogBuffer
         {
             // Taking the tail and subscribing under one lock: no line is lost or repeated between them.
             first = TailLocked(tail);
-            _followers.Add(channel);
+            if (partials)
+            {
+                // A prompt written before this follower came: shown at once.
+                first.AddRange(_partials.OfType<LogLine>());
+            }
+            _followers.Add((channel, partials));
         }
         try
         {
@@ -123,7 +160,7 @@ public sealed class LogBuffer
         {
             lock (_gate)
             {
-                _followers.Remove(channel);
+                _followers.RemoveAll(f => f.Channel == channel);
             }
         }
     }

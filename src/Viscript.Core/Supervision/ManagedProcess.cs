@@ -33,7 +33,10 @@ public sealed class ManagedProcess
     internal Lock Gate { get; } = new();
 
     /// <summary>Current state.</summary>
-    public ProcessState State { get; internal set; } = ProcessState.Stopped;
+    public ProcessState State { get; internal set; } = ProcessState.Created;
+
+    /// <summary>Whether the current or last run was asked to stop (sd, kill, restart, daemon exit): its end is not a failure and is never restarted.</summary>
+    public bool StopRequested { get; internal set; }
 
     internal ProcessRun? Run { get; set; }
 
@@ -72,6 +75,12 @@ internal sealed class ProcessRun(Process process, DateTimeOffset startedAt)
     public Task Pumps { get; set; } = Task.CompletedTask;
 
     public SemaphoreSlim StdinGate { get; } = new(1, 1);
+
+    /// <summary>Started as a session and process-group leader (through setsid): its pid is also its group id.</summary>
+    public bool NewSession { get; init; }
+
+    /// <summary>Descendants seen when a stop began; whatever of them outlives the process is stopped with its session.</summary>
+    public List<(int Pid, long StartTime)>? StopSnapshot { get; set; }
 }
 
 /// <summary>Per-process log file, rotated to <c>.1</c> at a size limit.</summary>

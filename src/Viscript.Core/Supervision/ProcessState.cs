@@ -5,26 +5,28 @@ namespace Viscript.Core.Supervision;
 /// Every change goes through <see cref="Supervisor"/>'s single <c>TransitionTo</c>, which enforces this table:
 /// <code>
 ///                  REG or start_secs up
-///   Stopped ──► Starting ─────────────────► Running
-///      ▲          │  │ ▲                    │    │
-///      │   spawn  │  │ │ backoff elapsed     │    │ exit (policy: restart)
-///      │   failed │  │ │                    │    ▼
-///      │   / max  │  │ └──────────────── Backoff ◄─┘ (also from Starting)
-///      │  retries ▼  │                       │  │
-///      │      Fatal ◄┼───────────────────────┘  │ retries exhausted (from Starting/Running/Backoff)
-///      │             │ exit (policy: none)      │ stop/kill during backoff
-///      │             ▼                          ▼
-///      │          Exited(code)               Stopped
-///      │                                        ▲
-///      └── sd/kill: Starting|Running ─► Stopping ┘ (process ended)
-///   restart: Stopped|Exited|Fatal ─► Starting
+///   Created ──► Starting ─────────────────► Running
+///                 │  │ ▲                    │    │
+///          spawn  │  │ │ backoff elapsed     │    │ exit (policy: restart)
+///          failed │  │ │                    │    ▼
+///          / max  │  │ └──────────────── Backoff ◄─┘ (also from Starting)
+///         retries ▼  │                       │  │
+///             Fatal ◄┼───────────────────────┘  │ retries exhausted (from Starting/Running/Backoff)
+///                    │ exit (policy: none)      │ stop/kill during backoff
+///                    ▼                          │
+///                 Exited(code) ◄────────────────┘
+///                    ▲
+///   sd/kill: Starting|Running ─► Stopping ─┘ (process ended; the stop is flagged as requested)
+///   restart: Exited|Fatal ─► Starting
 /// </code>
+/// A finished process is always <see cref="Exited"/> with its exit code; whether the end was requested
+/// (sd, kill, restart, daemon exit) is a separate flag, which the restart policy honours.
 /// Values are stable (shown in the control API): never renumber.
 /// </summary>
 public enum ProcessState
 {
-    /// <summary>Not running, stopped on request (or never started).</summary>
-    Stopped = 0,
+    /// <summary>The id is allocated and the first launch not yet attempted (never observed from outside: the launch follows under the same lock).</summary>
+    Created = 0,
     /// <summary>Spawned; neither registered over signal nor up for start_secs yet.</summary>
     Starting = 10,
     /// <summary>Registered over signal, or up for start_secs.</summary>
@@ -33,7 +35,7 @@ public enum ProcessState
     Backoff = 30,
     /// <summary>A stop was requested; waiting for the process to end (escalating SHUTDOWN, SIGTERM, SIGKILL).</summary>
     Stopping = 40,
-    /// <summary>Ended on its own and the restart policy did not restart it.</summary>
+    /// <summary>Ended (on its own, or on request) and not restarted; the exit code is kept.</summary>
     Exited = 100,
     /// <summary>Could not be started, or failed more often than max_retries in a row.</summary>
     Fatal = 200,
@@ -50,19 +52,19 @@ public static class ProcessStates
     /// <summary>Whether the table in <see cref="ProcessState"/> allows <paramref name="from"/> to <paramref name="to"/>.</summary>
     public static bool IsAllowed(ProcessState from, ProcessState to) => (from, to) switch
     {
-        (ProcessState.Stopped, ProcessState.Starting) => true,
+        (ProcessState.Created, ProcessState.Starting) => true,
         (ProcessState.Starting, ProcessState.Running or ProcessState.Backoff or ProcessState.Exited or ProcessState.Fatal or ProcessState.Stopping) => true,
         (ProcessState.Running, ProcessState.Backoff or ProcessState.Exited or ProcessState.Fatal or ProcessState.Stopping) => true,
-        (ProcessState.Backoff, ProcessState.Starting or ProcessState.Stopped or ProcessState.Fatal) => true,
-        (ProcessState.Stopping, ProcessState.Stopped) => true,
+        (ProcessState.Backoff, ProcessState.Starting or ProcessState.Exited or ProcessState.Fatal) => true,
+        (ProcessState.Stopping, ProcessState.Exited) => true,
         (ProcessState.Exited or ProcessState.Fatal, ProcessState.Starting) => true,
         _ => false,
     };
 
-    /// <summary>Display text: the state name, with the exit code for Exited and Stopped.</summary>
+    /// <summary>Display text: the state name, with the exit code for Exited.</summary>
     public static string Display(ProcessState state, int? exitCode) => state switch
     {
-        ProcessState.Exited or ProcessState.Stopped when exitCode is not null => $"{state}({exitCode})",
+        ProcessState.Exited when exitCode is not null => $"Exited({exitCode})",
         ProcessState.Unknown => "Remote",
         _ => state.ToString(),
     };

@@ -28,6 +28,21 @@ public sealed partial class Supervisor
         [LoggerMessage(EventId = 4011, Level = LogLevel.Information, Message = "Process {Id}: killed {Count} leftover child processes")]
         public static partial void OrphansKilled(ILogger logger, ulong id, int count);
 
+        [LoggerMessage(EventId = 4012, Level = LogLevel.Information, Message = "Process {Id} pid {Pid} ended; stopping {Count} leftover processes of its session")]
+        public static partial void LeftoversStopping(ILogger logger, ulong id, int pid, int count);
+
+        [LoggerMessage(EventId = 4013, Level = LogLevel.Warning, Message = "Process {Id} pid {Pid}: {Count} leftover processes survived SIGKILL")]
+        public static partial void LeftoversSurvived(ILogger logger, ulong id, int pid, int count);
+
+        [LoggerMessage(EventId = 4014, Level = LogLevel.Information, Message = "Child subreaper: {Enabled}; apps in their own session: {NewSession}")]
+        public static partial void ReaperMode(ILogger logger, bool enabled, bool newSession);
+
+        [LoggerMessage(EventId = 4015, Level = LogLevel.Debug, Message = "Reaped orphaned process {Pid}")]
+        public static partial void OrphanReaped(ILogger logger, int pid);
+
+        [LoggerMessage(EventId = 4016, Level = LogLevel.Information, Message = "Daemon exit: killed {Count} processes left below viscript")]
+        public static partial void StragglersKilled(ILogger logger, int count);
+
         [LoggerMessage(EventId = 4005, Level = LogLevel.Information, Message = "Stopping {Count} processes")]
         public static partial void StoppingAll(ILogger logger, int count);
 

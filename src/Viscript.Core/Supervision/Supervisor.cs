@@ -27,6 +27,18 @@ public sealed record SupervisorOptions
     /// <summary>Upper bound of a daemon shutdown: after it every remaining process tree is killed.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Start every app as the leader of a new session and process group (through <c>setsid</c>, Linux), so that stop signals
+    /// reach every process it started and its leftovers are found when it ends. Default on; without setsid apps share viscript's group.
+    /// </summary>
+    public bool NewSession { get; init; } = true;
+
+    /// <summary>
+    /// Make this process a child subreaper (Linux prctl): orphans of the apps are re-parented to it and reaped here, and on
+    /// daemon exit whatever is left below it is killed. Changes the whole process: only for the viscript executable, not for a host that also runs other children.
+    /// </summary>
+    public bool ChildSubreaper { get; init; }
+
     /// <summary>Default options.</summary>
     public static SupervisorOptions Default { get; } = new();
 }
@@ -40,12 +52,19 @@ public sealed partial class Supervisor : IAsyncDisposable
     /// <summary>Longest line kept; longer output is split.</summary>
     public const int MaxLineChars = 16 * 1024;
 
+    /// <summary>How long an unfinished line (a prompt) waits for its newline before live followers are shown it.</summary>
+    public static readonly TimeSpan PartialLineDelay = TimeSpan.FromMilliseconds(50);
+
     private readonly ConcurrentDictionary<ulong, ManagedProcess> _processes = new();
     private readonly Lock _idGate = new();
     private readonly ISignalGateway _signal;
     private readonly SupervisorOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly Lock _spawnGate = new();
+    private readonly HashSet<int> _ownPids = [];
+    private readonly CancellationTokenSource _reaperCts = new();
+    private readonly bool _subreaper;
     private ulong _nextId = 1;
     private volatile bool _shuttingDown;
     private int _disposed;
@@ -60,7 +79,18 @@ public sealed partial class Supervisor : IAsyncDisposable
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _signal.ClientRegistered += OnClientRegistered;
         _signal.ClientDisconnected += OnClientDisconnected;
+        if (_options.ChildSubreaper && Native.TrySetChildSubreaper())
+        {
+            _subreaper = true;
+            _ = ReaperLoopAsync(_reaperCts.Token);
+        }
+        Log.ReaperMode(_logger, _subreaper, _options.NewSession && SetsidPath is not null);
     }
+
+    /// <summary>setsid(1) from util-linux, which starts a program as a session leader (null when missing or not Linux).</summary>
+    internal static string? SetsidPath { get; } = OperatingSystem.IsLinux()
+        ? new[] { "/usr/bin/setsid", "/bin/setsid" }.FirstOrDefault(IsExecutableFile)
+        : null;
 
     /// <summary>Raised on every state change and signal registration. Handlers run under internal locks: they must not block.</summary>
     public event EventHandler<ProcessEvent>? Changed;
@@ -116,10 +146,11 @@ public sealed partial class Supervisor : IAsyncDisposable
         {
             p.LogFile = new LogFile(Path.Combine(LogDirectory, $"{SafeFileName(app.Name)}-{id}.log"), Config.Settings.LogFileMaxBytes);
         }
-        _processes[id] = p;
         string? error;
         lock (p.Gate)
         {
+            // Published under the gate: a concurrent list waits for the launch and never sees the Created state.
+            _processes[id] = p;
             error = Launch(p);
         }
         if (error is not null)
@@ -458,6 +489,28 @@ public sealed partial class Supervisor : IAsyncDisposable
             }
             p.LogFile?.Dispose();
         }
+        if (_subreaper)
+        {
+            await KillStragglersAsync();
+        }
+    }
+
+    /// <summary>Subreaper only: after every app stopped, kills and reaps whatever is still below viscript (a process that left its app's session and tree).</summary>
+    private async Task KillStragglersAsync()
+    {
+        var rest = ProcessTree.Descendants(Environment.ProcessId);
+        lock (_spawnGate)
+        {
+            rest.RemoveAll(r => _ownPids.Contains(r.Pid));
+        }
+        if (rest.Count == 0)
+        {
+            ReapOrphans();
+            return;
+        }
+        var killed = ProcessTree.KillSurvivors(rest);
+        Log.StragglersKilled(_logger, killed);
+        await WaitGoneAsync(rest, TimeSpan.FromSeconds(5));
     }
 
     /// <inheritdoc/>
@@ -470,6 +523,8 @@ public sealed partial class Supervisor : IAsyncDisposable
         _signal.ClientRegistered -= OnClientRegistered;
         _signal.ClientDisconnected -= OnClientDisconnected;
         await StopAllAsync();
+        await _reaperCts.CancelAsync();
+        _reaperCts.Dispose();
     }
 
     // ---- internals ----
@@ -491,8 +546,16 @@ public sealed partial class Supervisor : IAsyncDisposable
     private string? Launch(ManagedProcess p)
     {
         var app = p.App;
+        p.StopRequested = false;
         TransitionTo(p, ProcessState.Starting, p.Restarts == 0 && p.Run is null && p.LastPid is null ? "start requested" : "starting again");
-        var psi = new ProcessStartInfo(app.Path)
+        var setsid = _options.NewSession ? SetsidPath : null;
+        string? executable = app.Path;
+        if (setsid is not null && (executable = ResolveExecutable(app.Path)) is null)
+        {
+            // setsid would only report a missing program through its exit code: check first, so that the start fails at once.
+            return SpawnFailed(p, $"An error occurred trying to start process '{app.Path}': No such executable file (looked in PATH for a bare name).");
+        }
+        var psi = new ProcessStartInfo(setsid ?? app.Path)
         {
             UseShellExecute = false,
             RedirectStandardInput = true,
@@ -500,6 +563,12 @@ public sealed partial class Supervisor : IAsyncDisposable
             RedirectStandardError = true,
             WorkingDirectory = app.WorkingDirectory ?? Config.BaseDirectory,
         };
+        if (setsid is not null)
+        {
+            // setsid execs the program in place (the child is not a group leader, so it does not fork): the pid stays the app's.
+            psi.ArgumentList.Add("--");
+            psi.ArgumentList.Add(executable!);
+        }
         foreach (var arg in p.Arguments)
         {
             psi.ArgumentList.Add(arg);
@@ -521,20 +590,19 @@ public sealed partial class Supervisor : IAsyncDisposable
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         try
         {
-            process.Start();
+            // Under the spawn gate: the orphan reaper never sees a child of ours before its pid is recorded.
+            lock (_spawnGate)
+            {
+                process.Start();
+                _ownPids.Add(process.Id);
+            }
         }
         catch (Exception ex) when (ex is Win32Exception or InvalidOperationException or IOException or UnauthorizedAccessException)
         {
             process.Dispose();
-            p.Logs.Append(LogStream.System, $"viscript: start failed: {ex.Message}");
-            p.LogFile?.Write($"--- viscript: start of '{p.CommandLine}' failed: {ex.Message}");
-            p.Run = null;
-            // A missing or non-executable file does not heal by retrying: Fatal at once.
-            TransitionTo(p, ProcessState.Fatal, $"spawn failed: {ex.Message}");
-            Log.SpawnFailed(_logger, p.Id, app.Name, ex.Message);
-            return ex.Message;
+            return SpawnFailed(p, ex.Message);
         }
-        var run = new ProcessRun(process, _time.GetUtcNow());
+        var run = new ProcessRun(process, _time.GetUtcNow()) { NewSession = setsid is not null };
         p.Run = run;
         p.LastPid = run.Pid;
         p.ExitCode = null;
@@ -551,6 +619,49 @@ public sealed partial class Supervisor : IAsyncDisposable
         return null;
     }
 
+    /// <summary>Records a failed spawn; caller holds the gate. A missing or non-executable file does not heal by retrying: Fatal at once.</summary>
+    private string SpawnFailed(ManagedProcess p, string message)
+    {
+        p.Logs.Append(LogStream.System, $"viscript: start failed: {message}");
+        p.LogFile?.Write($"--- viscript: start of '{p.CommandLine}' failed: {message}");
+        p.Run = null;
+        TransitionTo(p, ProcessState.Fatal, $"spawn failed: {message}");
+        Log.SpawnFailed(_logger, p.Id, p.App.Name, message);
+        return message;
+    }
+
+    /// <summary>The file a start would execute: a path with a slash as is, a bare name through PATH; null if it is not an executable file.</summary>
+    internal static string? ResolveExecutable(string path)
+    {
+        if (path.Contains('/', StringComparison.Ordinal))
+        {
+            var full = Path.GetFullPath(path);
+            return IsExecutableFile(full) ? full : null;
+        }
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/bin:/usr/bin:/bin").Split(':', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = Path.Combine(Path.GetFullPath(dir), path);
+            if (IsExecutableFile(candidate))
+            {
+                return candidate;
+            }
+        }
+        return null;
+    }
+
+    private static bool IsExecutableFile(string path)
+    {
+        try
+        {
+            const UnixFileMode anyExecute = UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+            return File.Exists(path) && (OperatingSystem.IsWindows() || (File.GetUnixFileMode(path) & anyExecute) != 0);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return false;
+        }
+    }
+
     private async Task MonitorAsync(ManagedProcess p, ProcessRun run)
     {
         try
@@ -560,6 +671,13 @@ public sealed partial class Supervisor : IAsyncDisposable
         catch (InvalidOperationException)
         {
         }
+        lock (_spawnGate)
+        {
+            // The runtime has reaped it: from now on the pid is not ours.
+            _ownPids.Remove(run.Pid);
+        }
+        // The process is gone; what it started (its session and group, and the tree seen when a stop began) goes with it.
+        await StopLeftoversAsync(p, run);
         // Let the pumps drain what the process wrote before it ended; a grandchild that keeps the pipe open must not delay the exit.
         try
         {
@@ -596,7 +714,7 @@ public sealed partial class Supervisor : IAsyncDisposable
             Log.Exited(_logger, p.Id, p.App.Name, run.Pid, code);
             if (p.State == ProcessState.Stopping)
             {
-                TransitionTo(p, ProcessState.Stopped, $"pid {run.Pid} ended with code {code} after stop request");
+                TransitionTo(p, ProcessState.Exited, $"pid {run.Pid} ended with code {code} after stop request");
             }
             else
             {
@@ -707,9 +825,11 @@ public sealed partial class Supervisor : IAsyncDisposable
             case ProcessState.Backoff:
                 p.BackoffCts?.Cancel();
                 p.BackoffCts = null;
-                TransitionTo(p, ProcessState.Stopped, "stop requested during backoff");
+                p.StopRequested = true;
+                TransitionTo(p, ProcessState.Exited, "stop requested during backoff");
                 return null;
             case ProcessState.Starting or ProcessState.Running:
+                p.StopRequested = true;
                 TransitionTo(p, ProcessState.Stopping, "stop requested");
                 return p.Run;
             case ProcessState.Stopping:
@@ -723,8 +843,9 @@ public sealed partial class Supervisor : IAsyncDisposable
     {
         int? reportedPid = null;
         var timeout = p.App.StopTimeout;
-        // Children the process started: whatever of them outlives it is killed at the end, so that no orphan survives a stop.
+        // Children the process started: whatever of them outlives it is stopped with its session, so that no orphan survives a stop.
         var tree = ProcessTree.Descendants(run.Pid);
+        run.StopSnapshot = tree;
         try
         {
             reportedPid = await StopRunAsync(p, run, graceful, timeout, cancellationToken);
@@ -768,8 +889,8 @@ public sealed partial class Supervisor : IAsyncDisposable
             {
                 return reportedPid;
             }
-            Native.TrySignal(run.Pid, Native.SigTerm);
-            Log.StopStep(_logger, p.Id, run.Pid, "SIGTERM sent");
+            SignalRun(run, Native.SigTerm);
+            Log.StopStep(_logger, p.Id, run.Pid, run.NewSession ? "SIGTERM sent to its process group" : "SIGTERM sent");
             if (await WaitEndedAsync(run, timeout, cancellationToken))
             {
                 return reportedPid;
@@ -795,8 +916,123 @@ public sealed partial class Supervisor : IAsyncDisposable
         }
     }
 
+    /// <summary>Signals the whole process group of a run started as a group leader, else the process alone.</summary>
+    private static void SignalRun(ProcessRun run, int signal)
+    {
+        if (!run.NewSession || !Native.TrySignalGroup(run.Pid, signal))
+        {
+            Native.TrySignal(run.Pid, signal);
+        }
+    }
+
+    /// <summary>
+    /// After a run's process ended: SIGTERM what is left of its session/group and of the tree seen when a stop began, wait up
+    /// to stop_timeout (real time), then SIGKILL; in subreaper mode the re-parented orphans are reaped here, so none stays a zombie.
+    /// </summary>
+    private async Task StopLeftoversAsync(ManagedProcess p, ProcessRun run)
+    {
+        var leftovers = run.NewSession ? ProcessTree.GroupMembers(run.Pid) : [];
+        if (run.StopSnapshot is { } snapshot)
+        {
+            leftovers.AddRange(snapshot.Where(s => !leftovers.Contains(s) && ProcessTree.IsAlive(s.Pid, s.StartTime)));
+        }
+        if (leftovers.Count == 0)
+        {
+            ReapOrphans();
+            return;
+        }
+        Log.LeftoversStopping(_logger, p.Id, run.Pid, leftovers.Count);
+        if (run.NewSession)
+        {
+            Native.TrySignalGroup(run.Pid, Native.SigTerm);
+        }
+        ProcessTree.SignalSurvivors(leftovers, Native.SigTerm);
+        if (await WaitGoneAsync(leftovers, p.App.StopTimeout))
+        {
+            return;
+        }
+        if (run.NewSession)
+        {
+            Native.TrySignalGroup(run.Pid, Native.SigKill);
+        }
+        var killed = ProcessTree.KillSurvivors(leftovers);
+        Log.OrphansKilled(_logger, p.Id, killed);
+        if (!await WaitGoneAsync(leftovers, TimeSpan.FromSeconds(5)))
+        {
+            Log.LeftoversSurvived(_logger, p.Id, run.Pid, leftovers.Count(l => ProcessTree.IsAlive(l.Pid, l.StartTime)));
+        }
+    }
+
+    /// <summary>Waits (real time, bounded) until none of <paramref name="processes"/> runs, reaping orphans meanwhile. /proc offers no wait for non-children.</summary>
+    private async Task<bool> WaitGoneAsync(List<(int Pid, long StartTime)> processes, TimeSpan timeout)
+    {
+        var deadline = TimeProvider.System.GetTimestamp() + (long)(timeout.TotalSeconds * TimeProvider.System.TimestampFrequency);
+        while (true)
+        {
+            ReapOrphans();
+            // In subreaper mode a dead orphan counts as gone once reaped (no zombie left); otherwise once it stopped running.
+            if (processes.All(x => _subreaper ? !ProcessTree.Exists(x.Pid, x.StartTime) || !IsOurChild(x.Pid) && !ProcessTree.IsAlive(x.Pid, x.StartTime) : !ProcessTree.IsAlive(x.Pid, x.StartTime)))
+            {
+                return true;
+            }
+            if (TimeProvider.System.GetTimestamp() >= deadline)
+            {
+                return false;
+            }
+            await Task.Delay(20, CancellationToken.None);
+        }
+    }
+
+    private static bool IsOurChild(int pid) => ProcessTree.ReadStat(pid) is { } e && e.Ppid == Environment.ProcessId;
+
+    /// <summary>Subreaper only: reaps zombie children that are not runs of ours (the runtime reaps those). Returns how many.</summary>
+    private int ReapOrphans()
+    {
+        if (!_subreaper)
+        {
+            return 0;
+        }
+        var reaped = 0;
+        lock (_spawnGate)
+        {
+            if (!Native.HasZombieChild())
+            {
+                return 0;
+            }
+            foreach (var child in ProcessTree.ChildrenOf(Environment.ProcessId))
+            {
+                if (child.IsDead && !_ownPids.Contains(child.Pid) && Native.TryReap(child.Pid))
+                {
+                    Log.OrphanReaped(_logger, child.Pid);
+                    reaped++;
+                }
+            }
+        }
+        return reaped;
+    }
+
+    /// <summary>Subreaper only: reaps orphans that died on their own (a daemonized grandchild that exited), once a second.</summary>
+    private async Task ReaperLoopAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), TimeProvider.System);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                ReapOrphans();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
     private static void KillTree(ProcessRun run)
     {
+        if (run.NewSession)
+        {
+            Native.TrySignalGroup(run.Pid, Native.SigKill);
+        }
         try
         {
             run.Process.Kill(entireProcessTree: true);
@@ -820,7 +1056,25 @@ public sealed partial class Supervisor : IAsyncDisposable
                 int n;
                 try
                 {
-                    n = await stream.ReadAsync(buffer.AsMemory(0, 16 * 1024));
+                    var read = stream.ReadAsync(buffer.AsMemory(0, 16 * 1024));
+                    if (pending.Length > 0 && !read.IsCompleted)
+                    {
+                        // An unfinished line and nothing more for a moment (a prompt): show it to live followers now.
+                        // The ring buffer and the log file keep whole lines only.
+                        var readTask = read.AsTask();
+                        using var idleCts = new CancellationTokenSource();
+                        var idle = Task.Delay(PartialLineDelay, TimeProvider.System, idleCts.Token);
+                        if (await Task.WhenAny(readTask, idle) == idle)
+                        {
+                            p.Logs.PublishPartial(kind, pending.ToString());
+                        }
+                        await idleCts.CancelAsync();
+                        n = await readTask;
+                    }
+                    else
+                    {
+                        n = await read;
+                    }
                 }
                 catch (IOException)
                 {
@@ -920,7 +1174,7 @@ public sealed partial class Supervisor : IAsyncDisposable
         var display = ProcessStates.Display(to, p.ExitCode);
         Log.StateChanged(_logger, p.Id, p.App.Name, from, to, reason);
         RaiseEvent(new ProcessEvent(_time.GetUtcNow(), "state", p.Id, p.App.Name, from.ToString(), display, p.Run?.Pid ?? p.LastPid,
-            to is ProcessState.Exited or ProcessState.Stopped or ProcessState.Backoff or ProcessState.Fatal ? p.ExitCode : null, reason));
+            to is ProcessState.Exited or ProcessState.Backoff or ProcessState.Fatal ? p.ExitCode : null, reason, p.StopRequested));
     }
 
     private void RaiseEvent(ProcessEvent e)
@@ -957,14 +1211,15 @@ public sealed partial class Supervisor : IAsyncDisposable
                 active ? Math.Max(0, (_time.GetUtcNow() - run!.StartedAt).TotalSeconds) : null,
                 p.CommandLine,
                 p.Restarts,
-                p.App.Daemon);
+                p.App.Daemon,
+                p.StopRequested);
         }
     }
 
     private ProcessInfo DescribeRemote(SignalClientInfo c) => new(
         c.Id, null, c.Pid, ProcessState.Unknown.ToString(), (int)ProcessState.Unknown, ProcessStates.Display(ProcessState.Unknown, null), null, true, true,
         c.RemoteEndPoint.ToString(), c.RegisteredAt, Math.Max(0, (_time.GetUtcNow() - c.RegisteredAt).TotalSeconds),
-        $"(signal client from {c.RemoteEndPoint})", 0, false);
+        $"(signal client from {c.RemoteEndPoint})", 0, false, false);
 
     private void RequireSignalClient(ulong id)
     {

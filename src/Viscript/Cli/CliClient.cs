@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Viscript.Core;
 using Viscript.Core.Control;
+using Viscript.Core.Supervision;
 
 namespace Viscript.Cli;
 
@@ -19,6 +20,7 @@ public sealed class CliClient : IDisposable
     private static readonly JsonSerializerOptions s_json = new(JsonSerializerDefaults.Web);
     private readonly HttpClient _http;
     private readonly TextWriter _out;
+    private readonly Viscript.Core.Commands.LiveOutput _live = new();
     private readonly TextWriter _err;
 
     /// <summary>Creates a client for <paramref name="baseUrl"/>.</summary>
@@ -250,17 +252,26 @@ public sealed class CliClient : IDisposable
                 }
                 else if (line.StartsWith("data: ", StringComparison.Ordinal))
                 {
-                    if (evt == "line")
+                    if (evt is "line" or "partial")
                     {
                         var l = JsonSerializer.Deserialize<LogLineInfo>(line[6..], s_json);
                         if (l is not null)
                         {
-                            _out.WriteLine(l.Stream == "stderr" ? "[stderr] " + l.Text : l.Stream == "system" ? "[viscript] " + l.Text : l.Text);
-                            _out.Flush();
+                            var kind = Enum.TryParse<LogStream>(l.Stream, ignoreCase: true, out var parsed) ? parsed : LogStream.Stdout;
+                            lock (_live)
+                            {
+                                // Partial lines (prompts) show at once, without their newline.
+                                _out.Write(evt == "partial" ? _live.Partial(kind, l.Text) : _live.Complete(kind, l.Text));
+                                _out.Flush();
+                            }
                         }
                     }
                     else if (evt == "end")
                     {
+                        lock (_live)
+                        {
+                            _out.Write(_live.BreakRow());
+                        }
                         _out.WriteLine($"[ {id} ] is no longer running.");
                         return 0;
                     }
@@ -299,6 +310,11 @@ public sealed class CliClient : IDisposable
                 return await follow;
             }
             var line = await readTask;
+            lock (_live)
+            {
+                // The terminal echoed the typed line: output continues on a new row.
+                _live.RowEndedByUser();
+            }
             if (line is null || line.Trim() is "^Z" or "^z" or "detach" or "\x1a")
             {
                 await cts.CancelAsync();

@@ -144,7 +144,7 @@ public static class ControlApi
 
     private static ulong Id(string text) => CommandInterpreter.ParseId([text], "ping");
 
-    private static LogLineInfo ToInfo(LogLine l) => new(l.Seq, l.Time, l.Stream.ToString().ToLowerInvariant(), l.Text);
+    private static LogLineInfo ToInfo(LogLine l) => new(l.Seq, l.Time, l.Stream.ToString().ToLowerInvariant(), l.Text, l.Partial);
 
     private static void StartSse(HttpContext ctx)
     {
@@ -190,9 +190,10 @@ public static class ControlApi
         });
         try
         {
-            await foreach (var line in logs.FollowAsync(count, cts.Token))
+            await foreach (var line in logs.FollowAsync(count, partials: true, cts.Token))
             {
-                await ctx.Response.WriteAsync($"event: line\ndata: {JsonSerializer.Serialize(ToInfo(line), s_json)}\n\n", ctx.RequestAborted);
+                // "partial": an unfinished line (a prompt) shown early; clients that do not know the event ignore it.
+                await ctx.Response.WriteAsync($"event: {(line.Partial ? "partial" : "line")}\ndata: {JsonSerializer.Serialize(ToInfo(line), s_json)}\n\n", ctx.RequestAborted);
                 await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
             }
         }

@@ -44,6 +44,12 @@ public sealed record DaemonOptions
 
     /// <summary>Key file the topology queries authenticate with (the manager's own or an admin key).</summary>
     public string? ManagerKeyFile { get; init; }
+
+    /// <summary>
+    /// Make the process a child subreaper, so that orphans of the apps are re-parented to it, reaped and killed on exit
+    /// (<see cref="SupervisorOptions.ChildSubreaper"/>). The viscript executable sets it; in-process hosts (tests) leave it off.
+    /// </summary>
+    public bool ChildSubreaper { get; init; }
 }
 
 /// <summary>
@@ -151,6 +157,7 @@ public sealed partial class DaemonHost : IAsyncDisposable
             TimeProvider = Options.TimeProvider,
             LogDirectory = Options.LogDirectory is null ? null : Path.GetFullPath(Options.LogDirectory),
             ShutdownTimeout = Options.ShutdownTimeout,
+            ChildSubreaper = Options.ChildSubreaper,
         }, _loggerFactory.CreateLogger<Supervisor>());
         Supervisor.Changed += (_, e) => Events.Publish(e);
         Interpreter = new CommandInterpreter(Supervisor);

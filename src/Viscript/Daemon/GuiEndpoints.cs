@@ -157,7 +157,7 @@ public static class GuiEndpoints
             var series = sampler.Get(p.Id)?.Samples;
             var last = series is { Count: > 0 } ? series[^1] : null;
             sb.Append(CultureInfo.InvariantCulture, $"""
-                <tr data-id="{p.Id}" data-state="{E(p.State)}"><td class="id">{p.Id}</td><td class="app">{E(p.App ?? "-")}</td><td class="state state-{E(p.State.ToLowerInvariant())}">{E(p.Display)}</td><td class="pid">{p.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-"}</td><td class="uptime">{(p.UptimeSeconds is { } up ? CommandInterpreter.FormatUptime(up) : "-")}</td><td class="cpu">{(last?.CpuPercent is { } cpu ? cpu.ToString("0.0", CultureInfo.InvariantCulture) + " %" : "-")}</td><td class="mem">{(last?.RssBytes is { } rss ? CommandInterpreter.FormatBytes(rss) : "-")}</td><td class="actions"></td></tr>
+                <tr data-id="{p.Id}" data-state="{E(p.State)}" data-stop-requested="{(p.StopRequested ? "true" : "false")}"><td class="id">{p.Id}</td><td class="app">{E(p.App ?? "-")}</td><td class="state state-{E(p.State.ToLowerInvariant())}">{E(p.Display)}</td><td class="pid">{p.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-"}</td><td class="uptime">{(p.UptimeSeconds is { } up ? CommandInterpreter.FormatUptime(up) : "-")}</td><td class="cpu">{(last?.CpuPercent is { } cpu ? cpu.ToString("0.0", CultureInfo.InvariantCulture) + " %" : "-")}</td><td class="mem">{(last?.RssBytes is { } rss ? CommandInterpreter.FormatBytes(rss) : "-")}</td><td class="actions"></td></tr>
 
                 """);
         }

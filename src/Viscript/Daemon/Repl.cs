@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using Viscript.Core;
 using Viscript.Core.Commands;
 using Viscript.Core.Control;
+using Viscript.Core.Supervision;
 
 namespace Viscript.Daemon;
 
@@ -13,15 +14,39 @@ namespace Viscript.Daemon;
 public sealed class Repl(DaemonHost daemon, TextReader input, TextWriter output)
 {
     private readonly Lock _writeGate = new();
+    private readonly LiveOutput _live = new();
     private volatile AttachSession? _attached;
 
-    /// <summary>Writes a line (thread-safe).</summary>
+    /// <summary>Writes a line (thread-safe). After a partial line of an attached app, it starts on a new row.</summary>
     public void WriteLine(string line)
     {
         lock (_writeGate)
         {
+            output.Write(_live.BreakRow());
             output.WriteLine(line);
             output.Flush();
+        }
+    }
+
+    /// <summary>Writes output of the attached app: partial lines (prompts) at once, without their newline.</summary>
+    private void WriteLive(LogLine line)
+    {
+        lock (_writeGate)
+        {
+            var text = _live.Render(line);
+            if (text.Length > 0)
+            {
+                output.Write(text);
+                output.Flush();
+            }
+        }
+    }
+
+    private void UserEndedRow()
+    {
+        lock (_writeGate)
+        {
+            _live.RowEndedByUser();
         }
     }
 
@@ -85,6 +110,8 @@ public sealed class Repl(DaemonHost daemon, TextReader input, TextWriter output)
             }
             if (_attached is { } session)
             {
+                // The terminal echoed the typed line and its newline: app output continues on a new row.
+                UserEndedRow();
                 if (IsDetach(line))
                 {
                     session.Detach();
@@ -158,10 +185,10 @@ public sealed class Repl(DaemonHost daemon, TextReader input, TextWriter output)
             try
             {
                 var logs = daemon.Supervisor.GetLogs(Id);
-                // The tail was already printed by 'logs'; attach shows only new output.
-                await foreach (var line in logs.FollowAsync(0, _cts.Token))
+                // The tail was already printed by 'logs'; attach shows only new output, unfinished lines (prompts) included.
+                await foreach (var line in logs.FollowAsync(0, partials: true, _cts.Token))
                 {
-                    repl.WriteLine(CommandInterpreter.FormatLogLine(line));
+                    repl.WriteLive(line);
                 }
             }
             catch (OperationCanceledException)

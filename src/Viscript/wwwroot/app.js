@@ -138,11 +138,19 @@ class Pane {
     this.typeAhead = ''; // keys typed while a command runs, replayed at the next prompt
     this.cursorRow = 0; // row of the cursor within the (wrapped) input line
     this.targetId = null;
+    // An unfinished output line of the attached/followed app (a prompt): shown at once as the start of the input row.
+    this.shown = null; // text of the unfinished line so far
+    this.shownStream = null;
+    this.cut = 0; // chars of it already on an earlier row (the user pressed Enter after it)
+    this.rowOpen = false; // whether the input row starts with it
 
     this.element = el('div', { class: 'pane', 'data-term': String(this.id) });
     const head = el('div', { class: 'pane-head' },
       el('span', { class: 'pane-title', text: 'Terminal ' + this.id }),
       el('span', { class: 'pane-mode' }),
+      el('button', { type: 'button', class: 'pane-move pane-earlier', title: 'Move terminal left/up', 'aria-label': 'Move terminal ' + this.id + ' earlier', text: '\u25c0', onclick: (e) => { e.stopPropagation(); this.move(-1); } }),
+      el('button', { type: 'button', class: 'pane-move pane-later', title: 'Move terminal right/down', 'aria-label': 'Move terminal ' + this.id + ' later', text: '\u25b6', onclick: (e) => { e.stopPropagation(); this.move(1); } }),
+      el('button', { type: 'button', class: 'pane-large', title: 'Enlarge: full width, double height (again: back)', 'aria-label': 'Enlarge terminal ' + this.id, 'aria-pressed': 'false', text: '\u2922', onclick: (e) => { e.stopPropagation(); this.toggleLarge(); } }),
       el('button', { type: 'button', class: 'pane-close', title: 'Close terminal', 'aria-label': 'Close terminal ' + this.id, text: '\u00d7', onclick: (e) => { e.stopPropagation(); closePane(this.id); } }));
     this.body = el('div', { class: 'pane-body' });
     this.element.append(head, this.body);
@@ -176,10 +184,67 @@ class Pane {
     try { this.fit.fit(); } catch { /* not laid out yet */ }
   }
 
+  /** Moves the pane one place earlier (-1) or later (+1) in the grid; its taskbar button follows. */
+  move(delta) {
+    for (const [node, selector] of [[this.element, '#terminals > .pane'], [this.taskButton, '#tasks > .task']]) {
+      const all = [...document.querySelectorAll(selector)];
+      const i = all.indexOf(node);
+      const j = i + delta;
+      if (i < 0 || j < 0 || j >= all.length) continue;
+      if (delta < 0) all[j].before(node);
+      else all[j].after(node);
+    }
+    this.term.focus();
+  }
+
+  /** Toggles the large size: the pane spans every column and two rows (the terminal refits to it). */
+  toggleLarge() {
+    const large = this.element.classList.toggle('large');
+    $('.pane-large', this.element).setAttribute('aria-pressed', String(large));
+    this.term.focus();
+  }
+
   promptText() {
     if (this.mode === 'prompt') return '> ';
-    if (this.mode === 'attach') return '';
+    if (this.mode === 'attach') return this.rowOpen ? this.partialText() : '';
+    if (this.mode === 'follow' && this.rowOpen) return this.partialText();
     return null; // busy/follow: no input line
+  }
+
+  partialText() {
+    const text = (this.shown ?? '').slice(this.cut);
+    return this.cut === 0 && this.shownStream === 'stderr' ? '[stderr] ' + text : text;
+  }
+
+  clearPartial() {
+    this.shown = null;
+    this.shownStream = null;
+    this.cut = 0;
+    this.rowOpen = false;
+  }
+
+  /** An unfinished line (SSE "partial"): everything since the last newline, shown without waiting for it. */
+  showPartial(e) {
+    const continues = this.shown !== null && this.shownStream === e.stream && e.text.startsWith(this.shown);
+    if (!continues) {
+      if (this.rowOpen) this.term.write(this.eraseInput() + this.partialText() + '\r\n');
+      this.cut = 0;
+    }
+    this.shown = e.text;
+    this.shownStream = e.stream;
+    this.rowOpen = this.shown.length > this.cut;
+    this.redraw();
+  }
+
+  /** A complete line: it finishes the unfinished one shown before (only the missing part is added), or prints as is. */
+  showLine(e) {
+    const continues = this.shown !== null && this.shownStream === e.stream && e.text.startsWith(this.shown);
+    let text = formatLogLine(e);
+    if (continues && this.cut > 0) text = e.text.slice(this.cut);
+    else if (!continues && this.rowOpen) this.term.write(this.eraseInput() + this.partialText() + '\r\n');
+    this.clearPartial();
+    if (continues && text === '') this.redraw();
+    else this.print([text]);
   }
 
   /** Escape codes that erase the input line, which may wrap over several rows, leaving the cursor at its start. */
@@ -351,7 +416,10 @@ class Pane {
       const line = this.buf;
       this.buf = '';
       this.pos = 0;
-      this.term.write(this.eraseInput() + DIM + line + RESET + '\r\n');
+      const before = this.rowOpen ? this.partialText() : '';
+      this.term.write(this.eraseInput() + before + DIM + line + RESET + '\r\n');
+      // The prompt stays on that row; what the app writes next starts a new one.
+      if (this.rowOpen) { this.cut = this.shown.length; this.rowOpen = false; }
       this.sendInput(line);
       return;
     }
@@ -457,7 +525,8 @@ class Pane {
     const tail = mode === 'attach' ? 20 : 0;
     streamEvents(`/processes/${id}/logs?follow=true&n=${tail}`, (name, e) => {
       if (this.stream !== controller) return;
-      if (name === 'line') this.print([formatLogLine(e)]);
+      if (name === 'line') this.showLine(e);
+      else if (name === 'partial') this.showPartial(e);
       else if (name === 'end') {
         this.print([`${DIM}[${id}] ${e.state || 'ended'}${RESET}`]);
         this.endStream(false);
@@ -478,7 +547,9 @@ class Pane {
     const id = this.targetId;
     this.stream?.abort();
     this.stream = null;
-    if (wasAttach) this.term.write(this.eraseInput());
+    if (this.rowOpen) this.term.write(this.eraseInput() + this.partialText() + '\r\n');
+    else if (wasAttach) this.term.write(this.eraseInput());
+    this.clearPartial();
     this.setMode('prompt');
     if (announce) this.term.write(`${DIM}${wasAttach ? 'Detached from' : 'Stopped following'} ${id}.${RESET}\r\n`);
     this.targetId = null;
@@ -663,6 +734,9 @@ function renderProcesses() {
     const state = row.querySelector('.state');
     state.textContent = p.display;
     state.className = 'state state-' + p.state.toLowerCase();
+    // A finished process is always Exited(code); whether it was asked to stop is a separate flag.
+    row.dataset.stopRequested = p.stopRequested ? 'true' : 'false';
+    state.title = p.state === 'Exited' ? (p.stopRequested ? 'stopped on request (sd/kill/restart)' : 'ended on its own') : '';
     row.querySelector('.pid').textContent = p.pid ?? '-';
     row.querySelector('.uptime').textContent = fmtUptime(p.uptimeSeconds);
     row.querySelector('.cpu').textContent = live && last?.cpuPercent != null ? last.cpuPercent.toFixed(1) + ' %' : '-';

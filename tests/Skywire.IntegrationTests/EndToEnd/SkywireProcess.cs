@@ -70,7 +70,7 @@ internal sealed class SkywireProcess : IAsyncDisposable
         }
     }
 
-    public static SkywireProcess Start(string? netns, IEnumerable<string> args, Stream? stdin = null)
+    public static SkywireProcess Start(string? netns, IEnumerable<string> args, Stream? stdin = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo
         {
@@ -100,11 +100,18 @@ internal sealed class SkywireProcess : IAsyncDisposable
 
         info.Environment["DOTNET_NOLOGO"] = "1";
         info.Environment["SKYWIRE_LOG"] = "Warning";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[name] = value;
+        }
+
         var process = Process.Start(info) ?? throw new InvalidOperationException("could not start dotnet");
         return new SkywireProcess(process, stdin);
     }
 
     public int Id => _process.Id;
+
+    public bool HasExited => _process.HasExited;
 
     public string Stderr
     {

@@ -131,7 +131,6 @@ public sealed class SocksLoopbackTests : IAsyncLifetime
 
     [Theory]
     [InlineData(SocksCommand.Bind)]
-    [InlineData(SocksCommand.UdpAssociate)]
     [InlineData((SocksCommand)0x05)]
     public async Task UnsupportedCommand_Reply07(SocksCommand command)
     {

@@ -79,6 +79,18 @@ public sealed class SocksMeshTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task UdpAssociate_ThroughTheApps_EchoByteExact()
+    {
+        using var echo = new SocksUdpMeshTests.UdpEcho(IPAddress.Loopback);
+        await using var association = await SocksUdpMeshTests.UdpAssociation.OpenAsync(_proxy, Ct);
+        var payload = new byte[3000];
+        new Random(5).NextBytes(payload);
+        var (source, data) = await association.ExchangeAsync(SocksEndpoint.FromHost("localhost", (ushort)echo.Port), payload, Ct);
+        Assert.Equal(SocksEndpoint.FromIP(IPAddress.Loopback, (ushort)echo.Port), source);
+        Assert.Equal(payload, data);
+    }
+
+    [Fact]
     public async Task RefusedTarget_Reply05_AcrossTheMesh()
     {
         using var tunnel = await SocksTestClient.ConnectAsync(_proxy, SocksEndpoint.FromIP(IPAddress.Loopback, (ushort)SocksTestClient.FreePort()), Ct);

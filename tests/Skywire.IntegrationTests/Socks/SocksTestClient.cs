@@ -8,7 +8,7 @@ namespace Skywire.IntegrationTests.Socks;
 /// <summary>A minimal SOCKS5 client for tests: raw bytes, so every reply code can be checked.</summary>
 internal static class SocksTestClient
 {
-    public sealed record Result(SocksReplyCode? Reply, byte Method, NetworkStream Stream) : IDisposable
+    public sealed record Result(SocksReplyCode? Reply, byte Method, NetworkStream Stream, IPEndPoint? Bound = null) : IDisposable
     {
         public void Dispose() => Stream.Dispose();
     }
@@ -50,7 +50,8 @@ internal static class SocksTestClient
         var reply = (SocksReplyCode)buffer[1];
         var rest = buffer[3] switch { 1 => 4 + 2, 4 => 16 + 2, _ => throw new Xunit.Sdk.XunitException($"bad ATYP {buffer[3]} in reply") };
         await stream.ReadExactlyAsync(buffer.AsMemory(0, rest), cancellationToken);
-        return new Result(reply, (byte)method, stream);
+        var bound = new IPEndPoint(new IPAddress(buffer.AsSpan(0, rest - 2)), (buffer[rest - 2] << 8) | buffer[rest - 1]);
+        return new Result(reply, (byte)method, stream, bound);
     }
 
     /// <summary>Sends a GET over an established tunnel and returns the body.</summary>

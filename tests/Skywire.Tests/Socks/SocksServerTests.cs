@@ -146,7 +146,6 @@ public class SocksServerTests
 
     [Theory]
     [InlineData(SocksCommand.Bind)]
-    [InlineData(SocksCommand.UdpAssociate)]
     [InlineData((SocksCommand)0x7F)]
     public async Task OtherCommands_RepliedCommandNotSupported(SocksCommand command)
     {

@@ -43,7 +43,9 @@ public class ControlApiTests
         var pid = d.Host.Supervisor.Get(1).Pid!.Value;
         var sd = await (await d.Http.PostAsync("api/processes/1/sd", null)).Content.ReadFromJsonAsync<StopReport>(InProcessDaemon.Json);
         Assert.Equal(pid, sd!.ReportedPid);
-        Assert.Equal("Stopped(0)", sd.Process.Display);
+        Assert.Equal("Exited(0)", sd.Process.Display);
+        Assert.Equal("Exited", sd.Process.State);
+        Assert.True(sd.Process.StopRequested);
         Assert.False(Pids.IsAlive(pid));
     }
 

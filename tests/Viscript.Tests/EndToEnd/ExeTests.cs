@@ -54,9 +54,9 @@ public sealed class ExeCommandTests : ExeTestBase
 
         var sd = await d.CliAsync("sd", "1");
         Assert.Equal(0, sd.ExitCode);
-        Assert.Equal([$"shutdown pid {pid}", "[ 1 ] t Stopped(0)"], sd.Lines);
+        Assert.Equal([$"shutdown pid {pid}", "[ 1 ] t Exited(0)"], sd.Lines);
         Assert.False(Pids.IsAlive(pid));
-        Assert.Matches(@"^1\s+t\s+\d+\s+Stopped\(0\)\s+no\s+-$", (await d.CliAsync("la")).Lines[1]);
+        Assert.Matches(@"^1\s+t\s+\d+\s+Exited\(0\)\s+no\s+-$", (await d.CliAsync("la")).Lines[1]);
     }
 
     [Fact]
@@ -73,7 +73,7 @@ public sealed class ExeCommandTests : ExeTestBase
         var pid = PidOf(await d.CliAsync("la"), 1);
         var sd = await d.CliAsync("sd", "1");
         Assert.Equal(0, sd.ExitCode);
-        Assert.Contains("Stopped(143)", sd.Stdout, StringComparison.Ordinal);
+        Assert.Contains("Exited(143)", sd.Stdout, StringComparison.Ordinal);
         Assert.False(Pids.IsAlive(pid));
     }
 

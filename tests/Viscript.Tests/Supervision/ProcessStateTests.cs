@@ -6,7 +6,7 @@ public class ProcessStateTests
 {
     private static readonly (ProcessState From, ProcessState To)[] s_allowed =
     [
-        (ProcessState.Stopped, ProcessState.Starting),
+        (ProcessState.Created, ProcessState.Starting),
         (ProcessState.Starting, ProcessState.Running),
         (ProcessState.Starting, ProcessState.Backoff),
         (ProcessState.Starting, ProcessState.Exited),
@@ -17,9 +17,9 @@ public class ProcessStateTests
         (ProcessState.Running, ProcessState.Fatal),
         (ProcessState.Running, ProcessState.Stopping),
         (ProcessState.Backoff, ProcessState.Starting),
-        (ProcessState.Backoff, ProcessState.Stopped),
+        (ProcessState.Backoff, ProcessState.Exited),
         (ProcessState.Backoff, ProcessState.Fatal),
-        (ProcessState.Stopping, ProcessState.Stopped),
+        (ProcessState.Stopping, ProcessState.Exited),
         (ProcessState.Exited, ProcessState.Starting),
         (ProcessState.Fatal, ProcessState.Starting),
     ];
@@ -60,8 +60,9 @@ public class ProcessStateTests
 
     [Theory]
     [InlineData(ProcessState.Exited, 3, "Exited(3)")]
-    [InlineData(ProcessState.Stopped, 143, "Stopped(143)")]
-    [InlineData(ProcessState.Stopped, null, "Stopped")]
+    [InlineData(ProcessState.Exited, 143, "Exited(143)")]
+    [InlineData(ProcessState.Exited, null, "Exited")]
+    [InlineData(ProcessState.Stopping, 143, "Stopping")]
     [InlineData(ProcessState.Running, null, "Running")]
     [InlineData(ProcessState.Unknown, null, "Remote")]
     public void Display_ShowsExitCode(ProcessState state, int? code, string expected) => Assert.Equal(expected, ProcessStates.Display(state, code));

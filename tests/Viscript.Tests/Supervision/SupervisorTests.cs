@@ -60,10 +60,12 @@ public sealed class SupervisorTests : IAsyncLifetime
 
         var stop = await sup.StopAsync(1);
         Assert.Equal(info.Pid, stop.Pid);
-        Assert.Equal("Stopped(143)", stop.Process.Display);
+        Assert.Equal("Exited(143)", stop.Process.Display);
+        Assert.True(stop.Process.StopRequested);
         Assert.False(Pids.IsAlive(info.Pid.Value));
         var states = events.Events.Where(e => e.Kind == "state").Select(e => e.To).ToList();
-        Assert.Equal(["Starting", "Running", "Stopping", "Stopped(143)"], states);
+        Assert.Equal(["Starting", "Running", "Stopping", "Exited(143)"], states);
+        Assert.True(events.Events.Last(e => e.Kind == "state").StopRequested);
     }
 
     [Fact]
@@ -84,6 +86,59 @@ public sealed class SupervisorTests : IAsyncLifetime
         Assert.Contains("ID: 1", ex.Message, StringComparison.Ordinal);
         Assert.Equal("Fatal", sup.Get(1).State);
         Assert.Equal(2UL, sup.Start("ok").Id);
+    }
+
+    [Fact]
+    public void Start_NonExecutableFile_IsFatalAtOnce()
+    {
+        var file = _dir.Write("data.txt", "not a program\n");
+        var sup = Create($"apps:\n  data:\n    path: {file}\n");
+        Assert.Equal(ErrorCode.StartFailed, Assert.Throws<ViscriptException>(() => sup.Start("data")).Code);
+        Assert.Equal("Fatal", sup.Get(1).State);
+    }
+
+    private const string DoubleFork = "(sleep 1000 & echo grandchild $!)";
+
+    private static int PidAfter(Supervisor sup, ulong id, string prefix) => int.Parse(
+        sup.GetLogs(id).Tail(20).First(l => l.Text.StartsWith(prefix + " ", StringComparison.Ordinal)).Text[(prefix.Length + 1)..],
+        System.Globalization.CultureInfo.InvariantCulture);
+
+    [Fact]
+    public async Task Apps_AreSessionLeaders_AndSdStopsTheWholeGroup()
+    {
+        var sup = Create($"apps:\n  sh:\n    path: /bin/sh\n    default_args: [\"-c\", \"{DoubleFork}; exec sleep 1000\"]\n");
+        var info = sup.Start("sh");
+        await WaitForLogAsync(sup, 1, "grandchild");
+        var pid = info.Pid!.Value;
+        var grandchild = PidAfter(sup, 1, "grandchild");
+        var leader = ProcStat.Read(pid)!.Value;
+        // setsid made the app a session and group leader (same pid: no extra fork); the orphaned grandchild stays in its group.
+        Assert.Equal((pid, pid), (leader.Pgrp, leader.Session));
+        Assert.Equal(pid, ProcStat.Read(grandchild)!.Value.Pgrp);
+        Assert.Contains("sleep", File.ReadAllText($"/proc/{pid}/cmdline"), StringComparison.Ordinal);
+
+        var r = await sup.StopAsync(1);
+        Assert.Equal("Exited(143)", r.Process.Display);
+        Assert.False(Pids.IsAlive(grandchild), "the double-forked grandchild survived sd");
+    }
+
+    [Fact]
+    public async Task Exit_OnItsOwn_StopsWhatTheAppLeftBehind()
+    {
+        var sup = Create($"apps:\n  quick:\n    path: /bin/sh\n    default_args: [\"-c\", \"{DoubleFork}; (trap '' TERM; exec sleep 1000) & echo stubborn $!; read line\"]\n    stop_timeout: 300ms\n");
+        using var events = new EventRecorder(sup);
+        sup.Start("quick");
+        await WaitForLogAsync(sup, 1, "stubborn");
+        var grandchild = PidAfter(sup, 1, "grandchild");
+        var stubborn = PidAfter(sup, 1, "stubborn");
+        Assert.True(Pids.IsAlive(stubborn));
+        await sup.WriteInputAsync(1, "done");
+        // Exited is reported only once the leftovers are gone (SIGTERM, then SIGKILL after stop_timeout for the one ignoring it).
+        var exited = await events.WaitStateAsync(1, "Exited");
+        Assert.Equal("Exited(0)", exited.To);
+        Assert.False(exited.StopRequested);
+        Assert.False(Pids.IsAlive(grandchild), "grandchild survived");
+        Assert.False(Pids.IsAlive(stubborn), "the grandchild ignoring SIGTERM survived");
     }
 
     [Fact]
@@ -151,13 +206,16 @@ public sealed class SupervisorTests : IAsyncLifetime
         using var events = new EventRecorder(sup);
         sup.Start("once");
         sup.Start("again");
-        Assert.Equal("Exited(0)", (await events.WaitStateAsync(1, "Exited")).To);
+        var exited = await events.WaitStateAsync(1, "Exited");
+        Assert.Equal("Exited(0)", exited.To);
+        Assert.False(exited.StopRequested);
+        Assert.False(sup.Get(1).StopRequested);
         // max_retries 0: the first quick exit is already one failure too many.
         await events.WaitStateAsync(2, "Fatal");
     }
 
     [Fact]
-    public async Task Stop_DuringBackoff_IsStoppedAndNeverRestarts()
+    public async Task Stop_DuringBackoff_IsExitedWithLastCodeAndNeverRestarts()
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var sup = Create(TestConfigs.Build(TestConfigs.App("crasher", "crash 1 0", "restart: always", "backoff: 5s")), time: time);
@@ -165,9 +223,10 @@ public sealed class SupervisorTests : IAsyncLifetime
         sup.Start("crasher");
         await events.WaitStateAsync(1, "Backoff");
         var r = await sup.StopAsync(1);
-        Assert.Equal("Stopped", r.Process.State);
+        Assert.Equal("Exited(1)", r.Process.Display);
+        Assert.True(r.Process.StopRequested);
         time.Advance(TimeSpan.FromMinutes(1));
-        Assert.Equal("Stopped", sup.Get(1).State);
+        Assert.Equal("Exited", sup.Get(1).State);
         Assert.DoesNotContain(events.Events, e => e.Kind == "state" && e.To == "Starting" && e.From == "Backoff");
     }
 
@@ -213,6 +272,13 @@ public sealed class SupervisorTests : IAsyncLifetime
         var sup = Create("apps:\n  s:\n    path: sleep\n    default_args: [\"1000\"]\n", signal);
         var info = sup.Start("s");
         var r = await sup.ResourceUsageAsync(1);
+        // The kernel syncs a fresh process's RSS counters lazily (a just-exec'd process may read 0 pages): poll, bounded.
+        for (var deadline = DateTime.UtcNow.AddSeconds(20); r.RssBytes is not > 0 && DateTime.UtcNow < deadline;)
+        {
+            await Task.Delay(20, TestContext.Current.CancellationToken);
+            r = await sup.ResourceUsageAsync(1);
+        }
+
         Assert.Equal(info.Pid, r.Pid);
         Assert.True(r.RssBytes > 0);
         Assert.True(r.Threads >= 1);
@@ -238,7 +304,7 @@ public sealed class SupervisorTests : IAsyncLifetime
         Assert.Equal([1UL], signal.ShutdownCalls);
         Assert.Equal(4242, r.ReportedPid);
         Assert.Equal(info.Pid, r.Pid);
-        Assert.Equal("Stopped", r.Process.State);
+        Assert.Equal("Exited", r.Process.State);
         Assert.False(Pids.IsAlive(info.Pid!.Value));
     }
 
@@ -249,7 +315,7 @@ public sealed class SupervisorTests : IAsyncLifetime
         var info = sup.Start("stubborn");
         await WaitForLogAsync(sup, 1, "ignoring SIGTERM from now on");
         var r = await sup.StopAsync(1);
-        Assert.Equal("Stopped(137)", r.Process.Display);
+        Assert.Equal("Exited(137)", r.Process.Display);
         Assert.False(Pids.IsAlive(info.Pid!.Value));
         Assert.Contains(sup.GetLogs(1).Tail(10), l => l.Text == "testapp ignoring SIGTERM");
     }
@@ -272,7 +338,7 @@ public sealed class SupervisorTests : IAsyncLifetime
         {
             Assert.True(await Pids.WaitGoneAsync(pid, TimeSpan.FromSeconds(10)), $"pid {pid} survived");
         }
-        Assert.All(sup.List(), p => Assert.Contains(p.State, new[] { "Stopped", "Exited" }));
+        Assert.All(sup.List(), p => Assert.Equal("Exited", p.State));
         Assert.Equal(ErrorCode.NotRunning, Assert.Throws<ViscriptException>(() => sup.Start("s")).Code);
     }
 

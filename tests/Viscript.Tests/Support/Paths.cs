@@ -106,3 +106,25 @@ public static class Pids
         return !IsAlive(pid);
     }
 }
+
+/// <summary>Fields of /proc/PID/stat.</summary>
+public readonly record struct ProcStat(int Pid, char State, int Ppid, int Pgrp, int Session, long StartTime)
+{
+    public static ProcStat? Read(int pid)
+    {
+        try
+        {
+            var text = File.ReadAllText($"/proc/{pid}/stat");
+            var f = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+            var inv = System.Globalization.CultureInfo.InvariantCulture;
+            return new ProcStat(pid, f[0][0], int.Parse(f[1], inv), int.Parse(f[2], inv), int.Parse(f[3], inv), long.Parse(f[19], inv));
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Whether /proc still has this very process (zombies included; a reused pid has another start time).</summary>
+    public bool StillInProc => Read(Pid) is { } now && now.StartTime == StartTime;
+}
