@@ -31,7 +31,7 @@ internal sealed class SkywireProcess : IAsyncDisposable
             _lines.Release();
         };
         process.BeginErrorReadLine();
-        _stdoutPump = process.StandardOutput.BaseStream.CopyToAsync(_stdout);
+        _stdoutPump = PumpStdoutAsync(process.StandardOutput.BaseStream);
         if (stdin is not null)
         {
             _ = Task.Run(async () =>
@@ -124,7 +124,63 @@ internal sealed class SkywireProcess : IAsyncDisposable
         }
     }
 
-    public byte[] Stdout => _stdout.ToArray();
+    public byte[] Stdout
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _stdout.ToArray();
+            }
+        }
+    }
+
+    private async Task PumpStdoutAsync(Stream output)
+    {
+        var buffer = new byte[16 * 1024];
+        int n;
+        while ((n = await output.ReadAsync(buffer)) > 0)
+        {
+            lock (_sync)
+            {
+                _stdout.Write(buffer, 0, n);
+            }
+
+            _lines.Release();
+        }
+    }
+
+    /// <summary>Waits for a complete stdout line containing <paramref name="marker"/> and returns it.</summary>
+    public async Task<string> WaitForStdoutLineAsync(string marker, TimeSpan limit)
+    {
+        var deadline = DateTime.UtcNow + limit;
+        while (true)
+        {
+            var exited = _process.HasExited;
+            var text = StdoutText;
+            var line = text.Split('\n').SkipLast(1).FirstOrDefault(l => l.Contains(marker, StringComparison.Ordinal));
+            if (line is not null)
+            {
+                return line;
+            }
+
+            if (exited)
+            {
+                await _stdoutPump;
+                line = StdoutText.Split('\n').FirstOrDefault(l => l.Contains(marker, StringComparison.Ordinal));
+                return line ?? throw new InvalidOperationException($"process exited ({_process.ExitCode}) before printing '{marker}' on stdout:\n{text}\n{Stderr}");
+            }
+
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero)
+            {
+                throw new TimeoutException($"no '{marker}' on stdout within {limit}:\n{text}\n{Stderr}");
+            }
+
+            // Woken by every stdout chunk and stderr line; the short bound only notices the process exiting.
+            await _lines.WaitAsync(left < TimeSpan.FromMilliseconds(200) ? left : TimeSpan.FromMilliseconds(200));
+        }
+    }
 
     public string StdoutText => Encoding.UTF8.GetString(Stdout);
 
