@@ -75,12 +75,12 @@ public class LinkTests
     [Fact]
     public async Task PeerStops_LinkDown()
     {
-        var options = TestNode.Fast with { DeadAfter = TimeSpan.FromMilliseconds(800) };
+        var options = TestNode.Fast with { DeadAfter = TimeSpan.FromMilliseconds(1500) };
         await using var a = new TestNode(options);
         var b = new TestNode(options);
-        await a.Plane.OpenLinkAsync(b.Key.Public, b.EndPoint, TestContext.Current.CancellationToken);
         var down = new TaskCompletionSource<LinkEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
-        a.Plane.LinkDown += (_, e) => down.TrySetResult(e);
+        a.Plane.LinkDown += (_, e) => down.TrySetResult(e); // attached first: a stall must not hide the event
+        await a.Plane.OpenLinkAsync(b.Key.Public, b.EndPoint, TestContext.Current.CancellationToken);
 
         var bKey = b.Key.Public;
         await b.Plane.DisposeAsync();
@@ -93,13 +93,13 @@ public class LinkTests
     [Fact]
     public async Task SilentPeer_LinkDown_ByTimeout()
     {
-        var options = TestNode.Fast with { DeadAfter = TimeSpan.FromMilliseconds(800) };
+        var options = TestNode.Fast with { DeadAfter = TimeSpan.FromMilliseconds(1500) };
         await using var a = new TestNode(options);
         await using var b = new TestNode(options);
         using var proxy = new RecordingProxy(b.EndPoint);
-        await a.Plane.OpenLinkAsync(b.Key.Public, proxy.EndPoint, TestContext.Current.CancellationToken);
         var down = new TaskCompletionSource<LinkEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
-        a.Plane.LinkDown += (_, e) => down.TrySetResult(e);
+        a.Plane.LinkDown += (_, e) => down.TrySetResult(e); // attached first: a stall must not hide the event
+        await a.Plane.OpenLinkAsync(b.Key.Public, proxy.EndPoint, TestContext.Current.CancellationToken);
         proxy.Tamper = _ => null; // a's packets no longer reach b; b stops answering probes
         var e = await down.Task.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
         Assert.Contains("no packet", e.Reason, StringComparison.Ordinal);
