@@ -128,36 +128,15 @@ public sealed partial class NodeDataPlane
     /// </summary>
     private bool QueueForward(Link outLink, uint routeId, Span<byte> packet, int payloadLength)
     {
-        var session = outLink.Current;
-        if (session is null || outLink.State != LinkState.Up || outLink.Remote is not { } remote)
+        if (!TryFrameRouted(outLink, routeId, packet, payloadLength, out var remote, out var total))
         {
-            Drop(ref Statistics.LinkDownField);
             return false;
         }
 
-        var total = payloadLength + LinkLimits.RoutedOverhead;
-        if (total > _options.MaxUdpPayload || total > packet.Length || payloadLength < LinkLimits.MinRoutedPayload)
-        {
-            Drop(ref Statistics.TooLargeField);
-            return false;
-        }
-
+        // Packets already queued for another next hop go first (each link's counters stay in order on the wire).
         if (_fwdLink is not null && (!ReferenceEquals(_fwdLink, outLink) || !ReferenceEquals(_fwdRemote, remote)))
         {
             FlushForwards();
-        }
-
-        var counter = session.NextCounter();
-        new LinkTransportHeader(LinkPacketType.Routed, session.RemoteIndex, counter).WriteTo(packet);
-        BinaryPrimitives.WriteUInt32BigEndian(packet[LinkLimits.TransportHeaderLength..], routeId);
-        try
-        {
-            SealRoutedTag(session.SendKey, counter, packet, payloadLength);
-        }
-        catch (ObjectDisposedException)
-        {
-            Drop(ref Statistics.LinkDownField);
-            return false;
         }
 
         if (_fwdLink is null)

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using System.Net.Sockets;
 using Skywire.Core.Crypto;
@@ -61,16 +62,25 @@ public sealed partial class NodeDataPlane
     }
 
     /// <summary>Writes header, label and link tag around the payload at <c>packet[20..]</c> and sends it.</summary>
-    private bool SendRoutedOnLink(Link link, uint routeId, Span<byte> packet, int payloadLength)
+    private bool SendRoutedOnLink(Link link, uint routeId, Span<byte> packet, int payloadLength) =>
+        TryFrameRouted(link, routeId, packet, payloadLength, out var remote, out var total) && SendRaw(link, packet[..total], remote);
+
+    /// <summary>
+    /// Checks that <paramref name="link"/> can carry the packet, then writes its transport header, label and link
+    /// tag around the payload at <c>packet[20..]</c> (the one framing of a routed packet, sent or forwarded).
+    /// False, counted as a drop, when the link is not up or the packet does not fit.
+    /// </summary>
+    private bool TryFrameRouted(Link link, uint routeId, Span<byte> packet, int payloadLength, [NotNullWhen(true)] out SocketAddress? remote, out int total)
     {
         var session = link.Current;
-        if (session is null || link.State != LinkState.Up || link.Remote is not { } remote)
+        remote = link.Remote;
+        total = payloadLength + LinkLimits.RoutedOverhead;
+        if (session is null || link.State != LinkState.Up || remote is null)
         {
             Drop(ref Statistics.LinkDownField);
             return false;
         }
 
-        var total = payloadLength + LinkLimits.RoutedOverhead;
         if (total > _options.MaxUdpPayload || total > packet.Length || payloadLength < LinkLimits.MinRoutedPayload)
         {
             Drop(ref Statistics.TooLargeField);
@@ -90,7 +100,7 @@ public sealed partial class NodeDataPlane
             return false;
         }
 
-        return SendRaw(link, packet[..total], remote);
+        return true;
     }
 
     /// <summary>
