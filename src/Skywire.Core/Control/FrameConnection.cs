@@ -97,27 +97,8 @@ public sealed partial class FrameConnection : IAsyncDisposable
     }
 
     /// <summary>Reads exactly one frame before the loop starts (the first frame of a connection: hello).</summary>
-    public async Task<(byte Opcode, uint RequestId, byte[] Payload)> ReadFirstFrameAsync(CancellationToken cancellationToken)
-    {
-        while (true)
-        {
-            var result = await _reader.ReadAsync(cancellationToken);
-            var buffer = result.Buffer;
-            if (FrameCodec.TryReadFrame(ref buffer, _maxFrameSize, out var frame))
-            {
-                var copy = frame.Payload.ToArray();
-                _reader.AdvanceTo(buffer.Start);
-                return (frame.Opcode, frame.RequestId, copy);
-            }
-
-            if (result.IsCompleted)
-            {
-                throw new EndOfStreamException("connection closed before the first frame");
-            }
-
-            _reader.AdvanceTo(buffer.Start, buffer.End);
-        }
-    }
+    public Task<(byte Opcode, uint RequestId, byte[] Payload)> ReadFirstFrameAsync(CancellationToken cancellationToken) =>
+        FramedStreamLifecycle.ReadFirstFrameAsync(_reader, _maxFrameSize, cancellationToken);
 
     /// <summary>Sends a request and waits for its response, deserialized with <paramref name="responseType"/>.</summary>
     /// <exception cref="ControlException">The peer answered with an error, or the connection closed, or it timed out.</exception>
@@ -243,11 +224,11 @@ public sealed partial class FrameConnection : IAsyncDisposable
 
     private async Task ReadLoopAsync()
     {
-        var reason = ConnectionCloseReason.RemoteClosed;
-        string detail = "peer closed the connection";
+        ConnectionCloseReason reason;
+        string detail;
         try
         {
-            while (!_cts.IsCancellationRequested)
+            while (true)
             {
                 var result = await _reader.ReadAsync(_cts.Token);
                 var buffer = result.Buffer;
@@ -258,32 +239,15 @@ public sealed partial class FrameConnection : IAsyncDisposable
 
                 if (result.IsCompleted)
                 {
-                    if (buffer.Length > 0)
-                    {
-                        reason = ConnectionCloseReason.ProtocolViolation;
-                        detail = $"stream ended inside a frame ({buffer.Length} bytes pending)";
-                    }
-
+                    (reason, detail) = FramedStreamLifecycle.EndOfStream(buffer.Length);
                     break;
                 }
 
                 _reader.AdvanceTo(buffer.Start, buffer.End);
             }
         }
-        catch (ProtocolViolationException ex)
+        catch (Exception ex) when (FramedStreamLifecycle.TryClassify(ex, _cts.IsCancellationRequested, out reason, out detail))
         {
-            reason = ConnectionCloseReason.ProtocolViolation;
-            detail = ex.Message;
-        }
-        catch (OperationCanceledException) when (_cts.IsCancellationRequested)
-        {
-            reason = ConnectionCloseReason.LocalClosed;
-            detail = "closed locally";
-        }
-        catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or ObjectDisposedException)
-        {
-            reason = ex.InnerException is ProtocolViolationException ? ConnectionCloseReason.ProtocolViolation : ConnectionCloseReason.TransportError;
-            detail = ex.Message;
         }
 
         Fail(reason, detail);
@@ -368,25 +332,10 @@ public sealed partial class FrameConnection : IAsyncDisposable
             Log.Closed(_logger, PeerName, reason, detail);
         }
 
-        try
-        {
-            _cts.Cancel();
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-
+        FramedStreamLifecycle.Teardown(_cts, _stream);
         foreach (var pending in _pending.Values)
         {
             pending.TrySetCanceled();
-        }
-
-        try
-        {
-            _stream.Dispose();
-        }
-        catch (Exception)
-        {
         }
     }
 

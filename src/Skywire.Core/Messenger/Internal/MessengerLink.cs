@@ -74,27 +74,8 @@ internal sealed partial class MessengerLink : IAsyncDisposable
     public Action<byte, ReadOnlyMemory<byte>>? Tap { get; set; }
 
     /// <summary>Reads the first frame before the loops start (the hello).</summary>
-    public async Task<(byte Opcode, uint RequestId, byte[] Payload)> ReadFirstFrameAsync(CancellationToken cancellationToken)
-    {
-        while (true)
-        {
-            var result = await _reader.ReadAsync(cancellationToken);
-            var buffer = result.Buffer;
-            if (FrameCodec.TryReadFrame(ref buffer, _maxFrameSize, out var frame))
-            {
-                var copy = frame.Payload.ToArray();
-                _reader.AdvanceTo(buffer.Start);
-                return (frame.Opcode, frame.RequestId, copy);
-            }
-
-            if (result.IsCompleted)
-            {
-                throw new EndOfStreamException("connection closed before the first frame");
-            }
-
-            _reader.AdvanceTo(buffer.Start, buffer.End);
-        }
-    }
+    public Task<(byte Opcode, uint RequestId, byte[] Payload)> ReadFirstFrameAsync(CancellationToken cancellationToken) =>
+        FramedStreamLifecycle.ReadFirstFrameAsync(_reader, _maxFrameSize, cancellationToken);
 
     /// <summary>Starts the read and write loops.</summary>
     public void Start(LinkFrameHandler handler)
@@ -252,8 +233,7 @@ internal sealed partial class MessengerLink : IAsyncDisposable
 
     private async Task ReadLoopAsync()
     {
-        var reason = ConnectionCloseReason.RemoteClosed;
-        var detail = "peer closed the connection";
+        var (reason, detail) = FramedStreamLifecycle.EndOfStream(0);
         byte[]? scratch = null;
         try
         {
@@ -299,37 +279,20 @@ internal sealed partial class MessengerLink : IAsyncDisposable
 
                 if (result.IsCompleted)
                 {
-                    if (buffer.Length > 0)
-                    {
-                        reason = ConnectionCloseReason.ProtocolViolation;
-                        detail = $"stream ended inside a frame ({buffer.Length} bytes pending)";
-                    }
-
+                    (reason, detail) = FramedStreamLifecycle.EndOfStream(buffer.Length);
                     break;
                 }
 
                 _reader.AdvanceTo(buffer.Start, buffer.End);
             }
         }
-        catch (ProtocolViolationException ex)
-        {
-            reason = ConnectionCloseReason.ProtocolViolation;
-            detail = ex.Message;
-        }
         catch (JsonException ex)
         {
             reason = ConnectionCloseReason.ProtocolViolation;
             detail = "malformed JSON payload: " + ex.Message;
         }
-        catch (OperationCanceledException) when (_cts.IsCancellationRequested)
+        catch (Exception ex) when (FramedStreamLifecycle.TryClassify(ex, _cts.IsCancellationRequested, out reason, out detail))
         {
-            reason = ConnectionCloseReason.LocalClosed;
-            detail = "closed locally";
-        }
-        catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or ObjectDisposedException)
-        {
-            reason = ex.InnerException is ProtocolViolationException ? ConnectionCloseReason.ProtocolViolation : ConnectionCloseReason.TransportError;
-            detail = ex.InnerException?.Message ?? ex.Message;
         }
         catch (Exception ex)
         {
@@ -457,14 +420,7 @@ internal sealed partial class MessengerLink : IAsyncDisposable
         }
 
         _outbound.Writer.TryComplete();
-        try
-        {
-            _cts.Cancel();
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-
+        FramedStreamLifecycle.Teardown(_cts, _stream);
         var error = ErrorPayload(MessengerErrorCode.Unavailable, $"connection to {PeerName} closed");
         foreach (var id in _pending.Keys)
         {
@@ -472,14 +428,6 @@ internal sealed partial class MessengerLink : IAsyncDisposable
             {
                 handler((byte)MessengerOpcode.Error, error);
             }
-        }
-
-        try
-        {
-            _stream.Dispose();
-        }
-        catch (Exception)
-        {
         }
 
         SignalRoom();
