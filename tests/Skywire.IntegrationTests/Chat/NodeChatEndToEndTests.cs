@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using Skywire.Core.Crypto;
 using Skywire.IntegrationTests.EndToEnd;
 
@@ -9,20 +8,9 @@ namespace Skywire.IntegrationTests.Chat;
 /// app beside one and a sending chat app beside the other. Every process is stopped by its own handle.
 /// </summary>
 [Trait("Category", "E2E")]
-public sealed partial class NodeChatEndToEndTests : IDisposable
+public sealed partial class NodeChatEndToEndTests() : ExecutableTestBase("skywire-chat-e2e-")
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
-    private readonly string _dir = Directory.CreateTempSubdirectory("skywire-chat-e2e-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
-    private string FilePath(string name) => Path.Combine(_dir, name);
-
-    [GeneratedRegex(@"node ([0-9a-f]{66}) links \S+ apps 127\.0\.0\.1:(\d+)")]
-    private static partial Regex NodeLine();
-
-    [GeneratedRegex(@"listening on [0-9.]+:(\d+)")]
-    private static partial Regex ManagerLine();
 
     private static async Task<(int Code, string Out, string Err)> RunAsync(params string[] args)
     {

@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using System.Text.RegularExpressions;
 
 namespace Skywire.IntegrationTests.EndToEnd;
 
@@ -9,20 +8,9 @@ namespace Skywire.IntegrationTests.EndToEnd;
 /// key is not the pinned one.
 /// </summary>
 [Trait("Category", "E2E")]
-public sealed partial class NetnsEndToEndTests : IDisposable
+public sealed partial class NetnsEndToEndTests() : ExecutableTestBase("skywire-e2e-")
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
-    private readonly string _dir = Directory.CreateTempSubdirectory("skywire-e2e-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
-    private string FilePath(string name) => Path.Combine(_dir, name);
-
-    [GeneratedRegex(@"node ([0-9a-f]{66}) links \S+ apps 127\.0\.0\.1:(\d+)")]
-    private static partial Regex NodeLine();
-
-    [GeneratedRegex(@"listening on [0-9.]+:(\d+)")]
-    private static partial Regex ManagerLine();
 
     private static async Task<(int Code, string Out, string Err)> RunAsync(string? ns, params string[] args)
     {
