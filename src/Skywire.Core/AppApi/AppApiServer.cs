@@ -27,7 +27,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
     private readonly CancellationTokenSource _cts = new();
     private readonly object _sync = new();
     private readonly Dictionary<string, Channel<IncomingStream>> _accepting = new(StringComparer.Ordinal);
-    private readonly List<Task> _connections = [];
+    private readonly TcpConnectionHost _connections = new();
     private Task? _acceptLoop;
     private int _pendingAccepts;
     private int _disposed;
@@ -57,7 +57,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
     public void Start()
     {
         _listener.Start();
-        _acceptLoop = Task.Run(AcceptLoopAsync);
+        _acceptLoop = Task.Run(() => _connections.AcceptLoopAsync(_listener, ServeAsync, _cts.Token));
         Log.Listening(_logger, LocalEndPoint);
     }
 
@@ -82,30 +82,6 @@ public sealed partial class AppApiServer : IAsyncDisposable
         lock (_sync)
         {
             return [.. _accepting.Keys];
-        }
-    }
-
-    private async Task AcceptLoopAsync()
-    {
-        while (!_cts.IsCancellationRequested)
-        {
-            Socket socket;
-            try
-            {
-                socket = await _listener.AcceptSocketAsync(_cts.Token);
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                return;
-            }
-
-            socket.NoDelay = true;
-            var task = Task.Run(() => ServeAsync(socket));
-            lock (_sync)
-            {
-                _connections.RemoveAll(t => t.IsCompleted);
-                _connections.Add(task);
-            }
         }
     }
 
@@ -381,11 +357,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
 
     private void StartPipe(Stream app, Stream mesh)
     {
-        var task = Task.Run(() => StreamPipe.RunAsync(app, mesh, _host, _cts.Token));
-        lock (_sync)
-        {
-            _connections.Add(task);
-        }
+        _connections.Track(Task.Run(() => StreamPipe.RunAsync(app, mesh, _host, _cts.Token)));
     }
 
     private static AppApiErrorCode MapCode(ControlErrorCode code) => code switch
@@ -410,10 +382,8 @@ public sealed partial class AppApiServer : IAsyncDisposable
 
         await _cts.CancelAsync();
         _listener.Stop();
-        Task[] tasks;
         lock (_sync)
         {
-            tasks = [.. _connections];
             foreach (var queue in _accepting.Values)
             {
                 queue.Writer.TryComplete();
@@ -425,7 +395,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
             await _acceptLoop;
         }
 
-        await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(_ => { }, TaskScheduler.Default);
+        await _connections.WhenAllAsync(TimeSpan.FromSeconds(5));
         _cts.Dispose();
     }
 

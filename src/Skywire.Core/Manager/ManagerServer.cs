@@ -26,7 +26,7 @@ public sealed partial class ManagerServer : IAsyncDisposable
     private readonly TcpListener _listener;
     private readonly HashSet<PubKey> _admins;
     private readonly CancellationTokenSource _cts = new();
-    private readonly List<Task> _connections = [];
+    private readonly TcpConnectionHost _connections = new();
     private readonly object _sync = new();
     private readonly Dictionary<string, FrameConnection> _nodes = new(StringComparer.Ordinal);
     private FileSystemWatcher? _watcher;
@@ -79,7 +79,7 @@ public sealed partial class ManagerServer : IAsyncDisposable
     {
         _listener.Start();
         Controller.Start();
-        _acceptLoop = Task.Run(AcceptLoopAsync);
+        _acceptLoop = Task.Run(() => _connections.AcceptLoopAsync(_listener, ServeAsync, _cts.Token));
         Log.Listening(_logger, LocalEndPoint, _key.Public);
         if (_options.AllowedNodes is { } list)
         {
@@ -161,30 +161,6 @@ public sealed partial class ManagerServer : IAsyncDisposable
         _watcher.Created += changed;
         _watcher.Renamed += (_, _) => _reloadTimer?.Change(TimeSpan.FromMilliseconds(300), Timeout.InfiniteTimeSpan);
         _watcher.EnableRaisingEvents = true;
-    }
-
-    private async Task AcceptLoopAsync()
-    {
-        while (!_cts.IsCancellationRequested)
-        {
-            Socket socket;
-            try
-            {
-                socket = await _listener.AcceptSocketAsync(_cts.Token);
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
-            {
-                return;
-            }
-
-            socket.NoDelay = true;
-            var task = Task.Run(() => ServeAsync(socket));
-            lock (_sync)
-            {
-                _connections.RemoveAll(t => t.IsCompleted);
-                _connections.Add(task);
-            }
-        }
     }
 
     private async Task ServeAsync(Socket socket)
@@ -434,14 +410,8 @@ public sealed partial class ManagerServer : IAsyncDisposable
             await _acceptLoop;
         }
 
-        Task[] tasks;
-        lock (_sync)
-        {
-            tasks = [.. _connections];
-        }
-
         await Controller.DisposeAsync();
-        await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { }, TaskScheduler.Default);
+        await _connections.WhenAllAsync(TimeSpan.FromSeconds(10));
         _cts.Dispose();
     }
 
