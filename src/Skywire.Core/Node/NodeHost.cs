@@ -13,6 +13,7 @@ using Skywire.Core.Forwarding;
 using Skywire.Core.Messenger;
 using Skywire.Core.Sessions;
 using Skywire.Core.Sessions.Mux;
+using Skywire.Core.Streams;
 using Skywire.Protocol;
 using Skywire.Protocol.AppApi;
 using Skywire.Protocol.Control;
@@ -456,7 +457,7 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
         Control.RequestAsync((byte)ControlOpcode.AppList, query, ControlJsonContext.Default.AppListMessage, ControlJsonContext.Default.AppListResultMessage, cancellationToken);
 
     /// <inheritdoc />
-    public async Task<Stream> DialAsync(string node, string app, string? from, CancellationToken cancellationToken)
+    public async Task<DuplexStream> DialAsync(string node, string app, string? from, CancellationToken cancellationToken)
     {
         if (!PubKey.TryParse(node, out var peer))
         {
@@ -510,7 +511,7 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
         }
     }
 
-    private async Task<Stream> DialThroughMessengerAsync(PubKey peer, string app, byte[] open, AppApiException meshError, CancellationToken cancellationToken)
+    private async Task<DuplexStream> DialThroughMessengerAsync(PubKey peer, string app, byte[] open, AppApiException meshError, CancellationToken cancellationToken)
     {
         try
         {
@@ -569,27 +570,6 @@ public sealed partial class NodeHost : IAppHost, IAsyncDisposable
         finally
         {
             _dialGate.Release();
-        }
-    }
-
-    /// <inheritdoc />
-    public ValueTask CompleteWritesAsync(Stream stream, CancellationToken cancellationToken) => stream switch
-    {
-        MuxStream mux => mux.CompleteWritesAsync(cancellationToken),
-        MessengerStream relayed => relayed.CompleteWritesAsync(cancellationToken),
-        _ => ValueTask.CompletedTask,
-    };
-
-    /// <inheritdoc />
-    public void AbortStream(Stream stream)
-    {
-        if (stream is MuxStream mux)
-        {
-            mux.Abort();
-        }
-        else if (stream is MessengerStream relayed)
-        {
-            relayed.Abort();
         }
     }
 

@@ -157,7 +157,7 @@ public sealed class SocksLoopbackTests : IAsyncLifetime
     public async Task ExitUnreachable_Reply03()
     {
         await using var client = new SocksClient(SocksClientOptions.Default with { Listen = new IPEndPoint(IPAddress.Loopback, 0) },
-            _ => Task.FromException<Stream>(new IOException("no route to the exit")));
+            _ => Task.FromException<Skywire.Core.Streams.DuplexStream>(new IOException("no route to the exit")));
         client.Start();
         using var tunnel = await SocksTestClient.ConnectAsync(client.LocalEndPoint, SocksEndpoint.FromIP(IPAddress.Loopback, 80), Ct);
         Assert.Equal(SocksReplyCode.NetworkUnreachable, tunnel.Reply);

@@ -3,14 +3,16 @@ using System.Net.Sockets;
 using System.Text;
 using Skywire.Apps.Socks;
 using Skywire.Core.AppApi;
+using Skywire.Core.Streams;
 using Skywire.Protocol.AppApi;
 using Skywire.Protocol.Control;
+using Skywire.TestKit.Streams;
 
 namespace Skywire.IntegrationTests.Socks;
 
 /// <summary>
 /// The socks apps bound through the real app API server and SDK on two nodes; the mesh between the
-/// nodes is a loopback TCP connection per stream (the node data plane is not in this test).
+/// nodes is an in-memory stream pair per stream (the node data plane is not in this test).
 /// </summary>
 public sealed class SocksOverAppApiTests : IAsyncLifetime
 {
@@ -211,36 +213,17 @@ public sealed class SocksOverAppApiTests : IAsyncLifetime
             }
         }
 
-        public async Task<Stream> DialAsync(string node, string app, string? from, CancellationToken cancellationToken)
+        public Task<DuplexStream> DialAsync(string node, string app, string? from, CancellationToken cancellationToken)
         {
             var remote = _mesh.Find(node);
-            using var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            var client = new TcpClient();
-            await client.ConnectAsync((IPEndPoint)listener.LocalEndpoint, cancellationToken);
-            var server = await listener.AcceptTcpClientAsync(cancellationToken);
+            var pair = new DuplexStreamPair();
             remote.LastDialer = NodeKey;
-            if (!remote.Api.TryDeliver(app, new IncomingStream(server.GetStream(), NodeKey, from)))
+            if (!remote.Api.TryDeliver(app, new IncomingStream(pair.B, NodeKey, from)))
             {
-                client.Dispose();
-                server.Dispose();
                 throw new AppApiException(AppApiErrorCode.Refused, $"no app '{app}' on {node}");
             }
 
-            return client.GetStream();
-        }
-
-        public ValueTask CompleteWritesAsync(Stream stream, CancellationToken cancellationToken)
-        {
-            ((NetworkStream)stream).Socket.Shutdown(SocketShutdown.Send);
-            return ValueTask.CompletedTask;
-        }
-
-        public void AbortStream(Stream stream)
-        {
-            var socket = ((NetworkStream)stream).Socket;
-            socket.LingerState = new LingerOption(true, 0);
-            stream.Dispose();
+            return Task.FromResult<DuplexStream>(pair.A);
         }
     }
 }

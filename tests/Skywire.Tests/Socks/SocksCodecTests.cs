@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net;
 using Skywire.Apps.Socks;
+using Skywire.TestKit.Streams;
 
 namespace Skywire.Tests.Socks;
 

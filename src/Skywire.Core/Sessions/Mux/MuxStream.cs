@@ -1,3 +1,4 @@
+using Skywire.Core.Streams;
 
 namespace Skywire.Core.Sessions.Mux;
 
@@ -5,17 +6,19 @@ namespace Skywire.Core.Sessions.Mux;
 /// One reliable, ordered, flow-controlled byte stream of a <see cref="StreamMultiplexer"/>.
 /// </summary>
 /// <remarks>
-/// <para>ReadAsync returns 0 once the peer finished its direction (FIN) and every byte was read. WriteAsync waits
+/// <para>ReadAsync returns 0 once the peer finished its direction (FIN) and every byte was read; after a reset, a closed
+/// multiplexer or an abort it throws a <see cref="MuxException"/> (once the bytes already received in order were read,
+/// when they are kept), never 0 for an unfinished stream. WriteAsync waits
 /// while the send buffer is full (backpressure). <see cref="CompleteWritesAsync"/> finishes this direction.
 /// Dispose finishes this direction if needed, discards further input and resets the stream if the peer has not
-/// finished within <see cref="MuxOptions.LingerTimeout"/>. <see cref="Abort"/> resets at once.</para>
+/// finished within <see cref="MuxOptions.LingerTimeout"/>. <see cref="Abort()"/> resets at once.</para>
 /// <para>One reader and one writer may work concurrently; concurrent reads (or writes) are not supported.</para>
 /// <para>A stream handed out by <see cref="StreamMultiplexer.AcceptStreamAsync"/> is accepted explicitly with
 /// <see cref="Accept"/> or implicitly by the first read, write or completion; <see cref="Refuse"/> turns it down
 /// and the opener's <see cref="StreamMultiplexer.OpenStreamAsync"/> throws a <see cref="MuxException"/> with
 /// <see cref="MuxError.Refused"/>.</para>
 /// </remarks>
-public sealed class MuxStream : Stream
+public sealed class MuxStream : DuplexStream
 {
     internal enum OpenState
     {
@@ -87,6 +90,8 @@ public sealed class MuxStream : Stream
     internal bool Disposed;
     internal long LingerDeadline = long.MaxValue;
     internal TaskCompletionSource? ReadWaiter;
+    internal TaskCompletionSource? AckWaiter; // WhenWritesAcknowledgedAsync
+    internal bool ReceiveTruncated;  // removed after a failure with bytes unread: no clean end of stream for the reader
 
     internal void WakeReader()
     {
@@ -102,21 +107,6 @@ public sealed class MuxStream : Stream
         w?.TrySetResult();
     }
 
-    /// <inheritdoc/>
-    public override bool CanRead => true;
-
-    /// <inheritdoc/>
-    public override bool CanWrite => true;
-
-    /// <inheritdoc/>
-    public override bool CanSeek => false;
-
-    /// <inheritdoc/>
-    public override long Length => throw new NotSupportedException();
-
-    /// <inheritdoc/>
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
     /// <summary>Accepts a stream received from <see cref="StreamMultiplexer.AcceptStreamAsync"/> (no-op otherwise).</summary>
     public void Accept() => _mux.AcceptStream(this);
 
@@ -124,50 +114,37 @@ public sealed class MuxStream : Stream
     /// <returns>False when the stream was already accepted (or closed).</returns>
     public bool Refuse(long applicationCode = 0) => _mux.RefuseStream(this, applicationCode);
 
-    /// <summary>Resets both directions at once; buffered data is discarded and the peer sees a <see cref="MuxException"/>.</summary>
-    public void Abort(long applicationCode = 0) => _mux.AbortStream(this, applicationCode, MuxError.Aborted);
+    /// <summary>Resets both directions at once (code 0); buffered data is discarded and the peer sees a <see cref="MuxException"/>.</summary>
+    public override void Abort() => Abort(0);
+
+    /// <summary>Resets both directions at once; buffered data is discarded and the peer sees a <see cref="MuxException"/> with <paramref name="applicationCode"/>.</summary>
+    public void Abort(long applicationCode) => _mux.AbortStream(this, applicationCode, MuxError.Aborted);
 
     /// <summary>Finishes the send direction (FIN) after the data already written. Further writes throw.</summary>
-    public ValueTask CompleteWritesAsync(CancellationToken cancellationToken = default)
+    public override ValueTask CompleteWritesAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
         _mux.CompleteWrites(this);
         return ValueTask.CompletedTask;
     }
 
+    /// <summary>
+    /// Completes once this direction is finished and the peer acknowledged every byte and the FIN (received by its
+    /// multiplexer: whether its application read them is its own business); throws a <see cref="MuxException"/> when
+    /// the stream or the multiplexer fails first.
+    /// </summary>
+    public override ValueTask WhenWritesAcknowledgedAsync(CancellationToken cancellationToken = default) =>
+        _mux.WhenWritesAcknowledgedAsync(this, cancellationToken);
+
     /// <inheritdoc/>
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
         _mux.ReadAsync(this, buffer, cancellationToken);
 
-    /// <inheritdoc/>
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    /// <inheritdoc/>
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
     /// <inheritdoc/>
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
         _mux.WriteAsync(this, buffer, cancellationToken);
 
-    /// <inheritdoc/>
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    /// <inheritdoc/>
-    public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    /// <summary>No-op: written data is sent as soon as the windows allow.</summary>
-    public override void Flush() { }
-
-    /// <inheritdoc/>
-    public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    /// <inheritdoc/>
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    /// <inheritdoc/>
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     /// <inheritdoc/>
     public override string ToString() => $"MuxStream {(IsLocallyOpened ? "L" : "R")}{Id}";

@@ -434,6 +434,7 @@ public sealed partial class StreamMultiplexer
             {
                 s.FinAcked = true;
             }
+            WakeAckWaiter(s);
             CheckStreamDone(s);
         }
     }

@@ -26,7 +26,7 @@ public sealed partial class StreamMultiplexer
                     CheckStreamDone(s);
                     return n;
                 }
-                if (s.FinOffset >= 0 && s.ReadOffset == s.FinOffset)
+                if (s.FinOffset >= 0 && s.ReadOffset == s.FinOffset && !s.ReceiveTruncated)
                 {
                     return 0;
                 }
@@ -84,6 +84,25 @@ public sealed partial class StreamMultiplexer
             }
             await waiter.Task.WaitAsync(cancellationToken);
         }
+    }
+
+    internal async ValueTask WhenWritesAcknowledgedAsync(MuxStream s, CancellationToken cancellationToken)
+    {
+        Task acknowledged;
+        lock (_sync)
+        {
+            if (WritesAcknowledged(s))
+            {
+                return;
+            }
+            if (s.Error is MuxException error)
+            {
+                throw Clone(error);
+            }
+            s.AckWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            acknowledged = s.AckWaiter.Task;
+        }
+        await acknowledged.WaitAsync(cancellationToken);
     }
 
     internal void CompleteWrites(MuxStream s)
