@@ -6,10 +6,31 @@ namespace Skywire.Core.Sessions.Mux;
 /// One reliable, ordered, flow-controlled byte stream of a <see cref="StreamMultiplexer"/>.
 /// </summary>
 /// <remarks>
-/// <para>ReadAsync returns 0 once the peer finished its direction (FIN) and every byte was read; after a reset, a closed
-/// multiplexer or an abort it throws a <see cref="MuxException"/> (once the bytes already received in order were read,
-/// when they are kept), never 0 for an unfinished stream. WriteAsync waits
-/// while the send buffer is full (backpressure). <see cref="CompleteWritesAsync"/> finishes this direction.
+/// <para>States (<see cref="MuxStreamState"/>); every change goes through <c>TransitionTo</c>, which enforces this table
+/// (<see cref="MuxStreamStates.IsAllowed"/>):</para>
+/// <code>
+///   local OpenStreamAsync                    remote OPEN
+///        │                                       │
+///        ▼          REFUSE                       ▼            Refuse, or Abort/Dispose before accepting
+///     Opening ────────────────► Refused ◄── PendingAccept ──────────────┐
+///        │ ACCEPT                  ▲             │ Accept, first read,   │
+///        │ (then HalfClosedRemote  └─────────────┼───────────────────────┘
+///        │  if the FIN came first)               │ write or completion
+///        └──────────────────► Open ◄─────────────┘
+///                   our FIN    │    │  the peer's FIN
+///          (CompleteWrites,    │    │
+///           Dispose)           ▼    ▼
+///             HalfClosedLocal         HalfClosedRemote
+///                   │ the peer's FIN        │ our FIN
+///                   └──────► Closed ◄───────┘   (forgotten once every byte is acknowledged and read)
+///
+///   Opening, PendingAccept, Open, HalfClosed*, Closed ──► Reset   (Abort, the peer's RESET, the linger timeout,
+///                                                                  the multiplexer ending: operations throw)
+/// </code>
+/// <para>Refused and Reset are terminal. ReadAsync returns 0 once the peer finished its direction (FIN) and every
+/// byte was read; after a reset, a closed multiplexer or an abort it throws a <see cref="MuxException"/> (once the
+/// bytes already received in order were read, when they are kept), never 0 for an unfinished stream. WriteAsync
+/// waits while the send buffer is full (backpressure). <see cref="CompleteWritesAsync"/> finishes this direction.
 /// Dispose finishes this direction if needed, discards further input and resets the stream if the peer has not
 /// finished within <see cref="MuxOptions.LingerTimeout"/>. <see cref="Abort()"/> resets at once.</para>
 /// <para>One reader and one writer may work concurrently; concurrent reads (or writes) are not supported.</para>
@@ -20,19 +41,12 @@ namespace Skywire.Core.Sessions.Mux;
 /// </remarks>
 public sealed class MuxStream : DuplexStream
 {
-    internal enum OpenState
-    {
-        Opening = 0,        // local, Open sent, waiting for Accept or Refuse
-        PendingAccept = 10, // remote, in the accept queue or handed out but not yet accepted
-        Open = 20,
-        Refused = 30,
-    }
-
     private readonly StreamMultiplexer _mux;
 
     internal MuxStream(StreamMultiplexer mux, long id, bool isLocal, ReadOnlyMemory<byte> openData, MuxOptions options)
     {
         _mux = mux;
+        _state = isLocal ? MuxStreamState.Opening : MuxStreamState.PendingAccept;
         Id = id;
         IsLocallyOpened = isLocal;
         OpenData = openData;
@@ -54,10 +68,31 @@ public sealed class MuxStream : DuplexStream
     /// <summary>The bytes the opener passed to <see cref="StreamMultiplexer.OpenStreamAsync"/> (e.g. a target app name).</summary>
     public ReadOnlyMemory<byte> OpenData { get; }
 
+    /// <summary>Where the stream is in its life (a snapshot: it changes on the multiplexer's threads).</summary>
+    public MuxStreamState State => _state;
+
+    private volatile MuxStreamState _state;
+
+    /// <summary>
+    /// The one place the state changes (the caller holds the multiplexer's lock). An illegal change is a bug: it
+    /// throws and leaves the state as it was.
+    /// </summary>
+    internal void TransitionTo(MuxStreamState next)
+    {
+        if (!MuxStreamStates.IsAllowed(_state, next))
+        {
+            throw new InvalidOperationException($"{this}: no transition from {_state} to {next}");
+        }
+
+        _state = next;
+    }
+
+    /// <summary>This side finished its writes (FIN requested), in a live stream.</summary>
+    internal bool FinRequested => _state is MuxStreamState.HalfClosedLocal or MuxStreamState.Closed;
+
     // ---- State shared with the multiplexer; every field below is guarded by the multiplexer's lock. ----
     internal readonly long Key;      // dictionary key on this side
     internal readonly long WireRef;  // stream reference in frames this side sends
-    internal OpenState State;
     internal bool Removed;           // no longer in the stream table
     internal Exception? Error;       // terminal failure, thrown by every later operation
     internal TaskCompletionSource<MuxStream>? OpenCompletion;
@@ -71,7 +106,6 @@ public sealed class MuxStream : DuplexStream
     internal readonly RangeSet SendAckedAbove = new(); // acknowledged ranges above SendAcked (SACK)
     internal readonly RangeSet Retransmit = new();     // ranges to send again
     internal long PeerMaxStreamData; // flow-control limit from the peer
-    internal bool FinRequested;
     internal bool FinSent;
     internal bool FinAcked;
     internal bool FinResend;
@@ -158,4 +192,57 @@ public sealed class MuxStream : DuplexStream
         }
         base.Dispose(disposing);
     }
+}
+
+/// <summary>
+/// States of a <see cref="MuxStream"/> (drawn at the top of <see cref="MuxStream"/>); the allowed changes are
+/// <see cref="MuxStreamStates.IsAllowed"/>. Values are stable: never renumber.
+/// </summary>
+public enum MuxStreamState
+{
+    /// <summary>Opened here: OPEN sent, waiting for the peer's ACCEPT or REFUSE.</summary>
+    Opening = 0,
+
+    /// <summary>Opened by the peer: waiting in the accept queue, or handed out and not yet accepted.</summary>
+    PendingAccept = 10,
+
+    /// <summary>Accepted; both directions open.</summary>
+    Open = 20,
+
+    /// <summary>This side finished its writes (FIN); the peer's direction is still open.</summary>
+    HalfClosedLocal = 30,
+
+    /// <summary>The peer finished its writes (its FIN arrived); this side's direction is still open.</summary>
+    HalfClosedRemote = 40,
+
+    /// <summary>Both directions finished; forgotten once every byte was acknowledged and read.</summary>
+    Closed = 50,
+
+    /// <summary>Refused before it opened, by either side (terminal).</summary>
+    Refused = 60,
+
+    /// <summary>Aborted, reset by the peer or the linger timeout, or its multiplexer ended (terminal; operations throw).</summary>
+    Reset = 70,
+}
+
+/// <summary>Transition rules of <see cref="MuxStreamState"/>.</summary>
+public static class MuxStreamStates
+{
+    /// <summary>Whether a stream may go from <paramref name="from"/> to <paramref name="to"/>.</summary>
+    public static bool IsAllowed(MuxStreamState from, MuxStreamState to) => (from, to) switch
+    {
+        (MuxStreamState.Opening, MuxStreamState.Open or MuxStreamState.Refused or MuxStreamState.Reset) => true,
+        (MuxStreamState.PendingAccept, MuxStreamState.Open or MuxStreamState.Refused or MuxStreamState.Reset) => true,
+        (MuxStreamState.Open, MuxStreamState.HalfClosedLocal or MuxStreamState.HalfClosedRemote or MuxStreamState.Reset) => true,
+        (MuxStreamState.HalfClosedLocal or MuxStreamState.HalfClosedRemote, MuxStreamState.Closed or MuxStreamState.Reset) => true,
+        (MuxStreamState.Closed, MuxStreamState.Reset) => true,
+        _ => false,
+    };
+
+    /// <summary>Refused or Reset: nothing more happens to the stream.</summary>
+    public static bool IsTerminal(this MuxStreamState state) => state is MuxStreamState.Refused or MuxStreamState.Reset;
+
+    /// <summary>Accepted and not failed: data and FINs flow (Open, HalfClosedLocal, HalfClosedRemote, Closed).</summary>
+    public static bool IsAccepted(this MuxStreamState state) =>
+        state is MuxStreamState.Open or MuxStreamState.HalfClosedLocal or MuxStreamState.HalfClosedRemote or MuxStreamState.Closed;
 }

@@ -215,7 +215,7 @@ public sealed partial class StreamMultiplexer
 
     private static bool IsControlCurrent(Control c) => c.Type switch
     {
-        MuxFrameType.Open => c.Stream is { Removed: false, State: MuxStream.OpenState.Opening },
+        MuxFrameType.Open => c.Stream is { Removed: false, State: MuxStreamState.Opening },
         MuxFrameType.MaxStreamData => c.Stream is { Removed: false, FinOffset: < 0, Error: null },
         _ => true,
     };
@@ -250,7 +250,7 @@ public sealed partial class StreamMultiplexer
     // Writes one Stream frame for s (retransmission first, then new data). False when s could send nothing.
     private bool WriteChunk(MuxStream s, Span<byte> span, ref int pos, int space, ref SentPacket? packet)
     {
-        if (s.Removed || s.Error is not null || s.State != MuxStream.OpenState.Open)
+        if (s.Removed || s.Error is not null || !s.State.IsAccepted())
         {
             return false;
         }

@@ -126,7 +126,7 @@ public sealed partial class StreamMultiplexer
 
     private bool HasSendWork(MuxStream s)
     {
-        if (s.Removed || s.Error is not null || s.State != MuxStream.OpenState.Open)
+        if (s.Removed || s.Error is not null || !s.State.IsAccepted())
         {
             return false;
         }
@@ -149,6 +149,10 @@ public sealed partial class StreamMultiplexer
 
     private void FailStream(MuxStream s, MuxException error)
     {
+        if (!s.State.IsTerminal())
+        {
+            s.TransitionTo(MuxStreamState.Reset);
+        }
         s.Error ??= error;
         s.OpenCompletion?.TrySetException(error);
         if (s.AckWaiter is { } acked && !WritesAcknowledged(s))

@@ -118,8 +118,7 @@ public sealed partial class StreamMultiplexer
             {
                 return;
             }
-            s.FinRequested = true;
-            Enqueue(s);
+            FinishWritesLocked(s);
             CheckStreamDone(s);
         }
     }
@@ -132,11 +131,18 @@ public sealed partial class StreamMultiplexer
         }
     }
 
+    /// <summary>This side's FIN: Open becomes HalfClosedLocal, HalfClosedRemote becomes Closed; the FIN goes out after the data.</summary>
+    private void FinishWritesLocked(MuxStream s)
+    {
+        s.TransitionTo(s.State == MuxStreamState.HalfClosedRemote ? MuxStreamState.Closed : MuxStreamState.HalfClosedLocal);
+        Enqueue(s);
+    }
+
     private void AcceptLocked(MuxStream s)
     {
-        if (s.State == MuxStream.OpenState.PendingAccept && !s.Removed)
+        if (s.State == MuxStreamState.PendingAccept && !s.Removed)
         {
-            s.State = MuxStream.OpenState.Open;
+            s.TransitionTo(MuxStreamState.Open);
             EnqueueControl(new Control(MuxFrameType.Accept, s.WireRef, s.RecvMaxAdvertised, null));
             Enqueue(s);
         }
@@ -146,11 +152,11 @@ public sealed partial class StreamMultiplexer
     {
         lock (_sync)
         {
-            if (s.State != MuxStream.OpenState.PendingAccept || s.Removed)
+            if (s.State != MuxStreamState.PendingAccept || s.Removed)
             {
                 return false;
             }
-            s.State = MuxStream.OpenState.Refused;
+            s.TransitionTo(MuxStreamState.Refused);
             EnqueueControl(new Control(MuxFrameType.Refuse, s.WireRef, code, null));
             FailStream(s, new MuxException(MuxError.Refused, code, "The stream was refused."));
             RemoveStream(s);
@@ -170,12 +176,17 @@ public sealed partial class StreamMultiplexer
     {
         if (s.Removed)
         {
+            // Already forgotten (finished, refused or failed): later operations fail, nothing goes on the wire.
+            if (!s.State.IsTerminal())
+            {
+                s.TransitionTo(MuxStreamState.Reset);
+            }
             s.Error ??= new MuxException(reason, code, message);
             return;
         }
-        if (s.State == MuxStream.OpenState.PendingAccept)
+        if (s.State == MuxStreamState.PendingAccept)
         {
-            s.State = MuxStream.OpenState.Refused;
+            s.TransitionTo(MuxStreamState.Refused);
             EnqueueControl(new Control(MuxFrameType.Refuse, s.WireRef, code, null));
         }
         else
@@ -203,15 +214,14 @@ public sealed partial class StreamMultiplexer
                 s.WakeWriter();
                 return;
             }
-            if (s.State is MuxStream.OpenState.PendingAccept or MuxStream.OpenState.Opening)
+            if (s.State is MuxStreamState.PendingAccept or MuxStreamState.Opening)
             {
                 AbortLocked(s, 0, MuxError.Aborted, "The stream was disposed before it opened.");
                 return;
             }
             if (!s.FinRequested && s.Error is null)
             {
-                s.FinRequested = true;
-                Enqueue(s);
+                FinishWritesLocked(s);
             }
             // Nobody reads any more: drop what is buffered and whatever still comes, but keep granting credit
             // so the peer can reach its FIN.
