@@ -6,6 +6,7 @@ using Skywire.Core.Streams;
 using Skywire.Protocol.AppApi;
 using Skywire.Protocol.Control;
 using Skywire.Protocol.Framing;
+using Skywire.TestKit.Logging;
 using Skywire.TestKit.Streams;
 
 namespace Skywire.IntegrationTests.AppApi;
@@ -15,16 +16,21 @@ public sealed class AppApiServerTests : IAsyncLifetime
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(20);
     private const string Token = "0123456789abcdef";
     private readonly FakeHost _host = new();
+    private readonly TestLog _log = new(line => TestContext.Current.TestOutputHelper?.WriteLine(line));
     private AppApiServer _server = null!;
 
     public ValueTask InitializeAsync()
     {
-        _server = new AppApiServer(_host, new IPEndPoint(IPAddress.Loopback, 0), Token);
+        _server = new AppApiServer(_host, new IPEndPoint(IPAddress.Loopback, 0), Token, _log.CreateLogger(nameof(AppApiServer)));
         _server.Start();
         return ValueTask.CompletedTask;
     }
 
-    public async ValueTask DisposeAsync() => await _server.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        _log.Dispose(); // fails the test on an unexpected Error log
+    }
 
     private sealed class FakeHost : IAppHost
     {

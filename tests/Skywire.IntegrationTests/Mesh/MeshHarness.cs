@@ -6,23 +6,33 @@ using Skywire.Core.Crypto;
 using Skywire.Core.Manager;
 using Skywire.Core.Node;
 using Skywire.Core.Sdk;
+using Skywire.TestKit.Logging;
 
 namespace Skywire.IntegrationTests.Mesh;
 
-/// <summary>A manager and nodes in this process, on loopback, every port chosen by the OS.</summary>
+/// <summary>
+/// A manager and nodes in this process, on loopback, every port chosen by the OS. Unless the test gives its own logger
+/// factory, everything logs to a <see cref="TestLog"/> (<see cref="Log"/>) echoed to the test output, and disposing the
+/// harness fails the test on any Error log the test did not declare with <c>mesh.Log.ExpectError(...)</c>.
+/// </summary>
 public sealed class MeshHarness : IAsyncDisposable
 {
     public static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
 
     private readonly List<NodeHost> _nodes = [];
     private readonly ILoggerFactory _logging;
+    private readonly TestLog? _ownLog;
 
-    private MeshHarness(ManagerServer manager, KeyPair managerKey, ILoggerFactory logging)
+    private MeshHarness(ManagerServer manager, KeyPair managerKey, ILoggerFactory logging, TestLog? ownLog)
     {
         Manager = manager;
         ManagerKey = managerKey;
         _logging = logging;
+        _ownLog = ownLog;
     }
+
+    /// <summary>The harness's own log (null when the test gave a logger factory).</summary>
+    public TestLog? Log => _ownLog;
 
     public ManagerServer Manager { get; }
 
@@ -33,10 +43,11 @@ public sealed class MeshHarness : IAsyncDisposable
     public static MeshHarness Start(ManagerOptions? options = null, ILoggerFactory? logging = null)
     {
         var key = KeyPair.Generate();
-        logging ??= LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Warning));
+        var ownLog = logging is null ? new TestLog(line => TestContext.Current.TestOutputHelper?.WriteLine(line), LogLevel.Warning) : null;
+        logging ??= ownLog!;
         var manager = new ManagerServer(key, (options ?? new ManagerOptions()) with { Listen = new IPEndPoint(IPAddress.Loopback, 0), ReportInterval = TimeSpan.FromMilliseconds(200) }, logging);
         manager.Start();
-        return new MeshHarness(manager, key, logging);
+        return new MeshHarness(manager, key, logging, ownLog);
     }
 
     public async Task<NodeHost> AddNodeAsync(Func<NodeOptions, NodeOptions>? configure = null)
@@ -159,5 +170,6 @@ public sealed class MeshHarness : IAsyncDisposable
 
         await Manager.DisposeAsync();
         ManagerKey.Dispose();
+        _ownLog?.Dispose(); // throws if an unexpected error was logged
     }
 }

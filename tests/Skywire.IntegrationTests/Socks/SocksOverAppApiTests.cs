@@ -1,11 +1,13 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Microsoft.Extensions.Logging;
 using Skywire.Apps.Socks;
 using Skywire.Core.AppApi;
 using Skywire.Core.Streams;
 using Skywire.Protocol.AppApi;
 using Skywire.Protocol.Control;
+using Skywire.TestKit.Logging;
 using Skywire.TestKit.Streams;
 
 namespace Skywire.IntegrationTests.Socks;
@@ -18,9 +20,13 @@ public sealed class SocksOverAppApiTests : IAsyncLifetime
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(30);
     private const string Token = "feedfacefeedfacefeedfacefeedface";
-    private readonly FakeMesh _mesh = new();
+    private readonly TestLog _log = new(line => TestContext.Current.TestOutputHelper?.WriteLine(line));
+    private readonly FakeMesh _mesh;
     private readonly TestHttpServer _http = new();
     private readonly CancellationTokenSource _stop = new();
+    private readonly List<Task> _apps = [];
+
+    public SocksOverAppApiTests() => _mesh = new FakeMesh(_log);
     private FakeNode _exitNode = null!;
     private FakeNode _entryNode = null!;
 
@@ -35,16 +41,20 @@ public sealed class SocksOverAppApiTests : IAsyncLifetime
 
     public async ValueTask DisposeAsync()
     {
+        // Every app that started stops cleanly when cancelled: any other end (a failure, or not ending) fails the test.
         await _stop.CancelAsync();
+        await Task.WhenAll(_apps).WaitAsync(Limit);
         await _mesh.DisposeAsync();
         await _http.DisposeAsync();
+        _log.Dispose(); // fails the test on an unexpected Error log
     }
 
     private async Task<(Task Server, string Ready)> StartServerAsync(SocksServerOptions options)
     {
         var ready = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var server = SocksApps.RunServerAsync(new SocksAppBinding(_exitNode.Api.LocalEndPoint, Token, "exit1"), options, null, ready.SetResult, _stop.Token);
+        var server = SocksApps.RunServerAsync(new SocksAppBinding(_exitNode.Api.LocalEndPoint, Token, "exit1"), options, _log.CreateLogger("socks-server"), ready.SetResult, _stop.Token);
         var name = await ready.Task.WaitAsync(Limit, Ct);
+        _apps.Add(server);
         return (server, name);
     }
 
@@ -52,13 +62,14 @@ public sealed class SocksOverAppApiTests : IAsyncLifetime
     {
         var ready = new TaskCompletionSource<IPEndPoint>(TaskCreationOptions.RunContinuationsAsynchronously);
         var run = SocksApps.RunClientAsync(new SocksAppBinding(_entryNode.Api.LocalEndPoint, Token, "entry1"), server,
-            (options ?? SocksClientOptions.Default) with { Listen = new IPEndPoint(IPAddress.Loopback, 0) }, null, (ep, _) => ready.SetResult(ep), _stop.Token);
+            (options ?? SocksClientOptions.Default) with { Listen = new IPEndPoint(IPAddress.Loopback, 0) }, _log.CreateLogger("socks-client"), (ep, _) => ready.SetResult(ep), _stop.Token);
         var first = await Task.WhenAny(ready.Task, run).WaitAsync(Limit, Ct);
         if (first == run)
         {
             await run; // surfaces the failure
         }
 
+        _apps.Add(run);
         return await ready.Task;
     }
 
@@ -135,9 +146,11 @@ public sealed class SocksOverAppApiTests : IAsyncLifetime
     }
 
     /// <summary>Nodes that share one tracker and carry each dialled stream over a loopback TCP pair.</summary>
-    private sealed class FakeMesh : IAsyncDisposable
+    private sealed class FakeMesh(ILoggerFactory logging) : IAsyncDisposable
     {
         private readonly List<FakeNode> _nodes = [];
+
+        public ILoggerFactory Logging { get; } = logging;
 
         public List<AppInfo> Tracker { get; } = [];
 
@@ -168,7 +181,7 @@ public sealed class SocksOverAppApiTests : IAsyncLifetime
         {
             _mesh = mesh;
             NodeKey = key;
-            Api = new AppApiServer(this, new IPEndPoint(IPAddress.Loopback, 0), Token);
+            Api = new AppApiServer(this, new IPEndPoint(IPAddress.Loopback, 0), Token, mesh.Logging.CreateLogger<AppApiServer>());
             Api.Start();
         }
 
