@@ -4,6 +4,7 @@ using System.Text;
 using Skywire.Core.Manager;
 using Skywire.Core.Node;
 using Skywire.Core.Sdk;
+using Skywire.Core.Sessions.Mux;
 using Skywire.IntegrationTests.Mesh;
 using Skywire.TestKit.Logging;
 
@@ -78,6 +79,26 @@ public sealed class Issue12EndOfStreamTests
         await mesh.RemoveNodeAsync(a);
 
         await transfer.AssertReceiverFailsAsync();
+    }
+
+    /// <summary>
+    /// A node that shuts down tells its peers (the multiplexer's CLOSE goes out before the session's keys are dropped),
+    /// so the apps at the other end get their error at once, not after the 30 s idle timeout.
+    /// </summary>
+    [Fact]
+    public async Task PeerNodeShutsDown_ReceiverSeesTheErrorAtOnce_NotAfterTheIdleTimeout()
+    {
+        using var log = NewLog();
+        await using var mesh = MeshHarness.Start(logging: log);
+        var (a, d) = (await mesh.AddNodeAsync(), await mesh.AddNodeAsync());
+        await mesh.LinkAsync(a, d);
+        await using var transfer = await Transfer.StartAsync(a, d);
+        await transfer.WaitForBytesAsync(1 << 20);
+
+        var shutdown = System.Diagnostics.Stopwatch.StartNew();
+        await mesh.RemoveNodeAsync(a);
+        await transfer.AssertReceiverFailsAsync();
+        Assert.True(shutdown.Elapsed < MuxOptions.Default.IdleTimeout / 2, $"the error took {shutdown.Elapsed}: the peer learned of the shutdown by its idle timeout");
     }
 
     [Fact]
