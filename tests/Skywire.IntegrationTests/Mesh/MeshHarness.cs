@@ -71,7 +71,7 @@ public sealed class MeshHarness : IAsyncDisposable
     /// <summary>Asks <paramref name="a"/> to link to <paramref name="b"/> and waits until the manager sees the link from both ends.</summary>
     public async Task LinkAsync(NodeHost a, NodeHost b)
     {
-        await Manager.Controller.LinkNodesAsync(a.NodeKey, b.NodeKey, CancellationToken.None);
+        await Manager.Controller.LinkNodesAsync(a.PublicKey, b.PublicKey, CancellationToken.None);
         await WaitUntilAsync(() =>
         {
             var links = Manager.Controller.ListLinks().Links;
