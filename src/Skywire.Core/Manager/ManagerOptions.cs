@@ -76,6 +76,12 @@ public sealed record ManagerLimits
     /// </summary>
     public int MaxLinksPerNode { get; init; } = 1024;
 
+    /// <summary>
+    /// Offline nodes the registry remembers; beyond it the longest offline are forgotten at once (keys that register
+    /// and leave, one after another, do not grow the registry without bound). Default 4096.
+    /// </summary>
+    public int MaxOfflineNodes { get; init; } = 4096;
+
     /// <summary>Live routes a node may have asked for (RouteRequest) and not closed. Default 512.</summary>
     public int MaxRoutesPerNode { get; init; } = 512;
 

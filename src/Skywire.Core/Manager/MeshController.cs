@@ -106,6 +106,12 @@ public sealed partial class MeshController : IAsyncDisposable
 
         Apps.RemoveNode(key);
         Log.NodeGone(_logger, key);
+        foreach (var gone in Nodes.TrimOffline(_options.Limits.MaxOfflineNodes))
+        {
+            Links.RemoveNode(gone);
+            Log.NodeForgotten(_logger, gone);
+        }
+
         _ = RepairRoutesAsync(_stopping);
     }
 

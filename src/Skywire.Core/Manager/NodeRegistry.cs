@@ -117,6 +117,27 @@ public sealed class NodeRegistry
         }
     }
 
+    /// <summary>Forgets the longest-offline nodes beyond <paramref name="max"/> offline ones; returns their keys.</summary>
+    public IReadOnlyList<PubKey> TrimOffline(int max)
+    {
+        lock (_sync)
+        {
+            var offline = _nodes.Values.Where(n => !n.Online).ToList();
+            if (offline.Count <= max)
+            {
+                return [];
+            }
+
+            var gone = offline.OrderBy(n => n.OfflineSince).Take(offline.Count - max).Select(n => n.Key).ToList();
+            foreach (var key in gone)
+            {
+                _nodes.Remove(key);
+            }
+
+            return gone;
+        }
+    }
+
     /// <summary>Resolves a full key or a unique prefix of a registered node's key (either case).</summary>
     /// <exception cref="ControlException">BadRequest for an empty text; NotFound when nothing or more than one node matches.</exception>
     public PubKey Resolve(string keyOrPrefix)

@@ -196,4 +196,19 @@ public class MeshControllerTests
         Assert.DoesNotContain(m.Controller.ListNodes().Nodes, n => n.Key == Key('b').ToString());
         Assert.DoesNotContain(m.Controller.ListLinks().Links, l => l.From == Key('b').ToString() || l.To == Key('b').ToString());
     }
+
+    [Fact]
+    public async Task OfflineNodes_BeyondTheCap_LongestOfflineForgottenAtOnce()
+    {
+        await using var m = new TestMesh("abcd", "ab", new ManagerOptions { Limits = new ManagerLimits { MaxOfflineNodes = 2 } });
+        foreach (var name in "abc")
+        {
+            m.Controller.NodeDisconnected(Key(name), m[name]);
+            m.Clock.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        // a went first: forgotten, with what it reported; b and c stay listed offline.
+        Assert.Equal([Key('b').ToString(), Key('c').ToString(), Key('d').ToString()], m.Controller.ListNodes().Nodes.Select(n => n.Key));
+        Assert.DoesNotContain(m.Controller.ListLinks().Links, l => l.From == Key('a').ToString() || l.To == Key('a').ToString());
+    }
 }
