@@ -76,6 +76,7 @@ public sealed partial class FrameConnection : IAsyncDisposable
         _logger = logger ?? NullLogger.Instance;
         _maxFrameSize = maxFrameSize;
         _reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, leaveOpen: true));
+        Closing = _cts.Token;
     }
 
     /// <summary>Who is at the other end (for logs).</summary>
@@ -88,7 +89,8 @@ public sealed partial class FrameConnection : IAsyncDisposable
     public Task<ConnectionCloseReason> Closed => _closed.Task;
 
     /// <summary>Cancelled when the connection closes.</summary>
-    public CancellationToken Closing => _cts.Token;
+    /// <remarks>Taken once at construction: it stays readable (and cancelled) after the connection is disposed.</remarks>
+    public CancellationToken Closing { get; }
 
     /// <summary>Starts the read loop; incoming requests go to <paramref name="handler"/>.</summary>
     public void Start(FrameRequestHandler handler)

@@ -148,12 +148,14 @@ public sealed class SkywireApp : IAsyncDisposable
     }
 
     /// <summary>Lists apps from the manager's tracker: all (<paramref name="by"/> "all"), by "name" or by "type".</summary>
-    public async Task<IReadOnlyList<AppInfo>> ListAppsAsync(string by = "all", string? value = null, CancellationToken cancellationToken = default)
-    {
-        var result = await RequestAsync(AppApiOpcode.ListApps, new AppListMessage { By = by, Value = value },
-            AppApiJsonContext.Default.AppListMessage, AppApiJsonContext.Default.AppListResultMessage, cancellationToken);
-        return result.Apps;
-    }
+    /// <remarks>Asks page by page (docs/protocol.md §4.6): a page fits the app API's frame however many apps the tracker holds.</remarks>
+    public async Task<IReadOnlyList<AppInfo>> ListAppsAsync(string by = "all", string? value = null, CancellationToken cancellationToken = default) =>
+        await Control.ManagerQueries.AllPagesAsync(async after =>
+        {
+            var page = await RequestAsync(AppApiOpcode.ListApps, new AppListMessage { By = by, Value = value, After = after, Limit = Control.ManagerQueries.PageSize },
+                AppApiJsonContext.Default.AppListMessage, AppApiJsonContext.Default.AppListResultMessage, cancellationToken);
+            return (page.Apps, page.Next);
+        });
 
     /// <summary>Opens a stream to app <paramref name="app"/> on node <paramref name="nodeKey"/>.</summary>
     public async Task<SkywireStream> DialAsync(string nodeKey, string app, CancellationToken cancellationToken = default)

@@ -35,7 +35,7 @@ public sealed class Issue12EndOfStreamTests
     public async Task RelayKilled_NoAlternative_BothAppsSeeAnError_NeverACleanEnd()
     {
         using var log = NewLog();
-        await using var mesh = MeshHarness.Start(logging: log);
+        await using var mesh = MeshHarness.Start(log: log);
         var (a, b, d) = (await mesh.AddNodeAsync(Quick), await mesh.AddNodeAsync(Quick), await mesh.AddNodeAsync(Quick));
         await mesh.LinkAsync(a, b);
         await mesh.LinkAsync(b, d);
@@ -70,7 +70,7 @@ public sealed class Issue12EndOfStreamTests
     public async Task PeerNodeGone_ReceiverSeesAnError_NeverACleanEnd()
     {
         using var log = NewLog();
-        await using var mesh = MeshHarness.Start(logging: log);
+        await using var mesh = MeshHarness.Start(log: log);
         var (a, d) = (await mesh.AddNodeAsync(Quick), await mesh.AddNodeAsync(Quick));
         await mesh.LinkAsync(a, d);
         await using var transfer = await Transfer.StartAsync(a, d);
@@ -89,7 +89,7 @@ public sealed class Issue12EndOfStreamTests
     public async Task PeerNodeShutsDown_ReceiverSeesTheErrorAtOnce_NotAfterTheIdleTimeout()
     {
         using var log = NewLog();
-        await using var mesh = MeshHarness.Start(logging: log);
+        await using var mesh = MeshHarness.Start(log: log);
         var (a, d) = (await mesh.AddNodeAsync(), await mesh.AddNodeAsync());
         await mesh.LinkAsync(a, d);
         await using var transfer = await Transfer.StartAsync(a, d);
@@ -105,7 +105,7 @@ public sealed class Issue12EndOfStreamTests
     public async Task SendingAppAborts_ReceiverSeesAnError_NeverACleanEnd()
     {
         using var log = NewLog();
-        await using var mesh = MeshHarness.Start(logging: log);
+        await using var mesh = MeshHarness.Start(log: log);
         var (a, d) = (await mesh.AddNodeAsync(Quick), await mesh.AddNodeAsync(Quick));
         await mesh.LinkAsync(a, d);
         await using var transfer = await Transfer.StartAsync(a, d);
@@ -124,7 +124,7 @@ public sealed class Issue12EndOfStreamTests
     public async Task Socks_MeshBreaksMidBody_CurlFails_NotATruncatedSuccess()
     {
         using var log = NewLog();
-        await using var mesh = MeshHarness.Start(logging: log);
+        await using var mesh = MeshHarness.Start(log: log);
         var (entry, relay, exit) = (await mesh.AddNodeAsync(Quick), await mesh.AddNodeAsync(Quick), await mesh.AddNodeAsync(Quick));
         await mesh.LinkAsync(entry, relay);
         await mesh.LinkAsync(relay, exit);
