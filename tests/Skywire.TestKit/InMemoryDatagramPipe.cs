@@ -1,4 +1,5 @@
 using Skywire.Core.Sessions;
+using Skywire.Core.Sessions.Mux;
 
 namespace Skywire.TestKit;
 

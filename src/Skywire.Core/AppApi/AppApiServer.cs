@@ -5,10 +5,11 @@ using System.Text;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Skywire.Core.Control;
+using Skywire.Core.Channels;
 using Skywire.Protocol.AppApi;
 using Skywire.Protocol.Control;
-using ProtocolViolationException = Skywire.Protocol.Control.ProtocolViolationException;
+using Skywire.Protocol.Framing;
+using ProtocolViolationException = Skywire.Protocol.Framing.ProtocolViolationException;
 
 namespace Skywire.Core.AppApi;
 

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
-using Skywire.Protocol.Control;
+using Skywire.Protocol.Framing;
 
 namespace Skywire.Core.AppApi;
 

@@ -5,6 +5,7 @@ using Skywire.Core.Crypto;
 using Skywire.Core.Crypto.Noise;
 using Skywire.Protocol;
 using Skywire.Protocol.Control;
+using Skywire.Core.Channels;
 
 namespace Skywire.Core.Control;
 

@@ -3,12 +3,13 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Skywire.Core.Control;
+using Skywire.Core.Channels;
 using Skywire.Core.Crypto;
 using Skywire.Core.Crypto.Noise;
 using Skywire.Protocol;
 using Skywire.Protocol.Control;
-using ProtocolViolationException = Skywire.Protocol.Control.ProtocolViolationException;
+using Skywire.Protocol.Framing;
+using ProtocolViolationException = Skywire.Protocol.Framing.ProtocolViolationException;
 
 namespace Skywire.Core.Manager;
 

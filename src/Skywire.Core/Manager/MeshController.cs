@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Skywire.Core.Control;
+using Skywire.Core.Channels;
 using Skywire.Core.Routing;
 using Skywire.Protocol.Control;
 

@@ -3,7 +3,7 @@ using Skywire.Core.Crypto;
 using Skywire.Core.Crypto.Noise;
 using Skywire.Core.Messenger.Internal;
 using Skywire.Protocol;
-using Skywire.Protocol.Control;
+using Skywire.Protocol.Framing;
 using Skywire.Protocol.Messenger;
 
 namespace Skywire.Core.Messenger;

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Skywire.Core.Messenger.Internal;
 using Skywire.Protocol;
-using Skywire.Protocol.Control;
+using Skywire.Protocol.Framing;
 using Skywire.Protocol.Messenger;
 
 namespace Skywire.Core.Messenger;

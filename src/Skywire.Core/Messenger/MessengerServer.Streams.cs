@@ -1,4 +1,4 @@
-using Skywire.Protocol.Control;
+using Skywire.Protocol.Framing;
 using Skywire.Protocol.Messenger;
 
 namespace Skywire.Core.Messenger;

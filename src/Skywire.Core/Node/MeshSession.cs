@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Skywire.Core.Sessions;
+using Skywire.Core.Sessions.Mux;
 using Skywire.Protocol;
 
 namespace Skywire.Core.Node;

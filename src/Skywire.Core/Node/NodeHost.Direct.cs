@@ -5,7 +5,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Skywire.Core.AppApi;
-using Skywire.Core.Control;
+using Skywire.Core.Channels;
 using Skywire.Core.Messenger;
 using Skywire.Core.Sessions;
 using Skywire.Protocol;

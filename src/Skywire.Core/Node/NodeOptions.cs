@@ -1,7 +1,7 @@
 using System.Net;
 using Skywire.Core.Control;
 using Skywire.Core.DataPlane;
-using Skywire.Core.Sessions;
+using Skywire.Core.Sessions.Mux;
 
 namespace Skywire.Core.Node;
 

@@ -4,7 +4,8 @@ using System.Text.Json.Serialization.Metadata;
 using Skywire.Core.AppApi;
 using Skywire.Protocol.AppApi;
 using Skywire.Protocol.Control;
-using ProtocolViolationException = Skywire.Protocol.Control.ProtocolViolationException;
+using Skywire.Protocol.Framing;
+using ProtocolViolationException = Skywire.Protocol.Framing.ProtocolViolationException;
 
 namespace Skywire.Core.Sdk;
 

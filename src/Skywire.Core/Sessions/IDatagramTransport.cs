@@ -1,3 +1,5 @@
+using Skywire.Core.Sessions.Mux;
+
 namespace Skywire.Core.Sessions;
 
 /// <summary>

@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using Skywire.Protocol.Control;
+using Skywire.Protocol.Framing;
 
 namespace Skywire.Protocol.AppApi;
 

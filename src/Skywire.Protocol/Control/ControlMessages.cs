@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Skywire.Protocol.Framing;
 
 namespace Skywire.Protocol.Control;
 

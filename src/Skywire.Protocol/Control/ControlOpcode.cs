@@ -1,3 +1,5 @@
+using Skywire.Protocol.Framing;
+
 namespace Skywire.Protocol.Control;
 
 /// <summary>

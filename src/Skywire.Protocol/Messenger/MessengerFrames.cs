@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
-using Skywire.Protocol.Control;
+using Skywire.Protocol.Framing;
 
 namespace Skywire.Protocol.Messenger;
 

@@ -2,7 +2,7 @@ namespace Skywire.Protocol.Messenger;
 
 /// <summary>
 /// Opcodes of the messenger protocol (docs/protocol.md §8). Frames use the shared stream frame shape
-/// (<see cref="Control.FrameCodec"/>); a response carries the request's opcode with the high bit set and echoes its
+/// (<see cref="Framing.FrameCodec"/>); a response carries the request's opcode with the high bit set and echoes its
 /// request id, and <see cref="Error"/> answers any request that failed. Never renumber: these values are on the wire.
 /// </summary>
 public enum MessengerOpcode : byte

@@ -1,7 +1,5 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
-using Skywire.Apps.Chat;
-using Skywire.Apps.Socks;
 
 namespace Skywire.Commands;
 
@@ -16,7 +14,7 @@ internal static class AppsWiring
             app.Subcommands.Add(command);
         }
 
-        app.Subcommands.Add(NodeChat.CreateCommand());
+        app.Subcommands.Add(NodeChatCommand.CreateCommand());
 
         var logging = new LazyLoggerFactory();
         root.Subcommands.Add(MessengerCommands.CreateMessengerCommand(logging));

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Core.Control;
+using Skywire.Core.Channels;
 using Skywire.Protocol.Control;
 
 namespace Skywire.Commands;

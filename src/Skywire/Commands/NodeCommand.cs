@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Skywire.Core.Control;
+using Skywire.Core.Channels;
 using Skywire.Core.Node;
 using Skywire.Protocol.Control;
 
@@ -46,7 +46,7 @@ internal static class NodeCommand
             Skywire.Core.Messenger.MessengerClientOptions? viaMessenger;
             try
             {
-                viaMessenger = Skywire.Apps.Chat.MessengerCommands.ClientOptionsFrom(parse.GetValue(messenger), parse.GetValue(messengerKey));
+                viaMessenger = MessengerCommands.ClientOptionsFrom(parse.GetValue(messenger), parse.GetValue(messengerKey));
             }
             catch (FormatException ex)
             {

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Core.Control;
+using Skywire.Core.Channels;
 using Skywire.Core.Crypto;
 using Skywire.Core.Messenger;
 using Skywire.Protocol;

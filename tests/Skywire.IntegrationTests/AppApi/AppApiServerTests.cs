@@ -5,6 +5,7 @@ using Skywire.Core.AppApi;
 using Skywire.Core.Sdk;
 using Skywire.Protocol.AppApi;
 using Skywire.Protocol.Control;
+using Skywire.Protocol.Framing;
 
 namespace Skywire.IntegrationTests.AppApi;
 

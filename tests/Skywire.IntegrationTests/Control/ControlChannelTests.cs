@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Core.Control;
+using Skywire.Core.Channels;
 using Skywire.Core.Crypto;
 using Skywire.Core.Manager;
 using Skywire.Protocol.Control;

@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Core.Control;
+using Skywire.Core.Channels;
 using Skywire.Core.Crypto;
 using Skywire.Core.Manager;
 using Skywire.Core.Node;

@@ -1,5 +1,5 @@
 using System.Text;
-using Skywire.Core.Control;
+using Skywire.Core.Channels;
 using Skywire.Core.Crypto;
 using Skywire.Core.Messenger;
 using Skywire.Protocol.Messenger;

@@ -1,7 +1,7 @@
 using Skywire.Core.Crypto;
 using Skywire.Core.Crypto.Noise;
 using Skywire.Core.Messenger;
-using Skywire.Protocol.Control;
+using Skywire.Protocol.Framing;
 using Skywire.Protocol.Messenger;
 
 namespace Skywire.IntegrationTests.Messenger;

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Skywire.Core.AppApi;
 using Skywire.Protocol.AppApi;
-using Skywire.Protocol.Control;
+using Skywire.Protocol.Framing;
 
 namespace Skywire.Tests.AppApi;
 

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text.Json;
 using Skywire.Protocol.Control;
+using Skywire.Protocol.Framing;
 
 namespace Skywire.Tests.Control;
 

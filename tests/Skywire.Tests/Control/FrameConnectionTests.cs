@@ -1,6 +1,7 @@
 using System.Text.Json;
-using Skywire.Core.Control;
+using Skywire.Core.Channels;
 using Skywire.Protocol.Control;
+using Skywire.Protocol.Framing;
 
 namespace Skywire.Tests.Control;
 

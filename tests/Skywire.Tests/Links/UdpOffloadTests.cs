@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using Skywire.Core.Links;
 using Skywire.Core.Sessions;
+using Skywire.Core.Sessions.Mux;
 
 namespace Skywire.Tests.Links;
 

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Time.Testing;
-using Skywire.Core.Control;
+using Skywire.Core.Channels;
 using Skywire.Core.Manager;
 using Skywire.Protocol.Control;
 

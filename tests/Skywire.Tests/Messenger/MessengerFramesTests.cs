@@ -1,5 +1,5 @@
 using Skywire.Core.Crypto;
-using Skywire.Protocol.Control;
+using Skywire.Protocol.Framing;
 using Skywire.Protocol.Messenger;
 
 namespace Skywire.Tests.Messenger;

@@ -1,4 +1,4 @@
-using Skywire.Core.Sessions;
+using Skywire.Core.Sessions.Mux;
 using Skywire.TestKit;
 
 namespace Skywire.Tests.Mux;

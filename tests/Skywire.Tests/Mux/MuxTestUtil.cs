@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using Skywire.Core.Sessions;
+using Skywire.Core.Sessions.Mux;
 
 namespace Skywire.Tests.Mux;
 

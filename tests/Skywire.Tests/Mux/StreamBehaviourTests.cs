@@ -1,4 +1,4 @@
-using Skywire.Core.Sessions;
+using Skywire.Core.Sessions.Mux;
 using Skywire.TestKit;
 using static Skywire.Tests.Mux.MuxTestUtil;
 

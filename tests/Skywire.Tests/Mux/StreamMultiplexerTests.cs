@@ -1,5 +1,5 @@
 using System.Text;
-using Skywire.Core.Sessions;
+using Skywire.Core.Sessions.Mux;
 using Skywire.TestKit;
 using static Skywire.Tests.Mux.MuxTestUtil;
 

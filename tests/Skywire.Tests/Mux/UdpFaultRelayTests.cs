@@ -98,9 +98,9 @@ public class MuxOverUdpRelayTests
         using var relay = new UdpFaultRelay(endB.LocalEndPoint, faults, faults with { Seed = 9 });
         endA.Remote = relay.ListenEndPoint;     // A talks to the relay
         endB.Remote = relay.UpstreamEndPoint;   // B answers the relay's upstream socket
-        var options = Skywire.Core.Sessions.MuxOptions.Default with { MinRetransmissionTimeout = TimeSpan.FromMilliseconds(10) };
-        await using var a = new Skywire.Core.Sessions.StreamMultiplexer(endA, options);
-        await using var b = new Skywire.Core.Sessions.StreamMultiplexer(endB, options);
+        var options = Skywire.Core.Sessions.Mux.MuxOptions.Default with { MinRetransmissionTimeout = TimeSpan.FromMilliseconds(10) };
+        await using var a = new Skywire.Core.Sessions.Mux.StreamMultiplexer(endA, options);
+        await using var b = new Skywire.Core.Sessions.Mux.StreamMultiplexer(endB, options);
         endA.Receiver = a.Receive;
         endB.Receiver = b.Receive;
 

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Skywire.Core.Forwarding;
 using Skywire.Core.Links;
 using Skywire.Core.Sessions;
+using Skywire.Core.Sessions.Mux;
 using Skywire.Protocol.Links;
 using Skywire.Tests.Links;
 

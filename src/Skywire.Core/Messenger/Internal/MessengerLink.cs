@@ -5,8 +5,8 @@ using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Skywire.Core.Control;
-using Skywire.Protocol.Control;
+using Skywire.Core.Channels;
+using Skywire.Protocol.Framing;
 using Skywire.Protocol.Messenger;
 
 namespace Skywire.Core.Messenger.Internal;

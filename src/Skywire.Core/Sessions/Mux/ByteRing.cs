@@ -1,6 +1,6 @@
 using System.Buffers;
 
-namespace Skywire.Core.Sessions;
+namespace Skywire.Core.Sessions.Mux;
 
 /// <summary>
 /// A byte buffer addressed by absolute stream offset, holding the window [<see cref="Base"/>, Base + capacity).

@@ -1,4 +1,5 @@
-namespace Skywire.Core.Sessions;
+
+namespace Skywire.Core.Sessions.Mux;
 
 /// <summary>Frame types inside a mux packet (docs/protocol.md §6 "Streams"). Values are on the wire: never renumber.</summary>
 internal enum MuxFrameType : byte

@@ -1,4 +1,5 @@
-namespace Skywire.Core.Sessions;
+
+namespace Skywire.Core.Sessions.Mux;
 
 /// <summary>Settings of a <see cref="StreamMultiplexer"/>. Both ends may use different values.</summary>
 public sealed record MuxOptions

@@ -1,4 +1,5 @@
-namespace Skywire.Core.Sessions;
+
+namespace Skywire.Core.Sessions.Mux;
 
 /// <summary>
 /// One reliable, ordered, flow-controlled byte stream of a <see cref="StreamMultiplexer"/>.

@@ -1,4 +1,5 @@
-namespace Skywire.Core.Sessions;
+
+namespace Skywire.Core.Sessions.Mux;
 
 /// <summary>A sorted set of disjoint half-open ranges [Start, End) of 64-bit numbers, merged on insert.</summary>
 /// <remarks>Small and linear by design: the sets it holds (SACK holes, packet numbers) have few ranges.</remarks>

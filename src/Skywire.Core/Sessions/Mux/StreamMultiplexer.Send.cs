@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 
-namespace Skywire.Core.Sessions;
+namespace Skywire.Core.Sessions.Mux;
 
 public sealed partial class StreamMultiplexer
 {

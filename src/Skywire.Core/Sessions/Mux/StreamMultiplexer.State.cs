@@ -1,4 +1,5 @@
-namespace Skywire.Core.Sessions;
+
+namespace Skywire.Core.Sessions.Mux;
 
 public sealed partial class StreamMultiplexer
 {

@@ -2,7 +2,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace Skywire.Core.Sessions;
+namespace Skywire.Core.Sessions.Mux;
 
 /// <summary>
 /// Multiplexes reliable, ordered byte streams (<see cref="MuxStream"/>) and unreliable datagrams over one

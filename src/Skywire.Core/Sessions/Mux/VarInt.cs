@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace Skywire.Core.Sessions;
+namespace Skywire.Core.Sessions.Mux;
 
 /// <summary>Variable-length unsigned integers (QUIC encoding, RFC 9000 §16): 1, 2, 4 or 8 bytes, up to 2^62-1.</summary>
 internal static class VarInt

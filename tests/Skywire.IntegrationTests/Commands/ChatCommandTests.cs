@@ -1,8 +1,9 @@
 using System.CommandLine;
-using Skywire.Apps.Chat;
+using Skywire.Commands;
+using Skywire.IntegrationTests.Messenger;
 using Skywire.Core.Crypto;
 
-namespace Skywire.IntegrationTests.Messenger;
+namespace Skywire.IntegrationTests.Commands;
 
 public sealed class ChatCommandTests : IDisposable
 {

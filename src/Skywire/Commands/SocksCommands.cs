@@ -3,14 +3,15 @@ using System.Net;
 using Microsoft.Extensions.Logging;
 using Skywire.Core.AppApi;
 using Skywire.Core.Sdk;
+using Skywire.Apps.Socks;
 
-namespace Skywire.Apps.Socks;
+namespace Skywire.Commands;
 
 /// <summary>
 /// The <c>skywire app socks-server</c> and <c>skywire app socks-client</c> commands. The executable
 /// adds them under <c>app</c>: <c>foreach (var c in SocksCommands.Create(() => Common.Logging())) app.Subcommands.Add(c);</c>
 /// </summary>
-public static class SocksCommands
+internal static class SocksCommands
 {
     /// <summary>Exit codes, the same as the other <c>skywire</c> commands.</summary>
     private const int Ok = 0, Failure = 1, Usage = 2;

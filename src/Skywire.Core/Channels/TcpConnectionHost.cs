@@ -1,6 +1,6 @@
 using System.Net.Sockets;
 
-namespace Skywire.Core.Control;
+namespace Skywire.Core.Channels;
 
 /// <summary>
 /// Accepts TCP connections until cancelled and serves each on its own task, keeping the tasks so that a server

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
 
-namespace Skywire.Protocol.Control;
+namespace Skywire.Protocol.Framing;
 
 /// <summary>
 /// One frame of a Skywire stream protocol (control channel and app API share the shape, docs/protocol.md §4.1):

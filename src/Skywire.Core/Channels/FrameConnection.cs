@@ -6,8 +6,9 @@ using System.Text.Json.Serialization.Metadata;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Protocol.Control;
+using Skywire.Protocol.Framing;
 
-namespace Skywire.Core.Control;
+namespace Skywire.Core.Channels;
 
 /// <summary>Handles one request frame; returns the response payload (serialized) or throws <see cref="ControlException"/>.</summary>
 /// <param name="opcode">The request opcode.</param>

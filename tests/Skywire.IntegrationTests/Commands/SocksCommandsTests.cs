@@ -3,8 +3,9 @@ using System.Reflection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Apps.Socks;
+using Skywire.Commands;
 
-namespace Skywire.Tests.Socks;
+namespace Skywire.IntegrationTests.Commands;
 
 public class SocksCommandsTests
 {

@@ -1,8 +1,8 @@
 using System.Buffers;
 using System.IO.Pipelines;
-using Skywire.Protocol.Control;
+using Skywire.Protocol.Framing;
 
-namespace Skywire.Core.Control;
+namespace Skywire.Core.Channels;
 
 /// <summary>
 /// The parts of a framed connection's life that the control channel (<see cref="FrameConnection"/>) and the

@@ -10,14 +10,14 @@ using Skywire.Protocol;
 using Skywire.Protocol.Messenger;
 using Viscript.Signal;
 
-namespace Skywire.Apps.Chat;
+namespace Skywire.Commands;
 
 /// <summary>
 /// The <c>skywire messenger</c> and <c>skywire chat</c> commands (docs/messenger.md "Commands"). The executable adds
 /// them to its root command; they write to the invocation's output and error writers.
 /// Exit codes: 0 success, 1 bad arguments, 2 cannot connect or the messenger did not prove its key, 3 the message was dropped.
 /// </summary>
-public static class MessengerCommands
+internal static class MessengerCommands
 {
     /// <summary>Exit code: cannot connect, or the messenger refused us or did not prove its key.</summary>
     public const int ExitConnectFailed = 2;

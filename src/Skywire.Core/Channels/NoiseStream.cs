@@ -5,9 +5,9 @@ using System.Text;
 using Skywire.Core.Crypto;
 using Skywire.Core.Crypto.Noise;
 using Skywire.Protocol;
-using ProtocolViolationException = Skywire.Protocol.Control.ProtocolViolationException;
+using ProtocolViolationException = Skywire.Protocol.Framing.ProtocolViolationException;
 
-namespace Skywire.Core.Control;
+namespace Skywire.Core.Channels;
 
 /// <summary>
 /// The Noise wrapper of every control connection (docs/protocol.md §4.1), the one class that knows about Noise:
