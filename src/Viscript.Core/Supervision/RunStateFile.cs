@@ -20,6 +20,8 @@ internal sealed record AbandonedRunState(string Path, int OwnerPid, IReadOnlyLis
 /// (temp file + rename) on every spawn and every handled exit, so that a daemon killed with SIGKILL leaves the list
 /// behind. The file names its owner by pid and start time; the next daemon stops the apps of files whose owner is gone
 /// (see <see cref="Supervisor.StopAbandonedAppsAsync"/>) and never touches a file whose owner still runs.
+/// The folder is created 0700; a folder or file not owned by this user, writable by group or others, or a symlink is
+/// neither written nor believed: whoever could plant a file there could otherwise make viscript signal any process.
 /// </summary>
 internal sealed class RunStateFile
 {
@@ -91,8 +93,20 @@ internal sealed class RunStateFile
             return result;
         }
 
+        if (!IsTrusted(directory, out var why))
+        {
+            Supervisor.Log.RunStateUntrusted(logger, directory, why);
+            return result;
+        }
+
         foreach (var path in System.IO.Directory.EnumerateFiles(directory, "viscript-*.json"))
         {
+            if (!IsTrusted(path, out why))
+            {
+                Supervisor.Log.RunStateUntrusted(logger, path, why);
+                continue;
+            }
+
             if (!TryRead(path, out var ownerPid, out var ownerStart, out var apps))
             {
                 Supervisor.Log.RunStateUnreadable(logger, path);
@@ -143,6 +157,22 @@ internal sealed class RunStateFile
     /// <summary>Removes an abandoned file once its apps were dealt with.</summary>
     public static void DeleteAbandoned(string path) => TryDelete(path);
 
+    /// <summary>Whether <paramref name="path"/> is this user's own, not a symlink, and writable by nobody else.</summary>
+    public static bool IsTrusted(string path, out string why)
+    {
+        if (!Native.TryGetOwnerAndMode(path, out var uid, out var mode, out var isSymlink))
+        {
+            why = "its owner cannot be checked";
+            return false;
+        }
+
+        why = isSymlink ? "it is a symbolic link"
+            : uid != Native.EffectiveUserId ? $"it belongs to uid {uid}, not {Native.EffectiveUserId}"
+            : (mode & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0 ? "group or others may write it"
+            : "";
+        return why.Length == 0;
+    }
+
     private void Write()
     {
         if (_failed || _deleted)
@@ -150,11 +180,30 @@ internal sealed class RunStateFile
             return;
         }
 
-        var temp = FilePath + ".tmp";
+        if (!OperatingSystem.IsLinux())
+        {
+            _failed = true; // pids, start times and owners as used here are Linux's
+            return;
+        }
+
+        var temp = $"{FilePath}.{Guid.NewGuid():N}.tmp";
         try
         {
-            System.IO.Directory.CreateDirectory(Directory);
-            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+            System.IO.Directory.CreateDirectory(Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            if (!IsTrusted(Directory, out var why))
+            {
+                _failed = true;
+                Supervisor.Log.RunStateUntrusted(_logger, Directory, why);
+                return;
+            }
+
+            using (var stream = new FileStream(temp, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew,
+                Access = FileAccess.Write,
+                Share = FileShare.None,
+                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            }))
             using (var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
             {
                 json.WriteStartObject();
@@ -182,6 +231,7 @@ internal sealed class RunStateFile
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             // Without the file a successor cannot find our apps after a SIGKILL; everything else keeps working.
+            TryDelete(temp);
             _failed = true;
             Supervisor.Log.RunStateWriteFailed(_logger, FilePath, ex.Message);
         }

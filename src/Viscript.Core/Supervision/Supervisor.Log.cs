@@ -52,6 +52,9 @@ public sealed partial class Supervisor
         [LoggerMessage(EventId = 4019, Level = LogLevel.Warning, Message = "Run-state file {Path} is not readable; left alone")]
         public static partial void RunStateUnreadable(ILogger logger, string path);
 
+        [LoggerMessage(EventId = 4020, Level = LogLevel.Warning, Message = "Run-state {Path} ignored: {Why}")]
+        public static partial void RunStateUntrusted(ILogger logger, string path, string why);
+
         [LoggerMessage(EventId = 4005, Level = LogLevel.Information, Message = "Stopping {Count} processes")]
         public static partial void StoppingAll(ILogger logger, int count);
 

@@ -104,7 +104,9 @@ public sealed class RestartRuleTests : IAsyncLifetime
 
         async Task<string> CrashAfterStartSecsAsync(int run)
         {
-            await events.WaitStateAsync(1, "Starting", occurrence: run);
+            // "started" is raised once the run's start_secs timer exists (the Starting state comes before the spawn).
+            var started = 0;
+            await events.WaitAsync(e => e.Kind == "started" && e.Id == 1 && ++started == run);
             time.Advance(TimeSpan.FromSeconds(2));
             await events.WaitStateAsync(1, "Running", occurrence: run);
             await _supervisor.WriteInputAsync(1, "crash now");

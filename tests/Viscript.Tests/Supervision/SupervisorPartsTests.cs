@@ -88,4 +88,50 @@ public sealed class SupervisorPartsTests : IDisposable
         Assert.True(leaderAlive);
         Assert.Contains((me.Pid, me.StartTime), processes);
     }
+
+    [Fact]
+    public async Task RunStateFile_OnlyAFileOfThisUser_WritableByNobodyElse_IsBelieved()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            Assert.Skip("owners and modes as checked here are Linux's");
+            return;
+        }
+
+        // An owner that is certainly gone: a process of ours that has exited.
+        using var gone = System.Diagnostics.Process.Start("true")!;
+        await gone.WaitForExitAsync(TestContext.Current.CancellationToken);
+        var dir = Path.Combine(_dir.Path, "run");
+        Directory.CreateDirectory(dir);
+        var file = Path.Combine(dir, "viscript-1-planted.json");
+        File.WriteAllText(file, $$"""
+            {"OwnerPid": {{gone.Id}}, "OwnerStartTime": 1, "Apps": [
+              {"Id": 1, "App": "victim", "Pid": {{Environment.ProcessId}}, "StartTime": 1, "OwnSession": true, "StopTimeoutMs": 1000}]}
+            """);
+        var log = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite);
+        Assert.Empty(RunStateFile.FindAbandoned(dir, log));
+        Assert.False(RunStateFile.IsTrusted(file, out var why));
+        Assert.Contains("others may write", why, StringComparison.Ordinal);
+
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        Assert.Equal("victim", Assert.Single(Assert.Single(RunStateFile.FindAbandoned(dir, log)).Apps).App);
+
+        var link = Path.Combine(dir, "viscript-2-link.json");
+        File.CreateSymbolicLink(link, file);
+        Assert.False(RunStateFile.IsTrusted(link, out why));
+        File.Delete(link);
+
+        if (Native.EffectiveUserId == 0)
+        {
+            // Another user's file (root running the tests can plant one).
+            using var chown = System.Diagnostics.Process.Start("chown", ["65534", file])!;
+            await chown.WaitForExitAsync(TestContext.Current.CancellationToken);
+            Assert.Equal(0, chown.ExitCode);
+            Assert.Empty(RunStateFile.FindAbandoned(dir, log));
+            Assert.False(RunStateFile.IsTrusted(file, out why));
+            Assert.Contains("uid 65534", why, StringComparison.Ordinal);
+        }
+    }
 }
