@@ -31,9 +31,10 @@ public sealed record SignalServerOptions
     public int MaxConnections { get; init; } = 1024;
 
     /// <summary>
-    /// Most connections held at once from one source address other than loopback. Loopback clients are bounded only by
-    /// <see cref="MaxConnections"/>: every local process shares that address (and may pick any of 127.0.0.0/8), so a
-    /// per-address cap there would only lock legitimate apps out.
+    /// Most connections held at once from one source address other than loopback; all such sources together hold at most
+    /// half of <see cref="MaxConnections"/>, so that strangers on the network never take the slots local apps need.
+    /// Loopback clients are bounded only by <see cref="MaxConnections"/>: every local process shares that address (and
+    /// may pick any of 127.0.0.0/8), so a per-address cap there would only lock legitimate apps out.
     /// </summary>
     public int MaxConnectionsPerAddress { get; init; } = 256;
 

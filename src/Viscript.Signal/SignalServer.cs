@@ -260,12 +260,15 @@ public sealed partial class SignalServer : IAsyncDisposable
         if (admitted != AdmitResult.Admitted)
         {
             socket.Dispose();
-            SignalMetrics.ConnectionsRefused.Add(1, new KeyValuePair<string, object?>("reason", admitted == AdmitResult.ListenerFull ? "listener_full" : "address_full"));
+            var (reason, why) = admitted switch
+            {
+                AdmitResult.ListenerFull => ("listener_full", $"{limiter.MaxConnections} connections held (the listener's cap)"),
+                AdmitResult.RemoteShareFull => ("remote_full", $"{limiter.MaxRemote} connections held from other hosts (half the listener's cap)"),
+                _ => ("address_full", $"{limiter.MaxPerAddress} connections held from {source} (the per-address cap)"),
+            };
+            SignalMetrics.ConnectionsRefused.Add(1, new KeyValuePair<string, object?>("reason", reason));
             if (_refusals.ShouldReport(out var suppressed))
             {
-                var why = admitted == AdmitResult.ListenerFull
-                    ? $"{limiter.MaxConnections} connections held (the listener's cap)"
-                    : $"{limiter.MaxPerAddress} connections held from {source} (the per-address cap)";
                 Report(SignalDiagnosticKind.ConnectionRefused,
                     $"{remote}: connection refused: {why}{(suppressed > 0 ? $"; {suppressed} more refused since the last report" : "")}");
             }

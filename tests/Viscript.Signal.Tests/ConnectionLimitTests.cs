@@ -165,6 +165,23 @@ public class ConnectionLimitTests
         Assert.Equal("{\"Id\":2}", (await second.RegisterAsync(2)).Json);
     }
 
+    [Fact]
+    public void Limiter_GivesOtherHostsAtMostHalfTheListener_SoLocalAppsAlwaysGetIn()
+    {
+        var limiter = new ConnectionLimiter(maxConnections: 4, maxPerAddress: 10);
+        var a = IPAddress.Parse("192.0.2.1");
+        var b = IPAddress.Parse("198.51.100.7");
+        Assert.Equal(AdmitResult.Admitted, limiter.TryAdmit(a));
+        Assert.Equal(AdmitResult.Admitted, limiter.TryAdmit(b));
+        Assert.Equal(AdmitResult.RemoteShareFull, limiter.TryAdmit(b));
+        Assert.Equal(AdmitResult.Admitted, limiter.TryAdmit(null));
+        Assert.Equal(AdmitResult.Admitted, limiter.TryAdmit(null));
+        Assert.Equal(AdmitResult.ListenerFull, limiter.TryAdmit(null));
+        limiter.Release(a);
+        Assert.Equal(AdmitResult.Admitted, limiter.TryAdmit(a));
+        Assert.Equal(4, limiter.Count);
+    }
+
     [Theory]
     [InlineData(256, 40, 92)]
     [InlineData(1024, 100, 446)]

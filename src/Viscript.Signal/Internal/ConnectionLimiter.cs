@@ -8,21 +8,28 @@ internal enum AdmitResult
     Admitted = 0,
     ListenerFull = 10,
     AddressFull = 20,
+    RemoteShareFull = 30,
 }
 
 /// <summary>
-/// Connection caps of one listener: in total and per source address (loopback exempt from the latter, see
-/// <see cref="SignalServerOptions.MaxConnectionsPerAddress"/>). Thread-safe; every admitted connection is released once.
+/// Connection caps of one listener: in total, per source address (loopback exempt, see
+/// <see cref="SignalServerOptions.MaxConnectionsPerAddress"/>), and for all non-loopback sources together at most half
+/// of the total, so that strangers on the network can never take the slots local apps need. Thread-safe; every
+/// admitted connection is released once.
 /// </summary>
 internal sealed class ConnectionLimiter(int maxConnections, int maxPerAddress)
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<IPAddress, int> _perAddress = [];
     private int _total;
+    private int _remote;
 
     public int MaxConnections { get; } = maxConnections;
 
     public int MaxPerAddress { get; } = maxPerAddress;
+
+    /// <summary>Most connections from non-loopback sources together: half the listener cap (at least 1).</summary>
+    public int MaxRemote => Math.Max(1, MaxConnections / 2);
 
     /// <summary>Connections held now.</summary>
     public int Count
@@ -48,6 +55,11 @@ internal sealed class ConnectionLimiter(int maxConnections, int maxPerAddress)
 
             if (address is not null)
             {
+                if (_remote >= MaxRemote)
+                {
+                    return AdmitResult.RemoteShareFull;
+                }
+
                 _perAddress.TryGetValue(address, out var count);
                 if (count >= MaxPerAddress)
                 {
@@ -55,6 +67,7 @@ internal sealed class ConnectionLimiter(int maxConnections, int maxPerAddress)
                 }
 
                 _perAddress[address] = count + 1;
+                _remote++;
             }
 
             _total++;
@@ -68,6 +81,11 @@ internal sealed class ConnectionLimiter(int maxConnections, int maxPerAddress)
         lock (_gate)
         {
             _total--;
+            if (address is not null)
+            {
+                _remote--;
+            }
+
             if (address is not null && _perAddress.TryGetValue(address, out var count))
             {
                 if (count <= 1)
