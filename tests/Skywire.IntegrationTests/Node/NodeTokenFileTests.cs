@@ -38,7 +38,7 @@ public sealed class NodeTokenFileTests : IDisposable
         await using var node = new NodeHost(nodeKey, new NodeOptions { Manager = new ManagerAddress(manager.LocalEndPoint, managerKey.Public), AppTokenFile = precious }, log);
 
         var ex = await Assert.ThrowsAsync<SecretFileException>(() => node.StartAsync(TestContext.Current.CancellationToken));
-        Assert.Contains("does not hold an app token", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("refusing to replace", ex.Message, StringComparison.Ordinal);
         Assert.Equal(content, await File.ReadAllTextAsync(precious, TestContext.Current.CancellationToken));
         Assert.Empty(manager.Controller.ListNodes().Nodes);
     }

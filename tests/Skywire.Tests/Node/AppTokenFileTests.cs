@@ -40,7 +40,7 @@ public sealed class AppTokenFileTests : IDisposable
     }
 
     [Theory]
-    [InlineData("root:x:0:0:root:/root:/bin/bash\n", 0b110_100_100, "does not hold an app token")]
+    [InlineData("root:x:0:0:root:/root:/bin/bash\n", 0b110_100_100, "mode 644")]
     [InlineData("root:x:0:0:root:/root:/bin/bash\n", 0b110_000_000, "does not hold an app token")]
     [InlineData("", 0b110_000_000, "does not hold an app token")]
     [InlineData("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz\n", 0b110_000_000, "does not hold an app token")]
