@@ -27,7 +27,7 @@ public sealed partial class ManagerServer : IAsyncDisposable
     private readonly TcpListener _listener;
     private readonly HashSet<PubKey> _admins;
     private readonly CancellationTokenSource _cts = new();
-    private readonly TcpConnectionHost _connections = new();
+    private readonly TcpConnectionHost _connections;
     private readonly object _sync = new();
     private readonly Dictionary<string, FrameConnection> _nodes = new(StringComparer.Ordinal);
     private FileSystemWatcher? _watcher;
@@ -51,6 +51,7 @@ public sealed partial class ManagerServer : IAsyncDisposable
 
         Controller = new MeshController(options, _loggerFactory.CreateLogger<MeshController>());
         _listener = new TcpListener(options.Listen);
+        _connections = new TcpConnectionHost(options.Connections, _logger);
     }
 
     /// <summary>The manager's logic (registry, routes, tracker).</summary>
@@ -200,6 +201,7 @@ public sealed partial class ManagerServer : IAsyncDisposable
                 return;
             }
 
+            _connections.Authenticated(socket);
             var ack = new HelloAckMessage
             {
                 Version = ControlProtocol.Version,

@@ -50,7 +50,7 @@ internal sealed partial class NodeApps : IAppHost, IAsyncDisposable
         _messenger = messenger;
         _logger = loggerFactory.CreateLogger<NodeHost>();
         _stopping = stopping;
-        _server = new AppApiServer(this, options.AppsListen, token, loggerFactory.CreateLogger<AppApiServer>());
+        _server = new AppApiServer(this, options.AppsListen, token, loggerFactory.CreateLogger<AppApiServer>(), options.AppConnections);
     }
 
     /// <summary>The node's key.</summary>

@@ -1,4 +1,5 @@
 using System.Net;
+using Skywire.Core.Channels;
 using Skywire.Core.Control;
 using Skywire.Core.DataPlane;
 using Skywire.Core.Sessions.Mux;
@@ -25,6 +26,12 @@ public sealed record NodeOptions
     /// replaced only if it is a previous token file. Null keeps the token in memory only (tests).
     /// </summary>
     public string? AppTokenFile { get; init; }
+
+    /// <summary>
+    /// Connections the app API holds at once (every mesh stream of a local app is one), in all and per source address
+    /// (default 4096 for both: the app API is loopback only). Unauthenticated ones make room first.
+    /// </summary>
+    public ListenerLimits AppConnections { get; init; } = new() { MaxConnections = 4096, MaxConnectionsPerSource = 4096 };
 
     /// <summary>How long to wait for the manager's handshake and hello answer.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
