@@ -30,7 +30,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
     private readonly CancellationTokenSource _cts = new();
     private readonly object _sync = new();
     private readonly Dictionary<string, Channel<IncomingStream>> _accepting = new(StringComparer.Ordinal);
-    private readonly TcpConnectionHost _connections = new();
+    private readonly TcpConnectionHost _connections;
     private Task? _acceptLoop;
     private int _pendingAccepts;
     private int _disposed;
@@ -39,7 +39,8 @@ public sealed partial class AppApiServer : IAsyncDisposable
     /// <param name="listen">Must be a loopback address (port 0 picks one).</param>
     /// <param name="token">The app token (compared in constant time).</param>
     /// <param name="logger">Logger.</param>
-    public AppApiServer(IAppHost host, IPEndPoint listen, string token, ILogger? logger = null)
+    /// <param name="limits">Connections held at once (each stream is one); null: <see cref="ListenerLimits.Default"/>.</param>
+    public AppApiServer(IAppHost host, IPEndPoint listen, string token, ILogger? logger = null, ListenerLimits? limits = null)
     {
         ArgumentNullException.ThrowIfNull(listen);
         if (!IPAddress.IsLoopback(listen.Address))
@@ -51,6 +52,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
         _token = Encoding.UTF8.GetBytes(token);
         _logger = logger ?? NullLogger.Instance;
         _listener = new TcpListener(listen);
+        _connections = new TcpConnectionHost(limits, _logger);
     }
 
     /// <summary>The bound address (valid after <see cref="Start"/>).</summary>
@@ -123,6 +125,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
                 return;
             }
 
+            _connections.Authenticated(socket);
             await FrameIo.WriteFrameAsync(stream, (byte)AppApiOpcode.Hello | FrameCodec.ResponseBit, id,
                 new AppHelloAckMessage { Version = AppApiProtocol.Version, Node = _host.NodeKey }, AppApiJsonContext.Default.AppHelloAckMessage, _cts.Token);
 

@@ -35,6 +35,9 @@ public sealed record ManagerOptions
     /// <summary>How long a new connection may take to handshake and say hello.</summary>
     public TimeSpan HelloTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Connections the listener holds at once, in all and per source address (unauthenticated ones make room first).</summary>
+    public Channels.ListenerLimits Connections { get; init; } = Channels.ListenerLimits.Default;
+
     /// <summary>How long the manager waits for a node to answer a command.</summary>
     public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromSeconds(10);
 

@@ -28,7 +28,7 @@ public sealed partial class ManagerServer : IAsyncDisposable
     private readonly TcpListener _listener;
     private readonly HashSet<PubKey> _admins;
     private readonly CancellationTokenSource _cts = new();
-    private readonly TcpConnectionHost _connections = new();
+    private readonly TcpConnectionHost _connections;
     private readonly object _sync = new();
     private readonly Dictionary<PubKey, FrameConnection> _nodes = [];
     private readonly ManagerRequestHandler _requests;
@@ -54,6 +54,7 @@ public sealed partial class ManagerServer : IAsyncDisposable
         Controller = new MeshController(options, _loggerFactory.CreateLogger<MeshController>());
         _requests = new ManagerRequestHandler(Controller, options.Limits, _logger);
         _listener = new TcpListener(options.Listen);
+        _connections = new TcpConnectionHost(options.Connections, _logger);
     }
 
     /// <summary>The manager's logic (registry, routes, tracker).</summary>
@@ -202,6 +203,7 @@ public sealed partial class ManagerServer : IAsyncDisposable
                 return;
             }
 
+            _connections.Authenticated(socket);
             var ack = new HelloAckMessage
             {
                 Version = ControlProtocol.Version,
