@@ -30,7 +30,11 @@ public sealed record LogEntry(string Category, LogLevel Level, EventId EventId, 
 /// </remarks>
 public sealed class TestLog : ILoggerFactory, ILoggerProvider
 {
+    /// <summary>The log of the test running on this async flow (set by the constructor), for <see cref="OnFirstChance"/>.</summary>
+    private static readonly AsyncLocal<TestLog?> s_current = new();
+
     private readonly ConcurrentQueue<LogEntry> _entries = new();
+    private Exception? _assertionFailure;
     private readonly ConcurrentQueue<Func<LogEntry, bool>> _expected = new();
     private readonly Action<string>? _output;
     private readonly LogLevel _minimum;
@@ -43,6 +47,23 @@ public sealed class TestLog : ILoggerFactory, ILoggerProvider
     {
         _output = output;
         _minimum = minimum;
+        s_current.Value = this;
+    }
+
+    static TestLog()
+    {
+        // A failed assertion unwinds through `using var log`, whose Dispose would replace the assertion's exception with
+        // ours: remember the first assertion failure of the test's own flow, so Dispose can report both.
+        AppDomain.CurrentDomain.FirstChanceException += OnFirstChance;
+    }
+
+    private static void OnFirstChance(object? sender, System.Runtime.ExceptionServices.FirstChanceExceptionEventArgs e)
+    {
+        if (s_current.Value is { } log && log._assertionFailure is null &&
+            e.Exception.GetType().GetInterfaces().Any(i => i.FullName == "Xunit.Sdk.IAssertionException"))
+        {
+            Interlocked.CompareExchange(ref log._assertionFailure, e.Exception, null);
+        }
     }
 
     /// <summary>Every entry at or above the minimum level, and every error, in the order logged.</summary>
@@ -69,7 +90,7 @@ public sealed class TestLog : ILoggerFactory, ILoggerProvider
         var unexpected = UnexpectedErrors;
         if (unexpected.Count > 0)
         {
-            throw new UnexpectedErrorLogException(unexpected);
+            throw new UnexpectedErrorLogException(unexpected, Volatile.Read(ref _assertionFailure));
         }
     }
 
@@ -120,9 +141,10 @@ public sealed class TestLog : ILoggerFactory, ILoggerProvider
 /// <summary>A test logged an Error it did not declare as expected.</summary>
 public sealed class UnexpectedErrorLogException : Exception
 {
-    /// <summary>Lists the entries in the message.</summary>
-    public UnexpectedErrorLogException(IReadOnlyList<LogEntry> entries)
-        : base($"{entries.Count} unexpected error log(s):{Environment.NewLine}" + string.Join(Environment.NewLine, entries))
+    /// <summary>Lists the entries in the message, after the test's own assertion failure when there was one.</summary>
+    public UnexpectedErrorLogException(IReadOnlyList<LogEntry> entries, Exception? assertionFailure = null)
+        : base((assertionFailure is null ? "" : $"The test failed first: {assertionFailure.Message}{Environment.NewLine}and then ") +
+            $"{entries.Count} unexpected error log(s):{Environment.NewLine}" + string.Join(Environment.NewLine, entries), assertionFailure)
     {
         Entries = entries;
     }

@@ -45,4 +45,23 @@ public class TestLogTests
         logger.LogError("kept");
         Assert.Equal(["kept"], log.Entries.Select(e => e.Message));
     }
+
+    [Fact]
+    public void Dispose_AfterAFailedAssertion_KeepsTheAssertionsMessage()
+    {
+        var log = new TestLog();
+        log.CreateLogger("x").LogError("a consequence of the failure");
+        try
+        {
+            Assert.Equal(1, 2);
+        }
+        catch (Exception ex) when (ex is Xunit.Sdk.IAssertionException)
+        {
+            // What `using var log` sees: the assertion unwinds, then Dispose runs.
+        }
+
+        var thrown = Assert.Throws<UnexpectedErrorLogException>(log.Dispose);
+        Assert.StartsWith("The test failed first: ", thrown.Message, StringComparison.Ordinal);
+        Assert.IsAssignableFrom<Xunit.Sdk.IAssertionException>(thrown.InnerException);
+    }
 }
