@@ -25,6 +25,12 @@ public sealed record MuxOptions
     /// <summary>Initial congestion window in packets (RFC 6928 uses 10). Default 10.</summary>
     public int InitialCongestionWindow { get; init; } = 10;
 
+    /// <summary>
+    /// The congestion controller: <see cref="MuxCongestionControl.Bbr"/> (default; paced, random loss is not read as
+    /// congestion) or <see cref="MuxCongestionControl.NewReno"/> (loss-based, for comparison).
+    /// </summary>
+    public MuxCongestionControl CongestionControl { get; init; } = MuxCongestionControl.Bbr;
+
     /// <summary>Largest congestion window in packets. Default 4096.</summary>
     public int MaxCongestionWindow { get; init; } = 4096;
 
@@ -90,6 +96,16 @@ public sealed record MuxOptions
         }
         return errors;
     }
+}
+
+/// <summary>Congestion controllers of the multiplexer. Values are stable.</summary>
+public enum MuxCongestionControl
+{
+    /// <summary>BBR (v1 model): paces at the estimated bottleneck bandwidth, window 2 x bandwidth-delay product.</summary>
+    Bbr = 10,
+
+    /// <summary>NewReno in packets with a 0.7 reduction per loss event (loss-based; collapses under random loss).</summary>
+    NewReno = 20,
 }
 
 /// <summary>Why a stream or multiplexer failed. Values are stable (used in logs and exceptions).</summary>
@@ -203,4 +219,10 @@ public sealed record MuxStatistics
 
     /// <summary>Ack-eliciting packets in flight.</summary>
     public int PacketsInFlight { get; init; }
+
+    /// <summary>BBR's bottleneck bandwidth estimate in bytes per second (full packets; 0 with NewReno or before a sample).</summary>
+    public double EstimatedBandwidth { get; init; }
+
+    /// <summary>The smallest round trip seen (BBR: over the last 10 s).</summary>
+    public TimeSpan MinRtt { get; init; }
 }

@@ -52,6 +52,9 @@ public sealed partial class StreamMultiplexer
     private long _rtoStart = long.MaxValue;
     private long _lastSendAt;
     private bool _pingPending;
+    private readonly BbrCongestionControl? _bbr; // null: NewReno (MuxOptions.CongestionControl)
+    private double _pacingBudget;                 // packets that may leave now (BBR pacing)
+    private long _pacingAt;                       // when the budget was last refilled
 
     // Connection flow control.
     private long _peerMaxData;
@@ -94,6 +97,7 @@ public sealed partial class StreamMultiplexer
         public bool Acked;
         public bool Lost;
         public bool HasMaxData;
+        public PacketRateState Rate;
         public readonly List<Chunk> Chunks = [];
         public readonly List<Control> Controls = [];
 
