@@ -10,11 +10,20 @@ public sealed record MuxOptions
     /// <summary>Bytes of one stream the peer may send beyond what the application has read (per-stream window). Default 1 MiB.</summary>
     public int StreamReceiveWindow { get; init; } = 1 << 20;
 
+    /// <summary>
+    /// Largest per-stream window autotuning may reach: the window doubles while the reader drains a quarter of it
+    /// within one round trip (a long fat path), so one stream can fill it. Default 16 MiB.
+    /// </summary>
+    public int MaxStreamReceiveWindow { get; init; } = 16 << 20;
+
     /// <summary>Bytes over all streams the peer may send beyond what the applications have read. Default 16 MiB.</summary>
     public int ConnectionReceiveWindow { get; init; } = 16 << 20;
 
     /// <summary>Bytes a stream buffers for sending (unacknowledged plus unsent) before WriteAsync waits. Default 1 MiB.</summary>
     public int StreamSendBuffer { get; init; } = 1 << 20;
+
+    /// <summary>Largest per-stream send buffer: it grows to twice the congestion window (in bytes) up to this. Default 16 MiB.</summary>
+    public int MaxStreamSendBuffer { get; init; } = 16 << 20;
 
     /// <summary>Peer-opened streams that wait in the accept queue before new ones are refused. Default 128.</summary>
     public int AcceptBacklog { get; init; } = 128;
@@ -73,6 +82,10 @@ public sealed record MuxOptions
         if (StreamSendBuffer < 4096)
         {
             errors.Add("StreamSendBuffer must be at least 4096 bytes.");
+        }
+        if (MaxStreamReceiveWindow < StreamReceiveWindow || MaxStreamSendBuffer < StreamSendBuffer)
+        {
+            errors.Add("MaxStreamReceiveWindow and MaxStreamSendBuffer must be at least StreamReceiveWindow and StreamSendBuffer.");
         }
         if (AcceptBacklog < 1 || MaxIncomingStreams < 1)
         {
