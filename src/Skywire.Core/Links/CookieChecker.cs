@@ -15,8 +15,9 @@ namespace Skywire.Core.Links;
 /// <remarks>
 /// A cookie is the first 16 bytes of HMAC-SHA256(secret, the sender's socket address); the secret is random and
 /// replaced every 2 minutes (cookies under the previous one stay valid meanwhile). A cookie reply seals it with
-/// ChaCha20-Poly1305 under a key derived from this node's public key (so only who knows it, the initiator,
-/// reads it), a random 12-byte nonce and the init's mac1 as associated data.
+/// XChaCha20-Poly1305 under a key derived from this node's public key (so only who knows it, the initiator,
+/// reads it), a random 24-byte nonce and the init's mac1 as associated data. The nonce is random because the
+/// key never changes: 24 bytes make a repeat negligible over the key's whole life, where 12 would not.
 /// </remarks>
 internal sealed class CookieChecker : IDisposable
 {
@@ -28,10 +29,10 @@ internal sealed class CookieChecker : IDisposable
 
     private const int EchoAt = 4;
     private const int NonceAt = EchoAt + LinkLimits.TagLength;
-    private const int SealedAt = NonceAt + AeadKey.NonceLength;
+    private const int SealedAt = NonceAt + XChaCha20Poly1305Key.NonceLength;
 
     private readonly byte[] _mac1Key;
-    private readonly AeadKey _replyKey;
+    private readonly XChaCha20Poly1305Key _replyKey;
     private readonly TimeProvider _time;
     private readonly int _handshakesPerSecondBeforeCookies;
     private byte[] _secret = RandomNumberGenerator.GetBytes(32);
@@ -46,7 +47,7 @@ internal sealed class CookieChecker : IDisposable
     public CookieChecker(PubKey localKey, int handshakesPerSecondBeforeCookies, TimeProvider time)
     {
         _mac1Key = LinkHandshake.Mac1Key(localKey);
-        _replyKey = AeadKey.Create(AeadAlgorithmId.ChaCha20Poly1305, LinkHandshake.CookieKey(localKey));
+        _replyKey = new XChaCha20Poly1305Key(LinkHandshake.CookieKey(localKey));
         _handshakesPerSecondBeforeCookies = handshakesPerSecondBeforeCookies;
         _time = time;
         _secretAt = time.GetTimestamp();
@@ -118,7 +119,7 @@ internal sealed class CookieChecker : IDisposable
             return false;
         }
 
-        using var key = AeadKey.Create(AeadAlgorithmId.ChaCha20Poly1305, responderCookieKey);
+        using var key = new XChaCha20Poly1305Key(responderCookieKey);
         return key.Open(reply[NonceAt..SealedAt], sentMac1, reply[SealedAt..LinkLimits.CookieReplyLength], cookie);
     }
 
