@@ -25,6 +25,7 @@ public sealed class DataPlaneStatistics
     internal long InternalErrorField;
     internal long CookieRepliesField;
     internal long TableFullField;
+    internal long RateLimitedField;
     internal long LinksEvictedField;
     internal long GsoSendsField;
     internal long GroBatchesField;
@@ -97,6 +98,9 @@ public sealed class DataPlaneStatistics
 
     /// <summary>Dropped: a valid handshake from a new peer while the link table was full of links that must stay (<see cref="DataPlaneOptions.MaxLinks"/>).</summary>
     public long TableFull => Interlocked.Read(ref TableFullField);
+
+    /// <summary>Dropped: a handshake init from an address that proved itself (mac2) but sent more than 20 a second while the node was under load.</summary>
+    public long RateLimited => Interlocked.Read(ref RateLimitedField);
 
     /// <summary>Links evicted to make room for a new peer's link (<see cref="DataPlaneOptions.MaxLinks"/>).</summary>
     public long LinksEvicted => Interlocked.Read(ref LinksEvictedField);

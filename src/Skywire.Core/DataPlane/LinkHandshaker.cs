@@ -18,8 +18,8 @@ internal interface ILinkEvents
 /// <summary>
 /// Runs the link handshakes of a data plane (docs/protocol.md §3.1; wireguard-go's handshake half of
 /// receive.go and send.go): starts and retries inits for the links this node opens, answers valid inits
-/// (after the <see cref="CookieChecker"/>'s stateless checks, and only for peers the <see cref="LinkTable"/>
-/// admits), takes responses and cookie replies, and confirms the responder's keys at the first packet under
+/// (after the <see cref="CookieChecker"/>'s stateless checks and, under load, the <see cref="HandshakeRateLimiter"/>,
+/// and only for peers the <see cref="LinkTable"/> admits), takes responses and cookie replies, and confirms the responder's keys at the first packet under
 /// them. The messages themselves are <see cref="LinkHandshake"/>'s. Packets arrive on the receive thread;
 /// <see cref="StartLocked"/> also runs on callers' threads and the maintenance loop, under the link's gate.
 /// </summary>
@@ -28,6 +28,7 @@ internal sealed class LinkHandshaker
     private readonly LinkTable _table;
     private readonly LinkHandshake _messages;
     private readonly CookieChecker _cookies;
+    private readonly HandshakeRateLimiter _limiter;
     private readonly LinkSender _sender;
     private readonly DataPlaneOptions _options;
     private readonly DataPlaneStatistics _statistics;
@@ -43,6 +44,7 @@ internal sealed class LinkHandshaker
         _table = table;
         _messages = messages;
         _cookies = cookies;
+        _limiter = new HandshakeRateLimiter(time);
         _sender = sender;
         _options = options;
         _statistics = statistics;
@@ -192,14 +194,24 @@ internal sealed class LinkHandshaker
         }
 
         // Under load, an init must also prove its source address (mac2 with our cookie for it);
-        // otherwise it gets a cookie and nothing else: still no DH, no state.
-        if (_cookies.UnderLoad() && !_cookies.CheckMac2(packet, from))
+        // otherwise it gets a cookie and nothing else: still no DH, no state. A proven address then
+        // gets a few handshakes a second, however many inits it sends.
+        if (_cookies.UnderLoad())
         {
-            Span<byte> reply = stackalloc byte[LinkLimits.CookieReplyLength];
-            _cookies.WriteReply(packet, from, reply);
-            _sender.SendTo(reply, from);
-            Drop(ref _statistics.CookieRepliesField);
-            return;
+            if (!_cookies.CheckMac2(packet, from))
+            {
+                Span<byte> reply = stackalloc byte[LinkLimits.CookieReplyLength];
+                _cookies.WriteReply(packet, from, reply);
+                _sender.SendTo(reply, from);
+                Drop(ref _statistics.CookieRepliesField);
+                return;
+            }
+
+            if (!_limiter.Allow(from))
+            {
+                Drop(ref _statistics.RateLimitedField);
+                return;
+            }
         }
 
         var aead = (AeadAlgorithmId)packet[2];

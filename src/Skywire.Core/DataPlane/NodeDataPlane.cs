@@ -461,7 +461,7 @@ public sealed class NodeDataPlane : IAsyncDisposable, ILinkEvents
             ("stale_handshake", s.StaleHandshake), ("refused", s.Refused), ("unknown_index", s.UnknownIndex),
             ("bad_tag", s.BadTag), ("replay", s.Replay), ("no_rule", s.NoRule), ("rule_expired", s.RuleExpired),
             ("link_down", s.LinkDown), ("too_large", s.TooLarge), ("send_failed", s.SendFailed), ("internal_error", s.InternalError),
-            ("table_full", s.TableFull), ("cookie_reply", s.CookieReplies),
+            ("table_full", s.TableFull), ("rate_limited", s.RateLimited), ("cookie_reply", s.CookieReplies),
         ];
         foreach (var (reason, value) in drops)
         {
