@@ -53,6 +53,9 @@ internal static partial class DataPlaneLog
     [LoggerMessage(EventId = 1013, Level = LogLevel.Debug, Message = "Link handshake from {Peer} at {From} refused: the link table is full of links that must stay")]
     public static partial void TableFull(ILogger logger, PubKey peer, SocketAddress from);
 
+    [LoggerMessage(EventId = 1014, Level = LogLevel.Warning, Message = "{Count} up/down events of links this node did not open were not logged in the last second (more than 10 a second: a handshake flood?); the counters LinksEvicted and TableFull tell more")]
+    public static partial void StrangerLinkEventsSuppressed(ILogger logger, long count);
+
     [LoggerMessage(EventId = 1083, Level = LogLevel.Information, Message = "Session {SessionId} closed: {Reason}")]
     public static partial void SessionClosed(ILogger logger, ulong sessionId, string reason);
 }

@@ -36,6 +36,9 @@ namespace Skywire.Core.DataPlane;
 /// </remarks>
 public sealed class NodeDataPlane : IAsyncDisposable, ILinkEvents
 {
+    /// <summary>Most up/down log lines a second for links this node did not open (the rest are counted: <see cref="LogBudget"/>).</summary>
+    private const int StrangerLinkLogsPerSecond = 10;
+
     private readonly KeyPair _identity;
     private readonly NoiseKeyPair _staticKey;
     private readonly DataPlaneOptions _options;
@@ -55,6 +58,7 @@ public sealed class NodeDataPlane : IAsyncDisposable, ILinkEvents
     private readonly ConcurrentDictionary<ulong, SecureSession> _sessions = new();
     private readonly CancellationTokenSource _cts = new();
     private readonly Meter _meter;
+    private readonly LogBudget _strangerLinkLogs;
     private Thread? _receiveThread;
     private Task? _maintenance;
     private long _nextSweep;
@@ -92,6 +96,7 @@ public sealed class NodeDataPlane : IAsyncDisposable, ILinkEvents
         _timers = new LinkTimers(_links, _handshaker, _sender, _options, this, _time, _logger) { OnTick = TickSessionsAndRules };
         _forwarder = new Forwarder(_links, _rules, _sender, Statistics, _options.MaxUdpPayload);
         _receiver = new PacketReceiver(_bind, _links, _handshaker, _timers, _forwarder, _sender, Statistics, this, _time, _logger);
+        _strangerLinkLogs = new LogBudget(StrangerLinkLogsPerSecond, _time);
         _meter = CreateMeter();
     }
 
@@ -495,6 +500,10 @@ public sealed class NodeDataPlane : IAsyncDisposable, ILinkEvents
         {
             _rules.Sweep();
             _nextSweep = now + _time.TimestampFrequency;
+            if (_strangerLinkLogs.DrainSuppressed() is > 0 and var suppressed)
+            {
+                DataPlaneLog.StrangerLinkEventsSuppressed(_logger, suppressed);
+            }
         }
     }
 
@@ -543,14 +552,22 @@ public sealed class NodeDataPlane : IAsyncDisposable, ILinkEvents
     private void RaiseLinkUp(Link link, string reason)
     {
         var info = Snapshot(link);
-        DataPlaneLog.LinkUp(_logger, link.Peer, info.RemoteEndPoint, reason);
+        if (link.Wanted || _strangerLinkLogs.TryTake())
+        {
+            DataPlaneLog.LinkUp(_logger, link.Peer, info.RemoteEndPoint, reason);
+        }
+
         ThreadPool.QueueUserWorkItem(_ => LinkUp?.Invoke(this, new LinkEventArgs(info, reason)));
     }
 
     private void RaiseLinkDown(Link link, string reason)
     {
         var info = Snapshot(link);
-        DataPlaneLog.LinkDown(_logger, link.Peer, reason);
+        if (link.Wanted || _strangerLinkLogs.TryTake())
+        {
+            DataPlaneLog.LinkDown(_logger, link.Peer, reason);
+        }
+
         ThreadPool.QueueUserWorkItem(_ => LinkDown?.Invoke(this, new LinkEventArgs(info, reason)));
     }
 }

@@ -47,6 +47,7 @@ public sealed class StrangerFloodTests
         atB.Receiver = _ => Interlocked.Increment(ref delivered);
 
         using var rogue = new RogueInitiator(b.EndPoint, b.Key.Public);
+        var floodStarted = DateTime.UtcNow;
         var maxLinks = 0;
         var maxKeys = 0;
         for (var i = 0; i < Strangers; i++)
@@ -84,6 +85,12 @@ public sealed class StrangerFloodTests
         Assert.Equal(a.Key.Public, b.Plane.GetLinks().Single().Peer);
         Assert.Equal(LinkState.Up, b.Plane.GetLinks().Single().State);
         Assert.InRange(b.Plane.LinkKeyCount, 1, 3);
+
+        // The log is bounded too: two lines per stranger would let a flood fill the disk. At most 10 up/down lines a
+        // second for strangers' links (here: down, at Warning), the rest summed up once a second (event 1014).
+        var seconds = (DateTime.UtcNow - floodStarted).TotalSeconds;
+        var strangerDowns = log.Entries.Count(e => e.EventId.Id == 1002 && !e.Message.Contains(a.Key.Public.ToString(), StringComparison.Ordinal));
+        Assert.InRange(strangerDowns, 0, (int)Math.Ceiling(seconds + 2) * 10);
     }
 
     [Fact]
@@ -107,5 +114,20 @@ public sealed class StrangerFloodTests
         // The node's own request is never refused: b may open a link beyond its cap.
         await b.Plane.OpenLinkAsync(c.Key.Public, c.EndPoint, ct);
         Assert.Equal(2, b.Plane.GetLinks().Count);
+    }
+}
+
+public sealed class LogBudgetTests
+{
+    [Fact]
+    public void TenASecond_TheRestCounted_AndDrainedOnce()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var budget = new Skywire.Core.DataPlane.LogBudget(10, time);
+        Assert.Equal(10, Enumerable.Range(0, 25).Count(_ => budget.TryTake()));
+        Assert.Equal(15, budget.DrainSuppressed());
+        Assert.Equal(0, budget.DrainSuppressed());
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(budget.TryTake());
     }
 }
