@@ -28,7 +28,8 @@ internal static class RelayQuickRun
                     var cpu0 = process.TotalProcessorTime;
                     var sw = Stopwatch.StartNew();
                     long delivered = 0;
-                    for (var i = 0; i < 5; i++)
+                    // Batches move datagrams ~5x cheaper: more bursts, so each sample is long enough for the CPU clock.
+                    for (var i = 0; i < (batch == 1 ? 5 : 25); i++)
                     {
                         delivered += b.SendBurst(spin: false);
                     }
