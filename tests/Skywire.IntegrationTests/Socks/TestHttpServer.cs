@@ -79,9 +79,9 @@ internal sealed class TestHttpServer : IAsyncDisposable
             {
                 client = await _listener.AcceptTcpClientAsync(_stopping.Token);
             }
-            catch (Exception)
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
             {
-                return;
+                return; // stopping; any other failure faults the loop, and DisposeAsync reports it
             }
 
             var id = Interlocked.Increment(ref _nextId);
