@@ -3,8 +3,6 @@ using System.Net;
 using Skywire.Core.AppApi;
 using Skywire.Protocol.AppApi;
 using Skywire.TestKit;
-using Microsoft.Extensions.Logging;
-using Skywire.TestKit.Logging;
 
 namespace Skywire.IntegrationTests.Mesh;
 
@@ -15,8 +13,7 @@ public sealed class MeshTests
     [Fact]
     public async Task TwoNodes_AppStream_BothDirectionsAndHalfClose()
     {
-        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine, LogLevel.Warning);
-        await using var mesh = MeshHarness.Start(logging: log);
+        await using var mesh = MeshHarness.Start();
         var (a, b) = (await mesh.AddNodeAsync(), await mesh.AddNodeAsync());
         await mesh.LinkAsync(a, b);
 
@@ -54,8 +51,7 @@ public sealed class MeshTests
     [Fact]
     public async Task Dial_UnknownApp_Refused_UnknownNode_Unreachable()
     {
-        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine, LogLevel.Warning);
-        await using var mesh = MeshHarness.Start(logging: log);
+        await using var mesh = MeshHarness.Start();
         var (a, b) = (await mesh.AddNodeAsync(), await mesh.AddNodeAsync());
         await mesh.LinkAsync(a, b);
         await using var client = await MeshHarness.AppAsync(a);
@@ -68,8 +64,7 @@ public sealed class MeshTests
     [Fact]
     public async Task AppApi_WrongToken_Unauthorized()
     {
-        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine, LogLevel.Warning);
-        await using var mesh = MeshHarness.Start(logging: log);
+        await using var mesh = MeshHarness.Start();
         var a = await mesh.AddNodeAsync();
         var ex = await Assert.ThrowsAsync<AppApiException>(() => Core.Sdk.SkywireApp.ConnectAsync(a.AppsEndPoint, (a.AppToken[0] == '0' ? "1" : "0") + a.AppToken[1..])).WaitAsync(Limit);
         Assert.Equal(AppApiErrorCode.Unauthorized, ex.Code);
@@ -78,8 +73,7 @@ public sealed class MeshTests
     [Fact]
     public async Task AppDisconnects_TrackerForgetsIt()
     {
-        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine, LogLevel.Warning);
-        await using var mesh = MeshHarness.Start(logging: log);
+        await using var mesh = MeshHarness.Start();
         var a = await mesh.AddNodeAsync();
         var app = await MeshHarness.AppAsync(a);
         await app.RegisterAsync("ephemeral", "test");
@@ -94,8 +88,7 @@ public sealed class MeshTests
     [Fact]
     public async Task FiveNodes_ThreeHopRoute_50MB_ByteExact()
     {
-        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine, LogLevel.Warning);
-        await using var mesh = MeshHarness.Start(logging: log);
+        await using var mesh = MeshHarness.Start();
         var n = await mesh.AddNodesAsync(5);
         var (a, b, c, d, e) = (n[0], n[1], n[2], n[3], n[4]);
         await mesh.LinkAsync(a, b);
@@ -117,8 +110,7 @@ public sealed class MeshTests
     [Fact]
     public async Task FaultyLinks_DropDuplicateReorder_StillByteExact()
     {
-        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine, LogLevel.Warning);
-        await using var mesh = MeshHarness.Start(logging: log);
+        await using var mesh = MeshHarness.Start();
         var faults = new FaultOptions { DropRate = 0.05, DuplicateRate = 0.02, ReorderRate = 0.05, ReorderWindow = 8, Seed = 7 };
         var relays = new List<UdpFaultRelay>();
         try
@@ -159,8 +151,7 @@ public sealed class MeshTests
     [Fact]
     public async Task RelayKilledMidTransfer_RerouteAndByteExact()
     {
-        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine, LogLevel.Warning);
-        await using var mesh = MeshHarness.Start(logging: log);
+        await using var mesh = MeshHarness.Start();
         var n = await mesh.AddNodesAsync(4);
         var (a, b, c, d) = (n[0], n[1], n[2], n[3]);
         // A-B-D and A-C-D: two disjoint 2-hop paths.
@@ -201,8 +192,7 @@ public sealed class MeshTests
     [Fact]
     public async Task LinkBlackholedMidTransfer_RerouteAndByteExact()
     {
-        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine, LogLevel.Warning);
-        await using var mesh = MeshHarness.Start(logging: log);
+        await using var mesh = MeshHarness.Start();
         var relays = new Dictionary<string, UdpFaultRelay>();
         try
         {
