@@ -96,7 +96,7 @@ internal sealed partial class DemoRunner : IAsyncDisposable
         {
             await ReportFailureAsync(ex.Message);
         }
-        catch (Exception ex) when (ex is ControlException or MessengerException or IOException or HttpRequestException
+        catch (Exception ex) when (ex is ControlException or MessengerException or IOException or HttpRequestException or Viscript.Core.Control.ViscriptApiException
             or System.Net.Sockets.SocketException or KeyFileException or UnauthorizedAccessException or TimeoutException)
         {
             await ReportFailureAsync(ex.Message);
@@ -385,11 +385,11 @@ internal sealed partial class DemoRunner : IAsyncDisposable
 
     private async Task<string> FetchAsync(CancellationToken cancellationToken)
     {
-        _web = new DemoWebServer("");
+        _web = await DemoWebServer.StartAsync("", cancellationToken);
         _web.Page = PageText();
         return await Bounded(async ct =>
         {
-            var page = await Socks5Fetch.GetAsync(_socksEndPoint, _web.EndPoint, "/", ct);
+            var page = await SocksFetch.GetAsync(_socksEndPoint, _web.EndPoint, "/", ct);
             if (page.Status != 200 || Encoding.UTF8.GetString(page.Body) != _web.Page)
             {
                 throw new DemoStepException($"the page came back wrong (HTTP {page.Status}, {page.Body.Length} bytes)");
@@ -400,7 +400,7 @@ internal sealed partial class DemoRunner : IAsyncDisposable
                 return $"HTTP 200, {page.Body.Length} bytes";
             }
 
-            var bytes = await Socks5Fetch.GetAsync(_socksEndPoint, _web.EndPoint, $"/bytes/{_options.CheckBytes}", ct);
+            var bytes = await SocksFetch.GetAsync(_socksEndPoint, _web.EndPoint, $"/bytes/{_options.CheckBytes}", ct);
             var expected = _web.Expected(_options.CheckBytes);
             if (bytes.Status != 200 || !bytes.Body.AsSpan().SequenceEqual(expected))
             {
