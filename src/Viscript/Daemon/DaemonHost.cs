@@ -257,11 +257,11 @@ public sealed partial class DaemonHost : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(_loggerFactory);
         builder.Services.AddSingleton<IHostLifetime, ExternalLifetime>();
-        // Kestrel's socket transport spins on a failed accept (EMFILE): ours backs off (GuardedSocketTransportFactory).
-        builder.Services.RemoveAll<IConnectionListenerFactory>();
-        builder.Services.AddSingleton<IConnectionListenerFactory>(new GuardedSocketTransportFactory(_loggerFactory, Options.TimeProvider));
+        // Caps enforced before accept, and an accept loop that backs off instead of spinning (GuardedSocketTransportFactory).
         ConnectionCaps = Options.Listener.Caps(DescriptorLimit.Soft(), DescriptorLimit.Open());
-        var gate = new ConnectionGate(ConnectionCaps.PerSource, _loggerFactory.CreateLogger<ConnectionGate>(), Options.TimeProvider);
+        builder.Services.RemoveAll<IConnectionListenerFactory>();
+        builder.Services.AddSingleton<IConnectionListenerFactory>(
+            new GuardedSocketTransportFactory(ConnectionCaps.Total, ConnectionCaps.PerSource, _loggerFactory, Options.TimeProvider));
         builder.WebHost.ConfigureKestrel(k =>
         {
             var l = Options.Listener;
@@ -272,11 +272,7 @@ public sealed partial class DaemonHost : IAsyncDisposable
             k.Limits.KeepAliveTimeout = l.KeepAliveTimeout;
             k.Limits.MinRequestBodyDataRate = new MinDataRate(l.MinRequestBodyBytesPerSecond, l.MinRequestBodyGrace);
             k.Limits.MaxRequestBodySize = l.MaxRequestBodyBytes;
-            k.Listen(Options.Control, listen =>
-            {
-                listen.Protocols = HttpProtocols.Http1;
-                listen.Use(gate.Wrap);
-            });
+            k.Listen(Options.Control, listen => listen.Protocols = HttpProtocols.Http1);
         });
         // Binding failures (malformed JSON, missing body) throw, so that the error middleware answers them as problem+json with code 2.
         builder.Services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);

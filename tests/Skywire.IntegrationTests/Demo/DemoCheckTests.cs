@@ -49,6 +49,22 @@ public sealed class DemoCheckTests : IDisposable
         Assert.Empty(ProcessesMentioning(_dir));
     }
 
+    [Fact]
+    public void SkywireOutput_HoldsNoCopyOfViscript_TheDemoFindsItsOwnBuild()
+    {
+        // Issue 11.1: skywire -> viscript is a deployment dependency only; a viscript apphost beside skywire served no page.
+        var skywireDir = Path.GetDirectoryName(typeof(Skywire.Demo.DemoRunner).Assembly.Location)!;
+        foreach (var name in new[] { "viscript", "viscript.dll", "viscript.runtimeconfig.json", "wwwroot" })
+        {
+            Assert.False(Path.Exists(Path.Combine(skywireDir, name)), $"{name} in {skywireDir}");
+        }
+        Assert.DoesNotContain(typeof(Skywire.Demo.DemoRunner).Assembly.GetReferencedAssemblies(), a => a.Name == "viscript");
+        var found = Skywire.Demo.ViscriptChild.Locate(null, out var tried);
+        Assert.True(found is not null, "viscript not found; tried " + string.Join(", ", tried));
+        Assert.EndsWith(Path.Combine("src", "Viscript", "bin", Path.GetFileName(Path.GetDirectoryName(skywireDir)!), "net10.0", "viscript.dll"), found, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(Path.GetDirectoryName(found)!, "wwwroot", "index.html")), "the viscript the demo runs has its GUI files");
+    }
+
     [Theory]
     [InlineData("--nodes", "2", "--nodes must be 3 to 26")]
     [InlineData("--socks-port", "70000", "--socks-port must be 0 to 65535")]

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Skywire.Apps.Socks;
+using Skywire.TestKit.Http;
 
 namespace Skywire.IntegrationTests.Socks;
 

@@ -5,6 +5,7 @@ using Skywire.Apps.Socks;
 using Skywire.Core.AppApi;
 using Skywire.Protocol.AppApi;
 using Skywire.Protocol.Control;
+using Skywire.TestKit.Http;
 
 namespace Skywire.IntegrationTests.Socks;
 
