@@ -23,15 +23,13 @@ internal static class TopologyCommand
         var watch = new Option<bool>("--watch") { Description = "Keep the connection and print the topology every --interval seconds until stopped." };
         var interval = new Option<double>("--interval") { Description = "Seconds between documents with --watch.", DefaultValueFactory = _ => 2 };
         var command = new Command("topology", "Nodes, links and routes in one answer (--json: the document viscript's GUI draws).") { json, watch, interval };
-        command.Validators.Add(r =>
-        {
-            if (r.GetValue(interval) is < 0.1 or > 3600)
-            {
-                r.AddError("--interval must be 0.1 to 3600 seconds");
-            }
-        });
         command.SetAction(async (parse, ct) =>
         {
+            if (parse.GetValue(interval) is < 0.1 or > 3600)
+            {
+                Console.Error.WriteLine("error: --interval must be 0.1 to 3600 seconds");
+                return Common.Usage;
+            }
             var asJson = parse.GetValue(json);
             var label = parse.GetValue(manager);
             void Report(string error)
