@@ -211,21 +211,32 @@ public sealed partial class DaemonProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>
+    /// SIGTERM, then asserts the daemon stopped within 30 s (a daemon that hangs on SIGTERM is killed with its tree and
+    /// fails the test: a teardown does not hide how the process ended).
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        if (!_process.HasExited)
+        try
         {
-            Signal(15);
-            try
+            if (!_process.HasExited)
             {
-                await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
-            }
-            catch (TimeoutException)
-            {
-                _process.Kill(entireProcessTree: true);
+                Signal(15);
+                try
+                {
+                    await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+                }
+                catch (TimeoutException)
+                {
+                    _process.Kill(entireProcessTree: true);
+                    Assert.Fail($"viscript (pid {_process.Id}) did not stop within 30 s of SIGTERM; stderr:\n{Stderr}");
+                }
             }
         }
-        _process.Dispose();
+        finally
+        {
+            _process.Dispose();
+        }
     }
 }
 
