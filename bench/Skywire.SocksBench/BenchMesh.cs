@@ -39,7 +39,7 @@ internal sealed class BenchMesh : IAsyncDisposable
         for (var i = 0; i < hops; i++)
         {
             var (a, b) = (nodes[i], nodes[i + 1]);
-            await manager.Controller.LinkNodesAsync(a.NodeKey, b.NodeKey, CancellationToken.None);
+            await manager.Controller.LinkNodesAsync(a.PublicKey, b.PublicKey, CancellationToken.None);
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
             while (!manager.Controller.ListLinks().Links.Any(l => l.From == a.NodeKey && l.To == b.NodeKey && l.Up)
                 || !manager.Controller.ListLinks().Links.Any(l => l.From == b.NodeKey && l.To == a.NodeKey && l.Up))

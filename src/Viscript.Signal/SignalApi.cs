@@ -13,8 +13,36 @@ public sealed record SignalServerOptions
     /// <summary>How long PingAsync/TopAsync/ShutdownAsync wait for a reply.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Largest frame body accepted (the Go peer accepts 10240; its TOP replies can exceed that).</summary>
-    public int MaxFrameSize { get; init; } = 1024 * 1024;
+    /// <summary>
+    /// Largest frame body accepted from a registered client (the Go peer accepts 10240; a Go TOP reply is about 9 KB).
+    /// Before its REG a connection may send at most <see cref="MaxRegistrationFrameSize"/>. Each connection buffers at most
+    /// one frame, so this times <see cref="MaxConnections"/> bounds the memory clients can make the server hold.
+    /// </summary>
+    public int MaxFrameSize { get; init; } = 64 * 1024;
+
+    /// <summary>Largest frame body accepted before a connection has registered (a REG is well under 1 KB).</summary>
+    public const int MaxRegistrationFrameSize = 4096;
+
+    /// <summary>
+    /// Most connections held at once (registered or not). Also bounded by the descriptor limit: the server takes at most
+    /// half of the descriptors free when it starts, less a reserve (see <see cref="SignalServer.MaxConnections"/>). A
+    /// connection beyond the cap is accepted and closed at once, with a (rate-limited) diagnostic.
+    /// </summary>
+    public int MaxConnections { get; init; } = 1024;
+
+    /// <summary>
+    /// Most connections held at once from one source address other than loopback; all such sources together hold at most
+    /// half of <see cref="MaxConnections"/>, so that strangers on the network never take the slots local apps need.
+    /// Loopback clients are bounded only by <see cref="MaxConnections"/>: every local process shares that address (and
+    /// may pick any of 127.0.0.0/8), so a per-address cap there would only lock legitimate apps out.
+    /// </summary>
+    public int MaxConnectionsPerAddress { get; init; } = 256;
+
+    /// <summary>
+    /// A connection that has not registered (a REG accepted) within this time after it was accepted is closed, whatever
+    /// else it sends. <see cref="Timeout.InfiniteTimeSpan"/> disables it.
+    /// </summary>
+    public TimeSpan RegistrationTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Token that clients from non-loopback addresses must present (required when Listen is not loopback).</summary>
     public string? Token { get; init; }
@@ -29,13 +57,29 @@ public sealed record SignalServerOptions
     public TimeSpan RegistrationProbeTimeout { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
-    /// A connection that sends nothing for this long is closed (the Go peers use 90 s; clients ping every 60 s).
+    /// A connection that completes no frame for this long is closed (the Go peers use 90 s; clients ping every 60 s).
+    /// Bytes that do not complete a frame do not count: a client dripping one byte a second is closed all the same.
     /// <see cref="Timeout.InfiniteTimeSpan"/> disables it.
     /// </summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(90);
 
     /// <summary>Default options.</summary>
     public static SignalServerOptions Default { get; } = new();
+
+    /// <summary>Every member except the token's value, which is shown only as set or not (options get logged).</summary>
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append("Listen = ").Append(Listen)
+            .Append(", RequestTimeout = ").Append(RequestTimeout)
+            .Append(", MaxFrameSize = ").Append(MaxFrameSize)
+            .Append(", MaxConnections = ").Append(MaxConnections)
+            .Append(", MaxConnectionsPerAddress = ").Append(MaxConnectionsPerAddress)
+            .Append(", RegistrationTimeout = ").Append(RegistrationTimeout)
+            .Append(", Token = ").Append(Token is null ? "none" : "***")
+            .Append(", RegistrationProbeTimeout = ").Append(RegistrationProbeTimeout)
+            .Append(", IdleTimeout = ").Append(IdleTimeout);
+        return true;
+    }
 }
 
 /// <summary>A registered signal client as the server sees it.</summary>

@@ -228,7 +228,7 @@ public sealed class SignalClient : IAsyncDisposable
             await connection.SendNormalAsync(SignalOps.Reg, BuildReg(options), cancellationToken);
             reason = await connection.RunReadLoopAsync(
                 frame => OnFrameAsync(connection, frame, () => registered = true),
-                options.MaxFrameSize, options.ReadTimeout, options.TimeProvider, cancellationToken);
+                () => options.MaxFrameSize, options.ReadTimeout, options.TimeProvider, cancellationToken);
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException)
         {

@@ -7,7 +7,7 @@ public enum SignalDiagnosticKind
 {
     /// <summary>A peer broke the framing or message rules; its connection was closed.</summary>
     ProtocolViolation = 10,
-    /// <summary>A connection ended abnormally (mid-frame, idle, socket error).</summary>
+    /// <summary>A connection ended abnormally (mid-frame, idle, no registration in time, socket error).</summary>
     ConnectionLost = 20,
     /// <summary>A REG was refused (id held by a live client, or authentication failed); the connection was closed.</summary>
     RegistrationRefused = 30,
@@ -19,6 +19,8 @@ public enum SignalDiagnosticKind
     Listener = 60,
     /// <summary>An event handler of the host threw.</summary>
     HandlerFailed = 70,
+    /// <summary>A connection was closed at accept because the listener's or its address's cap was reached (rate-limited: one report a second, with a count).</summary>
+    ConnectionRefused = 80,
 }
 
 /// <summary>Something an operator should see, raised by <see cref="SignalServer.DiagnosticReported"/>. Never contains tokens.</summary>

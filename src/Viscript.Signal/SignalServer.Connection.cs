@@ -7,6 +7,25 @@ namespace Viscript.Signal;
 
 public sealed partial class SignalServer
 {
+    /// <summary>
+    /// Life cycle of a server connection; every change goes through <see cref="ServerConnection.TransitionTo"/>:
+    /// <code>
+    ///             REG accepted                 (a later REG under another id keeps it Registered)
+    ///   Pending ───────────────► Registered
+    ///      │  frames ≤ 4 KiB,        │  frames ≤ MaxFrameSize
+    ///      │  REG deadline armed     │
+    ///      └──────────┬──────────────┘
+    ///                 ▼ peer closed, protocol violation, idle, no REG in time, refused, server stopped
+    ///              Closed
+    /// </code>
+    /// </summary>
+    private enum ConnectionState
+    {
+        Pending = 0,
+        Registered = 10,
+        Closed = 20,
+    }
+
     /// <summary>Server-side state of one client connection: registration and outstanding calls.</summary>
     private sealed class ServerConnection(SignalServer server, SignalConnection connection)
     {
@@ -26,8 +45,98 @@ public sealed partial class SignalServer
         private long _lastFrame; // TimeProvider timestamp of the last frame that proves the client alive now
         private uint _ackFloor; // ACKs of frames before this seq were sent before the current probe: no proof of life
         private bool _failed;
+        private volatile ConnectionState _state = ConnectionState.Pending;
+        private CancellationTokenSource? _registrationDeadline;
 
         public SignalConnection Connection { get; } = connection;
+
+        /// <summary>Largest NORMAL body this connection may send now: small until it has registered.</summary>
+        public int MaxBodySize => _state == ConnectionState.Registered
+            ? server.Options.MaxFrameSize
+            : Math.Min(SignalServerOptions.MaxRegistrationFrameSize, server.Options.MaxFrameSize);
+
+        /// <summary>Starts the REG deadline: a connection still pending when it runs out is closed.</summary>
+        public void ArmRegistrationDeadline()
+        {
+            var timeout = server.Options.RegistrationTimeout;
+            if (timeout <= TimeSpan.Zero || timeout == Timeout.InfiniteTimeSpan)
+            {
+                return;
+            }
+
+            var deadline = new CancellationTokenSource(timeout, server.Options.TimeProvider);
+            deadline.Token.Register(() =>
+            {
+                lock (_sync)
+                {
+                    if (_state != ConnectionState.Pending)
+                    {
+                        return;
+                    }
+                }
+
+                Connection.Abort($"no registration within {timeout.TotalSeconds:0.###} s", ConnectionCloseKind.Deadline);
+            });
+            lock (_sync)
+            {
+                _registrationDeadline = deadline;
+            }
+        }
+
+        /// <summary>A REG was accepted: the deadline is off and full-size frames are allowed.</summary>
+        public void MarkRegistered()
+        {
+            CancellationTokenSource? deadline;
+            lock (_sync)
+            {
+                if (_state != ConnectionState.Pending)
+                {
+                    return; // registered before (a REG under another id), or already closed
+                }
+
+                TransitionTo(ConnectionState.Registered);
+                deadline = _registrationDeadline;
+                _registrationDeadline = null;
+            }
+
+            deadline?.Dispose();
+        }
+
+        /// <summary>The read loop ended: outstanding calls fail, the state is final.</summary>
+        public void Close()
+        {
+            CancellationTokenSource? deadline;
+            lock (_sync)
+            {
+                if (_state != ConnectionState.Closed)
+                {
+                    TransitionTo(ConnectionState.Closed);
+                }
+
+                deadline = _registrationDeadline;
+                _registrationDeadline = null;
+            }
+
+            deadline?.Dispose();
+            FailPending();
+        }
+
+        /// <summary>The one place the state changes; caller holds <c>_sync</c>. Enforces the table drawn on <see cref="ConnectionState"/>.</summary>
+        private void TransitionTo(ConnectionState to)
+        {
+            var allowed = (_state, to) switch
+            {
+                (ConnectionState.Pending, ConnectionState.Registered or ConnectionState.Closed) => true,
+                (ConnectionState.Registered, ConnectionState.Closed) => true,
+                _ => false,
+            };
+            if (!allowed)
+            {
+                throw new InvalidOperationException($"signal connection {Connection.RemoteEndPoint}: {_state} -> {to} is not allowed");
+            }
+
+            _state = to;
+        }
 
         public SignalClientInfo? Info { get; set; }
 
@@ -136,7 +245,7 @@ public sealed partial class SignalServer
             }
         }
 
-        public void FailPending()
+        private void FailPending()
         {
             Waiter?[] slots;
             lock (_sync)

@@ -19,6 +19,8 @@ public sealed partial class SignalServer : IAsyncDisposable
     private readonly ConcurrentDictionary<ServerConnection, Task> _connections = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly byte[]? _token;
+    private readonly ReportThrottle _refusals;
+    private ConnectionLimiter? _limiter;
     private Socket? _listener;
     private Task? _acceptLoop;
     private IPEndPoint? _localEndPoint;
@@ -29,8 +31,20 @@ public sealed partial class SignalServer : IAsyncDisposable
     {
         Options = options ?? SignalServerOptions.Default;
         ArgumentOutOfRangeException.ThrowIfLessThan(Options.MaxFrameSize, 16, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfLessThan(Options.MaxConnections, 1, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfLessThan(Options.MaxConnectionsPerAddress, 1, nameof(options));
         _token = string.IsNullOrEmpty(Options.Token) ? null : Encoding.UTF8.GetBytes(Options.Token);
+        _refusals = new ReportThrottle(Options.TimeProvider, TimeSpan.FromSeconds(1));
     }
+
+    /// <summary>
+    /// The connection cap in effect once started: <see cref="SignalServerOptions.MaxConnections"/>, lowered when the
+    /// descriptor limit (ulimit -n) leaves less room (half of the descriptors free at start, less a reserve of 32).
+    /// </summary>
+    public int MaxConnections => _limiter?.MaxConnections ?? Options.MaxConnections;
+
+    /// <summary>Connections held now (registered or not).</summary>
+    public int ConnectionCount => _limiter?.Count ?? 0;
 
     /// <summary>Test seam: treat every peer as another host (loopback is the only address tests may use).</summary>
     internal bool TreatClientsAsRemote { get; set; }
@@ -86,12 +100,21 @@ public sealed partial class SignalServer : IAsyncDisposable
 
         _listener = socket;
         _localEndPoint = (IPEndPoint)socket.LocalEndPoint!;
+        var cap = Options.MaxConnections;
+        if (DescriptorBudget.ConnectionsAllowed() is { } budget && budget < cap)
+        {
+            cap = budget;
+            Report(SignalDiagnosticKind.Listener,
+                $"connection cap lowered from {Options.MaxConnections} to {cap} by the descriptor limit ({DescriptorBudget.TryReadSoftLimit()} open files)");
+        }
+
+        _limiter = new ConnectionLimiter(cap, Options.MaxConnectionsPerAddress);
         if (!IsLoopbackAddress(listen.Address) && _token is null)
         {
             Report(SignalDiagnosticKind.Listener, $"listening on {_localEndPoint} without a token: clients from other hosts will be refused");
         }
 
-        _acceptLoop = AcceptLoopAsync(socket, _stopping.Token);
+        _acceptLoop = AcceptLoopAsync(socket, _limiter, _stopping.Token);
         return Task.CompletedTask;
     }
 
@@ -173,8 +196,15 @@ public sealed partial class SignalServer : IAsyncDisposable
             : throw new SignalException(SignalErrorKind.NotRegistered, $"no signal client registered with id {id}");
     }
 
-    private async Task AcceptLoopAsync(Socket listener, CancellationToken cancellationToken)
+    /// <summary>
+    /// Accepts until disposed. A connection beyond a cap is closed at once. A failed accept (out of descriptors, buffers)
+    /// backs off from 10 ms doubling to 1 s and retries for as long as it takes; each episode is reported once when it
+    /// starts and once when accepting works again, never once per failure.
+    /// </summary>
+    private async Task AcceptLoopAsync(Socket listener, ConnectionLimiter limiter, CancellationToken cancellationToken)
     {
+        var backoff = TimeSpan.Zero;
+        long failures = 0;
         while (!cancellationToken.IsCancellationRequested)
         {
             Socket socket;
@@ -186,13 +216,21 @@ public sealed partial class SignalServer : IAsyncDisposable
             {
                 return;
             }
+            catch (SocketException ex) when (ex.SocketErrorCode is SocketError.ConnectionAborted or SocketError.ConnectionReset)
+            {
+                continue; // that client gave up before we took it; nothing is wrong with the listener
+            }
             catch (SocketException ex)
             {
-                // Out of descriptors and similar: report and retry a little later instead of spinning.
-                Report(SignalDiagnosticKind.Listener, $"accept failed: {ex.Message}");
+                if (failures++ == 0)
+                {
+                    Report(SignalDiagnosticKind.Listener, $"accept failed: {ex.Message} ({ex.SocketErrorCode}); retrying with backoff");
+                }
+
+                backoff = backoff == TimeSpan.Zero ? TimeSpan.FromMilliseconds(10) : TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.TicksPerSecond));
                 try
                 {
-                    await Task.Delay(TimeSpan.FromMilliseconds(100), Options.TimeProvider, cancellationToken);
+                    await Task.Delay(backoff, Options.TimeProvider, cancellationToken);
                 }
                 catch (OperationCanceledException)
                 {
@@ -202,31 +240,68 @@ public sealed partial class SignalServer : IAsyncDisposable
                 continue;
             }
 
-            var connection = new ServerConnection(this, new SignalConnection(socket, "server"));
-            var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            _connections[connection] = tcs.Task;
-            _ = Task.Run(async () =>
+            if (failures > 0)
             {
-                try
-                {
-                    await RunConnectionAsync(connection, cancellationToken);
-                }
-                finally
-                {
-                    _connections.TryRemove(connection, out _);
-                    tcs.SetResult();
-                }
-            }, CancellationToken.None);
+                Report(SignalDiagnosticKind.Listener, $"accepting again after {failures} failed accepts");
+                failures = 0;
+                backoff = TimeSpan.Zero;
+            }
+
+            Admit(socket, limiter, cancellationToken);
         }
     }
 
-    private async Task RunConnectionAsync(ServerConnection connection, CancellationToken cancellationToken)
+    private void Admit(Socket socket, ConnectionLimiter limiter, CancellationToken cancellationToken)
+    {
+        var remote = socket.RemoteEndPoint as IPEndPoint;
+        var loopback = !TreatClientsAsRemote && remote is not null && IsLoopbackAddress(remote.Address);
+        var source = loopback || remote is null ? null : remote.Address.IsIPv4MappedToIPv6 ? remote.Address.MapToIPv4() : remote.Address;
+        var admitted = limiter.TryAdmit(source);
+        if (admitted != AdmitResult.Admitted)
+        {
+            socket.Dispose();
+            var (reason, why) = admitted switch
+            {
+                AdmitResult.ListenerFull => ("listener_full", $"{limiter.MaxConnections} connections held (the listener's cap)"),
+                AdmitResult.RemoteShareFull => ("remote_full", $"{limiter.MaxRemote} connections held from other hosts (half the listener's cap)"),
+                _ => ("address_full", $"{limiter.MaxPerAddress} connections held from {source} (the per-address cap)"),
+            };
+            SignalMetrics.ConnectionsRefused.Add(1, new KeyValuePair<string, object?>("reason", reason));
+            if (_refusals.ShouldReport(out var suppressed))
+            {
+                Report(SignalDiagnosticKind.ConnectionRefused,
+                    $"{remote}: connection refused: {why}{(suppressed > 0 ? $"; {suppressed} more refused since the last report" : "")}");
+            }
+
+            return;
+        }
+
+        var connection = new ServerConnection(this, new SignalConnection(socket, "server"));
+        var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _connections[connection] = tcs.Task;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await RunConnectionAsync(connection, () => limiter.Release(source), cancellationToken);
+            }
+            finally
+            {
+                _connections.TryRemove(connection, out _);
+                tcs.SetResult();
+            }
+        }, CancellationToken.None);
+    }
+
+    /// <summary>Serves one connection to its end; <paramref name="releaseSlot"/> runs before the disconnect is announced, so that a client reacting to it finds the slot free.</summary>
+    private async Task RunConnectionAsync(ServerConnection connection, Action releaseSlot, CancellationToken cancellationToken)
     {
         string reason;
         try
         {
+            connection.ArmRegistrationDeadline();
             reason = await connection.Connection.RunReadLoopAsync(
-                connection.OnFrameAsync, Options.MaxFrameSize, Options.IdleTimeout, Options.TimeProvider, cancellationToken);
+                connection.OnFrameAsync, () => connection.MaxBodySize, Options.IdleTimeout, Options.TimeProvider, cancellationToken);
         }
         catch (Exception ex)
         {
@@ -235,12 +310,13 @@ public sealed partial class SignalServer : IAsyncDisposable
             connection.Connection.Abort(reason, ConnectionCloseKind.Error);
         }
 
-        connection.FailPending();
+        connection.Close();
+        releaseSlot();
         var info = connection.Info;
         var kind = connection.Connection.CloseKind switch
         {
             ConnectionCloseKind.ProtocolViolation => SignalDiagnosticKind.ProtocolViolation,
-            ConnectionCloseKind.Truncated or ConnectionCloseKind.Idle or ConnectionCloseKind.Error => SignalDiagnosticKind.ConnectionLost,
+            ConnectionCloseKind.Truncated or ConnectionCloseKind.Idle or ConnectionCloseKind.Deadline or ConnectionCloseKind.Error => SignalDiagnosticKind.ConnectionLost,
             _ => (SignalDiagnosticKind?)null, // a normal close, or our own decision already reported
         };
         if (kind is { } reported)
@@ -337,6 +413,7 @@ public sealed partial class SignalServer : IAsyncDisposable
             Extension = extension,
         };
         connection.Info = info;
+        connection.MarkRegistered();
 
         var reply = SignalJson.Write(w =>
         {

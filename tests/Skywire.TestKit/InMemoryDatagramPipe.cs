@@ -1,5 +1,7 @@
+using Microsoft.Extensions.Logging;
 using Skywire.Core.Sessions;
 using Skywire.Core.Sessions.Mux;
+using Skywire.TestKit.Logging;
 
 namespace Skywire.TestKit;
 
@@ -61,16 +63,23 @@ public static class InMemoryDatagramPipe
     }
 }
 
-/// <summary>Two multiplexers joined by an in-memory pipe. Dispose tears both down.</summary>
+/// <summary>
+/// Two multiplexers joined by an in-memory pipe. Dispose tears both down, and fails (throws) if either logged an Error
+/// the test did not declare on <see cref="Log"/> (a failed send loop is a bug, whatever the test checks).
+/// </summary>
 public sealed class MuxPair : IAsyncDisposable
 {
-    private MuxPair(StreamMultiplexer a, StreamMultiplexer b, InMemoryDatagramEndpoint endA, InMemoryDatagramEndpoint endB)
+    private MuxPair(StreamMultiplexer a, StreamMultiplexer b, InMemoryDatagramEndpoint endA, InMemoryDatagramEndpoint endB, TestLog log)
     {
         A = a;
         B = b;
         EndA = endA;
         EndB = endB;
+        Log = log;
     }
+
+    /// <summary>Everything both multiplexers logged at Warning and above.</summary>
+    public TestLog Log { get; }
 
     /// <summary>The first multiplexer.</summary>
     public StreamMultiplexer A { get; }
@@ -90,11 +99,12 @@ public sealed class MuxPair : IAsyncDisposable
         FaultOptions? bToA = null, MuxOptions? optionsB = null, TimeProvider? timeProvider = null)
     {
         var (endA, endB) = InMemoryDatagramPipe.CreatePair(maxDatagramSize, faults, bToA ?? (faults is null ? null : faults with { Seed = faults.Seed + 1 }));
-        var a = new StreamMultiplexer(endA, options, timeProvider: timeProvider);
-        var b = new StreamMultiplexer(endB, optionsB ?? options, timeProvider: timeProvider);
+        var log = new TestLog(minimum: LogLevel.Warning);
+        var a = new StreamMultiplexer(endA, options, log.CreateLogger("mux A"), timeProvider);
+        var b = new StreamMultiplexer(endB, optionsB ?? options, log.CreateLogger("mux B"), timeProvider);
         endA.Receiver = a.Receive;
         endB.Receiver = b.Receive;
-        return new MuxPair(a, b, endA, endB);
+        return new MuxPair(a, b, endA, endB, log);
     }
 
     /// <summary>Disposes both multiplexers and the pipe.</summary>
@@ -104,5 +114,6 @@ public sealed class MuxPair : IAsyncDisposable
         await B.DisposeAsync();
         EndA.Dispose();
         EndB.Dispose();
+        Log.Dispose();
     }
 }

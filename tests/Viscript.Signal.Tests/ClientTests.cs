@@ -252,7 +252,11 @@ public class ClientTests
         Assert.True(IPAddress.IsLoopback(SignalServerOptions.Default.Listen.Address));
         Assert.Equal(7999, SignalServerOptions.Default.Listen.Port);
         Assert.Equal(TimeSpan.FromSeconds(5), SignalServerOptions.Default.RequestTimeout);
-        Assert.Equal(1024 * 1024, SignalServerOptions.Default.MaxFrameSize);
+        // Issue 12.3: 64 KiB (was 1 MiB) bounds what 1024 connections can make the server buffer to 64 MiB.
+        Assert.Equal(64 * 1024, SignalServerOptions.Default.MaxFrameSize);
+        Assert.Equal(1024, SignalServerOptions.Default.MaxConnections);
+        Assert.Equal(256, SignalServerOptions.Default.MaxConnectionsPerAddress);
+        Assert.Equal(TimeSpan.FromSeconds(10), SignalServerOptions.Default.RegistrationTimeout);
         Assert.True(SignalClientOptions.Default.PingInterval < TimeSpan.FromSeconds(90)); // Go server's read deadline
     }
 

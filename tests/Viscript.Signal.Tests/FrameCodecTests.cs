@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text;
+using Skywire.TestKit.Buffers;
 using Viscript.Signal.Protocol;
 
 namespace Viscript.Signal.Tests;

@@ -1,5 +1,6 @@
 using System.Buffers;
 using BenchmarkDotNet.Attributes;
+using Skywire.TestKit.Buffers;
 using Viscript.Signal.Protocol;
 
 namespace Skywire.Benchmarks.Signal;
@@ -22,7 +23,7 @@ public class SignalCodecBenchmarks
             string.Join(',', Enumerable.Range(0, 40).Select(i => $"\"Field{i}\":{i * 1234567}")) + "}");
         _pingFrame = Encode(w => SignalFrameWriter.WriteNormal(w, 2, SignalOps.Ping, "null"u8));
         _topFrame = Encode(w => SignalFrameWriter.WriteNormal(w, 3, SignalOps.Top | SignalOps.ReplyFlag, _topReply));
-        _topFragmented = Split(_topFrame, 512);
+        _topFragmented = FragmentedSequence.Split(_topFrame, [.. Enumerable.Range(1, _topFrame.Length / 512).Select(i => i * 512)]);
     }
 
     [Benchmark(Description = "encode PING request (14 B)")]
@@ -70,42 +71,5 @@ public class SignalCodecBenchmarks
         var writer = new ArrayBufferWriter<byte>();
         write(writer);
         return writer.WrittenSpan.ToArray();
-    }
-
-    private static ReadOnlySequence<byte> Split(byte[] data, int size)
-    {
-        Segment? first = null;
-        Segment? last = null;
-        for (var offset = 0; offset < data.Length; offset += size)
-        {
-            var segment = new Segment(data.AsMemory(offset, Math.Min(size, data.Length - offset)), offset);
-            if (last is null)
-            {
-                first = segment;
-            }
-            else
-            {
-                last.Next = segment;
-            }
-
-            last = segment;
-        }
-
-        return new ReadOnlySequence<byte>(first!, 0, last!, last!.Memory.Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public new Segment? Next
-        {
-            get => (Segment?)base.Next;
-            set => base.Next = value;
-        }
     }
 }

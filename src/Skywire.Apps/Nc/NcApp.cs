@@ -21,6 +21,11 @@ public sealed record NcOptions
 /// Dial: copy an input into a stream to (node, app), close the sending side at end of input, then drain
 /// whatever the peer sends back into an output until it closes.
 /// </summary>
+/// <remarks>
+/// Both return normally only for a complete stream: a stream that broke (its session died, its route vanished, the
+/// peer aborted) throws a <see cref="Core.Streams.StreamAbortedException"/> (an <see cref="IOException"/>), whichever
+/// direction notices first; `skywire app nc` then exits 1, never 0 with a truncated transfer.
+/// </remarks>
 public static class NcApp
 {
     private const int BufferSize = 64 * 1024;
@@ -55,14 +60,29 @@ public static class NcApp
         await app.RegisterAsync(options.Name, options.Type, cancellationToken);
         await using var stream = await app.DialAsync(target[..slash], target[(slash + 1)..], cancellationToken);
         var back = CopyAsync(stream, output ?? Stream.Null, cancellationToken);
-        var sent = await CopyAsync(input, stream, cancellationToken);
-        stream.CompleteWrites();
+        var send = SendAsync(input, stream, cancellationToken);
+
+        // A broken stream fails the reading direction even while the input has nothing to send (a reading from a
+        // terminal or a pipe cannot be cancelled): report it at once instead of waiting for more input.
+        if (await Task.WhenAny(send, back) == back && back.IsFaulted)
+        {
+            await back;
+        }
+
+        var sent = await send;
         await back;
         if (output is not null)
         {
             await output.FlushAsync(cancellationToken);
         }
 
+        return sent;
+    }
+
+    private static async Task<long> SendAsync(Stream input, SkywireStream stream, CancellationToken cancellationToken)
+    {
+        var sent = await CopyAsync(input, stream, cancellationToken);
+        await stream.CompleteWritesAsync(cancellationToken);
         return sent;
     }
 

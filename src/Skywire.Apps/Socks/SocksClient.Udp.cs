@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
+using Skywire.Apps.Socks.Internal;
+using Skywire.Core.Streams;
 
 namespace Skywire.Apps.Socks;
 
@@ -8,7 +10,7 @@ namespace Skywire.Apps.Socks;
 // travel as length-prefixed frames over one mesh stream to the exit (docs/socks.md "UDP ASSOCIATE").
 public sealed partial class SocksClient
 {
-    private async Task ServeUdpAssociationAsync(Socket control, NetworkStream local, SocksRequest request, string remote, int id, CancellationToken token)
+    private async Task ServeUdpAssociationAsync(Socket control, SocketStream local, SocksRequest request, string remote, int id, CancellationToken token)
     {
         var clientAddress = Unmap(((IPEndPoint)control.RemoteEndPoint!).Address);
         var localAddress = ((IPEndPoint)control.LocalEndPoint!).Address;
@@ -29,6 +31,7 @@ public sealed partial class SocksClient
         }
 
         var stats = new UdpStats();
+        var meshBroke = false;
         IPEndPoint? client = pinnedPort == 0 ? null : new IPEndPoint(clientAddress, pinnedPort);
         using var done = CancellationTokenSource.CreateLinkedTokenSource(token);
         try
@@ -39,13 +42,19 @@ public sealed partial class SocksClient
             await Task.WhenAny(tasks);
             await done.CancelAsync();
             udp.Dispose();
-            await SocksRelay.DisposeQuietlyAsync(mesh);
+            await QuietClose.DisposeAsync(mesh);
             await Task.WhenAll(tasks);
+            if (meshBroke)
+            {
+                // The association failed, it did not end: the application's connection is reset, not closed.
+                local.Abort();
+            }
+
             Log.UdpClosed(_logger, id, stats.Up, stats.Down, stats.Dropped);
         }
         finally
         {
-            await SocksRelay.DisposeQuietlyAsync(mesh);
+            await QuietClose.DisposeAsync(mesh);
         }
 
         // The association lives as long as the TCP connection that asked for it (RFC 1928 §7).
@@ -147,6 +156,10 @@ public sealed partial class SocksClient
                         Interlocked.Increment(ref stats.Dropped);
                     }
                 }
+            }
+            catch (IOException) when (!done.IsCancellationRequested)
+            {
+                meshBroke = true;
             }
             catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
             {

@@ -7,18 +7,21 @@ using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Apps.Socks.Internal;
+using Skywire.Core.Streams;
 
 namespace Skywire.Apps.Socks;
 
 /// <summary>
 /// The entry side: a local SOCKS5 listener (RFC 1928, RFC 1929). Each accepted connection
 /// completes the SOCKS5 handshake locally, then gets its own mesh stream from the dial delegate,
-/// sends the tunnel header, maps the exit's result code to the SOCKS5 reply and relays both ways.
+/// sends the tunnel header, maps the exit's result code to the SOCKS5 reply and relays both ways with
+/// <see cref="StreamRelay"/>: a broken mesh stream resets the local connection (never a clean end that
+/// would pass a truncated transfer off as a complete one).
 /// </summary>
 public sealed partial class SocksClient : IAsyncDisposable
 {
     private readonly SocksClientOptions _options;
-    private readonly Func<CancellationToken, Task<Stream>> _dial;
+    private readonly Func<CancellationToken, Task<DuplexStream>> _dial;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<int, Task> _connections = new();
@@ -30,7 +33,7 @@ public sealed partial class SocksClient : IAsyncDisposable
     private int _disposed;
 
     /// <summary>Creates the client; <paramref name="dial"/> opens one fresh mesh stream to the chosen socks-server.</summary>
-    public SocksClient(SocksClientOptions options, Func<CancellationToken, Task<Stream>> dial, ILogger? logger = null)
+    public SocksClient(SocksClientOptions options, Func<CancellationToken, Task<DuplexStream>> dial, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(dial);
@@ -133,8 +136,8 @@ public sealed partial class SocksClient : IAsyncDisposable
     {
         await Task.Yield();
         socket.NoDelay = true;
-        var local = new NetworkStream(socket, ownsSocket: true);
-        Stream? mesh = null;
+        var local = new SocketStream(socket);
+        DuplexStream? mesh = null;
         var remote = socket.RemoteEndPoint?.ToString() ?? "?";
         var token = _stopping.Token;
         try
@@ -184,7 +187,7 @@ public sealed partial class SocksClient : IAsyncDisposable
                 await mesh!.WriteAsync(handshake.Leftover, token);
             }
 
-            var result = await SocksRelay.RunAsync(local, mesh!, token);
+            var result = await StreamRelay.RunAsync(local, mesh!, token);
             Log.Closed(_logger, id, request.Destination, result.BytesAToB, result.BytesBToA, result.Clean);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !token.IsCancellationRequested)
@@ -199,10 +202,10 @@ public sealed partial class SocksClient : IAsyncDisposable
         {
             if (mesh is not null)
             {
-                await SocksRelay.DisposeQuietlyAsync(mesh);
+                await QuietClose.DisposeAsync(mesh);
             }
 
-            await SocksRelay.DisposeQuietlyAsync(local);
+            await QuietClose.DisposeAsync(local);
         }
     }
 
@@ -281,11 +284,11 @@ public sealed partial class SocksClient : IAsyncDisposable
     }
 
     /// <summary>Dials the exit, sends the header and reads its answer; a failure becomes a reply code.</summary>
-    private async Task<(SocksTunnelReply Reply, Stream? Stream)> OpenTunnelAsync(SocksRequest request, string remote, CancellationToken cancellationToken)
+    private async Task<(SocksTunnelReply Reply, DuplexStream? Stream)> OpenTunnelAsync(SocksRequest request, string remote, CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_options.ReplyTimeout);
-        Stream? mesh = null;
+        DuplexStream? mesh = null;
         try
         {
             try
@@ -315,7 +318,7 @@ public sealed partial class SocksClient : IAsyncDisposable
             {
                 // The exit writes nothing after its reply until we relay, so extra bytes are a violation too.
                 Log.BadTunnelReply(_logger, remote, reply.Status);
-                await SocksRelay.DisposeQuietlyAsync(mesh);
+                await QuietClose.AbortAsync(mesh);
                 return (new SocksTunnelReply(SocksReplyCode.GeneralFailure, SocksEndpoint.Unspecified), null);
             }
 
@@ -326,7 +329,7 @@ public sealed partial class SocksClient : IAsyncDisposable
             Log.ReplyTimeout(_logger, remote, request.Destination);
             if (mesh is not null)
             {
-                await SocksRelay.DisposeQuietlyAsync(mesh);
+                await QuietClose.AbortAsync(mesh);
             }
 
             return (new SocksTunnelReply(SocksReplyCode.TtlExpired, SocksEndpoint.Unspecified), null);
@@ -336,7 +339,7 @@ public sealed partial class SocksClient : IAsyncDisposable
             Log.DialFailed(_logger, remote, ex.Message);
             if (mesh is not null)
             {
-                await SocksRelay.DisposeQuietlyAsync(mesh);
+                await QuietClose.AbortAsync(mesh);
             }
 
             return (new SocksTunnelReply(SocksReplyCode.GeneralFailure, SocksEndpoint.Unspecified), null);

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
+using Skywire.Core.Streams;
 
 namespace Skywire.Apps.Socks;
 
@@ -14,7 +15,7 @@ public sealed partial class SocksServer
     /// <summary>Names one association keeps resolved.</summary>
     private const int MaxUdpNames = 256;
 
-    private async Task ServeUdpAsync(Stream stream, ReadOnlyMemory<byte> leftover, string peer, CancellationToken cancellationToken)
+    private async Task ServeUdpAsync(DuplexStream stream, ReadOnlyMemory<byte> leftover, string peer, CancellationToken cancellationToken)
     {
         if (!await TryReplyAsync(stream, SocksReplyCode.Succeeded, cancellationToken))
         {
@@ -36,7 +37,7 @@ public sealed partial class SocksServer
         }
     }
 
-    private sealed class UdpExit(SocksServer server, Stream stream, string peer, CancellationToken cancellationToken) : IAsyncDisposable
+    private sealed class UdpExit(SocksServer server, DuplexStream stream, string peer, CancellationToken cancellationToken) : IAsyncDisposable
     {
         private readonly SemaphoreSlim _writeLock = new(1, 1);
         private readonly HashSet<IPEndPoint> _peers = [];

@@ -6,6 +6,7 @@ using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Apps.Socks.Internal;
+using Skywire.Core.Streams;
 
 namespace Skywire.Apps.Socks;
 
@@ -34,7 +35,8 @@ public sealed class SocksConnectException : Exception
 /// <summary>
 /// The exit side: serves one mesh stream per proxied connection. Reads the tunnel header,
 /// checks the allow-list and passcode, resolves and connects out, answers the result code, then
-/// relays both ways until both directions end (docs/socks.md).
+/// relays both ways with <see cref="StreamRelay"/> until both directions end; a broken side resets
+/// the other (docs/socks.md).
 /// </summary>
 public sealed partial class SocksServer
 {
@@ -65,13 +67,13 @@ public sealed partial class SocksServer
     /// dialling node's key as the mesh authenticated it (null when unknown: then an allow-list refuses).
     /// Never throws except for cancellation by <paramref name="cancellationToken"/>.
     /// </summary>
-    public async Task HandleStreamAsync(Stream stream, string? remoteNodeKey, CancellationToken cancellationToken = default)
+    public async Task HandleStreamAsync(DuplexStream stream, string? remoteNodeKey, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(stream);
         Interlocked.Increment(ref _active);
         Interlocked.Increment(ref _served);
         Socket? target = null;
-        NetworkStream? targetStream = null;
+        SocketStream? targetStream = null;
         var peer = remoteNodeKey ?? "unknown";
         try
         {
@@ -153,14 +155,14 @@ public sealed partial class SocksServer
             }
 
             Log.Connected(_logger, peer, request.Destination);
-            targetStream = new NetworkStream(target, ownsSocket: true);
+            targetStream = new SocketStream(target);
             target = null;
             if (!header.Leftover.IsEmpty)
             {
                 await targetStream.WriteAsync(header.Leftover, cancellationToken);
             }
 
-            var result = await SocksRelay.RunAsync(stream, targetStream, cancellationToken);
+            var result = await StreamRelay.RunAsync(stream, targetStream, cancellationToken);
             Log.Closed(_logger, peer, request.Destination, result.BytesAToB, result.BytesBToA, result.Clean);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
@@ -172,10 +174,10 @@ public sealed partial class SocksServer
             target?.Dispose();
             if (targetStream is not null)
             {
-                await SocksRelay.DisposeQuietlyAsync(targetStream);
+                await QuietClose.DisposeAsync(targetStream);
             }
 
-            await SocksRelay.DisposeQuietlyAsync(stream);
+            await QuietClose.DisposeAsync(stream);
             Interlocked.Decrement(ref _active);
         }
     }

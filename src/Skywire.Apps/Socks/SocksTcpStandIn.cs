@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Skywire.Core.Streams;
 
 namespace Skywire.Apps.Socks;
 
@@ -43,13 +44,13 @@ public sealed class SocksTcpStandIn : IAsyncDisposable
     public IPEndPoint EndPoint { get; }
 
     /// <summary>A dial delegate for <see cref="SocksClient"/>: one TCP connection per tunnel.</summary>
-    public async Task<Stream> DialAsync(CancellationToken cancellationToken)
+    public async Task<DuplexStream> DialAsync(CancellationToken cancellationToken)
     {
         var socket = new Socket(EndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
             await socket.ConnectAsync(EndPoint, cancellationToken);
-            return new NetworkStream(socket, ownsSocket: true);
+            return new SocketStream(socket);
         }
         catch
         {
@@ -99,7 +100,7 @@ public sealed class SocksTcpStandIn : IAsyncDisposable
 
             socket.NoDelay = true;
             var peer = "tcp:" + socket.RemoteEndPoint;
-            var task = ServeAsync(new NetworkStream(socket, ownsSocket: true), peer);
+            var task = ServeAsync(new SocketStream(socket), peer);
             lock (_streams)
             {
                 _streams.RemoveAll(t => t.IsCompleted);
@@ -108,7 +109,7 @@ public sealed class SocksTcpStandIn : IAsyncDisposable
         }
     }
 
-    private async Task ServeAsync(Stream stream, string peer)
+    private async Task ServeAsync(DuplexStream stream, string peer)
     {
         try
         {

@@ -6,6 +6,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Core.Channels;
+using Skywire.Core.Streams;
 using Skywire.Protocol.AppApi;
 using Skywire.Protocol.Control;
 using Skywire.Protocol.Framing;
@@ -17,7 +18,8 @@ namespace Skywire.Core.AppApi;
 /// The node's app API (docs/protocol.md §7): a loopback-only TCP listener. Every connection starts with a hello
 /// carrying the node's app token. A connection that registers an app holds the registration for as long as it
 /// stays open. Dial and Accept turn their connection into the raw bytes of one mesh stream (one TCP connection
-/// per stream): half-close and reset map onto the mux stream's.
+/// per stream), relayed by <see cref="StreamRelay"/>: half-close maps onto the mesh stream's FIN and back, a failure on
+/// either side (a dead session, a vanished route, an abort) onto a reset of the other, never a clean end of stream.
 /// </summary>
 public sealed partial class AppApiServer : IAsyncDisposable
 {
@@ -28,7 +30,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
     private readonly CancellationTokenSource _cts = new();
     private readonly object _sync = new();
     private readonly Dictionary<string, Channel<IncomingStream>> _accepting = new(StringComparer.Ordinal);
-    private readonly TcpConnectionHost _connections = new();
+    private readonly TcpConnectionHost _connections;
     private Task? _acceptLoop;
     private int _pendingAccepts;
     private int _disposed;
@@ -37,7 +39,8 @@ public sealed partial class AppApiServer : IAsyncDisposable
     /// <param name="listen">Must be a loopback address (port 0 picks one).</param>
     /// <param name="token">The app token (compared in constant time).</param>
     /// <param name="logger">Logger.</param>
-    public AppApiServer(IAppHost host, IPEndPoint listen, string token, ILogger? logger = null)
+    /// <param name="limits">Connections held at once (each stream is one); null: <see cref="ListenerLimits.Default"/>.</param>
+    public AppApiServer(IAppHost host, IPEndPoint listen, string token, ILogger? logger = null, ListenerLimits? limits = null)
     {
         ArgumentNullException.ThrowIfNull(listen);
         if (!IPAddress.IsLoopback(listen.Address))
@@ -49,6 +52,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
         _token = Encoding.UTF8.GetBytes(token);
         _logger = logger ?? NullLogger.Instance;
         _listener = new TcpListener(listen);
+        _connections = new TcpConnectionHost(limits, _logger);
     }
 
     /// <summary>The bound address (valid after <see cref="Start"/>).</summary>
@@ -88,7 +92,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
 
     private async Task ServeAsync(Socket socket)
     {
-        var stream = new NetworkStream(socket, ownsSocket: true);
+        var stream = new SocketStream(socket);
         string? registered = null;
         var handedOff = false;
         try
@@ -121,6 +125,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
                 return;
             }
 
+            _connections.Authenticated(socket);
             await FrameIo.WriteFrameAsync(stream, (byte)AppApiOpcode.Hello | FrameCodec.ResponseBit, id,
                 new AppHelloAckMessage { Version = AppApiProtocol.Version, Node = _host.NodeKey }, AppApiJsonContext.Default.AppHelloAckMessage, _cts.Token);
 
@@ -244,6 +249,8 @@ public sealed partial class AppApiServer : IAsyncDisposable
             queue.Writer.TryComplete();
             while (queue.Reader.TryRead(out var pending))
             {
+                // Never handed to an app: the dialer must see a failure, not an empty stream that ended cleanly.
+                pending.Stream.Abort();
                 pending.Stream.Dispose();
             }
         }
@@ -252,7 +259,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
         _ = _host.UnregisterAppAsync(name, CancellationToken.None);
     }
 
-    private async Task<bool> DialAsync(Stream stream, uint id, DialMessage message)
+    private async Task<bool> DialAsync(SocketStream stream, uint id, DialMessage message)
     {
         var remote = await _host.DialAsync(message.Node, message.App, message.From, _cts.Token);
         await FrameIo.WriteFrameAsync(stream, (byte)AppApiOpcode.Dial | FrameCodec.ResponseBit, id,
@@ -262,7 +269,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
     }
 
     /// <summary>Waits for a stream for <paramref name="message"/>'s app; false when the app closed the connection first.</summary>
-    private async Task<bool> AcceptAsync(NetworkStream stream, uint id, AcceptMessage message)
+    private async Task<bool> AcceptAsync(SocketStream stream, uint id, AcceptMessage message)
     {
         Channel<IncomingStream>? queue;
         lock (_sync)
@@ -293,7 +300,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
                     var raced = await next;
                     if (!queue.Writer.TryWrite(raced))
                     {
-                        _host.AbortStream(raced.Stream);
+                        raced.Stream.Abort();
                         await raced.Stream.DisposeAsync();
                     }
                 }
@@ -328,7 +335,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
     /// lost the accept: the app waited forever for its answer). So each wake-up is checked before it counts: end of
     /// stream (or an error) is a readable socket with nothing to read.
     /// </summary>
-    private static async Task WatchForCloseAsync(NetworkStream stream, CancellationToken cancellationToken)
+    private static async Task WatchForCloseAsync(SocketStream stream, CancellationToken cancellationToken)
     {
         var socket = stream.Socket;
         try
@@ -356,9 +363,9 @@ public sealed partial class AppApiServer : IAsyncDisposable
         }
     }
 
-    private void StartPipe(Stream app, Stream mesh)
+    private void StartPipe(SocketStream app, DuplexStream mesh)
     {
-        _connections.Track(Task.Run(() => StreamPipe.RunAsync(app, mesh, _host, _cts.Token)));
+        _connections.Track(Task.Run(() => StreamRelay.RunAsync(app, mesh, _cts.Token)));
     }
 
     private static AppApiErrorCode MapCode(ControlErrorCode code) => code switch

@@ -1,3 +1,4 @@
+using Skywire.Core.Streams;
 using Skywire.Protocol.Control;
 
 namespace Skywire.Core.AppApi;
@@ -17,15 +18,9 @@ public interface IAppHost
     /// <summary>Queries the tracker.</summary>
     Task<AppListResultMessage> ListAppsAsync(AppListMessage query, CancellationToken cancellationToken);
 
-    /// <summary>Opens a mesh stream to an app on a node.</summary>
+    /// <summary>Opens a mesh stream to an app on a node (a mux stream, or a messenger-relayed stream to another cluster).</summary>
     /// <exception cref="AppApiException">No route, unknown node, refused.</exception>
-    Task<Stream> DialAsync(string node, string app, string? from, CancellationToken cancellationToken);
-
-    /// <summary>Half-closes the sending side of a stream returned by <see cref="DialAsync"/> or delivered to an app.</summary>
-    ValueTask CompleteWritesAsync(Stream stream, CancellationToken cancellationToken);
-
-    /// <summary>Resets a stream (the peer sees an error, never a clean end).</summary>
-    void AbortStream(Stream stream);
+    Task<DuplexStream> DialAsync(string node, string app, string? from, CancellationToken cancellationToken);
 }
 
 /// <summary>An app API request failed with a stable code.</summary>
@@ -41,7 +36,7 @@ public sealed class AppApiException : Exception
 }
 
 /// <summary>A mesh stream arriving for a local app.</summary>
-/// <param name="Stream">The stream (a mux stream).</param>
+/// <param name="Stream">The stream (a mux stream, or a messenger-relayed stream).</param>
 /// <param name="RemoteNode">The dialing node's key.</param>
 /// <param name="RemoteApp">The dialing app's name, when it gave one.</param>
-public sealed record IncomingStream(Stream Stream, string RemoteNode, string? RemoteApp);
+public sealed record IncomingStream(DuplexStream Stream, string RemoteNode, string? RemoteApp);

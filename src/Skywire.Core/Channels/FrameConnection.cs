@@ -3,6 +3,7 @@ using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Protocol.Control;
@@ -47,8 +48,9 @@ public sealed class ControlException : Exception
 
 /// <summary>
 /// Request/response over a framed byte stream (<see cref="FrameCodec"/>), full duplex: one read loop parses frames
-/// and completes pending requests or dispatches incoming requests to a handler (concurrently, so a slow handler never
-/// stalls the loop). Writes are serialized. A malformed frame closes this connection only, with a logged reason.
+/// and completes pending requests or queues incoming requests for a handler, run concurrently (so a slow handler never
+/// stalls the loop) up to <see cref="MaxConcurrentRequests"/>; when the queue is full too, the loop stops reading
+/// (backpressure). Writes are serialized. A malformed frame closes this connection only, with a logged reason.
 /// </summary>
 public sealed partial class FrameConnection : IAsyncDisposable
 {
@@ -60,8 +62,10 @@ public sealed partial class FrameConnection : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly int _maxFrameSize;
     private readonly TaskCompletionSource<ConnectionCloseReason> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Channel<(byte Opcode, uint RequestId, byte[] Payload)> _requests;
     private FrameRequestHandler? _handler;
     private Task? _loop;
+    private Task? _dispatcher;
     private int _nextId;
     private int _disposed;
 
@@ -76,10 +80,22 @@ public sealed partial class FrameConnection : IAsyncDisposable
         _logger = logger ?? NullLogger.Instance;
         _maxFrameSize = maxFrameSize;
         _reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, leaveOpen: true));
+        Closing = _cts.Token;
+        _requests = Channel.CreateBounded<(byte, uint, byte[])>(new BoundedChannelOptions(MaxQueuedRequests) { SingleReader = true, SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
     }
 
     /// <summary>Who is at the other end (for logs).</summary>
     public string PeerName { get; }
+
+    /// <summary>Requests (and notifications) from the peer handled at once (default 64).</summary>
+    public int MaxConcurrentRequests { get; init; } = 64;
+
+    /// <summary>
+    /// Requests read and waiting for a handler slot (default 256). When they are full the read loop stops reading:
+    /// the peer's writes back up (TCP backpressure) instead of this side starting unbounded handlers. Responses are
+    /// read as long as the queue has room, so a handler waiting for the peer's answer does not block its own slot.
+    /// </summary>
+    public const int MaxQueuedRequests = 256;
 
     /// <summary>How long a request waits for its response.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
@@ -88,12 +104,14 @@ public sealed partial class FrameConnection : IAsyncDisposable
     public Task<ConnectionCloseReason> Closed => _closed.Task;
 
     /// <summary>Cancelled when the connection closes.</summary>
-    public CancellationToken Closing => _cts.Token;
+    /// <remarks>Taken once at construction: it stays readable (and cancelled) after the connection is disposed.</remarks>
+    public CancellationToken Closing { get; }
 
     /// <summary>Starts the read loop; incoming requests go to <paramref name="handler"/>.</summary>
     public void Start(FrameRequestHandler handler)
     {
         _handler = handler;
+        _dispatcher = Task.Run(DispatchLoopAsync);
         _loop = Task.Run(ReadLoopAsync);
     }
 
@@ -235,7 +253,11 @@ public sealed partial class FrameConnection : IAsyncDisposable
                 var buffer = result.Buffer;
                 while (FrameCodec.TryReadFrame(ref buffer, _maxFrameSize, out var frame))
                 {
-                    Dispatch(frame);
+                    if (Dispatch(frame) is { } request && !_requests.Writer.TryWrite(request))
+                    {
+                        // Full: stop reading until a handler finishes (the buffer stays valid: nothing is read meanwhile).
+                        await _requests.Writer.WriteAsync(request, _cts.Token);
+                    }
                 }
 
                 if (result.IsCompleted)
@@ -254,7 +276,8 @@ public sealed partial class FrameConnection : IAsyncDisposable
         Fail(reason, detail);
     }
 
-    private void Dispatch(Frame frame)
+    /// <summary>Completes a response at once; returns a request (copied) for the dispatch queue.</summary>
+    private (byte Opcode, uint RequestId, byte[] Payload)? Dispatch(Frame frame)
     {
         if (frame.IsResponse)
         {
@@ -264,13 +287,46 @@ public sealed partial class FrameConnection : IAsyncDisposable
             }
 
             // A response nobody waits for (late, after a timeout) is dropped: never an error.
-            return;
+            return null;
         }
 
-        var payload = frame.Payload.ToArray();
-        var opcode = frame.Opcode;
-        var requestId = frame.RequestId;
-        _ = HandleAsync(opcode, requestId, payload);
+        return (frame.Opcode, frame.RequestId, frame.Payload.ToArray());
+    }
+
+    /// <summary>Starts a handler for each queued request, at most <see cref="MaxConcurrentRequests"/> at once.</summary>
+    private async Task DispatchLoopAsync()
+    {
+        using var slots = new SemaphoreSlim(MaxConcurrentRequests, MaxConcurrentRequests);
+        var running = new List<Task>();
+        try
+        {
+            await foreach (var (opcode, requestId, payload) in _requests.Reader.ReadAllAsync(_cts.Token))
+            {
+                await slots.WaitAsync(_cts.Token);
+                running.RemoveAll(t => t.IsCompleted);
+                running.Add(RunAsync(opcode, requestId, payload));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        // The semaphore is disposed on return: let the handlers still running release it first.
+        await Task.WhenAll(running).ContinueWith(_ => { }, TaskScheduler.Default);
+
+        async Task RunAsync(byte opcode, uint requestId, byte[] payload)
+        {
+            try
+            {
+                // Inline up to the handler's first await, in arrival order (a synchronous handler such as the
+                // manager's link report runs to completion before the next frame's).
+                await HandleAsync(opcode, requestId, payload);
+            }
+            finally
+            {
+                slots.Release();
+            }
+        }
     }
 
     private async Task HandleAsync(byte opcode, uint requestId, byte[] payload)
@@ -349,14 +405,17 @@ public sealed partial class FrameConnection : IAsyncDisposable
         }
 
         Fail(ConnectionCloseReason.LocalClosed, "disposed");
-        if (_loop is not null)
+        foreach (var loop in new[] { _loop, _dispatcher })
         {
-            try
+            if (loop is not null)
             {
-                await _loop;
-            }
-            catch (Exception)
-            {
+                try
+                {
+                    await loop;
+                }
+                catch (Exception)
+                {
+                }
             }
         }
 

@@ -11,7 +11,6 @@ namespace Skywire.Core.Crypto;
 /// </summary>
 public static class KeyFile
 {
-    private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
     private const UnixFileMode GroupOrOther =
         UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute |
         UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
@@ -154,72 +153,29 @@ public static class KeyFile
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         ArgumentNullException.ThrowIfNull(pair);
-        var full = Path.GetFullPath(path);
-        var folder = Path.GetDirectoryName(full)!;
-        var temp = Path.Combine(folder, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         Span<byte> secret = stackalloc byte[KeyPair.SecretLength];
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(256);
         try
         {
-            if (!Directory.Exists(folder))
-            {
-                if (OperatingSystem.IsWindows())
-                {
-                    Directory.CreateDirectory(folder);
-                }
-                else
-                {
-                    Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-                }
-            }
-
-            if (!overwrite && File.Exists(full))
-            {
-                throw new KeyFileException(path, "file already exists");
-            }
-
-            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
-            if (!OperatingSystem.IsWindows())
-            {
-                options.UnixCreateMode = OwnerOnly;
-            }
-
             pair.WriteSecret(secret);
-            using (var stream = new FileStream(temp, options))
-            using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+            using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
             {
                 writer.WriteStartObject();
                 writer.WriteString("public_key", pair.Public.ToString());
                 writer.WriteString("secret_key", Convert.ToHexStringLower(secret));
                 writer.WriteEndObject();
-                writer.Flush();
-                stream.Flush(flushToDisk: true);
             }
 
-            if (overwrite)
-            {
-                File.Move(temp, full, overwrite: true);
-            }
-            else
-            {
-                // File.Move without overwrite fails if someone created the file meanwhile.
-                File.Move(temp, full, overwrite: false);
-            }
+            SecretFile.Write(path, buffer.WrittenSpan, overwrite ? _ => null : null);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (SecretFileException ex)
         {
-            throw new KeyFileException(path, $"cannot write: {ex.Message}");
+            throw new KeyFileException(path, ex.Reason);
         }
         finally
         {
             CryptographicOperations.ZeroMemory(secret);
-            try
-            {
-                File.Delete(temp);
-            }
-            catch (IOException)
-            {
-                // Best effort: the temporary file is mode 0600 anyway.
-            }
+            buffer.Clear();
         }
     }
 }

@@ -35,15 +35,74 @@ public sealed record ManagerOptions
     /// <summary>How long a new connection may take to handshake and say hello.</summary>
     public TimeSpan HelloTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Connections the listener holds at once, in all and per source address (unauthenticated ones make room first).</summary>
+    public Channels.ListenerLimits Connections { get; init; } = Channels.ListenerLimits.Default;
+
     /// <summary>How long the manager waits for a node to answer a command.</summary>
     public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>When set, every newly registered node is asked to link to every node already online.</summary>
     public bool AutoLink { get; init; }
 
+    /// <summary>
+    /// A link report counts for routing only this long after it arrived (docs/protocol.md §4.5): a link enters the
+    /// route graph when both of its ends reported it up within this bound. Nodes report every
+    /// <see cref="ReportInterval"/>, so this is several intervals. Default 10 s.
+    /// </summary>
+    public TimeSpan LinkReportMaxAge { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>An offline node (and what it reported) is forgotten this long after it went offline. Default 1 h.</summary>
+    public TimeSpan OfflineNodeRetention { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>Per-node limits and reply sizes (docs/protocol.md §4.6).</summary>
+    public ManagerLimits Limits { get; init; } = ManagerLimits.Default;
+
     /// <summary>Clock for expiry and refresh.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     /// <summary>Defaults.</summary>
     public static ManagerOptions Default { get; } = new();
+}
+
+/// <summary>
+/// What one node may hold in the manager, and how large a reply page is (docs/protocol.md §4.6). A request beyond a
+/// limit is answered with <see cref="Protocol.Control.ControlErrorCode.LimitExceeded"/> and changes nothing.
+/// </summary>
+public sealed record ManagerLimits
+{
+    /// <summary>Apps one node may have in the tracker. Default 128.</summary>
+    public int MaxAppsPerNode { get; init; } = 128;
+
+    /// <summary>
+    /// Links one node may report (entries naming registered nodes; others are ignored). A larger report is refused
+    /// whole and the node's previous report ages out. Default 1024 (a full mesh of 1025 nodes with --auto-link).
+    /// </summary>
+    public int MaxLinksPerNode { get; init; } = 1024;
+
+    /// <summary>
+    /// Offline nodes the registry remembers; beyond it the longest offline are forgotten at once (keys that register
+    /// and leave, one after another, do not grow the registry without bound). Default 4096.
+    /// </summary>
+    public int MaxOfflineNodes { get; init; } = 4096;
+
+    /// <summary>Live routes a node may have asked for (RouteRequest) and not closed. Default 512.</summary>
+    public int MaxRoutesPerNode { get; init; } = 512;
+
+    /// <summary>Live routes a node may have asked for to one and the same peer. Default 8.</summary>
+    public int MaxRoutesPerPair { get; init; } = 8;
+
+    /// <summary>Route requests of one node being built at once; more are refused at once, not queued. Default 4.</summary>
+    public int MaxRouteRequestsInFlight { get; init; } = 4;
+
+    /// <summary>Most items in one page of a list reply, whatever the request's limit. Default 1000.</summary>
+    public int MaxPageItems { get; init; } = 1000;
+
+    /// <summary>
+    /// Serialized size one page of a list reply stays under. Default 56 KiB, so a page of apps also fits the app API's
+    /// 64 KiB frames when a node relays it to an app.
+    /// </summary>
+    public int ReplyPageBytes { get; init; } = 56 * 1024;
+
+    /// <summary>Defaults.</summary>
+    public static ManagerLimits Default { get; } = new();
 }

@@ -15,8 +15,9 @@ namespace Skywire.Core.Manager;
 
 /// <summary>
 /// The manager process's network side: accepts control connections, authenticates them (Noise XK, hello signed over
-/// the handshake hash), and routes their requests to the <see cref="MeshController"/>. Nodes may only use node
-/// opcodes; cli calls are allowed for the manager's own key and the admin keys.
+/// the handshake hash), and hands their requests to the <see cref="ManagerRequestHandler"/>, which acts on the
+/// <see cref="MeshController"/> for the connection's proven key. Nodes may only use node opcodes; cli calls are
+/// allowed for the manager's own key and the admin keys.
 /// </summary>
 public sealed partial class ManagerServer : IAsyncDisposable
 {
@@ -27,9 +28,10 @@ public sealed partial class ManagerServer : IAsyncDisposable
     private readonly TcpListener _listener;
     private readonly HashSet<PubKey> _admins;
     private readonly CancellationTokenSource _cts = new();
-    private readonly TcpConnectionHost _connections = new();
+    private readonly TcpConnectionHost _connections;
     private readonly object _sync = new();
-    private readonly Dictionary<string, FrameConnection> _nodes = new(StringComparer.Ordinal);
+    private readonly Dictionary<PubKey, FrameConnection> _nodes = [];
+    private readonly ManagerRequestHandler _requests;
     private FileSystemWatcher? _watcher;
     private Timer? _reloadTimer;
     private Task? _acceptLoop;
@@ -50,7 +52,9 @@ public sealed partial class ManagerServer : IAsyncDisposable
         }
 
         Controller = new MeshController(options, _loggerFactory.CreateLogger<MeshController>());
+        _requests = new ManagerRequestHandler(Controller, options.Limits, _logger);
         _listener = new TcpListener(options.Listen);
+        _connections = new TcpConnectionHost(options.Connections, _logger);
     }
 
     /// <summary>The manager's logic (registry, routes, tracker).</summary>
@@ -116,12 +120,12 @@ public sealed partial class ManagerServer : IAsyncDisposable
             throw;
         }
 
-        List<(string Key, FrameConnection Connection)> revoked = [];
+        List<(PubKey Key, FrameConnection Connection)> revoked = [];
         lock (_sync)
         {
             foreach (var (key, connection) in _nodes)
             {
-                if (!list.Contains(PubKey.Parse(key)))
+                if (!list.Contains(key))
                 {
                     revoked.Add((key, connection));
                 }
@@ -174,8 +178,7 @@ public sealed partial class ManagerServer : IAsyncDisposable
             helloTimeout.CancelAfter(_options.HelloTimeout);
             var secure = await NoiseStream.AcceptAsync(new NetworkStream(socket, ownsSocket: true), _key, ControlProtocol.Prologue, helloTimeout.Token);
             var peer = secure.RemoteKey;
-            var peerHex = peer.ToString();
-            connection = new FrameConnection(secure, peerHex[..12], _logger) { RequestTimeout = _options.CommandTimeout };
+            connection = new FrameConnection(secure, peer.ToShortString(12), _logger) { RequestTimeout = _options.CommandTimeout };
             var (op, id, payload) = await connection.ReadFirstFrameAsync(helloTimeout.Token);
             if (op != (byte)ControlOpcode.Hello)
             {
@@ -195,11 +198,12 @@ public sealed partial class ManagerServer : IAsyncDisposable
             var refusal = CheckHello(hello, secure, peer);
             if (refusal is not null)
             {
-                Log.Refused(_logger, peerHex, remote, refusal.Message);
+                Log.Refused(_logger, peer, remote, refusal.Message);
                 await SendErrorAsync(connection, id, refusal.Code, refusal.Message);
                 return;
             }
 
+            _connections.Authenticated(socket);
             var ack = new HelloAckMessage
             {
                 Version = ControlProtocol.Version,
@@ -211,11 +215,11 @@ public sealed partial class ManagerServer : IAsyncDisposable
             {
                 // Registered before the answer: once a node's StartAsync returns, the manager knows it.
                 var channel = new NodeChannel(connection);
-                connection.Start((o, p, ct) => HandleNodeAsync(peerHex, o, p, ct));
-                Controller.NodeConnected(peerHex, hello.LinkAddress!, channel);
+                connection.Start((o, p, ct) => _requests.HandleNodeAsync(peer, o, p, ct));
+                Controller.NodeConnected(peer, hello.LinkAddress!, channel);
                 lock (_sync)
                 {
-                    _nodes[peerHex] = connection;
+                    _nodes[peer] = connection;
                 }
 
                 try
@@ -227,27 +231,27 @@ public sealed partial class ManagerServer : IAsyncDisposable
                     }
 
                     await connection.SendAsync((byte)ControlOpcode.Hello | FrameCodec.ResponseBit, id, ackBytes, _cts.Token);
-                    await connection.Closed;
+                    await connection.Closed.WaitAsync(_cts.Token);
                 }
                 finally
                 {
                     lock (_sync)
                     {
-                        if (_nodes.TryGetValue(peerHex, out var current) && current == connection)
+                        if (_nodes.TryGetValue(peer, out var current) && current == connection)
                         {
-                            _nodes.Remove(peerHex);
+                            _nodes.Remove(peer);
                         }
                     }
 
-                    Controller.NodeDisconnected(peerHex, channel);
+                    Controller.NodeDisconnected(peer, channel);
                 }
             }
             else
             {
-                Log.CliConnected(_logger, peerHex);
-                connection.Start((o, p, ct) => HandleCliAsync(peerHex, o, p, ct));
+                Log.CliConnected(_logger, peer);
+                connection.Start((o, p, ct) => _requests.HandleCliAsync(peer, o, p, ct));
                 await connection.SendAsync((byte)ControlOpcode.Hello | FrameCodec.ResponseBit, id, ackBytes, _cts.Token);
-                await connection.Closed;
+                await connection.Closed.WaitAsync(_cts.Token);
             }
         }
         catch (ProtocolViolationException ex)
@@ -324,72 +328,6 @@ public sealed partial class ManagerServer : IAsyncDisposable
     private static Task SendErrorAsync(FrameConnection connection, uint id, ControlErrorCode code, string message) =>
         connection.SendAsync((byte)ControlOpcode.Error, id, JsonSerializer.SerializeToUtf8Bytes(new ErrorMessage { Code = code, Message = message }, ControlJsonContext.Default.ErrorMessage));
 
-    private static T Parse<T>(ReadOnlyMemory<byte> payload, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) =>
-        JsonSerializer.Deserialize(payload.Span, type) ?? throw new JsonException("null payload");
-
-    private static byte[] Ok => JsonSerializer.SerializeToUtf8Bytes(new OkMessage(), ControlJsonContext.Default.OkMessage);
-
-    private async ValueTask<byte[]> HandleNodeAsync(string node, byte opcode, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
-    {
-        switch ((ControlOpcode)opcode)
-        {
-            case ControlOpcode.Ping:
-                return Ok;
-            case ControlOpcode.LinkReport:
-                Controller.ReportLinks(node, Parse(payload, ControlJsonContext.Default.LinkReportMessage));
-                return Ok;
-            case ControlOpcode.AppRegister:
-                Controller.RegisterApp(node, Parse(payload, ControlJsonContext.Default.AppRegisterMessage));
-                return Ok;
-            case ControlOpcode.AppUnregister:
-                Controller.UnregisterApp(node, Parse(payload, ControlJsonContext.Default.AppUnregisterMessage).Name);
-                return Ok;
-            case ControlOpcode.AppHeartbeat:
-                Controller.HeartbeatApps(node, Parse(payload, ControlJsonContext.Default.AppHeartbeatMessage).Names);
-                return Ok;
-            case ControlOpcode.AppList:
-                return JsonSerializer.SerializeToUtf8Bytes(Controller.ListApps(Parse(payload, ControlJsonContext.Default.AppListMessage)), ControlJsonContext.Default.AppListResultMessage);
-            case ControlOpcode.RouteRequest:
-                var request = Parse(payload, ControlJsonContext.Default.RouteRequestMessage);
-                var result = await Controller.BuildRouteAsync(node, request.To, cancellationToken);
-                return JsonSerializer.SerializeToUtf8Bytes(result, ControlJsonContext.Default.RouteResultMessage);
-            case ControlOpcode.RouteClose:
-                await Controller.CloseRouteAsync(node, Parse(payload, ControlJsonContext.Default.RouteCloseMessage).SessionId);
-                return Ok;
-            default:
-                Log.ForbiddenOpcode(_logger, node, opcode);
-                throw new ControlException(ControlErrorCode.Forbidden, $"opcode 0x{opcode:x2} is not allowed from a node");
-        }
-    }
-
-    private async ValueTask<byte[]> HandleCliAsync(string caller, byte opcode, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
-    {
-        switch ((ControlOpcode)opcode)
-        {
-            case ControlOpcode.Ping:
-                return Ok;
-            case ControlOpcode.ListNodes:
-                return JsonSerializer.SerializeToUtf8Bytes(Controller.ListNodes(), ControlJsonContext.Default.NodeListMessage);
-            case ControlOpcode.ListLinks:
-                return JsonSerializer.SerializeToUtf8Bytes(Controller.ListLinks(), ControlJsonContext.Default.LinkListMessage);
-            case ControlOpcode.ListRoutes:
-                return JsonSerializer.SerializeToUtf8Bytes(Controller.ListRoutes(), ControlJsonContext.Default.RouteListMessage);
-            case ControlOpcode.AppList:
-                return JsonSerializer.SerializeToUtf8Bytes(Controller.ListApps(Parse(payload, ControlJsonContext.Default.AppListMessage)), ControlJsonContext.Default.AppListResultMessage);
-            case ControlOpcode.LinkNodes:
-                var link = Parse(payload, ControlJsonContext.Default.NodePairMessage);
-                await Controller.LinkNodesAsync(link.A, link.B, cancellationToken);
-                return Ok;
-            case ControlOpcode.BuildRoute:
-                var pair = Parse(payload, ControlJsonContext.Default.NodePairMessage);
-                var route = await Controller.BuildRouteAsync(pair.A, pair.B, cancellationToken);
-                return JsonSerializer.SerializeToUtf8Bytes(route, ControlJsonContext.Default.RouteResultMessage);
-            default:
-                Log.ForbiddenOpcode(_logger, caller, opcode);
-                throw new ControlException(ControlErrorCode.Forbidden, $"opcode 0x{opcode:x2} is not a cli call");
-        }
-    }
-
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
@@ -411,8 +349,9 @@ public sealed partial class ManagerServer : IAsyncDisposable
             await _acceptLoop;
         }
 
-        await Controller.DisposeAsync();
+        // Connections end on the cancellation above; the controller goes last, when no request can reach it any more.
         await _connections.WhenAllAsync(TimeSpan.FromSeconds(10));
+        await Controller.DisposeAsync();
         _cts.Dispose();
     }
 
@@ -441,16 +380,13 @@ public sealed partial class ManagerServer : IAsyncDisposable
         public static partial void Listening(ILogger logger, IPEndPoint endPoint, PubKey key);
 
         [LoggerMessage(EventId = 2201, Level = LogLevel.Warning, Message = "Refused {Key} from {Remote}: {Reason}")]
-        public static partial void Refused(ILogger logger, string key, EndPoint? remote, string reason);
+        public static partial void Refused(ILogger logger, PubKey key, EndPoint? remote, string reason);
 
         [LoggerMessage(EventId = 2202, Level = LogLevel.Warning, Message = "Control connection from {Remote} rejected: {Reason}")]
         public static partial void ConnectionRejected(ILogger logger, EndPoint? remote, string reason);
 
-        [LoggerMessage(EventId = 2203, Level = LogLevel.Warning, Message = "Dropped forbidden control opcode 0x{Opcode:x2} from {Key}")]
-        public static partial void ForbiddenOpcode(ILogger logger, string key, byte opcode);
-
         [LoggerMessage(EventId = 2204, Level = LogLevel.Information, Message = "Cli {Key} connected")]
-        public static partial void CliConnected(ILogger logger, string key);
+        public static partial void CliConnected(ILogger logger, PubKey key);
 
         [LoggerMessage(EventId = 2205, Level = LogLevel.Warning, Message = "Manager listens on {EndPoint}, which is not loopback, without a node allow-list: any host that reaches it can join as a node with any key. Give --allow-node/--allow-nodes, or firewall the port")]
         public static partial void OpenToAnyNode(ILogger logger, IPEndPoint endPoint);
@@ -465,7 +401,7 @@ public sealed partial class ManagerServer : IAsyncDisposable
         public static partial void AllowListReloadFailed(ILogger logger, string reason);
 
         [LoggerMessage(EventId = 2209, Level = LogLevel.Warning, Message = "Node {Key} disconnected: its key is no longer in the node allow-list")]
-        public static partial void NodeRevoked(ILogger logger, string key);
+        public static partial void NodeRevoked(ILogger logger, PubKey key);
     }
 }
 

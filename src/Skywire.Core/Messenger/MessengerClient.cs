@@ -55,11 +55,14 @@ public sealed record MessengerClientOptions
     /// </summary>
     public bool Reconnect { get; init; }
 
-    /// <summary>First delay before a reconnection attempt (doubles after each failure, up to <see cref="MaxReconnectDelay"/>).</summary>
+    /// <summary>Smallest delay before a reconnection attempt (grows with jitter after each failure, up to <see cref="MaxReconnectDelay"/>: <see cref="Channels.Backoff"/>).</summary>
     public TimeSpan ReconnectDelay { get; init; } = TimeSpan.FromMilliseconds(250);
 
     /// <summary>Longest delay between reconnection attempts.</summary>
     public TimeSpan MaxReconnectDelay { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Clock of the reconnection delays.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     /// <summary>
     /// Decides, before the stream is answered, whether to take an incoming stream (opener's key, decrypted open
@@ -285,13 +288,13 @@ public sealed partial class MessengerClient : IAsyncDisposable
 
     private async Task ReconnectAsync()
     {
-        var delay = _options.ReconnectDelay;
+        var backoff = new Channels.Backoff(_options.ReconnectDelay, _options.MaxReconnectDelay);
         var where = _options.EndPoint.ToString() ?? "?";
         while (!_cts.IsCancellationRequested)
         {
             try
             {
-                await Task.Delay(delay, _cts.Token);
+                await backoff.DelayAsync(_options.TimeProvider, _cts.Token);
                 await EstablishAsync(_cts.Token);
             }
             catch (OperationCanceledException)
@@ -301,7 +304,6 @@ public sealed partial class MessengerClient : IAsyncDisposable
             catch (MessengerException ex)
             {
                 Log.ReconnectFailed(_logger, where, ex.Message);
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.MaxReconnectDelay.Ticks));
                 continue;
             }
 

@@ -45,7 +45,7 @@ public sealed partial class MessengerPeering : IAsyncDisposable
         _where = options.EndPoint.ToString() ?? "?";
     }
 
-    /// <summary>First delay before reconnecting (doubles up to <see cref="MaxReconnectDelay"/>).</summary>
+    /// <summary>Smallest delay before reconnecting (grows with jitter up to <see cref="MaxReconnectDelay"/>: <see cref="Channels.Backoff"/>; the clock is the options' <see cref="MessengerClientOptions.TimeProvider"/>).</summary>
     public TimeSpan ReconnectDelay { get; init; } = TimeSpan.FromMilliseconds(250);
 
     /// <summary>Longest delay between reconnection attempts.</summary>
@@ -118,7 +118,7 @@ public sealed partial class MessengerPeering : IAsyncDisposable
 
     private async Task RunAsync()
     {
-        var delay = ReconnectDelay;
+        var backoff = new Channels.Backoff(ReconnectDelay, MaxReconnectDelay);
         while (!_cts.IsCancellationRequested)
         {
             MessengerClient client;
@@ -135,18 +135,17 @@ public sealed partial class MessengerPeering : IAsyncDisposable
                 Log.ConnectFailed(_logger, _where, ex.Message);
                 try
                 {
-                    await Task.Delay(delay, _cts.Token);
+                    await backoff.DelayAsync(_options.TimeProvider, _cts.Token);
                 }
                 catch (OperationCanceledException)
                 {
                     return;
                 }
 
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxReconnectDelay.Ticks));
                 continue;
             }
 
-            delay = ReconnectDelay;
+            backoff.Reset();
             _client = client;
             Log.Connected(_logger, _where, _key.Public);
             _firstConnect.TrySetResult();

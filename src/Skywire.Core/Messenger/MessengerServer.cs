@@ -34,7 +34,7 @@ public sealed partial class MessengerServer : IAsyncDisposable
     private Socket? _listener;
     private Task? _acceptLoop;
     private ITimer? _sweepTimer;
-    private int _connectionCount;
+    private readonly TcpConnectionHost _connectionHost;
     private int _disposed;
 
     private long _streamsRelayed;
@@ -54,6 +54,8 @@ public sealed partial class MessengerServer : IAsyncDisposable
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<MessengerServer>();
         _time = timeProvider ?? TimeProvider.System;
+        _connectionHost = new TcpConnectionHost(
+            new ListenerLimits { MaxConnections = Options.MaxConnections, MaxConnectionsPerSource = Options.MaxConnectionsPerSource }, _logger, _time);
         Store = new OfflineStore(Options, _time);
         Directory = new ServiceDirectory(_time, Options.DirectoryDefaultTtl, Options.DirectoryMaxTtl, Options.DirectoryMaxEntries);
     }
@@ -105,43 +107,8 @@ public sealed partial class MessengerServer : IAsyncDisposable
 
         _listener = listener;
         _sweepTimer = _time.CreateTimer(_ => Sweep(), null, Options.SweepInterval, Options.SweepInterval);
-        _acceptLoop = Task.Run(AcceptLoopAsync);
+        _acceptLoop = Task.Run(() => _connectionHost.AcceptLoopAsync(listener, RunConnectionAsync, _cts.Token));
         Log.Listening(_logger, LocalEndPoint, Key);
-    }
-
-    private async Task AcceptLoopAsync()
-    {
-        while (!_cts.IsCancellationRequested)
-        {
-            Socket socket;
-            try
-            {
-                socket = await _listener!.AcceptAsync(_cts.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            catch (ObjectDisposedException)
-            {
-                return;
-            }
-            catch (SocketException ex)
-            {
-                Log.AcceptFailed(_logger, ex.Message);
-                continue;
-            }
-
-            if (Interlocked.Increment(ref _connectionCount) > Options.MaxConnections)
-            {
-                Interlocked.Decrement(ref _connectionCount);
-                socket.Dispose();
-                continue;
-            }
-
-            socket.NoDelay = true;
-            _ = Task.Run(() => RunConnectionAsync(socket));
-        }
     }
 
     private async Task RunConnectionAsync(Socket socket)
@@ -156,6 +123,8 @@ public sealed partial class MessengerServer : IAsyncDisposable
                 return;
             }
 
+            _connectionHost.Authenticated(socket);
+
             await connection.Link.Closed;
         }
         finally
@@ -168,8 +137,6 @@ public sealed partial class MessengerServer : IAsyncDisposable
             {
                 socket.Dispose();
             }
-
-            Interlocked.Decrement(ref _connectionCount);
         }
     }
 
@@ -440,9 +407,6 @@ public sealed partial class MessengerServer : IAsyncDisposable
 
         [LoggerMessage(EventId = 3015, Level = LogLevel.Debug, Message = "Message {MessageId} from {Sender} dropped: {Reason}")]
         public static partial void Dropped(ILogger logger, PubKey sender, uint messageId, DropReason reason);
-
-        [LoggerMessage(EventId = 3016, Level = LogLevel.Warning, Message = "Accept failed: {Reason}")]
-        public static partial void AcceptFailed(ILogger logger, string reason);
 
         [LoggerMessage(EventId = 3017, Level = LogLevel.Error, Message = "Messenger sweep failed")]
         public static partial void SweepFailed(ILogger logger, Exception exception);

@@ -39,8 +39,11 @@ public sealed record MessengerServerOptions
     /// <summary>Open relayed streams per connection (default 256).</summary>
     public int MaxStreamsPerConnection { get; init; } = 256;
 
-    /// <summary>Connections at once (default 10 000).</summary>
+    /// <summary>Connections at once (default 10 000; never more than the descriptor limit leaves room for). At the limit, the oldest connection that has not registered yet is closed to make room.</summary>
     public int MaxConnections { get; init; } = 10_000;
+
+    /// <summary>Connections at once from one source address (default 256); unregistered ones make room first.</summary>
+    public int MaxConnectionsPerSource { get; init; } = 256;
 
     /// <summary>Time to complete the Noise handshake and the hello (default 10 s).</summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
@@ -78,6 +81,7 @@ public sealed record MessengerServerOptions
         if (StreamWindow < 64 * 1024) { errors.Add("StreamWindow must be >= 64 KiB"); }
         if (MaxStreamsPerConnection < 1) { errors.Add("MaxStreamsPerConnection must be >= 1"); }
         if (MaxConnections < 1) { errors.Add("MaxConnections must be >= 1"); }
+        if (MaxConnectionsPerSource < 1) { errors.Add("MaxConnectionsPerSource must be >= 1"); }
         return errors;
     }
 }

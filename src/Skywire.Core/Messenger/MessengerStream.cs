@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.Threading.Channels;
 using Skywire.Core.Crypto;
 using Skywire.Core.Crypto.Noise;
+using Skywire.Core.Streams;
 using Skywire.Protocol;
 using Skywire.Protocol.Messenger;
 
@@ -15,7 +16,7 @@ namespace Skywire.Core.Messenger;
 /// credit window per direction gives back-pressure: a writer waits until the reader's side has consumed enough.
 /// Same shape as the mux's stream: <see cref="OpenData"/>, <see cref="CompleteWritesAsync"/>, <see cref="Abort"/>.
 /// </summary>
-public sealed class MessengerStream : Stream
+public sealed class MessengerStream : DuplexStream
 {
     private readonly MessengerClient _client;
     private readonly uint _circuit;
@@ -175,7 +176,7 @@ public sealed class MessengerStream : Stream
     }
 
     /// <summary>Sends the authenticated end of stream: the peer reads to the end, then gets 0. Reading goes on.</summary>
-    public async ValueTask CompleteWritesAsync(CancellationToken cancellationToken = default)
+    public override async ValueTask CompleteWritesAsync(CancellationToken cancellationToken = default)
     {
         await _writeLock.WaitAsync(cancellationToken);
         try
@@ -246,7 +247,7 @@ public sealed class MessengerStream : Stream
     }
 
     /// <summary>Ends the stream at once in both directions; the peer's reads fail.</summary>
-    public void Abort()
+    public override void Abort()
     {
         if (_closed)
         {

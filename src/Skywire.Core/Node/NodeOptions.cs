@@ -1,4 +1,5 @@
 using System.Net;
+using Skywire.Core.Channels;
 using Skywire.Core.Control;
 using Skywire.Core.DataPlane;
 using Skywire.Core.Sessions.Mux;
@@ -20,14 +21,32 @@ public sealed record NodeOptions
     /// <summary>App API address; loopback only (port 0 picks one).</summary>
     public IPEndPoint AppsListen { get; init; } = new(IPAddress.Loopback, 0);
 
-    /// <summary>Where the app token is written (mode 0600); null keeps it in memory only (tests).</summary>
+    /// <summary>
+    /// Where the app token is written (mode 0600, atomically: <see cref="AppTokenFile"/>); an existing file there is
+    /// replaced only if it is a previous token file. Null keeps the token in memory only (tests).
+    /// </summary>
     public string? AppTokenFile { get; init; }
+
+    /// <summary>
+    /// Connections the app API holds at once (every mesh stream of a local app is one), in all and per source address
+    /// (default 4096 for both: the app API is loopback only). Unauthenticated ones make room first.
+    /// </summary>
+    public ListenerLimits AppConnections { get; init; } = new() { MaxConnections = 4096, MaxConnectionsPerSource = 4096 };
 
     /// <summary>How long to wait for the manager's handshake and hello answer.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>First delay before reconnecting to the manager after the connection drops (doubles up to 10 s).</summary>
+    /// <summary>Smallest delay before reconnecting to the manager after the connection drops (grows with jitter up to <see cref="MaxReconnectDelay"/>: <see cref="Channels.Backoff"/>).</summary>
     public TimeSpan ReconnectDelay { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Largest delay between reconnection attempts to the manager (default 10 s).</summary>
+    public TimeSpan MaxReconnectDelay { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Most links one link report carries (default 4096, which always fits the 1 MiB control frame): with more, the
+    /// report keeps the links that are up, measured and carrying traffic, and the node logs how many it left out.
+    /// </summary>
+    public int MaxReportedLinks { get; init; } = 4096;
 
     /// <summary>How long a dial waits for the route and the end-to-end handshake.</summary>
     public TimeSpan DialTimeout { get; init; } = TimeSpan.FromSeconds(15);

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json.Serialization.Metadata;
 using Skywire.Core.AppApi;
+using Skywire.Core.Streams;
 using Skywire.Protocol.AppApi;
 using Skywire.Protocol.Control;
 using Skywire.Protocol.Framing;
@@ -11,8 +12,9 @@ namespace Skywire.Core.Sdk;
 
 /// <summary>
 /// .NET SDK of the app API: connect to the node beside you, register a name, list apps, dial and accept streams.
-/// Streams are plain <see cref="Stream"/>s (<see cref="SkywireStream"/>); each one is its own loopback TCP
-/// connection to the node (docs/protocol.md §7).
+/// Streams are <see cref="DuplexStream"/>s (<see cref="SkywireStream"/>); each one is its own loopback TCP
+/// connection to the node (docs/protocol.md §7). A stream that reads to its end (0) is complete; one that broke
+/// (session died, route vanished, peer aborted) throws a <see cref="StreamAbortedException"/> instead.
 /// </summary>
 /// <example>
 /// <code>
@@ -25,11 +27,11 @@ public sealed class SkywireApp : IAsyncDisposable
 {
     private readonly IPEndPoint _node;
     private readonly string _token;
-    private readonly NetworkStream _control;
+    private readonly SocketStream _control;
     private readonly SemaphoreSlim _lock = new(1, 1);
     private uint _nextId;
 
-    private SkywireApp(IPEndPoint node, string token, NetworkStream control, string nodeKey)
+    private SkywireApp(IPEndPoint node, string token, SocketStream control, string nodeKey)
     {
         _node = node;
         _token = token;
@@ -64,7 +66,7 @@ public sealed class SkywireApp : IAsyncDisposable
         return new SkywireApp(nodeApps, token, stream, ack.Node);
     }
 
-    private static async Task<(NetworkStream Stream, AppHelloAckMessage Ack)> OpenAsync(IPEndPoint node, string token, CancellationToken cancellationToken)
+    private static async Task<(SocketStream Stream, AppHelloAckMessage Ack)> OpenAsync(IPEndPoint node, string token, CancellationToken cancellationToken)
     {
         var socket = new Socket(node.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
@@ -77,7 +79,7 @@ public sealed class SkywireApp : IAsyncDisposable
             throw new AppApiException(AppApiErrorCode.Unreachable, $"cannot reach the node's app API at {node}: {ex.Message}");
         }
 
-        var stream = new NetworkStream(socket, ownsSocket: true);
+        var stream = new SocketStream(socket);
         try
         {
             var ack = await CallAsync(stream, AppApiOpcode.Hello, 1, new AppHelloMessage { Version = AppApiProtocol.Version, Token = token },
@@ -146,12 +148,14 @@ public sealed class SkywireApp : IAsyncDisposable
     }
 
     /// <summary>Lists apps from the manager's tracker: all (<paramref name="by"/> "all"), by "name" or by "type".</summary>
-    public async Task<IReadOnlyList<AppInfo>> ListAppsAsync(string by = "all", string? value = null, CancellationToken cancellationToken = default)
-    {
-        var result = await RequestAsync(AppApiOpcode.ListApps, new AppListMessage { By = by, Value = value },
-            AppApiJsonContext.Default.AppListMessage, AppApiJsonContext.Default.AppListResultMessage, cancellationToken);
-        return result.Apps;
-    }
+    /// <remarks>Asks page by page (docs/protocol.md §4.6): a page fits the app API's frame however many apps the tracker holds.</remarks>
+    public async Task<IReadOnlyList<AppInfo>> ListAppsAsync(string by = "all", string? value = null, CancellationToken cancellationToken = default) =>
+        await Control.ManagerQueries.AllPagesAsync(async after =>
+        {
+            var page = await RequestAsync(AppApiOpcode.ListApps, new AppListMessage { By = by, Value = value, After = after, Limit = Control.ManagerQueries.PageSize },
+                AppApiJsonContext.Default.AppListMessage, AppApiJsonContext.Default.AppListResultMessage, cancellationToken);
+            return (page.Apps, page.Next);
+        });
 
     /// <summary>Opens a stream to app <paramref name="app"/> on node <paramref name="nodeKey"/>.</summary>
     public async Task<SkywireStream> DialAsync(string nodeKey, string app, CancellationToken cancellationToken = default)
@@ -196,12 +200,22 @@ public sealed class SkywireApp : IAsyncDisposable
     }
 }
 
-/// <summary>One mesh stream as an app sees it: a byte stream with half-close.</summary>
-public sealed class SkywireStream : Stream
+/// <summary>
+/// One mesh stream as an app sees it: a byte stream with half-close (<see cref="CompleteWrites"/>) and abort
+/// (<see cref="Abort"/>, a reset the peer app sees as an error). Reads return 0 only at the end of a complete stream:
+/// the peer finished its writes and every byte arrived. A stream that broke (its session died, its route vanished, the
+/// peer aborted) makes reads and writes throw a <see cref="StreamAbortedException"/> (the node resets the connection).
+/// </summary>
+/// <remarks>
+/// When this app finished its writes first, the node passes on the peer's end of stream only once the peer's node
+/// acknowledged every byte this app wrote: reading to the end after <see cref="CompleteWrites"/> means both directions
+/// arrived (docs/protocol.md §7).
+/// </remarks>
+public sealed class SkywireStream : DuplexStream
 {
-    private readonly NetworkStream _inner;
+    private readonly SocketStream _inner;
 
-    internal SkywireStream(NetworkStream inner, StreamReadyMessage ready)
+    internal SkywireStream(SocketStream inner, StreamReadyMessage ready)
     {
         _inner = inner;
         RemoteNode = ready.RemoteNode;
@@ -215,24 +229,44 @@ public sealed class SkywireStream : Stream
     public string? RemoteApp { get; }
 
     /// <summary>Closes the sending direction; the peer reads end of stream, and this side can still read.</summary>
-    public void CompleteWrites() => _inner.Socket.Shutdown(SocketShutdown.Send);
+    public void CompleteWrites() => _inner.CompleteWritesAsync().AsTask().GetAwaiter().GetResult();
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() => _inner.Flush();
-    public override Task FlushAsync(CancellationToken cancellationToken) => _inner.FlushAsync(cancellationToken);
-    public override int Read(byte[] buffer, int offset, int count) => _inner.Read(buffer, offset, count);
-    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => _inner.ReadAsync(buffer, cancellationToken);
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => _inner.ReadAsync(buffer, offset, count, cancellationToken);
-    public override void Write(byte[] buffer, int offset, int count) => _inner.Write(buffer, offset, count);
-    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => _inner.WriteAsync(buffer, cancellationToken);
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => _inner.WriteAsync(buffer, offset, count, cancellationToken);
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
+    /// <inheritdoc/>
+    public override ValueTask CompleteWritesAsync(CancellationToken cancellationToken = default) => _inner.CompleteWritesAsync(cancellationToken);
 
+    /// <summary>Resets the stream: the peer app's reads and writes fail; it never sees a clean end.</summary>
+    public override void Abort() => _inner.Abort();
+
+    /// <inheritdoc/>
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await _inner.ReadAsync(buffer, cancellationToken);
+        }
+        catch (StreamAbortedException ex)
+        {
+            throw Broken(ex);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await _inner.WriteAsync(buffer, cancellationToken);
+        }
+        catch (StreamAbortedException ex)
+        {
+            throw Broken(ex);
+        }
+    }
+
+    private StreamAbortedException Broken(Exception inner) =>
+        new($"the stream with {RemoteApp ?? "?"} on {RemoteNode[..Math.Min(12, RemoteNode.Length)]} broke: its session died, its route vanished or the peer aborted; it is incomplete", inner);
+
+    /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
         if (disposing)
@@ -242,5 +276,4 @@ public sealed class SkywireStream : Stream
 
         base.Dispose(disposing);
     }
-
 }

@@ -41,19 +41,6 @@ public sealed record SessionRoute(
     }
 }
 
-/// <summary>Session states. Never renumber.</summary>
-public enum SecureSessionState
-{
-    /// <summary>Handshake not finished (or, on the responder, keys not yet confirmed by the initiator's first packet).</summary>
-    Handshaking = 10,
-
-    /// <summary>Keys confirmed; datagrams flow.</summary>
-    Established = 20,
-
-    /// <summary>Closed locally or failed (handshake timeout).</summary>
-    Closed = 30,
-}
-
 /// <summary>Receives one plaintext datagram. The span is valid only during the call.</summary>
 public delegate void DatagramHandler(ReadOnlySpan<byte> datagram);
 

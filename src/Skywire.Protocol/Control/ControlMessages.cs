@@ -90,18 +90,39 @@ public sealed record AppHeartbeatMessage
     public List<string> Names { get; init; } = [];
 }
 
-/// <summary>Query of the app tracker.</summary>
+/// <summary>Query of the app tracker (paged like <see cref="ListRequestMessage"/>).</summary>
 public sealed record AppListMessage
 {
     /// <summary>"all", "name" or "type".</summary>
     public string By { get; init; } = "all";
     public string? Value { get; init; }
+    /// <summary>Paging: the <c>next</c> cursor of the previous page; null for the first page.</summary>
+    public string? After { get; init; }
+    /// <summary>Paging: most items wanted in this page; null asks for the whole list in one reply (docs/protocol.md §4.4).</summary>
+    public int? Limit { get; init; }
 }
 
 /// <summary>Answer to <see cref="AppListMessage"/>.</summary>
 public sealed record AppListResultMessage
 {
     public List<AppInfo> Apps { get; init; } = [];
+    /// <summary>Cursor of the next page (pass it as <c>after</c>); null on the last page.</summary>
+    public string? Next { get; init; }
+    /// <summary>How many apps match the query in all pages.</summary>
+    public int Total { get; init; }
+}
+
+/// <summary>
+/// Cli to manager: a list request (<see cref="ControlOpcode.ListNodes"/>, <see cref="ControlOpcode.ListLinks"/>,
+/// <see cref="ControlOpcode.ListRoutes"/>). Without <see cref="Limit"/> the whole list comes in one reply, or the
+/// <see cref="ControlErrorCode.ReplyTooLarge"/> error when it would not fit in a frame; with it, one page.
+/// </summary>
+public sealed record ListRequestMessage
+{
+    /// <summary>The <c>next</c> cursor of the previous page; null for the first page.</summary>
+    public string? After { get; init; }
+    /// <summary>Most items wanted in this page (the manager may send fewer, never more); null: the whole list.</summary>
+    public int? Limit { get; init; }
 }
 
 /// <summary>Node to manager: build a route from the calling node to <see cref="To"/>.</summary>
@@ -195,6 +216,10 @@ public sealed record NodeInfo
 public sealed record NodeListMessage
 {
     public List<NodeInfo> Nodes { get; init; } = [];
+    /// <summary>Cursor of the next page (pass it as <c>after</c>); null on the last page.</summary>
+    public string? Next { get; init; }
+    /// <summary>How many items the whole list has.</summary>
+    public int Total { get; init; }
 }
 
 /// <summary>A link as the manager knows it (reported by its ends).</summary>
@@ -205,12 +230,21 @@ public sealed record LinkInfo
     public bool Up { get; init; }
     public long RttMicros { get; init; }
     public double Loss { get; init; }
+    /// <summary>
+    /// True when the manager routes over this link: both ends are online and report it up, each within the
+    /// freshness bound (docs/protocol.md §4.5). A link only one end claims is listed, never routed over.
+    /// </summary>
+    public bool Confirmed { get; init; }
 }
 
 /// <summary>Answer to <see cref="ControlOpcode.ListLinks"/>.</summary>
 public sealed record LinkListMessage
 {
     public List<LinkInfo> Links { get; init; } = [];
+    /// <summary>Cursor of the next page (pass it as <c>after</c>); null on the last page.</summary>
+    public string? Next { get; init; }
+    /// <summary>How many items the whole list has.</summary>
+    public int Total { get; init; }
 }
 
 /// <summary>A live route (session) as the manager knows it.</summary>
@@ -228,6 +262,10 @@ public sealed record RouteInfo
 public sealed record RouteListMessage
 {
     public List<RouteInfo> Routes { get; init; } = [];
+    /// <summary>Cursor of the next page (pass it as <c>after</c>); null on the last page.</summary>
+    public string? Next { get; init; }
+    /// <summary>How many items the whole list has.</summary>
+    public int Total { get; init; }
 }
 
 /// <summary>Cli to manager: a pair of nodes (keys or unique key prefixes).</summary>
@@ -261,6 +299,7 @@ public sealed record NodePairMessage
 [JsonSerializable(typeof(LinkListMessage))]
 [JsonSerializable(typeof(RouteListMessage))]
 [JsonSerializable(typeof(NodePairMessage))]
+[JsonSerializable(typeof(ListRequestMessage))]
 public sealed partial class ControlJsonContext : JsonSerializerContext;
 
 /// <summary>Constants of the control protocol.</summary>

@@ -72,6 +72,13 @@ public enum ControlErrorCode
     Unavailable = 60,
     /// <summary>Version mismatch.</summary>
     UnsupportedVersion = 70,
+    /// <summary>
+    /// A per-node limit of the manager is reached (apps, live routes, routes to one peer, route requests in flight,
+    /// reported links); the message names the limit. Nothing was changed.
+    /// </summary>
+    LimitExceeded = 80,
+    /// <summary>The answer would not fit in one frame: ask again page by page (<c>limit</c>/<c>after</c>) or narrow the query.</summary>
+    ReplyTooLarge = 81,
     /// <summary>Anything else.</summary>
     Internal = 90,
 }

@@ -24,18 +24,18 @@ internal static class CliCommand
 
         cli.Subcommands.Add(Query("nodes", "List registered nodes.", async (c, ct) =>
         {
-            var list = await c.RequestAsync((byte)ControlOpcode.ListNodes, new OkMessage(), ControlJsonContext.Default.OkMessage, ControlJsonContext.Default.NodeListMessage, ct);
-            Common.Table(["KEY", "LINK ADDRESS", "STATE", "APPS"], list.Nodes.Select(n => (IReadOnlyList<string>)[n.Key, n.LinkAddress, n.Online ? "online" : "offline", string.Join(",", n.Apps)]));
+            var nodes = await ManagerQueries.ListNodesAsync(c, ct);
+            Common.Table(["KEY", "LINK ADDRESS", "STATE", "APPS"], nodes.Select(n => (IReadOnlyList<string>)[n.Key, n.LinkAddress, n.Online ? "online" : "offline", string.Join(",", n.Apps)]));
         }));
-        cli.Subcommands.Add(Query("links", "List links as their nodes report them.", async (c, ct) =>
+        cli.Subcommands.Add(Query("links", "List links as their nodes report them; ROUTED says whether the manager routes over the link (both ends report it up, recently).", async (c, ct) =>
         {
-            var list = await c.RequestAsync((byte)ControlOpcode.ListLinks, new OkMessage(), ControlJsonContext.Default.OkMessage, ControlJsonContext.Default.LinkListMessage, ct);
-            Common.Table(["FROM", "TO", "STATE", "RTT MS", "LOSS %"], list.Links.Select(l => (IReadOnlyList<string>)[l.From, l.To, l.Up ? "up" : "down", (l.RttMicros / 1000.0).ToString("0.00"), (l.Loss * 100).ToString("0.0")]));
+            var links = await ManagerQueries.ListLinksAsync(c, ct);
+            Common.Table(["FROM", "TO", "STATE", "ROUTED", "RTT MS", "LOSS %"], links.Select(l => (IReadOnlyList<string>)[l.From, l.To, l.Up ? "up" : "down", l.Confirmed ? "yes" : "no", (l.RttMicros / 1000.0).ToString("0.00"), (l.Loss * 100).ToString("0.0")]));
         }));
         cli.Subcommands.Add(Query("routes", "List live routes.", async (c, ct) =>
         {
-            var list = await c.RequestAsync((byte)ControlOpcode.ListRoutes, new OkMessage(), ControlJsonContext.Default.OkMessage, ControlJsonContext.Default.RouteListMessage, ct);
-            Common.Table(["SESSION", "FROM", "TO", "HOPS", "REROUTES", "PATH"], list.Routes.Select(r => (IReadOnlyList<string>)[r.SessionId.ToString("x16"), r.From[..12], r.To[..12], (r.Path.Count - 1).ToString(), r.Reroutes.ToString(), string.Join(" > ", r.Path.Select(p => p[..12]))]));
+            var routes = await ManagerQueries.ListRoutesAsync(c, ct);
+            Common.Table(["SESSION", "FROM", "TO", "HOPS", "REROUTES", "PATH"], routes.Select(r => (IReadOnlyList<string>)[r.SessionId.ToString("x16"), r.From[..12], r.To[..12], (r.Path.Count - 1).ToString(), r.Reroutes.ToString(), string.Join(" > ", r.Path.Select(p => p[..12]))]));
         }));
 
         var by = new Option<string>("--by") { Description = "all, name or type.", DefaultValueFactory = _ => "all" };
@@ -44,8 +44,8 @@ internal static class CliCommand
         var apps = new Command("apps", "List apps from the tracker.") { by, value };
         apps.SetAction((parse, ct) => RunAsync(parse, manager, managerKey, keyFile, async (c, t) =>
         {
-            var list = await c.RequestAsync((byte)ControlOpcode.AppList, new AppListMessage { By = parse.GetValue(by)!, Value = parse.GetValue(value) }, ControlJsonContext.Default.AppListMessage, ControlJsonContext.Default.AppListResultMessage, t);
-            Common.Table(["NAME", "TYPE", "NODE"], list.Apps.Select(a => (IReadOnlyList<string>)[a.Name, a.Type, a.Node]));
+            var list = await ManagerQueries.ListAppsAsync(c, parse.GetValue(by)!, parse.GetValue(value), t);
+            Common.Table(["NAME", "TYPE", "NODE"], list.Select(a => (IReadOnlyList<string>)[a.Name, a.Type, a.Node]));
         }, ct));
         cli.Subcommands.Add(apps);
 

@@ -17,6 +17,7 @@ internal static class Common
     public const int NotFound = 4;
     public const int NoRoute = 5;
     public const int Unavailable = 6;
+    public const int LimitExceeded = 7;
 
     /// <summary>Logs go to stderr so stdout stays clean for data (nc) and tables (cli).</summary>
     public static ILoggerFactory Logging(string? level = null) => LoggerFactory.Create(b =>
@@ -62,6 +63,7 @@ internal static class Common
         ControlErrorCode.NoRoute => NoRoute,
         ControlErrorCode.Unavailable => Unavailable,
         ControlErrorCode.BadRequest => Usage,
+        ControlErrorCode.LimitExceeded or ControlErrorCode.ReplyTooLarge => LimitExceeded,
         _ => Failure,
     };
 

@@ -16,16 +16,31 @@ internal static class ManagerCommand
         var ruleTtl = new Option<int>("--rule-ttl") { Description = "Lifetime of installed rules, seconds (refreshed at a third of it).", DefaultValueFactory = _ => 60 };
         var appTtl = new Option<int>("--app-ttl") { Description = "Seconds without heartbeat before an app leaves the tracker.", DefaultValueFactory = _ => 15 };
         var allowNode = new Option<string[]>("--allow-node") { Description = "Only nodes with these public keys may join (repeatable). Without --allow-node/--allow-nodes any node that proves a key may join.", AllowMultipleArgumentsPerToken = true };
+        var maxApps = new Option<int>("--max-apps-per-node") { Description = "Apps one node may have in the tracker (docs/protocol.md §4.6).", DefaultValueFactory = _ => ManagerLimits.Default.MaxAppsPerNode };
+        var maxLinks = new Option<int>("--max-links-per-node") { Description = "Links one node may report; raise it above the node count for a larger --auto-link mesh.", DefaultValueFactory = _ => ManagerLimits.Default.MaxLinksPerNode };
+        var maxRoutes = new Option<int>("--max-routes-per-node") { Description = "Live routes one node may have asked for.", DefaultValueFactory = _ => ManagerLimits.Default.MaxRoutesPerNode };
         var allowNodes = new Option<string?>("--allow-nodes") { Description = "File of node public keys allowed to join, one per line, # comments. Re-read on SIGHUP and when the file changes; nodes no longer listed are disconnected." };
         var command = new Command("manager", "Run a node manager: registry, links, routes, app tracker.\n" +
             "Security: a manager reachable from other hosts should name its nodes (--allow-node/--allow-nodes); without a list it warns at start when --listen is not loopback.")
         {
-            listen, keyFile, admins, autoLink, ruleTtl, appTtl, allowNode, allowNodes,
+            listen, keyFile, admins, autoLink, ruleTtl, appTtl, allowNode, allowNodes, maxApps, maxLinks, maxRoutes,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
             if (!Common.TryParseEndPoint(parse.GetValue(listen)!, out var endPoint, "--listen"))
             {
+                return Common.Usage;
+            }
+
+            var limits = ManagerLimits.Default with
+            {
+                MaxAppsPerNode = parse.GetValue(maxApps),
+                MaxLinksPerNode = parse.GetValue(maxLinks),
+                MaxRoutesPerNode = parse.GetValue(maxRoutes),
+            };
+            if (limits.MaxAppsPerNode < 1 || limits.MaxLinksPerNode < 1 || limits.MaxRoutesPerNode < 1)
+            {
+                Console.Error.WriteLine("error: --max-apps-per-node, --max-links-per-node and --max-routes-per-node must be at least 1");
                 return Common.Usage;
             }
 
@@ -84,6 +99,7 @@ internal static class ManagerCommand
                 AppTtl = TimeSpan.FromSeconds(Math.Max(2, parse.GetValue(appTtl))),
                 AllowedNodes = allowList,
                 WatchAllowedNodesFile = allowFile is not null,
+                Limits = limits,
             };
             await using var server = new ManagerServer(key, options, logging);
             try

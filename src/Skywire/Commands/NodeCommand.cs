@@ -13,7 +13,7 @@ internal static class NodeCommand
         var managerKey = new Option<string?>("--manager-key") { Description = "The manager's public key (66 hex), pinned: a manager with another key is refused." };
         var listen = new Option<string>("--listen") { Description = "UDP address for links (ip:port; port 0 picks one). Peers are told this address.", DefaultValueFactory = _ => "127.0.0.1:0" };
         var apps = new Option<string>("--apps") { Description = "App API address (loopback only; port 0 picks one).", DefaultValueFactory = _ => "127.0.0.1:0" };
-        var tokenFile = new Option<string>("--app-token-file") { Description = "Where to write the app token (mode 0600) that local apps present.", Required = true };
+        var tokenFile = new Option<string>("--app-token-file") { Description = "Where to write the app token (mode 0600) that local apps present. An existing file is replaced only if it is a previous token file (regular, ours, mode 0600, a token).", Required = true };
         var keyFile = new Option<string>("--key") { Description = "Node key file (created on first run).", Required = true };
         var messenger = new Option<string?>("--messenger") { Description = "Messenger host:port or PUBKEY@host:port: dials to nodes the manager has no route to (another cluster) go through it." };
         var messengerKey = new Option<string?>("--messenger-key") { Description = "The messenger's public key (66 hex), pinned." };
@@ -83,6 +83,11 @@ internal static class NodeCommand
             catch (System.Net.Sockets.SocketException ex)
             {
                 Console.Error.WriteLine($"error: cannot bind: {ex.Message}");
+                return Common.Failure;
+            }
+            catch (Skywire.Core.Crypto.SecretFileException ex)
+            {
+                Console.Error.WriteLine($"error: --app-token-file {ex.Message}");
                 return Common.Failure;
             }
 

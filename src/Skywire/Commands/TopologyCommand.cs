@@ -2,9 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Skywire.Core.Channels;
-using Skywire.Protocol.Control;
+using Skywire.Core.Control;
 using Viscript.Core.Control;
-using ProtocolJson = Skywire.Protocol.Control.ControlJsonContext;
 using ViscriptJson = Viscript.Core.Control.ControlJsonContext;
 
 namespace Skywire.Commands;
@@ -94,14 +93,14 @@ internal static class TopologyCommand
 
     private static async Task<TopologyDocument> FetchAsync(FrameConnection c, string? manager, CancellationToken ct)
     {
-        var ctx = ProtocolJson.Default;
-        var nodes = await c.RequestAsync((byte)ControlOpcode.ListNodes, new OkMessage(), ctx.OkMessage, ctx.NodeListMessage, ct);
-        var links = await c.RequestAsync((byte)ControlOpcode.ListLinks, new OkMessage(), ctx.OkMessage, ctx.LinkListMessage, ct);
-        var routes = await c.RequestAsync((byte)ControlOpcode.ListRoutes, new OkMessage(), ctx.OkMessage, ctx.RouteListMessage, ct);
+        // Every page of each list (the manager pages long answers).
+        var nodes = await ManagerQueries.ListNodesAsync(c, ct);
+        var links = await ManagerQueries.ListLinksAsync(c, ct);
+        var routes = await ManagerQueries.ListRoutesAsync(c, ct);
         return new TopologyDocument(manager, null,
-            [.. nodes.Nodes.Select(n => new TopologyNode(n.Key, n.LinkAddress, n.Online, n.Apps))],
-            [.. links.Links.Select(l => new TopologyLink(l.From, l.To, l.Up, l.RttMicros / 1000.0, l.Loss))],
-            [.. routes.Routes.Select(r => new TopologyRoute(r.SessionId.ToString("x16", CultureInfo.InvariantCulture), r.From, r.To, r.Path, r.Reroutes))]);
+            [.. nodes.Select(n => new TopologyNode(n.Key, n.LinkAddress, n.Online, n.Apps))],
+            [.. links.Select(l => new TopologyLink(l.From, l.To, l.Up, l.RttMicros / 1000.0, l.Loss))],
+            [.. routes.Select(r => new TopologyRoute(r.SessionId.ToString("x16", CultureInfo.InvariantCulture), r.From, r.To, r.Path, r.Reroutes))]);
     }
 
     private static void PrintTable(TopologyDocument doc)

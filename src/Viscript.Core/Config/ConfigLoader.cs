@@ -37,7 +37,7 @@ public static class ConfigLoader
     private static readonly string[] s_appKeys =
     [
         "daemon", "path", "default_args", "desc", "help", "env", "cwd", "autostart", "restart", "max_retries",
-        "backoff", "backoff_max", "start_secs", "stop_timeout", "args_mode", "signal_flags",
+        "backoff", "backoff_max", "start_secs", "stable_secs", "stop_timeout", "args_mode", "signal_flags",
     ];
 
     private static readonly string[] s_settingKeys =
@@ -237,6 +237,9 @@ public static class ConfigLoader
                     break;
                 case "start_secs":
                     app = app with { StartSecs = ctx.Duration(value, k) };
+                    break;
+                case "stable_secs":
+                    app = app with { StableSecs = ctx.Duration(value, k) };
                     break;
                 case "stop_timeout":
                     app = app with { StopTimeout = ctx.Duration(value, k) };

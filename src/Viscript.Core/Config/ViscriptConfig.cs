@@ -53,7 +53,7 @@ public sealed record AppOptions
     /// <summary>Restart policy.</summary>
     public RestartPolicy Restart { get; init; } = RestartPolicy.Never;
 
-    /// <summary>Consecutive quick failures tolerated before the process goes Fatal.</summary>
+    /// <summary>Consecutive failures (runs shorter than <see cref="StableSecs"/>) tolerated before the process goes Fatal.</summary>
     public int MaxRetries { get; init; } = 3;
 
     /// <summary>First backoff delay; doubles on each consecutive failure.</summary>
@@ -62,8 +62,15 @@ public sealed record AppOptions
     /// <summary>Upper bound of the backoff delay.</summary>
     public TimeSpan BackoffMax { get; init; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Uptime after which a process counts as started (Starting to Running without a signal REG); a run shorter than this is a failure for the retry count.</summary>
+    /// <summary>Uptime after which a process counts as started (Starting to Running without a signal REG).</summary>
     public TimeSpan StartSecs { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Uptime after which a run counts as stable: a restarted process that ends sooner is a failure for the backoff and
+    /// <see cref="MaxRetries"/>, even if it got past <see cref="StartSecs"/>; a run that lasts this long resets the count.
+    /// Never shorter than <see cref="StartSecs"/> in effect.
+    /// </summary>
+    public TimeSpan StableSecs { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>How long each stop step (signal SHUTDOWN, then SIGTERM) waits before escalating.</summary>
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(10);

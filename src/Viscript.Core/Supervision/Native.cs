@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace Viscript.Core.Supervision;
 
-/// <summary>POSIX/Linux calls .NET does not expose (signals to a pid or a process group, the child-subreaper flag, reaping orphans).</summary>
+/// <summary>POSIX/Linux calls .NET does not expose (signals to a pid or a process group, the child-subreaper flag, reaping orphans, file owners).</summary>
 internal static unsafe partial class Native
 {
     public const int SigTerm = 15;
@@ -26,6 +26,47 @@ internal static unsafe partial class Native
 
     [LibraryImport("libc", EntryPoint = "waitid", SetLastError = true)]
     private static partial int SysWaitId(int idType, int id, byte* info, int options);
+
+    [LibraryImport("libc", EntryPoint = "geteuid")]
+    private static partial uint SysGetEuid();
+
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int SysStatx(int dirFd, string path, int flags, uint mask, byte* buffer);
+
+    private const int AtFdCwd = -100;
+    private const int AtSymlinkNoFollow = 0x100;
+    private const uint StatxModeAndUid = 0x2 | 0x8; // STATX_MODE | STATX_UID
+
+    /// <summary>The effective user id of this process (Linux; 0 elsewhere is never used: see <see cref="TryGetOwnerAndMode"/>).</summary>
+    public static uint EffectiveUserId => OperatingSystem.IsLinux() ? SysGetEuid() : 0;
+
+    /// <summary>
+    /// Owner uid and permission bits of <paramref name="path"/>, not following a final symlink (statx(2): its struct has
+    /// one layout on every architecture: stx_uid at offset 20, stx_mode at 28). False when the file cannot be examined.
+    /// </summary>
+    public static bool TryGetOwnerAndMode(string path, out uint uid, out UnixFileMode mode, out bool isSymlink)
+    {
+        uid = 0;
+        mode = 0;
+        isSymlink = false;
+        if (!OperatingSystem.IsLinux())
+        {
+            return false;
+        }
+
+        var buffer = stackalloc byte[256];
+        new Span<byte>(buffer, 256).Clear();
+        if (SysStatx(AtFdCwd, path, AtSymlinkNoFollow, StatxModeAndUid, buffer) != 0)
+        {
+            return false;
+        }
+
+        uid = *(uint*)(buffer + 20);
+        var rawMode = *(ushort*)(buffer + 28);
+        isSymlink = (rawMode & 0xF000) == 0xA000; // S_IFLNK
+        mode = (UnixFileMode)(rawMode & 0xFFF);
+        return true;
+    }
 
     /// <summary>Sends <paramref name="signal"/> to <paramref name="pid"/>; false if the process is gone or not ours.</summary>
     public static bool TrySignal(int pid, int signal) => !OperatingSystem.IsWindows() && pid > 0 && SysKill(pid, signal) == 0;

@@ -43,6 +43,18 @@ public sealed partial class Supervisor
         [LoggerMessage(EventId = 4016, Level = LogLevel.Information, Message = "Daemon exit: killed {Count} processes left below viscript")]
         public static partial void StragglersKilled(ILogger logger, int count);
 
+        [LoggerMessage(EventId = 4017, Level = LogLevel.Warning, Message = "viscript pid {OwnerPid} ended without stopping process {Id} ({App}) pid {Pid}: stopping it and {Count} processes of its session")]
+        public static partial void AbandonedAppStopping(ILogger logger, int ownerPid, ulong id, string app, int pid, int count);
+
+        [LoggerMessage(EventId = 4018, Level = LogLevel.Warning, Message = "Run-state file {Path} could not be written ({Reason}): a daemon started after a SIGKILL of this one will not find its apps")]
+        public static partial void RunStateWriteFailed(ILogger logger, string path, string reason);
+
+        [LoggerMessage(EventId = 4019, Level = LogLevel.Warning, Message = "Run-state file {Path} is not readable; left alone")]
+        public static partial void RunStateUnreadable(ILogger logger, string path);
+
+        [LoggerMessage(EventId = 4020, Level = LogLevel.Warning, Message = "Run-state {Path} ignored: {Why}")]
+        public static partial void RunStateUntrusted(ILogger logger, string path, string why);
+
         [LoggerMessage(EventId = 4005, Level = LogLevel.Information, Message = "Stopping {Count} processes")]
         public static partial void StoppingAll(ILogger logger, int count);
 

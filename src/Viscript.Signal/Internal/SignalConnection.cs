@@ -15,6 +15,8 @@ internal enum ConnectionCloseKind
     Truncated = 20,
     ProtocolViolation = 30,
     Idle = 40,
+    /// <summary>The peer did not register within the server's registration deadline.</summary>
+    Deadline = 45,
     Error = 50,
     Stopped = 60,
     /// <summary>Closed by our own decision (refused, replaced, write failure); the cause was reported already.</summary>
@@ -141,35 +143,42 @@ internal sealed class SignalConnection : IAsyncDisposable
     /// <summary>
     /// Reads frames until the peer closes, a protocol violation, the idle timeout or cancellation, then closes the
     /// connection. <paramref name="onFrame"/> sees each frame while its body is still valid. Returns the close reason.
+    /// The idle timer restarts on every <em>complete</em> frame, not on every byte: a peer that drips a frame one
+    /// byte at a time is closed when the timeout runs out, however steadily it drips.
     /// </summary>
+    /// <param name="onFrame">Frame handler.</param>
+    /// <param name="maxBodySize">Largest NORMAL body accepted, asked before each frame (the server's limit depends on the connection's state).</param>
+    /// <param name="idleTimeout">Longest time without a complete frame.</param>
+    /// <param name="timeProvider">Clock of the idle timer.</param>
+    /// <param name="cancellationToken">Stops the loop.</param>
     public async Task<string> RunReadLoopAsync(
         Func<SignalFrame, ValueTask> onFrame,
-        int maxBodySize,
+        Func<int> maxBodySize,
         TimeSpan idleTimeout,
         TimeProvider timeProvider,
         CancellationToken cancellationToken)
     {
         string reason;
         var kind = ConnectionCloseKind.PeerClosed;
-        var idle = idleTimeout > TimeSpan.Zero && idleTimeout != Timeout.InfiniteTimeSpan
-            ? new CancellationTokenSource(idleTimeout, timeProvider)
-            : new CancellationTokenSource();
+        var idleArmed = idleTimeout > TimeSpan.Zero && idleTimeout != Timeout.InfiniteTimeSpan;
+        var idle = idleArmed ? new CancellationTokenSource(idleTimeout, timeProvider) : new CancellationTokenSource();
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, idle.Token, _closed.Token);
         try
         {
             while (true)
             {
                 var result = await _reader.ReadAsync(linked.Token);
-                if (idle.Token.CanBeCanceled && !idle.IsCancellationRequested && idleTimeout > TimeSpan.Zero && idleTimeout != Timeout.InfiniteTimeSpan)
-                {
-                    idle.CancelAfter(idleTimeout);
-                }
-
                 var buffer = result.Buffer;
                 try
                 {
-                    while (SignalFrameReader.TryReadFrame(ref buffer, maxBodySize, out var frame))
+                    while (SignalFrameReader.TryReadFrame(ref buffer, maxBodySize(), out var frame))
                     {
+                        // Re-armed before the handler runs, so that its reply goes out under a fresh deadline.
+                        if (idleArmed && !idle.IsCancellationRequested)
+                        {
+                            idle.CancelAfter(idleTimeout);
+                        }
+
                         SignalMetrics.FramesReceived.Add(1, new("side", _side), new("type", SignalMetrics.TypeName(frame.Type)));
                         await onFrame(frame);
                     }

@@ -15,6 +15,8 @@ internal static class SignalMetrics
 
     public static readonly Counter<long> ConnectionsClosed = Meter.CreateCounter<long>("signal.connections.closed", "{connection}", "Closed connections, by side and reason");
 
+    public static readonly Counter<long> ConnectionsRefused = Meter.CreateCounter<long>("signal.connections.refused", "{connection}", "Connections closed at accept because a cap was reached, by reason");
+
     public static readonly Counter<long> Calls = Meter.CreateCounter<long>("signal.calls", "{call}", "Server calls, by op and outcome");
 
     public static readonly Counter<long> RepliesIgnored = Meter.CreateCounter<long>("signal.replies.ignored", "{reply}", "Unsolicited or late replies dropped");

@@ -248,8 +248,11 @@ public sealed partial class DaemonHost : IAsyncDisposable
             LogDirectory = Options.LogDirectory is null ? null : Path.GetFullPath(Options.LogDirectory),
             ShutdownTimeout = Options.ShutdownTimeout,
             ChildSubreaper = Options.ChildSubreaper,
+            RecordRunState = true,
         }, _loggerFactory.CreateLogger<Supervisor>());
         Supervisor.Changed += (_, e) => Events.Publish(e);
+        // Apps a predecessor left when it was killed (SIGKILL) are stopped before anything starts (docs/viscript.md, Processes).
+        await Supervisor.StopAbandonedAppsAsync(cancellationToken);
         Interpreter = new CommandInterpreter(Supervisor);
         Topology = StartTopologySource();
 

@@ -1,11 +1,13 @@
-using System.IO.Pipelines;
 using System.Net;
 using System.Threading.Channels;
 using Skywire.Core.AppApi;
 using Skywire.Core.Sdk;
+using Skywire.Core.Streams;
 using Skywire.Protocol.AppApi;
 using Skywire.Protocol.Control;
 using Skywire.Protocol.Framing;
+using Skywire.TestKit.Logging;
+using Skywire.TestKit.Streams;
 
 namespace Skywire.IntegrationTests.AppApi;
 
@@ -14,47 +16,25 @@ public sealed class AppApiServerTests : IAsyncLifetime
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(20);
     private const string Token = "0123456789abcdef";
     private readonly FakeHost _host = new();
+    private readonly TestLog _log = new(line => TestContext.Current.TestOutputHelper?.WriteLine(line));
     private AppApiServer _server = null!;
 
     public ValueTask InitializeAsync()
     {
-        _server = new AppApiServer(_host, new IPEndPoint(IPAddress.Loopback, 0), Token);
+        _server = new AppApiServer(_host, new IPEndPoint(IPAddress.Loopback, 0), Token, _log.CreateLogger(nameof(AppApiServer)));
         _server.Start();
         return ValueTask.CompletedTask;
     }
 
-    public async ValueTask DisposeAsync() => await _server.DisposeAsync();
-
-    /// <summary>In-memory duplex stream with half-close (completing the writer is the FIN).</summary>
-    private sealed class HalfStream(PipeReader reader, PipeWriter writer) : Stream
+    public async ValueTask DisposeAsync()
     {
-        private readonly Stream _in = reader.AsStream();
-        public bool Aborted { get; set; }
-        public void CompleteWrites() => writer.Complete();
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => _in.Read(buffer, offset, count);
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => _in.ReadAsync(buffer, cancellationToken);
-        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => await writer.WriteAsync(buffer, cancellationToken);
-        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public static (HalfStream A, HalfStream B) Pair()
-        {
-            var ab = new Pipe();
-            var ba = new Pipe();
-            return (new HalfStream(ba.Reader, ab.Writer), new HalfStream(ab.Reader, ba.Writer));
-        }
+        await _server.DisposeAsync();
+        _log.Dispose(); // fails the test on an unexpected Error log
     }
 
     private sealed class FakeHost : IAppHost
     {
-        public Channel<(string Node, string App, HalfStream Remote)> Dials { get; } = Channel.CreateUnbounded<(string, string, HalfStream)>();
+        public Channel<(string Node, string App, DuplexStreamPair.End Remote)> Dials { get; } = Channel.CreateUnbounded<(string, string, DuplexStreamPair.End)>();
         public List<string> Registered { get; } = [];
         public string NodeKey => "02" + new string('a', 64);
 
@@ -81,28 +61,16 @@ public sealed class AppApiServerTests : IAsyncLifetime
         public Task<AppListResultMessage> ListAppsAsync(AppListMessage query, CancellationToken cancellationToken) =>
             Task.FromResult(new AppListResultMessage { Apps = [new AppInfo { Name = query.Value ?? "x", Type = "t", Node = NodeKey }] });
 
-        public Task<Stream> DialAsync(string node, string app, string? from, CancellationToken cancellationToken)
+        public Task<DuplexStream> DialAsync(string node, string app, string? from, CancellationToken cancellationToken)
         {
             if (app == "missing")
             {
                 throw new AppApiException(AppApiErrorCode.Refused, "no such app");
             }
 
-            var (local, remote) = HalfStream.Pair();
-            Dials.Writer.TryWrite((node, app, remote));
-            return Task.FromResult<Stream>(local);
-        }
-
-        public ValueTask CompleteWritesAsync(Stream stream, CancellationToken cancellationToken)
-        {
-            ((HalfStream)stream).CompleteWrites();
-            return ValueTask.CompletedTask;
-        }
-
-        public void AbortStream(Stream stream)
-        {
-            ((HalfStream)stream).Aborted = true;
-            ((HalfStream)stream).CompleteWrites();
+            var pair = new DuplexStreamPair();
+            Dials.Writer.TryWrite((node, app, pair.B));
+            return Task.FromResult<DuplexStream>(pair.A);
         }
     }
 
@@ -148,11 +116,45 @@ public sealed class AppApiServerTests : IAsyncLifetime
         Assert.Equal("ping"u8.ToArray(), got.ToArray());
 
         await remote.WriteAsync("pong"u8.ToArray());
-        remote.CompleteWrites();
+        await remote.CompleteWritesAsync();
         var back = new MemoryStream();
         await stream.CopyToAsync(back).WaitAsync(Limit);
         Assert.Equal("pong"u8.ToArray(), back.ToArray());
-        Assert.False(remote.Aborted);
+        Assert.False(remote.IsAborted);
+    }
+
+    /// <summary>
+    /// Issue 12.1: the mesh stream under a dialled connection fails (its session died): the app's connection is reset
+    /// (RST, no FIN before it), so the SDK's read throws after the bytes that did arrive, never returns 0.
+    /// </summary>
+    [Fact]
+    public async Task Dial_MeshStreamFails_AppConnectionReset_ReadThrows_NeverACleanEnd()
+    {
+        await using var app = await SkywireApp.ConnectAsync(_server.LocalEndPoint, Token);
+        await using var stream = await app.DialAsync("02" + new string('b', 64), "peer").WaitAsync(Limit);
+        var (_, _, remote) = await _host.Dials.Reader.ReadAsync().AsTask().WaitAsync(Limit);
+        await remote.WriteAsync(new byte[10_000]);
+        await stream.ReadExactlyAsync(new byte[10_000]).AsTask().WaitAsync(Limit);
+
+        remote.Abort();
+
+        var error = await Assert.ThrowsAsync<StreamAbortedException>(async () => await stream.ReadAsync(new byte[100]).AsTask().WaitAsync(Limit));
+        Assert.Contains("broke", error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>The app resets its connection (or dies): the mesh stream is aborted, so the far app sees an error too.</summary>
+    [Fact]
+    public async Task Dial_AppResetsItsConnection_MeshStreamAborted()
+    {
+        await using var app = await SkywireApp.ConnectAsync(_server.LocalEndPoint, Token);
+        await using var stream = await app.DialAsync("02" + new string('b', 64), "peer").WaitAsync(Limit);
+        var (_, _, remote) = await _host.Dials.Reader.ReadAsync().AsTask().WaitAsync(Limit);
+        await stream.WriteAsync(new byte[1000]);
+        await remote.ReadExactlyAsync(new byte[1000]).AsTask().WaitAsync(Limit);
+
+        stream.Abort();
+
+        await Assert.ThrowsAsync<StreamAbortedException>(async () => await remote.ReadAsync(new byte[100]).AsTask().WaitAsync(Limit));
     }
 
     [Fact]
@@ -167,15 +169,15 @@ public sealed class AppApiServerTests : IAsyncLifetime
     public async Task Accept_DeliversIncoming_UnregisteredNameRefused()
     {
         await using var app = await SkywireApp.ConnectAsync(_server.LocalEndPoint, Token);
-        Assert.False(_server.TryDeliver("svc", new IncomingStream(Stream.Null, "x", null)));
+        Assert.False(_server.TryDeliver("svc", new IncomingStream(new DuplexStreamPair().A, "x", null)));
         await app.RegisterAsync("svc", "t");
         var accept = app.AcceptAsync();
-        var (local, remote) = HalfStream.Pair();
+        var (local, remote) = Pair();
         Assert.True(_server.TryDeliver("svc", new IncomingStream(local, "02" + new string('c', 64), "caller")));
         await using var stream = await accept.WaitAsync(Limit);
         Assert.Equal("caller", stream.RemoteApp);
         await remote.WriteAsync("data"u8.ToArray());
-        remote.CompleteWrites();
+        await remote.CompleteWritesAsync();
         var got = new MemoryStream();
         await stream.CopyToAsync(got).WaitAsync(Limit);
         Assert.Equal("data"u8.ToArray(), got.ToArray());
@@ -208,7 +210,7 @@ public sealed class AppApiServerTests : IAsyncLifetime
         using (client)
         {
             await WaitUntil(() => _server.PendingAccepts == 1);
-            var (local, remote) = HalfStream.Pair();
+            var (local, remote) = Pair();
             Assert.True(_server.TryDeliver("svc", new IncomingStream(local, "02" + new string('c', 64), "caller")));
 
             var answer = await FrameIo.ReadFrameAsync(s, AppApiProtocol.MaxFrameSize, CancellationToken.None).WaitAsync(Limit);
@@ -229,11 +231,11 @@ public sealed class AppApiServerTests : IAsyncLifetime
         client.Dispose();
         await WaitUntil(() => _server.PendingAccepts == 0);
 
-        var (local, remote) = HalfStream.Pair();
+        var (local, remote) = Pair();
         Assert.True(_server.TryDeliver("svc", new IncomingStream(local, "02" + new string('c', 64), "caller")));
         await using var stream = await app.AcceptAsync().WaitAsync(Limit);
         await remote.WriteAsync("data"u8.ToArray());
-        remote.CompleteWrites();
+        await remote.CompleteWritesAsync();
         var got = new MemoryStream();
         await stream.CopyToAsync(got).WaitAsync(Limit);
         Assert.Equal("data"u8.ToArray(), got.ToArray());
@@ -254,6 +256,25 @@ public sealed class AppApiServerTests : IAsyncLifetime
         catch (IOException)
         {
         }
+    }
+
+    private static (DuplexStreamPair.End Local, DuplexStreamPair.End Remote) Pair()
+    {
+        var pair = new DuplexStreamPair();
+        return (pair.A, pair.B);
+    }
+
+    /// <summary>An incoming stream queued for an app that unregisters before taking it: the dialer sees an error, not an empty stream.</summary>
+    [Fact]
+    public async Task Accept_AppUnregistersWithAStreamQueued_TheStreamIsAborted()
+    {
+        var app = await SkywireApp.ConnectAsync(_server.LocalEndPoint, Token);
+        await app.RegisterAsync("svc", "t");
+        var (local, remote) = Pair();
+        Assert.True(_server.TryDeliver("svc", new IncomingStream(local, "02" + new string('c', 64), "caller")));
+        await app.DisposeAsync();
+
+        await Assert.ThrowsAsync<StreamAbortedException>(async () => await remote.ReadAsync(new byte[1]).AsTask().WaitAsync(Limit));
     }
 
     private static async Task WaitUntil(Func<bool> condition)

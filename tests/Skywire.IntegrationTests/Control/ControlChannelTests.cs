@@ -6,6 +6,7 @@ using Skywire.Core.Channels;
 using Skywire.Core.Crypto;
 using Skywire.Core.Manager;
 using Skywire.Protocol.Control;
+using Skywire.TestKit.Logging;
 
 namespace Skywire.IntegrationTests.Control;
 
@@ -14,16 +15,21 @@ public sealed class ControlChannelTests : IAsyncLifetime
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(20);
     private readonly KeyPair _managerKey = KeyPair.Generate();
     private readonly KeyPair _admin = KeyPair.Generate();
+    private readonly TestLog _log = new(TestContext.Current.TestOutputHelper is { } output ? output.WriteLine : null);
     private ManagerServer _manager = null!;
 
     public ValueTask InitializeAsync()
     {
-        _manager = new ManagerServer(_managerKey, new ManagerOptions { Listen = new IPEndPoint(IPAddress.Loopback, 0), Admins = [_admin.Public.ToString()] });
+        _manager = new ManagerServer(_managerKey, new ManagerOptions { Listen = new IPEndPoint(IPAddress.Loopback, 0), Admins = [_admin.Public.ToString()] }, _log);
         _manager.Start();
         return ValueTask.CompletedTask;
     }
 
-    public async ValueTask DisposeAsync() => await _manager.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await _manager.DisposeAsync();
+        _log.Dispose();
+    }
 
     private ManagerAddress Address(KeyPair? pinned = null) => new(_manager.LocalEndPoint, (pinned ?? _managerKey).Public);
 
@@ -166,16 +172,11 @@ public sealed class ControlChannelTests : IAsyncLifetime
 
         public IPEndPoint EndPoint => (IPEndPoint)_listener.LocalEndpoint;
 
+        /// <summary>Stops listening; the proxy loop must have ended by itself (the manager closed the tampered connection), without error.</summary>
         public async ValueTask DisposeAsync()
         {
             _listener.Stop();
-            try
-            {
-                await _loop.WaitAsync(TimeSpan.FromSeconds(5));
-            }
-            catch (Exception)
-            {
-            }
+            await _loop.WaitAsync(Limit);
         }
     }
 }

@@ -6,6 +6,7 @@ using Skywire.Core.Crypto;
 using Skywire.Core.Manager;
 using Skywire.Core.Node;
 using Skywire.Protocol.Control;
+using Skywire.TestKit.Logging;
 
 namespace Skywire.IntegrationTests.Control;
 
@@ -17,6 +18,7 @@ public sealed class NodeAllowListTests : IAsyncLifetime
     private readonly KeyPair _listed = KeyPair.Generate();
     private readonly KeyPair _other = KeyPair.Generate();
     private readonly string _dir = Directory.CreateTempSubdirectory("skywire-allow-").FullName;
+    private readonly TestLog _log = new(TestContext.Current.TestOutputHelper is { } output ? output.WriteLine : null);
     private ManagerServer _manager = null!;
 
     private string ListFile => Path.Combine(_dir, "nodes.allow");
@@ -28,7 +30,7 @@ public sealed class NodeAllowListTests : IAsyncLifetime
         {
             Listen = new IPEndPoint(IPAddress.Loopback, 0),
             AllowedNodes = new NodeAllowList([], ListFile),
-        });
+        }, _log);
         _manager.Start();
         return ValueTask.CompletedTask;
     }
@@ -39,6 +41,7 @@ public sealed class NodeAllowListTests : IAsyncLifetime
         _listed.Dispose();
         _other.Dispose();
         Directory.Delete(_dir, recursive: true);
+        _log.Dispose();
     }
 
     private static FrameRequestHandler Ignore => (_, _, _) => ValueTask.FromResult<byte[]>([]);
@@ -71,7 +74,7 @@ public sealed class NodeAllowListTests : IAsyncLifetime
     public async Task NodeHost_RefusedNode_StartFailsForbidden()
     {
         var options = new NodeOptions { Manager = new ManagerAddress(_manager.LocalEndPoint, _managerKey.Public) };
-        await using var node = new NodeHost(_other, options);
+        await using var node = new NodeHost(_other, options, _log);
         var ex = await Assert.ThrowsAsync<ControlException>(() => node.StartAsync(TestContext.Current.CancellationToken));
         Assert.Equal(ControlErrorCode.Forbidden, ex.Code);
         Assert.Contains("allow-list", ex.Message, StringComparison.Ordinal);
@@ -94,6 +97,7 @@ public sealed class NodeAllowListTests : IAsyncLifetime
         Assert.Equal(ControlErrorCode.Forbidden, refused.Code);
 
         File.WriteAllText(ListFile, "not a key\n");
+        _log.ExpectError(2208); // "Node allow-list not reloaded": the failure this test provokes
         Assert.Throws<NodeAllowListException>(() => _manager.ReloadAllowedNodes());
         Assert.False(other.Closed.IsCompleted);
         Assert.Equal(ControlErrorCode.Forbidden, (await Assert.ThrowsAsync<ControlException>(() => Connect(_listed))).Code);
@@ -103,9 +107,10 @@ public sealed class NodeAllowListTests : IAsyncLifetime
     public async Task NodeHost_RevokedWhileConnected_GivesUp_CompletionFaultsForbidden()
     {
         var options = new NodeOptions { Manager = new ManagerAddress(_manager.LocalEndPoint, _managerKey.Public) };
-        await using var node = new NodeHost(_listed, options);
+        await using var node = new NodeHost(_listed, options, _log);
         await node.StartAsync(TestContext.Current.CancellationToken);
         Assert.False(node.Completion.IsCompleted);
+        _log.ExpectError(7020); // "The manager refused this node; giving up": the node's side of the revocation
 
         File.WriteAllText(ListFile, "# nobody\n");
         Assert.Equal(0, _manager.ReloadAllowedNodes());
@@ -122,7 +127,7 @@ public sealed class NodeAllowListTests : IAsyncLifetime
             Listen = new IPEndPoint(IPAddress.Loopback, 0),
             AllowedNodes = new NodeAllowList([], ListFile),
             WatchAllowedNodesFile = true,
-        });
+        }, _log);
         var reloaded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         manager.AllowedNodesReloaded += (_, e) =>
         {

@@ -12,6 +12,7 @@ internal sealed class SkywireProcess : IAsyncDisposable
     private readonly Task _stdoutPump;
     private readonly object _sync = new();
     private readonly SemaphoreSlim _lines = new(0);
+    private int _disposed;
 
     private SkywireProcess(Process process, Stream? stdin)
     {
@@ -235,8 +236,14 @@ internal sealed class SkywireProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>Kills the process (and its children) if it still runs, and waits for it; idempotent.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         if (!_process.HasExited)
         {
             _process.Kill(entireProcessTree: true);

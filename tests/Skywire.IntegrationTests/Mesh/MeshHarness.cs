@@ -1,28 +1,38 @@
 using System.Net;
 using System.Security.Cryptography;
-using Microsoft.Extensions.Logging;
 using Skywire.Core.Control;
 using Skywire.Core.Crypto;
 using Skywire.Core.Manager;
 using Skywire.Core.Node;
 using Skywire.Core.Sdk;
+using Skywire.TestKit.Logging;
 
 namespace Skywire.IntegrationTests.Mesh;
 
-/// <summary>A manager and nodes in this process, on loopback, every port chosen by the OS.</summary>
+/// <summary>
+/// A manager and nodes in this process, on loopback, every port chosen by the OS. Everything logs to one
+/// <see cref="TestLog"/> (<see cref="Log"/>, the harness's own unless the test passes one): an Error-level log the test
+/// did not declare with <see cref="TestLog.ExpectError(int)"/> fails the test when the log is disposed, and a node whose
+/// run ended with an exception instead of stopping cleanly fails it when the harness is disposed.
+/// </summary>
 public sealed class MeshHarness : IAsyncDisposable
 {
     public static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
 
     private readonly List<NodeHost> _nodes = [];
-    private readonly ILoggerFactory _logging;
+    private readonly TestLog _log;
+    private readonly bool _ownsLog;
 
-    private MeshHarness(ManagerServer manager, KeyPair managerKey, ILoggerFactory logging)
+    private MeshHarness(ManagerServer manager, KeyPair managerKey, TestLog log, bool ownsLog)
     {
         Manager = manager;
         ManagerKey = managerKey;
-        _logging = logging;
+        _log = log;
+        _ownsLog = ownsLog;
     }
+
+    /// <summary>The log of the manager and every node.</summary>
+    public TestLog Log => _log;
 
     public ManagerServer Manager { get; }
 
@@ -30,14 +40,21 @@ public sealed class MeshHarness : IAsyncDisposable
 
     public IReadOnlyList<NodeHost> Nodes => _nodes;
 
-    public static MeshHarness Start(ManagerOptions? options = null, ILoggerFactory? logging = null)
+    /// <summary>
+    /// Starts a manager (options: the harness sets the listener and a 200 ms report interval). <paramref name="log"/>:
+    /// a log the test owns and disposes itself; null: the harness's own, checked when the harness is disposed.
+    /// </summary>
+    public static MeshHarness Start(ManagerOptions? options = null, TestLog? log = null)
     {
         var key = KeyPair.Generate();
-        logging ??= LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Warning));
-        var manager = new ManagerServer(key, (options ?? new ManagerOptions()) with { Listen = new IPEndPoint(IPAddress.Loopback, 0), ReportInterval = TimeSpan.FromMilliseconds(200) }, logging);
+        var ownsLog = log is null;
+        log ??= new TestLog(Output());
+        var manager = new ManagerServer(key, (options ?? new ManagerOptions()) with { Listen = new IPEndPoint(IPAddress.Loopback, 0), ReportInterval = TimeSpan.FromMilliseconds(200) }, log);
         manager.Start();
-        return new MeshHarness(manager, key, logging);
+        return new MeshHarness(manager, key, log, ownsLog);
     }
+
+    private static Action<string>? Output() => TestContext.Current.TestOutputHelper is { } output ? output.WriteLine : null;
 
     public async Task<NodeHost> AddNodeAsync(Func<NodeOptions, NodeOptions>? configure = null)
     {
@@ -51,7 +68,7 @@ public sealed class MeshHarness : IAsyncDisposable
             options = configure(options);
         }
 
-        var node = new NodeHost(KeyPair.Generate(), options, _logging);
+        var node = new NodeHost(KeyPair.Generate(), options, _log);
         await node.StartAsync();
         _nodes.Add(node);
         return node;
@@ -71,7 +88,7 @@ public sealed class MeshHarness : IAsyncDisposable
     /// <summary>Asks <paramref name="a"/> to link to <paramref name="b"/> and waits until the manager sees the link from both ends.</summary>
     public async Task LinkAsync(NodeHost a, NodeHost b)
     {
-        await Manager.Controller.LinkNodesAsync(a.NodeKey, b.NodeKey, CancellationToken.None);
+        await Manager.Controller.LinkNodesAsync(a.PublicKey, b.PublicKey, CancellationToken.None);
         await WaitUntilAsync(() =>
         {
             var links = Manager.Controller.ListLinks().Links;
@@ -147,17 +164,45 @@ public sealed class MeshHarness : IAsyncDisposable
     public async Task RemoveNodeAsync(NodeHost node)
     {
         _nodes.Remove(node);
-        await node.DisposeAsync();
+        var ended = await StopAsync(node);
+        Assert.True(ended is null, ended);
     }
 
+    /// <summary>Stops a node; returns null when its run ended cleanly, else how it ended.</summary>
+    private static async Task<string?> StopAsync(NodeHost node)
+    {
+        await node.DisposeAsync();
+        await node.Completion.WaitAsync(Limit).ContinueWith(_ => { }, TaskScheduler.Default);
+        return node.Completion.IsCompletedSuccessfully
+            ? null
+            : $"node {node.NodeKey[..12]} ended {node.Completion.Status}: {node.Completion.Exception?.GetBaseException().Message}";
+    }
+
+    /// <summary>Stops every node and the manager, then fails if a node's run did not end cleanly or an unexpected error was logged.</summary>
     public async ValueTask DisposeAsync()
     {
-        foreach (var node in _nodes)
+        var failures = new List<string>();
+        try
         {
-            await node.DisposeAsync();
+            foreach (var node in _nodes)
+            {
+                if (await StopAsync(node) is { } failure)
+                {
+                    failures.Add(failure);
+                }
+            }
+
+            await Manager.DisposeAsync();
+            ManagerKey.Dispose();
+        }
+        finally
+        {
+            if (_ownsLog)
+            {
+                _log.Dispose();
+            }
         }
 
-        await Manager.DisposeAsync();
-        ManagerKey.Dispose();
+        Assert.True(failures.Count == 0, string.Join(Environment.NewLine, failures));
     }
 }

@@ -161,7 +161,7 @@ public sealed class MeshTests
         await mesh.LinkAsync(c, d);
 
         var rerouted = new TaskCompletionSource<IReadOnlyList<string>>(TaskCreationOptions.RunContinuationsAsynchronously);
-        mesh.Manager.Controller.Rerouted += (_, path) => rerouted.TrySetResult(path);
+        mesh.Manager.Controller.Rerouted += (_, path) => rerouted.TrySetResult([.. path.Select(p => p.ToString())]);
         var killed = false;
         string? victim = null;
         var size = 24L * 1024 * 1024;
@@ -216,7 +216,7 @@ public sealed class MeshTests
             }
 
             var rerouted = new TaskCompletionSource<IReadOnlyList<string>>(TaskCreationOptions.RunContinuationsAsynchronously);
-            mesh.Manager.Controller.Rerouted += (_, path) => rerouted.TrySetResult(path);
+            mesh.Manager.Controller.Rerouted += (_, path) => rerouted.TrySetResult([.. path.Select(p => p.ToString())]);
             string? silenced = null;
             var size = 16L * 1024 * 1024;
             var (sent, received, count) = await MeshHarness.TransferAsync(a, d, size, progress =>

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Text;
 using Skywire.Apps.Socks;
 using Skywire.TestKit.Http;
+using Skywire.TestKit.Logging;
 
 namespace Skywire.IntegrationTests.Socks;
 
@@ -14,6 +15,7 @@ public sealed class SocksLoopbackTests : IAsyncLifetime
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(30);
     private readonly TestHttpServer _http = new();
+    private readonly TestLog _log = new(line => TestContext.Current.TestOutputHelper?.WriteLine(line));
     private SocksServer _server = null!;
     private SocksTcpStandIn _exit = null!;
     private SocksClient _client = null!;
@@ -34,9 +36,9 @@ public sealed class SocksLoopbackTests : IAsyncLifetime
             await _exit.DisposeAsync();
         }
 
-        _server = new SocksServer(SocksServerOptions.Default with { AllowLoopbackTargets = true, ConnectTimeout = TimeSpan.FromSeconds(5) });
+        _server = new SocksServer(SocksServerOptions.Default with { AllowLoopbackTargets = true, ConnectTimeout = TimeSpan.FromSeconds(5) }, _log.CreateLogger(nameof(SocksServer)));
         _exit = new SocksTcpStandIn(_server);
-        _client = new SocksClient(clientOptions with { Listen = new IPEndPoint(IPAddress.Loopback, 0) }, _exit.DialAsync);
+        _client = new SocksClient(clientOptions with { Listen = new IPEndPoint(IPAddress.Loopback, 0) }, _exit.DialAsync, _log.CreateLogger(nameof(SocksClient)));
         _client.Start();
     }
 
@@ -45,6 +47,7 @@ public sealed class SocksLoopbackTests : IAsyncLifetime
         await _client.DisposeAsync();
         await _exit.DisposeAsync();
         await _http.DisposeAsync();
+        _log.Dispose(); // fails the test on an unexpected Error log
     }
 
     /// <summary>Waits (bounded) until no connection is open at either end of the tunnel.</summary>
@@ -158,7 +161,7 @@ public sealed class SocksLoopbackTests : IAsyncLifetime
     public async Task ExitUnreachable_Reply03()
     {
         await using var client = new SocksClient(SocksClientOptions.Default with { Listen = new IPEndPoint(IPAddress.Loopback, 0) },
-            _ => Task.FromException<Stream>(new IOException("no route to the exit")));
+            _ => Task.FromException<Skywire.Core.Streams.DuplexStream>(new IOException("no route to the exit")));
         client.Start();
         using var tunnel = await SocksTestClient.ConnectAsync(client.LocalEndPoint, SocksEndpoint.FromIP(IPAddress.Loopback, 80), Ct);
         Assert.Equal(SocksReplyCode.NetworkUnreachable, tunnel.Reply);

@@ -1,25 +1,33 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Microsoft.Extensions.Logging;
 using Skywire.Apps.Socks;
 using Skywire.Core.AppApi;
+using Skywire.Core.Streams;
 using Skywire.Protocol.AppApi;
 using Skywire.Protocol.Control;
 using Skywire.TestKit.Http;
+using Skywire.TestKit.Logging;
+using Skywire.TestKit.Streams;
 
 namespace Skywire.IntegrationTests.Socks;
 
 /// <summary>
 /// The socks apps bound through the real app API server and SDK on two nodes; the mesh between the
-/// nodes is a loopback TCP connection per stream (the node data plane is not in this test).
+/// nodes is an in-memory stream pair per stream (the node data plane is not in this test).
 /// </summary>
 public sealed class SocksOverAppApiTests : IAsyncLifetime
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(30);
     private const string Token = "feedfacefeedfacefeedfacefeedface";
-    private readonly FakeMesh _mesh = new();
+    private readonly TestLog _log = new(line => TestContext.Current.TestOutputHelper?.WriteLine(line));
+    private readonly FakeMesh _mesh;
     private readonly TestHttpServer _http = new();
     private readonly CancellationTokenSource _stop = new();
+    private readonly List<Task> _apps = [];
+
+    public SocksOverAppApiTests() => _mesh = new FakeMesh(_log);
     private FakeNode _exitNode = null!;
     private FakeNode _entryNode = null!;
 
@@ -34,16 +42,20 @@ public sealed class SocksOverAppApiTests : IAsyncLifetime
 
     public async ValueTask DisposeAsync()
     {
+        // Every app that started stops cleanly when cancelled: any other end (a failure, or not ending) fails the test.
         await _stop.CancelAsync();
+        await Task.WhenAll(_apps).WaitAsync(Limit);
         await _mesh.DisposeAsync();
         await _http.DisposeAsync();
+        _log.Dispose(); // fails the test on an unexpected Error log
     }
 
     private async Task<(Task Server, string Ready)> StartServerAsync(SocksServerOptions options)
     {
         var ready = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var server = SocksApps.RunServerAsync(new SocksAppBinding(_exitNode.Api.LocalEndPoint, Token, "exit1"), options, null, ready.SetResult, _stop.Token);
+        var server = SocksApps.RunServerAsync(new SocksAppBinding(_exitNode.Api.LocalEndPoint, Token, "exit1"), options, _log.CreateLogger("socks-server"), ready.SetResult, _stop.Token);
         var name = await ready.Task.WaitAsync(Limit, Ct);
+        _apps.Add(server);
         return (server, name);
     }
 
@@ -51,13 +63,14 @@ public sealed class SocksOverAppApiTests : IAsyncLifetime
     {
         var ready = new TaskCompletionSource<IPEndPoint>(TaskCreationOptions.RunContinuationsAsynchronously);
         var run = SocksApps.RunClientAsync(new SocksAppBinding(_entryNode.Api.LocalEndPoint, Token, "entry1"), server,
-            (options ?? SocksClientOptions.Default) with { Listen = new IPEndPoint(IPAddress.Loopback, 0) }, null, (ep, _) => ready.SetResult(ep), _stop.Token);
+            (options ?? SocksClientOptions.Default) with { Listen = new IPEndPoint(IPAddress.Loopback, 0) }, _log.CreateLogger("socks-client"), (ep, _) => ready.SetResult(ep), _stop.Token);
         var first = await Task.WhenAny(ready.Task, run).WaitAsync(Limit, Ct);
         if (first == run)
         {
             await run; // surfaces the failure
         }
 
+        _apps.Add(run);
         return await ready.Task;
     }
 
@@ -134,9 +147,11 @@ public sealed class SocksOverAppApiTests : IAsyncLifetime
     }
 
     /// <summary>Nodes that share one tracker and carry each dialled stream over a loopback TCP pair.</summary>
-    private sealed class FakeMesh : IAsyncDisposable
+    private sealed class FakeMesh(ILoggerFactory logging) : IAsyncDisposable
     {
         private readonly List<FakeNode> _nodes = [];
+
+        public ILoggerFactory Logging { get; } = logging;
 
         public List<AppInfo> Tracker { get; } = [];
 
@@ -167,7 +182,7 @@ public sealed class SocksOverAppApiTests : IAsyncLifetime
         {
             _mesh = mesh;
             NodeKey = key;
-            Api = new AppApiServer(this, new IPEndPoint(IPAddress.Loopback, 0), Token);
+            Api = new AppApiServer(this, new IPEndPoint(IPAddress.Loopback, 0), Token, mesh.Logging.CreateLogger<AppApiServer>());
             Api.Start();
         }
 
@@ -212,36 +227,17 @@ public sealed class SocksOverAppApiTests : IAsyncLifetime
             }
         }
 
-        public async Task<Stream> DialAsync(string node, string app, string? from, CancellationToken cancellationToken)
+        public Task<DuplexStream> DialAsync(string node, string app, string? from, CancellationToken cancellationToken)
         {
             var remote = _mesh.Find(node);
-            using var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            var client = new TcpClient();
-            await client.ConnectAsync((IPEndPoint)listener.LocalEndpoint, cancellationToken);
-            var server = await listener.AcceptTcpClientAsync(cancellationToken);
+            var pair = new DuplexStreamPair();
             remote.LastDialer = NodeKey;
-            if (!remote.Api.TryDeliver(app, new IncomingStream(server.GetStream(), NodeKey, from)))
+            if (!remote.Api.TryDeliver(app, new IncomingStream(pair.B, NodeKey, from)))
             {
-                client.Dispose();
-                server.Dispose();
                 throw new AppApiException(AppApiErrorCode.Refused, $"no app '{app}' on {node}");
             }
 
-            return client.GetStream();
-        }
-
-        public ValueTask CompleteWritesAsync(Stream stream, CancellationToken cancellationToken)
-        {
-            ((NetworkStream)stream).Socket.Shutdown(SocketShutdown.Send);
-            return ValueTask.CompletedTask;
-        }
-
-        public void AbortStream(Stream stream)
-        {
-            var socket = ((NetworkStream)stream).Socket;
-            socket.LingerState = new LingerOption(true, 0);
-            stream.Dispose();
+            return Task.FromResult<DuplexStream>(pair.A);
         }
     }
 }

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text.Json;
 using Skywire.Protocol.Control;
 using Skywire.Protocol.Framing;
+using Skywire.TestKit.Buffers;
 
 namespace Skywire.Tests.Control;
 
@@ -48,7 +49,7 @@ public class FrameCodecTests
         {
             for (var j = i; j <= bytes.Length; j += 3)
             {
-                var seq = Segment.Split(bytes, i, j);
+                var seq = FragmentedSequence.Split(bytes, i, j);
                 Assert.True(FrameCodec.TryReadFrame(ref seq, 1000, out var f1));
                 Assert.Equal(0x11, f1.Opcode);
                 var msg = JsonSerializer.Deserialize(f1.Payload.ToArray(), ControlJsonContext.Default.AppRegisterMessage);
@@ -98,7 +99,7 @@ public class FrameCodecTests
                 data[2] = 0; // small lengths so some random inputs are whole frames
             }
 
-            var seq = Segment.Split(data, random.Next(0, data.Length + 1), random.Next(0, data.Length + 1));
+            var seq = FragmentedSequence.Split(data, random.Next(0, data.Length + 1), random.Next(0, data.Length + 1));
             try
             {
                 while (FrameCodec.TryReadFrame(ref seq, 4096, out var frame))

@@ -116,3 +116,73 @@ public class FrameConnectionTests
         Assert.False(client.Closed.IsCompleted);
     }
 }
+
+/// <summary>Issue 12.7: a peer's requests never run as unbounded concurrent handlers; a full connection stops reading.</summary>
+public sealed class FrameConnectionBackpressureTests
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(20);
+
+    [Fact]
+    public async Task Requests_BeyondTheCap_WaitForASlot_NeverMoreHandlersAtOnce()
+    {
+        var (a, b) = DuplexPipe.Create();
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var running = 0;
+        var peak = 0;
+        var started = 0;
+        await using var server = new FrameConnection(a, "server") { MaxConcurrentRequests = 4 };
+        await using var client = new FrameConnection(b, "client");
+        server.Start(async (_, _, ct) =>
+        {
+            var now = Interlocked.Increment(ref running);
+            Interlocked.Increment(ref started);
+            InterlockedMax(ref peak, now);
+            await release.Task.WaitAsync(ct);
+            Interlocked.Decrement(ref running);
+            return [];
+        });
+        client.Start((_, _, _) => throw new ControlException(ControlErrorCode.BadRequest, "no"));
+
+        var calls = Enumerable.Range(0, 40).Select(_ => client.RequestRawAsync((byte)ControlOpcode.Ping, ReadOnlyMemory<byte>.Empty)).ToList();
+        var deadline = DateTime.UtcNow + Limit;
+        while (Volatile.Read(ref started) < 4)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the first handlers never started");
+            await Task.Delay(10, TestContext.Current.CancellationToken);
+        }
+
+        // Every request has been written; only the cap's worth of handlers may be running.
+        Assert.Equal(4, Volatile.Read(ref started));
+        release.SetResult();
+        await Task.WhenAll(calls).WaitAsync(Limit, TestContext.Current.CancellationToken);
+        Assert.Equal(40, started);
+        Assert.Equal(4, peak);
+    }
+
+    [Fact]
+    public async Task HandlerWaitingForThePeer_StillGetsItsAnswer_WhileRequestsQueueBehindIt()
+    {
+        var (a, b) = DuplexPipe.Create();
+        await using var server = new FrameConnection(a, "server") { MaxConcurrentRequests = 1 };
+        await using var client = new FrameConnection(b, "client");
+        server.Start(async (_, _, ct) =>
+        {
+            // The handler asks the peer something: its answer arrives behind queued requests.
+            var (op, _) = await server.RequestRawAsync((byte)ControlOpcode.Ping, ReadOnlyMemory<byte>.Empty, ct);
+            return [op];
+        });
+        client.Start((_, _, _) => ValueTask.FromResult(Array.Empty<byte>()));
+
+        var calls = Enumerable.Range(0, 20).Select(_ => client.RequestRawAsync((byte)ControlOpcode.Ping, ReadOnlyMemory<byte>.Empty)).ToList();
+        var answers = await Task.WhenAll(calls).WaitAsync(Limit, TestContext.Current.CancellationToken);
+        Assert.All(answers, r => Assert.Equal((byte)ControlOpcode.Ping | FrameCodec.ResponseBit, r.Payload.Single()));
+    }
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        int seen;
+        while ((seen = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, seen) != seen)
+        {
+        }
+    }
+}

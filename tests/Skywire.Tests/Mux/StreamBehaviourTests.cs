@@ -114,6 +114,47 @@ public class StreamBehaviourTests
         Assert.Equal(StreamMultiplexer.RefusedBusyCode, refused.ApplicationCode);
     }
 
+    /// <summary>
+    /// Issue 12.1: a reset that arrives after the FIN but before the reader caught up discards the unread bytes; the
+    /// reader must then get an error, never a clean end of stream after a truncated read.
+    /// </summary>
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1000)]
+    public async Task ResetAfterFin_BeforeTheReaderCaughtUp_ReadFails_NeverACleanEnd(int readFirst)
+    {
+        await using var pair = MuxPair.Create(options: Fast);
+        var ct = TestContext.Current.CancellationToken;
+        var (client, server) = await OpenPairAsync(pair, "reset-after-fin", ct);
+        await client.WriteAsync(new byte[100_000], ct);
+        await client.CompleteWritesAsync(ct);
+        await WaitUntilAsync(() => server.FinOffset == 100_000, ct);
+        if (readFirst > 0)
+        {
+            await server.ReadExactlyAsync(new byte[readFirst], ct);
+        }
+
+        client.Abort(9);
+        await WaitUntilAsync(() => server.Error is not null, ct);
+        var error = await Assert.ThrowsAsync<MuxException>(() => ReadAllAsync(server).WaitAsync(TestTimeout, ct));
+        Assert.Equal(MuxError.ResetByPeer, error.Error);
+    }
+
+    /// <summary>A reset after the reader consumed everything up to the FIN changes nothing: the stream was complete.</summary>
+    [Fact]
+    public async Task ResetAfterTheReaderReachedFin_StreamStaysComplete()
+    {
+        await using var pair = MuxPair.Create(options: Fast);
+        var ct = TestContext.Current.CancellationToken;
+        var (client, server) = await OpenPairAsync(pair, "reset-after-eof", ct);
+        await client.WriteAsync(new byte[5000], ct);
+        await client.CompleteWritesAsync(ct);
+        Assert.Equal(5000, (await ReadAllAsync(server).WaitAsync(TestTimeout, ct)).Length);
+        client.Abort(9);
+        await WaitUntilAsync(() => server.Error is not null, ct);
+        Assert.Equal(0, await server.ReadAsync(new byte[10], ct));
+    }
+
     [Fact]
     public async Task Abort_PeerSeesResetWithCode()
     {

@@ -199,6 +199,42 @@ public sealed class SecureSessionTests : IDisposable
         Assert.False(SessionLimits.TryReadDataCounter(packet, out _));
     }
 
+    /// <summary>The table drawn at the top of SecureSession, and nothing else.</summary>
+    [Fact]
+    public void StateTable_AllowsExactlyTheDrawnTransitions()
+    {
+        var allowed = new HashSet<(SecureSessionState, SecureSessionState)>
+        {
+            (SecureSessionState.Handshaking, SecureSessionState.Established),
+            (SecureSessionState.Handshaking, SecureSessionState.Closed),
+            (SecureSessionState.Established, SecureSessionState.Closed),
+        };
+        foreach (var from in Enum.GetValues<SecureSessionState>())
+        {
+            foreach (var to in Enum.GetValues<SecureSessionState>())
+            {
+                Assert.True(allowed.Contains((from, to)) == SecureSessionStates.IsAllowed(from, to), $"{from} -> {to}");
+            }
+        }
+    }
+
+    /// <summary>Closed is terminal: a handshake answer that arrives after the close does not bring the session back.</summary>
+    [Fact]
+    public async Task ClosedWhileHandshaking_ResponseArrivesLater_StaysClosed_NoKeys()
+    {
+        var (net, sa, sb) = Pair();
+        sa.Start();
+        net.Pump(toward: 1); // the init reaches b, which answers
+        sa.Dispose();
+        net.Pump();          // the response reaches a, closed
+        Assert.Equal(SecureSessionState.Closed, sa.State);
+        Assert.Null(sa.Aead);
+        var closed = await Assert.ThrowsAsync<SessionClosedException>(() => sa.Established.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+        Assert.Equal("closed", closed.Reason);
+        sa.Dispose(); // idempotent
+        Assert.Equal(SecureSessionState.Handshaking, sb.State);
+    }
+
     private (FakeRoute Net, SecureSession A, SecureSession B) Pair()
     {
         var net = new FakeRoute();
@@ -231,6 +267,24 @@ public sealed class SecureSessionTests : IDisposable
             while (_queue.TryDequeue(out var item))
             {
                 _ends[item.To].OnPacket(item.Payload);
+            }
+        }
+
+        /// <summary>Delivers only what is queued now toward <paramref name="toward"/>; the rest waits.</summary>
+        public void Pump(int toward)
+        {
+            var now = _queue.ToArray();
+            _queue.Clear();
+            foreach (var item in now)
+            {
+                if (item.To == toward)
+                {
+                    _ends[item.To].OnPacket(item.Payload);
+                }
+                else
+                {
+                    _queue.Enqueue(item);
+                }
             }
         }
 

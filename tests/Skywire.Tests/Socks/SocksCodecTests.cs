@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net;
 using Skywire.Apps.Socks;
+using Skywire.TestKit.Buffers;
 
 namespace Skywire.Tests.Socks;
 
@@ -32,13 +33,13 @@ public class SocksCodecTests
         byte[] withTrailer = [.. message, .. trailer];
         for (var offset = 0; offset <= withTrailer.Length; offset++)
         {
-            var buffer = SequenceSplitter.SplitAt(withTrailer, offset);
+            var buffer = FragmentedSequence.SplitAt(withTrailer, offset);
             Assert.Equal(OperationStatus.Done, parser(ref buffer, out var value, out _));
             Assert.Equal(expected, value);
             Assert.Equal(trailer, buffer.ToArray());
         }
 
-        var bytewise = SequenceSplitter.OneBytePerSegment(withTrailer);
+        var bytewise = FragmentedSequence.Bytewise(withTrailer);
         Assert.Equal(OperationStatus.Done, parser(ref bytewise, out var v2, out _));
         Assert.Equal(expected, v2);
         Assert.Equal(trailer, bytewise.ToArray());
@@ -47,7 +48,7 @@ public class SocksCodecTests
         {
             for (var offset = 0; offset <= length; offset++)
             {
-                var prefix = SequenceSplitter.SplitAt(message[..length], offset);
+                var prefix = FragmentedSequence.SplitAt(message[..length], offset);
                 var before = prefix;
                 Assert.Equal(OperationStatus.NeedMoreData, parser(ref prefix, out _, out _));
                 Assert.Equal(before, prefix);
@@ -209,7 +210,7 @@ public class SocksCodecTests
         {
             var whole = new ReadOnlySequence<byte>(data);
             var wholeStatus = parser(ref whole, out var wholeValue, out _);
-            var pieces = SequenceSplitter.SplitAt(data, split);
+            var pieces = FragmentedSequence.SplitAt(data, split);
             var pieceStatus = parser(ref pieces, out var pieceValue, out _);
             Assert.Equal(wholeStatus, pieceStatus);
             Assert.Equal(whole.Length, pieces.Length);

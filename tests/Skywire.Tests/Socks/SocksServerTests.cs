@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using Skywire.Apps.Socks;
+using Skywire.TestKit.Streams;
 
 namespace Skywire.Tests.Socks;
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Skywire.Apps.Socks;
+using Skywire.TestKit.Streams;
 
 namespace Skywire.Tests.Socks;
 

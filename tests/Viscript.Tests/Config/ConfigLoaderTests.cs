@@ -72,6 +72,7 @@ public class ConfigLoaderTests
                 backoff: 250ms
                 backoff_max: 1m
                 start_secs: 2
+                stable_secs: 2m
                 stop_timeout: 1.5s
                 args_mode: extend
                 signal_flags: true
@@ -90,6 +91,7 @@ public class ConfigLoaderTests
         Assert.Equal(TimeSpan.FromMilliseconds(250), app.Backoff);
         Assert.Equal(TimeSpan.FromMinutes(1), app.BackoffMax);
         Assert.Equal(TimeSpan.FromSeconds(2), app.StartSecs);
+        Assert.Equal(TimeSpan.FromMinutes(2), app.StableSecs);
         Assert.Equal(TimeSpan.FromSeconds(1.5), app.StopTimeout);
         Assert.Equal(ArgsMode.Extend, app.ArgsMode);
         Assert.True(app.SignalFlags);

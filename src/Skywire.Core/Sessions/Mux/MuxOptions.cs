@@ -118,7 +118,7 @@ public enum MuxError
 }
 
 /// <summary>A stream or multiplexer failure. It is an <see cref="IOException"/>, as a broken socket would be.</summary>
-public sealed class MuxException : IOException
+public sealed class MuxException : Skywire.Core.Streams.StreamAbortedException
 {
     /// <summary>Creates the exception.</summary>
     public MuxException(MuxError error, long applicationCode, string message, Exception? inner = null)

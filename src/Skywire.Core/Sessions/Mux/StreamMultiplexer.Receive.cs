@@ -152,9 +152,13 @@ public sealed partial class StreamMultiplexer
             case MuxFrameType.Accept:
                 {
                     var s = LookupLocal(f.StreamRef);
-                    if (s is { State: MuxStream.OpenState.Opening })
+                    if (s is { State: MuxStreamState.Opening })
                     {
-                        s.State = MuxStream.OpenState.Open;
+                        s.TransitionTo(MuxStreamState.Open);
+                        if (s.FinOffset >= 0)
+                        {
+                            s.TransitionTo(MuxStreamState.HalfClosedRemote); // the acceptor's data and FIN overtook its ACCEPT
+                        }
                         s.PeerMaxStreamData = Math.Max(s.PeerMaxStreamData, f.A);
                         s.OpenCompletion!.TrySetResult(s);
                         Enqueue(s);
@@ -164,9 +168,9 @@ public sealed partial class StreamMultiplexer
             case MuxFrameType.Refuse:
                 {
                     var s = LookupLocal(f.StreamRef);
-                    if (s is { State: MuxStream.OpenState.Opening })
+                    if (s is { State: MuxStreamState.Opening })
                     {
-                        s.State = MuxStream.OpenState.Refused;
+                        s.TransitionTo(MuxStreamState.Refused);
                         FailStream(s, new MuxException(MuxError.Refused, f.A, $"The peer refused the stream (code {f.A})."));
                         RemoveStream(s);
                     }
@@ -198,10 +202,6 @@ public sealed partial class StreamMultiplexer
                     // Answer with our final size so the peer can return its connection credit too.
                     EnqueueControl(new Control(MuxFrameType.Reset, s.WireRef, f.A, null, s.SendNext));
                     FailStream(s, new MuxException(MuxError.ResetByPeer, f.A, $"The peer reset the stream (code {f.A})."));
-                    if (s.State == MuxStream.OpenState.PendingAccept)
-                    {
-                        s.State = MuxStream.OpenState.Refused;
-                    }
                     RemoveStream(s);
                     break;
                 }
@@ -248,7 +248,6 @@ public sealed partial class StreamMultiplexer
         }
         var s = new MuxStream(this, id, isLocal: false, openData.ToArray(), _options)
         {
-            State = MuxStream.OpenState.PendingAccept,
             PeerMaxStreamData = window,
         };
         _streams.Add(s.Key, s);
@@ -268,10 +267,10 @@ public sealed partial class StreamMultiplexer
             }
             return; // otherwise a late copy for a finished stream
         }
-        if (s.Error is not null || s.State == MuxStream.OpenState.PendingAccept)
+        if (s.Error is not null || s.State == MuxStreamState.PendingAccept)
         {
             // The opener sends data only after our Accept.
-            _statBadFrames += s.State == MuxStream.OpenState.PendingAccept ? 1 : 0;
+            _statBadFrames += s.State == MuxStreamState.PendingAccept ? 1 : 0;
             return;
         }
         var end = offset + data.Length;
@@ -292,9 +291,18 @@ public sealed partial class StreamMultiplexer
             _recvData += delta;
             s.RecvHighest = end;
         }
-        if (fin)
+        if (fin && s.FinOffset < 0)
         {
             s.FinOffset = end;
+            if (s.State == MuxStreamState.Open)
+            {
+                s.TransitionTo(MuxStreamState.HalfClosedRemote);
+            }
+            else if (s.State == MuxStreamState.HalfClosedLocal)
+            {
+                s.TransitionTo(MuxStreamState.Closed);
+            }
+            // (Opening: the ACCEPT that overtaken data precedes moves the stream on.)
         }
         var start = Math.Max(offset, s.ReadOffset);
         if (start < end)

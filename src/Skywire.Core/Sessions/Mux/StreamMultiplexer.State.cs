@@ -126,7 +126,7 @@ public sealed partial class StreamMultiplexer
 
     private bool HasSendWork(MuxStream s)
     {
-        if (s.Removed || s.Error is not null || s.State != MuxStream.OpenState.Open)
+        if (s.Removed || s.Error is not null || !s.State.IsAccepted())
         {
             return false;
         }
@@ -149,10 +149,29 @@ public sealed partial class StreamMultiplexer
 
     private void FailStream(MuxStream s, MuxException error)
     {
+        if (!s.State.IsTerminal())
+        {
+            s.TransitionTo(MuxStreamState.Reset);
+        }
         s.Error ??= error;
         s.OpenCompletion?.TrySetException(error);
+        if (s.AckWaiter is { } acked && !WritesAcknowledged(s))
+        {
+            acked.TrySetException(Clone(error));
+        }
         s.WakeReader();
         s.WakeWriter();
+    }
+
+    /// <summary>This side finished writing and the peer acknowledged every byte and the FIN.</summary>
+    private static bool WritesAcknowledged(MuxStream s) => s.FinAcked && s.SendAcked >= s.WriteOffset;
+
+    private static void WakeAckWaiter(MuxStream s)
+    {
+        if (s.AckWaiter is { } acked && WritesAcknowledged(s))
+        {
+            acked.TrySetResult();
+        }
     }
 
     private void RemoveStream(MuxStream s)
@@ -171,6 +190,9 @@ public sealed partial class StreamMultiplexer
         s.Retransmit.Clear();
         if (s.Error is not null)
         {
+            // Unread bytes are dropped with the stream: unless the reader already reached the FIN, it must not see a
+            // clean end of stream any more (issue 12.1: a reset after the FIN would otherwise read as a complete stream).
+            s.ReceiveTruncated = s.ReadOffset != s.FinOffset;
             s.ReceiveBuffer.Free();
             s.Received.Clear();
             if (_closed is null)

@@ -26,7 +26,7 @@ public sealed partial class StreamMultiplexer
                     CheckStreamDone(s);
                     return n;
                 }
-                if (s.FinOffset >= 0 && s.ReadOffset == s.FinOffset)
+                if (s.FinOffset >= 0 && s.ReadOffset == s.FinOffset && !s.ReceiveTruncated)
                 {
                     return 0;
                 }
@@ -86,6 +86,25 @@ public sealed partial class StreamMultiplexer
         }
     }
 
+    internal async ValueTask WhenWritesAcknowledgedAsync(MuxStream s, CancellationToken cancellationToken)
+    {
+        Task acknowledged;
+        lock (_sync)
+        {
+            if (WritesAcknowledged(s))
+            {
+                return;
+            }
+            if (s.Error is MuxException error)
+            {
+                throw Clone(error);
+            }
+            s.AckWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            acknowledged = s.AckWaiter.Task;
+        }
+        await acknowledged.WaitAsync(cancellationToken);
+    }
+
     internal void CompleteWrites(MuxStream s)
     {
         lock (_sync)
@@ -99,8 +118,7 @@ public sealed partial class StreamMultiplexer
             {
                 return;
             }
-            s.FinRequested = true;
-            Enqueue(s);
+            FinishWritesLocked(s);
             CheckStreamDone(s);
         }
     }
@@ -113,11 +131,18 @@ public sealed partial class StreamMultiplexer
         }
     }
 
+    /// <summary>This side's FIN: Open becomes HalfClosedLocal, HalfClosedRemote becomes Closed; the FIN goes out after the data.</summary>
+    private void FinishWritesLocked(MuxStream s)
+    {
+        s.TransitionTo(s.State == MuxStreamState.HalfClosedRemote ? MuxStreamState.Closed : MuxStreamState.HalfClosedLocal);
+        Enqueue(s);
+    }
+
     private void AcceptLocked(MuxStream s)
     {
-        if (s.State == MuxStream.OpenState.PendingAccept && !s.Removed)
+        if (s.State == MuxStreamState.PendingAccept && !s.Removed)
         {
-            s.State = MuxStream.OpenState.Open;
+            s.TransitionTo(MuxStreamState.Open);
             EnqueueControl(new Control(MuxFrameType.Accept, s.WireRef, s.RecvMaxAdvertised, null));
             Enqueue(s);
         }
@@ -127,11 +152,11 @@ public sealed partial class StreamMultiplexer
     {
         lock (_sync)
         {
-            if (s.State != MuxStream.OpenState.PendingAccept || s.Removed)
+            if (s.State != MuxStreamState.PendingAccept || s.Removed)
             {
                 return false;
             }
-            s.State = MuxStream.OpenState.Refused;
+            s.TransitionTo(MuxStreamState.Refused);
             EnqueueControl(new Control(MuxFrameType.Refuse, s.WireRef, code, null));
             FailStream(s, new MuxException(MuxError.Refused, code, "The stream was refused."));
             RemoveStream(s);
@@ -151,12 +176,17 @@ public sealed partial class StreamMultiplexer
     {
         if (s.Removed)
         {
+            // Already forgotten (finished, refused or failed): later operations fail, nothing goes on the wire.
+            if (!s.State.IsTerminal())
+            {
+                s.TransitionTo(MuxStreamState.Reset);
+            }
             s.Error ??= new MuxException(reason, code, message);
             return;
         }
-        if (s.State == MuxStream.OpenState.PendingAccept)
+        if (s.State == MuxStreamState.PendingAccept)
         {
-            s.State = MuxStream.OpenState.Refused;
+            s.TransitionTo(MuxStreamState.Refused);
             EnqueueControl(new Control(MuxFrameType.Refuse, s.WireRef, code, null));
         }
         else
@@ -184,15 +214,14 @@ public sealed partial class StreamMultiplexer
                 s.WakeWriter();
                 return;
             }
-            if (s.State is MuxStream.OpenState.PendingAccept or MuxStream.OpenState.Opening)
+            if (s.State is MuxStreamState.PendingAccept or MuxStreamState.Opening)
             {
                 AbortLocked(s, 0, MuxError.Aborted, "The stream was disposed before it opened.");
                 return;
             }
             if (!s.FinRequested && s.Error is null)
             {
-                s.FinRequested = true;
-                Enqueue(s);
+                FinishWritesLocked(s);
             }
             // Nobody reads any more: drop what is buffered and whatever still comes, but keep granting credit
             // so the peer can reach its FIN.

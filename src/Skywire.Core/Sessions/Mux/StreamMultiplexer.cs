@@ -136,7 +136,6 @@ public sealed partial class StreamMultiplexer : IAsyncDisposable
             ThrowIfClosed();
             stream = new MuxStream(this, _nextLocalId++, isLocal: true, openData.ToArray(), _options)
             {
-                State = MuxStream.OpenState.Opening,
                 OpenCompletion = new TaskCompletionSource<MuxStream>(TaskCreationOptions.RunContinuationsAsynchronously),
             };
             _streams.Add(stream.Key, stream);

@@ -2,14 +2,15 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
-using System.Text.Json;
-using System.Text.Json.Serialization;
+using Microsoft.Extensions.Logging;
 using Skywire.Core.AppApi;
 using Skywire.Core.Channels;
+using Skywire.Core.DataPlane;
 using Skywire.Core.Messenger;
 using Skywire.Core.Sessions;
 using Skywire.Protocol;
 using Skywire.Protocol.AppApi;
+using Skywire.Protocol.Messenger;
 
 namespace Skywire.Core.Node;
 
@@ -20,32 +21,51 @@ namespace Skywire.Core.Node;
 /// session with a stream multiplexer over that one-hop path. When that does not work within
 /// <see cref="NodeOptions.DirectLinkTimeout"/>, the dial falls back to a relayed messenger stream.
 /// </summary>
-public sealed partial class NodeHost
+internal sealed partial class DirectLinks : IDisposable
 {
-    /// <summary>Type tag of the JSON a node sends inside sealed messages to broker a direct link.</summary>
-    internal const string DirectMessageType = "skywire-direct/1";
-
     /// <summary>Most offers this node answers at once (each binds a session until it is established or times out).</summary>
     private const int MaxPendingDirectOffers = 16;
 
     private readonly Dictionary<PubKey, int> _directAdmitted = [];
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (PubKey Peer, TaskCompletionSource<DirectMessage> Answer)> _directWaits = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (PubKey Peer, TaskCompletionSource<DirectLinkMessage> Answer)> _directWaits = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _directGate = new(1, 1);
+    private readonly NodeOptions _options;
+    private readonly NodeDataPlane _dataPlane;
+    private readonly MessengerPeering? _messenger;
+    private readonly NodeSessions _sessions;
+    private readonly Func<string, bool> _hasApp;
+    private readonly ILogger _logger;
+    private readonly CancellationToken _stopping;
     private int _pendingDirectOffers;
     private long _directSessionsOpened;
 
-    /// <summary>Whether the node is registered at its messenger now (false without one).</summary>
-    public bool MessengerConnected => _messenger?.IsConnected ?? false;
+    /// <param name="options">Direct-link timeout, advertised address, inbound link policy, clock.</param>
+    /// <param name="dataPlane">Opens and closes the direct links.</param>
+    /// <param name="messenger">Carries offers and answers (null: no direct links).</param>
+    /// <param name="sessions">Where the direct sessions are bound.</param>
+    /// <param name="hasApp">Whether an app of this name accepts streams here.</param>
+    /// <param name="loggerFactory">Logging.</param>
+    /// <param name="stopping">Cancelled when the node stops.</param>
+    public DirectLinks(NodeOptions options, NodeDataPlane dataPlane, MessengerPeering? messenger, NodeSessions sessions, Func<string, bool> hasApp, ILoggerFactory loggerFactory, CancellationToken stopping)
+    {
+        _options = options;
+        _dataPlane = dataPlane;
+        _messenger = messenger;
+        _sessions = sessions;
+        _hasApp = hasApp;
+        _logger = loggerFactory.CreateLogger<NodeHost>();
+        _stopping = stopping;
+    }
 
     /// <summary>Direct sessions to other clusters' nodes that were established (both roles) since the start.</summary>
-    public long DirectSessionsEstablished => Interlocked.Read(ref _directSessionsOpened);
+    public long SessionsEstablished => Interlocked.Read(ref _directSessionsOpened);
 
     /// <summary>
     /// The data plane's inbound link policy: a key this node is brokering a direct link with (or has a live direct
     /// session with) is admitted; every other key is decided by <see cref="Skywire.Core.DataPlane.DataPlaneOptions.AcceptInboundLink"/>
     /// of the configuration (null: any authenticated key, as mesh links need).
     /// </summary>
-    private bool AdmitInboundLink(PubKey peer)
+    public bool AdmitInboundLink(PubKey peer)
     {
         lock (_directAdmitted)
         {
@@ -58,7 +78,7 @@ public sealed partial class NodeHost
         return _options.DataPlane.AcceptInboundLink?.Invoke(peer) ?? true;
     }
 
-    private bool IsDirectPeer(PubKey peer)
+    public bool IsDirectPeer(PubKey peer)
     {
         lock (_directAdmitted)
         {
@@ -75,7 +95,7 @@ public sealed partial class NodeHost
     }
 
     /// <summary>Drops one admission of <paramref name="peer"/>; the last one closes the direct link.</summary>
-    private void ReleaseDirect(PubKey peer)
+    public void ReleaseDirect(PubKey peer)
     {
         bool last;
         lock (_directAdmitted)
@@ -92,7 +112,7 @@ public sealed partial class NodeHost
             }
         }
 
-        if (last && _disposed == 0)
+        if (last && !_stopping.IsCancellationRequested)
         {
             _dataPlane.CloseLink(peer);
         }
@@ -101,7 +121,7 @@ public sealed partial class NodeHost
     /// <summary>The link address offered to the other node: the advertised one, else the bound one (a wildcard bind takes the address that reaches the messenger).</summary>
     private IPEndPoint? DirectLinkAddress()
     {
-        var address = _options.AdvertisedLinkAddress ?? LinkEndPoint;
+        var address = _options.AdvertisedLinkAddress ?? _dataPlane.LocalEndPoint;
         if (!address.Address.Equals(IPAddress.Any) && !address.Address.Equals(IPAddress.IPv6Any))
         {
             return address;
@@ -121,7 +141,7 @@ public sealed partial class NodeHost
     /// brokered through the messenger. Null when that did not work in time (the caller relays).
     /// </summary>
     /// <exception cref="AppApiException">Refused: the peer has no app <paramref name="app"/>.</exception>
-    private async Task<MeshSession?> TryDirectSessionAsync(PubKey peer, string app, CancellationToken cancellationToken)
+    public async Task<MeshSession?> TryDirectSessionAsync(PubKey peer, string app, CancellationToken cancellationToken)
     {
         if (_options.DirectLinkTimeout <= TimeSpan.Zero || _messenger is not { IsConnected: true } messenger || DirectLinkAddress() is not { } mine)
         {
@@ -132,7 +152,7 @@ public sealed partial class NodeHost
         try
         {
             // A concurrent dial may have made one while we waited.
-            if (_sessions.Values.FirstOrDefault(s => s.Peer == peer && s.IsUsable && s.IsDirect && s.Secure.State == SecureSessionState.Established) is { } live)
+            if (_sessions.FindUsable(peer, s => s.IsDirect && s.Secure.State == SecureSessionState.Established) is { } live)
             {
                 return live;
             }
@@ -150,7 +170,7 @@ public sealed partial class NodeHost
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         var sessionId = RandomSessionId();
         var inRoute = RandomRoute();
-        var answer = new TaskCompletionSource<DirectMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var answer = new TaskCompletionSource<DirectLinkMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
         _directWaits[id] = (peer, answer);
         AdmitDirect(peer);
         MeshSession? session = null;
@@ -159,13 +179,13 @@ public sealed partial class NodeHost
         bound.CancelAfter(_options.DirectLinkTimeout);
         try
         {
-            var offer = new DirectMessage { Type = DirectMessageType, Kind = DirectKind.Offer, Id = id, Session = sessionId, Route = inRoute, Link = FormatEndPoint(mine), App = app };
-            await messenger.SendAsync(peer, JsonSerializer.SerializeToUtf8Bytes(offer, DirectJsonContext.Default.DirectMessage), bound.Token);
+            var offer = new DirectLinkMessage { Type = DirectLinkMessage.TypeTag, Kind = DirectLinkKind.Offer, Id = id, Session = sessionId, Route = inRoute, Link = NodeControl.FormatEndPoint(mine), App = app };
+            await messenger.SendAsync(peer, offer.Serialize(), bound.Token);
             var reply = await answer.Task.WaitAsync(bound.Token);
-            if (reply.Kind == DirectKind.Refuse)
+            if (reply.Kind == DirectLinkKind.Refuse)
             {
                 Log.DirectRefused(_logger, peer, reply.Reason ?? "?");
-                if (reply.Reason == DirectRefusal.NoApp)
+                if (reply.Reason == DirectLinkRefusal.NoApp)
                 {
                     throw new AppApiException(AppApiErrorCode.Refused, $"node {peer.ToShortString(12)} has no app '{app}' accepting streams");
                 }
@@ -173,7 +193,7 @@ public sealed partial class NodeHost
                 return null;
             }
 
-            if (reply.Kind != DirectKind.Answer || reply.Route == 0 || !IPEndPoint.TryParse(reply.Link ?? "", out var remote))
+            if (reply.Kind != DirectLinkKind.Answer || reply.Route == 0 || !IPEndPoint.TryParse(reply.Link ?? "", out var remote))
             {
                 Log.DirectFailed(_logger, peer, "malformed answer");
                 return null;
@@ -182,7 +202,7 @@ public sealed partial class NodeHost
             // Both ends open the link to the other at about the same time (the answerer does as it answers): through
             // address-filtering NATs, each side's outgoing handshake opens the way for the other's.
             await _dataPlane.OpenLinkAsync(peer, remote, bound.Token);
-            session = BindMeshSession(new SessionRoute(sessionId, peer, true, peer, reply.Route, peer, inRoute), direct: true);
+            session = _sessions.Bind(new SessionRoute(sessionId, peer, true, peer, reply.Route, peer, inRoute), direct: true);
             owned = false; // the session holds the admission now and releases it when it ends
             await session.Secure.Established.WaitAsync(bound.Token);
             Interlocked.Increment(ref _directSessionsOpened);
@@ -215,9 +235,9 @@ public sealed partial class NodeHost
     }
 
     /// <summary>A sealed message arrived through the messenger (from a key the messenger proved).</summary>
-    private void OnMessengerMessage(MessengerMessage message)
+    public void OnMessengerMessage(MessengerMessage message)
     {
-        var direct = ParseDirect(message.Data);
+        var direct = DirectLinkMessage.TryParse(message.Data.Span);
         if (direct is null)
         {
             Log.MessageIgnored(_logger, message.From);
@@ -226,12 +246,12 @@ public sealed partial class NodeHost
 
         switch (direct.Kind)
         {
-            case DirectKind.Offer when !message.WasQueued:
+            case DirectLinkKind.Offer when !message.WasQueued:
                 _ = AnswerOfferAsync(message.From, direct).ContinueWith(
                     t => Log.AnswerFailed(_logger, message.From, t.Exception!.GetBaseException()),
                     CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
                 break;
-            case DirectKind.Answer or DirectKind.Refuse:
+            case DirectLinkKind.Answer or DirectLinkKind.Refuse:
                 // Only the key we sent that offer to can answer it.
                 if (_directWaits.TryGetValue(direct.Id ?? "", out var wait) && wait.Peer == message.From)
                 {
@@ -245,26 +265,26 @@ public sealed partial class NodeHost
         }
     }
 
-    private async Task AnswerOfferAsync(PubKey peer, DirectMessage offer)
+    private async Task AnswerOfferAsync(PubKey peer, DirectLinkMessage offer)
     {
         var messenger = _messenger!;
         var refusal = CheckOffer(offer, out var remote);
         var mine = DirectLinkAddress();
         if (refusal is null && mine is null)
         {
-            refusal = DirectRefusal.NoAddress;
+            refusal = DirectLinkRefusal.NoAddress;
         }
 
         if (refusal is null && Interlocked.Increment(ref _pendingDirectOffers) > MaxPendingDirectOffers)
         {
             Interlocked.Decrement(ref _pendingDirectOffers);
-            refusal = DirectRefusal.Busy;
+            refusal = DirectLinkRefusal.Busy;
         }
 
         if (refusal is not null)
         {
             Log.DirectOfferRefused(_logger, peer, refusal);
-            await SendDirectAsync(messenger, peer, new DirectMessage { Type = DirectMessageType, Kind = DirectKind.Refuse, Id = offer.Id, Reason = refusal });
+            await SendDirectAsync(messenger, peer, new DirectLinkMessage { Type = DirectLinkMessage.TypeTag, Kind = DirectLinkKind.Refuse, Id = offer.Id, Reason = refusal });
             return;
         }
 
@@ -275,18 +295,18 @@ public sealed partial class NodeHost
             MeshSession session;
             try
             {
-                session = BindMeshSession(new SessionRoute(offer.Session, peer, false, peer, offer.Route, peer, inRoute), direct: true);
+                session = _sessions.Bind(new SessionRoute(offer.Session, peer, false, peer, offer.Route, peer, inRoute), direct: true);
             }
             catch (Exception ex) when (ex is ArgumentException or ControlException)
             {
                 ReleaseDirect(peer);
                 Log.DirectOfferRefused(_logger, peer, ex.Message);
-                await SendDirectAsync(messenger, peer, new DirectMessage { Type = DirectMessageType, Kind = DirectKind.Refuse, Id = offer.Id, Reason = DirectRefusal.BadOffer });
+                await SendDirectAsync(messenger, peer, new DirectLinkMessage { Type = DirectLinkMessage.TypeTag, Kind = DirectLinkKind.Refuse, Id = offer.Id, Reason = DirectLinkRefusal.BadOffer });
                 return;
             }
 
             // The session now holds the admission; it closes itself when its handshake times out.
-            await SendDirectAsync(messenger, peer, new DirectMessage { Type = DirectMessageType, Kind = DirectKind.Answer, Id = offer.Id, Route = inRoute, Link = FormatEndPoint(mine!) });
+            await SendDirectAsync(messenger, peer, new DirectLinkMessage { Type = DirectLinkMessage.TypeTag, Kind = DirectLinkKind.Answer, Id = offer.Id, Route = inRoute, Link = NodeControl.FormatEndPoint(mine!) });
             _ = PunchAsync(peer, remote!);
             try
             {
@@ -316,10 +336,10 @@ public sealed partial class NodeHost
         try
         {
             var delay = TimeSpan.FromTicks(Math.Min(_options.DirectLinkTimeout.Ticks / 4, TimeSpan.FromMilliseconds(500).Ticks));
-            await Task.Delay(delay, _options.TimeProvider, _cts.Token);
+            await Task.Delay(delay, _options.TimeProvider, _stopping);
             if (_dataPlane.GetLink(peer)?.State != Links.LinkState.Up && IsDirectPeer(peer))
             {
-                await _dataPlane.OpenLinkAsync(peer, remote, _cts.Token);
+                await _dataPlane.OpenLinkAsync(peer, remote, _stopping);
             }
         }
         catch (Exception ex) when (ex is OperationCanceledException or TimeoutException or ArgumentException or ObjectDisposedException or InvalidOperationException)
@@ -328,54 +348,41 @@ public sealed partial class NodeHost
         }
     }
 
-    private string? CheckOffer(DirectMessage offer, out IPEndPoint? remote)
+    private string? CheckOffer(DirectLinkMessage offer, out IPEndPoint? remote)
     {
         remote = null;
         if (_options.DirectLinkTimeout <= TimeSpan.Zero)
         {
-            return DirectRefusal.Disabled;
+            return DirectLinkRefusal.Disabled;
         }
 
-        if (offer.Id is not { Length: > 0 and <= 64 } || offer.Session == 0 || offer.Route == 0 || !IPEndPoint.TryParse(offer.Link ?? "", out remote) || remote.Port == 0)
+        if (offer.Id is not { Length: > 0 and <= DirectLinkMessage.MaxIdLength } || offer.Session == 0 || offer.Route == 0 || !IPEndPoint.TryParse(offer.Link ?? "", out remote) || remote.Port == 0)
         {
-            return DirectRefusal.BadOffer;
+            return DirectLinkRefusal.BadOffer;
         }
 
-        if (LinkEndPoint.AddressFamily == AddressFamily.InterNetwork && remote.AddressFamily != AddressFamily.InterNetwork && !remote.Address.IsIPv4MappedToIPv6)
+        if (_dataPlane.LocalEndPoint.AddressFamily == AddressFamily.InterNetwork && remote.AddressFamily != AddressFamily.InterNetwork && !remote.Address.IsIPv4MappedToIPv6)
         {
-            return DirectRefusal.BadOffer;
+            return DirectLinkRefusal.BadOffer;
         }
 
-        if (offer.App is null || !_apps.RegisteredApps().Contains(offer.App))
+        if (offer.App is null || !_hasApp(offer.App))
         {
-            return DirectRefusal.NoApp;
+            return DirectLinkRefusal.NoApp;
         }
 
-        return _sessions.ContainsKey(offer.Session) ? DirectRefusal.BadOffer : null;
+        return _sessions.Contains(offer.Session) ? DirectLinkRefusal.BadOffer : null;
     }
 
-    private async Task SendDirectAsync(MessengerPeering messenger, PubKey peer, DirectMessage message)
+    private async Task SendDirectAsync(MessengerPeering messenger, PubKey peer, DirectLinkMessage message)
     {
         try
         {
-            await messenger.SendAsync(peer, JsonSerializer.SerializeToUtf8Bytes(message, DirectJsonContext.Default.DirectMessage), _cts.Token);
+            await messenger.SendAsync(peer, message.Serialize(), _stopping);
         }
         catch (Exception ex) when (ex is MessengerException or OperationCanceledException or ObjectDisposedException)
         {
             Log.DirectFailed(_logger, peer, "cannot answer: " + ex.Message);
-        }
-    }
-
-    private static DirectMessage? ParseDirect(ReadOnlyMemory<byte> data)
-    {
-        try
-        {
-            var message = JsonSerializer.Deserialize(data.Span, DirectJsonContext.Default.DirectMessage);
-            return message is { Type: DirectMessageType } ? message : null;
-        }
-        catch (JsonException)
-        {
-            return null;
         }
     }
 
@@ -394,64 +401,31 @@ public sealed partial class NodeHost
         return BinaryPrimitives.ReadUInt32BigEndian(bytes) | (1u << 31);
     }
 
-    /// <summary>Called when a direct session ends: drops its admission (the last one closes the link).</summary>
-    private void DirectSessionEnded(MeshSession session) => ReleaseDirect(session.Peer);
+    /// <inheritdoc />
+    public void Dispose() => _directGate.Dispose();
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 7010, Level = LogLevel.Information, Message = "Direct link to {Peer} at {Address} carries our session (we dialled: {Dialler})")]
+        public static partial void DirectUp(ILogger logger, PubKey peer, IPEndPoint address, bool dialler);
+
+        [LoggerMessage(EventId = 7011, Level = LogLevel.Information, Message = "No direct link to {Peer}: {Reason}")]
+        public static partial void DirectFailed(ILogger logger, PubKey peer, string reason);
+
+        [LoggerMessage(EventId = 7015, Level = LogLevel.Information, Message = "No direct link to {Peer} within {Timeout}; relaying")]
+        public static partial void DirectTimedOut(ILogger logger, PubKey peer, TimeSpan timeout);
+
+        [LoggerMessage(EventId = 7016, Level = LogLevel.Warning, Message = "Answering a direct link offer from {Peer} failed")]
+        public static partial void AnswerFailed(ILogger logger, PubKey peer, Exception exception);
+
+        [LoggerMessage(EventId = 7012, Level = LogLevel.Information, Message = "{Peer} refused a direct link: {Reason}")]
+        public static partial void DirectRefused(ILogger logger, PubKey peer, string reason);
+
+        [LoggerMessage(EventId = 7013, Level = LogLevel.Information, Message = "Refused a direct link offer from {Peer}: {Reason}")]
+        public static partial void DirectOfferRefused(ILogger logger, PubKey peer, string reason);
+
+        [LoggerMessage(EventId = 7014, Level = LogLevel.Debug, Message = "Ignored a messenger message from {Peer}: not a direct-link message")]
+        public static partial void MessageIgnored(ILogger logger, PubKey peer);
+    }
 }
 
-/// <summary>Kinds of direct-link brokering messages.</summary>
-internal static class DirectKind
-{
-    public const string Offer = "offer";
-    public const string Answer = "answer";
-    public const string Refuse = "refuse";
-}
-
-/// <summary>Stable reasons in a <c>refuse</c>.</summary>
-internal static class DirectRefusal
-{
-    public const string NoApp = "no-app";
-    public const string BadOffer = "bad-offer";
-    public const string Busy = "busy";
-    public const string Disabled = "disabled";
-    public const string NoAddress = "no-address";
-}
-
-/// <summary>
-/// The JSON a node seals in a messenger message to broker a direct link (docs/protocol.md §8.6):
-/// offer <c>{type, kind:"offer", id, session, route, link, app}</c>, answer <c>{type, kind:"answer", id, route, link}</c>,
-/// refusal <c>{type, kind:"refuse", id, reason}</c>.
-/// </summary>
-internal sealed record DirectMessage
-{
-    [JsonPropertyName("type")]
-    public string? Type { get; init; }
-
-    [JsonPropertyName("kind")]
-    public string? Kind { get; init; }
-
-    [JsonPropertyName("id")]
-    public string? Id { get; init; }
-
-    [JsonPropertyName("session")]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
-    public ulong Session { get; init; }
-
-    [JsonPropertyName("route")]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
-    public uint Route { get; init; }
-
-    [JsonPropertyName("link")]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public string? Link { get; init; }
-
-    [JsonPropertyName("app")]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public string? App { get; init; }
-
-    [JsonPropertyName("reason")]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public string? Reason { get; init; }
-}
-
-[JsonSerializable(typeof(DirectMessage))]
-internal sealed partial class DirectJsonContext : JsonSerializerContext;

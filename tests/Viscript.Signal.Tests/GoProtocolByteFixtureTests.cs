@@ -2,8 +2,12 @@ using System.Text.Json;
 
 namespace Viscript.Signal.Tests;
 
-/// <summary>Our server against the exact bytes an unmodified Go client (viscript/signal + skycoin/net) sends.</summary>
-public class GoClientCompatibilityTests
+/// <summary>
+/// Our server against byte fixtures of the original Go protocol: frames written by hand, byte for byte, from the
+/// reference (../shared/reference/viscript-2017.md §4: what the Go viscript/signal client over skycoin/net sends and
+/// expects). No Go program runs here; these fixtures are the compatibility contract, checked without a Go toolchain.
+/// </summary>
+public class GoProtocolByteFixtureTests
 {
     // A Go 1.9 MemStats reply, trimmed (PauseNs/PauseEnd/BySize shortened): field names and types as the Go client sends them.
     private const string GoMemStats =
@@ -16,7 +20,7 @@ public class GoClientCompatibilityTests
         "\"BySize\":[{\"Size\":0,\"Mallocs\":0,\"Frees\":0},{\"Size\":8,\"Mallocs\":10,\"Frees\":2}]}";
 
     [Fact]
-    public async Task GoClient_RegistersAndAnswersPingTopShutdown_ByteExact()
+    public async Task GoClientBytes_RegistersAndAnswersPingTopShutdown_ByteExact()
     {
         await using var server = await TestServer.StartAsync();
         await using var go = await RawPeer.ConnectAsync(server.EndPoint);
@@ -75,7 +79,7 @@ public class GoClientCompatibilityTests
     }
 
     [Fact]
-    public async Task GoClient_NullRegBody_RegistersIdZero()
+    public async Task GoClientBytes_NullRegBody_RegistersIdZero()
     {
         await using var server = await TestServer.StartAsync();
         await using var go = await RawPeer.ConnectAsync(server.EndPoint);
@@ -90,7 +94,7 @@ public class GoClientCompatibilityTests
     }
 
     [Fact]
-    public async Task GoClient_CaseInsensitiveAndExtraFields_Accepted()
+    public async Task GoClientBytes_CaseInsensitiveAndExtraFields_Accepted()
     {
         await using var server = await TestServer.StartAsync();
         await using var go = await RawPeer.ConnectAsync(server.EndPoint);

@@ -1,0 +1,459 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Skywire.Core.AppApi;
+using Skywire.Core.Channels;
+using Skywire.Core.Control;
+using Skywire.Core.Crypto;
+using Skywire.Core.DataPlane;
+using Skywire.Core.Forwarding;
+using Skywire.Core.Sessions;
+using LinkInfo = Skywire.Core.Links.LinkInfo;
+using Skywire.Protocol;
+using Skywire.Protocol.AppApi;
+using Skywire.Protocol.Control;
+
+namespace Skywire.Core.Node;
+
+/// <summary>
+/// The node's side of the control channel (docs/protocol.md §4): registration with the manager, the manager's
+/// commands (links, rules, session routes), the report loop (link reports and app heartbeats, each sized to fit its
+/// frame), the apps registered with the tracker, and the reconnect loop (capped backoff with jitter) that registers
+/// again and re-registers the apps when the manager comes back.
+/// </summary>
+/// <remarks>
+/// A report that cannot be sent while the connection stays up is logged, counted in <see cref="Reports"/> and retried
+/// at the next interval: the report loop ends only with its connection, never silently.
+/// </remarks>
+internal sealed partial class NodeControl : IAsyncDisposable
+{
+    private readonly KeyPair _key;
+    private readonly NodeOptions _options;
+    private readonly NodeDataPlane _dataPlane;
+    private readonly NodeSessions _sessions;
+    private readonly Func<PubKey, bool> _isDirectPeer;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger _logger;
+    private readonly CancellationToken _stopping;
+    private readonly ConcurrentDictionary<string, AppApiRegisterMessage> _registered = new(StringComparer.Ordinal);
+    private readonly Lock _wakeLock = new();
+    private readonly ReportCounters _counters = new();
+    private volatile FrameConnection? _connection;
+    private TaskCompletionSource? _wake;
+    private TimeSpan _reportInterval = TimeSpan.FromSeconds(1);
+    private Task? _run;
+    private int _linkChanged;
+
+    public NodeControl(KeyPair key, NodeOptions options, NodeDataPlane dataPlane, NodeSessions sessions, Func<PubKey, bool> isDirectPeer, ILoggerFactory loggerFactory, CancellationToken stopping)
+    {
+        _key = key;
+        _options = options;
+        _dataPlane = dataPlane;
+        _sessions = sessions;
+        _isDirectPeer = isDirectPeer;
+        _loggerFactory = loggerFactory;
+        _logger = loggerFactory.CreateLogger<NodeHost>();
+        _stopping = stopping;
+        LinkSource = dataPlane.GetLinks;
+    }
+
+    /// <summary>Where link reports take their links (the data plane; tests substitute many).</summary>
+    internal Func<IReadOnlyList<LinkInfo>> LinkSource { get; set; }
+
+    /// <summary>Completes when the node stops for good (fatal refusal or disposal).</summary>
+    public Task Completion => _run ?? Task.CompletedTask;
+
+    /// <summary>What the report loop did so far.</summary>
+    public NodeReportStatus Reports => _counters.Snapshot();
+
+    /// <summary>Names of the apps registered with the tracker through this node.</summary>
+    public IReadOnlyCollection<string> RegisteredApps => [.. _registered.Keys];
+
+    private FrameConnection Connection => _connection ?? throw new ControlException(ControlErrorCode.Unavailable, "not connected to the manager");
+
+    /// <summary>Registers with the manager, then stays connected (reconnecting) in the background.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var connection = await ConnectAsync(cancellationToken);
+        _run = Task.Run(() => RunAsync(connection), CancellationToken.None);
+    }
+
+    /// <summary>Something about the links changed: report now.</summary>
+    public void LinkChanged()
+    {
+        Interlocked.Exchange(ref _linkChanged, 1);
+        lock (_wakeLock)
+        {
+            _wake?.TrySetResult();
+        }
+    }
+
+    // ------------------------------------------------------------------ requests to the manager
+
+    /// <summary>Registers an app with the tracker (and again after each reconnect).</summary>
+    /// <exception cref="AppApiException">Conflict: registered already.</exception>
+    public async Task RegisterAppAsync(string name, string type, CancellationToken cancellationToken)
+    {
+        if (!_registered.TryAdd(name, new AppApiRegisterMessage { Name = name, Type = type }))
+        {
+            throw new AppApiException(AppApiErrorCode.Conflict, $"app '{name}' is already registered here");
+        }
+
+        try
+        {
+            await Connection.RequestAsync((byte)ControlOpcode.AppRegister, new AppRegisterMessage { Name = name, Type = type },
+                ControlJsonContext.Default.AppRegisterMessage, ControlJsonContext.Default.OkMessage, cancellationToken);
+        }
+        catch
+        {
+            _registered.TryRemove(name, out _);
+            throw;
+        }
+    }
+
+    /// <summary>Removes an app from the tracker (best effort: the tracker drops it at the next heartbeat timeout anyway).</summary>
+    public async Task UnregisterAppAsync(string name, CancellationToken cancellationToken)
+    {
+        _registered.TryRemove(name, out _);
+        var control = _connection;
+        if (control is null)
+        {
+            return;
+        }
+
+        try
+        {
+            await control.RequestAsync((byte)ControlOpcode.AppUnregister, new AppUnregisterMessage { Name = name },
+                ControlJsonContext.Default.AppUnregisterMessage, ControlJsonContext.Default.OkMessage, cancellationToken);
+        }
+        catch (ControlException)
+        {
+        }
+    }
+
+    /// <summary>Queries the tracker.</summary>
+    public Task<AppListResultMessage> ListAppsAsync(AppListMessage query, CancellationToken cancellationToken) =>
+        Connection.RequestAsync((byte)ControlOpcode.AppList, query, ControlJsonContext.Default.AppListMessage, ControlJsonContext.Default.AppListResultMessage, cancellationToken);
+
+    /// <summary>Asks the manager for a route to <paramref name="peer"/>; the manager binds the session (SessionRoute) before it answers.</summary>
+    public Task<RouteResultMessage> RequestRouteAsync(PubKey peer, CancellationToken cancellationToken) =>
+        Connection.RequestAsync((byte)ControlOpcode.RouteRequest, new RouteRequestMessage { To = peer.ToString() },
+            ControlJsonContext.Default.RouteRequestMessage, ControlJsonContext.Default.RouteResultMessage, cancellationToken);
+
+    /// <summary>Tells the manager that a session we initiated ended (best effort).</summary>
+    public void NotifyRouteClosed(ulong sessionId)
+    {
+        var control = _connection;
+        if (control is not null)
+        {
+            _ = control.NotifyAsync((byte)ControlOpcode.RouteClose, new RouteCloseMessage { SessionId = sessionId }, ControlJsonContext.Default.RouteCloseMessage)
+                .ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+    }
+
+    // ------------------------------------------------------------------ connection and reconnection
+
+    private async Task<FrameConnection> ConnectAsync(CancellationToken cancellationToken)
+    {
+        var (connection, ack) = await ControlClient.ConnectAsync(_options.Manager, _key, "node", FormatEndPoint(_options.AdvertisedLinkAddress ?? _dataPlane.LocalEndPoint), HandleManagerAsync,
+            _loggerFactory.CreateLogger<FrameConnection>(), _options.ConnectTimeout, cancellationToken);
+        _reportInterval = TimeSpan.FromMilliseconds(Math.Clamp(ack.ReportIntervalMs, 100, 60_000));
+        _connection = connection;
+        Log.Registered(_logger, _options.Manager.EndPoint, _key.Public);
+        foreach (var app in _registered.Values)
+        {
+            await connection.RequestAsync((byte)ControlOpcode.AppRegister, new AppRegisterMessage { Name = app.Name, Type = app.Type },
+                ControlJsonContext.Default.AppRegisterMessage, ControlJsonContext.Default.OkMessage, cancellationToken);
+        }
+
+        LinkChanged();
+        return connection;
+    }
+
+    internal static string FormatEndPoint(IPEndPoint endPoint) =>
+        endPoint.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(endPoint.Address.MapToIPv4(), endPoint.Port).ToString() : endPoint.ToString();
+
+    private async Task RunAsync(FrameConnection connection)
+    {
+        var backoff = new Backoff(_options.ReconnectDelay, _options.MaxReconnectDelay);
+        while (!_stopping.IsCancellationRequested)
+        {
+            var reports = ReportLoopAsync(connection);
+            await connection.Closed.WaitAsync(_stopping).ContinueWith(_ => { }, TaskScheduler.Default);
+            await reports;
+            _connection = null;
+            await connection.DisposeAsync();
+            if (_stopping.IsCancellationRequested)
+            {
+                return;
+            }
+
+            Log.ManagerLost(_logger);
+            backoff.Reset();
+            while (!_stopping.IsCancellationRequested)
+            {
+                try
+                {
+                    await backoff.DelayAsync(_options.TimeProvider, _stopping);
+                    connection = await ConnectAsync(_stopping);
+                    break;
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                catch (ControlException ex) when (ex.Code == ControlErrorCode.Forbidden)
+                {
+                    // Refused for good (not in the manager's node allow-list, or a manager with another key):
+                    // retrying cannot help. Completion faults with the reason; `skywire node` exits 3.
+                    Log.RefusedByManager(_logger, ex.Message);
+                    throw;
+                }
+                catch (ControlException ex)
+                {
+                    Log.ReconnectFailed(_logger, ex.Message);
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ reports
+
+    private async Task ReportLoopAsync(FrameConnection connection)
+    {
+        var lastHeartbeat = DateTimeOffset.MinValue;
+        var lastOmitted = 0;
+        while (!connection.Closing.IsCancellationRequested && !_stopping.IsCancellationRequested)
+        {
+            var wake = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            lock (_wakeLock)
+            {
+                _wake = wake;
+            }
+
+            try
+            {
+                Interlocked.Exchange(ref _linkChanged, 0);
+                var report = NodeReports.BuildLinkReport(LinkSource(), _isDirectPeer, _options.MaxReportedLinks, ControlProtocol.MaxFrameSize, out var omitted);
+                if (omitted != lastOmitted)
+                {
+                    // Logged when the count changes, not at every report.
+                    lastOmitted = omitted;
+                    if (omitted > 0)
+                    {
+                        Log.LinksOmitted(_logger, omitted, report.Links.Count);
+                    }
+                }
+
+                await connection.NotifyAsync((byte)ControlOpcode.LinkReport, report, ControlJsonContext.Default.LinkReportMessage, connection.Closing);
+                _counters.LinkReportSent(omitted, _options.TimeProvider.GetUtcNow());
+                var now = _options.TimeProvider.GetUtcNow();
+                if (now - lastHeartbeat >= _reportInterval && !_registered.IsEmpty)
+                {
+                    lastHeartbeat = now;
+                    foreach (var heartbeat in NodeReports.Heartbeats(RegisteredApps, ControlProtocol.MaxFrameSize))
+                    {
+                        await connection.NotifyAsync((byte)ControlOpcode.AppHeartbeat, heartbeat, ControlJsonContext.Default.AppHeartbeatMessage, connection.Closing);
+                    }
+
+                    _counters.HeartbeatSent();
+                }
+            }
+            catch (Exception ex) when (connection.Closed.IsCompleted || _stopping.IsCancellationRequested)
+            {
+                // The connection is gone: the run loop reconnects. Anything else must not end the loop.
+                Log.ReportLoopEnded(_logger, ex);
+                return;
+            }
+            catch (Exception ex)
+            {
+                _counters.Failed(ex.Message);
+                Log.ReportFailed(_logger, _counters.Snapshot().Failures, ex);
+            }
+
+            if (Volatile.Read(ref _linkChanged) == 0)
+            {
+                await wake.Task.WaitAsync(_reportInterval, _options.TimeProvider, connection.Closing).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ manager commands
+
+    private async ValueTask<byte[]> HandleManagerAsync(byte opcode, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        switch ((ControlOpcode)opcode)
+        {
+            case ControlOpcode.Ping:
+                return Ok;
+            case ControlOpcode.OpenLink:
+                var open = Parse(payload, ControlJsonContext.Default.OpenLinkMessage);
+                if (!IPEndPoint.TryParse(open.Address, out var address))
+                {
+                    throw new ControlException(ControlErrorCode.BadRequest, $"'{open.Address}' is not ip:port");
+                }
+
+                try
+                {
+                    await _dataPlane.OpenLinkAsync(ParseKey(open.Peer), address, cancellationToken);
+                }
+                catch (TimeoutException ex)
+                {
+                    throw new ControlException(ControlErrorCode.Unavailable, $"link to {open.Peer[..12]} at {address}: {ex.Message}");
+                }
+
+                Log.LinkOpened(_logger, open.Peer, address);
+                return Ok;
+            case ControlOpcode.CloseLink:
+                _dataPlane.CloseLink(ParseKey(Parse(payload, ControlJsonContext.Default.CloseLinkMessage).Peer));
+                return Ok;
+            case ControlOpcode.InstallRules:
+                foreach (var rule in Parse(payload, ControlJsonContext.Default.InstallRulesMessage).Rules)
+                {
+                    _dataPlane.InstallRule(new RouteRule(ParseKey(rule.InLink), rule.InRoute, ParseKey(rule.OutLink), rule.OutRoute, TimeSpan.FromMilliseconds(rule.TtlMs)));
+                }
+
+                return Ok;
+            case ControlOpcode.RemoveRules:
+                foreach (var rule in Parse(payload, ControlJsonContext.Default.RemoveRulesMessage).Rules)
+                {
+                    _dataPlane.RemoveRule(ParseKey(rule.InLink), rule.InRoute);
+                }
+
+                return Ok;
+            case ControlOpcode.SessionRoute:
+                BindSession(Parse(payload, ControlJsonContext.Default.SessionRouteMessage));
+                return Ok;
+            case ControlOpcode.RouteClose:
+                await _sessions.CloseRouteAsync(Parse(payload, ControlJsonContext.Default.RouteCloseMessage).SessionId);
+                return Ok;
+            default:
+                throw new ControlException(ControlErrorCode.BadRequest, $"opcode 0x{opcode:x2} is not a manager command");
+        }
+    }
+
+    private void BindSession(SessionRouteMessage message)
+    {
+        try
+        {
+            _sessions.Bind(new SessionRoute(message.SessionId, ParseKey(message.Peer), message.Initiator, ParseKey(message.OutLink), message.OutRoute,
+                ParseKey(message.InLink), message.InRoute, message.TtlMs > 0 ? TimeSpan.FromMilliseconds(message.TtlMs) : null), direct: false);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new ControlException(ControlErrorCode.BadRequest, ex.Message);
+        }
+    }
+
+    private static byte[] Ok => JsonSerializer.SerializeToUtf8Bytes(new OkMessage(), ControlJsonContext.Default.OkMessage);
+
+    private static T Parse<T>(ReadOnlyMemory<byte> payload, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) =>
+        JsonSerializer.Deserialize(payload.Span, type) ?? throw new JsonException("null payload");
+
+    private static PubKey ParseKey(string hex) =>
+        PubKey.TryParse(hex, out var key) ? key : throw new ControlException(ControlErrorCode.BadRequest, $"'{hex}' is not a public key");
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        var control = _connection;
+        if (control is not null)
+        {
+            await control.DisposeAsync();
+        }
+
+        if (_run is not null)
+        {
+            await _run.ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>Counters behind <see cref="Reports"/> (one lock: they change once per report interval).</summary>
+    private sealed class ReportCounters
+    {
+        private readonly Lock _sync = new();
+        private NodeReportStatus _status = new();
+
+        public void LinkReportSent(int omitted, DateTimeOffset at)
+        {
+            lock (_sync)
+            {
+                _status = _status with { LinkReportsSent = _status.LinkReportsSent + 1, LinksOmitted = omitted, LastReportAt = at };
+            }
+        }
+
+        public void HeartbeatSent()
+        {
+            lock (_sync)
+            {
+                _status = _status with { HeartbeatsSent = _status.HeartbeatsSent + 1 };
+            }
+        }
+
+        public void Failed(string reason)
+        {
+            lock (_sync)
+            {
+                _status = _status with { Failures = _status.Failures + 1, LastFailure = reason };
+            }
+        }
+
+        public NodeReportStatus Snapshot()
+        {
+            lock (_sync)
+            {
+                return _status;
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 7000, Level = LogLevel.Information, Message = "Registered with the manager at {Manager} as {Key}")]
+        public static partial void Registered(ILogger logger, EndPoint manager, PubKey key);
+
+        [LoggerMessage(EventId = 7001, Level = LogLevel.Warning, Message = "Lost the manager connection; reconnecting")]
+        public static partial void ManagerLost(ILogger logger);
+
+        [LoggerMessage(EventId = 7002, Level = LogLevel.Warning, Message = "Reconnect to the manager failed: {Reason}")]
+        public static partial void ReconnectFailed(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = 7020, Level = LogLevel.Error, Message = "The manager refused this node; giving up: {Reason}")]
+        public static partial void RefusedByManager(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = 7003, Level = LogLevel.Information, Message = "Link to {Peer} at {Address} is up")]
+        public static partial void LinkOpened(ILogger logger, string peer, IPEndPoint address);
+
+        [LoggerMessage(EventId = 7021, Level = LogLevel.Warning, Message = "Link report to the manager leaves out {Omitted} links (it carries the {Reported} that matter most, to fit its frame)")]
+        public static partial void LinksOmitted(ILogger logger, int omitted, int reported);
+
+        [LoggerMessage(EventId = 7022, Level = LogLevel.Warning, Message = "Sending a report to the manager failed ({Failures} so far); retrying at the next interval")]
+        public static partial void ReportFailed(ILogger logger, long failures, Exception exception);
+
+        [LoggerMessage(EventId = 7023, Level = LogLevel.Debug, Message = "Report loop ended with its connection")]
+        public static partial void ReportLoopEnded(ILogger logger, Exception exception);
+    }
+}
+
+/// <summary>What a node's report loop did (the node's control-channel health, for status output and tests).</summary>
+public sealed record NodeReportStatus
+{
+    /// <summary>Link reports sent since the start.</summary>
+    public long LinkReportsSent { get; init; }
+
+    /// <summary>Rounds of app heartbeats sent since the start.</summary>
+    public long HeartbeatsSent { get; init; }
+
+    /// <summary>Reports that could not be sent while the connection stayed up (each logged and retried).</summary>
+    public long Failures { get; init; }
+
+    /// <summary>Why the last failure happened, or null.</summary>
+    public string? LastFailure { get; init; }
+
+    /// <summary>Reportable links the last link report left out to fit its frame (0: all reported).</summary>
+    public int LinksOmitted { get; init; }
+
+    /// <summary>When the last link report was sent.</summary>
+    public DateTimeOffset? LastReportAt { get; init; }
+}

@@ -1,0 +1,127 @@
+using System.Net.Sockets;
+
+namespace Skywire.Core.Streams;
+
+/// <summary>
+/// A connected TCP socket as a <see cref="DuplexStream"/>: <see cref="CompleteWritesAsync"/> sends a FIN
+/// (<c>shutdown(SHUT_WR)</c>), <see cref="Abort"/> a RST and never a FIN first (<c>SO_LINGER {1, 0}</c>, then close,
+/// without the <c>shutdown</c> that <see cref="NetworkStream"/>'s dispose performs), and disposing closes gracefully.
+/// Owns the socket.
+/// </summary>
+/// <remarks>
+/// Why not a disposed <see cref="NetworkStream"/> with linger 0: its dispose calls <c>shutdown(SHUT_RDWR)</c> before
+/// closing, so the peer receives a FIN before the RST and reads a clean end of stream (issue 12.1).
+/// </remarks>
+public sealed class SocketStream : DuplexStream
+{
+    private readonly NetworkStream _stream;
+    private int _writesCompleted;
+    private int _closed;
+
+    /// <summary>Wraps a connected stream socket; the stream owns it from now on.</summary>
+    public SocketStream(Socket socket)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        Socket = socket;
+        _stream = new NetworkStream(socket, ownsSocket: false);
+    }
+
+    /// <summary>The socket.</summary>
+    public Socket Socket { get; }
+
+    /// <summary>True once <see cref="Abort"/> ran (or the stream was disposed).</summary>
+    public bool IsClosed => Volatile.Read(ref _closed) != 0;
+
+    /// <inheritdoc/>
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await _stream.ReadAsync(buffer, cancellationToken);
+        }
+        catch (IOException ex) when (IsReset(ex))
+        {
+            throw new StreamAbortedException("the connection was reset by its peer", ex);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (Volatile.Read(ref _writesCompleted) != 0)
+        {
+            throw new InvalidOperationException("Writes were completed on this stream.");
+        }
+
+        try
+        {
+            await _stream.WriteAsync(buffer, cancellationToken);
+        }
+        catch (IOException ex) when (IsReset(ex))
+        {
+            throw new StreamAbortedException("the connection was reset by its peer", ex);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override ValueTask CompleteWritesAsync(CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.Exchange(ref _writesCompleted, 1) == 0)
+        {
+            try
+            {
+                Socket.Shutdown(SocketShutdown.Send);
+            }
+            catch (SocketException ex)
+            {
+                throw new IOException("cannot finish the connection's writes: " + ex.Message, ex);
+            }
+            catch (ObjectDisposedException ex)
+            {
+                throw new IOException("the connection is closed", ex);
+            }
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public override void Abort()
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0)
+        {
+            return;
+        }
+
+        // Close with a zero timeout: SO_LINGER {1, 0} and close(2), so the peer gets a RST and no FIN before it.
+        // (A pending operation is unblocked by disconnecting, which also resets.)
+        Socket.Close(0);
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && Interlocked.Exchange(ref _closed, 1) == 0)
+        {
+            // A graceful close: FIN after what was written (if not sent already), then release the socket.
+            try
+            {
+                if (Interlocked.Exchange(ref _writesCompleted, 1) == 0)
+                {
+                    Socket.Shutdown(SocketShutdown.Send);
+                }
+            }
+            catch (SocketException)
+            {
+                // The peer is gone already; closing is all that is left to do.
+            }
+
+            Socket.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    private static bool IsReset(IOException ex) =>
+        ex.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown };
+}

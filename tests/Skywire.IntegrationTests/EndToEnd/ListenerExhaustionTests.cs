@@ -1,0 +1,197 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Logging.Abstractions;
+using Skywire.Core.Channels;
+using Skywire.Core.Control;
+using Skywire.Core.Crypto;
+using Skywire.Core.Messenger;
+using Skywire.Core.Sdk;
+using Skywire.Protocol;
+using Skywire.Protocol.Control;
+
+namespace Skywire.IntegrationTests.EndToEnd;
+
+/// <summary>
+/// Issue 12.3: the built messenger, manager and node, with their descriptor limit lowered (prlimit on the running
+/// process), flooded with more idle connections than they can hold: each stays up, keeps accepting, and serves a
+/// legitimate client afterwards. Before, the messenger's accept loop spun on EMFILE and the manager's and the app
+/// API's accept loops returned on the first socket error and never accepted again.
+/// </summary>
+public sealed partial class ListenerExhaustionTests() : ExecutableTestBase("skywire-exhaust-")
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
+    private const int Headroom = 64;
+    private const int Flood = 400;
+
+    [GeneratedRegex(@"(?:messenger|manager) ([0-9a-f]{66}) listening on (\S+)")]
+    private static partial Regex ListeningLine();
+
+    [Fact]
+    public async Task Messenger_FloodBeyondDescriptorLimit_StaysUp_ServesAClientAfterwards()
+    {
+        SkipWithoutPrlimit();
+        await using var messenger = SkywireProcess.Start(null, ["messenger", "--listen", "127.0.0.1:0", "--key", FilePath("messenger.json")]);
+        var line = ListeningLine().Match(await messenger.WaitForStdoutLineAsync("listening on", Limit));
+        var endPoint = IPEndPoint.Parse(line.Groups[2].Value);
+        var key = PubKey.Parse(line.Groups[1].Value);
+
+        await using (await FloodAsync(messenger, endPoint))
+        {
+            using var client = KeyPair.Generate();
+            await ServedWithinAsync(messenger, async ct =>
+            {
+                await using var registered = await MessengerClient.ConnectAsync(new MessengerClientOptions { EndPoint = endPoint, MessengerKey = key }, client, NullLoggerFactory.Instance, ct);
+            });
+            AssertAlive(messenger);
+        }
+    }
+
+    [Fact]
+    public async Task Manager_FloodBeyondDescriptorLimit_StaysUp_ServesTheCliAfterwards()
+    {
+        SkipWithoutPrlimit();
+        await using var manager = SkywireProcess.Start(null, ["manager", "--listen", "127.0.0.1:0", "--key", FilePath("manager.json")]);
+        var line = ListeningLine().Match(await manager.WaitForLineAsync("listening on", Limit));
+        var address = new ManagerAddress(IPEndPoint.Parse(line.Groups[2].Value), PubKey.Parse(line.Groups[1].Value));
+
+        await using (await FloodAsync(manager, (IPEndPoint)address.EndPoint))
+        {
+            using var admin = KeyFile.Load(FilePath("manager.json"));
+            await ServedWithinAsync(manager, async ct =>
+            {
+                var (connection, _) = await ControlClient.ConnectAsync(address, admin, "cli", null, (_, _, _) => throw new ControlException(ControlErrorCode.BadRequest, "no"),
+                    NullLogger.Instance, TimeSpan.FromSeconds(10), ct);
+                await using (connection)
+                {
+                    await connection.RequestAsync((byte)ControlOpcode.ListNodes, new OkMessage(), ControlJsonContext.Default.OkMessage, ControlJsonContext.Default.NodeListMessage, ct);
+                }
+            });
+            AssertAlive(manager);
+        }
+    }
+
+    [Fact]
+    public async Task NodeAppApi_FloodBeyondDescriptorLimit_StaysUp_ServesAnAppAfterwards()
+    {
+        SkipWithoutPrlimit();
+        await using var manager = SkywireProcess.Start(null, ["manager", "--listen", "127.0.0.1:0", "--key", FilePath("manager.json")]);
+        var managerLine = ListeningLine().Match(await manager.WaitForLineAsync("listening on", Limit));
+        await using var node = SkywireProcess.Start(null, ["node", "--manager", $"{managerLine.Groups[1].Value}@{managerLine.Groups[2].Value}",
+            "--key", FilePath("node.json"), "--app-token-file", FilePath("node.token")]);
+        var apps = new IPEndPoint(IPAddress.Loopback, int.Parse(NodeLine().Match(await node.WaitForLineAsync(" apps ", Limit)).Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture));
+
+        await using (await FloodAsync(node, apps))
+        {
+            var token = SkywireApp.ReadTokenFile(FilePath("node.token"));
+            await ServedWithinAsync(node, async ct =>
+            {
+                await using var app = await SkywireApp.ConnectAsync(apps, token, ct);
+            });
+            AssertAlive(node);
+        }
+    }
+
+    private static void SkipWithoutPrlimit()
+    {
+        if (!OperatingSystem.IsLinux() || !File.Exists("/usr/bin/prlimit"))
+        {
+            Assert.Skip("needs Linux and prlimit (util-linux) to lower a running process's descriptor limit");
+        }
+    }
+
+    /// <summary>Lowers the process's descriptor limit to what it has open plus a little, then opens more idle connections than that.</summary>
+    private static async Task<Connections> FloodAsync(SkywireProcess process, IPEndPoint endPoint)
+    {
+        var open = Directory.GetFileSystemEntries($"/proc/{process.Id}/fd").Length;
+        var limit = open + Headroom;
+        using (var prlimit = Process.Start(new ProcessStartInfo("prlimit", ["--pid", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), $"--nofile={limit}:{limit}"]))!)
+        {
+            await prlimit.WaitForExitAsync(TestContext.Current.CancellationToken);
+            Assert.Equal(0, prlimit.ExitCode);
+        }
+
+        var flood = new Connections();
+        for (var i = 0; i < Flood; i++)
+        {
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            flood.Add(socket);
+            using var connect = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            try
+            {
+                await socket.ConnectAsync(endPoint, connect.Token);
+            }
+            catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+            {
+                // The backlog is full: the flood is as big as it gets.
+                break;
+            }
+        }
+
+        // The server ran into its limit (it holds what it can, the rest waits in the backlog).
+        var deadline = DateTime.UtcNow + Limit;
+        while (Directory.GetFileSystemEntries($"/proc/{process.Id}/fd").Length < limit - Headroom / 2)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the server never took the flood's connections");
+            await Task.Delay(50, TestContext.Current.CancellationToken);
+        }
+
+        return flood;
+    }
+
+    private static async Task ServedWithinAsync(SkywireProcess server, Func<CancellationToken, Task> client)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        deadline.CancelAfter(Limit);
+        var attempts = new List<string>();
+        var backoff = new Backoff(TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(2));
+        try
+        {
+            while (true)
+            {
+                try
+                {
+                    await client(deadline.Token);
+                    return;
+                }
+                catch (Exception ex) when (!deadline.IsCancellationRequested && ex is ControlException or MessengerException or Core.AppApi.AppApiException or IOException or SocketException)
+                {
+                    // A legitimate client retries a refused connection; the server must let one through while flooded.
+                    attempts.Add(ex.GetType().Name + ": " + ex.Message);
+                }
+
+                await backoff.DelayAsync(TimeProvider.System, deadline.Token);
+            }
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !TestContext.Current.CancellationToken.IsCancellationRequested)
+        {
+            var log = server.Stderr.Split('\n');
+            Assert.Fail($"not served within {Limit} while flooded; attempts: {string.Join(" | ", attempts)}\nserver log (last lines):\n{string.Join('\n', log.TakeLast(30))}");
+        }
+    }
+
+    private static void AssertAlive(SkywireProcess process)
+    {
+        Assert.False(process.HasExited, "the server died under the flood:\n" + process.Stderr);
+        var acceptLines = process.Stderr.Split('\n').Count(l => l.Contains("ccept", StringComparison.Ordinal));
+        Assert.True(acceptLines < 100, $"{acceptLines} log lines about accepting: the loop spins");
+    }
+
+    private sealed class Connections : IAsyncDisposable
+    {
+        private readonly List<Socket> _sockets = [];
+
+        public void Add(Socket socket) => _sockets.Add(socket);
+
+        public ValueTask DisposeAsync()
+        {
+            foreach (var socket in _sockets)
+            {
+                socket.Dispose();
+            }
+
+            return ValueTask.CompletedTask;
+        }
+    }
+}

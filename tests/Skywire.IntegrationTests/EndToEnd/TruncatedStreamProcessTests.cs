@@ -1,0 +1,208 @@
+namespace Skywire.IntegrationTests.EndToEnd;
+
+/// <summary>
+/// Issue 12.1 through the built executables: `skywire app nc --to` streams into `skywire app nc --listen` across
+/// real `skywire node` and `skywire manager` processes on loopback; mid-stream the relay, the manager (its rules
+/// expire) or the dialing node is killed. The listener must then exit non-zero, never print "received N bytes" and
+/// exit 0 for an unfinished stream; what it wrote before is a correct prefix.
+/// </summary>
+/// <remarks>One class per cause, so the three (each bounded by the 30 s session idle timeout) run in parallel.</remarks>
+public abstract partial class TruncatedStreamScenario(string scratchPrefix) : ExecutableTestBase(scratchPrefix)
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(90);
+    private const int Seed = 121;
+    private const int BeforeBreak = 2 << 20;
+
+    protected enum Cause
+    {
+        RelayKilled,
+        ManagerKilledRulesExpire,
+        DialingNodeKilled,
+    }
+
+    protected async Task RunAsync(Cause cause)
+    {
+        var processes = new List<SkywireProcess>();
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        try
+        {
+            var managerArgs = new List<string> { "manager", "--listen", "127.0.0.1:0", "--key", FilePath("manager.json") };
+            if (cause == Cause.ManagerKilledRulesExpire)
+            {
+                managerArgs.AddRange(["--rule-ttl", "3"]);
+            }
+
+            var manager = Start(processes, managerArgs);
+            var managerLine = await manager.WaitForLineAsync("listening on", Limit);
+            var managerKey = ManagerKey().Match(managerLine).Groups[1].Value;
+            var managerAt = $"{managerKey}@127.0.0.1:{ManagerLine().Match(managerLine).Groups[1].Value}";
+
+            var names = cause == Cause.DialingNodeKilled ? new[] { "a", "d" } : ["a", "b", "d"];
+            var nodes = new Dictionary<string, (SkywireProcess Process, string Key, string AppsPort)>();
+            foreach (var name in names)
+            {
+                var node = Start(processes, ["node", "--manager", managerAt, "--key", FilePath(name + ".json"), "--app-token-file", FilePath(name + ".token")]);
+                var m = NodeLine().Match(await node.WaitForLineAsync(" apps 127.0.0.1", Limit));
+                nodes[name] = (node, m.Groups[1].Value, m.Groups[2].Value);
+            }
+
+            string[] Cli(params string[] args) => ["cli", "--manager", managerAt, "--key", FilePath("manager.json"), .. args];
+            for (var i = 1; i < names.Length; i++)
+            {
+                await using var link = Start(null, Cli("link", nodes[names[i - 1]].Key, nodes[names[i]].Key));
+                Assert.Equal(0, await link.WaitForExitAsync(Limit));
+            }
+
+            await WaitForLinksUpAsync(Cli("links"), 2 * (names.Length - 1));
+
+            var listener = Start(processes, ["app", "nc", "--node-apps", "127.0.0.1:" + nodes["d"].AppsPort, "--token-file", FilePath("d.token"), "--name", "sink", "--listen"]);
+            await listener.WaitForLineAsync("listening as", Limit);
+            var dialer = Start(processes, ["app", "nc", "--node-apps", "127.0.0.1:" + nodes["a"].AppsPort, "--token-file", FilePath("a.token"), "--name", "src",
+                "--to", $"{nodes["d"].Key}/sink"], new GatedPatternStream(Seed, BeforeBreak, gate.Task));
+            await WaitUntilAsync(() => listener.Stdout.Length >= BeforeBreak || listener.HasExited, "the listener received the first bytes");
+
+            switch (cause)
+            {
+                case Cause.RelayKilled:
+                    await nodes["b"].Process.DisposeAsync();
+                    break;
+                case Cause.ManagerKilledRulesExpire:
+                    await manager.DisposeAsync();
+                    break;
+                case Cause.DialingNodeKilled:
+                    await nodes["a"].Process.DisposeAsync();
+                    break;
+            }
+
+            // The sender goes on writing into the dead stream.
+            gate.TrySetResult();
+
+            var code = await listener.WaitForExitAsync(Limit);
+            var received = listener.Stdout;
+            Assert.True(code != 0, $"the listener exited 0 after {received.Length} bytes of an unfinished stream:\n{listener.Stderr}");
+            Assert.DoesNotContain("received", listener.Stderr, StringComparison.Ordinal);
+            Assert.True(received.AsSpan().SequenceEqual(GatedPatternStream.Expected(Seed, received.Length)), "the listener wrote wrong bytes");
+            if (cause != Cause.DialingNodeKilled)
+            {
+                Assert.NotEqual(0, await dialer.WaitForExitAsync(Limit));
+            }
+        }
+        finally
+        {
+            gate.TrySetResult();
+            foreach (var p in processes)
+            {
+                await p.DisposeAsync();
+            }
+        }
+    }
+
+    private static SkywireProcess Start(List<SkywireProcess>? processes, IEnumerable<string> args, Stream? stdin = null)
+    {
+        var process = SkywireProcess.Start(null, args, stdin);
+        processes?.Add(process);
+        return process;
+    }
+
+    private static async Task WaitForLinksUpAsync(string[] cli, int ends)
+    {
+        var deadline = DateTime.UtcNow + Limit;
+        while (true)
+        {
+            await using var links = SkywireProcess.Start(null, cli);
+            Assert.Equal(0, await links.WaitForExitAsync(Limit));
+            if (links.StdoutText.Split('\n').Count(l => l.Contains(" up ", StringComparison.Ordinal)) >= ends)
+            {
+                return;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, "links not up:\n" + links.StdoutText);
+            await Task.Delay(200);
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + Limit;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "timed out waiting for: " + what);
+            await Task.Delay(50);
+        }
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"manager ([0-9a-f]{66}) listening")]
+    private static partial System.Text.RegularExpressions.Regex ManagerKey();
+
+    /// <summary>
+    /// Endless deterministic bytes (the dialer's stdin): the first <c>gateAfter</c> bytes at once, the rest after
+    /// <c>gate</c> completes, without end.
+    /// </summary>
+    private sealed class GatedPatternStream(int seed, long gateAfter, Task gate) : Stream
+    {
+        private long _position;
+
+        public static byte[] Expected(int seed, int length)
+        {
+            var bytes = new byte[length];
+            Fill(bytes, 0, seed);
+            return bytes;
+        }
+
+        private static void Fill(Span<byte> buffer, long offset, int seed)
+        {
+            for (var i = 0; i < buffer.Length; i++)
+            {
+                var x = ((ulong)(offset + i) * 0x9E3779B97F4A7C15UL) ^ ((ulong)seed * 0xC2B2AE3D27D4EB4FUL);
+                x ^= x >> 29;
+                buffer[i] = (byte)(x ^ (x >> 17));
+            }
+        }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (_position >= gateAfter)
+            {
+                await gate.WaitAsync(cancellationToken);
+            }
+
+            var n = (int)Math.Min(buffer.Length, _position < gateAfter ? gateAfter - _position : 64 * 1024);
+            Fill(buffer.Span[..n], _position, seed);
+            _position += n;
+            return n;
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => _position; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}
+
+[Trait("Category", "E2E")]
+public sealed class RelayKilledProcessTests() : TruncatedStreamScenario("skywire-trunc-relay-")
+{
+    [Fact]
+    public Task NcListener_RelayKilledWithoutAlternative_ExitsNonZero() => RunAsync(Cause.RelayKilled);
+}
+
+[Trait("Category", "E2E")]
+public sealed class RulesExpiredProcessTests() : TruncatedStreamScenario("skywire-trunc-rules-")
+{
+    [Fact]
+    public Task NcListener_ManagerKilledRulesExpire_ExitsNonZero() => RunAsync(Cause.ManagerKilledRulesExpire);
+}
+
+[Trait("Category", "E2E")]
+public sealed class PeerKilledProcessTests() : TruncatedStreamScenario("skywire-trunc-peer-")
+{
+    [Fact]
+    public Task NcListener_DialingNodeKilled_ExitsNonZero() => RunAsync(Cause.DialingNodeKilled);
+}
