@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
 using Skywire.TestKit;
 
 namespace Skywire.Tests.TestKit;
@@ -54,6 +56,39 @@ public sealed class FaultInjectorTests
 
         await WaitUntilAsync(() => faults.Delivered == 20);
         Assert.All(arrived, t => Assert.True(t >= TimeSpan.FromMilliseconds(60), t.ToString()));
+    }
+
+    /// <summary>The benchmark walks its grid by changing a running relay's faults: the new ones apply at once, both ways.</summary>
+    [Fact]
+    public async Task Relay_SetFaults_AppliesToTheNextDatagrams()
+    {
+        using var target = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        target.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        client.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        using var relay = new UdpFaultRelay((IPEndPoint)target.LocalEndPoint!);
+        var ct = TestContext.Current.CancellationToken;
+        var buffer = new byte[16];
+
+        client.SendTo([1], relay.ListenEndPoint);
+        var got = await target.ReceiveFromAsync(buffer, new IPEndPoint(IPAddress.Any, 0), ct);
+        Assert.Equal(1, buffer[0]);
+
+        relay.SetFaults(new FaultOptions { DropRate = 1 }, new FaultOptions { Delay = TimeSpan.FromMilliseconds(50) });
+        Assert.Equal(0, relay.ToTarget.Posted);
+        for (var i = 0; i < 10; i++)
+        {
+            client.SendTo([2], relay.ListenEndPoint);
+        }
+
+        await WaitUntilAsync(() => relay.ToTarget.Dropped == 10);
+        Assert.Equal(0, relay.ToTarget.Delivered);
+        var sent = Stopwatch.GetTimestamp();
+        target.SendTo([3], got.RemoteEndPoint);
+        await client.ReceiveFromAsync(buffer, new IPEndPoint(IPAddress.Any, 0), ct);
+        Assert.Equal(3, buffer[0]);
+        Assert.True(Stopwatch.GetElapsedTime(sent) >= TimeSpan.FromMilliseconds(50));
+        Assert.Equal(1, relay.FromTarget.Delivered);
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition)
