@@ -136,20 +136,25 @@ class TunRouter:
             for args in (["link", "set", dev, "netns", ns], ["-n", ns, "link", "set", "lo", "up"], ["-n", ns, "addr", "add", me + "/24", "dev", dev],
                          ["-n", ns, "link", "set", dev, "up", "mtu", "1500"], ["-n", ns, "route", "add", peer, "dev", dev]):
                 subprocess.run(["ip", *args], check=True)
-        self.delay, self.loss, self.random = 0.0, 0.0, random.Random(1)
+        self.delay, self.loss, self.dup, self.reorder, self.window, self.random = 0.0, 0.0, 0.0, 0.0, 8, random.Random(1)
         self.forwarded = 0
         self.stop = False
         self.thread = threading.Thread(target=self.loop, daemon=True)
         self.thread.start()
 
-    def set(self, rtt_ms, loss_pct, seed):
+    def set(self, rtt_ms, loss_pct, seed, dup_pct=0.0, reorder_pct=0.0, window=8):
+        """As FaultOptions: drop, then duplicate, then hold a packet back until up to `window` later ones passed
+        (at most 5 ms), then delay."""
         self.delay, self.loss, self.random = rtt_ms / 2000.0, loss_pct / 100.0, random.Random(seed)
+        self.dup, self.reorder, self.window = dup_pct / 100.0, reorder_pct / 100.0, window
 
     def loop(self):
         due = []  # (time, seq, out fd, packet)
         seq = 0
+        count = {fd: 0 for fd in self.fds}  # packets seen per outgoing TUN
+        held = {fd: [] for fd in self.fds}  # (release after count, held at, packet)
         while not self.stop:
-            timeout = max(0.0, due[0][0] - time.monotonic()) if due else 0.2
+            timeout = max(0.0, due[0][0] - time.monotonic()) if due else (0.005 if any(held.values()) else 0.2)
             readable, _, _ = select.select(self.fds, [], [], timeout)
             now = time.monotonic()
             for fd in readable:
@@ -159,10 +164,25 @@ class TunRouter:
                         packet = os.read(fd, 65535)
                     except BlockingIOError:
                         break
+                    count[out] += 1
+                    for h in [h for h in held[out] if h[0] <= count[out]]:
+                        held[out].remove(h)
+                        seq += 1
+                        heapq.heappush(due, (now + self.delay, seq, out, h[2]))
                     if self.loss > 0 and self.random.random() < self.loss:
                         continue
+                    copies = 2 if self.dup > 0 and self.random.random() < self.dup else 1
+                    for _ in range(copies):
+                        if self.reorder > 0 and self.random.random() < self.reorder:
+                            held[out].append((count[out] + self.random.randint(1, self.window), now, packet))
+                            continue
+                        seq += 1
+                        heapq.heappush(due, (now + self.delay, seq, out, packet))
+            for out in self.fds:  # nothing is held longer than 5 ms (FaultInjector's HoldLimit)
+                for h in [h for h in held[out] if now - h[1] >= 0.005]:
+                    held[out].remove(h)
                     seq += 1
-                    heapq.heappush(due, (now + self.delay, seq, out, packet))
+                    heapq.heappush(due, (now + self.delay, seq, out, h[2]))
             while due and due[0][0] <= time.monotonic():
                 _, _, out, packet = heapq.heappop(due)
                 try:
@@ -224,6 +244,8 @@ def main():
     ap.add_argument("--rtts", default="20,100,300", help="round trips in ms")
     ap.add_argument("--losses", default="0,0.1,1,5", help="one-way loss in per cent")
     ap.add_argument("--tcp", default="bbr", help="Linux TCP congestion controls to compare ('' for none)")
+    ap.add_argument("--issue-path", action=argparse.BooleanOptionalAction, default=True,
+                    help="also the path of issue 13's report: 1 hop, 5 ms each way, 5 %% loss, 2 %% duplicates, 25 %% reordered over 8")
     ap.add_argument("--node-arg", action="append", default=[], help="extra argument for every node (repeatable)")
     ap.add_argument("--warmup-mb", type=float, default=8, help="untimed MiB over each fresh mesh on the first cell's path (JIT, session; default 8)")
     ap.add_argument("--cell-timeout", type=float, default=240, help="seconds one cell may take (default 240)")
@@ -272,6 +294,10 @@ def main():
                         router.set(rtt, loss, seed=int(rtt * 100 + loss * 10))
                         for cc in ccs:
                             cell((f"tcp-{cc}", rtt, loss), lambda cc=cc: router.tcp_send(port, total, cc, a.cell_timeout))
+                if a.issue_path:
+                    router.set(10, 5, seed=13, dup_pct=2, reorder_pct=25, window=8)
+                    for cc in ccs:
+                        cell((f"tcp-{cc}", 10, "issue"), lambda cc=cc: router.tcp_send(port, total, cc, a.cell_timeout))
             except (OSError, subprocess.CalledProcessError) as e:
                 failed.append((("tcp", 0, 0), f"no TCP baseline (needs root, /dev/net/tun, ip netns): {e}"))
             finally:
@@ -290,6 +316,10 @@ def main():
                         sink_stream(dial(), int(a.warmup_mb * 1024 * 1024))
                         warm = False
                     cell((f"skywire-{hops}hop", rtt, loss), lambda: sink_stream(dial(), total))
+            if a.issue_path and hops == 1:
+                for rid in ids.values():
+                    relays.cmd(f"faults {rid} delay_ms=5 loss=0.05 dup=0.02 reorder=0.25 reorder_window=8 seed=13")
+                cell((f"skywire-{hops}hop", 10, "issue"), lambda: sink_stream(dial(), total))
             mb.stop_all()
     except (Exception, mb.Deadline) as e:
         failed.append((("run", 0, 0), f"{type(e).__name__}: {e}"))
@@ -309,6 +339,9 @@ def main():
     for rtt in rtts:
         for loss in losses:
             print(f"| {rtt} ms | {loss:g} % | " + " | ".join(fmt(results.get((p, rtt, loss))) for p in paths) + " |")
+    if a.issue_path:
+        print("| 10 ms | issue 13 path (5 % loss, 2 % dup, 25 % reordered over 8) | " + " | ".join(
+            fmt(results.get((p, 10, "issue"))) if p.startswith("tcp") or p == "skywire-1hop" else "" for p in paths) + " |")
     for key, why in failed:
         print(f"- {key}: {why}")
     print()
@@ -319,6 +352,9 @@ def main():
                 o, b = results.get((ours, rtt, loss)), results.get(("tcp-bbr", rtt, loss))
                 if o is not None and b is not None:
                     print(f"RESULT name=wan-{hops}hop-rtt{rtt}-loss{loss:g}-vs-tcp-bbr ours={o:.2f} baseline={b:.2f} unit=MB/s better=higher")
+        o, b = results.get((ours, 10, "issue")), results.get(("tcp-bbr", 10, "issue"))
+        if o is not None and b is not None:
+            print(f"RESULT name=wan-{hops}hop-issue13-path-vs-tcp-bbr ours={o:.2f} baseline={b:.2f} unit=MB/s better=higher")
         o, b = results.get((ours, 100, 1.0)), results.get((ours, 100, 0.0))
         if o is not None and b is not None:
             print(f"RESULT name=wan-{hops}hop-rtt100-loss1-vs-lossfree ours={o:.2f} baseline={b:.2f} unit=MB/s better=higher")
