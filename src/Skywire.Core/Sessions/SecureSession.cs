@@ -565,7 +565,7 @@ public sealed partial class SecureSession : IDatagramTransport, IDisposable
         [LoggerMessage(EventId = 1082, Level = LogLevel.Warning, Message = "Session {SessionId}: the datagram receiver threw")]
         public static partial void ReceiverFailed(ILogger logger, ulong sessionId, Exception exception);
 
-        [LoggerMessage(EventId = 1083, Level = LogLevel.Debug, Message = "Session {SessionId}: rekeying (packets sent {Sent}, highest received {Received})")]
+        [LoggerMessage(EventId = 1085, Level = LogLevel.Debug, Message = "Session {SessionId}: rekeying (packets sent {Sent}, highest received {Received})")]
         public static partial void SessionRekeying(ILogger logger, ulong sessionId, ulong sent, ulong received);
 
         [LoggerMessage(EventId = 1084, Level = LogLevel.Debug, Message = "Session {SessionId}: new keys in use (index {Index})")]
