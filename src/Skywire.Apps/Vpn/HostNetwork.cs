@@ -85,8 +85,11 @@ public sealed partial class HostNetwork : IDisposable
         Ip("link", "set", "dev", device, "mtu", mtu.ToString(System.Globalization.CultureInfo.InvariantCulture), "up");
     }
 
-    /// <summary>Adds a route and records its removal.</summary>
-    public void AddRoute(IPNetwork destination, string device, IPAddress? via = null)
+    /// <summary>
+    /// Adds a route and records its removal (unless <paramref name="goesWithDevice"/>: a route through a TUN device the
+    /// app closes disappears with the device).
+    /// </summary>
+    public void AddRoute(IPNetwork destination, string device, IPAddress? via = null, bool goesWithDevice = false)
     {
         var args = new List<string> { "route", "add", destination.ToString() };
         if (via is not null)
@@ -96,6 +99,11 @@ public sealed partial class HostNetwork : IDisposable
 
         args.AddRange(["dev", device]);
         Run("ip", args);
+        if (goesWithDevice)
+        {
+            return;
+        }
+
         Push($"route {destination}", () => Ip("route", "del", destination.ToString(), "dev", device));
     }
 

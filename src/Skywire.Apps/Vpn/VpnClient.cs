@@ -162,14 +162,14 @@ public sealed class VpnClient
             foreach (var half in new[] { "0.0.0.0/1", "128.0.0.0/1" })
             {
                 var network = IPNetwork.Parse(half);
-                host.AddRoute(network, device);
+                host.AddRoute(network, device, goesWithDevice: true);
                 VpnLog.RouteAdded(_logger, network);
             }
         }
 
         foreach (var route in _options.Routes)
         {
-            host.AddRoute(route, device);
+            host.AddRoute(route, device, goesWithDevice: true);
             VpnLog.RouteAdded(_logger, route);
         }
     }
