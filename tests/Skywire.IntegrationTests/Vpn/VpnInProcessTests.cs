@@ -121,6 +121,52 @@ public sealed class VpnInProcessTests
         Assert.True(client.Statistics.FromTun >= 1 && client.Statistics.ToTun >= 1);
     }
 
+    /// <summary>
+    /// The relay on the tunnel's route dies while packets flow: the manager re-routes the session over the other relay
+    /// and the tunnel carries on — same tunnel, same address (so TCP connections inside it survive), no re-dial.
+    /// </summary>
+    [Fact]
+    public async Task RelayKilled_TunnelCarriesOnOverNewRoute()
+    {
+        await using var mesh = MeshHarness.Start();
+        var n = await mesh.AddNodesAsync(4);
+        var (a, b, c, d) = (n[0], n[1], n[2], n[3]);
+        await mesh.LinkAsync(a, b);
+        await mesh.LinkAsync(b, d);
+        await mesh.LinkAsync(a, c);
+        await mesh.LinkAsync(c, d);
+        await using var running = await StartServerAsync(d);
+        using var stop = new CancellationTokenSource();
+        var (client, tun, state, run) = await StartClientAsync(a, d, stop.Token);
+        var address = state.Address.Split('/')[0];
+        await CrossAsync(tun, running.ServerTun, VpnPacketTestsPackets.Udp4(address, Behind, 500));
+
+        // Traffic keeps flowing while the relay dies.
+        using var flowing = new CancellationTokenSource();
+        var pump = Task.Run(async () =>
+        {
+            var i = 0;
+            while (!flowing.IsCancellationRequested)
+            {
+                tun.Inject(VpnPacketTestsPackets.Udp4(address, Behind, 100 + (i++ % 1000)));
+                await Task.Delay(2);
+            }
+        });
+        var route = mesh.Manager.Controller.ListRoutes().Routes.Single();
+        var victim = route.Path[1];
+        await mesh.RemoveNodeAsync(mesh.Nodes.Single(x => x.NodeKey == victim));
+        await MeshHarness.WaitUntilAsync(() => mesh.Manager.Controller.ListRoutes().Routes.SingleOrDefault() is { } r && !r.Path.Contains(victim), "re-routed around the dead relay");
+        await flowing.CancelAsync();
+        await pump;
+
+        // Both directions work again, on the same tunnel.
+        await CrossAsync(tun, running.ServerTun, VpnPacketTestsPackets.Udp4(address, Behind, 700));
+        await CrossAsync(running.ServerTun, tun, VpnPacketTestsPackets.Udp4(Behind, address, 700));
+        Assert.Equal(1, client.Connects);
+        await stop.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run.WaitAsync(Limit));
+    }
+
     private const int FlowDatagramHeader = Protocol.Sessions.FlowDatagram.HeaderLength;
 
     [Fact]
