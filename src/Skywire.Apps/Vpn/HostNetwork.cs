@@ -78,9 +78,18 @@ public sealed partial class HostNetwork : IDisposable
     /// <summary>Runs <c>ip ARGS</c>.</summary>
     public static string Ip(params string[] args) => Run("ip", args);
 
-    /// <summary>Sets the device's address, MTU and brings it up.</summary>
+    /// <summary>Sets the device's address, MTU and brings it up (IPv6 off on it: the tunnel carries IPv4 only, for now).</summary>
     public static void ConfigureDevice(string device, IPAddress address, int prefixLength, int mtu)
     {
+        try
+        {
+            File.WriteAllText($"/proc/sys/net/ipv6/conf/{device}/disable_ipv6", "1");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // No IPv6 on this host: nothing to turn off.
+        }
+
         Ip("addr", "add", $"{address}/{prefixLength}", "dev", device);
         Ip("link", "set", "dev", device, "mtu", mtu.ToString(System.Globalization.CultureInfo.InvariantCulture), "up");
     }

@@ -57,7 +57,7 @@ public sealed class VpnClient
 
         using var host = new HostNetwork(_logger);
         using var tun = _options.OpenTun(_options.Device);
-        using var reader = new TunReader(tun, _ => _current, Statistics, _logger);
+        using var reader = new TunReader(tun, packet => Packets.IpPacket.Version(packet) == 4 ? _current : null, Statistics, _logger);
         VpnLog.Registered(_logger, ClientType, app.NodeKey, binding.Name, tun.Name);
         string? configured = null;
         var delay = _options.ReconnectDelay;
