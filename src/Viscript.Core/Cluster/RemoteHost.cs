@@ -16,10 +16,10 @@ namespace Viscript.Core.Cluster;
 /// changed it); actions are requests over the agent connection. While the agent is not connected every action fails
 /// fast with <see cref="ErrorCode.HostUnreachable"/> and its last known rows stay listed as unreachable.
 /// <code>
-///   NeverSeen ──agent connects──► Connected ──connection lost (closed, silent, violation)──► Unreachable
+///   NeverSeen ──agent connects, snapshot in──► Connected ──connection lost (closed, silent, violation)──► Unreachable
 ///                                   ▲    │ a new connection with the same key replaces the old one      │
 ///                                   │    └──────────────────────────────────────────────────────────────┤
-///                                   └────────────────────────── agent connects ◄────────────────────────┘
+///                                   └─────────────────── agent connects, snapshot in ◄──────────────────┘
 /// </code>
 /// </summary>
 public sealed partial class RemoteHost : IProcessHost
@@ -157,7 +157,7 @@ public sealed partial class RemoteHost : IProcessHost
             _current = connection;
             _hello = hello;
             _address = address;
-            TransitionTo(HostState.Connected, $"connected from {address} (viscript {hello.Version}, host name {hello.HostName})");
+            // Connected (and its rows current) once the agent's full snapshot is in: see Apply.
         }
         old?.Channel.Close($"replaced by a new connection from {address}");
         var reason = await channel.RunAsync(frame => OnFrame(connection, frame), cancellationToken);
@@ -168,7 +168,10 @@ public sealed partial class RemoteHost : IProcessHost
                 _current = null;
                 _lastSeen = channel.LastReceived;
                 _reason = reason;
-                TransitionTo(HostState.Unreachable, reason);
+                if (_state == HostState.Connected)
+                {
+                    TransitionTo(HostState.Unreachable, reason);
+                }
             }
         }
         connection.Fail(new ViscriptException(ErrorCode.HostUnreachable, $"lost the connection to host {Name} during the call ({reason}); its apps keep running there"));
@@ -227,7 +230,7 @@ public sealed partial class RemoteHost : IProcessHost
                 }
                 break;
             case AgentOp.Processes:
-                Apply(Read(frame, s_json.ProcessUpdate));
+                Apply(connection, Read(frame, s_json.ProcessUpdate));
                 break;
             case AgentOp.Event:
                 var e = Read(frame, s_json.ProcessEvent);
@@ -267,11 +270,15 @@ public sealed partial class RemoteHost : IProcessHost
         return JsonSerializer.Deserialize(ref reader, type) ?? throw new AgentProtocolException($"{frame.Op} without a body");
     }
 
-    private void Apply(ProcessUpdate update)
+    private void Apply(Connection connection, ProcessUpdate update)
     {
         var now = _time.GetTimestamp();
         lock (_gate)
         {
+            if (!ReferenceEquals(_current, connection))
+            {
+                return; // a replaced connection's late frame
+            }
             if (update.Full)
             {
                 _processes.Clear();
@@ -283,6 +290,12 @@ public sealed partial class RemoteHost : IProcessHost
             foreach (var id in update.Removed)
             {
                 _processes.Remove(id);
+            }
+            if (update.Last && !connection.Synced)
+            {
+                // The whole table is in: from now on the rows are current, and the host says so.
+                connection.Synced = true;
+                TransitionTo(HostState.Connected, $"connected from {_address} (viscript {_hello?.Version}, host name {_hello?.HostName})");
             }
         }
     }
@@ -443,6 +456,9 @@ public sealed partial class RemoteHost : IProcessHost
     private sealed class Connection(AgentChannel channel)
     {
         public AgentChannel Channel { get; } = channel;
+
+        /// <summary>The agent's first full snapshot has arrived (guarded by the host's lock).</summary>
+        public bool Synced { get; set; }
 
         public ConcurrentDictionary<long, TaskCompletionSource<AgentReply>> Pending { get; } = new();
 
