@@ -42,6 +42,10 @@ public enum ErrorCode
     BadResponse = 51,
     /// <summary>The configuration file is invalid (daemon start only).</summary>
     BadConfig = 60,
+    /// <summary>No host of that name in the cluster (the name before <c>:</c> in <c>HOST:ID</c>).</summary>
+    UnknownHost = 70,
+    /// <summary>The host is an agent that is not connected now (its apps keep running there); try again when <c>hosts</c> shows it connected.</summary>
+    HostUnreachable = 71,
 }
 
 /// <summary>Helpers for <see cref="ErrorCode"/>.</summary>
@@ -53,7 +57,8 @@ public static class ErrorCodes
         ErrorCode.Ok => 200,
         ErrorCode.Usage or ErrorCode.UnknownCommand or ErrorCode.BadId or ErrorCode.NotInteractive => 400,
         ErrorCode.Unauthorized => 401,
-        ErrorCode.UnknownApp or ErrorCode.NoSuchProcess => 404,
+        ErrorCode.UnknownApp or ErrorCode.NoSuchProcess or ErrorCode.UnknownHost => 404,
+        ErrorCode.HostUnreachable => 503,
         ErrorCode.NotRunning or ErrorCode.NotSignalClient or ErrorCode.AlreadyRunning => 409,
         ErrorCode.SignalFailed => 502,
         ErrorCode.SignalTimeout => 504,
@@ -81,6 +86,8 @@ public static class ErrorCodes
         ErrorCode.DaemonUnreachable => "daemon-unreachable",
         ErrorCode.BadResponse => "bad-response",
         ErrorCode.BadConfig => "bad-config",
+        ErrorCode.UnknownHost => "unknown-host",
+        ErrorCode.HostUnreachable => "host-unreachable",
         _ => "error",
     };
 }

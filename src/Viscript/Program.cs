@@ -18,6 +18,11 @@ if (args.Length > 0 && args[0] == "cli")
     return await CliClient.RunAsync(args[1..], Console.In, Console.Out, Console.Error, cliCts.Token);
 }
 
+if (args.Length > 0 && args[0] == "key")
+{
+    return ClusterKeyCommand.Run(args[1..], Console.Out, Console.Error);
+}
+
 var headless = new Option<bool>("--headless", "-run_headless") { Description = "Run without the web GUI (daemon + REPL on stdin)." };
 var config = new Option<string?>("--config", "-c") { Description = "config.yaml to load (default ./config.yaml if present)." };
 var signal = new Option<string>("--signal") { Description = "Signal server address; port 0 picks a free port.", DefaultValueFactory = _ => "127.0.0.1:7999" };
@@ -32,12 +37,21 @@ var noRepl = new Option<bool>("--no-repl") { Description = "Do not read commands
 var manager = new Option<string?>("--manager") { Description = "Skywire manager (PUBKEY@host:port) whose mesh the GUI draws (default env VISCRIPT_MANAGER)." };
 var managerKey = new Option<string?>("--manager-key-file") { Description = "Key file for the topology queries: the manager's own or an --admin key (default env VISCRIPT_MANAGER_KEY_FILE)." };
 
+var hostName = new Option<string>("--name") { Description = "This host's name in a cluster (HOST:ID); agents are named by the primary's allow-list.", DefaultValueFactory = _ => "local" };
+var clusterKey = new Option<string?>("--cluster-key") { Description = "Cluster key file of a primary or agent (default ~/.viscript/cluster.key, created 0600 on first use; 'viscript key' prints its public key)." };
+var agents = new Option<string?>("--agents") { Description = "Be a cluster primary: accept agents on this address (TLS, pinned keys; needs --agents-allow)." };
+var agentsAllow = new Option<string?>("--agents-allow") { Description = "Allow-list of a primary: one 'NAME PUBLIC-KEY' per line; re-read when it changes." };
+var join = new Option<string?>("--join") { Description = "Be an agent: join the primary at this host:port (its --agents address; needs --primary-key)." };
+var primaryKey = new Option<string?>("--primary-key") { Description = "The primary's public key (its 'viscript key' output), pinned by the agent." };
+
 var root = new RootCommand("viscript: process manager and console for Skywire. 'viscript cli --help' for the client.")
 {
     headless, config, signal, control, logs, token, tokenFile, noAuth, verbose, noRepl, manager, managerKey, topologyCommand,
+    hostName, clusterKey, agents, agentsAllow, join, primaryKey,
 };
 // Shown in --help; the real dispatch happens above, before parsing, so that cli arguments are passed through untouched.
 root.Subcommands.Add(new Command("cli", "Send a command to a running daemon (see 'viscript cli --help')."));
+root.Subcommands.Add(new Command("key", "Print this host's cluster public key, creating the key file if needed (see 'viscript key --help')."));
 
 root.SetAction(async (parse, _) =>
 {
@@ -49,6 +63,12 @@ root.SetAction(async (parse, _) =>
     if (!Endpoints.TryParse(parse.GetValue(control)!, out var controlEp))
     {
         Console.Error.WriteLine($"viscript: bad --control address '{parse.GetValue(control)}' (expected host:port).");
+        return (int)ErrorCode.Usage;
+    }
+    System.Net.IPEndPoint? agentsEp = null;
+    if (parse.GetValue(agents) is { } agentsText && !Endpoints.TryParse(agentsText, out agentsEp))
+    {
+        Console.Error.WriteLine($"viscript: bad --agents address '{agentsText}' (expected host:port).");
         return (int)ErrorCode.Usage;
     }
     IReadOnlyList<string>? topology = null;
@@ -87,6 +107,15 @@ root.SetAction(async (parse, _) =>
         ManagerKeyFile = parse.GetValue(managerKey) ?? Environment.GetEnvironmentVariable("VISCRIPT_MANAGER_KEY_FILE"),
         // The daemon owns its process: orphans of the apps come back to it and are reaped (see docs/viscript.md, Processes).
         ChildSubreaper = true,
+        Cluster = new ClusterOptions
+        {
+            Name = parse.GetValue(hostName)!,
+            KeyFile = parse.GetValue(clusterKey),
+            AgentsListen = agentsEp,
+            AllowFile = parse.GetValue(agentsAllow),
+            Join = parse.GetValue(join),
+            PrimaryKey = parse.GetValue(primaryKey),
+        },
     };
     return await RunDaemonAsync(options, parse.GetValue(headless), parse.GetValue(noRepl));
 });
@@ -143,6 +172,10 @@ static async Task<int> RunDaemonAsync(DaemonOptions options, bool headlessFlag, 
 
     var stdout = Console.Out;
     stdout.WriteLine(daemon.StartLine);
+    if (daemon.ClusterLine is { } clusterLine)
+    {
+        stdout.WriteLine(clusterLine);
+    }
     if (!isHeadless)
     {
         stdout.WriteLine($"viscript: GUI {daemon.ControlUrl}/");

@@ -1,5 +1,5 @@
 using System.Globalization;
-using System.Text;
+using Viscript.Core.Cluster;
 using Viscript.Core.Control;
 using Viscript.Core.Supervision;
 
@@ -14,14 +14,19 @@ public enum CommandAction
     Clear = 1,
     /// <summary>Leave the REPL or shell (in the daemon's REPL: stop the daemon).</summary>
     Quit = 2,
-    /// <summary>Attach the terminal to <see cref="CommandResult.TargetId"/>.</summary>
+    /// <summary>Attach the terminal to <see cref="CommandResult.Target"/>.</summary>
     Attach = 3,
-    /// <summary>Stream new output of <see cref="CommandResult.TargetId"/> until detached.</summary>
+    /// <summary>Stream new output of <see cref="CommandResult.Target"/> until detached.</summary>
     Follow = 4,
 }
 
 /// <summary>Outcome of one command: lines to print and an error code (0 = success).</summary>
-public sealed record CommandResult(ErrorCode Code, IReadOnlyList<string> Lines, CommandAction Action = CommandAction.None, ulong? TargetId = null)
+/// <param name="Code">Error code.</param>
+/// <param name="Lines">Lines to print.</param>
+/// <param name="Action">What the front-end does next.</param>
+/// <param name="TargetId">The action's process id on its host.</param>
+/// <param name="Target">The action's target as the namespace writes it: <c>ID</c>, or <c>HOST:ID</c> on an agent.</param>
+public sealed record CommandResult(ErrorCode Code, IReadOnlyList<string> Lines, CommandAction Action = CommandAction.None, ulong? TargetId = null, string? Target = null)
 {
     /// <summary>Success with lines.</summary>
     public static CommandResult Ok(params IReadOnlyList<string> lines) => new(ErrorCode.Ok, lines);
@@ -33,21 +38,23 @@ public sealed record CommandResult(ErrorCode Code, IReadOnlyList<string> Lines, 
     public bool Success => Code == ErrorCode.Ok;
 
     /// <summary>The wire form.</summary>
-    public CommandResponse ToResponse() => new((int)Code, Lines, Action == CommandAction.None ? null : Action.ToString().ToLowerInvariant(), TargetId);
+    public CommandResponse ToResponse() => new((int)Code, Lines, Action == CommandAction.None ? null : Action.ToString().ToLowerInvariant(), TargetId, Target);
 }
 
 /// <summary>
-/// The viscript command language (original names and aliases, plus kill/restart/logs). One instance serves the REPL and
-/// the control API (<c>POST /api/command</c>), so the CLI and GUI see exactly the REPL's behaviour.
+/// The viscript command language (original names and aliases, plus kill/restart/logs, and <c>hosts</c> in a cluster).
+/// One instance serves the REPL and the control API (<c>POST /api/command</c>), so the CLI and GUI see exactly the
+/// REPL's behaviour. Ids and apps are <c>ID</c>/<c>APP</c> on this host or <c>HOST:ID</c>/<c>HOST:APP</c> on an agent
+/// (<see cref="ClusterDirectory"/>); the output of a command is the same whichever host it acts on.
 /// </summary>
-public sealed class CommandInterpreter(Supervisor supervisor)
+public sealed partial class CommandInterpreter
 {
     private static readonly (string Usage, string Text)[] s_help =
     [
-        ("apps", "List the apps of config.yaml."),
+        ("apps [HOST]", "List the apps of config.yaml (of every host in a cluster)."),
         ("help <app>", "Show an app's help text."),
-        ("start (s) [-a] <app> [args]", "Start an app; -a attaches to it."),
-        ("list_apps (la, ps) [-f]", "List processes; -f shows full command lines."),
+        ("start (s) [-a] <app> [args]", "Start an app (HOST:app on an agent); -a attaches to it."),
+        ("list_apps (la, ps) [-f] [HOST]", "List processes; -f shows full command lines."),
         ("ping <id>", "Signal round trip to a process."),
         ("res_usage (ru) <id>", "CPU, memory, threads, files (and heap for signal clients)."),
         ("shutdown (sd) <id>", "Stop: signal SHUTDOWN, then SIGTERM, then SIGKILL."),
@@ -56,12 +63,29 @@ public sealed class CommandInterpreter(Supervisor supervisor)
         ("logs <id> [-n N] [-f]", "Show captured output; -f follows it."),
         ("attach <id>", "Send typed lines to the process, show its output."),
         ("detach, ^Z, CTRL+Z", "Detach from the attached process."),
+        ("hosts", "The hosts of the cluster: state, last seen, version, load, memory."),
         ("clear (c, cls)", "Clear the screen."),
         ("quit (q, exit)", "Stop viscript (REPL) or leave the shell (cli)."),
     ];
 
-    /// <summary>The supervisor commands act on.</summary>
-    public Supervisor Supervisor { get; } = supervisor;
+    /// <summary>An interpreter for a daemon without agents.</summary>
+    public CommandInterpreter(Supervisor supervisor)
+        : this(new ClusterDirectory(new LocalProcessHost(supervisor, "local")))
+    {
+    }
+
+    /// <summary>An interpreter over the hosts of <paramref name="directory"/>.</summary>
+    public CommandInterpreter(ClusterDirectory directory)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        Directory = directory;
+    }
+
+    /// <summary>The hosts commands act on.</summary>
+    public ClusterDirectory Directory { get; }
+
+    /// <summary>This daemon's supervisor.</summary>
+    public Supervisor Supervisor => Directory.Local.Supervisor;
 
     /// <summary>Parses and runs a line.</summary>
     public async Task<CommandResult> ExecuteLineAsync(string line, CancellationToken cancellationToken = default)
@@ -81,6 +105,7 @@ public sealed class CommandInterpreter(Supervisor supervisor)
     /// <summary>Runs a tokenized command. Never throws for bad input; failures come back with their code.</summary>
     public async Task<CommandResult> ExecuteAsync(IReadOnlyList<string> tokens, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(tokens);
         if (tokens.Count == 0)
         {
             return CommandResult.Ok();
@@ -92,16 +117,17 @@ public sealed class CommandInterpreter(Supervisor supervisor)
             return name switch
             {
                 "help" or "h" or "?" => Help(args),
-                "apps" => Apps(),
-                "start" or "s" => Start(args),
+                "apps" => Apps(args),
+                "start" or "s" => await StartAsync(args, cancellationToken),
                 "list_apps" or "la" or "ps" or "list_tasks" => ListApps(args),
                 "ping" => await PingAsync(args, cancellationToken),
                 "res_usage" or "ru" => await ResUsageAsync(args, cancellationToken),
-                "shutdown" or "sd" => await ShutdownAsync(args, cancellationToken),
-                "kill" => await KillAsync(args, cancellationToken),
+                "shutdown" or "sd" => await StopAsync(args, "shutdown", (h, id, ct) => h.StopAsync(id, ct), cancellationToken),
+                "kill" => await StopAsync(args, "kill", (h, id, ct) => h.KillAsync(id, ct), cancellationToken),
                 "restart" => await RestartAsync(args, cancellationToken),
-                "logs" => Logs(args),
-                "attach" => Attach(args),
+                "logs" => await LogsAsync(args, cancellationToken),
+                "attach" => await AttachAsync(args, cancellationToken),
+                "hosts" => Hosts(args),
                 "detach" or "^z" => CommandResult.Ok("No app is attached."),
                 "clear" or "c" or "cls" => new CommandResult(ErrorCode.Ok, [], CommandAction.Clear),
                 "quit" or "q" or "exit" => new CommandResult(ErrorCode.Ok, [], CommandAction.Quit),
@@ -122,7 +148,9 @@ public sealed class CommandInterpreter(Supervisor supervisor)
     {
         if (args.Count > 0)
         {
-            var app = Supervisor.GetApp(args[0]);
+            var (host, appName) = Directory.ParseApp(args[0]);
+            var app = host.Apps.FirstOrDefault(a => string.Equals(a.Name, appName, StringComparison.OrdinalIgnoreCase))
+                ?? throw new ViscriptException(ErrorCode.UnknownApp, $"App with name '{args[0]}' doesn't exist. Try running 'apps'.");
             var lines = new List<string> { $"{app.Name}: {app.Description}" };
             if (!string.IsNullOrWhiteSpace(app.Help))
             {
@@ -135,14 +163,19 @@ public sealed class CommandInterpreter(Supervisor supervisor)
             return CommandResult.Ok(lines);
         }
         var width = s_help.Max(h => h.Usage.Length) + 3;
-        var output = new List<string> { "Commands (ids are the sequence ids shown by 'la'):" };
+        var output = new List<string> { "Commands (ids are the sequence ids shown by 'la'; HOST:ID on an agent of a cluster):" };
         output.AddRange(s_help.Select(h => "  " + h.Usage.PadRight(width) + h.Text));
         return CommandResult.Ok(output);
     }
 
-    private CommandResult Apps()
+    private CommandResult Apps(List<string> args)
     {
-        var apps = Supervisor.Config.Apps.Values.OrderBy(a => a.Name, StringComparer.OrdinalIgnoreCase).ToList();
+        if (args.Count > 1)
+        {
+            return CommandResult.Fail(ErrorCode.Usage, "Usage: apps [HOST]");
+        }
+        IEnumerable<IProcessHost> hosts = args.Count == 1 ? [Directory.Resolve(args[0])] : [Directory.Local, .. Directory.Remotes];
+        var apps = hosts.SelectMany(h => h.Apps.Select(a => (Name: h.IsLocal ? a.Name : $"{h.Name}:{a.Name}", a.Description))).ToList();
         if (apps.Count == 0)
         {
             return CommandResult.Ok("No available apps found.");
@@ -153,7 +186,7 @@ public sealed class CommandInterpreter(Supervisor supervisor)
         return CommandResult.Ok(lines);
     }
 
-    private CommandResult Start(List<string> args)
+    private async Task<CommandResult> StartAsync(List<string> args, CancellationToken ct)
     {
         var attach = false;
         if (args.Count > 0 && args[0] == "-a")
@@ -165,33 +198,50 @@ public sealed class CommandInterpreter(Supervisor supervisor)
         {
             return CommandResult.Fail(ErrorCode.Usage, "Must pass an app name to start, e.g. start <app> [args]. Try running 'apps'.");
         }
-        var info = Supervisor.Start(args[0], args.Skip(1).ToList());
-        var line = $"Added external app (ID: {info.Id}, Command: {info.CommandLine})";
+        var (host, app) = Directory.ParseApp(args[0]);
+        var info = await host.StartAsync(app, args.Skip(1).ToList(), ct);
+        var target = ClusterDirectory.Qualify(host, info.Id);
+        var line = $"Added external app (ID: {target}, Command: {info.CommandLine})";
         return attach && !info.Daemon
-            ? new CommandResult(ErrorCode.Ok, [line], CommandAction.Attach, info.Id)
+            ? new CommandResult(ErrorCode.Ok, [line], CommandAction.Attach, info.Id, target)
             : CommandResult.Ok(line);
     }
 
     private CommandResult ListApps(List<string> args)
     {
         var full = false;
+        IProcessHost? only = null;
         foreach (var a in args)
         {
             if (a == "-f")
             {
                 full = true;
             }
+            else if (!a.StartsWith('-') && only is null)
+            {
+                only = Directory.Resolve(a);
+            }
             else
             {
-                return CommandResult.Fail(ErrorCode.Usage, $"Unknown option '{a}'. Usage: list_apps [-f]");
+                return CommandResult.Fail(ErrorCode.Usage, $"Unknown option '{a}'. Usage: list_apps [-f] [HOST]");
             }
         }
-        var list = Supervisor.List();
+        var list = only is null ? Directory.ListAll() : only.List().Select(p => p with { Host = only.Name }).ToList();
         if (list.Count == 0)
         {
             return CommandResult.Ok("No external apps running.", "Try starting one with \"start\" command (\"help\" or \"h\" for help).");
         }
-        var rows = new List<string[]> { full ? ["ID", "APP", "PID", "STATE", "SIGNAL", "UPTIME", "COMMAND"] : ["ID", "APP", "PID", "STATE", "SIGNAL", "UPTIME"] };
+        var withHost = Directory.IsPrimary;
+        var header = new List<string> { "ID", "APP", "PID", "STATE", "SIGNAL", "UPTIME" };
+        if (withHost)
+        {
+            header.Insert(0, "HOST");
+        }
+        if (full)
+        {
+            header.Add("COMMAND");
+        }
+        var rows = new List<string[]> { header.ToArray() };
         foreach (var p in list)
         {
             var signal = p.Remote ? $"remote {p.RemoteEndPoint}" : p.SignalRegistered ? "yes" : "no";
@@ -204,6 +254,10 @@ public sealed class CommandInterpreter(Supervisor supervisor)
                 signal,
                 p.UptimeSeconds is { } up ? FormatUptime(up) : "-",
             };
+            if (withHost)
+            {
+                row.Insert(0, p.Host ?? Directory.Local.Name);
+            }
             if (full)
             {
                 row.Add(p.CommandLine);
@@ -213,94 +267,38 @@ public sealed class CommandInterpreter(Supervisor supervisor)
         return CommandResult.Ok(Table(rows));
     }
 
+    private CommandResult Hosts(List<string> args)
+    {
+        if (args.Count > 0)
+        {
+            return CommandResult.Fail(ErrorCode.Usage, "Usage: hosts");
+        }
+        var lines = FormatHosts(Directory.Hosts(), Directory.Time.GetUtcNow());
+        if (!Directory.IsPrimary)
+        {
+            lines.Add("(this viscript has no agents: start it with --agents ADDR --agents-allow FILE to make it a primary)");
+        }
+        return CommandResult.Ok(lines);
+    }
+
     private async Task<CommandResult> PingAsync(List<string> args, CancellationToken ct)
     {
-        var id = ParseId(args, "ping");
-        var rtt = await Supervisor.PingAsync(id, ct);
+        var (host, id) = Directory.ParseTarget(args, "ping");
+        var rtt = await host.PingAsync(id, ct);
         return CommandResult.Ok($"ping time {FormatDuration(rtt)}");
     }
 
     private async Task<CommandResult> ResUsageAsync(List<string> args, CancellationToken ct)
     {
-        var id = ParseId(args, "res_usage");
-        var r = await Supervisor.ResourceUsageAsync(id, ct);
-        return CommandResult.Ok(FormatResources(r));
+        var (host, id) = Directory.ParseTarget(args, "res_usage");
+        var r = await host.ResourceUsageAsync(id, ct);
+        return CommandResult.Ok(FormatResources(r, ClusterDirectory.Qualify(host, id)));
     }
 
-    /// <summary>Text lines of an <c>ru</c> report.</summary>
-    public static IReadOnlyList<string> FormatResources(ResourceReport r)
+    private async Task<CommandResult> StopAsync(List<string> args, string command, Func<IProcessHost, ulong, CancellationToken, Task<StopReport>> stop, CancellationToken ct)
     {
-        var lines = new List<string>();
-        var head = new StringBuilder($"[ {r.Id} ]");
-        if (r.Pid is { } pid)
-        {
-            head.Append(CultureInfo.InvariantCulture, $" pid {pid}");
-        }
-        if (r.CpuPercent is { } cpu)
-        {
-            head.Append(CultureInfo.InvariantCulture, $" cpu {cpu:0.0}%");
-        }
-        if (r.CpuTimeSeconds is { } t)
-        {
-            head.Append(CultureInfo.InvariantCulture, $" cputime {t:0.00}s");
-        }
-        if (r.RssBytes is { } rss)
-        {
-            head.Append(CultureInfo.InvariantCulture, $" rss {FormatBytes(rss)}");
-        }
-        if (r.Threads is { } th)
-        {
-            head.Append(CultureInfo.InvariantCulture, $" threads {th}");
-        }
-        if (r.OpenFiles is { } files)
-        {
-            head.Append(CultureInfo.InvariantCulture, $" files {files}");
-        }
-        lines.Add(head.ToString());
-        if (r.Heap is { } h)
-        {
-            lines.Add($"MemStats HeapAlloc:{h.HeapAlloc} HeapSys:{h.HeapSys} HeapIdle:{h.HeapIdle} HeapInuse:{h.HeapInuse} StackSys:{h.StackSys} StackInuse:{h.StackInuse}");
-        }
-        else if (r.SignalError is { } err)
-        {
-            lines.Add($"(signal TOP failed: {err})");
-        }
-        else
-        {
-            lines.Add("(not a signal client: no heap figures)");
-        }
-        return lines;
-    }
-
-    private async Task<CommandResult> ShutdownAsync(List<string> args, CancellationToken ct)
-    {
-        var id = ParseId(args, "shutdown");
-        var r = await Supervisor.StopAsync(id, ct);
-        return CommandResult.Ok(StopLines(r));
-    }
-
-    private async Task<CommandResult> KillAsync(List<string> args, CancellationToken ct)
-    {
-        var id = ParseId(args, "kill");
-        var r = await Supervisor.KillAsync(id, ct);
-        return CommandResult.Ok(StopLines(r));
-    }
-
-    private async Task<CommandResult> RestartAsync(List<string> args, CancellationToken ct)
-    {
-        var id = ParseId(args, "restart");
-        var r = await Supervisor.RestartAsync(id, ct);
-        var lines = new List<string>();
-        if (r.Pid is { } old)
-        {
-            lines.Add($"stopped pid {old}");
-        }
-        lines.Add($"[ {r.Id} ] {r.Process.App} pid {r.Process.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-"} {r.Process.Display}");
-        return CommandResult.Ok(lines);
-    }
-
-    private static List<string> StopLines(StopReport r)
-    {
+        var (host, id) = Directory.ParseTarget(args, command);
+        var r = await stop(host, id, ct);
         var lines = new List<string>();
         if (r.ReportedPid is { } reported)
         {
@@ -310,15 +308,29 @@ public sealed class CommandInterpreter(Supervisor supervisor)
         {
             lines.Add($"shutdown pid {pid}");
         }
+        var label = ClusterDirectory.Qualify(host, id);
         lines.Add(r.Process.Remote
-            ? $"[ {r.Id} ] remote signal client asked to shut down"
-            : $"[ {r.Id} ] {r.Process.App} {r.Process.Display}");
-        return lines;
+            ? $"[ {label} ] remote signal client asked to shut down"
+            : $"[ {label} ] {r.Process.App} {r.Process.Display}");
+        return CommandResult.Ok(lines);
     }
 
-    private CommandResult Logs(List<string> args)
+    private async Task<CommandResult> RestartAsync(List<string> args, CancellationToken ct)
     {
-        ulong? id = null;
+        var (host, id) = Directory.ParseTarget(args, "restart");
+        var r = await host.RestartAsync(id, ct);
+        var lines = new List<string>();
+        if (r.Pid is { } old)
+        {
+            lines.Add($"stopped pid {old}");
+        }
+        lines.Add($"[ {ClusterDirectory.Qualify(host, id)} ] {r.Process.App} pid {r.Process.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-"} {r.Process.Display}");
+        return CommandResult.Ok(lines);
+    }
+
+    private async Task<CommandResult> LogsAsync(List<string> args, CancellationToken ct)
+    {
+        string? target = null;
         var count = 50;
         var follow = false;
         for (var i = 0; i < args.Count; i++)
@@ -336,41 +348,36 @@ public sealed class CommandInterpreter(Supervisor supervisor)
                     i++;
                     break;
                 default:
-                    if (id is not null)
+                    if (target is not null)
                     {
                         return CommandResult.Fail(ErrorCode.Usage, $"Unexpected argument '{args[i]}'. Usage: logs <id> [-n N] [-f]");
                     }
-                    id = ParseId([args[i]], "logs");
+                    target = args[i];
                     break;
             }
         }
-        if (id is null)
+        if (target is null)
         {
             return CommandResult.Fail(ErrorCode.Usage, "No id passed! e.g. logs 1");
         }
-        var logs = Supervisor.GetLogs(id.Value);
-        var lines = logs.Tail(count).Select(FormatLogLine).ToList();
-        return new CommandResult(ErrorCode.Ok, lines, follow ? CommandAction.Follow : CommandAction.None, id);
+        var (host, id) = Directory.ParseTarget(target, "logs");
+        var logs = await host.LogsAsync(id, count, ct);
+        var lines = logs.Select(FormatLogLine).ToList();
+        return new CommandResult(ErrorCode.Ok, lines, follow ? CommandAction.Follow : CommandAction.None, id, ClusterDirectory.Qualify(host, id));
     }
 
-    /// <summary>How a captured line is printed (stderr lines marked).</summary>
-    public static string FormatLogLine(LogLine l) => l.Stream switch
+    private async Task<CommandResult> AttachAsync(List<string> args, CancellationToken ct)
     {
-        LogStream.Stderr => "[stderr] " + l.Text,
-        LogStream.System => "[viscript] " + l.Text,
-        _ => l.Text,
-    };
-
-    private CommandResult Attach(List<string> args)
-    {
-        var id = ParseId(args, "attach");
-        var info = Supervisor.GetAttachable(id);
-        return new CommandResult(ErrorCode.Ok, [$"Attached to [ {id} ] {info.CommandLine} (type ^Z or 'detach' on a line of its own to detach)"], CommandAction.Attach, id);
+        var (host, id) = Directory.ParseTarget(args, "attach");
+        var info = await host.GetAttachableAsync(id, ct);
+        var target = ClusterDirectory.Qualify(host, id);
+        return new CommandResult(ErrorCode.Ok, [$"Attached to [ {target} ] {info.CommandLine} (type ^Z or 'detach' on a line of its own to detach)"], CommandAction.Attach, id, target);
     }
 
-    /// <summary>Parses the id argument (the original's messages, with the command as example).</summary>
+    /// <summary>Parses the id argument (the original's messages, with the command as example). Bare ids only; see <see cref="ClusterDirectory.ParseTarget(IReadOnlyList{string}, string)"/> for <c>HOST:ID</c>.</summary>
     public static ulong ParseId(IReadOnlyList<string> args, string command)
     {
+        ArgumentNullException.ThrowIfNull(args);
         if (args.Count == 0)
         {
             throw new ViscriptException(ErrorCode.Usage, $"No id passed! e.g. {command} 1");
@@ -385,42 +392,4 @@ public sealed class CommandInterpreter(Supervisor supervisor)
         }
         return id;
     }
-
-    /// <summary>Aligns rows into columns separated by two spaces.</summary>
-    public static List<string> Table(IReadOnlyList<string[]> rows)
-    {
-        var widths = new int[rows.Max(r => r.Length)];
-        foreach (var r in rows)
-        {
-            for (var i = 0; i < r.Length; i++)
-            {
-                widths[i] = Math.Max(widths[i], r[i].Length);
-            }
-        }
-        return rows.Select(r => string.Join("  ", r.Select((cell, i) => i == r.Length - 1 ? cell : cell.PadRight(widths[i]))).TrimEnd()).ToList();
-    }
-
-    /// <summary>Uptime as 45s, 3m05s, 2h03m, 4d02h.</summary>
-    public static string FormatUptime(double seconds)
-    {
-        var t = TimeSpan.FromSeconds(Math.Floor(seconds));
-        return t.TotalDays >= 1 ? $"{(int)t.TotalDays}d{t.Hours:00}h"
-            : t.TotalHours >= 1 ? $"{(int)t.TotalHours}h{t.Minutes:00}m"
-            : t.TotalMinutes >= 1 ? $"{(int)t.TotalMinutes}m{t.Seconds:00}s"
-            : $"{t.Seconds}s";
-    }
-
-    /// <summary>A short duration in the Go style the original printed (1.2034ms, 2.5s).</summary>
-    public static string FormatDuration(TimeSpan d) => d.TotalMilliseconds < 1000
-        ? string.Create(CultureInfo.InvariantCulture, $"{d.TotalMilliseconds:0.###}ms")
-        : string.Create(CultureInfo.InvariantCulture, $"{d.TotalSeconds:0.###}s");
-
-    /// <summary>Bytes as KiB/MiB/GiB.</summary>
-    public static string FormatBytes(long bytes) => bytes switch
-    {
-        >= 1L << 30 => string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 30):0.0}GiB"),
-        >= 1L << 20 => string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 20):0.0}MiB"),
-        >= 1L << 10 => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1024.0:0.0}KiB"),
-        _ => $"{bytes}B",
-    };
 }

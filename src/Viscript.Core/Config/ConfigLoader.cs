@@ -37,7 +37,7 @@ public static class ConfigLoader
     private static readonly string[] s_appKeys =
     [
         "daemon", "path", "default_args", "desc", "help", "env", "cwd", "autostart", "restart", "max_retries",
-        "backoff", "backoff_max", "start_secs", "stable_secs", "stop_timeout", "args_mode", "signal_flags",
+        "backoff", "backoff_max", "start_secs", "stable_secs", "stop_timeout", "shutdown_wait", "args_mode", "signal_flags",
     ];
 
     private static readonly string[] s_settingKeys =
@@ -243,6 +243,9 @@ public static class ConfigLoader
                     break;
                 case "stop_timeout":
                     app = app with { StopTimeout = ctx.Duration(value, k) };
+                    break;
+                case "shutdown_wait":
+                    app = app with { ShutdownWait = ctx.Duration(value, k) };
                     break;
                 case "args_mode":
                     app = app with { ArgsMode = ctx.Enum(value, k, ArgsMode.Replace, ("replace", ArgsMode.Replace), ("extend", ArgsMode.Extend)) };

@@ -75,6 +75,13 @@ public sealed record AppOptions
     /// <summary>How long each stop step (signal SHUTDOWN, then SIGTERM) waits before escalating.</summary>
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How long a signal client that acknowledged SHUTDOWN gets to exit before SIGTERM (<c>shutdown_wait</c>). Longer
+    /// than the original Go client's own hard-coded 10 s exit delay, so that <c>sd</c> of an original client ends in
+    /// <c>Exited(0)</c>, not <c>Exited(143)</c>, also under load.
+    /// </summary>
+    public TimeSpan ShutdownWait { get; init; } = TimeSpan.FromSeconds(15);
+
     /// <summary>How typed arguments combine with the defaults.</summary>
     public ArgsMode ArgsMode { get; init; } = ArgsMode.Replace;
 

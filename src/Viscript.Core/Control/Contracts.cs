@@ -22,6 +22,7 @@ public sealed record AppInfo(string Name, string Path, IReadOnlyList<string> Def
 /// <param name="Restarts">Automatic restarts so far.</param>
 /// <param name="Daemon">App's daemon flag.</param>
 /// <param name="StopRequested">The current or last run was asked to stop (sd, kill, restart, daemon exit): an <c>Exited</c> process with this flag ended on request.</param>
+/// <param name="Host">In a cluster: the host the process runs on (docs/viscript.md "Cluster"); address it as <c>HOST:ID</c>. Null on a daemon without agents.</param>
 public sealed record ProcessInfo(
     ulong Id,
     string? App,
@@ -38,7 +39,8 @@ public sealed record ProcessInfo(
     string CommandLine,
     int Restarts,
     bool Daemon,
-    bool StopRequested);
+    bool StopRequested,
+    string? Host = null);
 
 /// <summary>Something happened (<c>GET /api/events</c>, shown in the REPL).</summary>
 /// <param name="Time">When.</param>
@@ -51,7 +53,8 @@ public sealed record ProcessInfo(
 /// <param name="ExitCode">Exit code for Exited/Backoff/Fatal after an exit.</param>
 /// <param name="Message">Human-readable text.</param>
 /// <param name="StopRequested">State events: the run was asked to stop (an <c>Exited</c> that follows a stop request).</param>
-public sealed record ProcessEvent(DateTimeOffset Time, string Kind, ulong Id, string? App, string? From, string? To, int? Pid, int? ExitCode, string Message, bool StopRequested = false);
+/// <param name="Host">The agent the event comes from (cluster), or null for this daemon's own processes. Kind <c>host</c>: the agent whose state changed.</param>
+public sealed record ProcessEvent(DateTimeOffset Time, string Kind, ulong Id, string? App, string? From, string? To, int? Pid, int? ExitCode, string Message, bool StopRequested = false, string? Host = null);
 
 /// <summary>Answer of <c>ru</c>.</summary>
 /// <param name="Id">Id.</param>
@@ -75,11 +78,12 @@ public sealed record CommandRequest(string? Line, IReadOnlyList<string>? Args);
 /// <param name="Code">0 on success, else the error code (= CLI exit code).</param>
 /// <param name="Lines">Output lines.</param>
 /// <param name="Action">Terminal action for an interactive front-end (<c>attach</c>, <c>follow</c>, <c>clear</c>, <c>quit</c>), else null.</param>
-/// <param name="TargetId">Process id the action applies to.</param>
-public sealed record CommandResponse(int Code, IReadOnlyList<string> Lines, string? Action, ulong? TargetId);
+/// <param name="TargetId">Process id the action applies to (on its host).</param>
+/// <param name="Target">The action's target as the control API addresses it: the id, or <c>HOST:ID</c> for a process on an agent.</param>
+public sealed record CommandResponse(int Code, IReadOnlyList<string> Lines, string? Action, ulong? TargetId, string? Target = null);
 
-/// <summary><c>POST /api/processes</c> body.</summary>
-public sealed record StartRequest(string App, IReadOnlyList<string>? Args);
+/// <summary><c>POST /api/processes</c> body; <paramref name="Host"/> names an agent (null: this host).</summary>
+public sealed record StartRequest(string App, IReadOnlyList<string>? Args, string? Host = null);
 
 /// <summary>Answer of ping.</summary>
 public sealed record PingReport(ulong Id, double Milliseconds);
@@ -87,8 +91,8 @@ public sealed record PingReport(ulong Id, double Milliseconds);
 /// <summary>Answer of shutdown/kill/restart: the pid acted on and the state afterwards.</summary>
 public sealed record StopReport(ulong Id, int? Pid, int? ReportedPid, ProcessInfo Process);
 
-/// <summary><c>GET /api/info</c>.</summary>
-public sealed record DaemonInfo(string Version, int Pid, string? SignalAddress, string ControlUrl, string? ConfigFile, bool Headless);
+/// <summary><c>GET /api/info</c>; <paramref name="Name"/> is this host's name in the cluster, <paramref name="PublicKey"/> its cluster key (null when it has none).</summary>
+public sealed record DaemonInfo(string Version, int Pid, string? SignalAddress, string ControlUrl, string? ConfigFile, bool Headless, string? Name = null, string? PublicKey = null);
 
 /// <summary>A captured output line on the control API.</summary>
 /// <param name="Seq">Position in the process's output (0 for a partial line).</param>

@@ -26,4 +26,6 @@ namespace Viscript.Core.Control;
 [JsonSerializable(typeof(List<SampleSeries>))]
 [JsonSerializable(typeof(TopologyView))]
 [JsonSerializable(typeof(TopologyDocument))]
+[JsonSerializable(typeof(HostInfo))]
+[JsonSerializable(typeof(List<HostInfo>))]
 public sealed partial class ControlJsonContext : JsonSerializerContext;

@@ -115,54 +115,8 @@ public static class ControlToken
     /// sees a partial file and no other user ever can read it. The folder is created 0700 when missing.
     /// </summary>
     /// <exception cref="ViscriptException">Usage: the folder is writable by others, or the file cannot be written.</exception>
-    public static void WriteAtomic(string path, string token)
-    {
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full)!;
-        try
-        {
-            if (!Directory.Exists(dir))
-            {
-                if (OperatingSystem.IsWindows())
-                {
-                    Directory.CreateDirectory(dir);
-                }
-                else
-                {
-                    Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-                }
-            }
-            else if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(dir) & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0
-                && (File.GetUnixFileMode(dir) & UnixFileMode.StickyBit) == 0)
-            {
-                // Another user could swap the file between our rename and the reader's open.
-                throw new ViscriptException(ErrorCode.Usage, $"refusing to write the control token into {dir}: other users can write to that folder.");
-            }
-            var temp = Path.Combine(dir, "." + Path.GetFileName(full) + "." + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)) + ".tmp");
-            try
-            {
-                var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
-                if (!OperatingSystem.IsWindows())
-                {
-                    options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-                }
-                using (var stream = new FileStream(temp, options))
-                {
-                    stream.Write(Encoding.UTF8.GetBytes(token + "\n"));
-                    stream.Flush(flushToDisk: true);
-                }
-                File.Move(temp, full, overwrite: true);
-            }
-            finally
-            {
-                File.Delete(temp);
-            }
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new ViscriptException(ErrorCode.Usage, $"cannot write the control token file {full}: {ex.Message}", ex);
-        }
-    }
+    public static void WriteAtomic(string path, string token) =>
+        Hosting.SecretFile.WriteAtomic(path, Encoding.UTF8.GetBytes(token + "\n"), "the control token");
 
     /// <summary>
     /// The value of the GUI's session cookie for <paramref name="token"/>: HMAC-SHA256(token, label), base64url. The

@@ -15,4 +15,5 @@ public sealed record ResourceSample(DateTimeOffset Time, int? Pid, double? CpuPe
 /// <param name="App">App name.</param>
 /// <param name="IntervalSeconds">Seconds between samples.</param>
 /// <param name="Samples">Readings, oldest first (at most the sampler's window).</param>
-public sealed record SampleSeries(ulong Id, string? App, double IntervalSeconds, IReadOnlyList<ResourceSample> Samples);
+/// <param name="Host">The host of the process in a cluster (null on a daemon without agents).</param>
+public sealed record SampleSeries(ulong Id, string? App, double IntervalSeconds, IReadOnlyList<ResourceSample> Samples, string? Host = null);

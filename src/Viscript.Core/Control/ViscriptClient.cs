@@ -145,9 +145,13 @@ public sealed class ViscriptClient : IDisposable
     public Task<StopReport> RestartAsync(ulong id, CancellationToken cancellationToken = default) => PostAsync($"api/processes/{id}/restart", s_json.StopReport, cancellationToken);
 
     /// <summary><c>POST /api/processes/{id}/stdin</c>: one line to the app's stdin.</summary>
-    public async Task WriteInputAsync(ulong id, string line, CancellationToken cancellationToken = default)
+    public Task WriteInputAsync(ulong id, string line, CancellationToken cancellationToken = default) =>
+        WriteInputAsync(id.ToString(System.Globalization.CultureInfo.InvariantCulture), line, cancellationToken);
+
+    /// <summary><c>POST /api/processes/{target}/stdin</c> with <paramref name="target"/> as <c>ID</c> or <c>HOST:ID</c> (cluster).</summary>
+    public async Task WriteInputAsync(string target, string line, CancellationToken cancellationToken = default)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"api/processes/{id}/stdin") { Content = JsonContent.Create(new InputRequest(line), s_json.InputRequest) };
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"api/processes/{Uri.EscapeDataString(target)}/stdin") { Content = JsonContent.Create(new InputRequest(line), s_json.InputRequest) };
         using var response = await SendCoreAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken);
         await EnsureSuccessAsync(response, cancellationToken);
     }
@@ -161,6 +165,9 @@ public sealed class ViscriptClient : IDisposable
 
     /// <summary><c>GET /api/processes/{id}/samples</c>.</summary>
     public Task<SampleSeries> SamplesAsync(ulong id, CancellationToken cancellationToken = default) => GetAsync($"api/processes/{id}/samples", s_json.SampleSeries, cancellationToken);
+
+    /// <summary><c>GET /api/hosts</c>: this host and the agents of a primary (docs/viscript.md "Cluster").</summary>
+    public async Task<IReadOnlyList<HostInfo>> HostsAsync(CancellationToken cancellationToken = default) => await GetAsync("api/hosts", s_json.ListHostInfo, cancellationToken);
 
     /// <summary><c>GET /api/topology</c>.</summary>
     public Task<TopologyView> TopologyAsync(CancellationToken cancellationToken = default) => GetAsync("api/topology", s_json.TopologyView, cancellationToken);
@@ -180,7 +187,7 @@ public sealed class ViscriptClient : IDisposable
     public async Task<EventStream<ProcessEvent>> OpenEventsAsync(CancellationToken cancellationToken = default)
     {
         var response = await OpenStreamAsync("api/events", cancellationToken);
-        return new EventStream<ProcessEvent>(response, (type, data) => type is "state" or "started" or "registered" or "disconnected" or "diagnostic"
+        return new EventStream<ProcessEvent>(response, (type, data) => type is "state" or "started" or "registered" or "disconnected" or "diagnostic" or "host"
             ? JsonSerializer.Deserialize(data, s_json.ProcessEvent)
             : null);
     }
@@ -189,9 +196,13 @@ public sealed class ViscriptClient : IDisposable
     /// <c>GET /api/processes/{id}/logs?follow=true&amp;n=N</c>: the last <paramref name="tail"/> lines, then new ones, until
     /// the process stops running (an <c>end</c> item) or the caller cancels.
     /// </summary>
-    public async Task<EventStream<LogStreamItem>> OpenLogFollowAsync(ulong id, int tail, CancellationToken cancellationToken = default)
+    public Task<EventStream<LogStreamItem>> OpenLogFollowAsync(ulong id, int tail, CancellationToken cancellationToken = default) =>
+        OpenLogFollowAsync(id.ToString(System.Globalization.CultureInfo.InvariantCulture), tail, cancellationToken);
+
+    /// <summary>As <see cref="OpenLogFollowAsync(ulong, int, CancellationToken)"/> for <c>ID</c> or <c>HOST:ID</c> (cluster).</summary>
+    public async Task<EventStream<LogStreamItem>> OpenLogFollowAsync(string target, int tail, CancellationToken cancellationToken = default)
     {
-        var response = await OpenStreamAsync($"api/processes/{id}/logs?follow=true&n={tail}", cancellationToken);
+        var response = await OpenStreamAsync($"api/processes/{Uri.EscapeDataString(target)}/logs?follow=true&n={tail}", cancellationToken);
         return new EventStream<LogStreamItem>(response, (type, data) => type switch
         {
             "line" or "partial" => new LogStreamItem(type, JsonSerializer.Deserialize(data, s_json.LogLineInfo), null),

@@ -19,14 +19,14 @@ internal sealed class StopEscalation(ISignalGateway signal, TimeProvider time, I
     /// else SIGKILL at once. Returns the pid the client reported to SHUTDOWN, if it did. Completes once the run ended
     /// (or the kill wait ran out).
     /// </summary>
-    public async Task<int?> StopAsync(ulong id, ProcessRun run, TimeSpan stopTimeout, bool graceful, CancellationToken cancellationToken)
+    public async Task<int?> StopAsync(ulong id, ProcessRun run, TimeSpan stopTimeout, bool graceful, CancellationToken cancellationToken, TimeSpan? shutdownWait = null)
     {
         // Whatever of the run's children outlives it is stopped with its session, so that no orphan survives a stop.
         var tree = ProcessTree.Descendants(run.Pid);
         run.StopSnapshot = tree;
         try
         {
-            return await EscalateAsync(id, run, stopTimeout, graceful, cancellationToken);
+            return await EscalateAsync(id, run, stopTimeout, shutdownWait ?? stopTimeout, graceful, cancellationToken);
         }
         finally
         {
@@ -70,7 +70,7 @@ internal sealed class StopEscalation(ISignalGateway signal, TimeProvider time, I
         }
     }
 
-    private async Task<int?> EscalateAsync(ulong id, ProcessRun run, TimeSpan timeout, bool graceful, CancellationToken cancellationToken)
+    private async Task<int?> EscalateAsync(ulong id, ProcessRun run, TimeSpan timeout, TimeSpan shutdownWait, bool graceful, CancellationToken cancellationToken)
     {
         int? reportedPid = null;
         if (graceful)
@@ -89,8 +89,8 @@ internal sealed class StopEscalation(ISignalGateway signal, TimeProvider time, I
                     Supervisor.Log.StopStepFailed(logger, id, run.Pid, ex.Message);
                 }
 
-                // Only a client that acknowledged gets stop_timeout to wind down; one that did not answer goes straight to SIGTERM.
-                if (acknowledged && await WaitEndedAsync(run, timeout, time, cancellationToken))
+                // Only a client that acknowledged gets shutdown_wait to wind down; one that did not answer goes straight to SIGTERM.
+                if (acknowledged && await WaitEndedAsync(run, shutdownWait, time, cancellationToken))
                 {
                     return reportedPid;
                 }

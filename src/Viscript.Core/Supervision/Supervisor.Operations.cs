@@ -83,10 +83,11 @@ public sealed partial class Supervisor
 
     /// <summary>The captured output of a process.</summary>
     /// <exception cref="ViscriptException">NoSuchProcess.</exception>
+    /// <exception cref="ViscriptException">NotRunning for a remote signal client (viscript did not launch it: no output captured, docs/viscript.md), NoSuchProcess for an unknown id.</exception>
     public LogBuffer GetLogs(ulong id) => _processes.TryGetValue(id, out var p) ? p.Logs
-        : throw new ViscriptException(ErrorCode.NoSuchProcess, _signal.TryGetClient(id, out _)
-            ? $"Signal client {id} was not launched by viscript: no output captured."
-            : $"No process with id {id}.");
+        : throw (_signal.TryGetClient(id, out _)
+            ? new ViscriptException(ErrorCode.NotRunning, $"Signal client {id} was not launched by viscript: no output captured.")
+            : NoSuch(id));
 
     /// <summary>Whether a process is attachable (viscript launched it and it runs).</summary>
     public ProcessInfo GetAttachable(ulong id)

@@ -329,7 +329,7 @@ public sealed partial class Supervisor : IAsyncDisposable
     }
 
     private Task<int?> EscalateStopAsync(ManagedProcess p, ProcessRun run, bool graceful, CancellationToken cancellationToken) =>
-        _stops.StopAsync(p.Id, run, p.App.StopTimeout, graceful, cancellationToken);
+        _stops.StopAsync(p.Id, run, p.App.StopTimeout, graceful, cancellationToken, p.App.ShutdownWait);
 
     // ---- signal events, state changes, descriptions ----
 

@@ -151,13 +151,8 @@ public sealed partial class CommandTopologySource : ITopologySource, IAsyncDispo
         }
     }
 
-    private TimeSpan Backoff(int failures)
-    {
-        var baseDelay = _options.InitialBackoff.TotalMilliseconds * Math.Pow(2, Math.Min(failures - 1, 16));
-        var capped = Math.Min(baseDelay, _options.MaxBackoff.TotalMilliseconds);
-        // Jitter: several viscripts watching one manager do not reconnect in step.
-        return TimeSpan.FromMilliseconds(capped * (0.8 + (0.4 * Random.Shared.NextDouble())));
-    }
+    // Jitter: several viscripts watching one manager do not reconnect in step.
+    private TimeSpan Backoff(int failures) => Hosting.Backoff.Delay(_options.InitialBackoff, _options.MaxBackoff, failures);
 
     /// <summary>Runs the command once; true when it delivered at least one report.</summary>
     private async Task<bool> RunOnceAsync(CancellationToken cancellationToken)

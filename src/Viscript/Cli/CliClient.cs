@@ -44,10 +44,12 @@ public sealed class CliClient : IDisposable
           -h, --help         Show this help
 
         Commands: help, apps, start|s [-a] <app> [args], list_apps|la|ps [-f], ping <id>, res_usage|ru <id>,
-                  shutdown|sd <id>, kill <id>, restart <id>, logs <id> [-n N] [-f], attach <id>, clear, quit.
+                  shutdown|sd <id>, kill <id>, restart <id>, logs <id> [-n N] [-f], attach <id>, hosts, clear, quit.
+                  On a cluster's primary, <id> and <app> may be HOST:ID and HOST:APP (an agent's process or app).
         Exit codes: 0 ok, 1 internal, 2 usage, 3 unknown command, 10 unknown app, 11 bad id, 12 no such process,
                     13 not running, 14 not a signal client, 15 already running, 20 signal timeout, 21 signal failed,
-                    30 start failed, 40 unauthorized, 50 daemon unreachable, 51 bad response.
+                    30 start failed, 40 unauthorized, 50 daemon unreachable, 51 bad response, 70 unknown host,
+                    71 host unreachable.
         """;
 
     /// <summary>Entry point of <c>viscript cli ...</c>.</summary>
@@ -196,14 +198,16 @@ public sealed class CliClient : IDisposable
             case "clear":
                 _out.Write("\x1b[2J\x1b[H");
                 break;
-            case "attach" when result.TargetId is { } id:
-                return await AttachAsync(id, input, cancellationToken);
-            case "follow" when result.TargetId is { } id:
-                return await FollowAsync(id, tail: 0, cancellationToken);
+            case "attach" when TargetOf(result) is { } target:
+                return await AttachAsync(target, input, cancellationToken);
+            case "follow" when TargetOf(result) is { } target:
+                return await FollowAsync(target, tail: 0, cancellationToken);
         }
         _out.Flush();
         return 0;
     }
+
+    private static string? TargetOf(CommandResponse r) => r.Target ?? r.TargetId?.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Prints a failed call as the CLI does: <c>error CODE (Name): line</c> from the daemon, else the client's own reason.</summary>
     private int Report(ViscriptApiException ex)
@@ -222,8 +226,8 @@ public sealed class CliClient : IDisposable
         return (int)ex.Code;
     }
 
-    /// <summary>Streams new output of <paramref name="id"/> until the process stops running; returns 0.</summary>
-    public async Task<int> FollowAsync(ulong id, int tail, CancellationToken cancellationToken)
+    /// <summary>Streams new output of <paramref name="id"/> (<c>ID</c>, or <c>HOST:ID</c> in a cluster) until the process stops running; returns 0.</summary>
+    public async Task<int> FollowAsync(string id, int tail, CancellationToken cancellationToken)
     {
         try
         {
@@ -246,7 +250,7 @@ public sealed class CliClient : IDisposable
                     {
                         _out.Write(_live.BreakRow());
                     }
-                    _out.WriteLine($"[ {id} ] is no longer running.");
+                    _out.WriteLine(item.End is { Id: 0, State: { } why } ? $"[ {id} ] {why}" : $"[ {id} ] is no longer running.");
                     return 0;
                 }
             }
@@ -268,7 +272,7 @@ public sealed class CliClient : IDisposable
     }
 
     /// <summary>Attach over the control API: output streams in, typed lines go to the app's stdin; <c>^Z</c>/<c>detach</c> or EOF detaches.</summary>
-    public async Task<int> AttachAsync(ulong id, TextReader input, CancellationToken cancellationToken)
+    public async Task<int> AttachAsync(string id, TextReader input, CancellationToken cancellationToken)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var follow = FollowAsync(id, 0, cts.Token);

@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Threading.Channels;
 using Viscript.Core;
+using Viscript.Core.Cluster;
 using Viscript.Core.Commands;
 using Viscript.Core.Control;
 using Viscript.Core.Supervision;
@@ -22,7 +23,6 @@ public static class ControlApi
     /// <summary>Maps the endpoints.</summary>
     public static void Map(WebApplication app, DaemonHost daemon)
     {
-        var sup = daemon.Supervisor;
         app.Use(async (ctx, next) =>
         {
             if (!ControlAuth.IsAuthorized(ctx.Request, daemon))
@@ -49,45 +49,59 @@ public static class ControlApi
         });
 
         var api = app.MapGroup("/api");
+        var hosts = daemon.Hosts;
         api.MapGet("/info", () => new DaemonInfo(typeof(ControlApi).Assembly.GetName().Version?.ToString() ?? "0", Environment.ProcessId,
-            daemon.SignalEndPoint.ToString(), daemon.ControlUrl, daemon.Config.FilePath, daemon.Options.Headless));
-        api.MapGet("/apps", () => sup.Config.Apps.Values.OrderBy(a => a.Name, StringComparer.OrdinalIgnoreCase)
-            .Select(a => new AppInfo(a.Name, a.Path, a.DefaultArgs, a.Description, a.Help, a.Daemon, a.Restart.ToString(), a.Autostart)));
-        api.MapGet("/processes", () => sup.List());
-        api.MapGet("/processes/{id}", (string id) => sup.Get(Id(id)));
-        api.MapPost("/processes", (StartRequest req) =>
+            daemon.SignalEndPoint.ToString(), daemon.ControlUrl, daemon.Config.FilePath, daemon.Options.Headless, hosts.Local.Name, daemon.ClusterKey?.PublicKey));
+        api.MapGet("/apps", (string? host) => hosts.Resolve(host).Apps);
+        api.MapGet("/hosts", () => hosts.Hosts());
+        api.MapGet("/processes", () => hosts.ListAll());
+        api.MapGet("/processes/{id}", (string id, CancellationToken ct) => Target(hosts, id, out var n).GetAsync(n, ct));
+        api.MapPost("/processes", async (StartRequest req, CancellationToken ct) =>
         {
             if (string.IsNullOrWhiteSpace(req.App))
             {
-                throw new ViscriptException(ErrorCode.Usage, "Body must name an app: {\"app\": \"name\", \"args\": [...]}");
+                throw new ViscriptException(ErrorCode.Usage, "Body must name an app: {\"app\": \"name\", \"args\": [...], \"host\": \"agent (optional)\"}");
             }
-            var info = sup.Start(req.App, req.Args);
-            return Results.Created($"/api/processes/{info.Id}", info);
+            var (host, app) = req.Host is { Length: > 0 } name ? (hosts.Resolve(name), req.App) : hosts.ParseApp(req.App);
+            var info = await host.StartAsync(app, req.Args, ct);
+            var target = ClusterDirectory.Qualify(host, info.Id);
+            return Results.Created($"/api/processes/{Uri.EscapeDataString(target)}", hosts.IsPrimary ? info with { Host = host.Name } : info);
         });
         api.MapPost("/processes/{id}/ping", async (string id, CancellationToken ct) =>
         {
-            var n = Id(id);
-            var rtt = await sup.PingAsync(n, ct);
+            var host = Target(hosts, id, out var n);
+            var rtt = await host.PingAsync(n, ct);
             return new PingReport(n, rtt.TotalMilliseconds);
         });
-        api.MapPost("/processes/{id}/ru", (string id, CancellationToken ct) => sup.ResourceUsageAsync(Id(id), ct));
-        api.MapGet("/processes/{id}/resources", (string id, CancellationToken ct) => sup.ResourceUsageAsync(Id(id), ct));
-        api.MapPost("/processes/{id}/sd", (string id, CancellationToken ct) => sup.StopAsync(Id(id), ct));
-        api.MapPost("/processes/{id}/kill", (string id, CancellationToken ct) => sup.KillAsync(Id(id), ct));
-        api.MapPost("/processes/{id}/restart", (string id, CancellationToken ct) => sup.RestartAsync(Id(id), ct));
+        api.MapPost("/processes/{id}/ru", (string id, CancellationToken ct) => Target(hosts, id, out var n).ResourceUsageAsync(n, ct));
+        api.MapGet("/processes/{id}/resources", (string id, CancellationToken ct) => Target(hosts, id, out var n).ResourceUsageAsync(n, ct));
+        api.MapPost("/processes/{id}/sd", (string id, CancellationToken ct) => Target(hosts, id, out var n).StopAsync(n, ct));
+        api.MapPost("/processes/{id}/kill", (string id, CancellationToken ct) => Target(hosts, id, out var n).KillAsync(n, ct));
+        api.MapPost("/processes/{id}/restart", (string id, CancellationToken ct) => Target(hosts, id, out var n).RestartAsync(n, ct));
         api.MapPost("/processes/{id}/stdin", async (string id, InputRequest req, CancellationToken ct) =>
         {
-            await sup.WriteInputAsync(Id(id), req.Line ?? "", ct);
+            await Target(hosts, id, out var n).WriteInputAsync(n, req.Line ?? "", ct);
             return Results.NoContent();
         });
-        api.MapGet("/processes/{id}/logs", (HttpContext ctx, string id, int? n, bool? follow) =>
+        api.MapGet("/processes/{id}/logs", async (HttpContext ctx, string id, int? n, bool? follow) =>
         {
-            var pid = Id(id);
-            var logs = sup.GetLogs(pid);
+            var host = Target(hosts, id, out var pid);
+            if (!host.IsLocal)
+            {
+                if (follow != true)
+                {
+                    return (IResult)Results.Json(await host.LogsAsync(pid, n ?? 100, ctx.RequestAborted), s_json);
+                }
+                // Fails fast (unreachable, no such process) before the stream starts: the first item is awaited here.
+                var remote = host.FollowAsync(pid, n ?? 100, ctx.RequestAborted).GetAsyncEnumerator(ctx.RequestAborted);
+                var first = await remote.MoveNextAsync();
+                return Sse(TypedResults.ServerSentEvents(RemoteFollowAsync(ctx, remote, first, ctx.RequestAborted)));
+            }
+            var logs = daemon.Supervisor.GetLogs(pid);
             var count = Math.Clamp(n ?? 100, 0, logs.Capacity);
             if (follow != true)
             {
-                return (IResult)Results.Json(logs.Tail(count).Select(ToInfo), s_json);
+                return Results.Json(logs.Tail(count).Select(ToInfo), s_json);
             }
             var sub = daemon.Events.Subscribe();
             return Sse(TypedResults.ServerSentEvents(FollowAsync(ctx, daemon, pid, logs, count, sub, ctx.RequestAborted)));
@@ -143,7 +157,43 @@ public static class ControlApi
         return Results.Json(body, s_json, "application/problem+json", status);
     }
 
-    private static ulong Id(string text) => CommandInterpreter.ParseId([text], "ping");
+    /// <summary>The host and id of <c>ID</c> or <c>HOST:ID</c> in a path.</summary>
+    private static IProcessHost Target(ClusterDirectory hosts, string text, out ulong id)
+    {
+        (var host, id) = hosts.ParseTarget(text, "ping");
+        return host;
+    }
+
+    /// <summary>A followed log of an agent's process as SSE, from its first item (already read).</summary>
+    private static async IAsyncEnumerable<SseItem<string>> RemoteFollowAsync(HttpContext ctx, IAsyncEnumerator<LogStreamItem> items, bool hasFirst,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await using var _ = items;
+        await OpenAsync(ctx, "following", cancellationToken);
+        var more = hasFirst;
+        string? failure = null;
+        while (more)
+        {
+            var item = items.Current;
+            yield return item.End is { } end
+                ? new SseItem<string>(JsonSerializer.Serialize(end, s_json), "end")
+                : new SseItem<string>(JsonSerializer.Serialize(item.Line, s_json), item.Kind);
+            try
+            {
+                more = await MoveNextAsync(items);
+            }
+            catch (ViscriptException ex)
+            {
+                // The agent went away (or the process did) while following: say so, as the end of the stream.
+                more = false;
+                failure = ex.Message;
+            }
+        }
+        if (failure is not null)
+        {
+            yield return new SseItem<string>(JsonSerializer.Serialize(new LogEndInfo(0, failure), s_json), "end");
+        }
+    }
 
     private static LogLineInfo ToInfo(LogLine l) => new(l.Seq, l.Time, l.Stream.ToString().ToLowerInvariant(), l.Text, l.Partial);
 

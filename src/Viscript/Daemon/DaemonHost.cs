@@ -6,10 +6,12 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Viscript.Core;
+using Viscript.Core.Cluster;
 using Viscript.Core.Commands;
 using Viscript.Core.Config;
 using Viscript.Core.Control;
 using Viscript.Core.Hosting;
+using Viscript.Core.Sampling;
 using Viscript.Core.Supervision;
 using Viscript.Core.Topology;
 using Viscript.Daemon.Listening;
@@ -89,14 +91,58 @@ public sealed record DaemonOptions
     /// </summary>
     public bool ChildSubreaper { get; init; }
 
+    /// <summary>This daemon's place in a cluster (docs/viscript.md "Cluster"): none by default.</summary>
+    public ClusterOptions Cluster { get; init; } = new();
+
     private bool PrintMembers(System.Text.StringBuilder builder)
     {
         builder.Append(CultureInfo.InvariantCulture, $"ConfigPath = {ConfigPath}, Signal = {Signal}, Control = {Control}, LogDirectory = {LogDirectory}, ");
         builder.Append(CultureInfo.InvariantCulture, $"Token = {(Token is null ? "(none)" : "***")}, TokenFile = {TokenFile}, NoAuth = {NoAuth}, Headless = {Headless}, ");
         builder.Append(CultureInfo.InvariantCulture, $"LogLevel = {LogLevel}, ShutdownTimeout = {ShutdownTimeout}, Manager = {Manager}, ManagerKeyFile = {ManagerKeyFile}, ");
-        builder.Append(CultureInfo.InvariantCulture, $"TopologyCommand = {(TopologyCommand is null ? "" : string.Join(' ', TopologyCommand))}, Listener = {Listener}, ChildSubreaper = {ChildSubreaper}");
+        builder.Append(CultureInfo.InvariantCulture, $"TopologyCommand = {(TopologyCommand is null ? "" : string.Join(' ', TopologyCommand))}, Listener = {Listener}, ChildSubreaper = {ChildSubreaper}, Cluster = {Cluster}");
         return true;
     }
+}
+
+/// <summary>
+/// A daemon's cluster settings (docs/viscript.md "Cluster"): a primary listens on <see cref="AgentsListen"/> for the agents
+/// of <see cref="AllowFile"/>; an agent joins <see cref="Join"/>, pinning <see cref="PrimaryKey"/>. Both at once is allowed
+/// (a primary that is itself an agent of another). <see cref="ToString"/> shows public keys and paths only.
+/// </summary>
+public sealed record ClusterOptions
+{
+    /// <summary>This host's name in the namespace (<c>NAME:ID</c>); an agent is named by the primary's allow-list instead.</summary>
+    public string Name { get; init; } = "local";
+
+    /// <summary>The cluster key file (created 0600 on first use); null = <see cref="ClusterKey.DefaultPath"/>.</summary>
+    public string? KeyFile { get; init; }
+
+    /// <summary>The agent port of a primary; null = not a primary.</summary>
+    public IPEndPoint? AgentsListen { get; init; }
+
+    /// <summary>The allow-list file (<c>NAME PUBLIC-KEY</c> lines), re-read when it changes; required with <see cref="AgentsListen"/>.</summary>
+    public string? AllowFile { get; init; }
+
+    /// <summary>How often the allow-list file is checked for changes.</summary>
+    public TimeSpan AllowListPollInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>The primary's agent port (<c>host:port</c>) this daemon joins as an agent; null = not an agent.</summary>
+    public string? Join { get; init; }
+
+    /// <summary>The primary's public key (its <c>viscript key</c> output); required with <see cref="Join"/>.</summary>
+    public string? PrimaryKey { get; init; }
+
+    /// <summary>First reconnect delay of an agent (doubled per failure, jittered).</summary>
+    public TimeSpan InitialBackoff { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Longest reconnect delay of an agent.</summary>
+    public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Keepalive and silence timeout of agent connections.</summary>
+    public AgentChannelOptions Channel { get; init; } = AgentChannelOptions.Default;
+
+    /// <summary>Whether a key is needed (primary or agent).</summary>
+    public bool Enabled => AgentsListen is not null || Join is not null;
 }
 
 /// <summary>
@@ -113,6 +159,8 @@ public sealed partial class DaemonHost : IAsyncDisposable
     private SignalServer? _signalServer;
     private CommandTopologySource? _topologyCommand;
     private string? _writtenTokenFile;
+    private AgentListener? _agentListener;
+    private AllowListWatcher? _allowList;
     private int _disposed;
 
     private DaemonHost(DaemonOptions options, ViscriptConfig config, ILoggerFactory loggerFactory, bool ownsLoggerFactory)
@@ -135,6 +183,21 @@ public sealed partial class DaemonHost : IAsyncDisposable
 
     /// <summary>The command interpreter (REPL and control API).</summary>
     public CommandInterpreter Interpreter { get; private set; } = null!;
+
+    /// <summary>The hosts commands act on: this daemon's, and a primary's agents.</summary>
+    public ClusterDirectory Hosts { get; private set; } = null!;
+
+    /// <summary>CPU and memory history of this host's processes (GUI charts, agents' samples).</summary>
+    public ResourceSampler Sampler { get; private set; } = null!;
+
+    /// <summary>This daemon's cluster key (primary or agent), else null.</summary>
+    public ClusterKey? ClusterKey { get; private set; }
+
+    /// <summary>Bound agent port of a primary, else null.</summary>
+    public IPEndPoint? AgentsEndPoint => _agentListener?.LocalEndPoint;
+
+    /// <summary>An agent's link to its primary, else null.</summary>
+    public AgentLink? AgentLink { get; private set; }
 
     /// <summary>Event fan-out.</summary>
     public EventHub Events { get; } = new();
@@ -188,6 +251,7 @@ public sealed partial class DaemonHost : IAsyncDisposable
             }
             options = options with { Token = existing };
         }
+        ValidateCluster(options.Cluster);
         var owns = options.LoggerFactory is null;
         var loggerFactory = options.LoggerFactory ?? LoggerFactory.Create(b => b
             .SetMinimumLevel(options.LogLevel)
@@ -205,6 +269,38 @@ public sealed partial class DaemonHost : IAsyncDisposable
             throw;
         }
         return host;
+    }
+
+    private static void ValidateCluster(ClusterOptions c)
+    {
+        if (!AllowList.IsValidName(c.Name))
+        {
+            throw new ViscriptException(ErrorCode.Usage, $"--name '{c.Name}' is not a valid host name (lowercase letters, digits, '.', '_', '-'; at most 63).");
+        }
+        if (c.AgentsListen is not null && string.IsNullOrWhiteSpace(c.AllowFile))
+        {
+            throw new ViscriptException(ErrorCode.Usage, "--agents needs --agents-allow FILE: the agents' keys, one 'NAME PUBLIC-KEY' per line (an empty file allows nobody).");
+        }
+        if (c.AgentsListen is null && c.AllowFile is not null)
+        {
+            throw new ViscriptException(ErrorCode.Usage, "--agents-allow is for a primary: pass --agents ADDR too.");
+        }
+        if (c.Join is not null)
+        {
+            var colon = c.Join.LastIndexOf(':');
+            if (colon <= 0 || !int.TryParse(c.Join[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+            {
+                throw new ViscriptException(ErrorCode.Usage, $"--join '{c.Join}': expected the primary's agent port as host:port.");
+            }
+            if (c.PrimaryKey is null || !Viscript.Core.Cluster.ClusterKey.IsPublicKey(c.PrimaryKey.Trim().ToLowerInvariant()))
+            {
+                throw new ViscriptException(ErrorCode.Usage, "--join needs --primary-key KEY: the primary's public key (64 hex characters, its 'viscript key' output).");
+            }
+        }
+        else if (c.PrimaryKey is not null)
+        {
+            throw new ViscriptException(ErrorCode.Usage, "--primary-key is for an agent: pass --join ADDR too.");
+        }
     }
 
     /// <summary>Loads config: the given path, else ./config.yaml when present, else empty.</summary>
@@ -253,7 +349,10 @@ public sealed partial class DaemonHost : IAsyncDisposable
         Supervisor.Changed += (_, e) => Events.Publish(e);
         // Apps a predecessor left when it was killed (SIGKILL) are stopped before anything starts (docs/viscript.md, Processes).
         await Supervisor.StopAbandonedAppsAsync(cancellationToken);
-        Interpreter = new CommandInterpreter(Supervisor);
+        Sampler = new ResourceSampler(Supervisor.List, new ResourceSamplerOptions { TimeProvider = Options.TimeProvider });
+        Sampler.Start();
+        StartCluster();
+        Interpreter = new CommandInterpreter(Hosts);
         Topology = StartTopologySource();
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
@@ -299,6 +398,56 @@ public sealed partial class DaemonHost : IAsyncDisposable
         Log.Started(_logger, SignalEndPoint, ControlUrl);
     }
 
+    private void StartCluster()
+    {
+        var c = Options.Cluster;
+        var version = typeof(DaemonHost).Assembly.GetName().Version?.ToString() ?? "0";
+        var local = new LocalProcessHost(Supervisor, c.Name, Sampler);
+        if (c.Enabled)
+        {
+            ClusterKey = Viscript.Core.Cluster.ClusterKey.LoadOrCreate(c.KeyFile ?? Viscript.Core.Cluster.ClusterKey.DefaultPath());
+        }
+        Hosts = new ClusterDirectory(local, c.AgentsListen is not null, Options.TimeProvider, _loggerFactory.CreateLogger("Viscript.Cluster"))
+        {
+            LocalVersion = version,
+            LocalPublicKey = ClusterKey?.PublicKey,
+        };
+        Hosts.Changed += (_, e) => Events.Publish(e);
+        if (c.AgentsListen is { } listen)
+        {
+            _allowList = new AllowListWatcher(c.AllowFile!, Hosts.Apply, c.AllowListPollInterval, Options.TimeProvider, _loggerFactory.CreateLogger("Viscript.Cluster.AllowList"));
+            _agentListener = new AgentListener(new AgentListenerOptions
+            {
+                Listen = listen,
+                Key = ClusterKey!,
+                Channel = c.Channel,
+                LoggerFactory = _loggerFactory,
+            }, Hosts);
+            _agentListener.Start();
+        }
+        if (c.Join is { } join)
+        {
+            AgentLink = new AgentLink(local, new AgentLinkOptions
+            {
+                Primary = join,
+                PrimaryKey = c.PrimaryKey!.Trim().ToLowerInvariant(),
+                Key = ClusterKey!,
+                InitialBackoff = c.InitialBackoff,
+                MaxBackoff = c.MaxBackoff,
+                Channel = c.Channel,
+                Version = version,
+                LoggerFactory = _loggerFactory,
+            });
+            AgentLink.Start();
+        }
+    }
+
+    /// <summary>The line printed on start for a primary or agent (null otherwise); tests parse it.</summary>
+    public string? ClusterLine => ClusterKey is null ? null
+        : AgentsEndPoint is { } agents
+            ? $"viscript: cluster primary '{Hosts.Local.Name}' agents {agents} key {ClusterKey.PublicKey}" + (AgentLink is null ? "" : $"; agent of {Options.Cluster.Join}")
+            : $"viscript: cluster agent of {Options.Cluster.Join} key {ClusterKey.PublicKey}";
+
     private ITopologySource StartTopologySource()
     {
         var command = Options.TopologyCommand;
@@ -342,6 +491,21 @@ public sealed partial class DaemonHost : IAsyncDisposable
             return;
         }
         RequestStop();
+        // The cluster first: the primary sees this agent go (its rows show unreachable), not a flurry of stops.
+        if (AgentLink is not null)
+        {
+            await AgentLink.DisposeAsync();
+        }
+        if (_agentListener is not null)
+        {
+            foreach (var r in Hosts.Remotes)
+            {
+                r.Disconnect("the primary is stopping");
+            }
+            await _agentListener.DisposeAsync();
+        }
+        _allowList?.Dispose();
+        Sampler?.Dispose();
         if (Supervisor is not null)
         {
             await Supervisor.DisposeAsync();
@@ -371,6 +535,7 @@ public sealed partial class DaemonHost : IAsyncDisposable
         {
             File.Delete(_writtenTokenFile);
         }
+        ClusterKey?.Dispose();
         if (_ownsLoggerFactory)
         {
             _loggerFactory.Dispose();

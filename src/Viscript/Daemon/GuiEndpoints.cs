@@ -21,9 +21,7 @@ public static class GuiEndpoints
     /// <summary>Maps the GUI parts; call before <see cref="ControlApi.Map"/>.</summary>
     public static void Map(WebApplication app, DaemonHost daemon)
     {
-        var sampler = new ResourceSampler(daemon.Supervisor.List, new ResourceSamplerOptions { TimeProvider = daemon.Options.TimeProvider });
-        sampler.Start();
-        app.Lifetime.ApplicationStopping.Register(sampler.Dispose);
+        var sampler = daemon.Sampler;
 
         app.Use(async (ctx, next) =>
         {

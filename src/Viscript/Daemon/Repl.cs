@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Viscript.Core;
+using Viscript.Core.Cluster;
 using Viscript.Core.Commands;
 using Viscript.Core.Control;
 using Viscript.Core.Supervision;
@@ -69,10 +70,14 @@ public sealed class Repl(DaemonHost daemon, TextReader input, TextWriter output)
     /// <summary>One event as a REPL line.</summary>
     public static string FormatEvent(ProcessEvent e) => e.Kind switch
     {
-        "state" => $"[event] [ {e.Id} ] {e.App}: {e.From} -> {e.To} ({e.Message})",
-        "started" => $"[event] [ {e.Id} ] {e.App}: {e.Message}",
-        _ => $"[event] {e.Message}",
+        "state" => $"[event] [ {Label(e)} ] {e.App}: {e.From} -> {e.To} ({e.Message})",
+        "started" => $"[event] [ {Label(e)} ] {e.App}: {e.Message}",
+        "host" => $"[event] {e.Message}",
+        _ => e.Host is { } h ? $"[event] {h}: {e.Message}" : $"[event] {e.Message}",
     };
+
+    // An agent's process is HOST:ID, as the commands address it.
+    private static string Label(ProcessEvent e) => e.Host is { } h ? $"{h}:{e.Id}" : e.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Reads lines until EOF or <c>quit</c>. Returns true when the user asked to quit.</summary>
     public async Task<bool> RunAsync(CancellationToken cancellationToken)
@@ -125,7 +130,7 @@ public sealed class Repl(DaemonHost daemon, TextReader input, TextWriter output)
                 }
                 try
                 {
-                    await daemon.Supervisor.WriteInputAsync(session.Id, line.TrimEnd('\x1a'), cancellationToken);
+                    await session.Host.WriteInputAsync(session.Id, line.TrimEnd('\x1a'), cancellationToken);
                 }
                 catch (ViscriptException ex)
                 {
@@ -151,7 +156,15 @@ public sealed class Repl(DaemonHost daemon, TextReader input, TextWriter output)
                     }
                     break;
                 case CommandAction.Attach or CommandAction.Follow when result.TargetId is { } id:
-                    StartSession(id, readOnly: result.Action == CommandAction.Follow);
+                    try
+                    {
+                        var host = result.Target is { } target ? daemon.Hosts.ParseTarget(target, "attach").Host : daemon.Hosts.Local;
+                        StartSession(host, id, result.Target ?? id.ToString(System.Globalization.CultureInfo.InvariantCulture), readOnly: result.Action == CommandAction.Follow);
+                    }
+                    catch (ViscriptException ex)
+                    {
+                        WriteLine($"**** ERROR! ****    {ex.Message}");
+                    }
                     break;
             }
         }
@@ -164,19 +177,21 @@ public sealed class Repl(DaemonHost daemon, TextReader input, TextWriter output)
         return t is "^Z" or "^z" or "detach" or "\x1a" || t.EndsWith('\x1a');
     }
 
-    private void StartSession(ulong id, bool readOnly)
+    private void StartSession(IProcessHost host, ulong id, string label, bool readOnly)
     {
-        var session = new AttachSession(id, readOnly, this);
+        var session = new AttachSession(host, id, readOnly, this);
         _attached = session;
-        WriteLine(readOnly ? $"Following output of {id}; press Enter (or ^Z) to stop." : $"Attached to {id}; lines now go to its input. ^Z or 'detach' to detach.");
+        WriteLine(readOnly ? $"Following output of {label}; press Enter (or ^Z) to stop." : $"Attached to {label}; lines now go to its input. ^Z or 'detach' to detach.");
         _ = session.PumpAsync(daemon);
     }
 
-    private sealed class AttachSession(ulong id, bool readOnly, Repl repl) : IDisposable
+    private sealed class AttachSession(IProcessHost host, ulong id, bool readOnly, Repl repl) : IDisposable
     {
         private readonly CancellationTokenSource _cts = new();
 
         public ulong Id { get; } = id;
+
+        public IProcessHost Host { get; } = host;
 
         public bool ReadOnly { get; } = readOnly;
 
@@ -184,6 +199,18 @@ public sealed class Repl(DaemonHost daemon, TextReader input, TextWriter output)
         {
             try
             {
+                if (!Host.IsLocal)
+                {
+                    // An agent's process: the same stream, over the agent connection.
+                    await foreach (var item in Host.FollowAsync(Id, 0, _cts.Token))
+                    {
+                        if (item.Line is { } l)
+                        {
+                            repl.WriteLive(new LogLine(l.Seq, l.Time, Enum.TryParse<LogStream>(l.Stream, true, out var st) ? st : LogStream.Stdout, l.Text, l.Partial));
+                        }
+                    }
+                    return;
+                }
                 var logs = daemon.Supervisor.GetLogs(Id);
                 // The tail was already printed by 'logs'; attach shows only new output, unfinished lines (prompts) included.
                 await foreach (var line in logs.FollowAsync(0, partials: true, _cts.Token))

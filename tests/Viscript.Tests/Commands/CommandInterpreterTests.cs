@@ -155,9 +155,11 @@ public sealed class CommandInterpreterTests : IAsyncDisposable
     [Fact]
     public void ErrorCodes_AreStableAndMapToHttp()
     {
-        Assert.Equal([0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 20, 21, 30, 40, 50, 51, 60], Enum.GetValues<ErrorCode>().Select(c => (int)c));
+        Assert.Equal([0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 20, 21, 30, 40, 50, 51, 60, 70, 71], Enum.GetValues<ErrorCode>().Select(c => (int)c));
         Assert.All(Enum.GetValues<ErrorCode>(), c => Assert.NotEqual("error", c.Slug()));
         Assert.Equal(404, ErrorCode.UnknownApp.HttpStatus());
         Assert.Equal(504, ErrorCode.SignalTimeout.HttpStatus());
+        Assert.Equal(404, ErrorCode.UnknownHost.HttpStatus());
+        Assert.Equal(503, ErrorCode.HostUnreachable.HttpStatus());
     }
 }

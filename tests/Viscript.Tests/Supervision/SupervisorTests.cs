@@ -245,6 +245,30 @@ public sealed class SupervisorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Sd_OfAClientThatAcknowledgedShutdown_WaitsLongerThanTheGoClientsTenSeconds()
+    {
+        // An original Go client acknowledges SHUTDOWN and exits 10 s later (hard-coded). This one ignores SIGTERM, so a
+        // SIGTERM at stop_timeout (10 s) would end in SIGKILL; with shutdown_wait (15 s) it exits by itself: Exited(0).
+        var signal = new FakeSignalGateway();
+        var sup = Create("apps:\n  go:\n    path: sh\n    default_args: [\"-c\", \"trap '' TERM; sleep 11\"]\n", signal);
+        sup.Start("go");
+        signal.Register(1);
+        var report = await sup.StopAsync(1);
+        Assert.Equal(4242, report.ReportedPid);
+        Assert.Equal("Exited(0)", report.Process.Display);
+    }
+
+    [Fact]
+    public void Logs_OfARemoteSignalClient_IsNotRunning13()
+    {
+        var signal = new FakeSignalGateway();
+        var sup = Create("apps:\n  s:\n    path: sleep\n", signal);
+        signal.Register(7, "192.0.2.1:5000");
+        Assert.Equal(ErrorCode.NotRunning, Assert.Throws<ViscriptException>(() => sup.GetLogs(7)).Code);
+        Assert.Equal(ErrorCode.NoSuchProcess, Assert.Throws<ViscriptException>(() => sup.GetLogs(8)).Code);
+    }
+
+    [Fact]
     public async Task Ping_MapsEveryFailure()
     {
         var signal = new FakeSignalGateway();

@@ -175,14 +175,26 @@ public sealed partial class DaemonProcess : IAsyncDisposable
         WaitForLineAsync(l => l.Contains(contains, StringComparison.Ordinal), seconds);
 
     /// <summary>Runs <c>viscript cli --control URL args...</c> (it finds the token in the daemon's token file).</summary>
-    public Task<CliResult> CliAsync(params string[] args) => RunAsync(["cli", "--control", ControlUrl, .. args], null, RuntimeDirectory);
+    public Task<CliResult> CliAsync(params string[] args) => RunAsync(["cli", "--control", ControlUrl, .. args], null, RuntimeDirectory, Prefix);
+
+    /// <summary>What the daemon's cli runs through: <c>ip netns exec NS</c> for a daemon in a network namespace.</summary>
+    public string[]? Prefix { get; private set; }
+
+    /// <summary>As <see cref="StartAsync(string, string[])"/>, in network namespace <paramref name="ns"/> (its cli runs there too).</summary>
+    public static async Task<DaemonProcess> StartInNamespaceAsync(string ns, string configPath, params string[] extraArgs)
+    {
+        string[] prefix = ["ip", "netns", "exec", ns];
+        var d = await StartWrappedAsync(configPath, prefix, extraArgs);
+        d.Prefix = prefix;
+        return d;
+    }
 
     /// <summary>Runs <c>viscript cli --control URL</c> with <paramref name="stdin"/> (the interactive shell).</summary>
     public Task<CliResult> CliShellAsync(string stdin) => RunAsync(["cli", "--control", ControlUrl], stdin, RuntimeDirectory);
 
-    public static async Task<CliResult> RunAsync(string[] args, string? stdin = null, string? runtimeDirectory = null)
+    public static async Task<CliResult> RunAsync(string[] args, string? stdin = null, string? runtimeDirectory = null, string[]? prefix = null)
     {
-        using var p = Process.Start(StartInfo(args, runtimeDirectory, null))!;
+        using var p = Process.Start(StartInfo(args, runtimeDirectory, prefix))!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         if (stdin is not null)

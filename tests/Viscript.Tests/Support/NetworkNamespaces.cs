@@ -1,0 +1,109 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+
+namespace Viscript.Tests.Support;
+
+/// <summary>
+/// (A copy of Skywire.IntegrationTests' helper: test projects do not reference each other.)
+/// Network namespaces made for one test: a hub namespace with a bridge, and one namespace per host joined to it by a
+/// veth pair, addressed 10.77.x.y/24 (only inside these namespaces). Everything is deleted on dispose.
+/// </summary>
+public sealed class NetworkNamespaces : IDisposable
+{
+    private readonly List<string> _namespaces = [];
+    private readonly string _prefix;
+    private readonly string _hub;
+    private readonly int _subnet;
+    private int _next = 1;
+
+    public NetworkNamespaces()
+    {
+        var tag = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
+        _prefix = "vs-test-" + tag;
+        _subnet = RandomNumberGenerator.GetInt32(1, 250);
+        _hub = Add("hub");
+        Run("ip", "netns", "exec", _hub, "ip", "link", "add", "br0", "type", "bridge");
+        Run("ip", "netns", "exec", _hub, "ip", "link", "set", "br0", "up");
+        Tag = tag;
+    }
+
+    public string Tag { get; }
+
+    /// <summary>Whether this machine can run the test (root, iproute2).</summary>
+    public static string? Unsupported()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return "network namespaces need Linux";
+        }
+
+        if (Environment.UserName != "root" && Environment.GetEnvironmentVariable("USER") != "root")
+        {
+            return "network namespaces need root";
+        }
+
+        return File.Exists("/usr/sbin/ip") || File.Exists("/sbin/ip") || File.Exists("/usr/bin/ip") ? null : "iproute2 (ip) is not installed";
+    }
+
+    private string Add(string name)
+    {
+        var ns = $"{_prefix}-{name}";
+        Run("ip", "netns", "add", ns);
+        _namespaces.Add(ns);
+        Run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up");
+        return ns;
+    }
+
+    /// <summary>Creates a host namespace on the bridge; returns its name and IPv4 address.</summary>
+    public (string Namespace, string Address) AddHost(string name)
+    {
+        var ns = Add(name);
+        var index = _next++;
+        var inner = $"vs{Tag}{index}";
+        var outer = $"vs{Tag}{index}h";
+        Run("ip", "link", "add", inner, "type", "veth", "peer", "name", outer);
+        Run("ip", "link", "set", inner, "netns", ns);
+        Run("ip", "link", "set", outer, "netns", _hub);
+        Run("ip", "netns", "exec", _hub, "ip", "link", "set", outer, "master", "br0");
+        Run("ip", "netns", "exec", _hub, "ip", "link", "set", outer, "up");
+        var address = $"10.77.{_subnet}.{index}";
+        Run("ip", "netns", "exec", ns, "ip", "addr", "add", address + "/24", "dev", inner);
+        Run("ip", "netns", "exec", ns, "ip", "link", "set", inner, "up");
+        return (ns, address);
+    }
+
+    /// <summary>Takes a host's link down or up (a cut network, without closing any socket).</summary>
+    public void SetLink(string ns, int index, bool up) => Run("ip", "netns", "exec", ns, "ip", "link", "set", $"vs{Tag}{index}", up ? "up" : "down");
+
+    private static void Run(params string[] args)
+    {
+        var info = new ProcessStartInfo(args[0]) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in args.Skip(1))
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        using var p = Process.Start(info)!;
+        var err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{string.Join(' ', args)} failed: {err}");
+        }
+    }
+
+    public void Dispose()
+    {
+        // Deleting a namespace deletes its veth ends (and so their peers).
+        foreach (var ns in Enumerable.Reverse(_namespaces))
+        {
+            try
+            {
+                Run("ip", "netns", "del", ns);
+            }
+            catch (InvalidOperationException)
+            {
+            }
+        }
+    }
+}
