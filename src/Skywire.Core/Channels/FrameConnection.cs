@@ -41,6 +41,13 @@ public sealed class ControlException : Exception
     public ControlException() : this(ControlErrorCode.Internal, "control request failed") { }
     public ControlException(string message) : this(ControlErrorCode.Internal, message) { }
     public ControlException(string message, Exception inner) : base(message, inner) => Code = ControlErrorCode.Internal;
+    public ControlException(ControlErrorCode code, string message, Exception inner) : base(message, inner) => Code = code;
+
+    /// <summary>
+    /// The manager hung up during the handshake: what a manager with another key does (it cannot read our first
+    /// message), but also what an overloaded listener may do. Reported as <see cref="ControlErrorCode.Forbidden"/>.
+    /// </summary>
+    public bool IsHandshakeHangUp => InnerException is Crypto.Noise.NoiseException { InnerException: EndOfStreamException or IOException };
 
     /// <summary>The stable error code.</summary>
     public ControlErrorCode Code { get; }
