@@ -336,6 +336,7 @@ public sealed partial class ManagerServer : IAsyncDisposable
             return;
         }
 
+        Controller.BeginShutdown();
         await _cts.CancelAsync();
         _watcher?.Dispose();
         if (_reloadTimer is not null)

@@ -99,9 +99,26 @@ public sealed partial class MeshController : IAsyncDisposable
         TendIntents();
     }
 
+    /// <summary>
+    /// The manager is going away: from now on it changes nothing in the mesh (a manager that stops must not close the
+    /// routes of the nodes it leaves; they keep forwarding and the next manager adopts them).
+    /// </summary>
+    public void BeginShutdown()
+    {
+        if (Volatile.Read(ref _disposed) == 0)
+        {
+            _cts.Cancel();
+        }
+    }
+
     /// <summary>A node's control connection closed: its apps leave, its links are down, routes through it re-route.</summary>
     public void NodeDisconnected(PubKey key, INodeChannel channel)
     {
+        if (_stopping.IsCancellationRequested)
+        {
+            return; // the manager is stopping: every connection closes, and that says nothing about the nodes
+        }
+
         if (!_connections.TryGetValue(key, out var connection) || !ReferenceEquals(connection.Channel, channel))
         {
             return; // replaced by a newer connection
@@ -150,10 +167,23 @@ public sealed partial class MeshController : IAsyncDisposable
             }
         }
 
-        // A link the node opened (up, or down and not closed on purpose) is a standing intent, also for a manager that
-        // never asked for it (it restarted).
-        var adopted = report.Links.Count(l => l is not null && l.Initiator && PubKey.TryParse(l.Peer, out var p) && links.ContainsKey(p)
-            && Intents.TryAdd(node, p, now));
+        // A link the node reports (up, or down and not closed on purpose) is a standing intent, also for a manager that
+        // never asked for it (it restarted): the end that opened it opens it again; a link only its responder still
+        // reports (the opener restarted meanwhile) is opened by the responder.
+        var adopted = 0;
+        foreach (var link in report.Links)
+        {
+            if (link is null || !PubKey.TryParse(link.Peer, out var peer) || !links.ContainsKey(peer))
+            {
+                continue;
+            }
+
+            var before = Intents.Get(node, peer);
+            if (link.Initiator ? Intents.Set(node, peer, now) != before : Intents.TryAdd(node, peer, now))
+            {
+                adopted++;
+            }
+        }
 
         var limit = _options.Limits.MaxLinksPerNode;
         if (links.Count > limit)

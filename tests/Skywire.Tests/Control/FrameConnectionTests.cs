@@ -2,12 +2,26 @@ using System.Text.Json;
 using Skywire.Core.Channels;
 using Skywire.Protocol.Control;
 using Skywire.Protocol.Framing;
+using Skywire.TestKit.Logging;
+using Skywire.TestKit.Streams;
 
 namespace Skywire.Tests.Control;
 
-public class FrameConnectionTests
+public sealed class FrameConnectionTests : IDisposable
 {
+    /// <summary>The connections' log: an Error log a test did not declare fails it at disposal.</summary>
+    private TestLog Log { get; } = new(TestContext.Current.TestOutputHelper is { } output ? output.WriteLine : null);
+
+    public void Dispose() => Log.Dispose();
+
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(20);
+
+    /// <summary>An in-memory connected pair (the TestKit's; a dispose is a FIN the peer reads as the end).</summary>
+    internal static (Stream A, Stream B) Pipes()
+    {
+        var pair = new DuplexStreamPair();
+        return (pair.A, pair.B);
+    }
 
     private static FrameRequestHandler Tracker => (op, payload, ct) =>
     {
@@ -29,9 +43,9 @@ public class FrameConnectionTests
     [Fact]
     public async Task Request_ConcurrentCalls_EachGetsItsOwnAnswer()
     {
-        var (a, b) = DuplexPipe.Create();
-        await using var server = new FrameConnection(a, "server");
-        await using var client = new FrameConnection(b, "client");
+        var (a, b) = Pipes();
+        await using var server = new FrameConnection(a, "server", Log.CreateLogger("server"));
+        await using var client = new FrameConnection(b, "client", Log.CreateLogger("client"));
         server.Start(Tracker);
         client.Start((_, _, _) => throw new ControlException(ControlErrorCode.BadRequest, "no"));
 
@@ -47,9 +61,9 @@ public class FrameConnectionTests
     [Fact]
     public async Task Request_HandlerFails_CallerGetsCodeAndConnectionStaysOpen()
     {
-        var (a, b) = DuplexPipe.Create();
-        await using var server = new FrameConnection(a, "server");
-        await using var client = new FrameConnection(b, "client");
+        var (a, b) = Pipes();
+        await using var server = new FrameConnection(a, "server", Log.CreateLogger("server"));
+        await using var client = new FrameConnection(b, "client", Log.CreateLogger("client"));
         server.Start(Tracker);
         client.Start((_, _, _) => throw new ControlException(ControlErrorCode.BadRequest, "no"));
 
@@ -65,8 +79,8 @@ public class FrameConnectionTests
     [Fact]
     public async Task MalformedJsonPayload_ClosesConnectionAsProtocolViolation()
     {
-        var (a, b) = DuplexPipe.Create();
-        await using var server = new FrameConnection(a, "server");
+        var (a, b) = Pipes();
+        await using var server = new FrameConnection(a, "server", Log.CreateLogger("server"));
         server.Start(Tracker);
         await b.WriteAsync(FrameCodec.Encode((byte)ControlOpcode.AppList, 1, "{not json"u8));
         await b.FlushAsync();
@@ -76,8 +90,8 @@ public class FrameConnectionTests
     [Fact]
     public async Task OversizedFrame_ClosesConnectionAsProtocolViolation()
     {
-        var (a, b) = DuplexPipe.Create();
-        await using var server = new FrameConnection(a, "server", maxFrameSize: 1024);
+        var (a, b) = Pipes();
+        await using var server = new FrameConnection(a, "server", Log.CreateLogger("server"), maxFrameSize: 1024);
         server.Start(Tracker);
         var header = new byte[FrameCodec.HeaderSize];
         FrameCodec.WriteHeader(header, (byte)ControlOpcode.AppList, 1, 5000);
@@ -89,8 +103,8 @@ public class FrameConnectionTests
     [Fact]
     public async Task StreamEndsMidFrame_IsProtocolViolation_AndPendingRequestsFail()
     {
-        var (a, b) = DuplexPipe.Create();
-        await using var client = new FrameConnection(a, "client");
+        var (a, b) = Pipes();
+        await using var client = new FrameConnection(a, "client", Log.CreateLogger("client"));
         client.Start(Tracker);
         var pending = client.RequestAsync((byte)ControlOpcode.AppList, new AppListMessage(), ControlJsonContext.Default.AppListMessage, ControlJsonContext.Default.AppListResultMessage);
         await b.WriteAsync(new byte[] { 0, 0, 0, 10, 0x94 });
@@ -103,9 +117,9 @@ public class FrameConnectionTests
     [Fact]
     public async Task UnsolicitedResponse_IsIgnored()
     {
-        var (a, b) = DuplexPipe.Create();
-        await using var server = new FrameConnection(a, "server");
-        await using var client = new FrameConnection(b, "client");
+        var (a, b) = Pipes();
+        await using var server = new FrameConnection(a, "server", Log.CreateLogger("server"));
+        await using var client = new FrameConnection(b, "client", Log.CreateLogger("client"));
         server.Start(Tracker);
         client.Start(Tracker);
         // A response to a request nobody made (late, or forged inside the channel) is dropped, not fatal.
@@ -118,20 +132,25 @@ public class FrameConnectionTests
 }
 
 /// <summary>Issue 12.7: a peer's requests never run as unbounded concurrent handlers; a full connection stops reading.</summary>
-public sealed class FrameConnectionBackpressureTests
+public sealed class FrameConnectionBackpressureTests : IDisposable
 {
+    /// <summary>The connections' log: an Error log a test did not declare fails it at disposal.</summary>
+    private TestLog Log { get; } = new(TestContext.Current.TestOutputHelper is { } output ? output.WriteLine : null);
+
+    public void Dispose() => Log.Dispose();
+
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(20);
 
     [Fact]
     public async Task Requests_BeyondTheCap_WaitForASlot_NeverMoreHandlersAtOnce()
     {
-        var (a, b) = DuplexPipe.Create();
+        var (a, b) = FrameConnectionTests.Pipes();
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var running = 0;
         var peak = 0;
         var started = 0;
-        await using var server = new FrameConnection(a, "server") { MaxConcurrentRequests = 4 };
-        await using var client = new FrameConnection(b, "client");
+        await using var server = new FrameConnection(a, "server", Log.CreateLogger("server")) { MaxConcurrentRequests = 4 };
+        await using var client = new FrameConnection(b, "client", Log.CreateLogger("client"));
         server.Start(async (_, _, ct) =>
         {
             var now = Interlocked.Increment(ref running);
@@ -162,9 +181,9 @@ public sealed class FrameConnectionBackpressureTests
     [Fact]
     public async Task HandlerWaitingForThePeer_StillGetsItsAnswer_WhileRequestsQueueBehindIt()
     {
-        var (a, b) = DuplexPipe.Create();
-        await using var server = new FrameConnection(a, "server") { MaxConcurrentRequests = 1 };
-        await using var client = new FrameConnection(b, "client");
+        var (a, b) = FrameConnectionTests.Pipes();
+        await using var server = new FrameConnection(a, "server", Log.CreateLogger("server")) { MaxConcurrentRequests = 1 };
+        await using var client = new FrameConnection(b, "client", Log.CreateLogger("client"));
         server.Start(async (_, _, ct) =>
         {
             // The handler asks the peer something: its answer arrives behind queued requests.

@@ -98,6 +98,7 @@ public class StandingLinkTests
 
         m.ReportOf('a', ('b', 500, false));
         m.ReportOf('b', ('a', 500, false));
+        m.Controller.TendIntents(); // the tick that first sees it down
         m.Clock.Advance(TimeSpan.FromSeconds(3));
         m.Controller.TendIntents();
         Assert.Single(m['a'].LinkRequests);
