@@ -5,4 +5,10 @@ if (args is ["quick"])
     await Skywire.Benchmarks.QuickRun.RunAsync();
     return;
 }
+if (args is ["relay-quick", ..])
+{
+    Skywire.Benchmarks.DataPlane.RelayQuickRun.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 3);
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

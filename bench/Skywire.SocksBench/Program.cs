@@ -1,14 +1,14 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using Skywire.Apps.Socks;
+using Skywire.TestKit.Http;
 
 // Helper processes for bench/socks-bench.sh. Each long-running mode prints "PORT <n>" on stdout once
 // listening and runs until it is killed (the script stops it by pid).
 //   stack                      socks-client -> tunnel over loopback TCP -> socks-server (the SOCKS layer without the mesh)
 //   mesh HOPS                  socks-client -> in-process mesh (manager + HOPS+1 nodes in a chain, UDP links) -> socks-server
-//   http                       HTTP/1.1 responder: GET /bytes/N answers N zero bytes
+//   http                       HTTP/1.1 responder (TestKit's TestHttpServer): GET /bytes/N answers N bytes
 //   latency PROXY TARGET N     N sequential SOCKS5 CONNECTs; prints set-up latency percentiles in microseconds
 if (args.Length == 0)
 {
@@ -49,17 +49,9 @@ switch (args[0])
 
     case "http":
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start(512);
-        Console.WriteLine($"PORT {((IPEndPoint)listener.LocalEndpoint).Port}");
-        _ = Task.Run(async () =>
-        {
-            while (true)
-            {
-                var client = await listener.AcceptTcpClientAsync();
-                _ = ServeHttpAsync(client);
-            }
-        });
+        // The tests' HTTP server (Kestrel): GET /bytes/N answers N bytes, one request per connection.
+        await using var http = new TestHttpServer();
+        Console.WriteLine($"PORT {http.Port}");
         await RunUntilKilledAsync();
         return 0;
     }
@@ -109,42 +101,3 @@ switch (args[0])
 }
 
 static Task RunUntilKilledAsync() => Task.Delay(Timeout.Infinite);
-
-static async Task ServeHttpAsync(TcpClient client)
-{
-    using var _ = client;
-    client.NoDelay = true;
-    var stream = client.GetStream();
-    var zeros = new byte[256 * 1024];
-    try
-    {
-        var request = new StringBuilder();
-        var buffer = new byte[4096];
-        while (!request.ToString().Contains("\r\n\r\n", StringComparison.Ordinal))
-        {
-            var read = await stream.ReadAsync(buffer);
-            if (read == 0)
-            {
-                return;
-            }
-
-            request.Append(Encoding.ASCII.GetString(buffer, 0, read));
-        }
-
-        var path = request.ToString().Split(' ')[1];
-        var length = path.StartsWith("/bytes/", StringComparison.Ordinal) ? long.Parse(path[7..]) : 2;
-        await stream.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"));
-        for (long sent = 0; sent < length; sent += zeros.Length)
-        {
-            await stream.WriteAsync(zeros.AsMemory(0, (int)Math.Min(zeros.Length, length - sent)));
-        }
-
-        client.Client.Shutdown(SocketShutdown.Send);
-        while (await stream.ReadAsync(buffer) > 0)
-        {
-        }
-    }
-    catch (IOException)
-    {
-    }
-}

@@ -1,9 +1,10 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
-using Viscript;
 using Viscript.Cli;
 using Viscript.Core;
+using Viscript.Core.Commands;
 using Viscript.Core.Config;
+using Viscript.Core.Control;
 using Viscript.Daemon;
 
 if (args.Length > 0 && args[0] == "cli")
@@ -22,7 +23,10 @@ var config = new Option<string?>("--config", "-c") { Description = "config.yaml 
 var signal = new Option<string>("--signal") { Description = "Signal server address; port 0 picks a free port.", DefaultValueFactory = _ => "127.0.0.1:7999" };
 var control = new Option<string>("--control") { Description = "Control API (HTTP) address; port 0 picks a free port.", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("VISCRIPT_CONTROL") ?? "127.0.0.1:7777" };
 var logs = new Option<string?>("--logs") { Description = "Folder for per-app log files (default: logs next to the config)." };
-var token = new Option<string?>("--token") { Description = "Token required from control clients and remote signal clients (default env VISCRIPT_TOKEN). Mandatory on non-loopback addresses." };
+var token = new Option<string?>("--token") { Description = "Token required from control clients and remote signal clients (default env VISCRIPT_TOKEN). Visible to every local user in ps: prefer --token-file or VISCRIPT_TOKEN." };
+var tokenFile = new Option<string?>("--token-file") { Description = "Control token file: read if it exists, else created 0600 with a new token (default env VISCRIPT_TOKEN_FILE; without any: a generated token in ~/.viscript or $XDG_RUNTIME_DIR/viscript, removed on exit)." };
+var noAuth = new Option<bool>("--no-auth") { Description = "INSECURE: serve the loopback control API without a token; every local user can then run programs as this user." };
+var topologyCommand = new Option<string?>("--topology-command") { Description = "Command printing one topology JSON document per line for the GUI (default with --manager: skywire cli ... topology --json --watch; env VISCRIPT_TOPOLOGY_COMMAND)." };
 var verbose = new Option<bool>("--verbose", "-v") { Description = "Diagnostic logs (information level) on stderr." };
 var noRepl = new Option<bool>("--no-repl") { Description = "Do not read commands from stdin." };
 var manager = new Option<string?>("--manager") { Description = "Skywire manager (PUBKEY@host:port) whose mesh the GUI draws (default env VISCRIPT_MANAGER)." };
@@ -30,7 +34,7 @@ var managerKey = new Option<string?>("--manager-key-file") { Description = "Key 
 
 var root = new RootCommand("viscript: process manager and console for Skywire. 'viscript cli --help' for the client.")
 {
-    headless, config, signal, control, logs, token, verbose, noRepl, manager, managerKey,
+    headless, config, signal, control, logs, token, tokenFile, noAuth, verbose, noRepl, manager, managerKey, topologyCommand,
 };
 // Shown in --help; the real dispatch happens above, before parsing, so that cli arguments are passed through untouched.
 root.Subcommands.Add(new Command("cli", "Send a command to a running daemon (see 'viscript cli --help')."));
@@ -47,13 +51,37 @@ root.SetAction(async (parse, _) =>
         Console.Error.WriteLine($"viscript: bad --control address '{parse.GetValue(control)}' (expected host:port).");
         return (int)ErrorCode.Usage;
     }
+    IReadOnlyList<string>? topology = null;
+    if ((parse.GetValue(topologyCommand) ?? Environment.GetEnvironmentVariable("VISCRIPT_TOPOLOGY_COMMAND")) is { Length: > 0 } topologyText)
+    {
+        try
+        {
+            topology = CommandLineParser.Tokenize(topologyText);
+        }
+        catch (ViscriptException ex)
+        {
+            Console.Error.WriteLine($"viscript: bad --topology-command: {ex.Message}");
+            return (int)ErrorCode.Usage;
+        }
+    }
+    if (parse.GetValue(token) is not null)
+    {
+        Console.Error.WriteLine("viscript: warning: --token on the command line is visible to every local user (ps, /proc); use --token-file or VISCRIPT_TOKEN.");
+    }
+    if (parse.GetValue(noAuth))
+    {
+        Console.Error.WriteLine($"viscript: WARNING: --no-auth: the control API on {controlEp} accepts commands from EVERY local user, who can then run any program as user '{Environment.UserName}'.");
+    }
     var options = new DaemonOptions
     {
         ConfigPath = parse.GetValue(config),
         Signal = signalEp,
         Control = controlEp,
         LogDirectory = parse.GetValue(logs),
-        Token = parse.GetValue(token) ?? Environment.GetEnvironmentVariable("VISCRIPT_TOKEN"),
+        Token = parse.GetValue(token) ?? Environment.GetEnvironmentVariable(ControlToken.EnvironmentVariable),
+        TokenFile = parse.GetValue(tokenFile) ?? (Environment.GetEnvironmentVariable(ControlToken.FileEnvironmentVariable) is { Length: > 0 } f ? f : null),
+        NoAuth = parse.GetValue(noAuth),
+        TopologyCommand = topology,
         LogLevel = parse.GetValue(verbose) ? LogLevel.Information : LogLevel.Warning,
         Manager = parse.GetValue(manager) ?? Environment.GetEnvironmentVariable("VISCRIPT_MANAGER"),
         ManagerKeyFile = parse.GetValue(managerKey) ?? Environment.GetEnvironmentVariable("VISCRIPT_MANAGER_KEY_FILE"),
@@ -118,6 +146,12 @@ static async Task<int> RunDaemonAsync(DaemonOptions options, bool headlessFlag, 
     if (!isHeadless)
     {
         stdout.WriteLine($"viscript: GUI {daemon.ControlUrl}/");
+        if (daemon.Options.Token is not null)
+        {
+            // The token itself is never printed (stdout often ends up in a log file): the sign-in link comes from the token file.
+            var cliHint = daemon.TokenFile is null ? "" : $" (token file {daemon.TokenFile})";
+            stdout.WriteLine($"viscript: sign in to the GUI with the link from: viscript cli --control {daemon.ControlEndPoint} --gui-url{cliHint}");
+        }
     }
     stdout.Flush();
 

@@ -1,7 +1,5 @@
-using System.Net;
-using System.Net.Http.Json;
-using System.Text.Json;
 using Microsoft.Playwright;
+using Viscript.Core.Control;
 using Viscript.GuiTests.Support;
 using static Microsoft.Playwright.Assertions;
 
@@ -28,7 +26,7 @@ public sealed class GuiEndToEndTests(BrowserFixture browser)
         var (page, errors) = await browser.NewPageAsync();
         try
         {
-            await page.GotoAsync(daemon.Url);
+            await page.GotoAsync(daemon.SignInUrl);
             await Expect(page.Locator(".pane[data-term=\"1\"] .xterm-rows")).ToContainTextAsync("? for help");
             await Expect(page.Locator("#processes tbody tr.empty")).ToBeVisibleAsync();
 
@@ -80,9 +78,9 @@ public sealed class GuiEndToEndTests(BrowserFixture browser)
             Assert.Empty(errors);
 
             // The daemon agrees.
-            var list = await daemon.Http.GetFromJsonAsync<JsonElement>("api/processes", TestContext.Current.CancellationToken);
-            Assert.Equal("Exited", list[0].GetProperty("state").GetString());
-            Assert.True(list[0].GetProperty("stopRequested").GetBoolean());
+            var list = await daemon.Client.ProcessesAsync(TestContext.Current.CancellationToken);
+            Assert.Equal("Exited", list[0].State);
+            Assert.True(list[0].StopRequested);
         }
         finally
         {
@@ -97,7 +95,7 @@ public sealed class GuiEndToEndTests(BrowserFixture browser)
         var (page, errors) = await browser.NewPageAsync();
         try
         {
-            await page.GotoAsync(daemon.Url);
+            await page.GotoAsync(daemon.SignInUrl);
             await Expect(Screen(page)).ToContainTextAsync("? for help");
             await TypeLineAsync(page, "start -a echo");
             await Expect(page.Locator(".pane[data-term=\"1\"] .pane-mode")).ToContainTextAsync("attached to 1");
@@ -131,10 +129,9 @@ public sealed class GuiEndToEndTests(BrowserFixture browser)
             await page.Keyboard.PressAsync("End");
             await page.Keyboard.TypeAsync("y");
             await page.Keyboard.PressAsync("Enter");
-            var answer = await daemon.Http.PostAsJsonAsync("api/command", new { line = "help " + longName + "y" }, TestContext.Current.CancellationToken);
-            var expected = (await answer.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken)).GetProperty("detail").GetString()!;
+            var answer = await Assert.ThrowsAsync<ViscriptApiException>(() => daemon.Client.CommandAsync("help " + longName + "y", TestContext.Current.CancellationToken));
+            var expected = answer.Problem!.Detail;
             await Expect(Screen(page)).ToContainTextAsync(expected[..20]);
-            Assert.False(answer.IsSuccessStatusCode);
             // Wrapped rows read back as one line exactly once: no stale copy of the line from a redraw.
             var rows = await Screen(page).Locator(":scope > div").AllInnerTextsAsync();
             var screen = string.Concat(rows).Replace('\u00a0', ' ');
@@ -201,7 +198,7 @@ public sealed class GuiEndToEndTests(BrowserFixture browser)
         var (page, errors) = await browser.NewPageAsync();
         try
         {
-            await page.GotoAsync(daemon.Url);
+            await page.GotoAsync(daemon.SignInUrl);
             await Expect(Screen(page)).ToContainTextAsync("? for help");
             await TypeLineAsync(page, "start -a prompt");
             await Expect(page.Locator(".pane[data-term=\"1\"] .pane-mode")).ToContainTextAsync("attached to 1");
@@ -229,15 +226,14 @@ public sealed class GuiEndToEndTests(BrowserFixture browser)
     public async Task First_paint_has_apps_and_states_without_javascript()
     {
         await using var daemon = await GuiDaemon.StartAsync();
-        using (var start = await daemon.Http.PostAsJsonAsync("api/processes", new { app = "testapp" }, TestContext.Current.CancellationToken))
-        {
-            Assert.Equal(HttpStatusCode.Created, start.StatusCode);
-        }
+        Assert.Equal(1UL, (await daemon.Client.StartAsync("testapp", null, TestContext.Current.CancellationToken)).Id);
         var context = await browser.Browser.NewContextAsync(new BrowserNewContextOptions { JavaScriptEnabled = false });
         try
         {
+            // A browser that signed in before: its session cookie makes the server fill in the data.
+            await context.AddCookiesAsync([daemon.SessionCookie]);
             var page = await context.NewPageAsync();
-            await page.GotoAsync(daemon.Url);
+            await page.GotoAsync(daemon.SignInUrl);
             await Expect(page.Locator("#apps button.start-app")).ToHaveTextAsync(["Start echo", "Start testapp"]);
             await Expect(Row(page, 1).Locator("td.app")).ToHaveTextAsync("testapp");
             await Expect(Row(page, 1).Locator("td.state")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex("^(Starting|Running)$"));
@@ -249,29 +245,64 @@ public sealed class GuiEndToEndTests(BrowserFixture browser)
     }
 
     [Fact]
-    public async Task Token_is_taken_once_from_the_address_and_sent_as_bearer()
+    public async Task SignIn_link_is_exchanged_once_for_an_httponly_cookie_and_a_query_token_is_ignored()
     {
-        const string Token = "gui-test-token-8d1f";
-        await using var daemon = await GuiDaemon.StartAsync(token: Token);
+        await using var daemon = await GuiDaemon.StartAsync();
         var (page, errors) = await browser.NewPageAsync();
         try
         {
-            // Without the token: the page loads (it holds no data) but shows no apps and asks for the token.
+            // Without signing in: the page loads (it holds no data) but shows no apps and asks for the token.
             await page.GotoAsync(daemon.Url);
             await Expect(page.Locator("#token-box")).ToBeVisibleAsync();
             await Expect(page.Locator("#apps button.start-app")).ToHaveCountAsync(0);
 
-            // ?token= once: stored in session storage, removed from the address bar, used on every call.
-            await page.GotoAsync(daemon.Url + "?token=" + Token);
+            // A token in the query is not accepted (issue 11.7): no data, still asking.
+            await page.GotoAsync(daemon.Url + "?token=" + daemon.Token);
+            await Expect(page.Locator("#token-box")).ToBeVisibleAsync();
+            await Expect(page.Locator("#apps button.start-app")).ToHaveCountAsync(0);
+
+            // The sign-in link: the fragment never reaches the server; the page removes it and trades it for a cookie.
+            await page.GotoAsync(daemon.SignInUrl);
+            await Expect(page.Locator("#apps button.start-app")).ToHaveTextAsync(["Start echo", "Start testapp"]);
             await Expect(page.Locator("#token-box")).ToBeHiddenAsync();
             Assert.DoesNotContain("token", page.Url, StringComparison.Ordinal);
-            await Expect(page.Locator("#apps button.start-app")).ToHaveTextAsync(["Start echo", "Start testapp"]);
             await Expect(page.Locator("#status")).ToHaveTextAsync("live");
+            var cookie = Assert.Single(await page.Context.CookiesAsync(), c => c.Name == $"viscript-session-{daemon.Port}");
+            Assert.True(cookie.HttpOnly);
+            Assert.Equal(SameSiteAttribute.Strict, cookie.SameSite);
+            Assert.NotEqual(daemon.Token, cookie.Value);
+            // The page's script can see neither the cookie nor the token anywhere.
+            Assert.Equal("", await page.EvaluateAsync<string>("() => document.cookie"));
+            Assert.Equal(0, await page.EvaluateAsync<int>("() => sessionStorage.length + localStorage.length"));
+
             await TypeLineAsync(page, "apps");
             await Expect(Screen(page)).ToContainTextAsync("echoes its input");
             await page.ReloadAsync();
             await Expect(page.Locator("#apps button.start-app")).ToHaveCountAsync(2);
+            await Expect(page.Locator("#token-box")).ToBeHiddenAsync();
             Assert.DoesNotContain(errors, e => !e.Contains("401", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await page.CloseAsync();
+        }
+    }
+
+    [Fact]
+    public async Task SignIn_form_takes_the_pasted_token()
+    {
+        await using var daemon = await GuiDaemon.StartAsync();
+        var (page, _) = await browser.NewPageAsync();
+        try
+        {
+            await page.GotoAsync(daemon.Url);
+            await page.Locator("#token-input").FillAsync("not-the-token");
+            await page.Locator("#token-box button[type=submit]").ClickAsync();
+            await Expect(page.Locator("#token-error")).ToBeVisibleAsync();
+            await page.Locator("#token-input").FillAsync(daemon.Token);
+            await page.Locator("#token-box button[type=submit]").ClickAsync();
+            await Expect(page.Locator("#apps button.start-app")).ToHaveTextAsync(["Start echo", "Start testapp"]);
+            await Expect(page.Locator("#token-box")).ToBeHiddenAsync();
         }
         finally
         {

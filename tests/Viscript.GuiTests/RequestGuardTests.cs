@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Text.Json;
+using Viscript.Core.Control;
 using Viscript.GuiTests.Support;
 
 namespace Viscript.GuiTests;
@@ -48,39 +48,46 @@ public sealed class RequestGuardTests
         Assert.Contains("default-src 'self'", index.Headers.GetValues("Content-Security-Policy").Single(), StringComparison.Ordinal);
         var html = await index.Content.ReadAsStringAsync(ct);
         Assert.Contains("Start testapp", html, StringComparison.Ordinal);
+        Assert.Contains("data-needs-token=\"false\"", html, StringComparison.Ordinal);
+
+        // Anonymous, or with the token in the query (never accepted, issue 11.7): the page renders without any data.
+        using (var anonymous = new HttpClient { BaseAddress = new Uri(daemon.Url) })
+        {
+            foreach (var path in new[] { "", "?token=" + Uri.EscapeDataString(daemon.Token) })
+            {
+                var empty = await anonymous.GetStringAsync(path, ct);
+                Assert.DoesNotContain("Start testapp", empty, StringComparison.Ordinal);
+                Assert.Contains("data-needs-token=\"true\"", empty, StringComparison.Ordinal);
+            }
+        }
         Assert.DoesNotContain("{{", html, StringComparison.Ordinal);
-        foreach (var lib in new[] { "app.js", "style.css", "lib/xterm.mjs", "lib/addon-fit.mjs", "lib/xterm.css" })
+        foreach (var lib in new[] { "js/main.js", "js/api.js", "js/dom.js", "js/format.js", "js/pane.js", "js/terminals.js", "js/menu.js", "js/processes.js",
+            "js/charts.js", "js/topology.js", "style.css", "lib/xterm.mjs", "lib/addon-fit.mjs", "lib/xterm.css" })
         {
             using var r = await daemon.Http.GetAsync(lib, ct);
             Assert.True(r.IsSuccessStatusCode, $"{lib}: {(int)r.StatusCode}");
         }
 
-        using (var start = await daemon.Http.PostAsJsonAsync("api/processes", new { app = "testapp" }, ct))
-        {
-            Assert.Equal(HttpStatusCode.Created, start.StatusCode);
-        }
+        Assert.Equal(1UL, (await daemon.Client.StartAsync("testapp", null, ct)).Id);
         // Samples are taken every 2 s by the daemon; wait (bounded) for two, so CPU has a value.
-        JsonElement series = default;
+        SampleSeries series = null!;
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (DateTime.UtcNow < deadline)
         {
-            series = await daemon.Http.GetFromJsonAsync<JsonElement>("api/processes/1/samples", ct);
-            if (series.GetProperty("samples").EnumerateArray().Any(s => s.GetProperty("cpuPercent").ValueKind == JsonValueKind.Number))
+            series = await daemon.Client.SamplesAsync(1, ct);
+            if (series.Samples.Any(s => s.CpuPercent is not null))
             {
                 break;
             }
             await Task.Delay(200, ct);
         }
-        var samples = series.GetProperty("samples").EnumerateArray().ToList();
-        Assert.True(samples.Count >= 2, "expected two samples within 30 s");
-        Assert.Equal("testapp", series.GetProperty("app").GetString());
-        Assert.All(samples, s => Assert.True(s.GetProperty("rssBytes").GetInt64() > 0));
-        var all = await daemon.Http.GetFromJsonAsync<JsonElement>("api/samples", ct);
-        Assert.Equal(1UL, all[0].GetProperty("id").GetUInt64());
+        Assert.True(series.Samples.Count >= 2, "expected two samples within 30 s");
+        Assert.Equal("testapp", series.App);
+        Assert.All(series.Samples, s => Assert.True(s.RssBytes > 0));
+        Assert.Equal(1UL, (await daemon.Client.SamplesAsync(ct))[0].Id);
 
-        using var missing = await daemon.Http.GetAsync("api/processes/42/samples", ct);
-        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
-        var topology = await daemon.Http.GetFromJsonAsync<JsonElement>("api/topology", ct);
-        Assert.False(topology.GetProperty("configured").GetBoolean());
+        var missing = await Assert.ThrowsAsync<ViscriptApiException>(() => daemon.Client.SamplesAsync(42, ct));
+        Assert.Equal(HttpStatusCode.NotFound, missing.Status);
+        Assert.False((await daemon.Client.TopologyAsync(ct)).Configured);
     }
 }

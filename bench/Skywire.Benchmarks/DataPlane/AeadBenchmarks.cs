@@ -1,6 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using Skywire.Core.Crypto;
-using Skywire.Core.DataPlane;
+using Skywire.Core.Forwarding;
 
 namespace Skywire.Benchmarks.DataPlane;
 
@@ -38,7 +38,7 @@ public class AeadBenchmarks
             _ => new DotNetAeadKey(AeadAlgorithmId.ChaCha20Poly1305, key),
         };
         _key.Seal(7, [], _plaintext, _sealed);
-        NodeDataPlane.SealRoutedTag(_key, 9, _routed, 1384);
+        RoutedPacket.SealTag(_key, 9, _routed, 1384);
     }
 
     [GlobalCleanup]
@@ -54,8 +54,8 @@ public class AeadBenchmarks
     [Benchmark]
     public bool RelayLinkTag()
     {
-        var ok = NodeDataPlane.VerifyRoutedTag(_key, 9, _routed, 1384);
-        NodeDataPlane.SealRoutedTag(_key, 9, _routed, 1384);
+        var ok = RoutedPacket.VerifyTag(_key, 9, _routed, 1384);
+        RoutedPacket.SealTag(_key, 9, _routed, 1384);
         return ok;
     }
 }

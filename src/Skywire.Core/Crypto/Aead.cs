@@ -157,6 +157,41 @@ internal sealed class NSecAeadKey : AeadKey
 }
 
 /// <summary>
+/// XChaCha20-Poly1305 (libsodium through NSec): 32-byte key, 24-byte nonce, 16-byte tag. The nonce is long
+/// enough to be drawn at random for every message under one long-lived key (a 12-byte random nonce is not:
+/// collisions become likely long before the key is retired), which is what cookie replies need
+/// (WireGuard's cookie design; docs/protocol.md §3.1). Not a link or session AEAD: it is never negotiated.
+/// </summary>
+internal sealed class XChaCha20Poly1305Key : IDisposable
+{
+    /// <summary>Nonce length in bytes.</summary>
+    public const int NonceLength = 24;
+
+    private readonly Key _key;
+
+    public XChaCha20Poly1305Key(ReadOnlySpan<byte> key)
+    {
+        if (key.Length != AeadKey.KeyLength)
+        {
+            throw new ArgumentException("An XChaCha20-Poly1305 key is 32 bytes.", nameof(key));
+        }
+
+        _key = Key.Import(AeadAlgorithm.XChaCha20Poly1305, key, KeyBlobFormat.RawSymmetricKey);
+    }
+
+    /// <summary>Seals: <paramref name="output"/> receives <paramref name="plaintext"/>.Length + 16 bytes.</summary>
+    public void Seal(ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> plaintext, Span<byte> output) =>
+        AeadAlgorithm.XChaCha20Poly1305.Encrypt(_key, nonce, associatedData, plaintext, output[..(plaintext.Length + AeadKey.TagLength)]);
+
+    /// <summary>Opens: false (and <paramref name="output"/> unspecified) when the tag is wrong.</summary>
+    public bool Open(ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> associatedData, ReadOnlySpan<byte> ciphertext, Span<byte> output) =>
+        ciphertext.Length >= AeadKey.TagLength &&
+        AeadAlgorithm.XChaCha20Poly1305.Decrypt(_key, nonce, associatedData, ciphertext, output[..(ciphertext.Length - AeadKey.TagLength)]);
+
+    public void Dispose() => _key.Dispose();
+}
+
+/// <summary>
 /// .NET's own AEAD classes (OpenSSL underneath), kept for comparison in benchmarks: 3-5x
 /// slower than libsodium per 1400-byte packet here (docs/benchmarks.md).
 /// </summary>

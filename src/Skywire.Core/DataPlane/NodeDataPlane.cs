@@ -2,8 +2,6 @@ using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Sockets;
-using System.Security.Cryptography;
-using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Core.Crypto;
@@ -17,22 +15,30 @@ using Skywire.Protocol.Links;
 namespace Skywire.Core.DataPlane;
 
 /// <summary>
-/// The data plane of one node: one UDP socket, encrypted links to peers (Noise IK per link),
+/// The data plane of one node: one UDP bind, encrypted links to peers (Noise IK per link),
 /// the label table (forwarding rules from the manager), and the end-to-end sessions that end
 /// here. The node process creates one, <see cref="Start"/>s it, and drives it from the control
 /// channel: <see cref="OpenLinkAsync"/>, <see cref="InstallRule"/>, <see cref="BindSession"/>.
 /// </summary>
 /// <remarks>
+/// This type is the front: it composes the parts, each a type of its own (wireguard-go's layering):
+/// <list type="bullet">
+/// <item><see cref="IUdpBind"/> (<see cref="SocketUdpBind"/>): the socket, UDP GSO/GRO batching;</item>
+/// <item><see cref="LinkTable"/>: links and index tables, bounded for strangers (<see cref="DataPlaneOptions.MaxLinks"/>);</item>
+/// <item><see cref="CookieChecker"/> and <see cref="LinkHandshake"/>: the stateless checks and the handshake messages;</item>
+/// <item><see cref="LinkHandshaker"/>: the handshakes of the links; <see cref="LinkTimers"/>: retries, probes, death, rekey;</item>
+/// <item><see cref="PacketReceiver"/>: the receive thread; <see cref="Forwarder"/>: label switching and session sends.</item>
+/// </list>
 /// Threads: one dedicated receive thread (blocking receive, GRO batches on Linux, into a
 /// preallocated buffer; verification, forwarding and session delivery run on it without
 /// allocating), one maintenance loop (handshake retries, probes, death detection, expiry), and
 /// callers' threads for sends. Events are raised on the thread pool, never on the receive thread.
-/// One socket per node for all peers (simple, NAT-friendly). On Linux it receives with UDP GRO and
-/// sends batches with UDP GSO (<see cref="UdpOffload"/>, docs/protocol.md §3.4); connected
-/// per-peer sockets are not done.
 /// </remarks>
-public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
+public sealed class NodeDataPlane : IAsyncDisposable, ILinkEvents
 {
+    /// <summary>Most up/down log lines a second for links this node did not open (the rest are counted: <see cref="LogBudget"/>).</summary>
+    private const int StrangerLinkLogsPerSecond = 10;
+
     private readonly KeyPair _identity;
     private readonly NoiseKeyPair _staticKey;
     private readonly DataPlaneOptions _options;
@@ -40,31 +46,36 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
     private readonly ILogger _sessionLogger;
     private readonly TimeProvider _time;
     private readonly AeadAlgorithmId _preferred;
-    private readonly byte[] _mac1Key;
-    private readonly ConcurrentDictionary<PubKey, Link> _links = new();
-    private readonly ConcurrentDictionary<uint, LinkSession> _sessionsByIndex = new();
-    private readonly ConcurrentDictionary<uint, Link> _pendingByIndex = new();
-    private readonly ConcurrentDictionary<ulong, SecureSession> _sessions = new();
+    private readonly IUdpBind _bind;
+    private readonly LinkTable _links;
     private readonly RuleTable _rules;
+    private readonly CookieChecker _cookies;
+    private readonly LinkSender _sender;
+    private readonly LinkHandshaker _handshaker;
+    private readonly LinkTimers _timers;
+    private readonly Forwarder _forwarder;
+    private readonly PacketReceiver _receiver;
+    private readonly ConcurrentDictionary<ulong, SecureSession> _sessions = new();
     private readonly CancellationTokenSource _cts = new();
     private readonly Meter _meter;
-    private Socket? _socket;
+    private readonly LogBudget _strangerLinkLogs;
     private Thread? _receiveThread;
     private Task? _maintenance;
-    private IPEndPoint? _localEndPoint;
-    private long _lastHandshakeTimestamp;
-    private readonly AeadKey _cookieAead;
-    private byte[] _cookieSecret = RandomNumberGenerator.GetBytes(32);
-    private byte[] _previousCookieSecret = RandomNumberGenerator.GetBytes(32);
-    private long _cookieSecretAt;
-    private long _loadWindowStart;
-    private int _loadCount;
+    private long _nextSweep;
+    private int _started;
     private int _disposed;
-    private volatile bool _gso;
-    private bool _gro;
 
-    /// <summary>Creates the data plane for <paramref name="identity"/> (not disposed by this object).</summary>
+    /// <summary>Creates the data plane for <paramref name="identity"/> (not disposed by this object) over a UDP socket.</summary>
     public NodeDataPlane(KeyPair identity, DataPlaneOptions? options = null, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
+        : this(identity, bind: null, options, loggerFactory, timeProvider)
+    {
+    }
+
+    /// <summary>
+    /// Creates the data plane for <paramref name="identity"/> (not disposed by this object) over <paramref name="bind"/>
+    /// (disposed with this object; null: a <see cref="SocketUdpBind"/> with the options' offload and buffer settings).
+    /// </summary>
+    public NodeDataPlane(KeyPair identity, IUdpBind? bind, DataPlaneOptions? options = null, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
     {
         ArgumentNullException.ThrowIfNull(identity);
         _options = options ?? DataPlaneOptions.Default;
@@ -75,10 +86,17 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
         _sessionLogger = (ILogger?)loggerFactory?.CreateLogger<SecureSession>() ?? NullLogger.Instance;
         _time = timeProvider ?? TimeProvider.System;
         _preferred = _options.Aead ?? AeadKey.PreferredAlgorithm;
-        _mac1Key = Mac1Key(identity.Public);
+        _bind = bind ?? new SocketUdpBind(_options.UdpOffload, _options.SocketBufferBytes, (ILogger?)loggerFactory?.CreateLogger<SocketUdpBind>());
         _rules = new RuleTable(_time);
-        _cookieAead = AeadKey.Create(AeadAlgorithmId.ChaCha20Poly1305, CookieKey(identity.Public));
-        _cookieSecretAt = _time.GetTimestamp();
+        _links = new LinkTable(_options.MaxLinks, LinksInUse, _time);
+        _cookies = new CookieChecker(identity.Public, _options.HandshakesPerSecondBeforeCookies, _time);
+        _sender = new LinkSender(_bind, Statistics);
+        var messages = new LinkHandshake(_staticKey, identity.Public, _time);
+        _handshaker = new LinkHandshaker(_links, messages, _cookies, _sender, _options, Statistics, this, _preferred, _time, _logger);
+        _timers = new LinkTimers(_links, _handshaker, _sender, _options, this, _time, _logger) { OnTick = TickSessionsAndRules };
+        _forwarder = new Forwarder(_links, _rules, _sender, Statistics, _options.MaxUdpPayload);
+        _receiver = new PacketReceiver(_bind, _links, _handshaker, _timers, _forwarder, _sender, Statistics, this, _time, _logger);
+        _strangerLinkLogs = new LogBudget(StrangerLinkLogsPerSecond, _time);
         _meter = CreateMeter();
     }
 
@@ -89,7 +107,7 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
     public PubKey LocalKey => _identity.Public;
 
     /// <summary>The bound UDP address (after <see cref="Start"/>).</summary>
-    public IPEndPoint LocalEndPoint => _localEndPoint ?? throw new InvalidOperationException("The data plane is not started.");
+    public IPEndPoint LocalEndPoint => _bind.LocalEndPoint ?? throw new InvalidOperationException("The data plane is not started.");
 
     /// <summary>The options in force.</summary>
     public DataPlaneOptions Options => _options;
@@ -98,10 +116,10 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
     public int MaxSessionDatagram => Protocol.Sessions.SessionLimits.MaxDatagram(_options.MaxUdpPayload);
 
     /// <summary>True while sends to a peer go out in GSO batches (Linux, <see cref="DataPlaneOptions.UdpOffload"/>, kernel support).</summary>
-    public bool UdpGsoActive => _gso;
+    public bool UdpGsoActive => _bind.GsoActive;
 
     /// <summary>True when the socket receives GRO batches (Linux, <see cref="DataPlaneOptions.UdpOffload"/>, kernel support).</summary>
-    public bool UdpGroActive => _gro;
+    public bool UdpGroActive => _bind.GroActive;
 
     /// <summary>Node-wide counters (drops by reason).</summary>
     public DataPlaneStatistics Statistics { get; } = new();
@@ -115,52 +133,26 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
     /// <summary>A session where this node is the responder was established (raised on the thread pool).</summary>
     public event EventHandler<SecureSession>? SessionAccepted;
 
-    int IRoutedSender.MaxUdpPayload => _options.MaxUdpPayload;
-
     /// <summary>
-    /// Binds the UDP socket (port 0 picks a free port; read <see cref="LocalEndPoint"/>) and
+    /// Binds the UDP bind (port 0 picks a free port; read <see cref="LocalEndPoint"/>) and
     /// starts the receive thread and the maintenance loop.
     /// </summary>
     public IPEndPoint Start(IPEndPoint bindEndPoint)
     {
         ArgumentNullException.ThrowIfNull(bindEndPoint);
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        if (_socket is not null)
+        if (Interlocked.Exchange(ref _started, 1) != 0)
         {
             throw new InvalidOperationException("The data plane is already started.");
         }
 
-        var socket = new Socket(bindEndPoint.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
-        try
-        {
-            if (bindEndPoint.AddressFamily == AddressFamily.InterNetworkV6 && bindEndPoint.Address.Equals(IPAddress.IPv6Any))
-            {
-                socket.DualMode = true;
-            }
-
-            socket.ReceiveBufferSize = _options.SocketBufferBytes;
-            socket.SendBufferSize = _options.SocketBufferBytes;
-            socket.Bind(bindEndPoint);
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-
-        _socket = socket;
-        _localEndPoint = (IPEndPoint)socket.LocalEndPoint!;
-        if (_options.UdpOffload)
-        {
-            _gro = UdpOffload.TryEnableGro(socket);
-            _gso = UdpOffload.ProbeGso(socket);
-        }
-        _receiveThread = new Thread(ReceiveLoop) { IsBackground = true, Name = "skywire-udp-rx" };
+        var local = _bind.Open(bindEndPoint);
+        _receiveThread = new Thread(_receiver.Run) { IsBackground = true, Name = "skywire-udp-rx" };
         _receiveThread.Start();
-        _maintenance = Task.Run(() => MaintenanceLoopAsync(_cts.Token));
-        Log.Started(_logger, LocalKey, _localEndPoint, _preferred);
-        Log.Offloads(_logger, _gso, _gro);
-        return _localEndPoint;
+        _maintenance = Task.Run(() => _timers.RunAsync(_cts.Token));
+        DataPlaneLog.Started(_logger, LocalKey, local, _preferred);
+        DataPlaneLog.Offloads(_logger, _bind.GsoActive, _bind.GroActive);
+        return local;
     }
 
     // ---- Links ------------------------------------------------------------------------------
@@ -174,47 +166,63 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
     public async Task OpenLinkAsync(PubKey peer, IPEndPoint endPoint, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
-        var socket = _socket ?? throw new InvalidOperationException("The data plane is not started.");
+        if (_started == 0 || _bind.LocalEndPoint is null)
+        {
+            throw new InvalidOperationException("The data plane is not started.");
+        }
+
         if (peer.IsEmpty || peer == LocalKey || !KeyPair.IsValidPoint(peer))
         {
             throw new ArgumentException("the peer must be another node's valid public key", nameof(peer));
         }
 
-        if (socket.DualMode && endPoint.AddressFamily == AddressFamily.InterNetwork)
+        if (_bind.DualMode && endPoint.AddressFamily == AddressFamily.InterNetwork)
         {
             endPoint = new IPEndPoint(endPoint.Address.MapToIPv6(), endPoint.Port);
         }
-        else if (endPoint.AddressFamily != socket.AddressFamily)
+        else if (endPoint.AddressFamily != _bind.AddressFamily)
         {
-            throw new ArgumentException($"the data plane is bound to {socket.AddressFamily} and cannot reach {endPoint}", nameof(endPoint));
+            throw new ArgumentException($"the data plane is bound to {_bind.AddressFamily} and cannot reach {endPoint}", nameof(endPoint));
         }
 
-        var link = _links.GetOrAdd(peer, static p => new Link(p));
         Task wait;
-        lock (link.Gate)
+        while (true)
         {
-            var address = endPoint.Serialize();
-            if (link.State == LinkState.Up && link.Remote is { } remote && remote.Equals(address))
+            var link = _links.GetOrAddLocal(peer, out var eviction);
+            RaiseEvicted(eviction);
+            lock (link.Gate)
             {
-                return;
-            }
-
-            link.Initiator = true;
-            link.Remote = address;
-            link.RemoteEndPoint = endPoint;
-            link.UpSignal ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            wait = link.UpSignal.Task;
-            if (link.Pending is null)
-            {
-                if (link.State != LinkState.Up)
+                if (link.Removed)
                 {
-                    link.State = LinkState.Connecting;
+                    continue; // a stranger's link that went down just now: take a new one
                 }
 
-                link.Attempts = 0;
-                link.HandshakeStartedAt = _time.GetTimestamp();
-                SendInitLocked(link);
+                link.Wanted = true;
+                var address = endPoint.Serialize();
+                if (link.State == LinkState.Up && link.Remote is { } remote && remote.Equals(address))
+                {
+                    return;
+                }
+
+                link.Initiator = true;
+                link.Remote = address;
+                link.RemoteEndPoint = endPoint;
+                link.UpSignal ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                wait = link.UpSignal.Task;
+                if (link.Pending is null)
+                {
+                    if (link.State is LinkState.Down or LinkState.Closed)
+                    {
+                        link.TransitionLocked(LinkState.Connecting);
+                    }
+
+                    link.Attempts = 0;
+                    link.HandshakeStartedAt = _time.GetTimestamp();
+                    _handshaker.StartLocked(link);
+                }
             }
+
+            break;
         }
 
         await wait.WaitAsync(cancellationToken);
@@ -223,7 +231,7 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
     /// <summary>Closes the link to <paramref name="peer"/> (tells the peer). False when there is none.</summary>
     public bool CloseLink(PubKey peer)
     {
-        if (!_links.TryGetValue(peer, out var link))
+        if (!_links.TryGet(peer, out var link))
         {
             return false;
         }
@@ -234,10 +242,11 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
             if (link.Current is { } session && link.State == LinkState.Up)
             {
                 Span<byte> body = [(byte)LinkControlKind.Close];
-                SendControl(link, session, body);
+                _sender.SendControl(link, session, body);
             }
 
-            raise = MarkDownLocked(link, LinkState.Closed, "closed locally");
+            link.Wanted = false;
+            raise = _links.MarkDownLocked(link, LinkState.Closed, "closed locally");
         }
 
         if (raise)
@@ -249,16 +258,25 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
     }
 
     /// <summary>A snapshot of every link this node knows (up, connecting, down).</summary>
-    public IReadOnlyList<LinkInfo> GetLinks() => _links.Values.Select(Snapshot).ToList();
+    public IReadOnlyList<LinkInfo> GetLinks() => _links.Links.Select(Snapshot).ToList();
 
     /// <summary>A snapshot of the link to <paramref name="peer"/>, or null.</summary>
-    public LinkInfo? GetLink(PubKey peer) => _links.TryGetValue(peer, out var link) ? Snapshot(link) : null;
+    public LinkInfo? GetLink(PubKey peer) => _links.TryGet(peer, out var link) ? Snapshot(link) : null;
 
     /// <summary>How often the peer's address changed (tests: a stable peer must not count as roaming).</summary>
-    internal long RoamsOf(PubKey peer) => _links.TryGetValue(peer, out var link) ? Interlocked.Read(ref link.Roams) : 0;
+    internal long RoamsOf(PubKey peer) => _links.TryGet(peer, out var link) ? Interlocked.Read(ref link.Roams) : 0;
 
     /// <summary>Completed handshakes with the peer (tests: rekeying).</summary>
-    internal long HandshakesOf(PubKey peer) => _links.TryGetValue(peer, out var link) ? Interlocked.Read(ref link.Handshakes) : 0;
+    internal long HandshakesOf(PubKey peer) => _links.TryGet(peer, out var link) ? Interlocked.Read(ref link.Handshakes) : 0;
+
+    /// <summary>Entries of the index table: every set of link keys the node holds (tests: bounded state).</summary>
+    internal int LinkKeyCount => _links.IndexCount;
+
+    /// <summary>Handshakes this node started and awaits answers to (tests: bounded state).</summary>
+    internal int PendingHandshakeCount => _links.PendingCount;
+
+    /// <summary>Handles one UDP payload from <paramref name="from"/> as the receive thread does. Tests feed packets without a bind.</summary>
+    internal void HandlePacket(Span<byte> packet, SocketAddress from) => _receiver.Handle(packet, from);
 
     // ---- Rules ------------------------------------------------------------------------------
 
@@ -268,7 +286,7 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(rule);
         _rules.Install(rule);
-        Log.RuleInstalled(_logger, rule.InLink, rule.InRoute, rule.OutLink, rule.OutRoute, rule.Lifetime);
+        DataPlaneLog.RuleInstalled(_logger, rule.InLink, rule.InRoute, rule.OutLink, rule.OutRoute, rule.Lifetime);
     }
 
     /// <summary>Removes the rule for (incoming link, incoming route id). False when there is none.</summary>
@@ -309,7 +327,7 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
             return existing;
         }
 
-        var session = new SecureSession(route, _identity, this, _preferred, _options.HandshakeTimeout, _time, _sessionLogger);
+        var session = new SecureSession(route, _identity, _forwarder, _preferred, _options.HandshakeTimeout, _time, _sessionLogger);
         if (!_sessions.TryAdd(route.SessionId, session))
         {
             session.Dispose();
@@ -320,7 +338,7 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
         {
             _sessions.TryRemove(new KeyValuePair<ulong, SecureSession>(session.SessionId, session));
             _rules.RemoveSession(session);
-            Log.SessionClosed(_logger, session.SessionId, reason);
+            DataPlaneLog.SessionClosed(_logger, session.SessionId, reason);
         };
         _rules.InstallLocal(route.InLink, route.InRoute, session, route.Lifetime);
         if (!route.Initiator)
@@ -386,28 +404,6 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
         return true;
     }
 
-    bool IRoutedSender.SendRouted(PubKey outLink, uint routeId, Span<byte> packet, int payloadLength)
-    {
-        if (!_links.TryGetValue(outLink, out var link))
-        {
-            Interlocked.Increment(ref Statistics.LinkDownField);
-            return false;
-        }
-
-        return SendRoutedOnLink(link, routeId, packet, payloadLength);
-    }
-
-    int IRoutedSender.SendRoutedBatch(PubKey outLink, uint routeId, Span<byte> slots, int stride, ReadOnlySpan<int> payloadLengths, int count)
-    {
-        if (!_links.TryGetValue(outLink, out var link))
-        {
-            Interlocked.Add(ref Statistics.LinkDownField, count);
-            return 0;
-        }
-
-        return SendRoutedBatchOnLink(link, routeId, slots, stride, payloadLengths, count);
-    }
-
     // ---- Lifetime ---------------------------------------------------------------------------
 
     /// <summary>Stops the threads, closes every session and link (peers are told), and the socket.</summary>
@@ -423,9 +419,9 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
             session.Close("data plane stopped");
         }
 
-        foreach (var peer in _links.Keys)
+        foreach (var link in _links.Links)
         {
-            CloseLink(peer);
+            CloseLink(link.Peer);
         }
 
         await _cts.CancelAsync();
@@ -440,25 +436,12 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
             }
         }
 
-        if (_socket is { } socket)
-        {
-            try
-            {
-                // Wakes a receive blocked in recvmsg (the GRO path), which a close alone does not.
-                socket.Shutdown(SocketShutdown.Both);
-            }
-            catch (SocketException)
-            {
-                // ENOTCONN on an unconnected socket: the receiver is woken all the same.
-            }
-
-            socket.Dispose();
-        }
-
+        // Closing the bind ends the receive thread (a blocked receive returns).
+        _bind.Dispose();
         _receiveThread?.Join(TimeSpan.FromSeconds(5));
         _cts.Dispose();
         _staticKey.Dispose();
-        _cookieAead.Dispose();
+        _cookies.Dispose();
         _meter.Dispose();
     }
 
@@ -477,7 +460,7 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
         meter.CreateObservableCounter("skywire.dataplane.packets.forwarded", () => new Measurement<long>(s.Forwarded, node), "{packet}");
         meter.CreateObservableCounter("skywire.dataplane.packets.delivered", () => new Measurement<long>(s.Delivered, node), "{packet}");
         meter.CreateObservableCounter("skywire.dataplane.packets.dropped", () => DropMeasurements(node), "{packet}");
-        meter.CreateObservableGauge("skywire.dataplane.links.up", () => new Measurement<int>(_links.Values.Count(l => l.State == LinkState.Up), node), "{link}");
+        meter.CreateObservableGauge("skywire.dataplane.links.up", () => new Measurement<int>(_links.Links.Count(l => l.State == LinkState.Up), node), "{link}");
         return meter;
     }
 
@@ -490,6 +473,7 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
             ("stale_handshake", s.StaleHandshake), ("refused", s.Refused), ("unknown_index", s.UnknownIndex),
             ("bad_tag", s.BadTag), ("replay", s.Replay), ("no_rule", s.NoRule), ("rule_expired", s.RuleExpired),
             ("link_down", s.LinkDown), ("too_large", s.TooLarge), ("send_failed", s.SendFailed), ("internal_error", s.InternalError),
+            ("table_full", s.TableFull), ("rate_limited", s.RateLimited), ("cookie_reply", s.CookieReplies),
         ];
         foreach (var (reason, value) in drops)
         {
@@ -497,75 +481,38 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
         }
     }
 
-    private static byte[] Mac1Key(PubKey key)
+    /// <summary>The peers whose links carry rules or sessions: never evicted.</summary>
+    private HashSet<PubKey> LinksInUse()
     {
-        Span<byte> input = stackalloc byte[64];
-        var n = Encoding.ASCII.GetBytes("skywire-link-mac1/", input);
-        key.WriteTo(input[n..]);
-        return SHA256.HashData(input[..(n + PubKey.Length)]);
-    }
-
-    private static byte[] CookieKey(PubKey key)
-    {
-        Span<byte> input = stackalloc byte[64];
-        var n = Encoding.ASCII.GetBytes("skywire-link-cookie/", input);
-        key.WriteTo(input[n..]);
-        return SHA256.HashData(input[..(n + PubKey.Length)]);
-    }
-
-    private static byte[] LinkPrologue(AeadAlgorithmId aead)
-    {
-        var prologue = Encoding.ASCII.GetBytes("skywire-link/\0\0");
-        prologue[^2] = LinkLimits.Version;
-        prologue[^1] = (byte)aead;
-        return prologue;
-    }
-
-    private static void WriteMac1(ReadOnlySpan<byte> key, ReadOnlySpan<byte> message, Span<byte> mac)
-    {
-        Span<byte> full = stackalloc byte[32];
-        HMACSHA256.HashData(key, message, full);
-        full[..LinkLimits.TagLength].CopyTo(mac);
-    }
-
-    private static bool CheckMac1(ReadOnlySpan<byte> key, ReadOnlySpan<byte> message, ReadOnlySpan<byte> mac)
-    {
-        Span<byte> full = stackalloc byte[32];
-        HMACSHA256.HashData(key, message, full);
-        return CryptographicOperations.FixedTimeEquals(full[..LinkLimits.TagLength], mac);
-    }
-
-    private ulong NextHandshakeTimestamp()
-    {
-        // Microseconds since the epoch, strictly increasing within this process.
-        var now = _time.GetUtcNow().ToUnixTimeMilliseconds() * 1000;
-        while (true)
+        var peers = new HashSet<PubKey>();
+        _rules.AddLinksInUse(peers);
+        foreach (var session in _sessions.Values)
         {
-            var last = Interlocked.Read(ref _lastHandshakeTimestamp);
-            var next = Math.Max(now, last + 1);
-            if (Interlocked.CompareExchange(ref _lastHandshakeTimestamp, next, last) == last)
+            var route = session.Route;
+            peers.Add(route.InLink);
+            peers.Add(route.OutLink);
+        }
+
+        return peers;
+    }
+
+    private void TickSessionsAndRules(long now)
+    {
+        foreach (var session in _sessions.Values)
+        {
+            session.Tick(now);
+        }
+
+        if (now >= _nextSweep)
+        {
+            _rules.Sweep();
+            _nextSweep = now + _time.TimestampFrequency;
+            if (_strangerLinkLogs.DrainSuppressed() is > 0 and var suppressed)
             {
-                return (ulong)next;
+                DataPlaneLog.StrangerLinkEventsSuppressed(_logger, suppressed);
             }
         }
     }
-
-    private uint AllocateIndex()
-    {
-        while (true)
-        {
-            var index = (uint)RandomNumberGenerator.GetInt32(1, int.MaxValue) ^ ((uint)RandomNumberGenerator.GetInt32(0, 2) << 31);
-            if (index != 0 && !_sessionsByIndex.ContainsKey(index) && !_pendingByIndex.ContainsKey(index))
-            {
-                return index;
-            }
-        }
-    }
-
-    private AeadAlgorithmId AeadForAttempt(int attempt) =>
-        _preferred == AeadAlgorithmId.ChaCha20Poly1305 || attempt < 2 || attempt % 2 == 0
-            ? _preferred
-            : AeadAlgorithmId.ChaCha20Poly1305;
 
     private LinkInfo Snapshot(Link link)
     {
@@ -580,9 +527,9 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
                 link.State,
                 link.Initiator,
                 link.Current?.Aead,
-                link.SrttSeconds is { } s ? TimeSpan.FromSeconds(s) : null,
-                link.LastRttSeconds is { } l ? TimeSpan.FromSeconds(l) : null,
-                LossLocked(link, _time.GetTimestamp()),
+                link.Probes.SrttSeconds is { } s ? TimeSpan.FromSeconds(s) : null,
+                link.Probes.LastRttSeconds is { } l ? TimeSpan.FromSeconds(l) : null,
+                link.Probes.Loss(_time.GetTimestamp(), _options.ProbeWindow, _options.ProbeTimeout, _time),
                 Interlocked.Read(ref link.PacketsSent),
                 Interlocked.Read(ref link.PacketsReceived),
                 Interlocked.Read(ref link.BytesSent),
@@ -592,17 +539,42 @@ public sealed partial class NodeDataPlane : IRoutedSender, IAsyncDisposable
         }
     }
 
+    void ILinkEvents.LinkUp(Link link, string reason) => RaiseLinkUp(link, reason);
+
+    void ILinkEvents.LinkDown(Link link, string reason) => RaiseLinkDown(link, reason);
+
+    private void RaiseEvicted(Eviction? eviction)
+    {
+        if (eviction is { } evicted)
+        {
+            Interlocked.Increment(ref Statistics.LinksEvictedField);
+            DataPlaneLog.LinkEvicted(_logger, evicted.Link.Peer);
+            if (evicted.DownEventDue)
+            {
+                RaiseLinkDown(evicted.Link, LinkTable.EvictedReason);
+            }
+        }
+    }
+
     private void RaiseLinkUp(Link link, string reason)
     {
         var info = Snapshot(link);
-        Log.LinkUp(_logger, link.Peer, info.RemoteEndPoint, reason);
+        if (link.Wanted || _strangerLinkLogs.TryTake())
+        {
+            DataPlaneLog.LinkUp(_logger, link.Peer, info.RemoteEndPoint, reason);
+        }
+
         ThreadPool.QueueUserWorkItem(_ => LinkUp?.Invoke(this, new LinkEventArgs(info, reason)));
     }
 
     private void RaiseLinkDown(Link link, string reason)
     {
         var info = Snapshot(link);
-        Log.LinkDown(_logger, link.Peer, reason);
+        if (link.Wanted || _strangerLinkLogs.TryTake())
+        {
+            DataPlaneLog.LinkDown(_logger, link.Peer, reason);
+        }
+
         ThreadPool.QueueUserWorkItem(_ => LinkDown?.Invoke(this, new LinkEventArgs(info, reason)));
     }
 }

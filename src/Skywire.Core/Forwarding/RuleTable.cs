@@ -153,6 +153,20 @@ internal sealed class RuleTable
         return held;
     }
 
+    /// <summary>Adds the incoming and outgoing link of every live rule to <paramref name="peers"/> (links that carry routes).</summary>
+    public void AddLinksInUse(HashSet<PubKey> peers)
+    {
+        var now = _time.GetTimestamp();
+        foreach (var entry in _rules.Values)
+        {
+            if (Volatile.Read(ref entry.ExpiresAt) > now)
+            {
+                peers.Add(entry.InLink);
+                peers.Add(entry.OutLink);
+            }
+        }
+    }
+
     /// <summary>Removes every expired rule; returns how many.</summary>
     public int Sweep()
     {

@@ -1,90 +1,59 @@
 using System.Net;
-using Skywire.Core.Crypto;
-using Skywire.Core.Crypto.Noise;
 using Skywire.Protocol;
 
 namespace Skywire.Core.Links;
 
-/// <summary>One direction-pair of keys with a peer, found by our local index.</summary>
-internal sealed class LinkSession : IDisposable
-{
-    private long _sendCounter = -1;
-
-    public LinkSession(Link link, uint localIndex, uint remoteIndex, NoiseTransport transport, AeadAlgorithmId aead, bool confirmed, long createdAt)
-    {
-        CreatedAt = createdAt;
-        Link = link;
-        LocalIndex = localIndex;
-        RemoteIndex = remoteIndex;
-        Transport = transport;
-        Aead = aead;
-        Confirmed = confirmed;
-    }
-
-    public Link Link { get; }
-
-    /// <summary>TimeProvider timestamp of the handshake that made these keys (rekey timing).</summary>
-    public long CreatedAt { get; }
-
-    public uint LocalIndex { get; }
-
-    public uint RemoteIndex { get; }
-
-    public NoiseTransport Transport { get; }
-
-    public AeadKey SendKey => Transport.Send.Key;
-
-    public AeadKey ReceiveKey => Transport.Receive.Key;
-
-    public AeadAlgorithmId Aead { get; }
-
-    /// <summary>Receive-thread only.</summary>
-    public ReplayWindow Window { get; } = new();
-
-    /// <summary>True once the peer proved it holds the keys (responder side: its first packet).</summary>
-    public volatile bool Confirmed;
-
-    public ulong NextCounter() => (ulong)Interlocked.Increment(ref _sendCounter);
-
-    public void Dispose() => Transport.Dispose();
-}
-
-/// <summary>Our side of an IK handshake we started.</summary>
-internal sealed class PendingLinkHandshake : IDisposable
-{
-    public PendingLinkHandshake(uint localIndex, HandshakeState state, AeadAlgorithmId aead, byte[] mac1)
-    {
-        Mac1 = mac1;
-        LocalIndex = localIndex;
-        State = state;
-        Aead = aead;
-    }
-
-    public uint LocalIndex { get; }
-
-    public HandshakeState State { get; }
-
-    public AeadAlgorithmId Aead { get; }
-
-    /// <summary>The mac1 of the init sent: a cookie reply echoes it.</summary>
-    public byte[] Mac1 { get; }
-
-    public void Dispose() => State.Dispose();
-}
-
 /// <summary>
 /// Everything about the link to one peer. Mutations happen under <see cref="Gate"/>; the hot
-/// path reads <see cref="Current"/> and <see cref="Remote"/> without locking.
+/// path reads <see cref="Current"/>, <see cref="Remote"/> and <see cref="State"/> without locking.
 /// </summary>
+/// <remarks>
+/// The state (<see cref="LinkState"/>) changes only through <see cref="TransitionLocked"/>, which enforces
+/// this table (<see cref="LinkStates.IsAllowed"/>):
+/// <code>
+///                          ┌─────────── keys confirmed ────────────┐
+///                          │                                        ▼
+///   open / valid init ─► Connecting                                Up ──┐ rekey, or a fresh init
+///                          │   ▲                                    │ ◄─┘ from the peer: stays Up
+///        timed out,        │   │ reopen (OpenLinkAsync,             │
+///        never confirmed,  │   │ a valid init)                      │ dead (no packet for DeadAfter),
+///        evicted           ▼   │                                    │ Close from the peer,
+///                         Down ◄────────────────────────────────────┘ rekey timed out, evicted
+///
+///   CloseLink: Connecting | Up | Down ─► Closed;   reopen: Closed ─► Connecting
+/// </code>
+/// A link this node opened (<see cref="Wanted"/>: the manager asked for it) stays in the table in every
+/// state. A link a stranger opened is removed from the table when it goes Down (its state is freed; a new
+/// handshake starts afresh), and it may be evicted to make room (<see cref="LinkTable"/>).
+/// </remarks>
 internal sealed class Link
 {
-    public const int MaxProbeWindow = 64;
+    private volatile LinkState _state = LinkState.Connecting;
 
-    public Link(PubKey peer) => Peer = peer;
+    public Link(PubKey peer)
+    {
+        Peer = peer;
+        Mac1Key = LinkHandshake.Mac1Key(peer);
+    }
 
     public PubKey Peer { get; }
 
+    /// <summary>The key of the peer's mac1 (handshake messages to it carry a mac1 under this key).</summary>
+    public byte[] Mac1Key { get; }
+
     public object Gate { get; } = new();
+
+    /// <summary>The state; changed only by <see cref="TransitionLocked"/>.</summary>
+    public LinkState State => _state;
+
+    /// <summary>
+    /// True after this node asked for the link (<c>OpenLinkAsync</c>) and until it closes it: such a link is
+    /// never evicted and stays in the table when it goes down (the manager reopens it).
+    /// </summary>
+    public bool Wanted;
+
+    /// <summary>True once the link was removed from its table (evicted, or a stranger's link that went down): start over with a new one.</summary>
+    public bool Removed;
 
     public volatile LinkSession? Current;
 
@@ -103,8 +72,7 @@ internal sealed class Link
 
     public IPEndPoint? RemoteEndPoint;
 
-    public volatile LinkState State = LinkState.Connecting;
-
+    /// <summary>True when this node opened the link (shown in <see cref="LinkInfo"/>; only the initiator rekeys).</summary>
     public bool Initiator;
 
     // Initiator handshake.
@@ -134,12 +102,28 @@ internal sealed class Link
     public long BytesSent;
     public long BytesReceived;
 
-    // Probes (maintenance thread writes sends; receive thread writes replies; under Gate).
-    public uint NextProbeId;
-    public long NextProbeAt;
-    public readonly long[] ProbeSentAt = new long[MaxProbeWindow];
-    public readonly uint[] ProbeIds = new uint[MaxProbeWindow];
-    public readonly bool[] ProbeAnswered = new bool[MaxProbeWindow];
-    public double? SrttSeconds;
-    public double? LastRttSeconds;
+    /// <summary>RTT and loss probes (under <see cref="Gate"/>).</summary>
+    public LinkProbes Probes { get; } = new();
+
+    /// <summary>The one way the state changes (under <see cref="Gate"/>).</summary>
+    /// <exception cref="InvalidOperationException">The table in the remarks does not allow the change (a bug).</exception>
+    public void TransitionLocked(LinkState to)
+    {
+        var from = _state;
+        if (!LinkStates.IsAllowed(from, to))
+        {
+            throw new InvalidOperationException($"link to {Peer.ToShortString(16)}: illegal transition {from} -> {to}");
+        }
+
+        _state = to;
+    }
+
+    /// <summary>Follows the peer to <paramref name="address"/> (a copy is kept).</summary>
+    public void SetRemoteLocked(SocketAddress address)
+    {
+        var copy = new SocketAddress(address.Family, address.Size);
+        address.Buffer.Span[..address.Size].CopyTo(copy.Buffer.Span);
+        Remote = copy;
+        RemoteEndPoint = (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(copy);
+    }
 }

@@ -4,7 +4,11 @@ using Skywire.Protocol;
 
 namespace Skywire.Core.Links;
 
-/// <summary>State of a link. Values are shown in CLIs and logs: never renumber.</summary>
+/// <summary>
+/// State of a link. Values are shown in CLIs and logs: never renumber. The transitions are drawn on
+/// <see cref="Link"/>, which changes its state only through its one validated transition method;
+/// <see cref="LinkStates.IsAllowed"/> is the table.
+/// </summary>
 public enum LinkState
 {
     /// <summary>Handshake in progress (we initiated, or the peer's handshake awaits key confirmation).</summary>
@@ -13,11 +17,25 @@ public enum LinkState
     /// <summary>Keys confirmed both ways; packets flow.</summary>
     Up = 20,
 
-    /// <summary>Dead: no packet from the peer for <c>DeadAfter</c>, handshake timeout, or closed by the peer. Reopen to use again.</summary>
+    /// <summary>Dead: no packet from the peer for <c>DeadAfter</c>, handshake timeout, closed by the peer, or evicted. Reopen to use again.</summary>
     Down = 30,
 
     /// <summary>Closed locally.</summary>
     Closed = 40,
+}
+
+/// <summary>Transition rules of <see cref="LinkState"/> (the diagram is on <see cref="Link"/>).</summary>
+public static class LinkStates
+{
+    /// <summary>Whether a link may go from <paramref name="from"/> to <paramref name="to"/>. Staying in a state is not a transition.</summary>
+    public static bool IsAllowed(LinkState from, LinkState to) => (from, to) switch
+    {
+        (LinkState.Connecting, LinkState.Up or LinkState.Down or LinkState.Closed) => true,
+        (LinkState.Up, LinkState.Down or LinkState.Closed) => true,
+        (LinkState.Down, LinkState.Connecting or LinkState.Closed) => true,
+        (LinkState.Closed, LinkState.Connecting) => true,
+        _ => false,
+    };
 }
 
 /// <summary>A snapshot of one link, with the metrics the link measures itself (probe packets).</summary>

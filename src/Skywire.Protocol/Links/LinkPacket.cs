@@ -78,8 +78,8 @@ public static class LinkLimits
     /// <summary>Offset of mac2 in a HandshakeInit (it covers the bytes before it, mac1 included).</summary>
     public const int HandshakeInitMac2Offset = 130;
 
-    /// <summary>Bytes of a CookieReply: 4 header, 16 echoed mac1, 12 nonce, 16 cookie + 16 tag.</summary>
-    public const int CookieReplyLength = 64;
+    /// <summary>Bytes of a CookieReply: 4 header, 16 echoed mac1, 24 nonce (XChaCha20-Poly1305), 16 cookie + 16 tag.</summary>
+    public const int CookieReplyLength = 76;
 
     /// <summary>Bytes of a HandshakeResponse (4 + 4 + 53 + 16).</summary>
     public const int HandshakeResponseLength = 77;

@@ -79,6 +79,9 @@ internal static class CliCommand
             Common.Table(["HOP", "NODE"], r.Path.Select((p, i) => (IReadOnlyList<string>)[i.ToString(), p]));
         }, ct));
         cli.Subcommands.Add(route);
+
+        // Owned by the viscript side of the team (docs/gui.md "Topology"): the document viscript's GUI draws.
+        cli.Subcommands.Add(TopologyCommand.Create((parse, run, ct) => RunAsync(parse, manager, managerKey, keyFile, run, ct), manager));
         return cli;
     }
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Skywire.Core.Channels;
+using Skywire.Core.DataPlane;
 using Skywire.Core.Node;
 using Skywire.Protocol.Control;
 
@@ -19,8 +20,9 @@ internal static class NodeCommand
         var messenger = new Option<string?>("--messenger") { Description = "Messenger host:port or PUBKEY@host:port: dials to nodes the manager has no route to (another cluster) go through it." };
         var messengerKey = new Option<string?>("--messenger-key") { Description = "The messenger's public key (66 hex), pinned." };
         var noOffload = new Option<bool>("--no-udp-offload") { Description = "Send and receive one UDP datagram per system call (no Linux GSO/GRO batching; for comparisons and odd NICs)." };
+        var maxLinks = new Option<int>("--max-links") { Description = "Most links the node keeps; strangers' idle or unconfirmed links are evicted beyond it, links it opened or that carry routes never are.", DefaultValueFactory = _ => DataPlaneOptions.Default.MaxLinks };
         var directTimeout = new Option<int>("--direct-timeout") { Description = "Milliseconds a dial to another cluster's node tries a direct link brokered by the messenger before relaying through it (0: always relay, refuse offers).", DefaultValueFactory = _ => 3000 };
-        var command = new Command("node", "Run a node: registers with the manager, opens links, forwards, serves the app API.") { manager, managerKey, listen, advertise, apps, tokenFile, keyFile, messenger, messengerKey, noOffload, directTimeout };
+        var command = new Command("node", "Run a node: registers with the manager, opens links, forwards, serves the app API.") { manager, managerKey, listen, advertise, apps, tokenFile, keyFile, messenger, messengerKey, noOffload, maxLinks, directTimeout };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var address = Common.ParseManager(parse.GetValue(manager)!, parse.GetValue(managerKey));
@@ -50,6 +52,13 @@ internal static class NodeCommand
                 return Common.Usage;
             }
 
+            var linkCap = parse.GetValue(maxLinks);
+            if (linkCap < 1)
+            {
+                Console.Error.WriteLine($"error: --max-links must be at least 1, not {linkCap}");
+                return Common.Usage;
+            }
+
             Skywire.Core.Messenger.MessengerClientOptions? viaMessenger;
             try
             {
@@ -70,6 +79,7 @@ internal static class NodeCommand
             using var logging = Common.Logging();
             var options = new NodeOptions { Manager = address, LinkListen = linkEndPoint, AppsListen = appsEndPoint, AppTokenFile = parse.GetValue(tokenFile), Messenger = viaMessenger, AdvertisedLinkAddress = advertised,
                 DirectLinkTimeout = TimeSpan.FromMilliseconds(direct) };
+            options = options with { DataPlane = options.DataPlane with { MaxLinks = linkCap } };
             if (parse.GetValue(noOffload))
             {
                 options = options with { DataPlane = options.DataPlane with { UdpOffload = false } };

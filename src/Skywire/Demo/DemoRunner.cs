@@ -96,7 +96,7 @@ internal sealed partial class DemoRunner : IAsyncDisposable
         {
             await ReportFailureAsync(ex.Message);
         }
-        catch (Exception ex) when (ex is ControlException or MessengerException or IOException or HttpRequestException
+        catch (Exception ex) when (ex is ControlException or MessengerException or IOException or HttpRequestException or Viscript.Core.Control.ViscriptApiException
             or System.Net.Sockets.SocketException or KeyFileException or UnauthorizedAccessException or TimeoutException)
         {
             await ReportFailureAsync(ex.Message);
@@ -276,8 +276,8 @@ internal sealed partial class DemoRunner : IAsyncDisposable
             await using var cli = await ConnectCliAsync(ct);
             while (true)
             {
-                var list = await cli.RequestAsync((byte)ControlOpcode.ListNodes, new OkMessage(), ControlJsonContext.Default.OkMessage, ControlJsonContext.Default.NodeListMessage, ct);
-                if (_nodes.All(n => list.Nodes.Any(x => x.Online && x.Key == n.Key.ToString())))
+                var nodes = await ManagerQueries.ListNodesAsync(cli, ct);
+                if (_nodes.All(n => nodes.Any(x => x.Online && x.Key == n.Key.ToString())))
                 {
                     return true;
                 }
@@ -311,8 +311,8 @@ internal sealed partial class DemoRunner : IAsyncDisposable
 
             while (true)
             {
-                var list = await cli.RequestAsync((byte)ControlOpcode.ListLinks, new OkMessage(), ControlJsonContext.Default.OkMessage, ControlJsonContext.Default.LinkListMessage, ct);
-                var up = pairs.Select(p => list.Links.FirstOrDefault(l => l.Up && IsPair(l, p.First, p.Second))).ToList();
+                var links = await ManagerQueries.ListLinksAsync(cli, ct);
+                var up = pairs.Select(p => links.FirstOrDefault(l => l.Up && IsPair(l, p.First, p.Second))).ToList();
                 if (up.All(l => l is not null))
                 {
                     _links = up!;
@@ -385,11 +385,11 @@ internal sealed partial class DemoRunner : IAsyncDisposable
 
     private async Task<string> FetchAsync(CancellationToken cancellationToken)
     {
-        _web = new DemoWebServer("");
+        _web = await DemoWebServer.StartAsync("", cancellationToken);
         _web.Page = PageText();
         return await Bounded(async ct =>
         {
-            var page = await Socks5Fetch.GetAsync(_socksEndPoint, _web.EndPoint, "/", ct);
+            var page = await SocksFetch.GetAsync(_socksEndPoint, _web.EndPoint, "/", ct);
             if (page.Status != 200 || Encoding.UTF8.GetString(page.Body) != _web.Page)
             {
                 throw new DemoStepException($"the page came back wrong (HTTP {page.Status}, {page.Body.Length} bytes)");
@@ -400,7 +400,7 @@ internal sealed partial class DemoRunner : IAsyncDisposable
                 return $"HTTP 200, {page.Body.Length} bytes";
             }
 
-            var bytes = await Socks5Fetch.GetAsync(_socksEndPoint, _web.EndPoint, $"/bytes/{_options.CheckBytes}", ct);
+            var bytes = await SocksFetch.GetAsync(_socksEndPoint, _web.EndPoint, $"/bytes/{_options.CheckBytes}", ct);
             var expected = _web.Expected(_options.CheckBytes);
             if (bytes.Status != 200 || !bytes.Body.AsSpan().SequenceEqual(expected))
             {
@@ -425,9 +425,9 @@ internal sealed partial class DemoRunner : IAsyncDisposable
         _route = await Bounded(async ct =>
         {
             await using var cli = await ConnectCliAsync(ct);
-            var list = await cli.RequestAsync((byte)ControlOpcode.ListRoutes, new OkMessage(), ControlJsonContext.Default.OkMessage, ControlJsonContext.Default.RouteListMessage, ct);
-            return list.Routes.LastOrDefault(r => (r.From == from && r.To == to) || (r.From == to && r.To == from))
-                ?? throw new DemoStepException($"the manager lists no route between {_nodes[0].Label} and {_nodes[^1].Label} ({list.Routes.Count} routes)");
+            var routes = await ManagerQueries.ListRoutesAsync(cli, ct);
+            return routes.LastOrDefault(r => (r.From == from && r.To == to) || (r.From == to && r.To == from))
+                ?? throw new DemoStepException($"the manager lists no route between {_nodes[0].Label} and {_nodes[^1].Label} ({routes.Count} routes)");
         }, "the route list", cancellationToken);
         var hops = _route.Path.Count - 1;
         if (hops < 2)

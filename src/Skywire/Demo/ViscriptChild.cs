@@ -1,9 +1,7 @@
 using System.Diagnostics;
-using System.Net.Http.Json;
-using System.Runtime.InteropServices;
-using System.Text.Json;
 using System.Text.RegularExpressions;
 using Viscript.Core.Control;
+using Viscript.Core.Hosting;
 
 namespace Skywire.Demo;
 
@@ -13,24 +11,23 @@ namespace Skywire.Demo;
 /// </summary>
 internal sealed partial class ViscriptChild : IAsyncDisposable
 {
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private static readonly string[] SetsidPaths = ["/usr/bin/setsid", "/bin/setsid"];
 
     private readonly Process _process;
-    private readonly HttpClient _http;
+    private readonly ViscriptClient _client;
     private readonly StreamWriter _log;
     private readonly Task _stdoutPump;
     private readonly Task _stderrPump;
     private int _disposed;
 
-    private ViscriptChild(Process process, Uri control, StreamWriter log, Task stdoutPump, Task stderrPump)
+    private ViscriptChild(Process process, Uri control, string token, StreamWriter log, Task stdoutPump, Task stderrPump)
     {
         _process = process;
         _log = log;
         _stdoutPump = stdoutPump;
         _stderrPump = stderrPump;
         ControlUrl = control;
-        _http = new HttpClient { BaseAddress = control, Timeout = TimeSpan.FromSeconds(60) };
+        _client = ViscriptClient.Create(control, token, requestTimeout: TimeSpan.FromSeconds(60));
     }
 
     /// <summary>The control API base address (<c>http://127.0.0.1:PORT</c>).</summary>
@@ -46,57 +43,14 @@ internal sealed partial class ViscriptChild : IAsyncDisposable
     public required string LogFile { get; init; }
 
     /// <summary>
-    /// Finds viscript: <paramref name="explicitPath"/>, else <c>SKYWIRE_VISCRIPT</c>, else <c>viscript.dll</c> beside
-    /// skywire.dll (the project reference puts it there), else <c>src/Viscript/bin/&lt;config&gt;/net10.0/viscript.dll</c>
-    /// in the repository around this executable.
+    /// Finds viscript (docs/operations.md "How the demo finds viscript"): <paramref name="explicitPath"/>, else
+    /// <c>SKYWIRE_VISCRIPT</c>, else <c>viscript.dll</c> beside skywire.dll (a shared publish folder), else
+    /// <c>src/Viscript/bin/&lt;config&gt;/net10.0/viscript.dll</c> in the repository around this executable (where
+    /// building skywire builds it), else <c>viscript</c> on PATH.
     /// </summary>
     /// <returns>The file to run (a .dll runs through the dotnet host), or null with the places tried.</returns>
-    public static string? Locate(string? explicitPath, out IReadOnlyList<string> tried)
-    {
-        var candidates = new List<string>();
-        if (!string.IsNullOrEmpty(explicitPath))
-        {
-            candidates.Add(Path.GetFullPath(explicitPath));
-        }
-        else
-        {
-            if (Environment.GetEnvironmentVariable("SKYWIRE_VISCRIPT") is { Length: > 0 } fromEnv)
-            {
-                candidates.Add(Path.GetFullPath(fromEnv));
-            }
-
-            var baseDir = AppContext.BaseDirectory;
-            candidates.Add(Path.Combine(baseDir, "viscript.dll"));
-
-            // bin/<Configuration>/net10.0 of src/Skywire -> the same folder of src/Viscript.
-            var tfm = new DirectoryInfo(baseDir.TrimEnd(Path.DirectorySeparatorChar));
-            if (tfm.Parent is { Parent.Parent.Parent: { } src } configuration)
-            {
-                candidates.Add(Path.Combine(src.FullName, "Viscript", "bin", configuration.Name, tfm.Name, "viscript.dll"));
-            }
-        }
-
-        tried = candidates;
-        return candidates.FirstOrDefault(File.Exists);
-    }
-
-    /// <summary>The dotnet host running this process (to run .dll files with), or <c>dotnet</c> from PATH.</summary>
-    public static string DotnetHost()
-    {
-        if (Environment.ProcessPath is { } self && Path.GetFileNameWithoutExtension(self) == "dotnet")
-        {
-            return self;
-        }
-
-        if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host))
-        {
-            return host;
-        }
-
-        // <root>/shared/Microsoft.NETCore.App/<version>/ -> <root>/dotnet
-        var fromRuntime = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", "dotnet"));
-        return File.Exists(fromRuntime) ? fromRuntime : "dotnet";
-    }
+    public static string? Locate(string? explicitPath, out IReadOnlyList<string> tried) =>
+        SiblingExecutable.Locate("viscript", "Viscript", explicitPath, "SKYWIRE_VISCRIPT", out tried);
 
     /// <summary>
     /// Starts <c>viscript --headless --no-repl</c> on loopback port 0 with <paramref name="config"/> and waits for its
@@ -116,9 +70,9 @@ internal sealed partial class ViscriptChild : IAsyncDisposable
         // asks viscript to stop its apps gracefully (signal SHUTDOWN, then SIGTERM) instead of every process dying of
         // SIGINT at once. The child is not a group leader, so setsid execs in place: the pid stays viscript's.
         var setsid = SetsidPaths.FirstOrDefault(File.Exists);
-        var command = viscript.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) ? new[] { DotnetHost(), viscript } : [viscript];
+        var command = SiblingExecutable.CommandFor(viscript);
         info.FileName = setsid ?? command[0];
-        foreach (var a in setsid is null ? command[1..] : command)
+        foreach (var a in setsid is null ? command.Skip(1) : command)
         {
             info.ArgumentList.Add(a);
         }
@@ -128,8 +82,10 @@ internal sealed partial class ViscriptChild : IAsyncDisposable
             info.ArgumentList.Add(a);
         }
 
-        // The control API is on loopback: no token needed, and none must leak in from the caller's environment.
-        info.Environment.Remove("VISCRIPT_TOKEN");
+        // viscript generates the control token and writes it (0600) to its default token file for the bound address,
+        // where the demo and `viscript cli` read it; no token of the caller's environment must leak in.
+        info.Environment.Remove(ControlToken.EnvironmentVariable);
+        info.Environment.Remove(ControlToken.FileEnvironmentVariable);
         info.Environment["DOTNET_NOLOGO"] = "1";
 
         var log = new StreamWriter(new FileStream(logFile, FileMode.Create, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
@@ -161,16 +117,20 @@ internal sealed partial class ViscriptChild : IAsyncDisposable
             var line = await startLine.Task;
             var match = StartLine().Match(line);
             var control = new Uri(match.Groups["control"].Value);
-            return new ViscriptChild(process, control, log, stdoutPump, stderrPump) { LogFile = logFile };
+            // Written before the start line was printed.
+            var token = ControlToken.Read(ControlToken.DefaultPath(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(control.Host), control.Port)));
+            return new ViscriptChild(process, control, token, log, stdoutPump, stderrPump) { LogFile = logFile };
         }
-        catch (Exception ex) when (ex is OperationCanceledException or TimeoutException)
+        catch (Exception ex) when (ex is OperationCanceledException or TimeoutException or Viscript.Core.ViscriptException)
         {
             var exited = process.HasExited;
             KillTree(process);
             await log.DisposeAsync();
             throw new DemoStepException(cancellationToken.IsCancellationRequested
                 ? "interrupted"
-                : exited
+                : ex is Viscript.Core.ViscriptException v
+                    ? v.Message
+                    : exited
                     ? $"viscript exited with code {process.ExitCode} before it was ready"
                     : $"viscript printed no start line within {timeout.TotalSeconds:0} s");
         }
@@ -202,23 +162,24 @@ internal sealed partial class ViscriptChild : IAsyncDisposable
     /// <summary>Starts the configured app <paramref name="app"/> with <paramref name="args"/>; returns its sequence id.</summary>
     public async Task<ProcessInfo> StartAppAsync(string app, IReadOnlyList<string> args, CancellationToken cancellationToken)
     {
-        using var response = await _http.PostAsJsonAsync("/api/processes", new StartRequest(app, args), Json, cancellationToken);
-        return response.IsSuccessStatusCode
-            ? (await response.Content.ReadFromJsonAsync<ProcessInfo>(Json, cancellationToken))!
-            : throw new DemoStepException($"viscript refused to start {app}: {await ProblemAsync(response, cancellationToken)}");
+        try
+        {
+            return await _client.StartAsync(app, args, cancellationToken);
+        }
+        catch (ViscriptApiException ex)
+        {
+            throw new DemoStepException($"viscript refused to start {app}: {ex.Message} (code {(int)ex.Code})");
+        }
     }
 
     /// <summary>The process <paramref name="id"/>.</summary>
-    public async Task<ProcessInfo> GetAsync(ulong id, CancellationToken cancellationToken) =>
-        (await _http.GetFromJsonAsync<ProcessInfo>($"/api/processes/{id}", Json, cancellationToken))!;
+    public Task<ProcessInfo> GetAsync(ulong id, CancellationToken cancellationToken) => _client.ProcessAsync(id, cancellationToken);
 
     /// <summary>Every process viscript knows.</summary>
-    public async Task<IReadOnlyList<ProcessInfo>> ListAsync(CancellationToken cancellationToken) =>
-        (await _http.GetFromJsonAsync<List<ProcessInfo>>("/api/processes", Json, cancellationToken))!;
+    public Task<IReadOnlyList<ProcessInfo>> ListAsync(CancellationToken cancellationToken) => _client.ProcessesAsync(cancellationToken);
 
     /// <summary>The last <paramref name="count"/> captured output lines of <paramref name="id"/>.</summary>
-    public async Task<IReadOnlyList<LogLineInfo>> LogsAsync(ulong id, int count, CancellationToken cancellationToken) =>
-        (await _http.GetFromJsonAsync<List<LogLineInfo>>($"/api/processes/{id}/logs?n={count}", Json, cancellationToken))!;
+    public Task<IReadOnlyList<LogLineInfo>> LogsAsync(ulong id, int count, CancellationToken cancellationToken) => _client.LogsAsync(id, count, cancellationToken);
 
     /// <summary>
     /// Waits until a captured line of <paramref name="id"/> matches <paramref name="pattern"/>; fails when the process
@@ -260,9 +221,9 @@ internal sealed partial class ViscriptChild : IAsyncDisposable
             try
             {
                 using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-                using var _ = await _http.PostAsync("/api/shutdown", null, cts.Token);
+                await _client.ShutdownDaemonAsync(cts.Token);
             }
-            catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException)
+            catch (Exception ex) when (ex is ViscriptApiException or OperationCanceledException)
             {
                 // Already stopping (Ctrl+C reached it too) or hung: the wait below escalates to a kill.
             }
@@ -294,20 +255,6 @@ internal sealed partial class ViscriptChild : IAsyncDisposable
         }
     }
 
-    private static async Task<string> ProblemAsync(HttpResponseMessage response, CancellationToken cancellationToken)
-    {
-        var text = await response.Content.ReadAsStringAsync(cancellationToken);
-        try
-        {
-            var problem = JsonSerializer.Deserialize<ProblemBody>(text, Json);
-            return problem is null ? text : $"{problem.Detail} (code {problem.Code})";
-        }
-        catch (JsonException)
-        {
-            return $"HTTP {(int)response.StatusCode}: {text}";
-        }
-    }
-
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -320,7 +267,7 @@ internal sealed partial class ViscriptChild : IAsyncDisposable
             await StopAsync(TimeSpan.FromSeconds(45));
         }
 
-        _http.Dispose();
+        _client.Dispose();
         _process.Dispose();
         lock (_log)
         {

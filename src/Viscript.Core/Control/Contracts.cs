@@ -109,3 +109,8 @@ public sealed record ProblemBody(string Type, string Title, int Status, string D
 
 /// <summary><c>POST /api/processes/{id}/stdin</c> body.</summary>
 public sealed record InputRequest(string Line);
+
+/// <summary>Data of the SSE <c>end</c> event that closes a followed log: the process stopped running.</summary>
+/// <param name="Id">Process id.</param>
+/// <param name="State">Its state as <c>la</c> shows it (e.g. <c>Exited(0)</c>).</param>
+public sealed record LogEndInfo(ulong Id, string? State);

@@ -1,7 +1,3 @@
-using System.Net;
-using System.Net.Http.Headers;
-using System.Net.Sockets;
-using System.Text.Json;
 using Viscript.Core;
 using Viscript.Core.Control;
 using Viscript.Core.Supervision;
@@ -9,16 +5,15 @@ using Viscript.Core.Supervision;
 namespace Viscript.Cli;
 
 /// <summary>
-/// <c>viscript cli</c>: a thin client of the control API. One command: prints its output, exit code = error code.
-/// No command: an interactive shell against the daemon.
+/// <c>viscript cli</c>: a thin front-end of <see cref="ViscriptClient"/>. One command: prints its output, exit code =
+/// error code. No command: an interactive shell against the daemon.
 /// </summary>
 public sealed class CliClient : IDisposable
 {
     /// <summary>Default control address.</summary>
     public const string DefaultControl = "127.0.0.1:7777";
 
-    private static readonly JsonSerializerOptions s_json = new(JsonSerializerDefaults.Web);
-    private readonly HttpClient _http;
+    private readonly ViscriptClient _client;
     private readonly TextWriter _out;
     private readonly Viscript.Core.Commands.LiveOutput _live = new();
     private readonly TextWriter _err;
@@ -26,26 +21,27 @@ public sealed class CliClient : IDisposable
     /// <summary>Creates a client for <paramref name="baseUrl"/>.</summary>
     public CliClient(Uri baseUrl, string? token, TextWriter output, TextWriter error)
     {
-        _http = new HttpClient { BaseAddress = baseUrl, Timeout = Timeout.InfiniteTimeSpan };
-        if (!string.IsNullOrEmpty(token))
-        {
-            _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        }
+        _client = ViscriptClient.Create(baseUrl, token);
         _out = output;
         _err = error;
     }
 
     /// <summary>Usage text of <c>viscript cli</c>.</summary>
     public const string Usage = """
-        Usage: viscript cli [--control ADDR] [--token TOKEN] [<command> [args...]]
+        Usage: viscript cli [--control ADDR] [--token-file FILE] [<command> [args...]]
+               viscript cli [--control ADDR] [--token-file FILE] --gui-url
 
         Sends one command to a running viscript daemon and prints its output (exit code 0 on success,
         else the error code: see docs/viscript.md). Without a command, opens an interactive shell.
 
         Options (before the command):
-          --control ADDR   Control API address (default 127.0.0.1:7777, or env VISCRIPT_CONTROL)
-          --token TOKEN    Bearer token (default env VISCRIPT_TOKEN)
-          -h, --help       Show this help
+          --control ADDR     Control API address (default 127.0.0.1:7777, or env VISCRIPT_CONTROL)
+          --token-file FILE  File holding the control token (default env VISCRIPT_TOKEN_FILE, else the token
+                             file the daemon wrote for ADDR under $XDG_RUNTIME_DIR/viscript or ~/.viscript)
+          --token TOKEN      The token itself (default env VISCRIPT_TOKEN); visible to other users in ps
+          --gui-url          Print the GUI's sign-in link (the token rides in the #fragment, never sent
+                             in a request line) and exit
+          -h, --help         Show this help
 
         Commands: help, apps, start|s [-a] <app> [args], list_apps|la|ps [-f], ping <id>, res_usage|ru <id>,
                   shutdown|sd <id>, kill <id>, restart <id>, logs <id> [-n N] [-f], attach <id>, clear, quit.
@@ -58,7 +54,9 @@ public sealed class CliClient : IDisposable
     public static async Task<int> RunAsync(string[] args, TextReader input, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         var control = Environment.GetEnvironmentVariable("VISCRIPT_CONTROL");
-        var token = Environment.GetEnvironmentVariable("VISCRIPT_TOKEN");
+        string? token = null;
+        string? tokenFile = null;
+        var guiUrl = false;
         var i = 0;
         for (; i < args.Length; i++)
         {
@@ -68,21 +66,25 @@ public sealed class CliClient : IDisposable
                 output.WriteLine(Usage);
                 return 0;
             }
-            if (a is "--control" or "--token")
+            if (a == "--gui-url")
+            {
+                guiUrl = true;
+                continue;
+            }
+            if (a is "--control" or "--token" or "--token-file")
             {
                 if (i + 1 >= args.Length)
                 {
                     error.WriteLine($"viscript cli: {a} needs a value.");
                     return (int)ErrorCode.Usage;
                 }
-                if (a == "--control")
+                var value = args[++i];
+                _ = a switch
                 {
-                    control = args[++i];
-                }
-                else
-                {
-                    token = args[++i];
-                }
+                    "--control" => control = value,
+                    "--token" => token = value,
+                    _ => tokenFile = value,
+                };
                 continue;
             }
             if (a.StartsWith("--control=", StringComparison.Ordinal))
@@ -93,6 +95,11 @@ public sealed class CliClient : IDisposable
             if (a.StartsWith("--token=", StringComparison.Ordinal))
             {
                 token = a["--token=".Length..];
+                continue;
+            }
+            if (a.StartsWith("--token-file=", StringComparison.Ordinal))
+            {
+                tokenFile = a["--token-file=".Length..];
                 continue;
             }
             if (a == "--")
@@ -111,7 +118,23 @@ public sealed class CliClient : IDisposable
             error.WriteLine($"viscript cli: bad control address '{control}' (expected host:port).");
             return (int)ErrorCode.Usage;
         }
-        using var client = new CliClient(new Uri($"http://{ep}/"), token, output, error);
+        string? resolved;
+        try
+        {
+            resolved = ControlToken.Discover(ep, token, tokenFile);
+        }
+        catch (ViscriptException ex)
+        {
+            error.WriteLine("viscript cli: " + ex.Message);
+            return (int)ex.Code;
+        }
+        var baseUrl = new Uri($"http://{ep}/");
+        if (guiUrl)
+        {
+            output.WriteLine(resolved is null ? baseUrl.ToString() : $"{baseUrl}#token={Uri.EscapeDataString(resolved)}");
+            return 0;
+        }
+        using var client = new CliClient(baseUrl, resolved, output, error);
         var command = args[i..];
         return command.Length == 0
             ? await client.ShellAsync(input, cancellationToken)
@@ -121,7 +144,7 @@ public sealed class CliClient : IDisposable
     /// <summary>Interactive shell: each line is one command; <c>quit</c> leaves the shell (the daemon keeps running).</summary>
     public async Task<int> ShellAsync(TextReader input, CancellationToken cancellationToken)
     {
-        _out.WriteLine($"viscript cli: connected to {_http.BaseAddress} (type \"help\", \"quit\" leaves the shell)");
+        _out.WriteLine($"viscript cli: connected to {_client.BaseAddress} (type \"help\", \"quit\" leaves the shell)");
         var last = 0;
         while (!cancellationToken.IsCancellationRequested)
         {
@@ -153,81 +176,50 @@ public sealed class CliClient : IDisposable
     /// <summary>Runs one command; returns the exit code (-1 = quit in the shell).</summary>
     public async Task<int> RunCommandAsync(CommandRequest request, TextReader input, bool interactive, CancellationToken cancellationToken)
     {
-        HttpResponseMessage response;
+        CommandResponse result;
         try
         {
-            response = await _http.PostAsJsonAsync("api/command", request, s_json, cancellationToken);
+            result = await _client.CommandAsync(request, cancellationToken);
         }
-        catch (HttpRequestException ex)
+        catch (ViscriptApiException ex)
         {
-            _err.WriteLine($"viscript cli: cannot reach the daemon at {_http.BaseAddress}: {ex.Message}");
-            return (int)ErrorCode.DaemonUnreachable;
+            return Report(ex);
         }
-        using (response)
+        foreach (var line in result.Lines)
         {
-            if (!response.IsSuccessStatusCode)
-            {
-                return await PrintProblemAsync(response, cancellationToken);
-            }
-            CommandResponse? result;
-            try
-            {
-                result = await response.Content.ReadFromJsonAsync<CommandResponse>(s_json, cancellationToken);
-            }
-            catch (JsonException ex)
-            {
-                _err.WriteLine($"viscript cli: unreadable answer from the daemon: {ex.Message}");
-                return (int)ErrorCode.BadResponse;
-            }
-            if (result is null)
-            {
-                _err.WriteLine("viscript cli: empty answer from the daemon.");
-                return (int)ErrorCode.BadResponse;
-            }
-            foreach (var line in result.Lines)
-            {
-                _out.WriteLine(line);
-            }
-            switch (result.Action)
-            {
-                case "quit":
-                    return interactive ? -1 : 0;
-                case "clear":
-                    _out.Write("\x1b[2J\x1b[H");
-                    break;
-                case "attach" when result.TargetId is { } id:
-                    return await AttachAsync(id, input, cancellationToken);
-                case "follow" when result.TargetId is { } id:
-                    return await FollowAsync(id, tail: 0, cancellationToken);
-            }
-            _out.Flush();
-            return 0;
+            _out.WriteLine(line);
         }
+        switch (result.Action)
+        {
+            case "quit":
+                return interactive ? -1 : 0;
+            case "clear":
+                _out.Write("\x1b[2J\x1b[H");
+                break;
+            case "attach" when result.TargetId is { } id:
+                return await AttachAsync(id, input, cancellationToken);
+            case "follow" when result.TargetId is { } id:
+                return await FollowAsync(id, tail: 0, cancellationToken);
+        }
+        _out.Flush();
+        return 0;
     }
 
-    private async Task<int> PrintProblemAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    /// <summary>Prints a failed call as the CLI does: <c>error CODE (Name): line</c> from the daemon, else the client's own reason.</summary>
+    private int Report(ViscriptApiException ex)
     {
-        try
+        if (ex.Problem is { Code: > 0 } problem)
         {
-            var problem = await response.Content.ReadFromJsonAsync<ProblemBody>(s_json, cancellationToken);
-            if (problem is not null && problem.Code > 0)
+            foreach (var line in ex.Lines)
             {
-                var lines = problem.Lines is { Count: > 0 } l ? l : [problem.Detail];
-                foreach (var line in lines)
-                {
-                    _err.WriteLine($"error {problem.Code} ({problem.Title}): {line}");
-                }
-                return problem.Code;
+                _err.WriteLine($"error {problem.Code} ({problem.Title}): {line}");
             }
         }
-        catch (JsonException)
+        else
         {
+            _err.WriteLine("viscript cli: " + ex.Message);
         }
-        catch (NotSupportedException)
-        {
-        }
-        _err.WriteLine($"viscript cli: the daemon answered HTTP {(int)response.StatusCode} without a problem body.");
-        return response.StatusCode == HttpStatusCode.Unauthorized ? (int)ErrorCode.Unauthorized : (int)ErrorCode.BadResponse;
+        return (int)ex.Code;
     }
 
     /// <summary>Streams new output of <paramref name="id"/> until the process stops running; returns 0.</summary>
@@ -235,46 +227,27 @@ public sealed class CliClient : IDisposable
     {
         try
         {
-            using var request = new HttpRequestMessage(HttpMethod.Get, $"api/processes/{id}/logs?follow=true&n={tail}");
-            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-            if (!response.IsSuccessStatusCode)
+            using var stream = await _client.OpenLogFollowAsync(id, tail, cancellationToken);
+            await foreach (var item in stream.ReadAllAsync(cancellationToken))
             {
-                return await PrintProblemAsync(response, cancellationToken);
-            }
-            await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
-            using var reader = new StreamReader(stream);
-            string? evt = null;
-            while (await reader.ReadLineAsync(cancellationToken) is { } line)
-            {
-                if (line.StartsWith("event: ", StringComparison.Ordinal))
+                if (item.Line is { } l)
                 {
-                    evt = line[7..];
+                    var kind = Enum.TryParse<LogStream>(l.Stream, ignoreCase: true, out var parsed) ? parsed : LogStream.Stdout;
+                    lock (_live)
+                    {
+                        // Partial lines (prompts) show at once, without their newline.
+                        _out.Write(item.Kind == "partial" ? _live.Partial(kind, l.Text) : _live.Complete(kind, l.Text));
+                        _out.Flush();
+                    }
                 }
-                else if (line.StartsWith("data: ", StringComparison.Ordinal))
+                else if (item.Kind == "end")
                 {
-                    if (evt is "line" or "partial")
+                    lock (_live)
                     {
-                        var l = JsonSerializer.Deserialize<LogLineInfo>(line[6..], s_json);
-                        if (l is not null)
-                        {
-                            var kind = Enum.TryParse<LogStream>(l.Stream, ignoreCase: true, out var parsed) ? parsed : LogStream.Stdout;
-                            lock (_live)
-                            {
-                                // Partial lines (prompts) show at once, without their newline.
-                                _out.Write(evt == "partial" ? _live.Partial(kind, l.Text) : _live.Complete(kind, l.Text));
-                                _out.Flush();
-                            }
-                        }
+                        _out.Write(_live.BreakRow());
                     }
-                    else if (evt == "end")
-                    {
-                        lock (_live)
-                        {
-                            _out.Write(_live.BreakRow());
-                        }
-                        _out.WriteLine($"[ {id} ] is no longer running.");
-                        return 0;
-                    }
+                    _out.WriteLine($"[ {id} ] is no longer running.");
+                    return 0;
                 }
             }
             return 0;
@@ -283,15 +256,14 @@ public sealed class CliClient : IDisposable
         {
             return 0;
         }
-        catch (HttpRequestException ex) when (ex.InnerException is SocketException or IOException or null)
+        catch (ViscriptApiException ex) when (ex.Problem is null && ex.Code == ErrorCode.DaemonUnreachable)
         {
             _err.WriteLine($"viscript cli: lost the daemon: {ex.Message}");
-            return (int)ErrorCode.DaemonUnreachable;
+            return (int)ex.Code;
         }
-        catch (IOException ex)
+        catch (ViscriptApiException ex)
         {
-            _err.WriteLine($"viscript cli: lost the daemon: {ex.Message}");
-            return (int)ErrorCode.DaemonUnreachable;
+            return Report(ex);
         }
     }
 
@@ -322,17 +294,20 @@ public sealed class CliClient : IDisposable
                 _out.WriteLine("Detaching external app");
                 return 0;
             }
-            using var resp = await _http.PostAsJsonAsync($"api/processes/{id}/stdin", new InputRequest(line), s_json, cts.Token);
-            if (!resp.IsSuccessStatusCode)
+            try
+            {
+                await _client.WriteInputAsync(id, line, cts.Token);
+            }
+            catch (ViscriptApiException ex)
             {
                 await cts.CancelAsync();
                 await follow;
-                return await PrintProblemAsync(resp, cancellationToken);
+                return Report(ex);
             }
             readTask = input.ReadLineAsync(cts.Token).AsTask();
         }
     }
 
     /// <inheritdoc/>
-    public void Dispose() => _http.Dispose();
+    public void Dispose() => _client.Dispose();
 }

@@ -1,6 +1,7 @@
-using System.Security.Cryptography;
-using System.Text;
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
+using System.Threading.Channels;
 using Viscript.Core;
 using Viscript.Core.Commands;
 using Viscript.Core.Control;
@@ -10,7 +11,9 @@ namespace Viscript.Daemon;
 
 /// <summary>
 /// HTTP + JSON control API (the contract of the CLI and the web GUI). Errors are problem+json with a stable <c>code</c>.
-/// Every request needs <c>Authorization: Bearer &lt;token&gt;</c> when the daemon has a token.
+/// Every request needs the token (docs/viscript.md "Security"): <c>Authorization: Bearer &lt;token&gt;</c>, or the GUI's
+/// session cookie that <c>POST /api/session</c> sets in exchange for it. A token in the URL query is never accepted.
+/// Only <c>--no-auth</c> (loopback only) turns this off.
 /// </summary>
 public static class ControlApi
 {
@@ -22,7 +25,7 @@ public static class ControlApi
         var sup = daemon.Supervisor;
         app.Use(async (ctx, next) =>
         {
-            if (daemon.Options.Token is { Length: > 0 } token && !Authorized(ctx.Request, token))
+            if (!ControlAuth.IsAuthorized(ctx.Request, daemon))
             {
                 await Problem(ErrorCode.Unauthorized, "Missing or wrong bearer token.").ExecuteAsync(ctx);
                 return;
@@ -77,35 +80,33 @@ public static class ControlApi
             await sup.WriteInputAsync(Id(id), req.Line ?? "", ct);
             return Results.NoContent();
         });
-        api.MapGet("/processes/{id}/logs", async (HttpContext ctx, string id, int? n, bool? follow) =>
+        api.MapGet("/processes/{id}/logs", (HttpContext ctx, string id, int? n, bool? follow) =>
         {
             var pid = Id(id);
             var logs = sup.GetLogs(pid);
             var count = Math.Clamp(n ?? 100, 0, logs.Capacity);
             if (follow != true)
             {
-                await Results.Json(logs.Tail(count).Select(ToInfo), s_json).ExecuteAsync(ctx);
-                return;
+                return (IResult)Results.Json(logs.Tail(count).Select(ToInfo), s_json);
             }
-            await FollowAsync(ctx, daemon, pid, logs, count);
+            var sub = daemon.Events.Subscribe();
+            return Sse(TypedResults.ServerSentEvents(FollowAsync(ctx, daemon, pid, logs, count, sub, ctx.RequestAborted)));
         });
-        api.MapGet("/events", async (HttpContext ctx) =>
+        api.MapGet("/events", (HttpContext ctx) =>
         {
-            using var sub = daemon.Events.Subscribe();
-            StartSse(ctx);
-            await ctx.Response.WriteAsync(": subscribed\n\n", ctx.RequestAborted);
-            await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
-            try
-            {
-                await foreach (var e in sub.Reader.ReadAllAsync(ctx.RequestAborted))
-                {
-                    await ctx.Response.WriteAsync($"event: {e.Kind}\ndata: {JsonSerializer.Serialize(e, s_json)}\n\n", ctx.RequestAborted);
-                    await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
-                }
-            }
-            catch (OperationCanceledException)
-            {
-            }
+            // Subscribed before the answer starts: a client that has the response headers misses nothing after them.
+            var sub = daemon.Events.Subscribe();
+            return Sse(TypedResults.ServerSentEvents(EventsAsync(ctx, sub, ctx.RequestAborted)));
+        });
+        api.MapPost("/session", (HttpContext ctx) =>
+        {
+            ControlAuth.SetSessionCookie(ctx, daemon);
+            return Results.NoContent();
+        });
+        api.MapDelete("/session", (HttpContext ctx) =>
+        {
+            ControlAuth.ClearSessionCookie(ctx, daemon);
+            return Results.NoContent();
         });
         api.MapPost("/command", async (CommandRequest req, CancellationToken ct) =>
         {
@@ -146,21 +147,39 @@ public static class ControlApi
 
     private static LogLineInfo ToInfo(LogLine l) => new(l.Seq, l.Time, l.Stream.ToString().ToLowerInvariant(), l.Text, l.Partial);
 
-    private static void StartSse(HttpContext ctx)
+    /// <summary>
+    /// The opening comment (<c>: subscribed</c>, <c>: following</c>) of an event stream, written by the iterator itself
+    /// once the SSE result has set the headers: <see cref="SseItem{T}"/> cannot carry a comment, and clients wait for
+    /// this line (or the headers it flushes) to know they are subscribed.
+    /// </summary>
+    private static async Task OpenAsync(HttpContext ctx, string comment, CancellationToken cancellationToken)
     {
-        ctx.Response.ContentType = "text/event-stream";
-        ctx.Response.Headers.CacheControl = "no-cache";
-        ctx.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpResponseBodyFeature>()?.DisableBuffering();
+        await ctx.Response.WriteAsync($": {comment}\n\n", cancellationToken);
+        await ctx.Response.Body.FlushAsync(cancellationToken);
+    }
+
+    private static async IAsyncEnumerable<SseItem<string>> EventsAsync(HttpContext ctx, EventHub.Subscription sub, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        using (sub)
+        {
+            await OpenAsync(ctx, "subscribed", cancellationToken);
+            while (await WaitAsync(sub.Reader, cancellationToken))
+            {
+                while (sub.Reader.TryRead(out var e))
+                {
+                    yield return new SseItem<string>(JsonSerializer.Serialize(e, s_json), e.Kind);
+                }
+            }
+        }
     }
 
     /// <summary>Streams the tail, then new lines, as SSE <c>line</c> events; ends with an <c>end</c> event when the process stops running.</summary>
-    private static async Task FollowAsync(HttpContext ctx, DaemonHost daemon, ulong id, LogBuffer logs, int count)
+    private static async IAsyncEnumerable<SseItem<string>> FollowAsync(HttpContext ctx, DaemonHost daemon, ulong id, LogBuffer logs, int count,
+        EventHub.Subscription sub, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        using var sub = daemon.Events.Subscribe();
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
-        StartSse(ctx);
-        await ctx.Response.WriteAsync(": following\n\n", ctx.RequestAborted);
-        await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
+        using var _ = sub;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        await OpenAsync(ctx, "following", cancellationToken);
         string? endState = null;
         var watcher = Task.Run(async () =>
         {
@@ -186,29 +205,69 @@ public static class ControlApi
             }
             catch (OperationCanceledException)
             {
+                // The client left or the stream ended.
             }
-        });
+        }, CancellationToken.None);
+        var lines = logs.FollowAsync(count, partials: true, cts.Token).GetAsyncEnumerator(cts.Token);
         try
         {
-            await foreach (var line in logs.FollowAsync(count, partials: true, cts.Token))
+            while (await MoveNextAsync(lines))
             {
+                var line = lines.Current;
                 // "partial": an unfinished line (a prompt) shown early; clients that do not know the event ignore it.
-                await ctx.Response.WriteAsync($"event: {(line.Partial ? "partial" : "line")}\ndata: {JsonSerializer.Serialize(ToInfo(line), s_json)}\n\n", ctx.RequestAborted);
-                await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
+                yield return new SseItem<string>(JsonSerializer.Serialize(ToInfo(line), s_json), line.Partial ? "partial" : "line");
             }
+        }
+        finally
+        {
+            await lines.DisposeAsync();
+            await cts.CancelAsync();
+            await watcher;
+        }
+        if (!cancellationToken.IsCancellationRequested)
+        {
+            yield return new SseItem<string>(JsonSerializer.Serialize(new LogEndInfo(id, endState), s_json), "end");
+        }
+    }
+
+    private static async ValueTask<bool> WaitAsync<T>(ChannelReader<T> reader, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await reader.WaitToReadAsync(cancellationToken);
         }
         catch (OperationCanceledException)
         {
+            return false;
         }
-        await watcher;
-        if (!ctx.RequestAborted.IsCancellationRequested)
+    }
+
+    private static async ValueTask<bool> MoveNextAsync<T>(IAsyncEnumerator<T> items)
+    {
+        try
+        {
+            return await items.MoveNextAsync();
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>An SSE result whose end by the client leaving (the request aborted) is a normal end, not an application error.</summary>
+    private static SseResult Sse(IResult inner) => new(inner);
+
+    private sealed class SseResult(IResult inner) : IResult
+    {
+        public async Task ExecuteAsync(HttpContext httpContext)
         {
             try
             {
-                await ctx.Response.WriteAsync($"event: end\ndata: {JsonSerializer.Serialize(new { id, state = endState }, s_json)}\n\n", ctx.RequestAborted);
+                await inner.ExecuteAsync(httpContext);
             }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException) when (httpContext.RequestAborted.IsCancellationRequested)
             {
+                // The client went away.
             }
         }
     }
@@ -217,18 +276,5 @@ public static class ControlApi
     {
         var info = daemon.Supervisor.Get(id);
         return info.State is nameof(ProcessState.Starting) or nameof(ProcessState.Running) or nameof(ProcessState.Stopping) or nameof(ProcessState.Backoff);
-    }
-
-    private static bool Authorized(HttpRequest request, string token)
-    {
-        var header = request.Headers.Authorization.ToString();
-        const string Prefix = "Bearer ";
-        if (!header.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase))
-        {
-            return false;
-        }
-        var given = Encoding.UTF8.GetBytes(header[Prefix.Length..].Trim());
-        var expected = Encoding.UTF8.GetBytes(token);
-        return CryptographicOperations.FixedTimeEquals(given, expected);
     }
 }

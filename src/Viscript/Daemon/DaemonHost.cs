@@ -1,15 +1,23 @@
+using System.Globalization;
 using System.Net;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Viscript.Core;
 using Viscript.Core.Commands;
 using Viscript.Core.Config;
+using Viscript.Core.Control;
+using Viscript.Core.Hosting;
 using Viscript.Core.Supervision;
+using Viscript.Core.Topology;
+using Viscript.Daemon.Listening;
 using Viscript.Signal;
 
 namespace Viscript.Daemon;
 
-/// <summary>Daemon settings from the command line.</summary>
+/// <summary>Daemon settings from the command line. <see cref="ToString"/> never prints the token.</summary>
 public sealed record DaemonOptions
 {
     /// <summary>config.yaml path; null = ./config.yaml if it exists, else an empty config.</summary>
@@ -24,14 +32,35 @@ public sealed record DaemonOptions
     /// <summary>Log folder override.</summary>
     public string? LogDirectory { get; init; }
 
-    /// <summary>Bearer token for the control API and signal clients from other hosts. Never logged.</summary>
+    /// <summary>
+    /// Bearer token for the control API and signal clients from other hosts. Never logged or printed. Null: read
+    /// <see cref="TokenFile"/>, else generate one and write it to the default token file (docs/viscript.md "Security").
+    /// </summary>
     public string? Token { get; init; }
+
+    /// <summary>
+    /// Token file: read when it exists, else created (0600, atomically) with a new token. Null: the default file for the
+    /// control address (<see cref="ControlToken.DefaultPath"/>), written with a generated token and removed on exit.
+    /// </summary>
+    public string? TokenFile { get; init; }
+
+    /// <summary>
+    /// Serve the control API without a token (<c>--no-auth</c>, loopback only): every local user can then run
+    /// programs as this daemon's user. Off by default.
+    /// </summary>
+    public bool NoAuth { get; init; }
+
+    /// <summary>Overrides <c>XDG_RUNTIME_DIR</c> for the default token file (tests).</summary>
+    public string? RuntimeDirectory { get; init; }
 
     /// <summary>Headless (no GUI).</summary>
     public bool Headless { get; init; } = true;
 
     /// <summary>Minimum level of diagnostic logs (written to stderr).</summary>
     public LogLevel LogLevel { get; init; } = LogLevel.Warning;
+
+    /// <summary>Where diagnostics go; null = the console (stderr) at <see cref="LogLevel"/>. Not disposed by the daemon.</summary>
+    public ILoggerFactory? LoggerFactory { get; init; }
 
     /// <summary>Upper bound of the graceful stop of all apps on daemon exit.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
@@ -46,10 +75,28 @@ public sealed record DaemonOptions
     public string? ManagerKeyFile { get; init; }
 
     /// <summary>
+    /// The topology command (argv): a long-lived child printing one topology document per line (docs/gui.md). Null
+    /// with <see cref="Manager"/> set: <c>skywire cli --manager M --key K topology --json --watch</c>.
+    /// </summary>
+    public IReadOnlyList<string>? TopologyCommand { get; init; }
+
+    /// <summary>Limits of the control listener.</summary>
+    public ControlListenerOptions Listener { get; init; } = ControlListenerOptions.Default;
+
+    /// <summary>
     /// Make the process a child subreaper, so that orphans of the apps are re-parented to it, reaped and killed on exit
     /// (<see cref="SupervisorOptions.ChildSubreaper"/>). The viscript executable sets it; in-process hosts (tests) leave it off.
     /// </summary>
     public bool ChildSubreaper { get; init; }
+
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append(CultureInfo.InvariantCulture, $"ConfigPath = {ConfigPath}, Signal = {Signal}, Control = {Control}, LogDirectory = {LogDirectory}, ");
+        builder.Append(CultureInfo.InvariantCulture, $"Token = {(Token is null ? "(none)" : "***")}, TokenFile = {TokenFile}, NoAuth = {NoAuth}, Headless = {Headless}, ");
+        builder.Append(CultureInfo.InvariantCulture, $"LogLevel = {LogLevel}, ShutdownTimeout = {ShutdownTimeout}, Manager = {Manager}, ManagerKeyFile = {ManagerKeyFile}, ");
+        builder.Append(CultureInfo.InvariantCulture, $"TopologyCommand = {(TopologyCommand is null ? "" : string.Join(' ', TopologyCommand))}, Listener = {Listener}, ChildSubreaper = {ChildSubreaper}");
+        return true;
+    }
 }
 
 /// <summary>
@@ -60,21 +107,25 @@ public sealed partial class DaemonHost : IAsyncDisposable
 {
     private readonly TaskCompletionSource _stopRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ILoggerFactory _loggerFactory;
+    private readonly bool _ownsLoggerFactory;
     private readonly ILogger _logger;
     private WebApplication? _web;
     private SignalServer? _signalServer;
+    private CommandTopologySource? _topologyCommand;
+    private string? _writtenTokenFile;
     private int _disposed;
 
-    private DaemonHost(DaemonOptions options, ViscriptConfig config, ILoggerFactory loggerFactory)
+    private DaemonHost(DaemonOptions options, ViscriptConfig config, ILoggerFactory loggerFactory, bool ownsLoggerFactory)
     {
         Options = options;
         Config = config;
         _loggerFactory = loggerFactory;
+        _ownsLoggerFactory = ownsLoggerFactory;
         _logger = loggerFactory.CreateLogger("Viscript.Daemon");
     }
 
-    /// <summary>Options.</summary>
-    public DaemonOptions Options { get; }
+    /// <summary>Options (<see cref="DaemonOptions.Token"/> is the token in force after start; null with <c>--no-auth</c>).</summary>
+    public DaemonOptions Options { get; private set; }
 
     /// <summary>Loaded config.</summary>
     public ViscriptConfig Config { get; }
@@ -88,11 +139,23 @@ public sealed partial class DaemonHost : IAsyncDisposable
     /// <summary>Event fan-out.</summary>
     public EventHub Events { get; } = new();
 
+    /// <summary>Where the GUI's topology comes from.</summary>
+    public ITopologySource Topology { get; private set; } = NoTopologySource.Instance;
+
     /// <summary>Bound signal address (host:port).</summary>
     public IPEndPoint SignalEndPoint { get; private set; } = null!;
 
     /// <summary>Bound control URL (http://host:port).</summary>
     public string ControlUrl { get; private set; } = "";
+
+    /// <summary>Bound control address.</summary>
+    public IPEndPoint ControlEndPoint { get; private set; } = null!;
+
+    /// <summary>The file holding the control token (0600), or null (a token given directly, or <c>--no-auth</c>).</summary>
+    public string? TokenFile { get; private set; }
+
+    /// <summary>Caps of the control listener in force.</summary>
+    public (int Total, int PerSource) ConnectionCaps { get; private set; }
 
     /// <summary>Completes when something asked the daemon to stop (quit, signal, API).</summary>
     public Task StopRequested => _stopRequested.Task;
@@ -104,18 +167,34 @@ public sealed partial class DaemonHost : IAsyncDisposable
     public static async Task<DaemonHost> StartAsync(DaemonOptions options, CancellationToken cancellationToken = default)
     {
         var config = LoadConfig(options.ConfigPath);
-        var needsToken = !Endpoints.IsLoopback(options.Signal.Address) || !Endpoints.IsLoopback(options.Control.Address);
-        if (needsToken && string.IsNullOrEmpty(options.Token))
+        var loopback = Endpoints.IsLoopback(options.Signal.Address) && Endpoints.IsLoopback(options.Control.Address);
+        if (options.NoAuth && !loopback)
+        {
+            throw new ViscriptException(ErrorCode.Usage, "--no-auth is for loopback listeners only: a listener other hosts can reach always needs a token.");
+        }
+        if (!loopback && string.IsNullOrEmpty(options.Token) && options.TokenFile is null)
         {
             throw new ViscriptException(ErrorCode.Usage,
-                "Refusing to listen on a non-loopback address without a token: pass --token or set VISCRIPT_TOKEN (clients from other hosts must present it).");
+                "Refusing to listen on a non-loopback address without a token: pass --token-file FILE or set VISCRIPT_TOKEN (clients from other hosts must present it).");
         }
-        var loggerFactory = LoggerFactory.Create(b => b
+        if (options.TokenFile is { } file && string.IsNullOrEmpty(options.Token) && !options.NoAuth)
+        {
+            // An existing file is the operator's token; a missing one is created now, so it is there before any client looks.
+            var existing = ControlToken.TryRead(file);
+            if (existing is null)
+            {
+                existing = ControlToken.Generate();
+                ControlToken.WriteAtomic(file, existing);
+            }
+            options = options with { Token = existing };
+        }
+        var owns = options.LoggerFactory is null;
+        var loggerFactory = options.LoggerFactory ?? LoggerFactory.Create(b => b
             .SetMinimumLevel(options.LogLevel)
             .AddFilter("Microsoft", LogLevel.Warning)
             .AddSimpleConsole(o => o.SingleLine = true)
             .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
-        var host = new DaemonHost(options, config, loggerFactory);
+        var host = new DaemonHost(options, config, loggerFactory, owns) { TokenFile = options.TokenFile };
         try
         {
             await host.StartCoreAsync(cancellationToken);
@@ -141,6 +220,17 @@ public sealed partial class DaemonHost : IAsyncDisposable
 
     private async Task StartCoreAsync(CancellationToken cancellationToken)
     {
+        // The default: a fresh token, written where this user's `viscript cli` looks once the port is known (below).
+        var generated = !Options.NoAuth && string.IsNullOrEmpty(Options.Token);
+        if (generated)
+        {
+            Options = Options with { Token = ControlToken.Generate() };
+        }
+        if (Options.NoAuth)
+        {
+            Log.NoAuth(_logger, Options.Control);
+        }
+
         _signalServer = new SignalServer(new SignalServerOptions
         {
             Listen = Options.Signal,
@@ -164,12 +254,29 @@ public sealed partial class DaemonHost : IAsyncDisposable
         // Apps a predecessor left when it was killed (SIGKILL) are stopped before anything starts (docs/viscript.md, Processes).
         await Supervisor.StopAbandonedAppsAsync(cancellationToken);
         Interpreter = new CommandInterpreter(Supervisor);
+        Topology = StartTopologySource();
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(_loggerFactory);
         builder.Services.AddSingleton<IHostLifetime, ExternalLifetime>();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(Options.Control));
+        // Caps enforced before accept, and an accept loop that backs off instead of spinning (GuardedSocketTransportFactory).
+        ConnectionCaps = Options.Listener.Caps(DescriptorLimit.Soft(), DescriptorLimit.Open());
+        builder.Services.RemoveAll<IConnectionListenerFactory>();
+        builder.Services.AddSingleton<IConnectionListenerFactory>(
+            new GuardedSocketTransportFactory(ConnectionCaps.Total, ConnectionCaps.PerSource, _loggerFactory, Options.TimeProvider));
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            var l = Options.Listener;
+            k.AddServerHeader = false;
+            k.Limits.MaxConcurrentConnections = ConnectionCaps.Total;
+            k.Limits.MaxConcurrentUpgradedConnections = ConnectionCaps.Total;
+            k.Limits.RequestHeadersTimeout = l.RequestHeadersTimeout;
+            k.Limits.KeepAliveTimeout = l.KeepAliveTimeout;
+            k.Limits.MinRequestBodyDataRate = new MinDataRate(l.MinRequestBodyBytesPerSecond, l.MinRequestBodyGrace);
+            k.Limits.MaxRequestBodySize = l.MaxRequestBodyBytes;
+            k.Listen(Options.Control, listen => listen.Protocols = HttpProtocols.Http1);
+        });
         // Binding failures (malformed JSON, missing body) throw, so that the error middleware answers them as problem+json with code 2.
         builder.Services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
@@ -181,7 +288,47 @@ public sealed partial class DaemonHost : IAsyncDisposable
         var address = web.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
             ?? $"http://{Options.Control}";
         ControlUrl = address.TrimEnd('/');
+        ControlEndPoint = Endpoints.TryParse(ControlUrl, out var bound) ? bound : Options.Control;
+        if (generated)
+        {
+            // Before the start line: a client that reads the line finds the token.
+            TokenFile = Options.TokenFile ?? ControlToken.DefaultPath(ControlEndPoint, Options.RuntimeDirectory);
+            ControlToken.WriteAtomic(TokenFile, Options.Token!);
+            _writtenTokenFile = Options.TokenFile is null ? TokenFile : null;
+        }
         Log.Started(_logger, SignalEndPoint, ControlUrl);
+    }
+
+    private ITopologySource StartTopologySource()
+    {
+        var command = Options.TopologyCommand;
+        if (command is null && !string.IsNullOrWhiteSpace(Options.Manager))
+        {
+            if (string.IsNullOrWhiteSpace(Options.ManagerKeyFile))
+            {
+                return new FixedTopologySource(new TopologyView(true, Options.Manager, "no --manager-key-file: the manager answers topology queries only to its own or an admin key", null, [], [], []));
+            }
+            var skywire = SiblingExecutable.Locate("skywire", "Skywire", null, "VISCRIPT_SKYWIRE", out var tried);
+            if (skywire is null)
+            {
+                return new FixedTopologySource(new TopologyView(true, Options.Manager,
+                    "skywire not found for the topology command (set VISCRIPT_SKYWIRE or --topology-command); tried " + string.Join(", ", tried.Take(4)), null, [], [], []));
+            }
+            command = [.. SiblingExecutable.CommandFor(skywire), "cli", "--manager", Options.Manager, "--key", Options.ManagerKeyFile, "topology", "--json", "--watch"];
+        }
+        if (command is null)
+        {
+            return NoTopologySource.Instance;
+        }
+        _topologyCommand = new CommandTopologySource(new TopologyCommandOptions
+        {
+            Command = command,
+            Label = Options.Manager,
+            TimeProvider = Options.TimeProvider,
+            LoggerFactory = _loggerFactory,
+        });
+        _topologyCommand.Start();
+        return _topologyCommand;
     }
 
     /// <summary>The line printed on start; tests parse it.</summary>
@@ -199,6 +346,10 @@ public sealed partial class DaemonHost : IAsyncDisposable
         {
             await Supervisor.DisposeAsync();
         }
+        if (_topologyCommand is not null)
+        {
+            await _topologyCommand.DisposeAsync();
+        }
         if (_signalServer is not null)
         {
             await _signalServer.DisposeAsync();
@@ -212,10 +363,18 @@ public sealed partial class DaemonHost : IAsyncDisposable
             }
             catch (OperationCanceledException)
             {
+                // Streams still open after 5 s are cut; the daemon is exiting.
             }
             await _web.DisposeAsync();
         }
-        _loggerFactory.Dispose();
+        if (_writtenTokenFile is not null)
+        {
+            File.Delete(_writtenTokenFile);
+        }
+        if (_ownsLoggerFactory)
+        {
+            _loggerFactory.Dispose();
+        }
     }
 
     /// <summary>The daemon handles SIGINT/SIGTERM itself (stop apps first); the host must not.</summary>
@@ -226,10 +385,18 @@ public sealed partial class DaemonHost : IAsyncDisposable
         public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
-    // Event ids 4100-4199: daemon host.
+    private sealed class FixedTopologySource(TopologyView view) : ITopologySource
+    {
+        public TopologyView Current => view;
+    }
+
+    // Event ids 4100-4119: daemon host.
     private static partial class Log
     {
         [LoggerMessage(EventId = 4100, Level = LogLevel.Information, Message = "viscript listening: signal {Signal}, control {Control}")]
         public static partial void Started(ILogger logger, IPEndPoint signal, string control);
+
+        [LoggerMessage(EventId = 4101, Level = LogLevel.Warning, Message = "--no-auth: the control API on {Control} takes commands from every local user, who can then run programs as this daemon's user")]
+        public static partial void NoAuth(ILogger logger, IPEndPoint control);
     }
 }

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net;
-using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.FileProviders;
 using Viscript.Core;
@@ -14,8 +13,8 @@ namespace Viscript.Daemon;
 /// What the web GUI adds to the control API (docs/gui.md): the resource sampler and its endpoints (both modes), a request
 /// guard against cross-site requests and DNS rebinding (both modes), and in GUI mode the page itself: <c>/</c> rendered
 /// on the server with the apps and processes in it, plus the static files of <c>wwwroot</c>. Mapped before
-/// <see cref="ControlApi"/>, so the page and its scripts load without the bearer token (they hold no data); every
-/// <c>/api</c> call still goes through the token check.
+/// <see cref="ControlApi"/>, so the page and its scripts load without the token (they hold no data); every
+/// <c>/api</c> call still goes through the token check (<see cref="ControlAuth"/>).
 /// </summary>
 public static class GuiEndpoints
 {
@@ -65,7 +64,7 @@ public static class GuiEndpoints
             daemon.Supervisor.Get(n); // 404 problem for an unknown id
             return sampler.Get(n) ?? new SampleSeries(n, null, sampler.Interval.TotalSeconds, []);
         });
-        api.MapGet("/topology", (CancellationToken ct) => TopologySource.GetAsync(daemon, ct));
+        api.MapGet("/topology", () => daemon.Topology.Current);
     }
 
     /// <summary>
@@ -93,20 +92,10 @@ public static class GuiEndpoints
         host.Equals("localhost", StringComparison.OrdinalIgnoreCase)
         || (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
 
-    private static bool Authorized(HttpRequest request, string? token)
-    {
-        if (string.IsNullOrEmpty(token))
-        {
-            return true;
-        }
-        var given = request.Headers.Authorization.ToString();
-        given = given.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? given[7..].Trim() : request.Query["token"].ToString();
-        return CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(given), Encoding.UTF8.GetBytes(token));
-    }
-
     /// <summary>
     /// index.html with the start menu and the process table filled in, so app names and states are in the first paint.
-    /// With a token, the data is filled in only for a request that carries it (<c>?token=</c> on the first load).
+    /// The data is filled in only for a request the control API would answer (session cookie or bearer header; never a
+    /// token in the query); otherwise the page renders empty and asks for the token.
     /// </summary>
     private static async Task WriteIndexAsync(HttpContext ctx, DaemonHost daemon, ResourceSampler sampler, PhysicalFileProvider files)
     {
@@ -121,11 +110,11 @@ public static class GuiEndpoints
         {
             html = await reader.ReadToEndAsync(ctx.RequestAborted);
         }
-        var authorized = Authorized(ctx.Request, daemon.Options.Token);
+        var authorized = ControlAuth.IsAuthorized(ctx.Request, daemon);
         html = html
             .Replace("<!--APPS-->", authorized ? RenderApps(daemon) : "", StringComparison.Ordinal)
             .Replace("<!--PROCESSES-->", authorized ? RenderProcesses(daemon, sampler) : "", StringComparison.Ordinal)
-            .Replace("{{NEEDS_TOKEN}}", string.IsNullOrEmpty(daemon.Options.Token) ? "false" : "true", StringComparison.Ordinal);
+            .Replace("{{NEEDS_TOKEN}}", authorized ? "false" : "true", StringComparison.Ordinal);
         ctx.Response.ContentType = "text/html; charset=utf-8";
         ctx.Response.Headers.CacheControl = "no-store";
         ctx.Response.Headers["Content-Security-Policy"] = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'";

@@ -49,6 +49,33 @@ public sealed class DemoCheckTests : IDisposable
         Assert.Empty(ProcessesMentioning(_dir));
     }
 
+    [Fact]
+    public void SkywireOutput_HoldsNoCopyOfViscript_TheDemoFindsItsOwnBuild()
+    {
+        // Issue 11.1: skywire -> viscript is a deployment dependency only; a viscript apphost beside skywire served no page.
+        var testBin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        var (configuration, tfm) = (testBin.Parent!.Name, testBin.Name);
+        var root = testBin;
+        while (!File.Exists(Path.Combine(root.FullName, "Skywire.slnx")))
+        {
+            root = root.Parent!;
+        }
+        var skywireDir = Path.Combine(root.FullName, "src", "Skywire", "bin", configuration, tfm);
+        Assert.True(File.Exists(Path.Combine(skywireDir, "skywire.dll")), skywireDir);
+        foreach (var dir in new[] { skywireDir, AppContext.BaseDirectory })
+        {
+            foreach (var name in new[] { "viscript", "viscript.dll", "viscript.runtimeconfig.json", "wwwroot" })
+            {
+                Assert.False(Path.Exists(Path.Combine(dir, name)), $"{name} in {dir}");
+            }
+        }
+        Assert.DoesNotContain(typeof(Skywire.Demo.DemoRunner).Assembly.GetReferencedAssemblies(), a => a.Name == "viscript");
+        // Where the demo finds it instead (its own build output, GUI files included).
+        var viscript = Path.Combine(root.FullName, "src", "Viscript", "bin", configuration, tfm, "viscript.dll");
+        Assert.True(File.Exists(viscript), viscript);
+        Assert.True(File.Exists(Path.Combine(Path.GetDirectoryName(viscript)!, "wwwroot", "index.html")), "the viscript the demo runs has its GUI files");
+    }
+
     [Theory]
     [InlineData("--nodes", "2", "--nodes must be 3 to 26")]
     [InlineData("--socks-port", "70000", "--socks-port must be 0 to 65535")]

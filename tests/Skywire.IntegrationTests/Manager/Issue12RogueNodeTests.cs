@@ -159,7 +159,9 @@ public sealed class Issue12RogueNodeTests
     [Fact]
     public async Task ListLargerThanAFrame_WholeIsAnError_PagesGetEverything_AlsoThroughTheAppApi()
     {
-        await using var mesh = MeshHarness.Start(new ManagerOptions { Limits = new ManagerLimits { MaxAppsPerNode = 10_000 } });
+        // The rogue never sends heartbeats: on a loaded machine registering 6000 apps can outlast the default app
+        // lifetime (15 s), and expired apps would be missing from the lists below.
+        await using var mesh = MeshHarness.Start(new ManagerOptions { Limits = new ManagerLimits { MaxAppsPerNode = 10_000 }, AppTtl = TimeSpan.FromHours(1) });
         var node = await mesh.AddNodeAsync();
         await using var rogue = await RogueNode.ConnectAsync(mesh);
         foreach (var batch in Enumerable.Range(0, 6000).Chunk(200))

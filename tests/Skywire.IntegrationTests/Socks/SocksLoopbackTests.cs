@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Skywire.Apps.Socks;
+using Skywire.TestKit.Http;
 using Skywire.TestKit.Logging;
 
 namespace Skywire.IntegrationTests.Socks;

@@ -3,6 +3,7 @@ using System.Text;
 using Skywire.Apps.Socks;
 using Skywire.Core.Node;
 using Skywire.IntegrationTests.Mesh;
+using Skywire.TestKit.Http;
 
 namespace Skywire.IntegrationTests.Socks;
 

@@ -7,6 +7,7 @@ using Skywire.Core.AppApi;
 using Skywire.Core.Streams;
 using Skywire.Protocol.AppApi;
 using Skywire.Protocol.Control;
+using Skywire.TestKit.Http;
 using Skywire.TestKit.Logging;
 using Skywire.TestKit.Streams;
 

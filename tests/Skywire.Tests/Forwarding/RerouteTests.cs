@@ -2,6 +2,7 @@ using Skywire.Core.Forwarding;
 using Skywire.Core.Links;
 using Skywire.Core.Sessions;
 using Skywire.Tests.Links;
+using Skywire.TestKit.Logging;
 
 namespace Skywire.Tests.Forwarding;
 
@@ -11,10 +12,11 @@ public class RerouteTests
     [Fact]
     public async Task Session_MovesToAlternatePath_WithoutNewHandshake()
     {
-        await using var a = new TestNode();
-        await using var b = new TestNode();
-        await using var c = new TestNode();
-        await using var d = new TestNode();
+        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine);
+        await using var a = new TestNode(log: log);
+        await using var b = new TestNode(log: log);
+        await using var c = new TestNode(log: log);
+        await using var d = new TestNode(log: log);
         var ct = TestContext.Current.CancellationToken;
         await a.Plane.OpenLinkAsync(b.Key.Public, b.EndPoint, ct);
         await b.Plane.OpenLinkAsync(c.Key.Public, c.EndPoint, ct);
@@ -64,8 +66,9 @@ public class RerouteTests
     [Fact]
     public async Task Session_OverOneDirectLink_NoRelay()
     {
-        await using var a = new TestNode();
-        await using var c = new TestNode();
+        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine);
+        await using var a = new TestNode(log: log);
+        await using var c = new TestNode(log: log);
         var ct = TestContext.Current.CancellationToken;
         await a.Plane.OpenLinkAsync(c.Key.Public, c.EndPoint, ct);
         var sc = c.Plane.BindSession(new SessionRoute(9, a.Key.Public, false, a.Key.Public, 2, a.Key.Public, 1));

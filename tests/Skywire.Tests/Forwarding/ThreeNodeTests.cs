@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Skywire.Core.Forwarding;
 using Skywire.Core.Sessions;
 using Skywire.Protocol.Links;
+using Skywire.TestKit.Logging;
 using Skywire.Tests.Links;
 
 namespace Skywire.Tests.Forwarding;
@@ -16,12 +17,14 @@ public sealed class ThreeNodeTests : IAsyncLifetime
     private TestNode _b = null!;
     private TestNode _c = null!;
     private RecordingProxy _wire = null!;
+    private TestLog _log = null!;
 
     public async ValueTask InitializeAsync()
     {
-        _a = new TestNode();
-        _b = new TestNode();
-        _c = new TestNode();
+        _log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine);
+        _a = new TestNode(log: _log);
+        _b = new TestNode(log: _log);
+        _c = new TestNode(log: _log);
         _wire = new RecordingProxy(_b.EndPoint);
         var ct = TestContext.Current.CancellationToken;
         await _a.Plane.OpenLinkAsync(_b.Key.Public, _wire.EndPoint, ct);
@@ -41,6 +44,7 @@ public sealed class ThreeNodeTests : IAsyncLifetime
         await _a.DisposeAsync();
         await _b.DisposeAsync();
         await _c.DisposeAsync();
+        _log.Dispose(); // fails the test on an Error log it did not expect
     }
 
     private async Task<(SecureSession A, SecureSession C)> OpenSessionAsync(ulong id = 1)

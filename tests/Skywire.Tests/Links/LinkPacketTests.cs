@@ -2,8 +2,10 @@ using System.Net;
 using System.Net.Sockets;
 using Skywire.Core.Crypto;
 using Skywire.Core.DataPlane;
+using Skywire.Core.Forwarding;
 using Skywire.Protocol.Links;
 using Skywire.Protocol.Sessions;
+using Skywire.TestKit.Logging;
 
 namespace Skywire.Tests.Links;
 
@@ -56,19 +58,19 @@ public class LinkPacketTests
         var packet = new byte[20 + 100 + 16];
         Random.Shared.NextBytes(packet);
         new LinkTransportHeader(LinkPacketType.Routed, 1, 5).WriteTo(packet);
-        NodeDataPlane.SealRoutedTag(key, 5, packet, 100);
-        Assert.True(NodeDataPlane.VerifyRoutedTag(key, 5, packet, 100));
-        Assert.False(NodeDataPlane.VerifyRoutedTag(key, 6, packet, 100));
+        RoutedPacket.SealTag(key, 5, packet, 100);
+        Assert.True(RoutedPacket.VerifyTag(key, 5, packet, 100));
+        Assert.False(RoutedPacket.VerifyTag(key, 6, packet, 100));
         for (var i = 0; i < packet.Length; i++)
         {
             packet[i] ^= 0x20;
             var bound = i < 20 || (i >= 20 + 100 - 16);
-            Assert.Equal(!bound, NodeDataPlane.VerifyRoutedTag(key, 5, packet, 100));
+            Assert.Equal(!bound, RoutedPacket.VerifyTag(key, 5, packet, 100));
             packet[i] ^= 0x20;
         }
 
         // A truncated packet moves the end-to-end tag: rejected.
-        Assert.False(NodeDataPlane.VerifyRoutedTag(key, 5, packet.AsSpan(0, packet.Length - 1), 99));
+        Assert.False(RoutedPacket.VerifyTag(key, 5, packet.AsSpan(0, packet.Length - 1), 99));
     }
 
     [Fact]
@@ -124,8 +126,9 @@ public class LinkHandshakeTruncationTests
     [Fact]
     public async Task CapturedInit_TruncatedOrExtended_AtEveryLength_DroppedAsMalformed()
     {
-        await using var a = new TestNode();
-        await using var b = new TestNode();
+        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine);
+        await using var a = new TestNode(log: log);
+        await using var b = new TestNode(log: log);
         using var proxy = new RecordingProxy(b.EndPoint);
         await a.Plane.OpenLinkAsync(b.Key.Public, proxy.EndPoint, TestContext.Current.CancellationToken);
         var init = proxy.Seen.First(p => p[0] == (byte)LinkPacketType.HandshakeInit);

@@ -1,6 +1,7 @@
 using System.Net;
 using Skywire.Core.Links;
 using Skywire.Protocol.Links;
+using Skywire.TestKit.Logging;
 
 namespace Skywire.Tests.Links;
 
@@ -9,8 +10,9 @@ public class LinkTests
     [Fact]
     public async Task OpenLink_BothSidesUp_EventsRaised_RttMeasured()
     {
-        await using var a = new TestNode();
-        await using var b = new TestNode();
+        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine);
+        await using var a = new TestNode(log: log);
+        await using var b = new TestNode(log: log);
         var bUp = new TaskCompletionSource<LinkEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
         var aUp = new TaskCompletionSource<LinkEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
         b.Plane.LinkUp += (_, e) => bUp.TrySetResult(e);
@@ -47,9 +49,10 @@ public class LinkTests
     [Fact]
     public async Task OpenLink_WrongPeerKey_DroppedByMac1_TimesOut()
     {
+        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine);
         var options = TestNode.Fast with { HandshakeTimeout = TimeSpan.FromMilliseconds(800) };
-        await using var a = new TestNode(options);
-        await using var b = new TestNode();
+        await using var a = new TestNode(options, log);
+        await using var b = new TestNode(log: log);
         using var other = Skywire.Core.Crypto.KeyPair.Generate();
         await Assert.ThrowsAsync<TimeoutException>(() => a.Plane.OpenLinkAsync(other.Public, b.EndPoint, TestContext.Current.CancellationToken));
         Assert.True(b.Plane.Statistics.BadMac >= 1);
@@ -60,8 +63,9 @@ public class LinkTests
     [Fact]
     public async Task OpenLink_NobodyListening_TimesOut()
     {
+        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine);
         var options = TestNode.Fast with { HandshakeTimeout = TimeSpan.FromMilliseconds(600) };
-        await using var a = new TestNode(options);
+        await using var a = new TestNode(options, log);
         var down = new TaskCompletionSource<LinkEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
         a.Plane.LinkDown += (_, e) => down.TrySetResult(e);
         using var ghost = Skywire.Core.Crypto.KeyPair.Generate();
@@ -75,9 +79,10 @@ public class LinkTests
     [Fact]
     public async Task PeerStops_LinkDown()
     {
+        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine);
         var options = TestNode.Fast with { DeadAfter = TimeSpan.FromMilliseconds(1500) };
-        await using var a = new TestNode(options);
-        var b = new TestNode(options);
+        await using var a = new TestNode(options, log);
+        var b = new TestNode(options, log);
         var down = new TaskCompletionSource<LinkEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
         a.Plane.LinkDown += (_, e) => down.TrySetResult(e); // attached first: a stall must not hide the event
         await a.Plane.OpenLinkAsync(b.Key.Public, b.EndPoint, TestContext.Current.CancellationToken);
@@ -93,9 +98,10 @@ public class LinkTests
     [Fact]
     public async Task SilentPeer_LinkDown_ByTimeout()
     {
+        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine);
         var options = TestNode.Fast with { DeadAfter = TimeSpan.FromMilliseconds(1500) };
-        await using var a = new TestNode(options);
-        await using var b = new TestNode(options);
+        await using var a = new TestNode(options, log);
+        await using var b = new TestNode(options, log);
         using var proxy = new RecordingProxy(b.EndPoint);
         var down = new TaskCompletionSource<LinkEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
         a.Plane.LinkDown += (_, e) => down.TrySetResult(e); // attached first: a stall must not hide the event
@@ -108,8 +114,9 @@ public class LinkTests
     [Fact]
     public async Task CloseLink_PeerSeesClosedByPeer()
     {
-        await using var a = new TestNode();
-        await using var b = new TestNode();
+        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine);
+        await using var a = new TestNode(log: log);
+        await using var b = new TestNode(log: log);
         await a.Plane.OpenLinkAsync(b.Key.Public, b.EndPoint, TestContext.Current.CancellationToken);
         await Wait.UntilAsync(() => b.Plane.GetLink(a.Key.Public)?.State == LinkState.Up, what: "b up");
         var down = new TaskCompletionSource<LinkEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -123,10 +130,11 @@ public class LinkTests
     [Fact]
     public async Task InboundPolicy_RefusesUnknownPeer()
     {
-        await using var a = new TestNode();
-        await using var b = new TestNode(TestNode.Fast with { AcceptInboundLink = _ => false });
+        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine);
+        await using var a = new TestNode(log: log);
+        await using var b = new TestNode(TestNode.Fast with { AcceptInboundLink = _ => false }, log);
         var options = TestNode.Fast with { HandshakeTimeout = TimeSpan.FromMilliseconds(600) };
-        await using var c = new TestNode(options);
+        await using var c = new TestNode(options, log);
         await Assert.ThrowsAsync<TimeoutException>(() => c.Plane.OpenLinkAsync(b.Key.Public, b.EndPoint, TestContext.Current.CancellationToken));
         Assert.True(b.Plane.Statistics.Refused >= 1);
         Assert.Empty(b.Plane.GetLinks());
@@ -135,8 +143,9 @@ public class LinkTests
     [Fact]
     public async Task ReplayedHandshakeInit_Refused_AndGarbage_Counted()
     {
-        await using var a = new TestNode();
-        await using var b = new TestNode();
+        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine);
+        await using var a = new TestNode(log: log);
+        await using var b = new TestNode(log: log);
         using var proxy = new RecordingProxy(b.EndPoint);
         await a.Plane.OpenLinkAsync(b.Key.Public, proxy.EndPoint, TestContext.Current.CancellationToken);
         var init = proxy.Seen.First(p => p[0] == (byte)LinkPacketType.HandshakeInit);
@@ -164,9 +173,10 @@ public class LinkTests
     [Fact]
     public async Task Rekey_FreshHandshakes_LinkStaysUp_SessionKeepsDelivering()
     {
+        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine);
         var options = TestNode.Fast with { RekeyAfter = TimeSpan.FromMilliseconds(300) };
-        await using var a = new TestNode(options);
-        await using var b = new TestNode(options);
+        await using var a = new TestNode(options, log);
+        await using var b = new TestNode(options, log);
         var ct = TestContext.Current.CancellationToken;
         var downs = 0;
         a.Plane.LinkDown += (_, _) => Interlocked.Increment(ref downs);
@@ -193,9 +203,10 @@ public class LinkTests
     [Fact]
     public async Task UnderLoad_InitsGetCookies_LinkStillComesUpWithMac2()
     {
+        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine);
         // Threshold 0: the responder always demands proof of address before any DH.
-        await using var a = new TestNode();
-        await using var b = new TestNode(TestNode.Fast with { HandshakesPerSecondBeforeCookies = 0 });
+        await using var a = new TestNode(log: log);
+        await using var b = new TestNode(TestNode.Fast with { HandshakesPerSecondBeforeCookies = 0 }, log);
         using var proxy = new RecordingProxy(b.EndPoint);
         await a.Plane.OpenLinkAsync(b.Key.Public, proxy.EndPoint, TestContext.Current.CancellationToken);
         Assert.True(b.Plane.Statistics.CookieReplies >= 1);

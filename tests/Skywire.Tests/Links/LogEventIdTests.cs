@@ -17,7 +17,7 @@ public class LogEventIdTests
             .ToList();
         var duplicates = ids.GroupBy(x => x.EventId).Where(g => g.Count() > 1).Select(g => $"{g.Key}: {string.Join(", ", g.Select(x => x.Name))}").ToList();
         Assert.Empty(duplicates);
-        var dataPlane = ids.Where(x => x.Name.Contains(".DataPlane.", StringComparison.Ordinal) || x.Name.Contains("SecureSession", StringComparison.Ordinal)).ToList();
+        var dataPlane = ids.Where(x => x.Name.Contains(".DataPlane.", StringComparison.Ordinal) || x.Name.Contains(".Links.", StringComparison.Ordinal) || x.Name.Contains("SecureSession", StringComparison.Ordinal)).ToList();
         Assert.NotEmpty(dataPlane);
         Assert.All(dataPlane, x => Assert.InRange(x.EventId, 1000, 1099));
     }

@@ -2,17 +2,24 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using Skywire.Core.Crypto;
+using Microsoft.Extensions.Logging;
 using Skywire.Core.DataPlane;
+using Skywire.Core.Links;
+using Skywire.TestKit;
 
 namespace Skywire.Tests.Links;
 
-/// <summary>A node's data plane on 127.0.0.1 port 0, with its key.</summary>
+/// <summary>
+/// A node's data plane with its key: on 127.0.0.1 port 0 (a real socket), or on an in-memory bind when one is
+/// given (TestKit's <see cref="InMemoryUdpNetwork"/>: no socket at all). Logs go to the logger factory when one is
+/// given (a TestLog fails the test on an Error it was not told to expect).
+/// </summary>
 internal sealed class TestNode : IAsyncDisposable
 {
-    public TestNode(DataPlaneOptions? options = null)
+    public TestNode(DataPlaneOptions? options = null, ILoggerFactory? log = null, IUdpBind? bind = null)
     {
         Key = KeyPair.Generate();
-        Plane = new NodeDataPlane(Key, options ?? Fast);
+        Plane = new NodeDataPlane(Key, bind, options ?? Fast, log);
         EndPoint = Plane.Start(new IPEndPoint(IPAddress.Loopback, 0));
     }
 
@@ -67,6 +74,8 @@ internal sealed class RecordingProxy : IDisposable
     private readonly IPEndPoint _target;
     private readonly Thread _thread;
     private EndPoint? _client;
+    private volatile bool _disposed;
+    private Exception? _failure;
 
     public RecordingProxy(IPEndPoint target)
     {
@@ -87,10 +96,20 @@ internal sealed class RecordingProxy : IDisposable
     /// <summary>Sends raw bytes to the target as if from the client.</summary>
     public void Inject(byte[] datagram) => _socket.SendTo(datagram, _target);
 
+    /// <summary>Stops the proxy; throws if its thread did not end, or ended on an error of its own before.</summary>
     public void Dispose()
     {
+        _disposed = true;
         _socket.Dispose();
-        _thread.Join(TimeSpan.FromSeconds(5));
+        if (!_thread.Join(TimeSpan.FromSeconds(20)))
+        {
+            throw new InvalidOperationException("the proxy thread did not stop");
+        }
+
+        if (_failure is not null)
+        {
+            throw new InvalidOperationException("the proxy failed while the test ran", _failure);
+        }
     }
 
     private void Run()
@@ -104,8 +123,17 @@ internal sealed class RecordingProxy : IDisposable
             {
                 n = _socket.ReceiveFrom(buffer, ref from);
             }
+            catch (SocketException ex) when (!_disposed && ex.SocketErrorCode == SocketError.ConnectionReset)
+            {
+                continue; // an ICMP error from a peer that went away (Windows): not the proxy's end
+            }
             catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
             {
+                if (!_disposed)
+                {
+                    _failure = ex; // not the end Dispose asked for: reported there
+                }
+
                 return;
             }
 
@@ -132,6 +160,11 @@ internal sealed class RecordingProxy : IDisposable
             }
             catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
             {
+                if (!_disposed)
+                {
+                    _failure = ex; // not the end Dispose asked for: reported there
+                }
+
                 return;
             }
         }

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using Skywire.Core.Links;
 using Skywire.Core.Sessions;
 using Skywire.Core.Sessions.Mux;
+using Skywire.TestKit.Logging;
 
 namespace Skywire.Tests.Links;
 
@@ -125,9 +126,10 @@ public sealed class UdpOffloadTests
     [InlineData(false, false)]
     public async Task Stream_BetweenNodesWithAndWithoutOffloads_ArrivesByteExact(bool offloadA, bool offloadB)
     {
+        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine);
         var ct = TestContext.Current.CancellationToken;
-        await using var a = new TestNode(TestNode.Fast with { UdpOffload = offloadA });
-        await using var b = new TestNode(TestNode.Fast with { UdpOffload = offloadB });
+        await using var a = new TestNode(TestNode.Fast with { UdpOffload = offloadA }, log);
+        await using var b = new TestNode(TestNode.Fast with { UdpOffload = offloadB }, log);
         Assert.True(offloadA || !a.Plane.UdpGsoActive);
         Assert.True(offloadB || !b.Plane.UdpGroActive);
         await a.Plane.OpenLinkAsync(b.Key.Public, b.EndPoint, ct);
@@ -189,10 +191,11 @@ public sealed class UdpOffloadTests
     [InlineData(false)]
     public async Task Stream_ThroughRelay_WithAndWithoutOffloadsAtTheRelay_ArrivesByteExact(bool relayOffload)
     {
+        using var log = new TestLog(TestContext.Current.TestOutputHelper!.WriteLine);
         var ct = TestContext.Current.CancellationToken;
-        await using var a = new TestNode();
-        await using var b = new TestNode(TestNode.Fast with { UdpOffload = relayOffload });
-        await using var c = new TestNode();
+        await using var a = new TestNode(log: log);
+        await using var b = new TestNode(TestNode.Fast with { UdpOffload = relayOffload }, log);
+        await using var c = new TestNode(log: log);
         await a.Plane.OpenLinkAsync(b.Key.Public, b.EndPoint, ct);
         await b.Plane.OpenLinkAsync(c.Key.Public, c.EndPoint, ct);
         await Wait.UntilAsync(() => b.Plane.GetLink(a.Key.Public)?.State == LinkState.Up

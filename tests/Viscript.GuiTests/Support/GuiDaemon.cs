@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using System.Net;
 using System.Net.Http.Headers;
+using Viscript.Core.Control;
 using System.Text.RegularExpressions;
 
 namespace Viscript.GuiTests.Support;
@@ -31,7 +33,8 @@ public static class Paths
 
 /// <summary>
 /// The built viscript in GUI mode (control and signal on loopback port 0) with a config of test-app entries, in a
-/// temporary folder. Reads the GUI URL from stdout; dispose shuts it down through the API and kills it if it lingers.
+/// temporary folder. Reads the GUI URL from stdout and the generated token from the daemon's token file (its
+/// XDG_RUNTIME_DIR is the test's folder); dispose shuts it down through the API and asserts it exited 0.
 /// </summary>
 public sealed partial class GuiDaemon : IAsyncDisposable
 {
@@ -40,21 +43,35 @@ public sealed partial class GuiDaemon : IAsyncDisposable
     private readonly TaskCompletionSource<string> _url = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly System.Text.StringBuilder _output = new();
 
-    private GuiDaemon(Process process, string dir, string? token)
+    private GuiDaemon(Process process, string dir)
     {
         _process = process;
         _dir = dir;
-        Token = token;
     }
 
     /// <summary>GUI URL as printed (http://127.0.0.1:port/).</summary>
     public string Url { get; private set; } = "";
 
-    /// <summary>Token the daemon requires, if any.</summary>
-    public string? Token { get; }
+    /// <summary>The GUI's sign-in link (<c>viscript cli --gui-url</c>): the token in the #fragment.</summary>
+    public string SignInUrl => Url + "#token=" + Uri.EscapeDataString(Token);
 
-    /// <summary>An HTTP client for the control API (with the bearer token).</summary>
+    /// <summary>The token the daemon requires (its generated one, read from its token file, unless one was given).</summary>
+    public string Token { get; private set; } = "";
+
+    /// <summary>The bound control port.</summary>
+    public int Port => new Uri(Url).Port;
+
+    /// <summary>XDG_RUNTIME_DIR of the daemon: the folder of its token file.</summary>
+    public string RuntimeDirectory => Path.Combine(_dir, "run");
+
+    /// <summary>The typed control API client (with the token).</summary>
+    public ViscriptClient Client { get; private set; } = null!;
+
+    /// <summary>Raw HTTP with the bearer token, for checks of the wire itself (headers, guard).</summary>
     public HttpClient Http { get; private set; } = null!;
+
+    /// <summary>The session cookie a signed-in browser holds (for a context that runs no script).</summary>
+    public Microsoft.Playwright.Cookie SessionCookie => new() { Name = $"viscript-session-{Port}", Value = ControlToken.SessionValue(Token), Url = Url };
 
     /// <summary>Everything the daemon printed (for failure messages).</summary>
     public string Output
@@ -109,15 +126,17 @@ public sealed partial class GuiDaemon : IAsyncDisposable
         {
             psi.ArgumentList.Add(a);
         }
+        psi.Environment.Remove("VISCRIPT_TOKEN");
+        psi.Environment.Remove("VISCRIPT_TOKEN_FILE");
+        psi.Environment.Remove("VISCRIPT_CONTROL");
         if (token is not null)
         {
-            psi.ArgumentList.Add("--token");
-            psi.ArgumentList.Add(token);
+            // From the environment, never the command line (ps).
+            psi.Environment["VISCRIPT_TOKEN"] = token;
         }
-        psi.Environment.Remove("VISCRIPT_TOKEN");
-        psi.Environment.Remove("VISCRIPT_CONTROL");
+        psi.Environment["XDG_RUNTIME_DIR"] = Path.Combine(dir, "run");
         var process = Process.Start(psi) ?? throw new InvalidOperationException("dotnet did not start");
-        var daemon = new GuiDaemon(process, dir, token);
+        var daemon = new GuiDaemon(process, dir);
         process.OutputDataReceived += (_, e) => daemon.OnLine(e.Data);
         process.ErrorDataReceived += (_, e) => daemon.OnLine(e.Data);
         process.BeginOutputReadLine();
@@ -129,14 +148,14 @@ public sealed partial class GuiDaemon : IAsyncDisposable
         }
         catch
         {
-            await daemon.DisposeAsync();
+            daemon.Kill();
             throw;
         }
+        daemon.Token = token ?? ControlToken.Read(ControlToken.DefaultPath(new IPEndPoint(IPAddress.Loopback, daemon.Port), daemon.RuntimeDirectory));
         daemon.Http = new HttpClient { BaseAddress = new Uri(daemon.Url), Timeout = TimeSpan.FromSeconds(30) };
-        if (token is not null)
-        {
-            daemon.Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        }
+        daemon.Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", daemon.Token);
+        daemon.Client = ViscriptClient.Create(new Uri(daemon.Url), daemon.Token, TimeSpan.FromSeconds(30));
+        daemon._started = true;
         return daemon;
     }
 
@@ -156,41 +175,50 @@ public sealed partial class GuiDaemon : IAsyncDisposable
         }
     }
 
-    public async ValueTask DisposeAsync()
+    private bool _started;
+
+    private void Kill()
     {
         if (!_process.HasExited)
         {
-            try
-            {
-                using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
-                using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(new Uri(Url), "api/shutdown"));
-                if (Token is not null)
-                {
-                    request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Token);
-                }
-                if (Url.Length > 0)
-                {
-                    (await http.SendAsync(request)).Dispose();
-                }
-                await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
-            }
-            catch (Exception ex) when (ex is HttpRequestException or TimeoutException or TaskCanceledException or UriFormatException)
-            {
-            }
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                await _process.WaitForExitAsync();
-            }
+            _process.Kill(entireProcessTree: true);
+            _process.WaitForExit();
         }
         _process.Dispose();
-        Http?.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    /// <summary>
+    /// Shuts the daemon down through the API and asserts it ended as asked: it was still running, it accepted the
+    /// shutdown and it exited 0 within 30 s (else it is killed and the test fails with its output).
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (!_started)
+        {
+            Kill();
+            return;
+        }
         try
         {
-            Directory.Delete(_dir, recursive: true);
+            Assert.False(_process.HasExited, $"viscript exited before the test ended (code {(_process.HasExited ? _process.ExitCode : 0)}):\n{Output}");
+            await Client.ShutdownDaemonAsync();
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            try
+            {
+                await _process.WaitForExitAsync(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Assert.Fail($"viscript did not exit within 30 s of POST /api/shutdown:\n{Output}");
+            }
+            Assert.Equal(0, _process.ExitCode);
         }
-        catch (IOException)
+        finally
         {
+            Client.Dispose();
+            Http.Dispose();
+            Kill();
         }
     }
 

@@ -205,7 +205,7 @@ public sealed class ExePartialLineTests : ExeTestBase
     {
         await using var d = await DaemonProcess.StartAsync(Dir.Write("config.yaml", PartialLineTests.PromptApp));
         Assert.Equal(0, (await d.CliAsync("s", "prompt")).ExitCode);
-        using var cli = Process.Start(DaemonProcess.StartInfo("cli", "--control", d.ControlUrl, "attach", "1"))!;
+        using var cli = Process.Start(d.CliStartInfo("attach", "1"))!;
         try
         {
             var output = new ObservableWriter();

@@ -29,20 +29,19 @@ public class ControlApiTests
         Assert.Matches(@"^ID\s+APP\s+PID\s+STATE\s+SIGNAL\s+UPTIME$", la[0]);
         Assert.Matches(@"^1\s+t\s+\d+\s+Running\s+yes\s+\d+s$", la[1]);
 
-        var ping = await d.Http.PostAsync("api/processes/1/ping", null);
-        Assert.True((await ping.Content.ReadFromJsonAsync<PingReport>(InProcessDaemon.Json))!.Milliseconds > 0);
+        Assert.True((await d.Client.PingAsync(1)).Milliseconds > 0);
         Assert.StartsWith("ping time ", Assert.Single((await d.CommandAsync("ping", "1")).Ok!.Lines), StringComparison.Ordinal);
 
-        var ru = await (await d.Http.PostAsync("api/processes/1/ru", null)).Content.ReadFromJsonAsync<ResourceReport>(InProcessDaemon.Json);
-        Assert.NotNull(ru!.Heap);
+        var ru = await d.Client.ResourceUsageAsync(1);
+        Assert.NotNull(ru.Heap);
         Assert.True(ru.Heap.HeapAlloc > 0);
         Assert.True(ru.RssBytes > 0);
         var ruLines = (await d.CommandAsync("ru", "1")).Ok!.Lines;
         Assert.StartsWith("MemStats HeapAlloc:", ruLines[1], StringComparison.Ordinal);
 
         var pid = d.Host.Supervisor.Get(1).Pid!.Value;
-        var sd = await (await d.Http.PostAsync("api/processes/1/sd", null)).Content.ReadFromJsonAsync<StopReport>(InProcessDaemon.Json);
-        Assert.Equal(pid, sd!.ReportedPid);
+        var sd = await d.Client.StopAsync(1);
+        Assert.Equal(pid, sd.ReportedPid);
         Assert.Equal("Exited(0)", sd.Process.Display);
         Assert.Equal("Exited", sd.Process.State);
         Assert.True(sd.Process.StopRequested);
@@ -70,6 +69,12 @@ public class ControlApiTests
         await Expect(11, HttpStatusCode.BadRequest, "ping", "-1");
         await Expect(12, HttpStatusCode.NotFound, "ping", "99");
         await Expect(2, HttpStatusCode.BadRequest, "la", "-x");
+
+        // On the wire: application/problem+json.
+        using (var raw = await d.Http.PostAsJsonAsync("api/command", new CommandRequest(null, ["frobnicate"]), InProcessDaemon.Json))
+        {
+            Assert.Equal("application/problem+json", raw.Content.Headers.ContentType?.MediaType);
+        }
 
         using var bad = await d.Http.PostAsync("api/processes/xyz/ping", null);
         Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
@@ -129,19 +134,20 @@ public class ControlApiTests
     public async Task Structured_Endpoints_ListAppsAndProcesses()
     {
         await using var d = await InProcessDaemon.StartAsync(Config());
-        var apps = await d.Http.GetFromJsonAsync<List<AppInfo>>("api/apps", InProcessDaemon.Json);
-        Assert.Equal(["echo", "t"], apps!.Select(a => a.Name));
+        var apps = await d.Client.AppsAsync();
+        Assert.Equal(["echo", "t"], apps.Select(a => a.Name));
         using var created = await d.Http.PostAsJsonAsync("api/processes", new StartRequest("t", ["args", "X y"]), InProcessDaemon.Json);
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         var info = await created.Content.ReadFromJsonAsync<ProcessInfo>(InProcessDaemon.Json);
         Assert.Equal(1UL, info!.Id);
         Assert.EndsWith("args 'X y'", info.CommandLine, StringComparison.Ordinal);
-        var list = await d.Http.GetFromJsonAsync<List<ProcessInfo>>("api/processes", InProcessDaemon.Json);
-        Assert.Equal(1UL, Assert.Single(list!).Id);
-        var infoJson = await d.Http.GetFromJsonAsync<DaemonInfo>("api/info", InProcessDaemon.Json);
-        Assert.Equal(d.Host.ControlUrl, infoJson!.ControlUrl);
-        using var unknown = await d.Http.PostAsJsonAsync("api/processes", new StartRequest("zzz", null), InProcessDaemon.Json);
-        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        var list = await d.Client.ProcessesAsync();
+        Assert.Equal(1UL, Assert.Single(list).Id);
+        var infoJson = await d.Client.InfoAsync();
+        Assert.Equal(d.Host.ControlUrl, infoJson.ControlUrl);
+        var unknown = await Assert.ThrowsAsync<ViscriptApiException>(() => d.Client.StartAsync("zzz"));
+        Assert.Equal(HttpStatusCode.NotFound, unknown.Status);
+        Assert.Equal(ErrorCode.UnknownApp, unknown.Code);
     }
 
     [Fact]
@@ -183,8 +189,7 @@ public class ControlApiTests
         using var follow = await d.Http.GetAsync("api/processes/1/logs?follow=true&n=10", HttpCompletionOption.ResponseHeadersRead);
         using var reader = new StreamReader(await follow.Content.ReadAsStreamAsync());
         Assert.Equal(": following", await reader.ReadLineAsync());
-        using var input = await d.Http.PostAsJsonAsync("api/processes/1/stdin", new InputRequest("Hi There"), InProcessDaemon.Json);
-        Assert.Equal(HttpStatusCode.NoContent, input.StatusCode);
+        await d.Client.WriteInputAsync(1, "Hi There");
 
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         var texts = new List<string>();
@@ -214,8 +219,8 @@ public class ControlApiTests
         Assert.Contains("testapp echo ready", texts);
         Assert.Contains("echo: Hi There", texts);
 
-        var tail = await d.Http.GetFromJsonAsync<List<LogLineInfo>>("api/processes/1/logs?n=1", InProcessDaemon.Json);
-        Assert.Single(tail!);
+        var tail = await d.Client.LogsAsync(1, 1);
+        Assert.Single(tail);
         var (status, _, problem) = await d.CommandAsync("attach", "1");
         Assert.Equal(HttpStatusCode.Conflict, status);
         Assert.Equal((int)ErrorCode.NotRunning, problem!.Code);

@@ -288,7 +288,7 @@ public sealed class ExeLifecycleTests : ExeTestBase
     public async Task CliShell_RunsSeveralCommands()
     {
         await using var d = await DaemonProcess.StartAsync(WriteConfig(TestConfigs.App("t", "sleep")));
-        var r = await DaemonProcess.RunAsync(["cli", "--control", d.ControlUrl], "apps\ns t\nping zz\nla\nquit\n");
+        var r = await d.CliShellAsync("apps\ns t\nping zz\nla\nquit\n");
         Assert.Equal(0, r.ExitCode);
         Assert.Contains("Added external app (ID: 1", r.Stdout, StringComparison.Ordinal);
         Assert.Contains("error 11 (BadId)", r.Stderr, StringComparison.Ordinal);

@@ -1,6 +1,3 @@
-using System.Net.Http.Json;
-using System.Text.Json;
-using Viscript.Core.Control;
 using Viscript.Tests.Support;
 
 namespace Viscript.Tests.EndToEnd;
@@ -12,7 +9,6 @@ namespace Viscript.Tests.EndToEnd;
 [Trait("Category", "E2E")]
 public sealed class ExeProcessTreeTests : ExeTestBase
 {
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     // A grandchild orphaned at once (its subshell exits), one that ignores SIGTERM, one that leaves the session (setsid).
     private const string Tree =
@@ -35,17 +31,19 @@ public sealed class ExeProcessTreeTests : ExeTestBase
     /// <summary>Follows the app's output over the control API (SSE) until the three pids are printed.</summary>
     private static async Task<Dictionary<string, ProcStat>> TreePidsAsync(DaemonProcess d, ulong id)
     {
-        using var http = new HttpClient { BaseAddress = new Uri(d.ControlUrl + "/"), Timeout = TimeSpan.FromSeconds(30) };
+        using var client = d.Client();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        using var response = await http.GetAsync($"api/processes/{id}/logs?follow=true&n=100", HttpCompletionOption.ResponseHeadersRead, cts.Token);
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cts.Token));
+        using var stream = await client.OpenLogFollowAsync(id, 100, cts.Token);
         var pids = new Dictionary<string, ProcStat>();
-        while (pids.Count < 3 && await reader.ReadLineAsync(cts.Token) is { } line)
+        await foreach (var item in stream.ReadAllAsync(cts.Token))
         {
-            if (line.StartsWith("data: ", StringComparison.Ordinal) && JsonSerializer.Deserialize<LogLineInfo>(line[6..], Json) is { Text: var text }
-                && text.Split(' ') is [var name and ("grandchild" or "stubborn" or "escaped"), var pid])
+            if (item is { Kind: "line", Line.Text: var text } && text.Split(' ') is [var name and ("grandchild" or "stubborn" or "escaped"), var pid])
             {
                 pids[name] = ProcStat.Read(int.Parse(pid, System.Globalization.CultureInfo.InvariantCulture)) ?? throw new InvalidOperationException($"{name} {pid} is not running");
+            }
+            if (pids.Count == 3)
+            {
+                break;
             }
         }
         Assert.Equal(3, pids.Count);
@@ -96,10 +94,9 @@ public sealed class ExeProcessTreeTests : ExeTestBase
             var treePid = ProcStat.Read(PidOf(await d.CliAsync("la"), 2))!.Value;
 
             // The app ends on its own: Exited(0), not flagged as requested, and its session went with it.
-            using (var http = new HttpClient { BaseAddress = new Uri(d.ControlUrl + "/") })
+            using (var client = d.Client())
             {
-                using var input = await http.PostAsJsonAsync("api/processes/1/stdin", new InputRequest("go"), Json);
-                Assert.True(input.IsSuccessStatusCode);
+                await client.WriteInputAsync(1, "go");
             }
             await d.WaitForLineAsync(l => l.Contains("[ 1 ] quick: ", StringComparison.Ordinal) && l.Contains(" -> Exited(0)", StringComparison.Ordinal));
             Assert.False(quick["grandchild"].StillInProc, "grandchild of an app that exited survived");

@@ -1,25 +1,32 @@
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Http.Json;
 using System.Text.Json;
+using Skywire.TestKit.Logging;
 using Viscript.Core.Control;
 using Viscript.Daemon;
 
 namespace Viscript.Tests.Support;
 
-/// <summary>An in-process daemon (real signal server and Kestrel on loopback port 0) with an HTTP client.</summary>
+/// <summary>
+/// An in-process daemon (real signal server and Kestrel on loopback port 0) with the typed control client, a raw
+/// HTTP client for wire-level checks, and a <see cref="TestLog"/> that fails the test on an unexpected error log.
+/// The control token is the daemon's own default (generated, written to a token folder of this test).
+/// </summary>
 public sealed class InProcessDaemon : IAsyncDisposable
 {
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
-    private InProcessDaemon(DaemonHost host, TempDir dir, string? token)
+    private InProcessDaemon(DaemonHost host, TempDir dir, TestLog log)
     {
         Host = host;
         Dir = dir;
+        Log = log;
+        Token = host.Options.Token;
+        Client = ViscriptClient.Create(new Uri(host.ControlUrl + "/"), Token, TimeSpan.FromSeconds(60));
         Http = new HttpClient { BaseAddress = new Uri(host.ControlUrl + "/"), Timeout = TimeSpan.FromSeconds(60) };
-        if (token is not null)
+        if (Token is not null)
         {
-            Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Token);
         }
     }
 
@@ -27,32 +34,52 @@ public sealed class InProcessDaemon : IAsyncDisposable
 
     public TempDir Dir { get; }
 
+    /// <summary>The daemon's log; declare provoked errors with <see cref="TestLog.ExpectError(int)"/>.</summary>
+    public TestLog Log { get; }
+
+    /// <summary>The token in force (null with NoAuth).</summary>
+    public string? Token { get; }
+
+    /// <summary>The typed control API client (what viscript cli and the demo use).</summary>
+    public ViscriptClient Client { get; }
+
+    /// <summary>Raw HTTP with the bearer token, for checks of the wire format itself.</summary>
     public HttpClient Http { get; }
 
-    public static async Task<InProcessDaemon> StartAsync(string yaml, string? token = null, TimeSpan? shutdownTimeout = null)
+    /// <summary>Folder of the default token file.</summary>
+    public string RuntimeDirectory => Path.Combine(Dir.Path, "run");
+
+    public static async Task<InProcessDaemon> StartAsync(string yaml, string? token = null, TimeSpan? shutdownTimeout = null,
+        Func<DaemonOptions, DaemonOptions>? configure = null)
     {
         var dir = new TempDir();
+        var log = new TestLog(TestContext.Current.TestOutputHelper is { } output ? output.WriteLine : null);
         var config = dir.Write("config.yaml", yaml);
-        var host = await DaemonHost.StartAsync(new DaemonOptions
+        var options = new DaemonOptions
         {
             ConfigPath = config,
             Signal = new IPEndPoint(IPAddress.Loopback, 0),
             Control = new IPEndPoint(IPAddress.Loopback, 0),
             Token = token,
+            RuntimeDirectory = Path.Combine(dir.Path, "run"),
             ShutdownTimeout = shutdownTimeout ?? TimeSpan.FromSeconds(20),
-        });
-        return new InProcessDaemon(host, dir, token);
+            LoggerFactory = log,
+        };
+        var host = await DaemonHost.StartAsync(configure?.Invoke(options) ?? options);
+        return new InProcessDaemon(host, dir, log);
     }
 
+    /// <summary><c>POST /api/command</c> through the typed client: the answer, or the daemon's problem.</summary>
     public async Task<(HttpStatusCode Status, CommandResponse? Ok, ProblemBody? Problem)> CommandAsync(params string[] args)
     {
-        using var response = await Http.PostAsJsonAsync("api/command", new CommandRequest(null, args), Json);
-        if (response.IsSuccessStatusCode)
+        try
         {
-            return (response.StatusCode, await response.Content.ReadFromJsonAsync<CommandResponse>(Json), null);
+            return (HttpStatusCode.OK, await Client.CommandAsync(args), null);
         }
-        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-        return (response.StatusCode, null, await response.Content.ReadFromJsonAsync<ProblemBody>(Json));
+        catch (ViscriptApiException ex) when (ex.Problem is not null)
+        {
+            return (ex.Status!.Value, null, ex.Problem);
+        }
     }
 
     /// <summary>Waits for a daemon event (subscribe before triggering it).</summary>
@@ -71,8 +98,11 @@ public sealed class InProcessDaemon : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        Client.Dispose();
         Http.Dispose();
         await Host.DisposeAsync();
         Dir.Dispose();
+        // Last: fails the test on an error the daemon logged that the test did not expect.
+        Log.Dispose();
     }
 }

@@ -72,15 +72,38 @@ public sealed partial class DaemonProcess : IAsyncDisposable
     [GeneratedRegex(@"^viscript: signal (\S+) control (\S+) pid (\d+)$")]
     private static partial Regex StartLine();
 
-    public static ProcessStartInfo StartInfo(params string[] args)
+    /// <summary>XDG_RUNTIME_DIR of this daemon and its cli runs: where the daemon writes its token file (0700 folder).</summary>
+    public string RuntimeDirectory { get; private set; } = "";
+
+    /// <summary>The control token the daemon generated (read from its token file, as viscript cli does).</summary>
+    public string Token => Viscript.Core.Control.ControlToken.Read(Viscript.Core.Control.ControlToken.DefaultPath(ControlEndPoint, RuntimeDirectory));
+
+    /// <summary>The bound control address.</summary>
+    public System.Net.IPEndPoint ControlEndPoint => Viscript.Core.Endpoints.TryParse(ControlUrl, out var ep) ? ep : throw new InvalidOperationException(ControlUrl);
+
+    /// <summary><c>viscript cli --control URL args...</c> against this daemon (its token folder).</summary>
+    public ProcessStartInfo CliStartInfo(params string[] args) => StartInfo(["cli", "--control", ControlUrl, .. args], RuntimeDirectory, null);
+
+    /// <summary>The typed control client with the daemon's token.</summary>
+    public Viscript.Core.Control.ViscriptClient Client(TimeSpan? requestTimeout = null) =>
+        Viscript.Core.Control.ViscriptClient.Create(new Uri(ControlUrl + "/"), Token, requestTimeout ?? TimeSpan.FromSeconds(60));
+
+    public static ProcessStartInfo StartInfo(params string[] args) => StartInfo(args, null, null);
+
+    /// <summary>The built viscript with <paramref name="args"/>; <paramref name="prefix"/> wraps it (e.g. prlimit, setpriv).</summary>
+    public static ProcessStartInfo StartInfo(string[] args, string? runtimeDirectory, string[]? prefix)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        var psi = new ProcessStartInfo(prefix is { Length: > 0 } ? prefix[0] : "dotnet")
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var a in prefix is { Length: > 0 } ? [.. prefix[1..], "dotnet"] : Array.Empty<string>())
+        {
+            psi.ArgumentList.Add(a);
+        }
         psi.ArgumentList.Add(Paths.ViscriptDll);
         foreach (var a in args)
         {
@@ -88,14 +111,24 @@ public sealed partial class DaemonProcess : IAsyncDisposable
         }
         psi.Environment.Remove("VISCRIPT_CONTROL");
         psi.Environment.Remove("VISCRIPT_TOKEN");
+        psi.Environment.Remove("VISCRIPT_TOKEN_FILE");
+        if (runtimeDirectory is not null)
+        {
+            psi.Environment["XDG_RUNTIME_DIR"] = runtimeDirectory;
+        }
         return psi;
     }
 
     /// <summary>Starts <c>viscript --headless --config CONFIG --signal 127.0.0.1:0 --control 127.0.0.1:0</c> and reads back the bound addresses.</summary>
-    public static async Task<DaemonProcess> StartAsync(string configPath, params string[] extraArgs)
+    public static Task<DaemonProcess> StartAsync(string configPath, params string[] extraArgs) => StartWrappedAsync(configPath, null, extraArgs);
+
+    /// <summary>As <see cref="StartAsync(string, string[])"/>, run through <paramref name="prefix"/> (e.g. <c>prlimit --nofile=256:256</c>).</summary>
+    public static async Task<DaemonProcess> StartWrappedAsync(string configPath, string[]? prefix, params string[] extraArgs)
     {
-        var psi = StartInfo(["--headless", "--config", configPath, "--signal", "127.0.0.1:0", "--control", "127.0.0.1:0", .. extraArgs]);
-        var d = new DaemonProcess(Process.Start(psi)!);
+        // The token folder of this daemon (and of the cli runs against it): next to its config, so each test has its own.
+        var runtime = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(configPath))!, "run");
+        var psi = StartInfo(["--headless", "--config", configPath, "--signal", "127.0.0.1:0", "--control", "127.0.0.1:0", .. extraArgs], runtime, prefix);
+        var d = new DaemonProcess(Process.Start(psi)!) { RuntimeDirectory = runtime };
         var m = await d._started.Task.WaitAsync(TimeSpan.FromSeconds(60));
         d.SignalAddress = m.Groups[1].Value;
         d.ControlUrl = m.Groups[2].Value;
@@ -141,12 +174,15 @@ public sealed partial class DaemonProcess : IAsyncDisposable
     public Task<string> WaitForLineAsync(string contains, int seconds = 30) =>
         WaitForLineAsync(l => l.Contains(contains, StringComparison.Ordinal), seconds);
 
-    /// <summary>Runs <c>viscript cli --control URL args...</c>.</summary>
-    public Task<CliResult> CliAsync(params string[] args) => RunAsync(["cli", "--control", ControlUrl, .. args]);
+    /// <summary>Runs <c>viscript cli --control URL args...</c> (it finds the token in the daemon's token file).</summary>
+    public Task<CliResult> CliAsync(params string[] args) => RunAsync(["cli", "--control", ControlUrl, .. args], null, RuntimeDirectory);
 
-    public static async Task<CliResult> RunAsync(string[] args, string? stdin = null)
+    /// <summary>Runs <c>viscript cli --control URL</c> with <paramref name="stdin"/> (the interactive shell).</summary>
+    public Task<CliResult> CliShellAsync(string stdin) => RunAsync(["cli", "--control", ControlUrl], stdin, RuntimeDirectory);
+
+    public static async Task<CliResult> RunAsync(string[] args, string? stdin = null, string? runtimeDirectory = null)
     {
-        using var p = Process.Start(StartInfo(args))!;
+        using var p = Process.Start(StartInfo(args, runtimeDirectory, null))!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         if (stdin is not null)
@@ -175,21 +211,32 @@ public sealed partial class DaemonProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>
+    /// SIGTERM, then asserts the daemon stopped within 30 s (a daemon that hangs on SIGTERM is killed with its tree and
+    /// fails the test: a teardown does not hide how the process ended).
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        if (!_process.HasExited)
+        try
         {
-            Signal(15);
-            try
+            if (!_process.HasExited)
             {
-                await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
-            }
-            catch (TimeoutException)
-            {
-                _process.Kill(entireProcessTree: true);
+                Signal(15);
+                try
+                {
+                    await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+                }
+                catch (TimeoutException)
+                {
+                    _process.Kill(entireProcessTree: true);
+                    Assert.Fail($"viscript (pid {_process.Id}) did not stop within 30 s of SIGTERM; stderr:\n{Stderr}");
+                }
             }
         }
-        _process.Dispose();
+        finally
+        {
+            _process.Dispose();
+        }
     }
 }
 

@@ -3,7 +3,7 @@ using System.Text;
 
 namespace Skywire.Core.Crypto.Noise;
 
-/// <summary>Noise SymmetricState (spec §5.2) with SHA-256 (HASHLEN 32, HMAC-SHA256 HKDF).</summary>
+/// <summary>Noise SymmetricState (spec §5.2) with SHA-256 (HASHLEN 32, HKDF over HMAC-SHA256 from the BCL).</summary>
 internal sealed class SymmetricState : IDisposable
 {
     public const int HashLength = 32;
@@ -77,21 +77,30 @@ internal sealed class SymmetricState : IDisposable
         return (c1, c2);
     }
 
-    /// <summary>Noise HKDF with two outputs (spec §4.3). Outputs may alias the chaining key.</summary>
+    /// <summary>
+    /// Noise HKDF with two outputs (spec §4.3), which is RFC 5869 HKDF with the chaining key as the salt, an empty
+    /// info and 64 bytes of output, computed by the BCL's <see cref="HKDF"/>. One exception: on Linux the BCL's
+    /// HKDF (OpenSSL) refuses an empty input key, which Noise's Split uses, so that Extract step is done as RFC 5869
+    /// defines it, one HMAC of the empty input under the salt. Outputs may alias the chaining key.
+    /// </summary>
     private static void Hkdf2(ReadOnlySpan<byte> chainingKey, ReadOnlySpan<byte> ikm, Span<byte> out1, Span<byte> out2)
     {
-        Span<byte> tempKey = stackalloc byte[HashLength];
-        Span<byte> input = stackalloc byte[HashLength + 1];
-        Span<byte> o1 = stackalloc byte[HashLength];
-        HMACSHA256.HashData(chainingKey, ikm, tempKey);
-        input[0] = 0x01;
-        HMACSHA256.HashData(tempKey, input[..1], o1);
-        o1.CopyTo(input);
-        input[HashLength] = 0x02;
-        HMACSHA256.HashData(tempKey, input, out2);
-        o1.CopyTo(out1);
-        CryptographicOperations.ZeroMemory(tempKey);
-        CryptographicOperations.ZeroMemory(o1);
+        Span<byte> prk = stackalloc byte[HashLength];
+        Span<byte> output = stackalloc byte[2 * HashLength];
+        if (ikm.IsEmpty)
+        {
+            HMACSHA256.HashData(chainingKey, [], prk);
+        }
+        else
+        {
+            HKDF.Extract(HashAlgorithmName.SHA256, ikm, chainingKey, prk);
+        }
+
+        HKDF.Expand(HashAlgorithmName.SHA256, prk, output, []);
+        output[..HashLength].CopyTo(out1);
+        output[HashLength..].CopyTo(out2);
+        CryptographicOperations.ZeroMemory(prk);
+        CryptographicOperations.ZeroMemory(output);
     }
 
     public void Dispose()

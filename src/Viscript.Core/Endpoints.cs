@@ -1,6 +1,6 @@
 using System.Net;
 
-namespace Viscript;
+namespace Viscript.Core;
 
 /// <summary>Parses listen and connect addresses given on the command line.</summary>
 public static class Endpoints
