@@ -77,6 +77,31 @@ public sealed class FrameConnectionTests : IDisposable
     }
 
     [Fact]
+    public async Task Request_AnswerOverTheFrameLimit_CallerGetsAnErrorAtOnce_AndItIsLogged()
+    {
+        // 11.5 leftover: an answer too big for a frame was dropped without a word; the caller waited for its timeout.
+        Log.ExpectError(2004);
+        var (a, b) = Pipes();
+        await using var server = new FrameConnection(a, "server", Log.CreateLogger("server"), maxFrameSize: 1024);
+        await using var client = new FrameConnection(b, "client", Log.CreateLogger("client")) { RequestTimeout = TimeSpan.FromMinutes(10) };
+        server.Start((op, payload, ct) => op == (byte)ControlOpcode.AppList && JsonSerializer.Deserialize(payload.Span, ControlJsonContext.Default.AppListMessage)!.By == "big"
+            ? ValueTask.FromResult(JsonSerializer.SerializeToUtf8Bytes(new AppListResultMessage { Apps = [.. Enumerable.Range(0, 100).Select(i => new AppInfo { Name = "app" + i, Type = "t", Node = "n" })] },
+                ControlJsonContext.Default.AppListResultMessage))
+            : Tracker(op, payload, ct));
+        client.Start(Tracker);
+
+        var ex = await Assert.ThrowsAsync<ControlException>(() => client.RequestAsync((byte)ControlOpcode.AppList, new AppListMessage { By = "big" },
+            ControlJsonContext.Default.AppListMessage, ControlJsonContext.Default.AppListResultMessage)).WaitAsync(Limit);
+        Assert.Equal(ControlErrorCode.Internal, ex.Code);
+        Assert.Contains("frame limit", ex.Message, StringComparison.Ordinal);
+        Assert.Contains(Log.Entries, e => e.EventId.Id == 2004);
+
+        var ok = await client.RequestAsync((byte)ControlOpcode.AppList, new AppListMessage { By = "name", Value = "still" },
+            ControlJsonContext.Default.AppListMessage, ControlJsonContext.Default.AppListResultMessage).WaitAsync(Limit);
+        Assert.Equal("still", ok.Apps[0].Name);
+    }
+
+    [Fact]
     public async Task MalformedJsonPayload_ClosesConnectionAsProtocolViolation()
     {
         var (a, b) = Pipes();
