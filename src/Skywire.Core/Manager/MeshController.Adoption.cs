@@ -44,7 +44,9 @@ public sealed partial class MeshController
                     break;
                 }
 
-                if (session is not null && session.SessionId != 0 && PubKey.TryParse(session.Peer, out var peer) && peer != node && Nodes.Contains(peer))
+                // The peer need not be registered yet: after a manager restart the ends come back in any order. A claim
+                // is bounded (per node, and by the rule lifetime) and adopted only when the peer claims it back.
+                if (session is not null && session.SessionId != 0 && PubKey.TryParse(session.Peer, out var peer) && peer != node)
                 {
                     claims.Sessions[session.SessionId] = new SessionClaim(peer, session.Initiator);
                 }

@@ -156,6 +156,26 @@ public class StandingLinkTests
     }
 
     [Fact]
+    public async Task SessionClaim_NamingANodeNotRegisteredYet_IsKept_AndAdoptedWhenThatEndReports()
+    {
+        // After a manager restart the ends register in any order: the first to report names a node the new manager
+        // does not know yet (the claim used to be dropped, and the session was never adopted).
+        await using var m = new TestMesh("c", "");
+        const ulong id = 0x0bad_cafe_0000_0013;
+        m.Controller.ReportSessions(Key('c'), Sessions((id, 'a', false)));
+        await m.Controller.RepairRoutesAsync(None);
+        Assert.Empty(m.Controller.ListRoutes().Routes);
+
+        m.Add('b');
+        m.Add('a');
+        m.Report("ab bc");
+        m.Controller.ReportSessions(Key('a'), Sessions((id, 'c', true)));
+        await m.Controller.RepairRoutesAsync(None);
+        Assert.Equal(id, Assert.Single(m.Controller.ListRoutes().Routes).SessionId);
+        Assert.Equal("abc", m.Walk(id, 'a'));
+    }
+
+    [Fact]
     public async Task SessionClaims_ThatDisagree_AreNeverAdopted()
     {
         await using var m = new TestMesh("abc", "ab bc");
