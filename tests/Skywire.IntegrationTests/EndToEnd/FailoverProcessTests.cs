@@ -13,6 +13,8 @@ public sealed class FailoverProcessTests() : ExecutableTestBase("skywire-failove
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(120);
     private const long Size = 48L * 1024 * 1024;
+    /// <summary>The source's pace: the transfer lasts about 16 s, so the relay dies mid-transfer even on a loaded machine.</summary>
+    private const long Rate = 3L * 1024 * 1024;
     private const int Seed = 134;
 
     [Fact]
@@ -43,12 +45,11 @@ public sealed class FailoverProcessTests() : ExecutableTestBase("skywire-failove
             var listener = Start(processes, ["app", "nc", "--node-apps", "127.0.0.1:" + nodes["d"].AppsPort, "--token-file", FilePath("d.token"), "--name", "sink", "--listen"]);
             await listener.WaitForLineAsync("listening as", Limit);
             var dialer = Start(processes, ["app", "nc", "--node-apps", "127.0.0.1:" + nodes["a"].AppsPort, "--token-file", FilePath("a.token"), "--name", "src",
-                "--to", $"{nodes["d"].Key}/sink"], new PatternStream(Seed, Size));
-            await WaitUntilAsync(() => listener.StdoutLength >= 8 << 20, "the first 8 MiB");
-
+                "--to", $"{nodes["d"].Key}/sink"], new PatternStream(Seed, Size, Rate));
             var routes = await WaitForAsync(Cli("routes"), text => text.Contains(" > ", StringComparison.Ordinal), "the route");
             var path = routes.Split('\n').First(l => l.Contains(" > ", StringComparison.Ordinal));
             var relay = path.Contains(" > " + nodes["b"].Key[..12] + " > ", StringComparison.Ordinal) ? "b" : "c";
+            await WaitUntilAsync(() => listener.StdoutLength >= 8 << 20, "the first 8 MiB");
 
             // kill -9 the relay and watch the receiver's byte count.
             var clock = Stopwatch.StartNew();
@@ -77,13 +78,15 @@ public sealed class FailoverProcessTests() : ExecutableTestBase("skywire-failove
             var received = listener.Stdout;
             Assert.Equal(Size, received.LongLength);
             Assert.True(received.AsSpan().SequenceEqual(PatternStream.Expected(Seed, Size)), "the bytes differ");
-            var line = $"failover: relay {relay} killed after {killedAtBytes >> 20} MiB of {Size >> 20} MiB; longest stall after the kill {stall.TotalMilliseconds:0} ms";
+            var line = $"failover: relay {relay} killed after {killedAtBytes >> 20} MiB of {Size >> 20} MiB (sent at {Rate >> 20} MiB/s); longest stall after the kill {stall.TotalMilliseconds:0} ms";
             TestContext.Current.TestOutputHelper?.WriteLine(line);
             if (Environment.GetEnvironmentVariable("SKYWIRE_FAILOVER_REPORT") is { Length: > 0 } report)
             {
                 await File.AppendAllLinesAsync(report, [line], TestContext.Current.CancellationToken);
             }
 
+            // The kill came mid-transfer (the source is paced), so the stall measured is the failover's.
+            Assert.True(killedAtBytes < Size - (8L << 20), line);
             // Loose on purpose (a loaded machine): the published figure comes from a quiet run.
             Assert.True(stall < TimeSpan.FromSeconds(20), line);
         }
@@ -130,10 +133,31 @@ public sealed class FailoverProcessTests() : ExecutableTestBase("skywire-failove
         }
     }
 
-    /// <summary>A finite deterministic byte stream (the dialer's stdin).</summary>
-    private sealed class PatternStream(int seed, long length) : Stream
+    /// <summary>A finite deterministic byte stream (the dialer's stdin), read at most <paramref name="bytesPerSecond"/>.</summary>
+    private sealed class PatternStream(int seed, long length, long bytesPerSecond) : Stream
     {
+        private readonly long _started = TimeProvider.System.GetTimestamp();
         private long _position;
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            // Pacing, not synchronisation: the next chunk is due when the rate allows it.
+            var due = TimeSpan.FromSeconds((double)_position / bytesPerSecond) - TimeProvider.System.GetElapsedTime(_started);
+            if (due > TimeSpan.Zero)
+            {
+                await Task.Delay(due, cancellationToken);
+            }
+
+            return Read(buffer.Span[..(int)Math.Min(buffer.Length, 64 * 1024)]);
+        }
+
+        public override int Read(Span<byte> buffer)
+        {
+            var n = (int)Math.Min(buffer.Length, length - _position);
+            Fill(buffer[..n], _position, seed);
+            _position += n;
+            return n;
+        }
 
         public static byte[] Expected(int seed, long length)
         {
@@ -152,13 +176,7 @@ public sealed class FailoverProcessTests() : ExecutableTestBase("skywire-failove
             }
         }
 
-        public override int Read(byte[] buffer, int offset, int count)
-        {
-            var n = (int)Math.Min(count, length - _position);
-            Fill(buffer.AsSpan(offset, n), _position, seed);
-            _position += n;
-            return n;
-        }
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
         public override bool CanRead => true;
         public override bool CanSeek => false;
