@@ -10,7 +10,7 @@ internal sealed class MeteringTestData : IDisposable
     // Key generation dominates small tests: a fixed pool of keys, reused read-only by every test.
     private static readonly KeyPair[] s_pool = [.. Enumerable.Range(0, 12).Select(_ => KeyPair.Generate())];
 
-    public MeteringTestData(int relays, ulong maxSpend = 1_000_000_000, ulong window = 1UL << 40, ushort feeBps = 250, long createdMs = 1_000_000, long expiresMs = 100_000_000)
+    public MeteringTestData(int relays, ulong maxSpend = 1_000_000_000, ulong window = 1UL << 20, ushort feeBps = 250, long createdMs = 1_000_000, long expiresMs = 100_000_000)
     {
         Manager = s_pool[0];
         Nodes = [.. s_pool.Skip(1).Take(relays + 2)];
