@@ -12,6 +12,12 @@ public sealed partial class Ledger
             return new(LedgerStatus.Duplicate, "receipt already known");
         }
 
+        if (record.Data is null || record.Data.Length > 2 * RouteTerms.MaxLength)
+        {
+            // Never journaled, so junk cannot grow the journal beyond a bounded line.
+            return new(LedgerStatus.Refused, "receipt missing or longer than any metering message");
+        }
+
         string? error = null;
 
         if (!TryHex(record.Data, out var bytes) || !HopReceipt.TryDecode(bytes, out var receipt, out error))
@@ -93,6 +99,12 @@ public sealed partial class Ledger
             return new(LedgerStatus.Duplicate, "authorization already known");
         }
 
+        if (record.Data is null || record.Data.Length > 2 * RouteTerms.MaxLength)
+        {
+            // Never journaled, so junk cannot grow the journal beyond a bounded line.
+            return new(LedgerStatus.Refused, "authorization missing or longer than any metering message");
+        }
+
         string? error = null;
 
         if (!TryHex(record.Data, out var bytes) || !SpendAuthorization.TryDecode(bytes, out var auth, out error))
@@ -142,7 +154,7 @@ public sealed partial class Ledger
         }
 
         _rejectionsThisEpoch++;
-        var evidence = data is null || data.Length > 2 * RouteTerms.MaxLength ? [] : new[] { data };
+        var evidence = data is null ? [] : new[] { data };
         return Raise(new LedgerDispute(Epoch, DisputeCode.Forged, route?.Id ?? "", [.. named.Select(n => n.ToString())], reason + "; rejected", evidence), null);
     }
 

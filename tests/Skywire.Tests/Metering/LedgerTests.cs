@@ -281,6 +281,21 @@ public sealed class LedgerTests
     }
 
     [Fact]
+    public void Junk_TooLongIsRefusedUnjournaled_ShortJunkIsKeptAsEvidence()
+    {
+        using var route = new MeteringTestData(relays: 1);
+        var (ledger, store) = Open(route);
+        var lines = store.ReadAll().Count;
+        Assert.Equal(LedgerStatus.Refused, ledger.SubmitReceipt(new byte[5000], 2_000_000).Status);
+        Assert.Equal(LedgerStatus.Refused, ledger.SubmitAuthorization(new byte[5000], 2_000_000).Status);
+        Assert.Equal(lines, store.ReadAll().Count);
+        var junk = ledger.SubmitReceipt(new byte[100], 2_000_000);
+        Assert.Equal(DisputeCode.Forged, junk.Dispute!.Code);
+        Assert.Equal(lines + 1, store.ReadAll().Count);
+        AssertReplays(ledger, store);
+    }
+
+    [Fact]
     public void StaleReceipt_AfterRelease_Void()
     {
         using var route = new MeteringTestData(relays: 1);
