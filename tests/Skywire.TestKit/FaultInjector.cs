@@ -50,6 +50,12 @@ public sealed class FaultInjector : IDisposable
     /// <summary>Datagrams handed to the handler (duplicates included).</summary>
     public long Delivered => Interlocked.Read(ref _delivered);
 
+    /// <summary>Datagrams dropped by the rate limiter's full queue (also counted in <see cref="Dropped"/>).</summary>
+    public long QueueDrops => Interlocked.Read(ref _queueDrops);
+
+    /// <summary>Bytes handed to the handler.</summary>
+    public long DeliveredBytes => Interlocked.Read(ref _deliveredBytes);
+
     /// <summary>Datagrams dropped (by DropRate, Blackhole or a full queue).</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
 
@@ -68,6 +74,9 @@ public sealed class FaultInjector : IDisposable
     private long _duplicated;
     private long _reordered;
     private long _handlerErrors;
+    private long _queueDrops;
+    private long _deliveredBytes;
+    private long _lastDeparture; // Stopwatch ticks: when the bottleneck finishes sending what it holds
 
     /// <summary>Posts one datagram (copied; the span may be reused at once).</summary>
     public void Post(ReadOnlySpan<byte> datagram)
@@ -136,12 +145,28 @@ public sealed class FaultInjector : IDisposable
             Interlocked.Increment(ref _dropped);
             return;
         }
+        var departure = now;
+        if (_options.RateBytesPerSecond > 0)
+        {
+            // The bottleneck: serialise at the rate behind what it already holds; drop-tail when that is too much.
+            var start = Math.Max(now, _lastDeparture);
+            var backlog = (start - now) * _options.RateBytesPerSecond / Stopwatch.Frequency;
+            if (backlog + item.Length > _options.QueueBytes)
+            {
+                ArrayPool<byte>.Shared.Return(item.Buffer);
+                Interlocked.Increment(ref _dropped);
+                Interlocked.Increment(ref _queueDrops);
+                return;
+            }
+            departure = start + (long)(item.Length * Stopwatch.Frequency / _options.RateBytesPerSecond);
+            _lastDeparture = departure;
+        }
         var delay = _options.Delay;
         if (_options.Jitter > TimeSpan.Zero)
         {
             delay += TimeSpan.FromTicks((long)(_random.NextDouble() * _options.Jitter.Ticks));
         }
-        var due = delay <= TimeSpan.Zero ? now : now + (long)(delay.TotalSeconds * Stopwatch.Frequency);
+        var due = delay <= TimeSpan.Zero ? departure : departure + (long)(delay.TotalSeconds * Stopwatch.Frequency);
         _queue.Enqueue(item, (due, _seq * 4 + _queue.Count % 4));
     }
 
@@ -215,6 +240,7 @@ public sealed class FaultInjector : IDisposable
                     ArrayPool<byte>.Shared.Return(item.Buffer);
                 }
                 Interlocked.Increment(ref _delivered);
+                Interlocked.Add(ref _deliveredBytes, item.Length);
             }
             batch.Clear();
         }

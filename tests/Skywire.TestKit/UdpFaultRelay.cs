@@ -16,6 +16,8 @@ public sealed class UdpFaultRelay : IDisposable
     private readonly Thread _backThread;
     private volatile IPEndPoint? _client;
     private volatile IPEndPoint _target;
+    private volatile FaultInjector _toTarget;
+    private volatile FaultInjector _fromTarget;
     private int _disposed;
 
     /// <summary>Starts a relay towards <paramref name="target"/> with the given faults per direction.</summary>
@@ -28,16 +30,10 @@ public sealed class UdpFaultRelay : IDisposable
         _back = Bind(address);
         ListenEndPoint = (IPEndPoint)_front.LocalEndPoint!;
         UpstreamEndPoint = (IPEndPoint)_back.LocalEndPoint!;
-        ToTarget = new FaultInjector(toTarget ?? FaultOptions.None, d => SendTo(_back, d, _target), "relay ->target");
-        FromTarget = new FaultInjector(fromTarget ?? FaultOptions.None, d =>
-        {
-            if (_client is { } client)
-            {
-                SendTo(_front, d, client);
-            }
-        }, "relay <-target");
-        _frontThread = new Thread(() => Pump(_front, ToTarget, rememberClient: true)) { IsBackground = true, Name = "relay front" };
-        _backThread = new Thread(() => Pump(_back, FromTarget, rememberClient: false)) { IsBackground = true, Name = "relay back" };
+        _toTarget = NewToTarget(toTarget);
+        _fromTarget = NewFromTarget(fromTarget);
+        _frontThread = new Thread(() => Pump(_front, toTarget: true)) { IsBackground = true, Name = "relay front" };
+        _backThread = new Thread(() => Pump(_back, toTarget: false)) { IsBackground = true, Name = "relay back" };
         _frontThread.Start();
         _backThread.Start();
     }
@@ -59,10 +55,27 @@ public sealed class UdpFaultRelay : IDisposable
     public IPEndPoint? Client => _client;
 
     /// <summary>Faults and counters of client -> target.</summary>
-    public FaultInjector ToTarget { get; }
+    public FaultInjector ToTarget => _toTarget;
 
     /// <summary>Faults and counters of target -> client.</summary>
-    public FaultInjector FromTarget { get; }
+    public FaultInjector FromTarget => _fromTarget;
+
+    /// <summary>
+    /// Replaces the faults of both directions while running (a benchmark walks a grid of paths without restarting the
+    /// nodes behind the relay): new injectors with fresh counters take over; datagrams still queued in the old ones
+    /// are discarded, as a router would lose them when its configuration changes.
+    /// </summary>
+    public void SetFaults(FaultOptions? toTarget, FaultOptions? fromTarget)
+    {
+        var oldTo = _toTarget;
+        var oldFrom = _fromTarget;
+        _toTarget = NewToTarget(toTarget);
+        _toTarget.Blackhole = oldTo.Blackhole;
+        _fromTarget = NewFromTarget(fromTarget);
+        _fromTarget.Blackhole = oldFrom.Blackhole;
+        oldTo.Dispose();
+        oldFrom.Dispose();
+    }
 
     /// <summary>Drops everything in both directions while true (a cut link).</summary>
     public bool Blackhole
@@ -90,6 +103,17 @@ public sealed class UdpFaultRelay : IDisposable
         FromTarget.Dispose();
     }
 
+    private FaultInjector NewToTarget(FaultOptions? options) =>
+        new(options ?? FaultOptions.None, d => SendTo(_back, d, _target), "relay ->target");
+
+    private FaultInjector NewFromTarget(FaultOptions? options) => new(options ?? FaultOptions.None, d =>
+    {
+        if (_client is { } client)
+        {
+            SendTo(_front, d, client);
+        }
+    }, "relay <-target");
+
     private static Socket Bind(IPAddress address)
     {
         var socket = new Socket(address.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
@@ -112,7 +136,7 @@ public sealed class UdpFaultRelay : IDisposable
         }
     }
 
-    private void Pump(Socket socket, FaultInjector faults, bool rememberClient)
+    private void Pump(Socket socket, bool toTarget)
     {
         var buffer = new byte[65536];
         EndPoint any = new IPEndPoint(socket.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0);
@@ -135,7 +159,7 @@ public sealed class UdpFaultRelay : IDisposable
             {
                 continue;
             }
-            if (rememberClient)
+            if (toTarget)
             {
                 var from = (IPEndPoint)any;
                 if (_client is null || !_client.Equals(from))
@@ -143,7 +167,7 @@ public sealed class UdpFaultRelay : IDisposable
                     _client = new IPEndPoint(from.Address, from.Port);
                 }
             }
-            faults.Post(buffer.AsSpan(0, n));
+            (toTarget ? _toTarget : _fromTarget).Post(buffer.AsSpan(0, n));
         }
     }
 }

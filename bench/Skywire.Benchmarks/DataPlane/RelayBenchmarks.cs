@@ -8,7 +8,7 @@ using Skywire.Core.Sessions;
 namespace Skywire.Benchmarks.DataPlane;
 
 /// <summary>
-/// Packets per second through one relay on loopback: node A seals 1356-byte datagrams end to
+/// Packets per second through one relay on loopback: node A seals 1352-byte datagrams end to
 /// end and sends them over link A-B; relay B checks the link tag, rewrites the label and re-tags
 /// towards C; C verifies and opens them. Three processes' work in one process on one machine:
 /// the figure is end-to-end throughput of the whole chain, bounded by the slowest thread.
@@ -26,7 +26,7 @@ public class RelayBenchmarks
     private long _received;
     private byte[] _datagram = [];
 
-    [Params(1356, 64)]
+    [Params(1352, 64)]
     public int DatagramSize { get; set; }
 
     [Params(1, 32)]

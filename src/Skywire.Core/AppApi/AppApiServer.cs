@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
@@ -6,6 +7,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Core.Channels;
+using Skywire.Core.Sessions;
 using Skywire.Core.Streams;
 using Skywire.Protocol.AppApi;
 using Skywire.Protocol.Control;
@@ -31,6 +33,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
     private readonly object _sync = new();
     private readonly Dictionary<string, Channel<IncomingStream>> _accepting = new(StringComparer.Ordinal);
     private readonly TcpConnectionHost _connections;
+    private readonly ConcurrentDictionary<string, FlowHandle> _flows = new(StringComparer.Ordinal);
     private Task? _acceptLoop;
     private int _pendingAccepts;
     private int _disposed;
@@ -164,6 +167,12 @@ public sealed partial class AppApiServer : IAsyncDisposable
                             // Either the connection became a stream, or the app closed it while waiting: done either way.
                             handedOff = await AcceptAsync(stream, id, FrameIo.Parse(payload, AppApiJsonContext.Default.AcceptMessage));
                             return;
+                        case AppApiOpcode.Datagrams:
+                            handedOff = await AttachDatagramsAsync(stream, id, FrameIo.Parse(payload, AppApiJsonContext.Default.DatagramsMessage));
+                            return;
+                        case AppApiOpcode.NodeInfo:
+                            await FrameIo.WriteFrameAsync(stream, (byte)(op | FrameCodec.ResponseBit), id, _host.GetNodeInfo(), AppApiJsonContext.Default.NodeInfoMessage, _cts.Token);
+                            break;
                         default:
                             await ErrorAsync(stream, id, AppApiErrorCode.BadRequest, $"unknown opcode 0x{op:x2}");
                             break;
@@ -262,9 +271,22 @@ public sealed partial class AppApiServer : IAsyncDisposable
     private async Task<bool> DialAsync(SocketStream stream, uint id, DialMessage message)
     {
         var remote = await _host.DialAsync(message.Node, message.App, message.From, _cts.Token);
-        await FrameIo.WriteFrameAsync(stream, (byte)AppApiOpcode.Dial | FrameCodec.ResponseBit, id,
-            new StreamReadyMessage { RemoteNode = message.Node, RemoteApp = message.App, LocalApp = message.From ?? "" }, AppApiJsonContext.Default.StreamReadyMessage, _cts.Token);
-        StartPipe(stream, remote);
+        var flow = OpenFlow(remote);
+        try
+        {
+            await FrameIo.WriteFrameAsync(stream, (byte)AppApiOpcode.Dial | FrameCodec.ResponseBit, id,
+                new StreamReadyMessage { RemoteNode = message.Node, RemoteApp = message.App, LocalApp = message.From ?? "", Datagrams = flow?.Handle },
+                AppApiJsonContext.Default.StreamReadyMessage, _cts.Token);
+        }
+        catch
+        {
+            CloseFlow(flow);
+            remote.Abort();
+            await remote.DisposeAsync();
+            throw;
+        }
+
+        StartPipe(stream, remote, flow);
         return true;
     }
 
@@ -322,9 +344,22 @@ public sealed partial class AppApiServer : IAsyncDisposable
             }
         }
 
-        await FrameIo.WriteFrameAsync(stream, (byte)AppApiOpcode.Accept | FrameCodec.ResponseBit, id,
-            new StreamReadyMessage { RemoteNode = incoming.RemoteNode, RemoteApp = incoming.RemoteApp, LocalApp = message.Name }, AppApiJsonContext.Default.StreamReadyMessage, _cts.Token);
-        StartPipe(stream, incoming.Stream);
+        var flow = OpenFlow(incoming.Stream);
+        try
+        {
+            await FrameIo.WriteFrameAsync(stream, (byte)AppApiOpcode.Accept | FrameCodec.ResponseBit, id,
+                new StreamReadyMessage { RemoteNode = incoming.RemoteNode, RemoteApp = incoming.RemoteApp, LocalApp = message.Name, Datagrams = flow?.Handle },
+                AppApiJsonContext.Default.StreamReadyMessage, _cts.Token);
+        }
+        catch
+        {
+            CloseFlow(flow);
+            incoming.Stream.Abort();
+            await incoming.Stream.DisposeAsync();
+            throw;
+        }
+
+        StartPipe(stream, incoming.Stream, flow);
         return true;
     }
 
@@ -363,9 +398,83 @@ public sealed partial class AppApiServer : IAsyncDisposable
         }
     }
 
-    private void StartPipe(SocketStream app, DuplexStream mesh)
+    private void StartPipe(SocketStream app, DuplexStream mesh, FlowHandle? flow)
     {
-        _connections.Track(Task.Run(() => StreamRelay.RunAsync(app, mesh, _cts.Token)));
+        _connections.Track(Task.Run(async () =>
+        {
+            try
+            {
+                await StreamRelay.RunAsync(app, mesh, _cts.Token);
+            }
+            finally
+            {
+                // The flow lives as long as its stream.
+                CloseFlow(flow);
+            }
+        }));
+    }
+
+    /// <summary>The stream's datagram flow under a fresh handle, or null when the stream cannot carry datagrams.</summary>
+    private FlowHandle? OpenFlow(DuplexStream stream)
+    {
+        if (_host.OpenDatagramFlow(stream) is not { } flow)
+        {
+            return null;
+        }
+
+        var handle = new FlowHandle(Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)), flow);
+        _flows[handle.Handle] = handle;
+        return handle;
+    }
+
+    private void CloseFlow(FlowHandle? handle)
+    {
+        if (handle is not null)
+        {
+            _flows.TryRemove(handle.Handle, out _);
+            handle.Flow.Dispose();
+        }
+    }
+
+    /// <summary>Turns the connection into the datagram connection of a stream's flow (docs/protocol.md §7.1).</summary>
+    private async Task<bool> AttachDatagramsAsync(SocketStream stream, uint id, DatagramsMessage message)
+    {
+        if (!_flows.TryGetValue(message.Stream, out var handle) || handle.Flow.IsClosed)
+        {
+            throw new AppApiException(AppApiErrorCode.NotFound, "no open stream has this datagram handle (it ended, or it belongs to another node)");
+        }
+
+        if (Interlocked.CompareExchange(ref handle.Attached, 1, 0) != 0)
+        {
+            throw new AppApiException(AppApiErrorCode.Conflict, "another connection is attached to this stream's datagrams");
+        }
+
+        try
+        {
+            await FrameIo.WriteFrameAsync(stream, (byte)AppApiOpcode.Datagrams | FrameCodec.ResponseBit, id,
+                new DatagramsReadyMessage { MaxDatagram = handle.Flow.MaxDatagramSize }, AppApiJsonContext.Default.DatagramsReadyMessage, _cts.Token);
+        }
+        catch
+        {
+            Volatile.Write(ref handle.Attached, 0);
+            throw;
+        }
+
+        var pump = new AppDatagramPump(stream.Socket, handle.Flow, _logger);
+        pump.Start();
+        Log.DatagramsAttached(_logger, handle.Flow.MaxDatagramSize);
+        _connections.Track(pump.Completion.ContinueWith(_ => Volatile.Write(ref handle.Attached, 0), TaskScheduler.Default));
+        return true;
+    }
+
+    /// <summary>A stream's flow and whether a datagram connection is attached to it.</summary>
+    private sealed class FlowHandle(string handle, DatagramFlow flow)
+    {
+        public string Handle { get; } = handle;
+
+        public DatagramFlow Flow { get; } = flow;
+
+        public int Attached;
     }
 
     private static AppApiErrorCode MapCode(ControlErrorCode code) => code switch
@@ -403,6 +512,11 @@ public sealed partial class AppApiServer : IAsyncDisposable
             await _acceptLoop;
         }
 
+        foreach (var flow in _flows.Values)
+        {
+            CloseFlow(flow);
+        }
+
         await _connections.WhenAllAsync(TimeSpan.FromSeconds(5));
         _cts.Dispose();
     }
@@ -426,5 +540,8 @@ public sealed partial class AppApiServer : IAsyncDisposable
 
         [LoggerMessage(EventId = 7105, Level = LogLevel.Debug, Message = "App {Name} closed a pending accept")]
         public static partial void AcceptWithdrawn(ILogger logger, string name);
+
+        [LoggerMessage(EventId = 7106, Level = LogLevel.Debug, Message = "App attached to a stream's datagrams (at most {MaxDatagram} bytes each)")]
+        public static partial void DatagramsAttached(ILogger logger, int maxDatagram);
     }
 }

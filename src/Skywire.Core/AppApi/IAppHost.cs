@@ -21,6 +21,15 @@ public interface IAppHost
     /// <summary>Opens a mesh stream to an app on a node (a mux stream, or a messenger-relayed stream to another cluster).</summary>
     /// <exception cref="AppApiException">No route, unknown node, refused.</exception>
     Task<DuplexStream> DialAsync(string node, string app, string? from, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Opens the datagram flow of a stream this host handed out (docs/protocol.md §6.3), or null when the stream cannot
+    /// carry datagrams (relayed by a messenger, or a host without sessions). The caller closes the flow when the stream ends.
+    /// </summary>
+    Sessions.DatagramFlow? OpenDatagramFlow(DuplexStream stream) => null;
+
+    /// <summary>What the node is and which underlay addresses it talks to (<see cref="Protocol.AppApi.AppApiOpcode.NodeInfo"/>).</summary>
+    Protocol.AppApi.NodeInfoMessage GetNodeInfo() => new() { Node = NodeKey };
 }
 
 /// <summary>An app API request failed with a stable code.</summary>

@@ -2,23 +2,30 @@ using Microsoft.Extensions.Logging;
 using Skywire.Core.Sessions;
 using Skywire.Core.Sessions.Mux;
 using Skywire.Protocol;
+using Skywire.Protocol.Sessions;
 
 namespace Skywire.Core.Node;
 
-/// <summary>One end-to-end session of a node: the secure datagram path plus its stream multiplexer and accept loop.</summary>
+/// <summary>
+/// One end-to-end session of a node: the secure datagram path, its stream multiplexer and accept loop, and its datagram
+/// flows. Received session datagrams are told apart by their first byte: flow datagrams (docs/protocol.md §6.3) go to
+/// <see cref="Flows"/>, everything else to the multiplexer (which drops what it cannot parse).
+/// </summary>
 internal sealed class MeshSession : IAsyncDisposable
 {
     private readonly NodeHost _node;
     private readonly Task _acceptLoop;
     private int _disposed;
 
-    public MeshSession(NodeHost node, SecureSession secure, MuxOptions options, ILoggerFactory loggerFactory, TimeProvider time, bool direct = false)
+    public MeshSession(NodeHost node, SecureSession secure, MuxOptions options, ILoggerFactory loggerFactory, TimeProvider time, bool direct = false,
+        DatagramFlowStatistics? flowStatistics = null)
     {
         _node = node;
         IsDirect = direct;
         Secure = secure;
         Mux = new StreamMultiplexer(secure, options, loggerFactory.CreateLogger<StreamMultiplexer>(), time);
-        secure.Receiver = Mux.Receive;
+        Flows = new SessionFlows(secure, flowStatistics);
+        secure.Receiver = OnDatagram;
         secure.Closed += (_, reason) => _ = CloseAsync("secure session closed: " + reason);
         _ = Mux.Completion.ContinueWith(_ => CloseAsync("multiplexer closed: " + Mux.CloseReason), TaskScheduler.Default);
         _acceptLoop = Task.Run(AcceptLoopAsync);
@@ -31,6 +38,9 @@ internal sealed class MeshSession : IAsyncDisposable
 
     public StreamMultiplexer Mux { get; }
 
+    /// <summary>The datagram flows of this session's streams.</summary>
+    public SessionFlows Flows { get; }
+
     public ulong SessionId => Secure.SessionId;
 
     public PubKey Peer => Secure.Peer;
@@ -38,6 +48,17 @@ internal sealed class MeshSession : IAsyncDisposable
     public bool IsInitiator => Secure.IsInitiator;
 
     public bool IsUsable => _disposed == 0 && Secure.State != SecureSessionState.Closed && !Mux.Completion.IsCompleted;
+
+    private void OnDatagram(ReadOnlySpan<byte> datagram)
+    {
+        if (!datagram.IsEmpty && datagram[0] == FlowDatagram.Type)
+        {
+            Flows.Deliver(datagram);
+            return;
+        }
+
+        Mux.Receive(datagram);
+    }
 
     private async Task AcceptLoopAsync()
     {
@@ -65,6 +86,7 @@ internal sealed class MeshSession : IAsyncDisposable
         }
 
         _node.SessionEnded(this, reason);
+        Flows.CloseAll();
         Secure.Dispose();
         await Mux.DisposeAsync();
         await _acceptLoop;

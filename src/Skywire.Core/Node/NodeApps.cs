@@ -1,4 +1,5 @@
 using System.Net;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Skywire.Core.AppApi;
@@ -30,6 +31,8 @@ internal sealed partial class NodeApps : IAppHost, IAsyncDisposable
     private readonly CancellationToken _stopping;
     private readonly AppApiServer _server;
     private readonly SemaphoreSlim _dialGate = new(1, 1);
+    private readonly ConditionalWeakTable<MuxStream, MeshSession> _streamSessions = new();
+    private readonly Func<NodeInfoMessage> _nodeInfo;
 
     /// <param name="nodeKey">The node's key.</param>
     /// <param name="token">The app token.</param>
@@ -39,10 +42,12 @@ internal sealed partial class NodeApps : IAppHost, IAsyncDisposable
     /// <param name="direct">Direct links to other clusters' nodes.</param>
     /// <param name="messenger">The messenger peering, if any.</param>
     /// <param name="loggerFactory">Logging.</param>
+    /// <param name="nodeInfo">What <see cref="GetNodeInfo"/> answers (the node's link address and underlay peers).</param>
     /// <param name="stopping">Cancelled when the node stops.</param>
     public NodeApps(PubKey nodeKey, string token, NodeOptions options, NodeControl control, NodeSessions sessions, DirectLinks direct, MessengerPeering? messenger,
-        ILoggerFactory loggerFactory, CancellationToken stopping)
+        ILoggerFactory loggerFactory, Func<NodeInfoMessage> nodeInfo, CancellationToken stopping)
     {
+        _nodeInfo = nodeInfo;
         NodePublicKey = nodeKey;
         _options = options;
         _control = control;
@@ -107,13 +112,13 @@ internal sealed partial class NodeApps : IAppHost, IAsyncDisposable
                 // brokered by the messenger if one comes up in time, else the messenger relays.
                 if (await _direct.TryDirectSessionAsync(peer, app, timeout.Token) is { } direct)
                 {
-                    return await direct.Mux.OpenStreamAsync(open, timeout.Token);
+                    return Track(await direct.Mux.OpenStreamAsync(open, timeout.Token), direct);
                 }
 
                 return await DialThroughMessengerAsync(peer, app, open, ex, timeout.Token);
             }
 
-            return await session.Mux.OpenStreamAsync(open, timeout.Token);
+            return Track(await session.Mux.OpenStreamAsync(open, timeout.Token), session);
         }
         catch (MuxException ex) when (ex.Error == MuxError.Refused)
         {
@@ -182,6 +187,7 @@ internal sealed partial class NodeApps : IAppHost, IAsyncDisposable
     public bool DeliverMesh(MeshSession session, MuxStream stream)
     {
         var open = ParseOpen(stream.OpenData);
+        Track(stream, session);
         if (open is null || !_server.TryDeliver(open.App, new IncomingStream(stream, session.Peer.ToString(), open.From)))
         {
             Log.StreamRefused(_logger, open?.App ?? "?", session.Peer);
@@ -189,6 +195,19 @@ internal sealed partial class NodeApps : IAppHost, IAsyncDisposable
         }
 
         return true;
+    }
+
+    /// <inheritdoc />
+    public DatagramFlow? OpenDatagramFlow(DuplexStream stream) =>
+        stream is MuxStream mux && _streamSessions.TryGetValue(mux, out var session) ? session.Flows.Open(mux.Id, mux.IsLocallyOpened) : null;
+
+    /// <inheritdoc />
+    public NodeInfoMessage GetNodeInfo() => _nodeInfo();
+
+    private MuxStream Track(MuxStream stream, MeshSession session)
+    {
+        _streamSessions.AddOrUpdate(stream, session);
+        return stream;
     }
 
     /// <summary>A stream another cluster's node opened to us through the messenger: same open data as a mesh stream.</summary>

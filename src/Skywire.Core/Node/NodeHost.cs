@@ -7,7 +7,9 @@ using Skywire.Core.Crypto;
 using Skywire.Core.DataPlane;
 using Skywire.Core.Links;
 using Skywire.Core.Messenger;
+using Skywire.Core.Sessions;
 using Skywire.Core.Sessions.Mux;
+using Skywire.Protocol.AppApi;
 using Skywire.Protocol;
 
 namespace Skywire.Core.Node;
@@ -59,7 +61,7 @@ public sealed partial class NodeHost : IAsyncDisposable
             }
             : null;
         _direct = new DirectLinks(options, _dataPlane, _messenger, _sessions, name => _apps!.HasApp(name), loggers, _cts.Token);
-        _apps = new NodeApps(key.Public, _token, options, _control, _sessions, _direct, _messenger, loggers, _cts.Token);
+        _apps = new NodeApps(key.Public, _token, options, _control, _sessions, _direct, _messenger, loggers, NodeInfo, _cts.Token);
         _dataPlane.LinkUp += (_, _) => _control.LinkChanged();
         _dataPlane.LinkDown += (_, e) =>
         {
@@ -95,6 +97,9 @@ public sealed partial class NodeHost : IAsyncDisposable
     /// <summary>Direct sessions to other clusters' nodes that were established (both roles) since the start.</summary>
     public long DirectSessionsEstablished => _direct.SessionsEstablished;
 
+    /// <summary>Counters summed over the datagram flows of every session (docs/protocol.md §6.3).</summary>
+    public DatagramFlowStatistics FlowStatistics => _sessions.FlowStatistics;
+
     /// <summary>Completes when the node stops for good (fatal manager refusal or disposal).</summary>
     /// <remarks>Faults with a <see cref="Channels.ControlException"/> (Forbidden) when the manager refuses a reconnect (node allow-list, another manager key).</remarks>
     public Task Completion => _control.Completion;
@@ -127,6 +132,40 @@ public sealed partial class NodeHost : IAsyncDisposable
         _apps.Start();
         _messenger?.Start();
         await _control.StartAsync(cancellationToken);
+    }
+
+    /// <summary>The node's link address and the underlay addresses it talks to: link peers, manager, messenger.</summary>
+    private NodeInfoMessage NodeInfo()
+    {
+        var underlay = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var link in _dataPlane.GetLinks())
+        {
+            if (link.RemoteEndPoint is { } remote)
+            {
+                underlay.Add(Host(remote));
+            }
+        }
+
+        underlay.Add(Host(_options.Manager.EndPoint));
+        if (_options.Messenger is { } messenger)
+        {
+            underlay.Add(Host(messenger.EndPoint));
+        }
+
+        return new NodeInfoMessage
+        {
+            Node = NodeKey,
+            LinkAddress = NodeControl.FormatEndPoint(_options.AdvertisedLinkAddress ?? _dataPlane.LocalEndPoint),
+            Underlay = [.. underlay],
+            MaxDatagram = _dataPlane.MaxSessionDatagram - Protocol.Sessions.FlowDatagram.HeaderLength,
+        };
+
+        static string Host(EndPoint endPoint) => endPoint switch
+        {
+            IPEndPoint ip => (ip.Address.IsIPv4MappedToIPv6 ? ip.Address.MapToIPv4() : ip.Address).ToString(),
+            DnsEndPoint dns => dns.Host,
+            _ => endPoint.ToString() ?? "",
+        };
     }
 
     private void OnSessionEnded(MeshSession session)

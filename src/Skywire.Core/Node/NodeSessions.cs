@@ -41,6 +41,9 @@ internal sealed partial class NodeSessions : IAsyncDisposable
         _ended = ended;
     }
 
+    /// <summary>Counters summed over the datagram flows of every session.</summary>
+    public DatagramFlowStatistics FlowStatistics { get; } = new();
+
     /// <summary>Whether a session with this id is bound.</summary>
     public bool Contains(ulong sessionId) => _sessions.ContainsKey(sessionId);
 
@@ -61,7 +64,7 @@ internal sealed partial class NodeSessions : IAsyncDisposable
             return existing;
         }
 
-        var session = new MeshSession(_owner, secure, _options.Mux, _loggerFactory, _options.TimeProvider, direct);
+        var session = new MeshSession(_owner, secure, _options.Mux, _loggerFactory, _options.TimeProvider, direct, FlowStatistics);
         if (!_sessions.TryAdd(route.SessionId, session))
         {
             _ = session.DisposeAsync().AsTask();

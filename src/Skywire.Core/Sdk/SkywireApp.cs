@@ -174,6 +174,35 @@ public sealed class SkywireApp : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Attaches to the datagram flow of <paramref name="stream"/> (docs/protocol.md §6.3, §7.1): unreliable datagrams
+    /// between this app and the stream's peer app, sealed end to end, each in its own mesh packet. Both apps attach; a
+    /// datagram that arrives before the receiving app attached is dropped (counted by its node).
+    /// </summary>
+    /// <exception cref="AppApiException">The stream cannot carry datagrams (relayed by a messenger) or has ended.</exception>
+    public async Task<SkywireDatagrams> OpenDatagramsAsync(SkywireStream stream, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        var handle = stream.DatagramHandle ?? throw new AppApiException(AppApiErrorCode.BadRequest,
+            "this stream cannot carry datagrams (it is relayed by a messenger, or the node is too old)");
+        var (connection, _) = await OpenAsync(_node, _token, cancellationToken);
+        try
+        {
+            var ready = await CallAsync(connection, AppApiOpcode.Datagrams, 2, new DatagramsMessage { Stream = handle },
+                AppApiJsonContext.Default.DatagramsMessage, AppApiJsonContext.Default.DatagramsReadyMessage, cancellationToken);
+            return new SkywireDatagrams(connection, ready.MaxDatagram);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>The node's key, link address and the underlay addresses it talks to (link peers, manager, messenger).</summary>
+    public Task<NodeInfoMessage> GetNodeInfoAsync(CancellationToken cancellationToken = default) =>
+        RequestAsync(AppApiOpcode.NodeInfo, new OkMessage(), AppApiJsonContext.Default.OkMessage, AppApiJsonContext.Default.NodeInfoMessage, cancellationToken);
+
     /// <summary>Waits for the next stream dialed to this app (call <see cref="RegisterAsync"/> first).</summary>
     public async Task<SkywireStream> AcceptAsync(CancellationToken cancellationToken = default)
     {
@@ -220,7 +249,11 @@ public sealed class SkywireStream : DuplexStream
         _inner = inner;
         RemoteNode = ready.RemoteNode;
         RemoteApp = ready.RemoteApp;
+        DatagramHandle = ready.Datagrams;
     }
+
+    /// <summary>The handle of the stream's datagram flow, when it can carry datagrams (<see cref="SkywireApp.OpenDatagramsAsync"/>).</summary>
+    public string? DatagramHandle { get; }
 
     /// <summary>The node at the other end.</summary>
     public string RemoteNode { get; }

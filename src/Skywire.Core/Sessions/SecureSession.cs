@@ -11,6 +11,8 @@ namespace Skywire.Core.Sessions;
 /// Noise IK (secp256k1, AES-256-GCM or ChaCha20-Poly1305, SHA-256) carried in routed packets,
 /// then each datagram sealed with the counter as nonce and no associated data, replay window on
 /// receive. Relays see only the label; they cannot read or undetectably change a datagram.
+/// Handshakes, keys and rekeying follow WireGuard: indexes name inits and keys, retries follow the measured RTT, the
+/// initiator rekeys by time and message count, and the keys before the switch still open packets in flight.
 /// </summary>
 /// <remarks>
 /// <para>States (<see cref="SecureSessionState"/>); every change goes through <c>TransitionTo</c>, which enforces this table:</para>
@@ -19,17 +21,18 @@ namespace Skywire.Core.Sessions;
 ///                     responder: the first authentic Data packet
 ///   Handshaking ─────────────────────────────────────────────────► Established
 ///        │                                                              │
-///        │ handshake timeout; Close (disposed, route closed,            │ Close (disposed, route closed,
-///        │ data plane stopped)                                          │ multiplexer ended, data plane stopped)
-///        ▼                                                              │
+///        │ handshake timeout; Close (disposed, route closed,            │ Close (disposed, route closed, multiplexer
+///        │ data plane stopped)                                          │ ended, data plane stopped); keys expired
+///        ▼                                                              │ (RejectAfterTime without a rekey)
 ///      Closed ◄─────────────────────────────────────────────────────────┘   (terminal: keys dropped)
 /// </code>
-/// <para>A new handshake while Established (the initiator's retry crossing our response, or a fresh init) installs new
-/// keys without leaving Established; packets under the previous keys still open until the next install.</para>
-/// <para>The pieces: <see cref="SessionHandshake"/> (Noise messages, retries, replay of inits), <see cref="SessionKeyRing"/>
-/// (current and previous keys), <see cref="SessionDataPath"/> (sealing and opening datagrams),
-/// <see cref="SecureSessionStatistics"/> (counters). This type holds the state, the route and the receiver, and
-/// dispatches packets.</para>
+/// <para>Rekeys happen inside Established: the initiator starts a new handshake when the current keys reach
+/// <see cref="SecureSessionOptions.RekeyAfterTime"/> or <see cref="SecureSessionOptions.RekeyAfterMessages"/> and
+/// switches to the new keys when the response arrives; the responder switches at the first packet under them.</para>
+/// <para>The pieces: <see cref="SessionHandshake"/> (Noise messages, indexes, retries, replay of inits),
+/// <see cref="SessionKeyRing"/> (current, previous and next keys by index), <see cref="SessionDataPath"/> (sealing and
+/// opening datagrams), <see cref="SecureSessionStatistics"/> (counters). This type holds the state, the route and the
+/// receiver, runs the timers and dispatches packets.</para>
 /// <para><see cref="Send"/> may be called from any thread and allocates nothing. Received datagrams are handed to
 /// <see cref="Receiver"/> on the node's receive thread: the handler must be quick (the stream multiplexer's
 /// <c>Receive</c> is). Datagrams that arrive before a receiver is set are kept (up to a bound) and delivered when it
@@ -38,11 +41,13 @@ namespace Skywire.Core.Sessions;
 public sealed partial class SecureSession : IDatagramTransport, IDisposable
 {
     private const int MaxEarlyDatagrams = 256;
+    private const int MaxConfirmations = 8;
 
     private readonly IRoutedSender _sender;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly TimeSpan _handshakeTimeout;
+    private readonly SecureSessionOptions _options;
     private readonly SessionHandshake _handshake;
     private readonly SessionKeyRing _keys = new();
     private readonly SessionDataPath _data;
@@ -53,18 +58,28 @@ public sealed partial class SecureSession : IDatagramTransport, IDisposable
     private volatile SessionRoute _route;
     private volatile DatagramHandler? _receiver;
     private volatile SecureSessionState _state = SecureSessionState.Handshaking;
+    private int _confirmations;
+    private long _confirmAt = long.MaxValue;
 
-    internal SecureSession(SessionRoute route, KeyPair identity, IRoutedSender sender, AeadAlgorithmId preferred, TimeSpan handshakeTimeout, TimeProvider time, ILogger logger)
+    internal SecureSession(SessionRoute route, KeyPair identity, IRoutedSender sender, AeadAlgorithmId preferred, TimeSpan handshakeTimeout, TimeProvider time, ILogger logger,
+        SecureSessionOptions? options = null)
     {
         route.Validate();
+        _options = options ?? SecureSessionOptions.Default;
+        var errors = _options.Validate();
+        if (errors.Count > 0)
+        {
+            throw new ArgumentException("invalid SecureSessionOptions: " + string.Join(" ", errors), nameof(options));
+        }
+
         _route = route;
         _sender = sender;
         _handshakeTimeout = handshakeTimeout;
         _time = time;
         _logger = logger;
         _startedAt = time.GetTimestamp();
-        _handshake = new SessionHandshake(identity, route.Peer, route.SessionId, preferred, time);
-        _data = new SessionDataPath(sender, _keys, Statistics);
+        _handshake = new SessionHandshake(identity, route.Peer, route.SessionId, preferred, _options, time);
+        _data = new SessionDataPath(sender, _keys, Statistics, _options.RejectAfterMessages);
     }
 
     /// <summary>The manager's session id.</summary>
@@ -84,6 +99,18 @@ public sealed partial class SecureSession : IDatagramTransport, IDisposable
 
     /// <summary>The AEAD in use, once keys exist.</summary>
     public AeadAlgorithmId? Aead => _keys.Current?.Aead;
+
+    /// <summary>The smoothed round trip of this session's handshakes (init to response), or null before the first completed.</summary>
+    public TimeSpan? HandshakeRtt
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _handshake.SmoothedRtt;
+            }
+        }
+    }
 
     /// <summary>Completes when keys are confirmed both ways; faults when the handshake times out or the session closes first.</summary>
     public Task<SecureSession> Established => _established.Task;
@@ -169,34 +196,79 @@ public sealed partial class SecureSession : IDatagramTransport, IDisposable
         {
             lock (_gate)
             {
-                SendInitLocked();
+                if (_state != SecureSessionState.Closed && !_handshake.InProgress)
+                {
+                    _handshake.Begin();
+                    SendInitLocked();
+                }
             }
         }
     }
 
-    /// <summary>Maintenance tick: handshake retries and timeout.</summary>
+    /// <summary>
+    /// Maintenance tick (the data plane's, every TickInterval): the handshake timeout, handshake retries, rekeys,
+    /// resending the initiator's key confirmation, and the age limits of keys.
+    /// </summary>
     internal void Tick(long now)
     {
-        if (_state != SecureSessionState.Handshaking)
+        if (_state == SecureSessionState.Closed)
         {
             return;
         }
 
-        if (_time.GetElapsedTime(_startedAt, now) > _handshakeTimeout)
+        string? close = null;
+        var confirm = false;
+        lock (_gate)
         {
-            Close("handshake timed out");
-            return;
-        }
-
-        if (IsInitiator && now >= _handshake.NextAttemptAt)
-        {
-            lock (_gate)
+            if (_state == SecureSessionState.Closed)
             {
-                if (_state == SecureSessionState.Handshaking && _keys.Current is null)
+                return;
+            }
+
+            var current = _keys.Current;
+            if (_state == SecureSessionState.Handshaking && _time.GetElapsedTime(_startedAt, now) > _handshakeTimeout)
+            {
+                close = "handshake timed out";
+            }
+            else if (current is not null && _time.GetElapsedTime(current.CreatedAt, now) > _options.RejectAfterTime)
+            {
+                close = "session keys expired: no rekey within RejectAfterTime";
+            }
+            else
+            {
+                _keys.Expire(now, _time, _options.PreviousKeysLifetime, _handshakeTimeout);
+                if (IsInitiator)
                 {
-                    SendInitLocked();
+                    if (current is not null && !_handshake.InProgress && RekeyDue(current, now))
+                    {
+                        Log.SessionRekeying(_logger, SessionId, current.Sent, current.Window.Highest);
+                        _handshake.Begin();
+                    }
+
+                    if (_handshake.InProgress && now >= _handshake.NextAttemptAt)
+                    {
+                        SendInitLocked();
+                    }
+
+                    if (current is not null && !current.PeerConfirmed && now >= _confirmAt && _confirmations < MaxConfirmations)
+                    {
+                        // Our key confirmation (an empty Data packet) or the responder's answer to it was lost: again,
+                        // on the handshake's retry schedule, until a packet under these keys comes back.
+                        _confirmations++;
+                        _confirmAt = now + ToTicks(_handshake.RetryInterval(_confirmations));
+                        confirm = true;
+                    }
                 }
             }
+        }
+
+        if (close is not null)
+        {
+            Close(close);
+        }
+        else if (confirm)
+        {
+            Send([]);
         }
     }
 
@@ -265,14 +337,21 @@ public sealed partial class SecureSession : IDatagramTransport, IDisposable
             return;
         }
 
-        if (!keys.Confirmed)
+        if (!keys.PeerConfirmed)
         {
-            ConfirmKeys(keys);
+            KeysUsedByPeer(keys);
         }
 
         if (plaintext.IsEmpty)
         {
-            return; // key confirmation
+            if (!IsInitiator)
+            {
+                // A key confirmation: answer it (empty too), so the initiator knows its keys are in use and stops
+                // sending confirmations. The initiator never answers one, so this does not ping-pong.
+                Send([]);
+            }
+
+            return;
         }
 
         Interlocked.Increment(ref Statistics.DatagramsReceived);
@@ -314,30 +393,51 @@ public sealed partial class SecureSession : IDatagramTransport, IDisposable
         }
     }
 
-    private void ConfirmKeys(SessionKeys keys)
+    /// <summary>
+    /// The first authentic packet under <paramref name="keys"/> arrived. Responder: the initiator completed the
+    /// handshake these keys came from, so they become current (established, or a rekey done). Initiator: the
+    /// responder switched to them; no more confirmations are needed.
+    /// </summary>
+    private void KeysUsedByPeer(SessionKeys keys)
     {
+        var established = false;
         lock (_gate)
         {
-            if (keys.Confirmed || _state == SecureSessionState.Closed)
+            if (keys.PeerConfirmed || _state == SecureSessionState.Closed)
             {
                 return;
             }
 
-            keys.Confirmed = true;
+            keys.PeerConfirmed = true;
+            if (IsInitiator || !_keys.Promote(keys, _time.GetTimestamp()))
+            {
+                return;
+            }
+
+            Interlocked.Increment(ref Statistics.HandshakesCompleted);
             if (_state == SecureSessionState.Handshaking)
             {
                 TransitionTo(SecureSessionState.Established);
+                established = true;
             }
         }
 
-        Log.SessionEstablished(_logger, SessionId, Peer, IsInitiator);
-        _established.TrySetResult(this);
+        if (established)
+        {
+            Log.SessionEstablished(_logger, SessionId, Peer, IsInitiator);
+            _established.TrySetResult(this);
+        }
+        else
+        {
+            Log.SessionRekeyed(_logger, SessionId, keys.LocalIndex);
+        }
     }
 
     private void SendInitLocked()
     {
         Span<byte> packet = stackalloc byte[_sender.MaxUdpPayload];
-        var length = _handshake.WriteInit(packet[LinkLimits.RoutedHeaderLength..]);
+        var length = _handshake.WriteInit(packet[LinkLimits.RoutedHeaderLength..], _keys.InUse);
+        Interlocked.Increment(ref Statistics.InitsSent);
         var route = _route;
         _sender.SendRouted(route.OutLink, route.OutRoute, packet, length);
     }
@@ -366,14 +466,15 @@ public sealed partial class SecureSession : IDatagramTransport, IDisposable
                 return;
             }
 
-            var keys = _handshake.Respond(init, packet[LinkLimits.RoutedHeaderLength..], out var length, out rejected);
+            var keys = _handshake.Respond(init, packet[LinkLimits.RoutedHeaderLength..], _keys.InUse, out var length, out rejected);
             if (keys is null)
             {
                 HandshakeRejected(rejected);
                 return;
             }
 
-            _keys.Install(keys);
+            // Held as "next" until the initiator uses them: the keys in use stay current, so nothing in flight is lost.
+            _keys.AddNext(keys);
             var route = _route;
             _sender.SendRouted(route.OutLink, route.OutRoute, packet, length);
         }
@@ -387,6 +488,7 @@ public sealed partial class SecureSession : IDatagramTransport, IDisposable
             return;
         }
 
+        bool first;
         lock (_gate)
         {
             if (_state == SecureSessionState.Closed)
@@ -394,26 +496,54 @@ public sealed partial class SecureSession : IDatagramTransport, IDisposable
                 return;
             }
 
-            var keys = _handshake.ReadResponse(payload, out var rejected);
+            var keys = _handshake.ReadResponse(payload, out var rejected, out var stale);
             if (keys is null)
             {
-                // A forged or corrupted response kills the pending handshake; the next retry starts a new one.
-                HandshakeRejected(rejected);
+                // Late, duplicated or forged: dropped. The pending inits, the keys in use and the retry timer stay as
+                // they are (WireGuard receive.go: log and skip).
+                if (stale)
+                {
+                    Interlocked.Increment(ref Statistics.DroppedStaleHandshake);
+                }
+                else
+                {
+                    HandshakeRejected(rejected);
+                }
+
                 return;
             }
 
-            _keys.Install(keys);
-            if (_state == SecureSessionState.Handshaking)
+            var now = _time.GetTimestamp();
+            _keys.InstallCurrent(keys, now);
+            Interlocked.Increment(ref Statistics.HandshakesCompleted);
+            _confirmations = 0;
+            _confirmAt = now + ToTicks(_handshake.RetryInterval(0));
+            first = _state == SecureSessionState.Handshaking;
+            if (first)
             {
                 TransitionTo(SecureSessionState.Established);
             }
         }
 
-        // Key confirmation for the responder: an empty datagram.
+        // Key confirmation for the responder: an empty datagram under the new keys (resent by Tick until answered).
         Send([]);
-        Log.SessionEstablished(_logger, SessionId, Peer, IsInitiator);
-        _established.TrySetResult(this);
+        if (first)
+        {
+            Log.SessionEstablished(_logger, SessionId, Peer, IsInitiator);
+            _established.TrySetResult(this);
+        }
+        else
+        {
+            Log.SessionRekeyed(_logger, SessionId, _keys.Current?.LocalIndex ?? 0);
+        }
     }
+
+    private bool RekeyDue(SessionKeys current, long now) =>
+        _time.GetElapsedTime(current.CreatedAt, now) >= _options.RekeyAfterTime
+        || current.Sent >= _options.RekeyAfterMessages
+        || current.Window.Highest >= _options.RekeyAfterMessages;
+
+    private long ToTicks(TimeSpan interval) => (long)(interval.TotalSeconds * _time.TimestampFrequency);
 
     private void HandshakeRejected(string? reason)
     {
@@ -434,5 +564,11 @@ public sealed partial class SecureSession : IDatagramTransport, IDisposable
 
         [LoggerMessage(EventId = 1082, Level = LogLevel.Warning, Message = "Session {SessionId}: the datagram receiver threw")]
         public static partial void ReceiverFailed(ILogger logger, ulong sessionId, Exception exception);
+
+        [LoggerMessage(EventId = 1085, Level = LogLevel.Debug, Message = "Session {SessionId}: rekeying (packets sent {Sent}, highest received {Received})")]
+        public static partial void SessionRekeying(ILogger logger, ulong sessionId, ulong sent, ulong received);
+
+        [LoggerMessage(EventId = 1084, Level = LogLevel.Debug, Message = "Session {SessionId}: new keys in use (index {Index})")]
+        public static partial void SessionRekeyed(ILogger logger, ulong sessionId, uint index);
     }
 }

@@ -5,8 +5,9 @@ namespace Skywire.Core.Sessions;
 
 /// <summary>
 /// The data path of a session (docs/protocol.md §6.1 "Data"): seals datagrams into Data packets with the current keys
-/// (the counter is the nonce, no associated data) and hands them to the first hop, one by one or as a batch; opens
-/// received Data packets in place with the current or previous keys and the replay window. Counts what it drops.
+/// (the peer's index and the counter in the header; the counter is the nonce, no associated data) and hands them to the
+/// first hop, one by one or as a batch; opens received Data packets in place with the one set of keys their receiver
+/// index names (never by trying keys in turn) and the replay window. Counts what it drops.
 /// </summary>
 /// <remarks>Thread-safe and allocation-free: any thread may send while the receive thread opens.</remarks>
 internal sealed class SessionDataPath
@@ -21,11 +22,14 @@ internal sealed class SessionDataPath
     private readonly SessionKeyRing _keys;
     private readonly SecureSessionStatistics _statistics;
 
-    public SessionDataPath(IRoutedSender sender, SessionKeyRing keys, SecureSessionStatistics statistics)
+    private readonly ulong _rejectAfterMessages;
+
+    public SessionDataPath(IRoutedSender sender, SessionKeyRing keys, SecureSessionStatistics statistics, ulong rejectAfterMessages)
     {
         _sender = sender;
         _keys = keys;
         _statistics = statistics;
+        _rejectAfterMessages = rejectAfterMessages;
         MaxDatagramSize = SessionLimits.MaxDatagram(sender.MaxUdpPayload);
     }
 
@@ -51,7 +55,13 @@ internal sealed class SessionDataPath
         Span<byte> packet = stackalloc byte[_sender.MaxUdpPayload];
         var payload = packet[LinkLimits.RoutedHeaderLength..];
         var counter = keys.NextCounter();
-        SessionLimits.WriteDataHeader(payload, counter);
+        if (counter >= _rejectAfterMessages)
+        {
+            Interlocked.Increment(ref _statistics.DroppedKeysExhausted);
+            return;
+        }
+
+        SessionLimits.WriteDataHeader(payload, keys.RemoteIndex, counter);
         try
         {
             keys.Transport.Send.Seal(counter, [], datagram, payload[SessionLimits.DataHeaderLength..]);
@@ -102,7 +112,13 @@ internal sealed class SessionDataPath
 
             var payload = scratch.AsSpan((sealedCount * stride) + LinkLimits.RoutedHeaderLength, stride - LinkLimits.RoutedHeaderLength);
             var counter = keys.NextCounter();
-            SessionLimits.WriteDataHeader(payload, counter);
+            if (counter >= _rejectAfterMessages)
+            {
+                Interlocked.Add(ref _statistics.DroppedKeysExhausted, count - i);
+                break;
+            }
+
+            SessionLimits.WriteDataHeader(payload, keys.RemoteIndex, counter);
             try
             {
                 keys.Transport.Send.Seal(counter, [], datagram, payload[SessionLimits.DataHeaderLength..]);
@@ -129,22 +145,28 @@ internal sealed class SessionDataPath
     }
 
     /// <summary>
-    /// Opens a Data packet in place. Returns the keys that opened it and the plaintext (empty for a key confirmation);
-    /// null when it is malformed, replayed or fails its tag (counted).
+    /// Opens a Data packet in place with the keys its receiver index names. Returns them and the plaintext (empty for a
+    /// key confirmation); null when it is malformed, names no keys held, is replayed or fails its tag (counted).
     /// </summary>
     public SessionKeys? Open(Span<byte> payload, out Span<byte> plaintext)
     {
         plaintext = default;
-        if (!SessionLimits.TryReadDataCounter(payload, out var counter))
+        if (!SessionLimits.TryReadDataHeader(payload, out var receiver, out var counter))
         {
             Interlocked.Increment(ref _statistics.DroppedMalformed);
             return null;
         }
 
+        var keys = _keys.Find(receiver);
+        if (keys is null)
+        {
+            Interlocked.Increment(ref _statistics.DroppedUnknownIndex);
+            return null;
+        }
+
         var ciphertext = payload[SessionLimits.DataHeaderLength..];
         var opened = ciphertext[..^SessionLimits.TagLength];
-        var keys = _keys.TryOpen(counter, ciphertext, opened, out var replay);
-        if (keys is null)
+        if (!keys.TryOpen(counter, ciphertext, opened, out var replay))
         {
             Interlocked.Increment(ref replay ? ref _statistics.DroppedReplay : ref _statistics.DroppedBadTag);
             return null;

@@ -23,6 +23,10 @@ public enum AppApiOpcode : byte
     Dial = 0x12,
     /// <summary>Wait for the next stream to a registered app; on success the connection becomes that stream.</summary>
     Accept = 0x13,
+    /// <summary>Attach to a stream's datagram flow; on success the connection carries datagram records (§7.1).</summary>
+    Datagrams = 0x14,
+    /// <summary>What the node is and which underlay addresses it talks to (for apps that change routes, like the VPN).</summary>
+    NodeInfo = 0x15,
     /// <summary>Failure answer (always a response).</summary>
     Error = 0xFF,
 }
@@ -73,6 +77,41 @@ public sealed record StreamReadyMessage
     public string RemoteNode { get; init; } = "";
     public string? RemoteApp { get; init; }
     public string LocalApp { get; init; } = "";
+    /// <summary>
+    /// When the stream can carry datagrams (a mesh stream, not one relayed by a messenger): the handle a
+    /// <see cref="AppApiOpcode.Datagrams"/> request names to attach to its flow (32 hex; valid on this node while the
+    /// stream lives). Absent otherwise.
+    /// </summary>
+    public string? Datagrams { get; init; }
+}
+
+/// <summary>Attach this connection to the datagram flow of a stream (its <see cref="StreamReadyMessage.Datagrams"/> handle).</summary>
+public sealed record DatagramsMessage
+{
+    public string Stream { get; init; } = "";
+}
+
+/// <summary>Answer to <see cref="AppApiOpcode.Datagrams"/>; datagram records follow in both directions.</summary>
+public sealed record DatagramsReadyMessage
+{
+    /// <summary>Largest datagram the flow carries; a longer record is dropped and counted.</summary>
+    public int MaxDatagram { get; init; }
+}
+
+/// <summary>Answer to <see cref="AppApiOpcode.NodeInfo"/>.</summary>
+public sealed record NodeInfoMessage
+{
+    /// <summary>The node's key.</summary>
+    public string Node { get; init; } = "";
+    /// <summary>The link address the node advertises (ip:port).</summary>
+    public string LinkAddress { get; init; } = "";
+    /// <summary>
+    /// IP addresses the node talks to over the underlay: its link peers, its manager and its messenger. An app that
+    /// sends all traffic into a tunnel keeps routes to these outside it, so the mesh does not route into itself.
+    /// </summary>
+    public List<string> Underlay { get; init; } = [];
+    /// <summary>Largest datagram a flow on this node carries (before the path is known).</summary>
+    public int MaxDatagram { get; init; }
 }
 
 /// <summary>Open data of a mesh stream (what the dialing node asks for), carried in the mux's open frame.</summary>
@@ -130,5 +169,8 @@ public static class AppApiProtocol
 [JsonSerializable(typeof(StreamReadyMessage))]
 [JsonSerializable(typeof(StreamOpenMessage))]
 [JsonSerializable(typeof(AppErrorMessage))]
+[JsonSerializable(typeof(DatagramsMessage))]
+[JsonSerializable(typeof(DatagramsReadyMessage))]
+[JsonSerializable(typeof(NodeInfoMessage))]
 [JsonSerializable(typeof(OkMessage))]
 public sealed partial class AppApiJsonContext : JsonSerializerContext;

@@ -14,6 +14,11 @@ internal static class AppsWiring
             app.Subcommands.Add(command);
         }
 
+        foreach (var command in VpnCommands.Create(() => Common.Logging()))
+        {
+            app.Subcommands.Add(command);
+        }
+
         app.Subcommands.Add(NodeChatCommand.CreateCommand());
 
         var logging = new LazyLoggerFactory();

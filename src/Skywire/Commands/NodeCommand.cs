@@ -13,6 +13,7 @@ internal static class NodeCommand
         var manager = new Option<string>("--manager") { Description = "Manager address host:port, or PUBKEY@host:port.", Required = true };
         var managerKey = new Option<string?>("--manager-key") { Description = "The manager's public key (66 hex), pinned: a manager with another key is refused." };
         var listen = new Option<string>("--listen") { Description = "UDP address for links (ip:port; port 0 picks one). Peers are told this address.", DefaultValueFactory = _ => "127.0.0.1:0" };
+        var advertise = new Option<string?>("--advertise") { Description = "Link address (ip:port) told to the manager and so to peers instead of the --listen one: NAT port forwarding, a wildcard bind, or an impairment relay in front of the node." };
         var apps = new Option<string>("--apps") { Description = "App API address (loopback only; port 0 picks one).", DefaultValueFactory = _ => "127.0.0.1:0" };
         var tokenFile = new Option<string>("--app-token-file") { Description = "Where to write the app token (mode 0600) that local apps present. An existing file is replaced only if it is a previous token file (regular, ours, mode 0600, a token).", Required = true };
         var keyFile = new Option<string>("--key") { Description = "Node key file (created on first run).", Required = true };
@@ -21,13 +22,19 @@ internal static class NodeCommand
         var noOffload = new Option<bool>("--no-udp-offload") { Description = "Send and receive one UDP datagram per system call (no Linux GSO/GRO batching; for comparisons and odd NICs)." };
         var maxLinks = new Option<int>("--max-links") { Description = "Most links the node keeps; strangers' idle or unconfirmed links are evicted beyond it, links it opened or that carry routes never are.", DefaultValueFactory = _ => DataPlaneOptions.Default.MaxLinks };
         var directTimeout = new Option<int>("--direct-timeout") { Description = "Milliseconds a dial to another cluster's node tries a direct link brokered by the messenger before relaying through it (0: always relay, refuse offers).", DefaultValueFactory = _ => 3000 };
-        var command = new Command("node", "Run a node: registers with the manager, opens links, forwards, serves the app API.") { manager, managerKey, listen, apps, tokenFile, keyFile, messenger, messengerKey, noOffload, maxLinks, directTimeout };
+        var command = new Command("node", "Run a node: registers with the manager, opens links, forwards, serves the app API.") { manager, managerKey, listen, advertise, apps, tokenFile, keyFile, messenger, messengerKey, noOffload, maxLinks, directTimeout };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var address = Common.ParseManager(parse.GetValue(manager)!, parse.GetValue(managerKey));
             if (address is null
                 || !Common.TryParseEndPoint(parse.GetValue(listen)!, out var linkEndPoint, "--listen")
                 || !Common.TryParseEndPoint(parse.GetValue(apps)!, out var appsEndPoint, "--apps"))
+            {
+                return Common.Usage;
+            }
+
+            System.Net.IPEndPoint? advertised = null;
+            if (parse.GetValue(advertise) is { } advertiseText && !Common.TryParseEndPoint(advertiseText, out advertised, "--advertise"))
             {
                 return Common.Usage;
             }
@@ -70,7 +77,7 @@ internal static class NodeCommand
             }
 
             using var logging = Common.Logging();
-            var options = new NodeOptions { Manager = address, LinkListen = linkEndPoint, AppsListen = appsEndPoint, AppTokenFile = parse.GetValue(tokenFile), Messenger = viaMessenger,
+            var options = new NodeOptions { Manager = address, LinkListen = linkEndPoint, AppsListen = appsEndPoint, AppTokenFile = parse.GetValue(tokenFile), Messenger = viaMessenger, AdvertisedLinkAddress = advertised,
                 DirectLinkTimeout = TimeSpan.FromMilliseconds(direct) };
             options = options with { DataPlane = options.DataPlane with { MaxLinks = linkCap } };
             if (parse.GetValue(noOffload))

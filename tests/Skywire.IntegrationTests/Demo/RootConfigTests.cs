@@ -10,7 +10,7 @@ public sealed class RootConfigTests
     private static readonly string[] Components =
     [
         "meshnet-messenger", "meshnet-manager", "meshnet-node", "meshnet-socks-server", "meshnet-socks-client",
-        "meshnet-nc", "meshnet-chat", "meshnet-node-chat", "meshnet-cli", "meshnet-keygen", "meshnet-demo",
+        "meshnet-vpn-server", "meshnet-vpn-client", "meshnet-nc", "meshnet-chat", "meshnet-node-chat", "meshnet-cli", "meshnet-keygen", "meshnet-demo",
     ];
 
     [Fact]
@@ -55,7 +55,7 @@ public sealed class RootConfigTests
             Assert.Contains(args[0], root);
             if (args[0] == "app")
             {
-                Assert.Contains(args[1], new[] { "socks-server", "socks-client", "nc", "chat" });
+                Assert.Contains(args[1], new[] { "socks-server", "socks-client", "vpn-server", "vpn-client", "nc", "chat" });
             }
         }
     }

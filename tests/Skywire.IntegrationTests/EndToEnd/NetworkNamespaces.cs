@@ -71,6 +71,27 @@ internal sealed class NetworkNamespaces : IDisposable
         return (ns, address);
     }
 
+    /// <summary>
+    /// Creates a namespace reachable only through <paramref name="gateway"/> (a veth pair between the two, subnet
+    /// 10.78.x.0/24 with the gateway at .1): a host "behind" an exit. Returns its name and address.
+    /// </summary>
+    public (string Namespace, string Address, string Subnet) AddBehind(string gateway, string name)
+    {
+        var ns = Add(name);
+        var index = _next++;
+        var inner = $"sw{Tag}{index}";
+        var outer = $"sw{Tag}{index}g";
+        Run("ip", "link", "add", inner, "type", "veth", "peer", "name", outer);
+        Run("ip", "link", "set", inner, "netns", ns);
+        Run("ip", "link", "set", outer, "netns", gateway);
+        var subnet = $"10.78.{_subnet}";
+        Run("ip", "netns", "exec", gateway, "ip", "addr", "add", subnet + ".1/24", "dev", outer);
+        Run("ip", "netns", "exec", gateway, "ip", "link", "set", outer, "up");
+        Run("ip", "netns", "exec", ns, "ip", "addr", "add", subnet + ".2/24", "dev", inner);
+        Run("ip", "netns", "exec", ns, "ip", "link", "set", inner, "up");
+        return (ns, subnet + ".2", subnet + ".0/24");
+    }
+
     private static void Run(params string[] args)
     {
         var info = new ProcessStartInfo(args[0]) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };

@@ -252,7 +252,7 @@ public class StreamBehaviourTests
     public async Task SlowReader_WriterWaits_MemoryStaysBounded()
     {
         const int window = 64 * 1024;
-        var options = Fast with { StreamReceiveWindow = window, StreamSendBuffer = window, ConnectionReceiveWindow = 65536 };
+        var options = Fast with { StreamReceiveWindow = window, StreamSendBuffer = window, MaxStreamReceiveWindow = window, MaxStreamSendBuffer = window, ConnectionReceiveWindow = 65536 };
         await using var pair = MuxPair.Create(options: options);
         var ct = TestContext.Current.CancellationToken;
         var (client, server) = await OpenPairAsync(pair, "slow", ct);

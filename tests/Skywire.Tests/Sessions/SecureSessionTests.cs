@@ -78,7 +78,7 @@ public sealed class SecureSessionTests : IDisposable
         }
 
         Assert.Single(got);
-        Assert.Equal(fresh.Length, sb.Statistics.BadTag + sb.Statistics.Malformed + sb.Statistics.HandshakeRejected + sb.Statistics.Replayed - 1);
+        Assert.Equal(fresh.Length, sb.Statistics.BadTag + sb.Statistics.Malformed + sb.Statistics.HandshakeRejected + sb.Statistics.Replayed + sb.Statistics.UnknownIndex - 1);
         sb.OnPacket(fresh.ToArray());
         Assert.Equal(2, got.Count);
     }
@@ -191,12 +191,14 @@ public sealed class SecureSessionTests : IDisposable
     public void DataHeader_RoundTrip_AndRejects()
     {
         var packet = new byte[SessionLimits.DataOverhead];
-        SessionLimits.WriteDataHeader(packet, 0x1122334455667788);
-        Assert.True(SessionLimits.TryReadDataCounter(packet, out var counter));
+        SessionLimits.WriteDataHeader(packet, 0xA1B2C3D4, 0x1122334455667788);
+        Assert.Equal(new byte[] { 0x12, 0, 0, 0, 0xA1, 0xB2, 0xC3, 0xD4, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88 }, packet[..SessionLimits.DataHeaderLength]);
+        Assert.True(SessionLimits.TryReadDataHeader(packet, out var receiver, out var counter));
+        Assert.Equal(0xA1B2C3D4u, receiver);
         Assert.Equal(0x1122334455667788UL, counter);
-        Assert.False(SessionLimits.TryReadDataCounter(packet.AsSpan(0, SessionLimits.DataOverhead - 1), out _));
+        Assert.False(SessionLimits.TryReadDataHeader(packet.AsSpan(0, SessionLimits.DataOverhead - 1), out _, out _));
         packet[2] = 1;
-        Assert.False(SessionLimits.TryReadDataCounter(packet, out _));
+        Assert.False(SessionLimits.TryReadDataHeader(packet, out _, out _));
     }
 
     /// <summary>The table drawn at the top of SecureSession, and nothing else.</summary>

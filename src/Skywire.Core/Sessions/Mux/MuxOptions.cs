@@ -10,11 +10,20 @@ public sealed record MuxOptions
     /// <summary>Bytes of one stream the peer may send beyond what the application has read (per-stream window). Default 1 MiB.</summary>
     public int StreamReceiveWindow { get; init; } = 1 << 20;
 
+    /// <summary>
+    /// Largest per-stream window autotuning may reach: the window doubles while the reader drains a quarter of it
+    /// within one round trip (a long fat path), so one stream can fill it. Default 16 MiB.
+    /// </summary>
+    public int MaxStreamReceiveWindow { get; init; } = 16 << 20;
+
     /// <summary>Bytes over all streams the peer may send beyond what the applications have read. Default 16 MiB.</summary>
     public int ConnectionReceiveWindow { get; init; } = 16 << 20;
 
     /// <summary>Bytes a stream buffers for sending (unacknowledged plus unsent) before WriteAsync waits. Default 1 MiB.</summary>
     public int StreamSendBuffer { get; init; } = 1 << 20;
+
+    /// <summary>Largest per-stream send buffer: it grows to twice the congestion window (in bytes) up to this. Default 16 MiB.</summary>
+    public int MaxStreamSendBuffer { get; init; } = 16 << 20;
 
     /// <summary>Peer-opened streams that wait in the accept queue before new ones are refused. Default 128.</summary>
     public int AcceptBacklog { get; init; } = 128;
@@ -24,6 +33,12 @@ public sealed record MuxOptions
 
     /// <summary>Initial congestion window in packets (RFC 6928 uses 10). Default 10.</summary>
     public int InitialCongestionWindow { get; init; } = 10;
+
+    /// <summary>
+    /// The congestion controller: <see cref="MuxCongestionControl.Bbr"/> (default; paced, random loss is not read as
+    /// congestion) or <see cref="MuxCongestionControl.NewReno"/> (loss-based, for comparison).
+    /// </summary>
+    public MuxCongestionControl CongestionControl { get; init; } = MuxCongestionControl.Bbr;
 
     /// <summary>Largest congestion window in packets. Default 4096.</summary>
     public int MaxCongestionWindow { get; init; } = 4096;
@@ -68,6 +83,10 @@ public sealed record MuxOptions
         {
             errors.Add("StreamSendBuffer must be at least 4096 bytes.");
         }
+        if (MaxStreamReceiveWindow < StreamReceiveWindow || MaxStreamSendBuffer < StreamSendBuffer)
+        {
+            errors.Add("MaxStreamReceiveWindow and MaxStreamSendBuffer must be at least StreamReceiveWindow and StreamSendBuffer.");
+        }
         if (AcceptBacklog < 1 || MaxIncomingStreams < 1)
         {
             errors.Add("AcceptBacklog and MaxIncomingStreams must be positive.");
@@ -90,6 +109,16 @@ public sealed record MuxOptions
         }
         return errors;
     }
+}
+
+/// <summary>Congestion controllers of the multiplexer. Values are stable.</summary>
+public enum MuxCongestionControl
+{
+    /// <summary>BBR (v1 model): paces at the estimated bottleneck bandwidth, window 2 x bandwidth-delay product.</summary>
+    Bbr = 10,
+
+    /// <summary>NewReno in packets with a 0.7 reduction per loss event (loss-based; collapses under random loss).</summary>
+    NewReno = 20,
 }
 
 /// <summary>Why a stream or multiplexer failed. Values are stable (used in logs and exceptions).</summary>
@@ -203,4 +232,10 @@ public sealed record MuxStatistics
 
     /// <summary>Ack-eliciting packets in flight.</summary>
     public int PacketsInFlight { get; init; }
+
+    /// <summary>BBR's bottleneck bandwidth estimate in bytes per second (full packets; 0 with NewReno or before a sample).</summary>
+    public double EstimatedBandwidth { get; init; }
+
+    /// <summary>The smallest round trip seen (BBR: over the last 10 s).</summary>
+    public TimeSpan MinRtt { get; init; }
 }

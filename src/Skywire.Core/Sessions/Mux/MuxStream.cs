@@ -52,8 +52,9 @@ public sealed class MuxStream : DuplexStream
         OpenData = openData;
         Key = (id << 1) | (isLocal ? 0L : 1L);
         WireRef = (id << 1) | (isLocal ? 1L : 0L);
-        SendBuffer = new ByteRing(options.StreamSendBuffer);
-        ReceiveBuffer = new ByteRing(options.StreamReceiveWindow);
+        // The rings may grow to the autotuning limits; they allocate only what is buffered (ByteRing).
+        SendBuffer = new ByteRing(Math.Max(options.StreamSendBuffer, options.MaxStreamSendBuffer));
+        ReceiveBuffer = new ByteRing(Math.Max(options.StreamReceiveWindow, options.MaxStreamReceiveWindow));
         SendCapacity = options.StreamSendBuffer;
         ReceiveWindow = options.StreamReceiveWindow;
         RecvMaxAdvertised = options.StreamReceiveWindow;
@@ -99,7 +100,7 @@ public sealed class MuxStream : DuplexStream
 
     // Send direction.
     internal readonly ByteRing SendBuffer;
-    internal readonly int SendCapacity;
+    internal int SendCapacity;       // grows with the congestion window up to MaxStreamSendBuffer
     internal long WriteOffset;       // bytes written by the application
     internal long SendNext;          // first offset never sent
     internal long SendAcked;         // every byte below is acknowledged
@@ -114,7 +115,8 @@ public sealed class MuxStream : DuplexStream
 
     // Receive direction.
     internal readonly ByteRing ReceiveBuffer;
-    internal readonly int ReceiveWindow;
+    internal int ReceiveWindow;      // doubles up to MaxStreamReceiveWindow while the reader drains it within a round trip
+    internal long LastCreditAt = long.MinValue; // when credit was last returned (µs)
     internal long ReadOffset;        // bytes consumed by the application
     internal readonly RangeSet Received = new();
     internal long RecvHighest;       // highest offset seen (connection flow-control accounting)

@@ -30,6 +30,7 @@ public sealed partial class StreamMultiplexer
                 p.Acked = true;
                 if (p.Lost)
                 {
+                    _bbr?.OnLatePacketAcked();
                     OnSpuriousLoss(p, largest);
                     AckChunks(p);
                     continue;
@@ -39,6 +40,7 @@ public sealed partial class StreamMultiplexer
                 {
                     largestPacket = p;
                 }
+                _bbr?.OnPacketAcked(p.Rate, p.SentAt, now);
                 OnPacketAcked(p);
             }
         }
@@ -57,6 +59,15 @@ public sealed partial class StreamMultiplexer
             _rtoStart = _inFlight > 0 ? now : long.MaxValue;
         }
         DetectLosses(now);
+        if (_bbr is not null)
+        {
+            _bbr.OnAckProcessed(now, largestPacket is null ? -1 : now - largestPacket.SentAt, _hasRtt ? _srtt : 0, _inFlight);
+            _cwnd = _bbr.Cwnd;
+            if (_ready.Count > 0 && _inFlight < (int)_cwnd)
+            {
+                Signal();
+            }
+        }
         CompactSent(now);
     }
 
@@ -81,7 +92,7 @@ public sealed partial class StreamMultiplexer
     private void OnPacketAcked(SentPacket p)
     {
         _inFlight--;
-        if (p.Number > _recoveryPn)
+        if (_bbr is null && p.Number > _recoveryPn)
         {
             // NewReno in packets: +1 per ack in slow start, +1/cwnd per ack in congestion avoidance.
             _cwnd += _cwnd < _ssthresh ? 1 : 1 / _cwnd;
@@ -138,7 +149,7 @@ public sealed partial class StreamMultiplexer
         {
             _packetThreshold = distance;
         }
-        if (p.Number == _recoveryTriggerPn)
+        if (_bbr is null && p.Number == _recoveryTriggerPn)
         {
             _cwnd = Math.Max(_cwnd, _cwndBeforeRecovery);
             _ssthresh = _ssthreshBeforeRecovery;
@@ -183,7 +194,11 @@ public sealed partial class StreamMultiplexer
         p.Lost = true;
         _inFlight--;
         _statLost++;
-        if (congestion && p.Number > _recoveryPn)
+        if (congestion && _bbr is not null)
+        {
+            _bbr.OnPacketLost();
+        }
+        else if (congestion && p.Number > _recoveryPn)
         {
             // One reduction per loss event (RFC 6582): packets sent before this point belong to the same event.
             _cwndBeforeRecovery = _cwnd;
@@ -249,7 +264,12 @@ public sealed partial class StreamMultiplexer
             }
         }
         CompactSent(now);
-        if (persistent && any)
+        if (persistent && any && _bbr is not null)
+        {
+            _bbr.OnPersistentCongestion();
+            _cwnd = _bbr.Cwnd;
+        }
+        else if (persistent && any)
         {
             _ssthresh = Math.Max(_cwnd / 2, 2);
             _cwnd = 2;

@@ -9,6 +9,7 @@ public sealed partial class StreamMultiplexer
     {
         var now = NowMicros();
         OnTimers(now);
+        RefillPacing(now);
         var count = 0;
         while (count < buffers.Length)
         {
@@ -18,6 +19,11 @@ public sealed partial class StreamMultiplexer
                 break;
             }
             lengths[count++] = length;
+        }
+        if (_bbr is not null && _closed is null && _inFlight < (int)_cwnd && _pacingBudget >= 1 && count < buffers.Length)
+        {
+            // Neither the window nor the pacer held us back: the application (or the peer's flow control) did.
+            _bbr.OnAppLimited(_inFlight);
         }
         ArmTimer(now);
         return count;
@@ -79,6 +85,10 @@ public sealed partial class StreamMultiplexer
         {
             deadline = Math.Min(deadline, _lastSendAt + ToMicros(_options.KeepAliveInterval));
         }
+        if (_bbr is not null && _pacingBudget < 1 && _ready.Count > 0 && _inFlight < (int)_cwnd && _bbr.PacingRate > 0)
+        {
+            deadline = Math.Min(deadline, now + 1 + (long)((1 - _pacingBudget) / _bbr.PacingRate));
+        }
         foreach (var s in _lingering)
         {
             deadline = Math.Min(deadline, s.LingerDeadline);
@@ -110,7 +120,7 @@ public sealed partial class StreamMultiplexer
             return len;
         }
         var sendAck = _ackNeeded && (_ackNow || now >= _ackDeadline);
-        var canData = (_inFlight < (int)_cwnd || _probeCredit > 0) && _ready.Count > 0;
+        var canData = (_inFlight < (int)_cwnd || _probeCredit > 0) && _ready.Count > 0 && (_pacingBudget >= 1 || _probeCredit > 0);
         var hasControl = _controls.Count > 0 || _maxDataPending || _pingPending;
         if (!sendAck && !canData && !hasControl)
         {
@@ -198,6 +208,14 @@ public sealed partial class StreamMultiplexer
             }
             packet.Number = pn;
             packet.SentAt = now;
+            if (_bbr is not null)
+            {
+                _bbr.OnPacketSent(ref packet.Rate, now, _inFlight);
+                if (packet.Chunks.Count > 0)
+                {
+                    _pacingBudget--;
+                }
+            }
             _sent.Add(packet);
             _inFlight++;
             if (_rtoStart == long.MaxValue)
@@ -209,6 +227,26 @@ public sealed partial class StreamMultiplexer
         _statPacketsSent++;
         _statBytesSent += pos;
         return pos;
+    }
+
+    // BBR pacing: a budget of packets that grows at the pacing rate, capped at a few milliseconds' worth (timers here
+    // have millisecond resolution and fire late under load; a larger cap would release bursts into shallow queues).
+    private void RefillPacing(long now)
+    {
+        if (_bbr is null)
+        {
+            return;
+        }
+        var rate = _bbr.PacingRate;
+        if (rate <= 0)
+        {
+            _pacingBudget = double.MaxValue;
+            _pacingAt = now;
+            return;
+        }
+        var cap = Math.Max(MinPacingBurst, rate * PacingHorizonMicros);
+        _pacingBudget = Math.Min(Math.Min(_pacingBudget, cap) + (rate * (now - _pacingAt)), cap);
+        _pacingAt = now;
     }
 
     private SentPacket RentSentPacket() => _sentPool.TryPop(out var p) ? p : new SentPacket();

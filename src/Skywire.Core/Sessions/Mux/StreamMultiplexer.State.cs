@@ -52,6 +52,9 @@ public sealed partial class StreamMultiplexer
     private long _rtoStart = long.MaxValue;
     private long _lastSendAt;
     private bool _pingPending;
+    private readonly BbrCongestionControl? _bbr; // null: NewReno (MuxOptions.CongestionControl)
+    private double _pacingBudget;                 // packets that may leave now (BBR pacing)
+    private long _pacingAt;                       // when the budget was last refilled
 
     // Connection flow control.
     private long _peerMaxData;
@@ -94,6 +97,7 @@ public sealed partial class StreamMultiplexer
         public bool Acked;
         public bool Lost;
         public bool HasMaxData;
+        public PacketRateState Rate;
         public readonly List<Chunk> Chunks = [];
         public readonly List<Control> Controls = [];
 
@@ -240,11 +244,31 @@ public sealed partial class StreamMultiplexer
             var target = s.ReadOffset + s.ReceiveWindow;
             if (target - s.RecvMaxAdvertised >= s.ReceiveWindow / 4)
             {
+                // Autotuning (as quic-go): a quarter of the window drained within one round trip means the window, not
+                // the reader, limits the stream on this path (window < 4 x bandwidth-delay product): double it.
+                var now = NowMicros();
+                if (_hasRtt && now - s.LastCreditAt < _srtt && s.ReceiveWindow < _options.MaxStreamReceiveWindow)
+                {
+                    s.ReceiveWindow = (int)Math.Min((long)s.ReceiveWindow * 2, _options.MaxStreamReceiveWindow);
+                    target = s.ReadOffset + s.ReceiveWindow;
+                }
+                s.LastCreditAt = now;
                 s.RecvMaxAdvertised = target;
                 EnqueueControl(new Control(MuxFrameType.MaxStreamData, s.WireRef, 0, s));
             }
         }
         ReturnConnectionCredit(0);
+    }
+
+    // The send buffer must hold what is in flight plus what waits for retransmission: twice the congestion window
+    // (in bytes), between StreamSendBuffer and MaxStreamSendBuffer. It never shrinks (data may be buffered).
+    private void GrowSendCapacity(MuxStream s)
+    {
+        var wanted = (long)(2 * _cwnd * _maxPacket);
+        if (wanted > s.SendCapacity && s.SendCapacity < _options.MaxStreamSendBuffer)
+        {
+            s.SendCapacity = (int)Math.Min(wanted, _options.MaxStreamSendBuffer);
+        }
     }
 
     private void ReturnConnectionCredit(long extraConsumed)

@@ -63,6 +63,7 @@ public sealed partial class StreamMultiplexer
                 {
                     throw new InvalidOperationException("Writes were completed on this stream.");
                 }
+                GrowSendCapacity(s);
                 while (!data.IsEmpty)
                 {
                     var space = s.SendCapacity - (s.WriteOffset - s.SendAcked);

@@ -12,8 +12,9 @@ namespace Skywire.Core.Sessions.Mux;
 /// <para>Design: QUIC-like. Every packet has a fresh packet number; the receiver acknowledges packet numbers with
 /// SACK ranges; lost packets (3 later packets acknowledged, or a time threshold, or the retransmission timeout
 /// of RFC 6298) have their stream ranges queued again, so retransmissions never reuse a packet number and every
-/// RTT sample is unambiguous (Karn's problem does not arise). Congestion control is NewReno counted in packets
-/// (slow start, congestion avoidance, one window halving per loss event, window 2 after a timeout).
+/// RTT sample is unambiguous (Karn's problem does not arise). Congestion control is BBR (<see cref="BbrCongestionControl"/>:
+/// paced at the estimated bottleneck bandwidth, random loss is not read as congestion) or, as an option, NewReno
+/// counted in packets (slow start, congestion avoidance, one window reduction per loss event, window 2 after timeouts).
 /// Flow control is credit-based with absolute limits: a per-stream window and a connection window.</para>
 /// <para>Threading: one lock guards all state. <see cref="Receive"/> runs on the caller's thread; a single loop
 /// task builds and sends packets and handles every timer through one <see cref="ITimer"/>. Nothing allocates
@@ -35,6 +36,8 @@ public sealed partial class StreamMultiplexer : IAsyncDisposable
     private const int AckEveryPackets = 2;
     private const double LossBeta = 0.7; // window kept after a loss event (CUBIC's beta, RFC 9438 §4.6)
     private const int MaxAckRangesKept = 256;
+    private const double MinPacingBurst = 10;       // packets
+    private const long PacingHorizonMicros = 4000;  // the pacer may catch up on at most 4 ms
 
     private readonly Lock _sync = new();
     private readonly IDatagramTransport _transport;
@@ -86,6 +89,12 @@ public sealed partial class StreamMultiplexer : IAsyncDisposable
         _lastRecvAt = now;
         _lastSendAt = now;
         _cwnd = _options.InitialCongestionWindow;
+        if (_options.CongestionControl == MuxCongestionControl.Bbr)
+        {
+            _bbr = new BbrCongestionControl(_options.InitialCongestionWindow, _options.MaxCongestionWindow);
+            _pacingBudget = _options.InitialCongestionWindow;
+            _pacingAt = now;
+        }
         _rto = ToMicros(_options.InitialRetransmissionTimeout);
         _peerMaxData = MuxProtocol.InitialConnectionWindow;
         _localMaxData = _options.ConnectionReceiveWindow;
@@ -233,6 +242,8 @@ public sealed partial class StreamMultiplexer : IAsyncDisposable
                     RetransmissionTimeout = TimeSpan.FromTicks(_rto * 10),
                     CongestionWindow = _cwnd,
                     PacketsInFlight = _inFlight,
+                    EstimatedBandwidth = _bbr is { Bandwidth: > 0 } b ? b.Bandwidth * 1e6 * _maxPacket : 0,
+                    MinRtt = _bbr is { MinRtt: < long.MaxValue } r ? TimeSpan.FromTicks(r.MinRtt * 10) : TimeSpan.FromTicks(_minRtt == long.MaxValue ? 0 : _minRtt * 10),
                 };
             }
         }

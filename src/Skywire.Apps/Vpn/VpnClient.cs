@@ -1,0 +1,203 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Skywire.Core.AppApi;
+using Skywire.Core.Sdk;
+using Skywire.Protocol.AppApi;
+
+namespace Skywire.Apps.Vpn;
+
+/// <summary>
+/// The vpn-client app (docs/vpn.md): registers as type <c>vpn-client</c>, dials a vpn-server (given, or the first one
+/// in the app tracker), creates its TUN device with the address the server leased it and an MTU that fits the path,
+/// routes the chosen subnets (or everything, keeping the mesh's own underlay peers outside) into it, and moves IP
+/// packets between the TUN and the tunnel's datagram flow. When the tunnel breaks it dials again, keeping the device
+/// and its routes (packets meanwhile are dropped, not sent around the tunnel). Everything is undone at exit.
+/// </summary>
+public sealed class VpnClient
+{
+    /// <summary>Tracker type of the entry app.</summary>
+    public const string ClientType = "vpn-client";
+
+    private static readonly TimeSpan MaxReconnectDelay = TimeSpan.FromSeconds(10);
+
+    private readonly VpnClientOptions _options;
+    private readonly ILogger _logger;
+    private volatile VpnPeer? _current;
+
+    /// <param name="options">Options.</param>
+    /// <param name="logger">Logger.</param>
+    public VpnClient(VpnClientOptions options, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+        _logger = logger ?? NullLogger.Instance;
+    }
+
+    /// <summary>Packet counters.</summary>
+    public VpnStatistics Statistics { get; } = new();
+
+    /// <summary>Tunnels made so far (1 after the first connect; more after reconnects).</summary>
+    public int Connects { get; private set; }
+
+    /// <summary>
+    /// Runs until cancelled. <paramref name="onUp"/> is called each time the tunnel comes up.
+    /// </summary>
+    /// <exception cref="AppApiException">The node refused, or no vpn-server is registered.</exception>
+    /// <exception cref="VpnRefusedException">The server refused this client (allow-list, passcode, full pool).</exception>
+    /// <exception cref="IOException">The TUN device or the host's routes could not be set up.</exception>
+    public async Task RunAsync(VpnAppBinding binding, string? server, Action<VpnClientState>? onUp = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(binding);
+        var target = server is null ? ((string Node, string App)?)null : Socks.SocksApps.ParseTarget(server);
+        await using var app = await SkywireApp.ConnectAsync(binding.NodeApps, binding.Token, cancellationToken);
+        await app.RegisterAsync(binding.Name, ClientType, cancellationToken);
+        var (node, exit) = target ?? await PickServerAsync(app, cancellationToken);
+        var info = await app.GetNodeInfoAsync(cancellationToken);
+
+        using var host = new HostNetwork(_logger);
+        using var tun = _options.OpenTun(_options.Device);
+        using var reader = new TunReader(tun, packet => Packets.IpPacket.Version(packet) == 4 ? _current : null, Statistics, _logger);
+        VpnLog.Registered(_logger, ClientType, app.NodeKey, binding.Name, tun.Name);
+        string? configured = null;
+        var delay = _options.ReconnectDelay;
+        try
+        {
+            while (true)
+            {
+                string reason;
+                try
+                {
+                    await using var stream = await app.DialAsync(node, exit, cancellationToken);
+                    await VpnProtocol.WriteAsync(stream, new VpnHello { Passcode = _options.Passcode }, VpnJsonContext.Default.VpnHello, cancellationToken);
+                    var welcome = await VpnProtocol.ReadAsync(stream, VpnJsonContext.Default.VpnWelcome, cancellationToken);
+                    if (welcome.Error is { } error)
+                    {
+                        throw new VpnRefusedException($"{node}/{exit} refused this client: {error}");
+                    }
+
+                    if (!IPAddress.TryParse(welcome.Address, out var address) || address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork
+                        || welcome.PrefixLength is < 8 or > 30)
+                    {
+                        throw new InvalidDataException($"the server sent an unusable address '{welcome.Address}/{welcome.PrefixLength}'");
+                    }
+
+                    var datagrams = await app.OpenDatagramsAsync(stream, cancellationToken);
+                    var mtu = Math.Min(Math.Min(welcome.Mtu, datagrams.MaxDatagram), _options.Mtu);
+                    if (mtu < VpnDefaults.MinMtu)
+                    {
+                        datagrams.Dispose();
+                        throw new VpnRefusedException($"the tunnel MTU would be {mtu}: too small for IPv4 (at least {VpnDefaults.MinMtu})");
+                    }
+
+                    var cidr = $"{address}/{welcome.PrefixLength}";
+                    if (configured != cidr && _options.ConfigureHost)
+                    {
+                        Configure(host, tun.Name, address, welcome.PrefixLength, mtu, info, first: configured is null);
+                    }
+
+                    configured = cidr;
+                    using var peer = new VpnPeer("server", datagrams, tun, AddressPool.ToUInt(address), addressIsSource: false, Statistics, _logger);
+                    peer.Start();
+                    _current = peer;
+                    if (Connects++ == 0)
+                    {
+                        reader.Start();
+                    }
+
+                    delay = _options.ReconnectDelay;
+                    var state = new VpnClientState(tun.Name, cidr, welcome.Gateway, mtu, $"{node}/{exit}", welcome.Dns);
+                    VpnLog.ClientUp(_logger, state);
+                    onUp?.Invoke(state);
+                    var ended = DrainAsync(stream, cancellationToken);
+                    await Task.WhenAny(ended, peer.Closed, Task.Delay(Timeout.Infinite, cancellationToken));
+                    cancellationToken.ThrowIfCancellationRequested();
+                    reason = "the stream ended";
+                }
+                catch (Exception ex) when (ex is IOException or InvalidDataException or AppApiException && !cancellationToken.IsCancellationRequested)
+                {
+                    reason = ex.Message;
+                }
+                finally
+                {
+                    _current = null;
+                }
+
+                VpnLog.ClientDown(_logger, $"{node}/{exit}", reason, delay);
+                await Task.Delay(delay, cancellationToken);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxReconnectDelay.Ticks));
+            }
+        }
+        finally
+        {
+            VpnLog.Stopped(_logger, Statistics);
+        }
+    }
+
+    /// <summary>Address, MTU and routes; the device's own routes go with it, pinned underlay routes are undone by <paramref name="host"/>.</summary>
+    private void Configure(HostNetwork host, string device, IPAddress address, int prefixLength, int mtu, NodeInfoMessage info, bool first)
+    {
+        if (!first)
+        {
+            HostNetwork.Ip("addr", "flush", "dev", device);
+        }
+
+        HostNetwork.ConfigureDevice(device, address, prefixLength, mtu);
+        if (!first)
+        {
+            return;
+        }
+
+        if (_options.All)
+        {
+            // The mesh's own traffic (link peers, manager, messenger) keeps its route outside the tunnel.
+            foreach (var underlay in info.Underlay)
+            {
+                if (IPAddress.TryParse(underlay, out var peer))
+                {
+                    host.PinRoute(peer, device);
+                }
+            }
+
+            foreach (var half in new[] { "0.0.0.0/1", "128.0.0.0/1" })
+            {
+                var network = IPNetwork.Parse(half);
+                host.AddRoute(network, device, goesWithDevice: true);
+                VpnLog.RouteAdded(_logger, network);
+            }
+        }
+
+        foreach (var route in _options.Routes)
+        {
+            host.AddRoute(route, device, goesWithDevice: true);
+            VpnLog.RouteAdded(_logger, route);
+        }
+    }
+
+    private static async Task DrainAsync(SkywireStream stream, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[256];
+        try
+        {
+            while (await stream.ReadAsync(buffer, cancellationToken) > 0)
+            {
+            }
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private static async Task<(string Node, string App)> PickServerAsync(SkywireApp app, CancellationToken cancellationToken)
+    {
+        var servers = await app.ListAppsAsync("type", VpnServer.ServerType, cancellationToken);
+        var pick = servers.Where(s => !string.Equals(s.Node, app.NodeKey, StringComparison.OrdinalIgnoreCase))
+            .OrderBy(s => s.Node, StringComparer.Ordinal).ThenBy(s => s.Name, StringComparer.Ordinal).FirstOrDefault();
+        return pick is null
+            ? throw new AppApiException(AppApiErrorCode.NotFound, "no vpn-server on another node is registered in the app tracker; give --server NODEKEY/APPNAME")
+            : (pick.Node, pick.Name);
+    }
+}
+
+/// <summary>The vpn-server refused this client, or the tunnel cannot work; dialing again would not help.</summary>
+public sealed class VpnRefusedException(string message) : Exception(message);

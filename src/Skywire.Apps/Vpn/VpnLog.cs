@@ -1,0 +1,46 @@
+using Microsoft.Extensions.Logging;
+
+namespace Skywire.Apps.Vpn;
+
+/// <summary>The VPN's log messages (EventIds 6200–6229).</summary>
+internal static partial class VpnLog
+{
+    [LoggerMessage(EventId = 6200, Level = LogLevel.Information, Message = "{Type} registered as {Node}/{Name}, device {Device}")]
+    public static partial void Registered(ILogger logger, string type, string node, string name, string device);
+
+    [LoggerMessage(EventId = 6201, Level = LogLevel.Information, Message = "vpn-server: client {Client} connected, address {Address}")]
+    public static partial void ClientConnected(ILogger logger, string client, System.Net.IPAddress address);
+
+    [LoggerMessage(EventId = 6202, Level = LogLevel.Warning, Message = "vpn-server: client {Client} refused: {Reason}")]
+    public static partial void ClientRefused(ILogger logger, string client, string reason);
+
+    [LoggerMessage(EventId = 6203, Level = LogLevel.Information, Message = "vpn-server: client {Client} left ({Statistics})")]
+    public static partial void ClientLeft(ILogger logger, string client, VpnStatistics statistics);
+
+    [LoggerMessage(EventId = 6204, Level = LogLevel.Warning, Message = "vpn: tunnel to {Peer} failed: {Reason}")]
+    public static partial void PeerFailed(ILogger logger, string peer, string reason);
+
+    [LoggerMessage(EventId = 6205, Level = LogLevel.Error, Message = "vpn: reading TUN device {Device} failed: {Reason}")]
+    public static partial void TunReadFailed(ILogger logger, string device, string reason);
+
+    [LoggerMessage(EventId = 6206, Level = LogLevel.Warning, Message = "vpn: undoing {What} failed: {Reason}")]
+    public static partial void UndoFailed(ILogger logger, string what, string reason);
+
+    [LoggerMessage(EventId = 6207, Level = LogLevel.Information, Message = "vpn-client: tunnel up, {State}")]
+    public static partial void ClientUp(ILogger logger, VpnClientState state);
+
+    [LoggerMessage(EventId = 6208, Level = LogLevel.Warning, Message = "vpn-client: tunnel to {Server} down ({Reason}); dialing again in {Delay}")]
+    public static partial void ClientDown(ILogger logger, string server, string reason, TimeSpan delay);
+
+    [LoggerMessage(EventId = 6209, Level = LogLevel.Information, Message = "vpn-server: NAT on for {Subnet} (nftables table {Table})")]
+    public static partial void NatOn(ILogger logger, System.Net.IPNetwork subnet, string table);
+
+    [LoggerMessage(EventId = 6210, Level = LogLevel.Warning, Message = "vpn-server: client {Client} failed: {Reason}")]
+    public static partial void BadHello(ILogger logger, string client, string reason);
+
+    [LoggerMessage(EventId = 6211, Level = LogLevel.Information, Message = "vpn: stopped, {Statistics}")]
+    public static partial void Stopped(ILogger logger, VpnStatistics statistics);
+
+    [LoggerMessage(EventId = 6212, Level = LogLevel.Information, Message = "vpn-client: route {Route} into the tunnel")]
+    public static partial void RouteAdded(ILogger logger, System.Net.IPNetwork route);
+}

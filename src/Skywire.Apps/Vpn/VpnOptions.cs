@@ -1,0 +1,111 @@
+using System.Net;
+using Skywire.Apps.Vpn.Tun;
+
+namespace Skywire.Apps.Vpn;
+
+/// <summary>Where a VPN app finds its node: the app API address and token (docs/protocol.md §7).</summary>
+/// <param name="NodeApps">The node's app API address (loopback).</param>
+/// <param name="Token">The node's app token. Never logged.</param>
+/// <param name="Name">This app's name in the tracker.</param>
+public sealed record VpnAppBinding(IPEndPoint NodeApps, string Token, string Name)
+{
+    /// <inheritdoc />
+    public override string ToString() => $"VpnAppBinding {{ NodeApps = {NodeApps}, Name = {Name} }}";
+}
+
+/// <summary>How the vpn-server runs.</summary>
+public sealed record VpnServerOptions
+{
+    /// <summary>The defaults.</summary>
+    public static VpnServerOptions Default { get; } = new();
+
+    /// <summary>TUN device name; <c>%d</c> lets the kernel number it.</summary>
+    public string Device { get; init; } = "skyvpn%d";
+
+    /// <summary>The VPN subnet: the server takes its first address, clients the rest.</summary>
+    public IPNetwork Subnet { get; init; } = IPNetwork.Parse("10.66.0.0/24");
+
+    /// <summary>Upper bound of the tunnel MTU (the path's largest datagram may lower it).</summary>
+    public int Mtu { get; init; } = 1500;
+
+    /// <summary>Client node keys allowed; empty allows any.</summary>
+    public IReadOnlySet<string> AllowedClients { get; init; } = new HashSet<string>();
+
+    /// <summary>Passcode clients must send, if any. Never logged.</summary>
+    public string? Passcode { get; init; }
+
+    /// <summary>Forward client traffic out of this host with NAT (IPv4 forwarding + nftables masquerade).</summary>
+    public bool Nat { get; init; } = true;
+
+    /// <summary>A resolver address pushed to clients.</summary>
+    public IPAddress? Dns { get; init; }
+
+    /// <summary>Set the device's address and MTU, forwarding and NAT on the host (off only in tests with an in-memory TUN).</summary>
+    public bool ConfigureHost { get; init; } = true;
+
+    /// <summary>Opens the TUN device (Linux by default; tests give an in-memory one).</summary>
+    public Func<string, ITunDevice> OpenTun { get; init; } = VpnDefaults.OpenTun;
+
+    /// <inheritdoc/>
+    public override string ToString() => $"VpnServerOptions {{ Device = {Device}, Subnet = {Subnet}, Mtu = {Mtu}, Nat = {Nat}, Allowed = {AllowedClients.Count} }}";
+}
+
+/// <summary>How the vpn-client runs.</summary>
+public sealed record VpnClientOptions
+{
+    /// <summary>The defaults.</summary>
+    public static VpnClientOptions Default { get; } = new();
+
+    /// <summary>TUN device name; <c>%d</c> lets the kernel number it.</summary>
+    public string Device { get; init; } = "skyvpn%d";
+
+    /// <summary>Subnets routed into the tunnel.</summary>
+    public IReadOnlyList<IPNetwork> Routes { get; init; } = [];
+
+    /// <summary>
+    /// Route everything into the tunnel (0.0.0.0/1 + 128.0.0.0/1), keeping the node's own underlay peers on their
+    /// current routes so the mesh does not route into itself.
+    /// </summary>
+    public bool All { get; init; }
+
+    /// <summary>Passcode the server expects. Never logged.</summary>
+    public string? Passcode { get; init; }
+
+    /// <summary>Upper bound of the tunnel MTU.</summary>
+    public int Mtu { get; init; } = 1500;
+
+    /// <summary>Set the device's address, MTU and routes on the host (off only in tests with an in-memory TUN).</summary>
+    public bool ConfigureHost { get; init; } = true;
+
+    /// <summary>First wait before dialing again after the tunnel broke (doubles up to 10 s).</summary>
+    public TimeSpan ReconnectDelay { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Opens the TUN device (Linux by default; tests give an in-memory one).</summary>
+    public Func<string, ITunDevice> OpenTun { get; init; } = VpnDefaults.OpenTun;
+
+    /// <inheritdoc/>
+    public override string ToString() => $"VpnClientOptions {{ Device = {Device}, Routes = {Routes.Count}, All = {All}, Mtu = {Mtu} }}";
+}
+
+/// <summary>What a running vpn-client reports once its tunnel is up.</summary>
+/// <param name="Device">The TUN device.</param>
+/// <param name="Address">The client's address and prefix.</param>
+/// <param name="Gateway">The server's tunnel address.</param>
+/// <param name="Mtu">The tunnel MTU.</param>
+/// <param name="Server">The server as NODEKEY/APPNAME.</param>
+/// <param name="Dns">The resolver the server pushed, if any.</param>
+public sealed record VpnClientState(string Device, string Address, string Gateway, int Mtu, string Server, string? Dns)
+{
+    /// <inheritdoc/>
+    public override string ToString() => $"device {Device} address {Address} gateway {Gateway} mtu {Mtu} server {Server}" + (Dns is null ? "" : $" dns {Dns}");
+}
+
+internal static class VpnDefaults
+{
+    public static ITunDevice OpenTun(string name) => OperatingSystem.IsLinux()
+        ? LinuxTunDevice.Open(name)
+        : throw new PlatformNotSupportedException("the VPN's TUN device is implemented for Linux only");
+
+    /// <summary>IPv4 needs 576; below that the tunnel is useless.</summary>
+    public const int MinMtu = 576;
+}

@@ -1,0 +1,164 @@
+using System.Buffers.Binary;
+using Microsoft.Extensions.Logging;
+using Skywire.Apps.Vpn.Packets;
+using Skywire.Apps.Vpn.Tun;
+using Skywire.Core.Sdk;
+using Skywire.Protocol.AppApi;
+
+namespace Skywire.Apps.Vpn;
+
+/// <summary>
+/// One tunnel between a vpn-client and a vpn-server: the stream's datagram flow. Outgoing packets are gathered by the
+/// TUN reader thread into one record batch and sent in one write (<see cref="Flush"/>); incoming batches are read by a
+/// dedicated thread, checked (a whole IP packet, the peer's own address) and written to the TUN.
+/// </summary>
+internal sealed class VpnPeer : IDisposable
+{
+    private readonly SkywireDatagrams _datagrams;
+    private readonly DatagramRecordWriter _writer = new(64 * 1024);
+    private readonly ITunDevice _tun;
+    private readonly VpnStatistics _statistics;
+    private readonly uint _address;
+    private readonly bool _addressIsSource;
+    private readonly ILogger _logger;
+    private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Thread _receiver;
+    private int _disposed;
+
+    // address: the tunnel address of the client. A server accepts only packets from it (addressIsSource), a client
+    // only packets to it.
+    public VpnPeer(string name, SkywireDatagrams datagrams, ITunDevice tun, uint address, bool addressIsSource, VpnStatistics statistics, ILogger logger)
+    {
+        Name = name;
+        _datagrams = datagrams;
+        _tun = tun;
+        _address = address;
+        _addressIsSource = addressIsSource;
+        _statistics = statistics;
+        _logger = logger;
+        _receiver = new Thread(Receive) { IsBackground = true, Name = "vpn-rx " + name };
+    }
+
+    /// <summary>Who the peer is (for logs).</summary>
+    public string Name { get; }
+
+    /// <summary>Largest packet the flow carries.</summary>
+    public int MaxPacket => _datagrams.MaxDatagram;
+
+    /// <summary>Completes when the flow ended or failed.</summary>
+    public Task Closed => _closed.Task;
+
+    /// <summary>Set by the TUN reader while this peer has records waiting for <see cref="Flush"/>.</summary>
+    internal bool Dirty { get; set; }
+
+    /// <summary>Starts the receiving thread.</summary>
+    public void Start() => _receiver.Start();
+
+    /// <summary>Adds a packet to the outgoing batch (TUN reader thread only); false when the batch is full.</summary>
+    public bool TryAdd(ReadOnlySpan<byte> packet) => _writer.TryAdd(packet);
+
+    /// <summary>Sends the outgoing batch in one write (TUN reader thread only).</summary>
+    public void Flush()
+    {
+        if (_writer.Length == 0)
+        {
+            return;
+        }
+
+        var count = _writer.Count;
+        try
+        {
+            if (!_closed.Task.IsCompleted)
+            {
+                _datagrams.SendRecords(_writer.Written);
+                Interlocked.Add(ref _statistics._fromTun, count);
+            }
+        }
+        catch (IOException ex)
+        {
+            Interlocked.Increment(ref _statistics._peerErrors);
+            VpnLog.PeerFailed(_logger, Name, ex.Message);
+            _closed.TrySetResult();
+        }
+        finally
+        {
+            _writer.Clear();
+        }
+    }
+
+    private void Receive()
+    {
+        var reader = new DatagramRecordReader();
+        try
+        {
+            while (_datagrams.Receive(reader))
+            {
+                while (reader.TryRead(out var packet))
+                {
+                    Deliver(packet);
+                }
+            }
+        }
+        catch (IOException ex)
+        {
+            if (Volatile.Read(ref _disposed) == 0)
+            {
+                VpnLog.PeerFailed(_logger, Name, ex.Message);
+            }
+        }
+        finally
+        {
+            _closed.TrySetResult();
+        }
+    }
+
+    /// <summary>Checks one packet from the peer and hands it to the TUN.</summary>
+    internal void Deliver(ReadOnlySpan<byte> packet)
+    {
+        if (IpPacket.Validate(packet) == 0)
+        {
+            Interlocked.Increment(ref _statistics._malformed);
+            return;
+        }
+
+        if (IpPacket.Version(packet) != 4)
+        {
+            // IPv6 is not routed through the tunnel yet (docs/vpn.md).
+            Interlocked.Increment(ref _statistics._refused);
+            return;
+        }
+
+        var checkedAddress = _addressIsSource ? IpPacket.Source(packet) : IpPacket.Destination(packet);
+        if (BinaryPrimitives.ReadUInt32BigEndian(checkedAddress) != _address)
+        {
+            Interlocked.Increment(ref _statistics._refused);
+            return;
+        }
+
+        try
+        {
+            _tun.Write(packet);
+            Interlocked.Increment(ref _statistics._toTun);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+            Interlocked.Increment(ref _statistics._tunErrors);
+        }
+    }
+
+    /// <summary>Closes the flow; the receiving thread ends.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _closed.TrySetResult();
+        _datagrams.Dispose();
+        if (_receiver.IsAlive && _receiver != Thread.CurrentThread)
+        {
+            _receiver.Join(TimeSpan.FromSeconds(5));
+        }
+    }
+}

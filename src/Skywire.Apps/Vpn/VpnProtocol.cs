@@ -1,0 +1,104 @@
+using System.Buffers.Binary;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
+using Skywire.Core.Streams;
+
+namespace Skywire.Apps.Vpn;
+
+/// <summary>
+/// The vpn-client's first message on its mesh stream to a vpn-server (docs/vpn.md): a u16 big-endian length, then
+/// this JSON. The server answers with a <see cref="VpnWelcome"/>; then both attach to the stream's datagram flow and
+/// IP packets travel as datagrams, one packet each. The stream stays open as the session's lifetime.
+/// </summary>
+public sealed record VpnHello
+{
+    /// <summary>Protocol version (1).</summary>
+    public int Version { get; init; } = VpnProtocol.Version;
+
+    /// <summary>The passcode the server asks for, if any. Never logged.</summary>
+    public string? Passcode { get; init; }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"VpnHello {{ Version = {Version} }}";
+}
+
+/// <summary>The server's answer: the client's address, or why it is refused.</summary>
+public sealed record VpnWelcome
+{
+    /// <summary>Null when accepted; otherwise the reason (the server closes the stream).</summary>
+    public string? Error { get; init; }
+
+    /// <summary>The client's IPv4 address.</summary>
+    public string Address { get; init; } = "";
+
+    /// <summary>Prefix length of the VPN subnet.</summary>
+    public int PrefixLength { get; init; }
+
+    /// <summary>The server's address in the subnet.</summary>
+    public string Gateway { get; init; } = "";
+
+    /// <summary>The server's tunnel MTU; the client uses the smaller of this and its own path's.</summary>
+    public int Mtu { get; init; }
+
+    /// <summary>A resolver reachable through the tunnel, if the server pushes one.</summary>
+    public string? Dns { get; init; }
+}
+
+/// <summary>Framing of the VPN's control messages.</summary>
+public static class VpnProtocol
+{
+    /// <summary>Protocol version.</summary>
+    public const int Version = 1;
+
+    /// <summary>Largest control message.</summary>
+    public const int MaxMessage = 4096;
+
+    /// <summary>Writes one message.</summary>
+    public static async Task WriteAsync<T>(DuplexStream stream, T message, JsonTypeInfo<T> info, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        var json = JsonSerializer.SerializeToUtf8Bytes(message, info);
+        var frame = new byte[2 + json.Length];
+        BinaryPrimitives.WriteUInt16BigEndian(frame, (ushort)json.Length);
+        json.CopyTo(frame, 2);
+        await stream.WriteAsync(frame, cancellationToken);
+        await stream.FlushAsync(cancellationToken);
+    }
+
+    /// <summary>Reads one message.</summary>
+    /// <exception cref="InvalidDataException">The peer sent something that is not a message, or closed.</exception>
+    public static async Task<T> ReadAsync<T>(DuplexStream stream, JsonTypeInfo<T> info, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        var prefix = new byte[2];
+        try
+        {
+            await stream.ReadExactlyAsync(prefix, cancellationToken);
+            var length = BinaryPrimitives.ReadUInt16BigEndian(prefix);
+            if (length is 0 or > MaxMessage)
+            {
+                throw new InvalidDataException($"VPN control message of {length} bytes (at most {MaxMessage})");
+            }
+
+            var json = new byte[length];
+            await stream.ReadExactlyAsync(json, cancellationToken);
+            return JsonSerializer.Deserialize(json, info) ?? throw new InvalidDataException("empty VPN control message");
+        }
+        catch (EndOfStreamException)
+        {
+            throw new InvalidDataException("the peer closed the VPN stream before its control message");
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException("malformed VPN control message: " + ex.Message);
+        }
+    }
+
+}
+
+/// <summary>Source-generated JSON for the VPN's control messages.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(VpnHello))]
+[JsonSerializable(typeof(VpnWelcome))]
+public sealed partial class VpnJsonContext : JsonSerializerContext;

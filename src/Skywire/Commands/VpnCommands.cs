@@ -1,0 +1,208 @@
+using System.CommandLine;
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Skywire.Apps.Vpn;
+using Skywire.Core.AppApi;
+using Skywire.Core.Sdk;
+
+namespace Skywire.Commands;
+
+/// <summary>The <c>skywire app vpn-server</c> and <c>skywire app vpn-client</c> commands (docs/vpn.md).</summary>
+internal static class VpnCommands
+{
+    private const int Ok = 0, Failure = 1, Usage = 2;
+
+    public static IReadOnlyList<Command> Create(Func<ILoggerFactory> logging) => [Server(logging), Client(logging)];
+
+    private static (Option<string> NodeApps, Option<string> TokenFile, Option<string> Name, Option<string> Device, Option<int> Mtu) Common(string defaultName)
+    {
+        var nodeApps = new Option<string>("--node-apps") { Description = "The node's app API address (ip:port on loopback).", Required = true };
+        var tokenFile = new Option<string>("--token-file") { Description = "The node's app token file.", Required = true };
+        var name = new Option<string>("--name") { Description = $"This app's name in the app tracker (default {defaultName}).", DefaultValueFactory = _ => defaultName };
+        var device = new Option<string>("--tun") { Description = "TUN device name, at most 15 characters; %d is numbered by the kernel (default skyvpn%d).", DefaultValueFactory = _ => "skyvpn%d" };
+        var mtu = new Option<int>("--mtu") { Description = "Upper bound of the tunnel MTU (default 1500; the mesh path's largest datagram lowers it).", DefaultValueFactory = _ => 1500 };
+        device.Validators.Add(r =>
+        {
+            var v = r.GetValueOrDefault<string>();
+            if (string.IsNullOrEmpty(v) || v.Length > 15 || v.Any(c => c is '/' or ' ' || char.IsControl(c)))
+            {
+                r.AddError("--tun must be 1 to 15 characters without '/' or spaces");
+            }
+        });
+        mtu.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is < 576 or > 65535)
+            {
+                r.AddError("--mtu must be 576 to 65535");
+            }
+        });
+        return (nodeApps, tokenFile, name, device, mtu);
+    }
+
+    private static Command Server(Func<ILoggerFactory> logging)
+    {
+        var (nodeApps, tokenFile, name, device, mtu) = Common(VpnServer.ServerType);
+        var subnet = new Option<string>("--subnet") { Description = "IPv4 subnet of the VPN (default 10.66.0.0/24): this server takes the first address, clients the rest.", DefaultValueFactory = _ => "10.66.0.0/24" };
+        var allow = new Option<string[]>("--allow") { Description = "Client node key (66 hex) allowed; repeat for more. Default: any node.", AllowMultipleArgumentsPerToken = true };
+        var passcode = new Option<string?>("--passcode") { Description = "Passcode clients must send (--passcode of vpn-client)." };
+        var noNat = new Option<bool>("--no-nat") { Description = "Do not forward client traffic out of this host (no IPv4 forwarding, no nftables masquerade)." };
+        var dns = new Option<string?>("--dns") { Description = "Resolver address pushed to clients (reachable through the tunnel)." };
+        var command = new Command("vpn-server", "VPN exit: a TUN device with the subnet's first address, one address per client key, NAT out of this host (needs root).")
+        {
+            nodeApps, tokenFile, name, device, mtu, subnet, allow, passcode, noNat, dns,
+        };
+        command.Validators.Add(result =>
+        {
+            foreach (var key in result.GetValue(allow) ?? [])
+            {
+                if (key.Length != 66 || !key.All(Uri.IsHexDigit))
+                {
+                    result.AddError($"--allow '{key}' is not a node key (66 hex characters)");
+                }
+            }
+
+            var s = result.GetValue(subnet) is { Length: > 0 } given ? given : "10.66.0.0/24";
+            if (!IPNetwork.TryParse(s, out var network) || network.BaseAddress.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork || network.PrefixLength is < 8 or > 30)
+            {
+                result.AddError($"--subnet '{s}' is not an IPv4 subnet from /8 to /30 (e.g. 10.66.0.0/24)");
+            }
+
+            if (result.GetValue(dns) is { } d && !IPAddress.TryParse(d, out _))
+            {
+                result.AddError($"--dns '{d}' is not an IP address");
+            }
+        });
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var binding = Bind(parse.GetValue(nodeApps)!, parse.GetValue(tokenFile)!, parse.GetValue(name) ?? VpnServer.ServerType);
+            if (binding is null)
+            {
+                return Usage;
+            }
+
+            var options = VpnServerOptions.Default with
+            {
+                Device = parse.GetValue(device) ?? "skyvpn%d",
+                Mtu = parse.GetValue(mtu),
+                Subnet = IPNetwork.Parse(parse.GetValue(subnet) ?? "10.66.0.0/24"),
+                AllowedClients = new HashSet<string>(parse.GetValue(allow) ?? [], StringComparer.OrdinalIgnoreCase),
+                Passcode = parse.GetValue(passcode),
+                Nat = !parse.GetValue(noNat),
+                Dns = parse.GetValue(dns) is { } d ? IPAddress.Parse(d) : null,
+            };
+            using var loggers = logging();
+            await using var signal = Viscript.Signal.SignalClient.StartFromEnvironment();
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
+            var server = new VpnServer(options, loggers.CreateLogger("vpn-server"));
+            return await RunAsync(() => server.RunAsync(binding,
+                (ready, tun) => Console.Error.WriteLine($"vpn-server ready as {ready} on {tun}, subnet {options.Subnet} gateway {server.Pool.Gateway}"), stop.Token));
+        });
+        return command;
+    }
+
+    private static Command Client(Func<ILoggerFactory> logging)
+    {
+        var (nodeApps, tokenFile, name, device, mtu) = Common(VpnClient.ClientType);
+        var server = new Option<string?>("--server") { Description = "The exit as NODEKEY/APPNAME. Default: the first vpn-server in the app tracker." };
+        var route = new Option<string[]>("--route") { Description = "Subnet to send through the tunnel (e.g. 10.1.0.0/16); repeat for more.", AllowMultipleArgumentsPerToken = true };
+        var all = new Option<bool>("--all") { Description = "Send everything through the tunnel (the mesh's own underlay peers keep their routes)." };
+        var passcode = new Option<string?>("--passcode") { Description = "Passcode the vpn-server expects." };
+        var command = new Command("vpn-client", "VPN entry: a TUN device with the address the vpn-server leases, routes into the tunnel (needs root).")
+        {
+            nodeApps, tokenFile, name, device, mtu, server, route, all, passcode,
+        };
+        command.Validators.Add(result =>
+        {
+            foreach (var r in result.GetValue(route) ?? [])
+            {
+                if (!IPNetwork.TryParse(r, out var n) || n.BaseAddress.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
+                {
+                    result.AddError($"--route '{r}' is not an IPv4 subnet (e.g. 10.1.0.0/16)");
+                }
+            }
+
+            if (result.GetValue(server) is { } s)
+            {
+                try
+                {
+                    Skywire.Apps.Socks.SocksApps.ParseTarget(s);
+                }
+                catch (FormatException ex)
+                {
+                    result.AddError("--server " + ex.Message);
+                }
+            }
+        });
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var binding = Bind(parse.GetValue(nodeApps)!, parse.GetValue(tokenFile)!, parse.GetValue(name) ?? VpnClient.ClientType);
+            if (binding is null)
+            {
+                return Usage;
+            }
+
+            var options = VpnClientOptions.Default with
+            {
+                Device = parse.GetValue(device) ?? "skyvpn%d",
+                Mtu = parse.GetValue(mtu),
+                Routes = [.. (parse.GetValue(route) ?? []).Select(r => IPNetwork.Parse(r))],
+                All = parse.GetValue(all),
+                Passcode = parse.GetValue(passcode),
+            };
+            using var loggers = logging();
+            await using var signal = Viscript.Signal.SignalClient.StartFromEnvironment();
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
+            var client = new VpnClient(options, loggers.CreateLogger("vpn-client"));
+            return await RunAsync(() => client.RunAsync(binding, parse.GetValue(server), state => Console.Error.WriteLine($"vpn-client up: {state}"), stop.Token));
+        });
+        return command;
+    }
+
+    private static VpnAppBinding? Bind(string nodeApps, string tokenFile, string name)
+    {
+        if (!IPEndPoint.TryParse(nodeApps, out var endPoint))
+        {
+            Console.Error.WriteLine($"error: --node-apps '{nodeApps}' is not ip:port");
+            return null;
+        }
+
+        try
+        {
+            return new VpnAppBinding(endPoint, SkywireApp.ReadTokenFile(tokenFile), name);
+        }
+        catch (AppApiException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return null;
+        }
+    }
+
+    private static async Task<int> RunAsync(Func<Task> run)
+    {
+        try
+        {
+            await run();
+            return Ok;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("vpn stopped");
+            return Ok;
+        }
+        catch (VpnRefusedException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return Failure;
+        }
+        catch (AppApiException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message} ({ex.Code})");
+            return Failure;
+        }
+        catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or InvalidDataException or PlatformNotSupportedException)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return Failure;
+        }
+    }
+}

@@ -1,0 +1,232 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text.RegularExpressions;
+using Skywire.IntegrationTests.EndToEnd;
+
+namespace Skywire.IntegrationTests.Vpn;
+
+/// <summary>
+/// The built `skywire` executables in network namespaces made by the test (root): a manager, four nodes in a chain
+/// (a - b - c - d), a vpn-server beside d with NAT and a vpn-client beside a. A web server in a namespace reachable
+/// only behind d is pinged and fetched (a page, and a large file byte for byte) through the tunnel across 3 hops; a
+/// node off the allow-list is refused; a restarted client gets its address back; SIGTERM leaves no device, route or
+/// nftables table behind.
+/// </summary>
+[Trait("Category", "E2E")]
+public sealed partial class VpnNetnsTests() : ExecutableTestBase("skywire-vpn-")
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(90);
+
+    [Fact]
+    public async Task Vpn_ThreeHops_PingCurlBulk_AllowList_Restart_Teardown()
+    {
+        if (NetworkNamespaces.Unsupported() is { } reason)
+        {
+            Assert.Skip(reason);
+        }
+
+        foreach (var tool in new[] { "nft", "ping", "curl", "python3" })
+        {
+            if (Which(tool) is null)
+            {
+                Assert.Skip($"{tool} is not installed (.ci/run installs it)");
+            }
+        }
+
+        using var net = new NetworkNamespaces();
+        var (mns, maddr) = net.AddHost("m");
+        var hosts = new[] { net.AddHost("a"), net.AddHost("b"), net.AddHost("c"), net.AddHost("d") };
+        var (wns, waddr, wsubnet) = net.AddBehind(hosts[3].Namespace, "w");
+
+        var keygen = await RunAsync(null, "keygen", "--out", FilePath("manager.json"));
+        var managerKey = keygen.Out.Split('\n')[0].Trim();
+        var processes = new List<SkywireProcess>();
+        Process? web = null;
+        try
+        {
+            var manager = Start(processes, mns, "manager", "--listen", maddr + ":0", "--key", FilePath("manager.json"));
+            var port = ManagerLine().Match(await manager.WaitForLineAsync("listening on", Limit)).Groups[1].Value;
+            var managerAt = $"{managerKey}@{maddr}:{port}";
+            var nodes = new List<(string Ns, string Key, string Apps, string Token)>();
+            foreach (var (ns, addr) in hosts)
+            {
+                var name = ns[^1..];
+                var node = Start(processes, ns, "node", "--manager", managerAt, "--listen", addr + ":0", "--apps", "127.0.0.1:0",
+                    "--app-token-file", FilePath(name + ".token"), "--key", FilePath(name + ".json"));
+                var m = NodeLine().Match(await node.WaitForLineAsync("apps 127.0.0.1", Limit));
+                nodes.Add((ns, m.Groups[1].Value, "127.0.0.1:" + m.Groups[2].Value, FilePath(name + ".token")));
+            }
+
+            string[] Cli(params string[] args) => ["cli", "--manager", managerAt, "--key", FilePath("manager.json"), .. args];
+            for (var i = 0; i < 3; i++)
+            {
+                Assert.Equal(0, (await RunAsync(mns, Cli("link", nodes[i].Key, nodes[i + 1].Key))).Code);
+            }
+
+            await WaitForAsync(async () => (await RunAsync(mns, Cli("links"))).Out.Split('\n').Count(l => l.Contains(" up ", StringComparison.Ordinal)) >= 6, "links up");
+
+            // The page and a large file, served only behind d.
+            var content = Directory.CreateDirectory(FilePath("www")).FullName;
+            await File.WriteAllTextAsync(Path.Combine(content, "index.html"), "hello through the vpn\n");
+            var bulk = RandomNumberGenerator.GetBytes(8 * 1024 * 1024 + 13);
+            await File.WriteAllBytesAsync(Path.Combine(content, "bulk.bin"), bulk);
+            web = StartTool(wns, "python3", "-u", "-m", "http.server", "--bind", waddr, "0", "--directory", content);
+            web.ErrorDataReceived += (_, _) => { };
+            web.BeginErrorReadLine();
+            var webPort = await ReadServingPortAsync(web);
+            var url = $"http://{waddr}:{webPort}";
+
+            // Before the tunnel, a cannot reach the web namespace at all.
+            Assert.NotEqual(0, (await ToolAsync(hosts[0].Namespace, "ping", "-c", "1", "-W", "1", waddr)).Code);
+
+            var d = nodes[3];
+            var server = Start(processes, d.Ns, "app", "vpn-server", "--node-apps", d.Apps, "--token-file", d.Token, "--allow", nodes[0].Key, "--tun", "skysrv%d");
+            await server.WaitForLineAsync("vpn-server ready", Limit);
+            Assert.Contains("skywire_vpn_skysrv", (await ToolAsync(d.Ns, "nft", "list", "tables")).Out, StringComparison.Ordinal);
+
+            // b is not on the allow-list: refused, exit 1, and its TUN device is gone again.
+            var refused = await RunAsync(nodes[1].Ns, "app", "vpn-client", "--node-apps", nodes[1].Apps, "--token-file", nodes[1].Token,
+                "--server", $"{d.Key}/vpn-server", "--tun", "skyb0");
+            Assert.Equal(1, refused.Code);
+            Assert.Contains("allow-list", refused.Err, StringComparison.Ordinal);
+            Assert.DoesNotContain("skyb0", (await ToolAsync(nodes[1].Ns, "ip", "link")).Out, StringComparison.Ordinal);
+
+            // a picks the vpn-server from the app tracker.
+            string[] clientArgs = ["app", "vpn-client", "--node-apps", nodes[0].Apps, "--token-file", nodes[0].Token, "--route", wsubnet, "--tun", "skycli0"];
+            var client = Start(processes, nodes[0].Ns, clientArgs);
+            var first = UpLine().Match(await client.WaitForLineAsync("vpn-client up:", Limit));
+            Assert.True(first.Success, client.Stderr);
+            var address = first.Groups["address"].Value;
+            Assert.StartsWith("10.66.0.", address, StringComparison.Ordinal);
+
+            // ping and curl across a > b > c > d, then out of d by NAT.
+            await WaitForAsync(async () => (await ToolAsync(hosts[0].Namespace, "ping", "-c", "1", "-W", "2", waddr)).Code == 0, "ping through the tunnel");
+            var ping = await ToolAsync(hosts[0].Namespace, "ping", "-c", "5", "-i", "0.2", "-W", "5", waddr);
+            Assert.True(ping.Code == 0, ping.Out + ping.Err);
+            var page = await ToolAsync(hosts[0].Namespace, "curl", "-sS", "--max-time", "30", url + "/index.html");
+            Assert.Equal("hello through the vpn\n", page.Out);
+            var fetched = FilePath("fetched.bin");
+            var curl = await ToolAsync(hosts[0].Namespace, "curl", "-sS", "--max-time", "120", "-o", fetched, url + "/bulk.bin");
+            Assert.True(curl.Code == 0, curl.Err);
+            Assert.Equal(SHA256.HashData(bulk), SHA256.HashData(await File.ReadAllBytesAsync(fetched)));
+            var routes = (await RunAsync(mns, Cli("routes"))).Out;
+            Assert.Contains($"{nodes[0].Key[..12]} > {nodes[1].Key[..12]} > {nodes[2].Key[..12]} > {nodes[3].Key[..12]}", routes, StringComparison.Ordinal);
+
+            // SIGTERM: the client's device and routes are gone; a new client gets the same address and works.
+            await TerminateAsync(client);
+            Assert.DoesNotContain("skycli0", (await ToolAsync(hosts[0].Namespace, "ip", "link")).Out, StringComparison.Ordinal);
+            Assert.DoesNotContain(wsubnet.Split('/')[0], (await ToolAsync(hosts[0].Namespace, "ip", "route")).Out, StringComparison.Ordinal);
+            client = Start(processes, nodes[0].Ns, clientArgs);
+            var second = UpLine().Match(await client.WaitForLineAsync("vpn-client up:", Limit));
+            Assert.Equal(address, second.Groups["address"].Value);
+            await WaitForAsync(async () => (await ToolAsync(hosts[0].Namespace, "curl", "-sS", "--max-time", "5", url + "/index.html")).Code == 0, "curl after the restart");
+
+            // SIGTERM on both: nothing left behind.
+            await TerminateAsync(client);
+            await TerminateAsync(server);
+            Assert.DoesNotContain("skysrv", (await ToolAsync(d.Ns, "ip", "link")).Out, StringComparison.Ordinal);
+            Assert.DoesNotContain("skywire_vpn", (await ToolAsync(d.Ns, "nft", "list", "tables")).Out, StringComparison.Ordinal);
+            Assert.Equal("0", (await ToolAsync(d.Ns, "cat", "/proc/sys/net/ipv4/ip_forward")).Out.Trim());
+            Assert.DoesNotContain("skycli", (await ToolAsync(hosts[0].Namespace, "ip", "link")).Out, StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (web is not null)
+            {
+                web.Kill(entireProcessTree: true);
+                await web.WaitForExitAsync();
+                web.Dispose();
+            }
+
+            foreach (var p in processes)
+            {
+                await p.DisposeAsync();
+            }
+        }
+    }
+
+    [GeneratedRegex(@"address (?<address>[0-9.]+)/\d+ gateway (?<gateway>[0-9.]+) mtu (?<mtu>\d+)")]
+    private static partial Regex UpLine();
+
+    [GeneratedRegex(@"port (\d+)")]
+    private static partial Regex ServingLine();
+
+    private static SkywireProcess Start(List<SkywireProcess> processes, string? ns, params string[] args)
+    {
+        var p = SkywireProcess.Start(ns, args);
+        processes.Add(p);
+        return p;
+    }
+
+    private static async Task<(int Code, string Out, string Err)> RunAsync(string? ns, params string[] args)
+    {
+        await using var p = SkywireProcess.Start(ns, args);
+        var code = await p.WaitForExitAsync(Limit);
+        return (code, p.StdoutText, p.Stderr);
+    }
+
+    /// <summary>SIGTERM (as systemd or Ctrl+C would), then the process must exit 0 by itself.</summary>
+    private static async Task TerminateAsync(SkywireProcess process)
+    {
+        Assert.Equal(0, (await ToolAsync(null, "kill", "-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture))).Code);
+        Assert.True(await process.WaitForExitAsync(Limit) == 0, process.Stderr);
+    }
+
+    private static async Task WaitForAsync(Func<Task<bool>> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + Limit;
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, what + " did not happen in time");
+            await Task.Delay(250);
+        }
+    }
+
+    private static string? Which(string tool) =>
+        new[] { "/usr/sbin", "/usr/bin", "/sbin", "/bin" }.Concat((Environment.GetEnvironmentVariable("PATH") ?? "").Split(':'))
+            .Select(dir => Path.Combine(dir, tool)).FirstOrDefault(File.Exists);
+
+    private static Process StartTool(string? ns, params string[] args)
+    {
+        var info = new ProcessStartInfo(ns is null ? args[0] : "ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in ns is null ? args.Skip(1) : ["netns", "exec", ns, .. args])
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        return Process.Start(info) ?? throw new InvalidOperationException("could not start " + args[0]);
+    }
+
+    private static async Task<(int Code, string Out, string Err)> ToolAsync(string? ns, params string[] args)
+    {
+        using var p = StartTool(ns, args);
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var limit = new CancellationTokenSource(Limit);
+        try
+        {
+            await p.WaitForExitAsync(limit.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{string.Join(' ', args)} did not finish");
+        }
+
+        return (p.ExitCode, await stdout, await stderr);
+    }
+
+    private static async Task<string> ReadServingPortAsync(Process web)
+    {
+        using var limit = new CancellationTokenSource(Limit);
+        while (await web.StandardOutput.ReadLineAsync(limit.Token) is { } line)
+        {
+            if (ServingLine().Match(line) is { Success: true } m)
+            {
+                return m.Groups[1].Value;
+            }
+        }
+
+        throw new InvalidOperationException("the web server (python3 -m http.server) did not start");
+    }
+}
