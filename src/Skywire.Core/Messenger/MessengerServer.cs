@@ -58,6 +58,7 @@ public sealed partial class MessengerServer : IAsyncDisposable
             new ListenerLimits { MaxConnections = Options.MaxConnections, MaxConnectionsPerSource = Options.MaxConnectionsPerSource }, _logger, _time);
         Store = new OfflineStore(Options, _time);
         Directory = new ServiceDirectory(_time, Options.DirectoryDefaultTtl, Options.DirectoryMaxTtl, Options.DirectoryMaxEntries);
+        Metrics = new MessengerMetrics(this, Store, () => _connectionHost.Count);
     }
 
     /// <summary>The messenger's public key (clients pin it).</summary>
@@ -82,6 +83,9 @@ public sealed partial class MessengerServer : IAsyncDisposable
     public int RegisteredCount => _registry.Count;
 
     internal OfflineStore Store { get; }
+
+    /// <summary>The instruments (meter Skywire.Messenger).</summary>
+    internal MessengerMetrics Metrics { get; }
 
     /// <summary>Observes every frame a registered client sends, decrypted from the channel (tests: what the messenger can see).</summary>
     internal Action<PubKey, byte, ReadOnlyMemory<byte>>? Tap { get; set; }
@@ -280,11 +284,22 @@ public sealed partial class MessengerServer : IAsyncDisposable
     {
         if (_registry.TryGetValue(to, out var target))
         {
-            return target.Deliver(from, 0, envelope, bounded: true) ? null : DropReason.RecipientBusy;
+            if (target.Deliver(from, 0, envelope, bounded: true))
+            {
+                Metrics.Delivered();
+                return null;
+            }
+
+            return DropReason.RecipientBusy;
         }
 
         var expired = new List<(PubKey, DropNotice)>();
         var refused = Store.TryStore(to, from, messageId, envelope, expired);
+        if (refused is null)
+        {
+            Metrics.Queued();
+        }
+
         NotifyDrops(expired);
         if (refused is null && _registry.TryGetValue(to, out target))
         {
@@ -323,6 +338,7 @@ public sealed partial class MessengerServer : IAsyncDisposable
     private void NotifyDrop(PubKey sender, DropNotice notice)
     {
         Log.Dropped(_logger, sender, notice.MessageId, notice.Reason);
+        Metrics.Dropped(notice.Reason);
         if (_registry.TryGetValue(sender, out var connection))
         {
             var payload = JsonSerializer.SerializeToUtf8Bytes(notice, MessengerJsonContext.Default.DropNotice);
@@ -364,6 +380,7 @@ public sealed partial class MessengerServer : IAsyncDisposable
         }
 
         await _cts.CancelAsync();
+        Metrics.Dispose();
         _listener?.Dispose();
         if (_sweepTimer is not null)
         {

@@ -34,6 +34,7 @@ public sealed partial class NodeHost : IAsyncDisposable
     private readonly DirectLinks _direct;
     private readonly NodeApps _apps;
     private readonly MessengerPeering? _messenger;
+    private readonly NodeMetrics _metrics;
     private readonly string _token;
     private readonly CancellationTokenSource _cts = new();
     private int _disposed;
@@ -60,6 +61,7 @@ public sealed partial class NodeHost : IAsyncDisposable
             : null;
         _direct = new DirectLinks(options, _dataPlane, _messenger, _sessions, name => _apps!.HasApp(name), loggers, _cts.Token);
         _apps = new NodeApps(key.Public, _token, options, _control, _sessions, _direct, _messenger, loggers, _cts.Token);
+        _metrics = new NodeMetrics(this, _sessions, () => _apps.ConnectionCount);
         _dataPlane.LinkUp += (_, _) => _control.LinkChanged();
         _dataPlane.LinkDown += (_, e) =>
         {
@@ -131,6 +133,7 @@ public sealed partial class NodeHost : IAsyncDisposable
 
     private void OnSessionEnded(MeshSession session)
     {
+        _metrics.SessionEnded(session);
         if (session.IsDirect)
         {
             _direct.ReleaseDirect(session.Peer);
@@ -165,6 +168,7 @@ public sealed partial class NodeHost : IAsyncDisposable
         await _sessions.DisposeAsync();
         await _dataPlane.DisposeAsync();
         _direct.Dispose();
+        _metrics.Dispose();
         _cts.Dispose();
     }
 

@@ -41,6 +41,9 @@ internal sealed partial class NodeSessions : IAsyncDisposable
         _ended = ended;
     }
 
+    /// <summary>The sessions bound now (metrics read them at each scrape).</summary>
+    public ICollection<MeshSession> Active => _sessions.Values;
+
     /// <summary>Whether a session with this id is bound.</summary>
     public bool Contains(ulong sessionId) => _sessions.ContainsKey(sessionId);
 
