@@ -125,8 +125,9 @@ public sealed partial class NodeHost : IAsyncDisposable
             AppTokenFile.Write(path, _token);
         }
 
-        _dataPlane.Start(_options.LinkListen);
-        _apps.Start();
+        // Both listeners bind before anything talks to the network; a bind error names the listener and its address.
+        Channels.ListenerBindException.Bind("links (UDP)", _options.LinkListen, () => _dataPlane.Start(_options.LinkListen));
+        Channels.ListenerBindException.Bind("app API (TCP)", _options.AppsListen, _apps.Start);
         _messenger?.Start();
         await _control.StartAsync(cancellationToken);
     }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
+using Skywire.Core.Channels;
 using Skywire.Core.Manager;
 using Skywire.Protocol;
 
@@ -81,11 +82,13 @@ internal static class ManagerCommand
                 }
             }
 
-            using var key = Common.LoadKey(parse.GetValue(keyFile)!);
-            if (key is null)
+            using var pending = Common.OpenKey(parse.GetValue(keyFile)!);
+            if (pending is null)
             {
                 return Common.Failure;
             }
+
+            var key = pending.Key;
 
             using var logging = Common.Logging();
             var ttl = TimeSpan.FromSeconds(Math.Max(3, parse.GetValue(ruleTtl)));
@@ -104,11 +107,16 @@ internal static class ManagerCommand
             await using var server = new ManagerServer(key, options, logging);
             try
             {
-                server.Start();
+                ListenerBindException.Bind("manager control listener (TCP, --listen)", endPoint, server.Start);
             }
-            catch (System.Net.Sockets.SocketException ex)
+            catch (ListenerBindException ex)
             {
-                Console.Error.WriteLine($"error: cannot listen on {endPoint}: {ex.Message}");
+                Console.Error.WriteLine($"error: {ex.Message}");
+                return Common.Failure;
+            }
+
+            if (!pending.Commit())
+            {
                 return Common.Failure;
             }
 

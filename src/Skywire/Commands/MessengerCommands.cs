@@ -3,8 +3,8 @@ using System.Net;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Skywire.Core.Channels;
 using Skywire.Core.Control;
-using Skywire.Core.Crypto;
 using Skywire.Core.Messenger;
 using Skywire.Protocol;
 using Skywire.Protocol.Messenger;
@@ -15,18 +15,36 @@ namespace Skywire.Commands;
 /// <summary>
 /// The <c>skywire messenger</c> and <c>skywire chat</c> commands (docs/messenger.md "Commands"). The executable adds
 /// them to its root command; they write to the invocation's output and error writers.
-/// Exit codes: 0 success, 1 bad arguments, 2 cannot connect or the messenger did not prove its key, 3 the message was dropped.
+/// Exit codes: those of every skywire command (docs/operations.md "Exit codes"): 0 success, 1 failure, 2 usage,
+/// 3 the messenger did not prove its key or refused ours, 6 cannot connect or the connection was lost, 8 the message was dropped.
 /// </summary>
 internal static class MessengerCommands
 {
-    /// <summary>Exit code: cannot connect, or the messenger refused us or did not prove its key.</summary>
-    public const int ExitConnectFailed = 2;
+    /// <summary>Exit code: the messenger did not prove its pinned key, or refused ours.</summary>
+    public const int ExitForbidden = Common.Forbidden;
+
+    /// <summary>Exit code: cannot connect to the messenger, or the connection was lost.</summary>
+    public const int ExitUnavailable = Common.Unavailable;
 
     /// <summary>Exit code: the messenger dropped the message (the drop notice is printed).</summary>
-    public const int ExitDropped = 3;
+    public const int ExitDropped = Common.Dropped;
 
-    /// <summary>Exit code: bad arguments (unreadable key file, malformed key or address).</summary>
-    public const int ExitUsage = 1;
+    /// <summary>Exit code: bad arguments (malformed key, address or option).</summary>
+    public const int ExitUsage = Common.Usage;
+
+    /// <summary>Exit code: anything else (an unreadable key file, a listener that cannot bind).</summary>
+    public const int ExitFailure = Common.Failure;
+
+    /// <summary>The exit code for a messenger error.</summary>
+    public static int ExitCode(MessengerErrorCode code) => code switch
+    {
+        MessengerErrorCode.Forbidden or MessengerErrorCode.Conflict => ExitForbidden,
+        MessengerErrorCode.BadRequest => ExitUsage,
+        MessengerErrorCode.NotFound => Common.NotFound,
+        MessengerErrorCode.RateLimited => Common.LimitExceeded,
+        MessengerErrorCode.Unavailable => ExitUnavailable,
+        _ => ExitFailure,
+    };
 
     private static string DefaultKeyPath(string name) =>
         Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".skywire", name);
@@ -56,17 +74,6 @@ internal static class MessengerCommands
                 return ExitUsage;
             }
 
-            KeyPair keyPair;
-            try
-            {
-                keyPair = KeyFile.LoadOrCreate(parse.GetValue(key)!);
-            }
-            catch (KeyFileException ex)
-            {
-                await error.WriteLineAsync("error: " + ex.Message);
-                return ExitUsage;
-            }
-
             var options = MessengerServerOptions.Default with
             {
                 QueueMaxMessages = parse.GetValue(queueMessages),
@@ -82,18 +89,31 @@ internal static class MessengerCommands
                 return ExitUsage;
             }
 
-            await using var signal = SignalClient.StartFromEnvironment();
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
-            await using var server = new MessengerServer(keyPair, options, loggerFactory);
+            // The key is written only once the listener is bound: a command that fails leaves no key file.
+            using var pending = Common.OpenKey(parse.GetValue(key)!, error);
+            if (pending is null)
+            {
+                return ExitFailure;
+            }
+
+            await using var server = new MessengerServer(pending.Key, options, loggerFactory);
             try
             {
-                server.Start(endPoint);
+                ListenerBindException.Bind("messenger listener (TCP, --listen)", endPoint, () => server.Start(endPoint));
             }
-            catch (System.Net.Sockets.SocketException ex)
+            catch (ListenerBindException ex)
             {
-                await error.WriteLineAsync($"error: cannot listen on {endPoint}: {ex.Message}");
-                return ExitConnectFailed;
+                await error.WriteLineAsync("error: " + ex.Message);
+                return ExitFailure;
             }
+
+            if (!pending.Commit(error))
+            {
+                return ExitFailure;
+            }
+
+            await using var signal = SignalClient.StartFromEnvironment();
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
 
             await output.WriteLineAsync($"messenger {server.Key} listening on {server.LocalEndPoint}");
             await output.FlushAsync(CancellationToken.None);
@@ -164,7 +184,7 @@ internal static class MessengerCommands
                 catch (MessengerException ex)
                 {
                     await error.WriteLineAsync("error: " + ex.Message);
-                    return ExitConnectFailed;
+                    return ExitCode(ex.Code);
                 }
 
                 await parse.InvocationConfiguration.Output.WriteLineAsync($"sent to {recipient}");
@@ -210,7 +230,7 @@ internal static class MessengerCommands
                 }
 
                 await parse.InvocationConfiguration.Error.WriteLineAsync("error: the connection to the messenger was lost");
-                return ExitConnectFailed;
+                return ExitUnavailable;
             }
         });
 
@@ -233,27 +253,32 @@ internal static class MessengerCommands
             return (null, ExitUsage);
         }
 
-        KeyPair keyPair;
-        try
+        // A new key is written only once the messenger accepted it: a chat that cannot connect leaves no key file.
+        // The client keeps using the key (reconnects), so it is not disposed here.
+        var pending = Common.OpenKey(parse.GetValue(key)!, error);
+        if (pending is null)
         {
-            keyPair = KeyFile.LoadOrCreate(parse.GetValue(key)!);
-        }
-        catch (KeyFileException ex)
-        {
-            await error.WriteLineAsync("error: " + ex.Message);
-            return (null, ExitUsage);
+            return (null, ExitFailure);
         }
 
+        MessengerClient client;
         try
         {
-            var client = await MessengerClient.ConnectAsync(new MessengerClientOptions { EndPoint = endPoint, MessengerKey = pinned, Agent = "skywire-chat", Reconnect = reconnect }, keyPair, loggerFactory, cancellationToken);
-            return (client, 0);
+            client = await MessengerClient.ConnectAsync(new MessengerClientOptions { EndPoint = endPoint, MessengerKey = pinned, Agent = "skywire-chat", Reconnect = reconnect }, pending.Key, loggerFactory, cancellationToken);
         }
         catch (MessengerException ex)
         {
             await error.WriteLineAsync("error: " + ex.Message);
-            return (null, ExitConnectFailed);
+            return (null, ExitCode(ex.Code));
         }
+
+        if (!pending.Commit(error))
+        {
+            await client.DisposeAsync();
+            return (null, ExitFailure);
+        }
+
+        return (client, 0);
     }
 
     /// <summary>Parses <c>host:port</c> (with <paramref name="key"/>) or <c>PUBKEY@host:port</c>.</summary>

@@ -63,11 +63,13 @@ internal static class NodeCommand
                 return Common.Usage;
             }
 
-            using var key = Common.LoadKey(parse.GetValue(keyFile)!);
-            if (key is null)
+            using var pending = Common.OpenKey(parse.GetValue(keyFile)!);
+            if (pending is null)
             {
                 return Common.Failure;
             }
+
+            var key = pending.Key;
 
             using var logging = Common.Logging();
             var options = new NodeOptions { Manager = address, LinkListen = linkEndPoint, AppsListen = appsEndPoint, AppTokenFile = parse.GetValue(tokenFile), Messenger = viaMessenger,
@@ -88,16 +90,29 @@ internal static class NodeCommand
                 Console.Error.WriteLine(ex.Code == ControlErrorCode.Forbidden
                     ? $"error: manager refused or key mismatch: {ex.Message}"
                     : $"error: cannot register with the manager: {ex.Message}");
+
+                // A refusal names this node's key (e.g. for the manager's allow-list): keep that key, so the next run
+                // is the node the operator allowed. Any other failure leaves no key file behind.
+                if (ex.Code == ControlErrorCode.Forbidden)
+                {
+                    pending.Commit();
+                }
+
                 return Common.ExitCode(ex.Code);
             }
-            catch (System.Net.Sockets.SocketException ex)
+            catch (ListenerBindException ex)
             {
-                Console.Error.WriteLine($"error: cannot bind: {ex.Message}");
+                Console.Error.WriteLine($"error: {ex.Message} ({(ex.Listener.StartsWith("links", StringComparison.Ordinal) ? "--listen" : "--apps")})");
                 return Common.Failure;
             }
             catch (Skywire.Core.Crypto.SecretFileException ex)
             {
                 Console.Error.WriteLine($"error: --app-token-file {ex.Message}");
+                return Common.Failure;
+            }
+
+            if (!pending.Commit())
+            {
                 return Common.Failure;
             }
 
