@@ -10,7 +10,7 @@ namespace Skywire.Core.Manager;
 internal sealed class ManagerMetrics : IDisposable
 {
     /// <summary>The meter's name.</summary>
-    public const string MeterName = "Skywire.Manager";
+    public const string MeterName = Diagnostics.SkywireMeters.Manager;
 
     private readonly Meter _meter = new(MeterName);
 

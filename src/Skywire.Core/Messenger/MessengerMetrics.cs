@@ -11,7 +11,7 @@ namespace Skywire.Core.Messenger;
 internal sealed class MessengerMetrics : IDisposable
 {
     /// <summary>The meter's name.</summary>
-    public const string MeterName = "Skywire.Messenger";
+    public const string MeterName = Diagnostics.SkywireMeters.Messenger;
 
     private static readonly DropReason[] s_reasons = Enum.GetValues<DropReason>();
 

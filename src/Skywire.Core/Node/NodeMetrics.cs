@@ -18,7 +18,7 @@ namespace Skywire.Core.Node;
 internal sealed class NodeMetrics : IDisposable
 {
     /// <summary>The meter's name.</summary>
-    public const string MeterName = "Skywire.Node";
+    public const string MeterName = Diagnostics.SkywireMeters.Node;
 
     private readonly Meter _meter = new(MeterName);
     private readonly NodeHost _node;

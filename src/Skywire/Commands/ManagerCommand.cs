@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using Skywire.Core.Channels;
+using Skywire.Core.Diagnostics;
+using Skywire.Metrics;
 using Skywire.Core.Manager;
 using Skywire.Protocol;
 
@@ -20,15 +22,17 @@ internal static class ManagerCommand
         var maxApps = new Option<int>("--max-apps-per-node") { Description = "Apps one node may have in the tracker (docs/protocol.md §4.6).", DefaultValueFactory = _ => ManagerLimits.Default.MaxAppsPerNode };
         var maxLinks = new Option<int>("--max-links-per-node") { Description = "Links one node may report; raise it above the node count for a larger --auto-link mesh.", DefaultValueFactory = _ => ManagerLimits.Default.MaxLinksPerNode };
         var maxRoutes = new Option<int>("--max-routes-per-node") { Description = "Live routes one node may have asked for.", DefaultValueFactory = _ => ManagerLimits.Default.MaxRoutesPerNode };
+        var metrics = MetricsOption.Create();
         var allowNodes = new Option<string?>("--allow-nodes") { Description = "File of node public keys allowed to join, one per line, # comments. Re-read on SIGHUP and when the file changes; nodes no longer listed are disconnected." };
         var command = new Command("manager", "Run a node manager: registry, links, routes, app tracker.\n" +
             "Security: a manager reachable from other hosts should name its nodes (--allow-node/--allow-nodes); without a list it warns at start when --listen is not loopback.")
         {
-            listen, keyFile, admins, autoLink, ruleTtl, appTtl, allowNode, allowNodes, maxApps, maxLinks, maxRoutes,
+            listen, keyFile, admins, autoLink, ruleTtl, appTtl, allowNode, allowNodes, maxApps, maxLinks, maxRoutes, metrics,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            if (!Common.TryParseEndPoint(parse.GetValue(listen)!, out var endPoint, "--listen"))
+            if (!Common.TryParseEndPoint(parse.GetValue(listen)!, out var endPoint, "--listen")
+                || !MetricsOption.TryGet(parse, metrics, Console.Error, out var metricsEndPoint))
             {
                 return Common.Usage;
             }
@@ -115,7 +119,9 @@ internal static class ManagerCommand
                 return Common.Failure;
             }
 
-            if (!pending.Commit())
+            var (metricsOk, metricsServer) = await MetricsOption.StartAsync(metricsEndPoint, "skywire-manager", [SkywireMeters.Manager, SkywireMeters.Signal], Console.Error, cancellationToken);
+            await using var metricsLifetime = metricsServer;
+            if (!metricsOk || !pending.Commit())
             {
                 return Common.Failure;
             }

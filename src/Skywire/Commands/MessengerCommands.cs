@@ -5,7 +5,9 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Core.Channels;
 using Skywire.Core.Control;
+using Skywire.Core.Diagnostics;
 using Skywire.Core.Messenger;
+using Skywire.Metrics;
 using Skywire.Protocol;
 using Skywire.Protocol.Messenger;
 using Viscript.Signal;
@@ -60,9 +62,10 @@ internal static class MessengerCommands
         var queueTtl = new Option<int>("--queue-ttl") { Description = "Seconds a message waits for an offline key before it is dropped.", DefaultValueFactory = _ => (int)MessengerServerOptions.Default.QueueTtl.TotalSeconds };
         var rate = new Option<double>("--rate") { Description = "Messages and requests per second allowed per key.", DefaultValueFactory = _ => MessengerServerOptions.Default.RatePerSecond };
         var burst = new Option<int>("--burst") { Description = "Burst allowed per key above the rate.", DefaultValueFactory = _ => MessengerServerOptions.Default.RateBurst };
+        var metrics = MetricsOption.Create();
         var command = new Command("messenger", "Run a messenger: relays end-to-end encrypted messages and streams between public keys, stores messages for offline keys, keeps a service directory.")
         {
-            listen, key, queueMessages, queueBytes, queueTtl, rate, burst,
+            listen, key, queueMessages, queueBytes, queueTtl, rate, burst, metrics,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -71,6 +74,11 @@ internal static class MessengerCommands
             if (!IPEndPoint.TryParse(parse.GetValue(listen)!, out var endPoint))
             {
                 await error.WriteLineAsync($"error: --listen '{parse.GetValue(listen)}' is not ip:port");
+                return ExitUsage;
+            }
+
+            if (!MetricsOption.TryGet(parse, metrics, error, out var metricsEndPoint))
+            {
                 return ExitUsage;
             }
 
@@ -107,7 +115,9 @@ internal static class MessengerCommands
                 return ExitFailure;
             }
 
-            if (!pending.Commit(error))
+            var (metricsOk, metricsServer) = await MetricsOption.StartAsync(metricsEndPoint, "skywire-messenger", [SkywireMeters.Messenger, SkywireMeters.Signal], error, cancellationToken);
+            await using var metricsLifetime = metricsServer;
+            if (!metricsOk || !pending.Commit(error))
             {
                 return ExitFailure;
             }

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using Skywire.Core.Channels;
 using Skywire.Core.DataPlane;
+using Skywire.Core.Diagnostics;
+using Skywire.Metrics;
 using Skywire.Core.Node;
 using Skywire.Protocol.Control;
 
@@ -21,13 +23,15 @@ internal static class NodeCommand
         var noOffload = new Option<bool>("--no-udp-offload") { Description = "Send and receive one UDP datagram per system call (no Linux GSO/GRO batching; for comparisons and odd NICs)." };
         var maxLinks = new Option<int>("--max-links") { Description = "Most links the node keeps; strangers' idle or unconfirmed links are evicted beyond it, links it opened or that carry routes never are.", DefaultValueFactory = _ => DataPlaneOptions.Default.MaxLinks };
         var directTimeout = new Option<int>("--direct-timeout") { Description = "Milliseconds a dial to another cluster's node tries a direct link brokered by the messenger before relaying through it (0: always relay, refuse offers).", DefaultValueFactory = _ => 3000 };
-        var command = new Command("node", "Run a node: registers with the manager, opens links, forwards, serves the app API.") { manager, managerKey, listen, apps, tokenFile, keyFile, messenger, messengerKey, noOffload, maxLinks, directTimeout };
+        var metrics = MetricsOption.Create();
+        var command = new Command("node", "Run a node: registers with the manager, opens links, forwards, serves the app API.") { manager, managerKey, listen, apps, tokenFile, keyFile, messenger, messengerKey, noOffload, maxLinks, directTimeout, metrics };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var address = Common.ParseManager(parse.GetValue(manager)!, parse.GetValue(managerKey));
             if (address is null
                 || !Common.TryParseEndPoint(parse.GetValue(listen)!, out var linkEndPoint, "--listen")
-                || !Common.TryParseEndPoint(parse.GetValue(apps)!, out var appsEndPoint, "--apps"))
+                || !Common.TryParseEndPoint(parse.GetValue(apps)!, out var appsEndPoint, "--apps")
+                || !MetricsOption.TryGet(parse, metrics, Console.Error, out var metricsEndPoint))
             {
                 return Common.Usage;
             }
@@ -78,6 +82,15 @@ internal static class NodeCommand
             if (parse.GetValue(noOffload))
             {
                 options = options with { DataPlane = options.DataPlane with { UdpOffload = false } };
+            }
+
+            // The metrics listener binds first (its bind error comes before the node talks to anyone); the meters
+            // the node creates next are picked up as they appear.
+            var (metricsOk, metricsServer) = await MetricsOption.StartAsync(metricsEndPoint, "skywire-node", [SkywireMeters.Node, SkywireMeters.DataPlane, SkywireMeters.Signal], Console.Error, cancellationToken);
+            await using var metricsLifetime = metricsServer;
+            if (!metricsOk)
+            {
+                return Common.Failure;
             }
 
             await using var node = new NodeHost(key, options, logging);
