@@ -22,14 +22,26 @@ internal static class Common
     /// <summary><c>chat send</c>: the messenger dropped the message.</summary>
     public const int Dropped = 8;
 
-    /// <summary>Logs go to stderr so stdout stays clean for data (nc) and tables (cli).</summary>
+    /// <summary>
+    /// Logs go to stderr so stdout stays clean for data (nc) and tables (cli). Under systemd (stderr connected to
+    /// the journal: JOURNAL_STREAM), each line starts with its syslog priority (<c>&lt;6&gt;</c>...) and has no
+    /// timestamp of its own, so <c>journalctl -p warning</c> filters by level (issue 18.9).
+    /// </summary>
     public static ILoggerFactory Logging(string? level = null) => LoggerFactory.Create(b =>
     {
-        b.AddSimpleConsole(o =>
+        if (Environment.GetEnvironmentVariable("JOURNAL_STREAM") is { Length: > 0 })
         {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss.fff ";
-        });
+            b.AddSystemdConsole();
+        }
+        else
+        {
+            b.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss.fff ";
+            });
+        }
+
         b.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
         b.SetMinimumLevel(Enum.TryParse<LogLevel>(level ?? Environment.GetEnvironmentVariable("SKYWIRE_LOG") ?? "Information", true, out var l) ? l : LogLevel.Information);
     });

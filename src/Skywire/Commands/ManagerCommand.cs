@@ -140,6 +140,7 @@ internal static class ManagerCommand
             });
             await using var signal = SignalHook.Start();
             Console.Error.WriteLine($"manager {key.Public} listening on {server.LocalEndPoint}");
+            ServiceReadiness.Ready($"manager {key.Public} listening on {server.LocalEndPoint}");
             try
             {
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
@@ -148,6 +149,8 @@ internal static class ManagerCommand
             catch (OperationCanceledException)
             {
             }
+
+            ServiceReadiness.Stopping();
 
             return Common.Ok;
         });

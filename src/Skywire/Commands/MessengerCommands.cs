@@ -127,6 +127,7 @@ internal static class MessengerCommands
 
             await output.WriteLineAsync($"messenger {server.Key} listening on {server.LocalEndPoint}");
             await output.FlushAsync(CancellationToken.None);
+            ServiceReadiness.Ready($"messenger {server.Key} listening on {server.LocalEndPoint}");
             try
             {
                 await Task.Delay(Timeout.Infinite, stop.Token);
@@ -135,6 +136,7 @@ internal static class MessengerCommands
             {
             }
 
+            ServiceReadiness.Stopping();
             return 0;
         });
         return command;

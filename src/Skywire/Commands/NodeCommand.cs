@@ -131,6 +131,7 @@ internal static class NodeCommand
 
             await using var signal = SignalHook.Start();
             Console.Error.WriteLine($"node {key.Public} links {node.LinkEndPoint} apps {node.AppsEndPoint}");
+            ServiceReadiness.Ready($"node {key.Public} registered; links {node.LinkEndPoint} apps {node.AppsEndPoint}");
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
             try
             {
@@ -145,6 +146,7 @@ internal static class NodeCommand
                 return Common.ExitCode(ex.Code);
             }
 
+            ServiceReadiness.Stopping();
             return Common.Ok;
         });
         return command;
