@@ -81,11 +81,13 @@ public sealed partial class MetricsScrapeTests() : ExecutableTestBase("skywire-m
             var messengerLine = await messenger.WaitForStdoutLineAsync("listening on", Limit);
             var messengerParts = messengerLine.Split(' ');
             using var offline = KeyPair.Generate();
-            await using (var chat = SkywireProcess.Start(null, ["chat", "--messenger", $"{messengerParts[1]}@{messengerParts[4]}", "--key", FilePath("you.json"),
-                             "send", offline.Public.ToString(), "see you later"]))
-            {
-                Assert.Equal(0, await chat.WaitForExitAsync(Limit));
-            }
+            using var you = KeyPair.Generate();
+            // An in-process client with a generous connect timeout (a fresh chat process JIT-compiling its crypto can
+            // outlast the CLI's 10 s under heavy load); it stays connected until the scrape has seen the message.
+            await using var client = await Core.Messenger.MessengerClient.ConnectAsync(
+                new Core.Messenger.MessengerClientOptions { EndPoint = System.Net.IPEndPoint.Parse(messengerParts[4]), MessengerKey = Protocol.PubKey.Parse(messengerParts[1]), ConnectTimeout = Limit },
+                you, null, TestContext.Current.CancellationToken);
+            await client.SendAsync(offline.Public, "see you later", TestContext.Current.CancellationToken);
 
             var messengerMetrics = await MetricsUrlAsync(messenger);
             var g = await ScrapeUntilAsync(http, messengerMetrics, s => s.Value("skywire_messenger_queued_messages") == 1);
