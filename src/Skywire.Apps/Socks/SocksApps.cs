@@ -121,13 +121,27 @@ public static partial class SocksApps
         ArgumentNullException.ThrowIfNull(binding);
         logger ??= NullLogger.Instance;
         var target = server is null ? ((string Node, string App)?)null : ParseTarget(server);
-        await using var app = await binding.ConnectAsync(cancellationToken);
+
+        // The local listener binds first: a port in use is reported (naming the listener and address) before
+        // anything registers with the node. Connections accepted meanwhile wait for the exit to be chosen.
+        SkywireApp? app = null;
+        (string Node, string App)? exitTarget = null;
+        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var client = new SocksClient(options, async ct =>
+        {
+            await ready.Task.WaitAsync(ct);
+            var (exitNode, exitApp) = exitTarget!.Value;
+            return await app!.DialAsync(exitNode, exitApp, ct);
+        }, logger);
+        var endPoint = Core.Channels.ListenerBindException.Bind("SOCKS listener (TCP, --listen)", options.Listen, client.Start);
+
+        await using var connected = await binding.ConnectAsync(cancellationToken);
+        app = connected;
         await app.RegisterAsync(binding.Name, ClientType, cancellationToken);
         Log.Registered(logger, ClientType, app.NodeKey, binding.Name);
         var (node, exit) = target ?? await PickServerAsync(app, binding, cancellationToken);
-
-        await using var client = new SocksClient(options, async ct => await app.DialAsync(node, exit, ct), logger);
-        var endPoint = client.Start();
+        exitTarget = (node, exit);
+        ready.SetResult();
         Log.ExitChosen(logger, node, exit);
         onReady?.Invoke(endPoint, $"{node}/{exit}");
         try

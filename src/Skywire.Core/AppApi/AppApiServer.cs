@@ -61,6 +61,9 @@ public sealed partial class AppApiServer : IAsyncDisposable
     /// <summary>The bound address (valid after <see cref="Start"/>).</summary>
     public IPEndPoint LocalEndPoint => (IPEndPoint)_listener.LocalEndpoint;
 
+    /// <summary>App connections held now (control connections and one per mesh stream; metrics).</summary>
+    public int ConnectionCount => _connections.Count;
+
     /// <summary>Binds and starts accepting.</summary>
     public void Start()
     {

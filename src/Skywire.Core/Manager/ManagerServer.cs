@@ -29,6 +29,7 @@ public sealed partial class ManagerServer : IAsyncDisposable
     private readonly HashSet<PubKey> _admins;
     private readonly CancellationTokenSource _cts = new();
     private readonly TcpConnectionHost _connections;
+    private readonly ManagerMetrics _metrics;
     private readonly object _sync = new();
     private readonly Dictionary<PubKey, FrameConnection> _nodes = [];
     private readonly ManagerRequestHandler _requests;
@@ -55,6 +56,7 @@ public sealed partial class ManagerServer : IAsyncDisposable
         _requests = new ManagerRequestHandler(Controller, options.Limits, _logger);
         _listener = new TcpListener(options.Listen);
         _connections = new TcpConnectionHost(options.Connections, _logger);
+        _metrics = new ManagerMetrics(Controller, () => _connections.Count, key.Public.ToShortString(16));
     }
 
     /// <summary>The manager's logic (registry, routes, tracker).</summary>
@@ -338,6 +340,7 @@ public sealed partial class ManagerServer : IAsyncDisposable
 
         Controller.BeginShutdown();
         await _cts.CancelAsync();
+        _metrics.Dispose();
         _watcher?.Dispose();
         if (_reloadTimer is not null)
         {

@@ -61,6 +61,7 @@ public sealed partial class MessengerServer : IAsyncDisposable
             new ListenerLimits { MaxConnections = Options.MaxConnections, MaxConnectionsPerSource = Options.MaxConnectionsPerSource }, _logger, _time);
         Store = new OfflineStore(Options, _time);
         Directory = new ServiceDirectory(_time, Options.DirectoryDefaultTtl, Options.DirectoryMaxTtl, Options.DirectoryMaxEntries);
+        Metrics = new MessengerMetrics(this, Store, () => _connectionHost.Count);
     }
 
     /// <summary>The messenger's public key (clients pin it).</summary>
@@ -85,6 +86,9 @@ public sealed partial class MessengerServer : IAsyncDisposable
     public int RegisteredCount => Volatile.Read(ref _registered);
 
     internal OfflineStore Store { get; }
+
+    /// <summary>The instruments (meter Skywire.Messenger).</summary>
+    internal MessengerMetrics Metrics { get; }
 
     /// <summary>Observes every frame a registered client sends, decrypted from the channel (tests: what the messenger can see).</summary>
     internal Action<PubKey, byte, ReadOnlyMemory<byte>>? Tap { get; set; }
@@ -350,11 +354,22 @@ public sealed partial class MessengerServer : IAsyncDisposable
                 delivered |= connection.Deliver(from, 0, envelope, bounded: true);
             }
 
-            return delivered ? null : DropReason.RecipientBusy;
+            if (delivered)
+            {
+                Metrics.Delivered();
+                return null;
+            }
+
+            return DropReason.RecipientBusy;
         }
 
         var expired = new List<(PubKey, DropNotice)>();
         var refused = Store.TryStore(to, from, messageId, envelope, expired);
+        if (refused is null)
+        {
+            Metrics.Queued();
+        }
+
         NotifyDrops(expired);
         if (refused is null && StreamTargetOf(to, except: null) is { } target)
         {
@@ -394,6 +409,7 @@ public sealed partial class MessengerServer : IAsyncDisposable
     private void NotifyDrop(PubKey sender, DropNotice notice, ServerConnection? origin = null)
     {
         Log.Dropped(_logger, sender, notice.MessageId, notice.Reason);
+        Metrics.Dropped(notice.Reason);
         ServerConnection[] targets = origin is not null ? [origin] : ConnectionsOf(sender);
         if (targets.Length == 0)
         {
@@ -438,6 +454,7 @@ public sealed partial class MessengerServer : IAsyncDisposable
         }
 
         await _cts.CancelAsync();
+        Metrics.Dispose();
         _listener?.Dispose();
         if (_sweepTimer is not null)
         {

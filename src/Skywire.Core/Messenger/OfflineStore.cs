@@ -40,6 +40,18 @@ internal sealed class OfflineStore
         }
     }
 
+    /// <summary>Messages waiting over all keys.</summary>
+    public int TotalMessages
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _queues.Values.Sum(q => q.Messages.Count);
+            }
+        }
+    }
+
     /// <summary>Messages waiting for <paramref name="key"/>.</summary>
     public int CountFor(PubKey key)
     {

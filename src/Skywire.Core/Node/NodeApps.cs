@@ -68,6 +68,9 @@ internal sealed partial class NodeApps : IAppHost, IAsyncDisposable
     /// <summary>The app API address.</summary>
     public IPEndPoint EndPoint => _server.LocalEndPoint;
 
+    /// <summary>App API connections held now (metrics).</summary>
+    public int ConnectionCount => _server.ConnectionCount;
+
     /// <summary>Binds the app API and starts accepting.</summary>
     public void Start() => _server.Start();
 

@@ -36,6 +36,7 @@ public sealed partial class NodeHost : IAsyncDisposable
     private readonly DirectLinks _direct;
     private readonly NodeApps _apps;
     private readonly MessengerPeering? _messenger;
+    private readonly NodeMetrics _metrics;
     private readonly string _token;
     private readonly CancellationTokenSource _cts = new();
     private int _disposed;
@@ -62,6 +63,7 @@ public sealed partial class NodeHost : IAsyncDisposable
             : null;
         _direct = new DirectLinks(options, _dataPlane, _messenger, _sessions, name => _apps!.HasApp(name), loggers, _cts.Token);
         _apps = new NodeApps(key.Public, _token, options, _control, _sessions, _direct, _messenger, loggers, NodeInfo, _cts.Token);
+        _metrics = new NodeMetrics(this, _sessions, () => _apps.ConnectionCount);
         _dataPlane.LinkUp += (_, _) => _control.LinkChanged();
         _dataPlane.LinkDown += (_, e) =>
         {
@@ -132,8 +134,9 @@ public sealed partial class NodeHost : IAsyncDisposable
             AppTokenFile.Write(path, _token);
         }
 
-        _dataPlane.Start(_options.LinkListen);
-        _apps.Start();
+        // Both listeners bind before anything talks to the network; a bind error names the listener and its address.
+        Channels.ListenerBindException.Bind("links (UDP)", _options.LinkListen, () => _dataPlane.Start(_options.LinkListen));
+        Channels.ListenerBindException.Bind("app API (TCP)", _options.AppsListen, _apps.Start);
         _messenger?.Start();
         await _control.StartAsync(cancellationToken);
     }
@@ -174,6 +177,7 @@ public sealed partial class NodeHost : IAsyncDisposable
 
     private void OnSessionEnded(MeshSession session)
     {
+        _metrics.SessionEnded(session);
         if (session.IsDirect)
         {
             _direct.ReleaseDirect(session.Peer);
@@ -208,6 +212,7 @@ public sealed partial class NodeHost : IAsyncDisposable
         await _sessions.DisposeAsync();
         await _dataPlane.DisposeAsync();
         _direct.Dispose();
+        _metrics.Dispose();
         _cts.Dispose();
     }
 

@@ -44,6 +44,9 @@ internal sealed partial class NodeSessions : IAsyncDisposable
     /// <summary>Counters summed over the datagram flows of every session.</summary>
     public DatagramFlowStatistics FlowStatistics { get; } = new();
 
+    /// <summary>The sessions bound now (metrics read them at each scrape).</summary>
+    public ICollection<MeshSession> Active => _sessions.Values;
+
     /// <summary>Whether a session with this id is bound.</summary>
     public bool Contains(ulong sessionId) => _sessions.ContainsKey(sessionId);
 

@@ -93,7 +93,7 @@ internal static class CliCommand
             return Common.Usage;
         }
 
-        using var key = Common.LoadKey(parse.GetValue(keyFile)!, create: false);
+        using var key = Common.LoadKey(parse.GetValue(keyFile)!);
         if (key is null)
         {
             return Common.Failure;

@@ -217,7 +217,7 @@ internal static class LedgerCommand
         command.SetAction(parse =>
         {
             var path = parse.GetValue(dir)!;
-            using var key = Common.LoadKey(parse.GetValue(keyFile)!, create: false);
+            using var key = Common.LoadKey(parse.GetValue(keyFile)!);
             if (key is null)
             {
                 return Common.Failure;

@@ -1,5 +1,8 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
+using Skywire.Core.Channels;
+using Skywire.Core.Diagnostics;
+using Skywire.Metrics;
 using Skywire.Core.Manager;
 using Skywire.Protocol;
 
@@ -19,15 +22,17 @@ internal static class ManagerCommand
         var maxApps = new Option<int>("--max-apps-per-node") { Description = "Apps one node may have in the tracker (docs/protocol.md §4.6).", DefaultValueFactory = _ => ManagerLimits.Default.MaxAppsPerNode };
         var maxLinks = new Option<int>("--max-links-per-node") { Description = "Links one node may report; raise it above the node count for a larger --auto-link mesh.", DefaultValueFactory = _ => ManagerLimits.Default.MaxLinksPerNode };
         var maxRoutes = new Option<int>("--max-routes-per-node") { Description = "Live routes one node may have asked for.", DefaultValueFactory = _ => ManagerLimits.Default.MaxRoutesPerNode };
+        var metrics = MetricsOption.Create();
         var allowNodes = new Option<string?>("--allow-nodes") { Description = "File of node public keys allowed to join, one per line, # comments. Re-read on SIGHUP and when the file changes; nodes no longer listed are disconnected." };
         var command = new Command("manager", "Run a node manager: registry, links, routes, app tracker.\n" +
             "Security: a manager reachable from other hosts should name its nodes (--allow-node/--allow-nodes); without a list it warns at start when --listen is not loopback.")
         {
-            listen, keyFile, admins, autoLink, ruleTtl, appTtl, allowNode, allowNodes, maxApps, maxLinks, maxRoutes,
+            listen, keyFile, admins, autoLink, ruleTtl, appTtl, allowNode, allowNodes, maxApps, maxLinks, maxRoutes, metrics,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            if (!Common.TryParseEndPoint(parse.GetValue(listen)!, out var endPoint, "--listen"))
+            if (!Common.TryParseEndPoint(parse.GetValue(listen)!, out var endPoint, "--listen")
+                || !MetricsOption.TryGet(parse, metrics, Console.Error, out var metricsEndPoint))
             {
                 return Common.Usage;
             }
@@ -81,11 +86,13 @@ internal static class ManagerCommand
                 }
             }
 
-            using var key = Common.LoadKey(parse.GetValue(keyFile)!);
-            if (key is null)
+            using var pending = Common.OpenKey(parse.GetValue(keyFile)!);
+            if (pending is null)
             {
                 return Common.Failure;
             }
+
+            var key = pending.Key;
 
             using var logging = Common.Logging();
             var ttl = TimeSpan.FromSeconds(Math.Max(3, parse.GetValue(ruleTtl)));
@@ -104,11 +111,18 @@ internal static class ManagerCommand
             await using var server = new ManagerServer(key, options, logging);
             try
             {
-                server.Start();
+                ListenerBindException.Bind("manager control listener (TCP, --listen)", endPoint, server.Start);
             }
-            catch (System.Net.Sockets.SocketException ex)
+            catch (ListenerBindException ex)
             {
-                Console.Error.WriteLine($"error: cannot listen on {endPoint}: {ex.Message}");
+                Console.Error.WriteLine($"error: {ex.Message}");
+                return Common.Failure;
+            }
+
+            var (metricsOk, metricsServer) = await MetricsOption.StartAsync(metricsEndPoint, "skywire-manager", [SkywireMeters.Manager, SkywireMeters.Signal], Console.Error, cancellationToken);
+            await using var metricsLifetime = metricsServer;
+            if (!metricsOk || !pending.Commit())
+            {
                 return Common.Failure;
             }
 
@@ -126,6 +140,7 @@ internal static class ManagerCommand
             });
             await using var signal = SignalHook.Start();
             Console.Error.WriteLine($"manager {key.Public} listening on {server.LocalEndPoint}");
+            ServiceReadiness.Ready($"manager {key.Public} listening on {server.LocalEndPoint}");
             try
             {
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
@@ -134,6 +149,8 @@ internal static class ManagerCommand
             catch (OperationCanceledException)
             {
             }
+
+            ServiceReadiness.Stopping();
 
             return Common.Ok;
         });

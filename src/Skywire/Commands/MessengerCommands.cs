@@ -3,9 +3,11 @@ using System.Net;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Skywire.Core.Channels;
 using Skywire.Core.Control;
-using Skywire.Core.Crypto;
+using Skywire.Core.Diagnostics;
 using Skywire.Core.Messenger;
+using Skywire.Metrics;
 using Skywire.Protocol;
 using Skywire.Protocol.Messenger;
 using Viscript.Signal;
@@ -15,18 +17,36 @@ namespace Skywire.Commands;
 /// <summary>
 /// The <c>skywire messenger</c> and <c>skywire chat</c> commands (docs/messenger.md "Commands"). The executable adds
 /// them to its root command; they write to the invocation's output and error writers.
-/// Exit codes: 0 success, 1 bad arguments, 2 cannot connect or the messenger did not prove its key, 3 the message was dropped.
+/// Exit codes: those of every skywire command (docs/operations.md "Exit codes"): 0 success, 1 failure, 2 usage,
+/// 3 the messenger did not prove its key or refused ours, 6 cannot connect or the connection was lost, 8 the message was dropped.
 /// </summary>
 internal static class MessengerCommands
 {
-    /// <summary>Exit code: cannot connect, or the messenger refused us or did not prove its key.</summary>
-    public const int ExitConnectFailed = 2;
+    /// <summary>Exit code: the messenger did not prove its pinned key, or refused ours.</summary>
+    public const int ExitForbidden = Common.Forbidden;
+
+    /// <summary>Exit code: cannot connect to the messenger, or the connection was lost.</summary>
+    public const int ExitUnavailable = Common.Unavailable;
 
     /// <summary>Exit code: the messenger dropped the message (the drop notice is printed).</summary>
-    public const int ExitDropped = 3;
+    public const int ExitDropped = Common.Dropped;
 
-    /// <summary>Exit code: bad arguments (unreadable key file, malformed key or address).</summary>
-    public const int ExitUsage = 1;
+    /// <summary>Exit code: bad arguments (malformed key, address or option).</summary>
+    public const int ExitUsage = Common.Usage;
+
+    /// <summary>Exit code: anything else (an unreadable key file, a listener that cannot bind).</summary>
+    public const int ExitFailure = Common.Failure;
+
+    /// <summary>The exit code for a messenger error.</summary>
+    public static int ExitCode(MessengerErrorCode code) => code switch
+    {
+        MessengerErrorCode.Forbidden or MessengerErrorCode.Conflict => ExitForbidden,
+        MessengerErrorCode.BadRequest => ExitUsage,
+        MessengerErrorCode.NotFound => Common.NotFound,
+        MessengerErrorCode.RateLimited => Common.LimitExceeded,
+        MessengerErrorCode.Unavailable => ExitUnavailable,
+        _ => ExitFailure,
+    };
 
     private static string DefaultKeyPath(string name) =>
         Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".skywire", name);
@@ -42,9 +62,10 @@ internal static class MessengerCommands
         var queueTtl = new Option<int>("--queue-ttl") { Description = "Seconds a message waits for an offline key before it is dropped.", DefaultValueFactory = _ => (int)MessengerServerOptions.Default.QueueTtl.TotalSeconds };
         var rate = new Option<double>("--rate") { Description = "Messages and requests per second allowed per key.", DefaultValueFactory = _ => MessengerServerOptions.Default.RatePerSecond };
         var burst = new Option<int>("--burst") { Description = "Burst allowed per key above the rate.", DefaultValueFactory = _ => MessengerServerOptions.Default.RateBurst };
+        var metrics = MetricsOption.Create();
         var command = new Command("messenger", "Run a messenger: relays end-to-end encrypted messages and streams between public keys, stores messages for offline keys, keeps a service directory.")
         {
-            listen, key, queueMessages, queueBytes, queueTtl, rate, burst,
+            listen, key, queueMessages, queueBytes, queueTtl, rate, burst, metrics,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -56,14 +77,8 @@ internal static class MessengerCommands
                 return ExitUsage;
             }
 
-            KeyPair keyPair;
-            try
+            if (!MetricsOption.TryGet(parse, metrics, error, out var metricsEndPoint))
             {
-                keyPair = KeyFile.LoadOrCreate(parse.GetValue(key)!);
-            }
-            catch (KeyFileException ex)
-            {
-                await error.WriteLineAsync("error: " + ex.Message);
                 return ExitUsage;
             }
 
@@ -82,21 +97,37 @@ internal static class MessengerCommands
                 return ExitUsage;
             }
 
-            await using var signal = SignalClient.StartFromEnvironment();
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
-            await using var server = new MessengerServer(keyPair, options, loggerFactory);
+            // The key is written only once the listener is bound: a command that fails leaves no key file.
+            using var pending = Common.OpenKey(parse.GetValue(key)!, error);
+            if (pending is null)
+            {
+                return ExitFailure;
+            }
+
+            await using var server = new MessengerServer(pending.Key, options, loggerFactory);
             try
             {
-                server.Start(endPoint);
+                ListenerBindException.Bind("messenger listener (TCP, --listen)", endPoint, () => server.Start(endPoint));
             }
-            catch (System.Net.Sockets.SocketException ex)
+            catch (ListenerBindException ex)
             {
-                await error.WriteLineAsync($"error: cannot listen on {endPoint}: {ex.Message}");
-                return ExitConnectFailed;
+                await error.WriteLineAsync("error: " + ex.Message);
+                return ExitFailure;
             }
+
+            var (metricsOk, metricsServer) = await MetricsOption.StartAsync(metricsEndPoint, "skywire-messenger", [SkywireMeters.Messenger, SkywireMeters.Signal], error, cancellationToken);
+            await using var metricsLifetime = metricsServer;
+            if (!metricsOk || !pending.Commit(error))
+            {
+                return ExitFailure;
+            }
+
+            await using var signal = SignalClient.StartFromEnvironment();
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
 
             await output.WriteLineAsync($"messenger {server.Key} listening on {server.LocalEndPoint}");
             await output.FlushAsync(CancellationToken.None);
+            ServiceReadiness.Ready($"messenger {server.Key} listening on {server.LocalEndPoint}");
             try
             {
                 await Task.Delay(Timeout.Infinite, stop.Token);
@@ -105,6 +136,7 @@ internal static class MessengerCommands
             {
             }
 
+            ServiceReadiness.Stopping();
             return 0;
         });
         return command;
@@ -164,7 +196,7 @@ internal static class MessengerCommands
                 catch (MessengerException ex)
                 {
                     await error.WriteLineAsync("error: " + ex.Message);
-                    return ExitConnectFailed;
+                    return ExitCode(ex.Code);
                 }
 
                 await parse.InvocationConfiguration.Output.WriteLineAsync($"sent to {recipient}");
@@ -210,7 +242,7 @@ internal static class MessengerCommands
                 }
 
                 await parse.InvocationConfiguration.Error.WriteLineAsync("error: the connection to the messenger was lost");
-                return ExitConnectFailed;
+                return ExitUnavailable;
             }
         });
 
@@ -233,27 +265,32 @@ internal static class MessengerCommands
             return (null, ExitUsage);
         }
 
-        KeyPair keyPair;
-        try
+        // A new key is written only once the messenger accepted it: a chat that cannot connect leaves no key file.
+        // The client keeps using the key (reconnects), so it is not disposed here.
+        var pending = Common.OpenKey(parse.GetValue(key)!, error);
+        if (pending is null)
         {
-            keyPair = KeyFile.LoadOrCreate(parse.GetValue(key)!);
-        }
-        catch (KeyFileException ex)
-        {
-            await error.WriteLineAsync("error: " + ex.Message);
-            return (null, ExitUsage);
+            return (null, ExitFailure);
         }
 
+        MessengerClient client;
         try
         {
-            var client = await MessengerClient.ConnectAsync(new MessengerClientOptions { EndPoint = endPoint, MessengerKey = pinned, Agent = "skywire-chat", Reconnect = reconnect }, keyPair, loggerFactory, cancellationToken);
-            return (client, 0);
+            client = await MessengerClient.ConnectAsync(new MessengerClientOptions { EndPoint = endPoint, MessengerKey = pinned, Agent = "skywire-chat", Reconnect = reconnect }, pending.Key, loggerFactory, cancellationToken);
         }
         catch (MessengerException ex)
         {
             await error.WriteLineAsync("error: " + ex.Message);
-            return (null, ExitConnectFailed);
+            return (null, ExitCode(ex.Code));
         }
+
+        if (!pending.Commit(error))
+        {
+            await client.DisposeAsync();
+            return (null, ExitFailure);
+        }
+
+        return (client, 0);
     }
 
     /// <summary>Parses <c>host:port</c> (with <paramref name="key"/>) or <c>PUBKEY@host:port</c>.</summary>

@@ -14,7 +14,7 @@ internal static class NodeChatCommand
     {
         var nodeApps = new Option<string>("--node-apps") { Description = "The node's app API address (ip:port on loopback).", Required = true, Recursive = true };
         var tokenFile = new Option<string>("--token-file") { Description = "The node's app token file.", Required = true, Recursive = true };
-        var name = new Option<string>("--name") { Description = "This app's name in the app tracker, for listen (default chat).", DefaultValueFactory = _ => "chat", Recursive = true };
+        var name = new Option<string>("--name") { Description = "This app's name in the app tracker, for listen.", DefaultValueFactory = _ => "chat", Recursive = true };
 
         var listen = new Command("listen", "Print each message as it arrives: '<node key>[/<app>] <text>' (control characters escaped).");
         listen.SetAction(async (parse, cancellationToken) => await RunAsync(parse.GetValue(nodeApps)!, parse.GetValue(tokenFile)!, async (endPoint, token) =>

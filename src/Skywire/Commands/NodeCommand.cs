@@ -1,6 +1,8 @@
 using System.CommandLine;
 using Skywire.Core.Channels;
 using Skywire.Core.DataPlane;
+using Skywire.Core.Diagnostics;
+using Skywire.Metrics;
 using Skywire.Core.Node;
 using Skywire.Protocol.Control;
 
@@ -22,13 +24,15 @@ internal static class NodeCommand
         var noOffload = new Option<bool>("--no-udp-offload") { Description = "Send and receive one UDP datagram per system call (no Linux GSO/GRO batching; for comparisons and odd NICs)." };
         var maxLinks = new Option<int>("--max-links") { Description = "Most links the node keeps; strangers' idle or unconfirmed links are evicted beyond it, links it opened or that carry routes never are.", DefaultValueFactory = _ => DataPlaneOptions.Default.MaxLinks };
         var directTimeout = new Option<int>("--direct-timeout") { Description = "Milliseconds a dial to another cluster's node tries a direct link brokered by the messenger before relaying through it (0: always relay, refuse offers).", DefaultValueFactory = _ => 3000 };
-        var command = new Command("node", "Run a node: registers with the manager, opens links, forwards, serves the app API.") { manager, managerKey, listen, advertise, apps, tokenFile, keyFile, messenger, messengerKey, noOffload, maxLinks, directTimeout };
+        var metrics = MetricsOption.Create();
+        var command = new Command("node", "Run a node: registers with the manager, opens links, forwards, serves the app API.") { manager, managerKey, listen, advertise, apps, tokenFile, keyFile, messenger, messengerKey, noOffload, maxLinks, directTimeout, metrics };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var address = Common.ParseManager(parse.GetValue(manager)!, parse.GetValue(managerKey));
             if (address is null
                 || !Common.TryParseEndPoint(parse.GetValue(listen)!, out var linkEndPoint, "--listen")
-                || !Common.TryParseEndPoint(parse.GetValue(apps)!, out var appsEndPoint, "--apps"))
+                || !Common.TryParseEndPoint(parse.GetValue(apps)!, out var appsEndPoint, "--apps")
+                || !MetricsOption.TryGet(parse, metrics, Console.Error, out var metricsEndPoint))
             {
                 return Common.Usage;
             }
@@ -70,11 +74,13 @@ internal static class NodeCommand
                 return Common.Usage;
             }
 
-            using var key = Common.LoadKey(parse.GetValue(keyFile)!);
-            if (key is null)
+            using var pending = Common.OpenKey(parse.GetValue(keyFile)!);
+            if (pending is null)
             {
                 return Common.Failure;
             }
+
+            var key = pending.Key;
 
             using var logging = Common.Logging();
             var options = new NodeOptions { Manager = address, LinkListen = linkEndPoint, AppsListen = appsEndPoint, AppTokenFile = parse.GetValue(tokenFile), Messenger = viaMessenger, AdvertisedLinkAddress = advertised,
@@ -83,6 +89,15 @@ internal static class NodeCommand
             if (parse.GetValue(noOffload))
             {
                 options = options with { DataPlane = options.DataPlane with { UdpOffload = false } };
+            }
+
+            // The metrics listener binds first (its bind error comes before the node talks to anyone); the meters
+            // the node creates next are picked up as they appear.
+            var (metricsOk, metricsServer) = await MetricsOption.StartAsync(metricsEndPoint, "skywire-node", [SkywireMeters.Node, SkywireMeters.DataPlane, SkywireMeters.Signal], Console.Error, cancellationToken);
+            await using var metricsLifetime = metricsServer;
+            if (!metricsOk)
+            {
+                return Common.Failure;
             }
 
             await using var node = new NodeHost(key, options, logging);
@@ -95,11 +110,19 @@ internal static class NodeCommand
                 Console.Error.WriteLine(ex.Code == ControlErrorCode.Forbidden
                     ? $"error: manager refused or key mismatch: {ex.Message}"
                     : $"error: cannot register with the manager: {ex.Message}");
+
+                // A refusal names this node's key (e.g. for the manager's allow-list): keep that key, so the next run
+                // is the node the operator allowed. Any other failure leaves no key file behind.
+                if (ex.Code == ControlErrorCode.Forbidden)
+                {
+                    pending.Commit();
+                }
+
                 return Common.ExitCode(ex.Code);
             }
-            catch (System.Net.Sockets.SocketException ex)
+            catch (ListenerBindException ex)
             {
-                Console.Error.WriteLine($"error: cannot bind: {ex.Message}");
+                Console.Error.WriteLine($"error: {ex.Message} ({(ex.Listener.StartsWith("links", StringComparison.Ordinal) ? "--listen" : "--apps")})");
                 return Common.Failure;
             }
             catch (Skywire.Core.Crypto.SecretFileException ex)
@@ -108,8 +131,14 @@ internal static class NodeCommand
                 return Common.Failure;
             }
 
+            if (!pending.Commit())
+            {
+                return Common.Failure;
+            }
+
             await using var signal = SignalHook.Start();
             Console.Error.WriteLine($"node {key.Public} links {node.LinkEndPoint} apps {node.AppsEndPoint}");
+            ServiceReadiness.Ready($"node {key.Public} registered; links {node.LinkEndPoint} apps {node.AppsEndPoint}");
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
             try
             {
@@ -124,6 +153,7 @@ internal static class NodeCommand
                 return Common.ExitCode(ex.Code);
             }
 
+            ServiceReadiness.Stopping();
             return Common.Ok;
         });
         return command;

@@ -29,7 +29,7 @@ internal static class SocksCommands
     {
         var nodeApps = new Option<string>("--node-apps") { Description = "The node's app API address (ip:port on loopback).", Required = true };
         var tokenFile = new Option<string>("--token-file") { Description = "The node's app token file (re-read while waiting: the app waits for its node to start or come back).", Required = true };
-        var name = new Option<string>("--name") { Description = $"This app's name in the app tracker (default {defaultName}).", DefaultValueFactory = _ => defaultName };
+        var name = new Option<string>("--name") { Description = "This app's name in the app tracker.", DefaultValueFactory = _ => defaultName };
         return (nodeApps, tokenFile, name);
     }
 
@@ -45,7 +45,7 @@ internal static class SocksCommands
         var allowLoopback = new Option<bool>("--allow-loopback") { Description = "Allow destinations on this host's loopback (off: 0x02 not allowed)." };
         var connectTimeout = new Option<double>("--connect-timeout")
         {
-            Description = "Seconds for name lookup plus TCP connect before answering 0x06 (default 10).",
+            Description = "Seconds for name lookup plus TCP connect before answering 0x06.",
             DefaultValueFactory = _ => 10,
         };
         connectTimeout.Validators.Add(result =>
@@ -211,6 +211,11 @@ internal static class SocksCommands
         catch (OperationCanceledException)
         {
             return Ok;
+        }
+        catch (Skywire.Core.Channels.ListenerBindException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return Failure;
         }
         catch (AppApiException ex)
         {

@@ -9,13 +9,13 @@ internal sealed partial class DemoRunner
     {
         var o = _out;
         var (skywirePath, prefix) = SkywireCommand();
-        var skywire = Shell(prefix.Count == 0 ? [Relative(skywirePath)] : ["dotnet", .. prefix.Select(Relative)]);
+        var skywire = Shell(prefix.Count == 0 ? [Absolute(skywirePath)] : ["dotnet", .. prefix.Select(Absolute)]);
         var apphost = Path.ChangeExtension(_viscriptPath, null);
         var viscriptCli = !_viscriptPath.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)
-            ? Shell([Relative(_viscriptPath), "cli", "--control", _viscript!.ControlUrl.Authority])
+            ? Shell([Absolute(_viscriptPath), "cli", "--control", _viscript!.ControlUrl.Authority])
             : File.Exists(apphost)
-                ? Shell([Relative(apphost), "cli", "--control", _viscript!.ControlUrl.Authority])
-                : Shell(["dotnet", Relative(_viscriptPath), "cli", "--control", _viscript!.ControlUrl.Authority]);
+                ? Shell([Absolute(apphost), "cli", "--control", _viscript!.ControlUrl.Authority])
+                : Shell(["dotnet", Absolute(_viscriptPath), "cli", "--control", _viscript!.ControlUrl.Authority]);
 
         o.WriteLine();
         o.WriteLine($"Skywire demo is up ({_progress.Elapsed:0.0} s). Every component is a viscript app (viscript pid {_viscript.Pid}, control {_viscript.ControlUrl}).");
@@ -49,9 +49,9 @@ internal sealed partial class DemoRunner
         o.WriteLine($"  curl --socks5-hostname {_socksEndPoint} http://{_web!.EndPoint}/");
         o.WriteLine($"  (any URL works the same way, e.g. http://example.org/ if this host can reach it)");
         o.WriteLine($"  {viscriptCli} la");
-        o.WriteLine($"  {skywire} cli --manager {_managerKey}@{_managerEndPoint} --key {Relative(Path.Combine(_dir, "keys", "operator.json"))} routes");
-        o.WriteLine($"  {skywire} chat --messenger {_messengerKey}@{_messengerEndPoint} --key {Relative(Path.Combine(_dir, "keys", "you.json"))} send {ChatKey()} hi");
-        o.WriteLine($"  logs: {Relative(_logs)}");
+        o.WriteLine($"  {skywire} cli --manager {_managerKey}@{_managerEndPoint} --key {Absolute(Path.Combine(_dir, "keys", "operator.json"))} routes");
+        o.WriteLine($"  {skywire} chat --messenger {_messengerKey}@{_messengerEndPoint} --key {Absolute(Path.Combine(_dir, "keys", "you.json"))} send {ChatKey()} hi");
+        o.WriteLine($"  logs: {Absolute(_logs)}");
         o.WriteLine();
         o.WriteLine("Press Ctrl+C to stop everything.");
         o.Flush();
@@ -70,11 +70,8 @@ internal sealed partial class DemoRunner
         }
     }
 
-    private static string Relative(string path)
-    {
-        var relative = Path.GetRelativePath(Environment.CurrentDirectory, path);
-        return relative.StartsWith("..", StringComparison.Ordinal) ? path : relative;
-    }
+    /// <summary>Absolute paths, so the pasted commands work from any folder (issue 18.8).</summary>
+    private static string Absolute(string path) => Path.GetFullPath(path);
 
     private static string Shell(IEnumerable<string> words) =>
         string.Join(' ', words.Select(w => w.Length > 0 && w.All(c => char.IsAsciiLetterOrDigit(c) || "-_./:@=".Contains(c, StringComparison.Ordinal)) ? w : "'" + w.Replace("'", "'\\''", StringComparison.Ordinal) + "'"));

@@ -73,6 +73,13 @@ internal sealed partial class DemoRunner : IAsyncDisposable
                 ? Path.Combine(Path.GetTempPath(), "skywire-demo-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4)))
                 : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".skywire", "demo")));
         _logs = Path.Combine(_dir, "logs");
+        using var dirLock = DemoLock.TryAcquire(_dir, out var holder);
+        if (dirLock is null)
+        {
+            await _err.WriteLineAsync($"error: another skywire demo (pid {holder}) is using {_dir}; stop it (Ctrl+C in its terminal) or give this one its own --dir");
+            return Failed;
+        }
+
         var ok = false;
         try
         {

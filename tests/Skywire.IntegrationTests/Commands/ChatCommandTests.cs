@@ -50,7 +50,7 @@ public sealed class ChatCommandTests : IDisposable
         await using var h = new MessengerHarness();
         var result = await RunAsync("chat", "--messenger", h.Server.LocalEndPoint.ToString(), "--messenger-key", KeyPair.Generate().Public.ToString(),
             "--key", Path.Combine(_dir, "k.json"), "send", KeyPair.Generate().Public.ToString(), "hi");
-        Assert.Equal(MessengerCommands.ExitConnectFailed, result.Code);
+        Assert.Equal(MessengerCommands.ExitForbidden, result.Code);
         Assert.Contains("did not prove the key", result.Err, StringComparison.Ordinal);
         Assert.Equal(0, h.Server.RegisteredCount);
     }
