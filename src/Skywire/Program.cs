@@ -2,12 +2,13 @@ using System.CommandLine;
 using System.Runtime.InteropServices;
 using Skywire.Commands;
 
-var root = new RootCommand("Skywire: a peer-to-peer overlay mesh. Commands: keygen, manager, node, cli, app, messenger, chat, demo.");
+var root = new RootCommand("Skywire: a peer-to-peer overlay mesh. Commands: keygen, manager, node, cli, app, ledger, messenger, chat, demo.");
 root.Subcommands.Add(KeygenCommand.Create());
 root.Subcommands.Add(ManagerCommand.Create());
 root.Subcommands.Add(NodeCommand.Create());
 root.Subcommands.Add(CliCommand.Create());
 root.Subcommands.Add(AppCommand.Create());
+root.Subcommands.Add(LedgerCommand.Create());
 AppsWiring.AddTo(root);
 // Ctrl+C and SIGTERM cancel the running command's token, so it stops cleanly (System.CommandLine 2.0.0
 // installs no handler by default). A second signal, while the first is being handled, ends the process at once.

@@ -8,8 +8,15 @@ public sealed record NcOptions
 {
     /// <summary>The node's app API address.</summary>
     public required IPEndPoint NodeApps { get; init; }
-    /// <summary>The node's app token.</summary>
-    public required string Token { get; init; }
+    /// <summary>The node's app token (one attempt to reach the node); null: <see cref="TokenFile"/>.</summary>
+    public string? Token { get; init; }
+    /// <summary>
+    /// The node's token file: the app waits for its node (it may start first or restart), re-reading the token
+    /// (<see cref="SkywireAppOptions"/>).
+    /// </summary>
+    public string? TokenFile { get; init; }
+    /// <summary>Told why the node could not be used yet, before each wait (with <see cref="TokenFile"/>).</summary>
+    public Action<Exception>? OnWaiting { get; init; }
     /// <summary>This app's name in the tracker.</summary>
     public required string Name { get; init; }
     /// <summary>Tracker type.</summary>
@@ -30,12 +37,17 @@ public static class NcApp
 {
     private const int BufferSize = 64 * 1024;
 
+    private static Task<SkywireApp> ConnectAsync(NcOptions options, CancellationToken cancellationToken) =>
+        options.TokenFile is { } file
+            ? SkywireApp.ConnectAsync(new SkywireAppOptions { NodeApps = options.NodeApps, TokenFile = file, OnRetry = options.OnWaiting }, cancellationToken)
+            : SkywireApp.ConnectAsync(options.NodeApps, options.Token ?? throw new ArgumentException("give Token or TokenFile", nameof(options)), cancellationToken);
+
     /// <summary>Registers, accepts one stream and copies it to <paramref name="output"/>. Returns bytes copied.</summary>
     public static async Task<long> ListenAsync(NcOptions options, Stream output, Action<string>? onReady = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(output);
-        await using var app = await SkywireApp.ConnectAsync(options.NodeApps, options.Token, cancellationToken);
+        await using var app = await ConnectAsync(options, cancellationToken);
         await app.RegisterAsync(options.Name, options.Type, cancellationToken);
         onReady?.Invoke($"{app.NodeKey}/{options.Name}");
         await using var stream = await app.AcceptAsync(cancellationToken);
@@ -56,7 +68,7 @@ public static class NcApp
             throw new FormatException($"'{target}' is not NODEKEY/APPNAME");
         }
 
-        await using var app = await SkywireApp.ConnectAsync(options.NodeApps, options.Token, cancellationToken);
+        await using var app = await ConnectAsync(options, cancellationToken);
         await app.RegisterAsync(options.Name, options.Type, cancellationToken);
         await using var stream = await app.DialAsync(target[..slash], target[(slash + 1)..], cancellationToken);
         var back = CopyAsync(stream, output ?? Stream.Null, cancellationToken);

@@ -9,10 +9,24 @@ namespace Skywire.Apps.Socks;
 
 /// <summary>Where an app finds its node: the app API address and token (docs/protocol.md §7).</summary>
 /// <param name="NodeApps">The node's app API address (loopback).</param>
-/// <param name="Token">The node's app token. Never logged.</param>
+/// <param name="Token">The node's app token (one attempt to reach the node); null: <see cref="TokenFile"/>. Never logged.</param>
 /// <param name="Name">This app's name in the tracker.</param>
-public sealed record SocksAppBinding(IPEndPoint NodeApps, string Token, string Name)
+public sealed record SocksAppBinding(IPEndPoint NodeApps, string? Token, string Name)
 {
+    /// <summary>
+    /// The node's token file: the app waits for its node (it may start after the app, or restart), re-reading the
+    /// token, and registers again when the node is back (<see cref="SkywireAppOptions"/>); the socks-client also waits
+    /// for a socks-server to appear in the tracker.
+    /// </summary>
+    public string? TokenFile { get; init; }
+
+    /// <summary>Told what the app is waiting for (the node, a socks-server), before each wait (with <see cref="TokenFile"/>).</summary>
+    public Action<string>? OnWaiting { get; init; }
+
+    internal Task<SkywireApp> ConnectAsync(CancellationToken cancellationToken) => TokenFile is { } file
+        ? SkywireApp.ConnectAsync(new SkywireAppOptions { NodeApps = NodeApps, TokenFile = file, OnRetry = ex => OnWaiting?.Invoke($"waiting for the node at {NodeApps}: {ex.Message}") }, cancellationToken)
+        : SkywireApp.ConnectAsync(NodeApps, Token ?? throw new InvalidOperationException("give Token or TokenFile"), cancellationToken);
+
     /// <inheritdoc />
     public override string ToString() => $"SocksAppBinding {{ NodeApps = {NodeApps}, Name = {Name} }}";
 }
@@ -39,7 +53,7 @@ public static partial class SocksApps
     {
         ArgumentNullException.ThrowIfNull(binding);
         logger ??= NullLogger.Instance;
-        await using var app = await SkywireApp.ConnectAsync(binding.NodeApps, binding.Token, cancellationToken);
+        await using var app = await binding.ConnectAsync(cancellationToken);
         await app.RegisterAsync(binding.Name, ServerType, cancellationToken);
         Log.Registered(logger, ServerType, app.NodeKey, binding.Name);
         onReady?.Invoke($"{app.NodeKey}/{binding.Name}");
@@ -107,10 +121,10 @@ public static partial class SocksApps
         ArgumentNullException.ThrowIfNull(binding);
         logger ??= NullLogger.Instance;
         var target = server is null ? ((string Node, string App)?)null : ParseTarget(server);
-        await using var app = await SkywireApp.ConnectAsync(binding.NodeApps, binding.Token, cancellationToken);
+        await using var app = await binding.ConnectAsync(cancellationToken);
         await app.RegisterAsync(binding.Name, ClientType, cancellationToken);
         Log.Registered(logger, ClientType, app.NodeKey, binding.Name);
-        var (node, exit) = target ?? await PickServerAsync(app, cancellationToken);
+        var (node, exit) = target ?? await PickServerAsync(app, binding, cancellationToken);
 
         await using var client = new SocksClient(options, async ct => await app.DialAsync(node, exit, ct), logger);
         var endPoint = client.Start();
@@ -139,15 +153,45 @@ public static partial class SocksApps
         return (target[..slash], target[(slash + 1)..]);
     }
 
-    private static async Task<(string Node, string App)> PickServerAsync(SkywireApp app, CancellationToken cancellationToken)
+    /// <summary>
+    /// The first socks-server on another node in the tracker. A binding that waits for its node (<see cref="SocksAppBinding.TokenFile"/>)
+    /// also waits for a server to register (a mesh started all at once); otherwise none is an error.
+    /// </summary>
+    private static async Task<(string Node, string App)> PickServerAsync(SkywireApp app, SocksAppBinding binding, CancellationToken cancellationToken)
     {
-        var servers = await app.ListAppsAsync("type", ServerType, cancellationToken);
-        // Dialling an app on one's own node is not supported by the app API; order for a stable choice.
-        var pick = servers.Where(s => !string.Equals(s.Node, app.NodeKey, StringComparison.OrdinalIgnoreCase))
-            .OrderBy(s => s.Node, StringComparer.Ordinal).ThenBy(s => s.Name, StringComparer.Ordinal).FirstOrDefault();
-        return pick is null
-            ? throw new AppApiException(AppApiErrorCode.NotFound, "no socks-server on another node is registered in the app tracker; give --server NODEKEY/APPNAME")
-            : (pick.Node, pick.Name);
+        var backoff = new Core.Channels.Backoff(TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(5));
+        while (true)
+        {
+            IReadOnlyList<Protocol.Control.AppInfo> servers;
+            try
+            {
+                servers = await app.ListAppsAsync("type", ServerType, cancellationToken);
+            }
+            catch (AppApiException ex) when (binding.TokenFile is not null && ex.Code == AppApiErrorCode.Unreachable)
+            {
+                servers = []; // the node has no manager yet
+            }
+
+            // Dialling an app on one's own node is not supported by the app API; order for a stable choice.
+            var pick = servers.Where(s => !string.Equals(s.Node, app.NodeKey, StringComparison.OrdinalIgnoreCase))
+                .OrderBy(s => s.Node, StringComparer.Ordinal).ThenBy(s => s.Name, StringComparer.Ordinal).FirstOrDefault();
+            if (pick is not null)
+            {
+                return (pick.Node, pick.Name);
+            }
+
+            if (binding.TokenFile is null)
+            {
+                throw new AppApiException(AppApiErrorCode.NotFound, "no socks-server on another node is registered in the app tracker; give --server NODEKEY/APPNAME");
+            }
+
+            if (backoff.Attempts == 0)
+            {
+                binding.OnWaiting?.Invoke("waiting for a socks-server on another node to register in the app tracker");
+            }
+
+            await backoff.DelayAsync(TimeProvider.System, cancellationToken);
+        }
     }
 
     private static partial class Log

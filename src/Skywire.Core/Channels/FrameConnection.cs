@@ -41,6 +41,13 @@ public sealed class ControlException : Exception
     public ControlException() : this(ControlErrorCode.Internal, "control request failed") { }
     public ControlException(string message) : this(ControlErrorCode.Internal, message) { }
     public ControlException(string message, Exception inner) : base(message, inner) => Code = ControlErrorCode.Internal;
+    public ControlException(ControlErrorCode code, string message, Exception inner) : base(message, inner) => Code = code;
+
+    /// <summary>
+    /// The manager hung up during the handshake: what a manager with another key does (it cannot read our first
+    /// message), but also what an overloaded listener may do. Reported as <see cref="ControlErrorCode.Forbidden"/>.
+    /// </summary>
+    public bool IsHandshakeHangUp => InnerException is Crypto.Noise.NoiseException { InnerException: EndOfStreamException or IOException };
 
     /// <summary>The stable error code.</summary>
     public ControlErrorCode Code { get; }
@@ -363,6 +370,16 @@ public sealed partial class FrameConnection : IAsyncDisposable
             return;
         }
 
+        if (response.Length > _maxFrameSize)
+        {
+            // A handler's answer that no frame can carry is our bug, not the peer's: say so on both sides rather than
+            // leave the caller waiting for its timeout.
+            Log.ResponseTooLarge(_logger, PeerName, opcode, response.Length, _maxFrameSize);
+            responseOpcode = (byte)ControlOpcode.Error;
+            response = JsonSerializer.SerializeToUtf8Bytes(new ErrorMessage { Code = ControlErrorCode.Internal, Message = $"the answer to 0x{opcode:x2} exceeds the frame limit" },
+                ControlJsonContext.Default.ErrorMessage);
+        }
+
         try
         {
             await SendAsync(responseOpcode, requestId, response, _cts.Token);
@@ -405,19 +422,7 @@ public sealed partial class FrameConnection : IAsyncDisposable
         }
 
         Fail(ConnectionCloseReason.LocalClosed, "disposed");
-        foreach (var loop in new[] { _loop, _dispatcher })
-        {
-            if (loop is not null)
-            {
-                try
-                {
-                    await loop;
-                }
-                catch (Exception)
-                {
-                }
-            }
-        }
+        await FramedStreamLifecycle.JoinAsync(ex => Log.LoopFailed(_logger, PeerName, ex), _loop, _dispatcher);
 
         await _reader.CompleteAsync();
         _cts.Dispose();
@@ -434,5 +439,11 @@ public sealed partial class FrameConnection : IAsyncDisposable
 
         [LoggerMessage(EventId = 2003, Level = LogLevel.Error, Message = "Control request 0x{Opcode:x2} from {Peer} failed")]
         public static partial void HandlerFailed(ILogger logger, string peer, byte opcode, Exception exception);
+
+        [LoggerMessage(EventId = 2004, Level = LogLevel.Error, Message = "Control answer to 0x{Opcode:x2} for {Peer} is {Size} bytes, over the {Limit}-byte frame limit: answered with an error instead")]
+        public static partial void ResponseTooLarge(ILogger logger, string peer, byte opcode, int size, int limit);
+
+        [LoggerMessage(EventId = 2005, Level = LogLevel.Error, Message = "Control connection {Peer}: a loop failed")]
+        public static partial void LoopFailed(ILogger logger, string peer, Exception exception);
     }
 }

@@ -65,6 +65,35 @@ internal static class FramedStreamLifecycle
         ? (ConnectionCloseReason.ProtocolViolation, $"stream ended inside a frame ({pending} bytes pending)")
         : (ConnectionCloseReason.RemoteClosed, "peer closed the connection");
 
+    /// <summary>
+    /// Waits for a closed connection's loops to end. A loop ends by itself once the connection is torn down; one that
+    /// ends with an exception other than the cancellation of its teardown is a bug: <paramref name="onFault"/> reports
+    /// it (each loop's failure once), and the others are still awaited.
+    /// </summary>
+    public static async Task JoinAsync(Action<Exception> onFault, params Task?[] loops)
+    {
+        foreach (var loop in loops)
+        {
+            if (loop is null)
+            {
+                continue;
+            }
+
+            try
+            {
+                await loop;
+            }
+            catch (OperationCanceledException)
+            {
+                // Cancelled by the teardown: the way a loop stops.
+            }
+            catch (Exception ex)
+            {
+                onFault(ex);
+            }
+        }
+    }
+
     /// <summary>Cancels the connection's token and disposes its stream, ignoring a second close.</summary>
     public static void Teardown(CancellationTokenSource cts, Stream stream)
     {

@@ -117,7 +117,8 @@ public sealed class NoiseStream : Stream
         }
         catch (Exception ex) when (ex is EndOfStreamException or IOException)
         {
-            throw new NoiseException(closedMessage);
+            // The cause stays inside: a hang-up (the usual sign of a wrong pinned key) is told apart from a failed message.
+            throw new NoiseException(closedMessage, ex);
         }
     }
 

@@ -91,7 +91,7 @@ public static class ControlClient
         catch (NoiseException ex)
         {
             socket.Dispose();
-            throw new ControlException(ControlErrorCode.Forbidden, ex.Message);
+            throw new ControlException(ControlErrorCode.Forbidden, ex.Message, ex);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {

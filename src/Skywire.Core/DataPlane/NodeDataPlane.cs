@@ -292,6 +292,13 @@ public sealed class NodeDataPlane : IAsyncDisposable, ILinkEvents
     /// <summary>Removes the rule for (incoming link, incoming route id). False when there is none.</summary>
     public bool RemoveRule(PubKey inLink, uint inRoute) => _rules.Remove(inLink, inRoute);
 
+    /// <summary>
+    /// Keeps every live rule (forwarding and session delivery) for at least <paramref name="atLeast"/> from now; rules
+    /// that already lapsed stay gone. The node calls it while its manager is away, so installed routes keep forwarding.
+    /// </summary>
+    /// <returns>How many rules were held longer.</returns>
+    public int HoldRules(TimeSpan atLeast) => _rules.Hold(atLeast);
+
     /// <summary>Every live rule with its metering counters (packets and bytes per route).</summary>
     public IReadOnlyList<RouteRuleInfo> GetRules() => _rules.Snapshot();
 

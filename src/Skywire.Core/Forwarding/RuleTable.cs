@@ -132,6 +132,27 @@ internal sealed class RuleTable
         return entry;
     }
 
+    /// <summary>
+    /// Keeps every live rule for at least <paramref name="atLeast"/> from now (rules that would lapse sooner are pushed
+    /// out; expired ones stay expired). The node holds its routes this way while its manager is away. Returns how many moved.
+    /// </summary>
+    public int Hold(TimeSpan atLeast)
+    {
+        var now = _time.GetTimestamp();
+        var until = ExpiryFor(atLeast);
+        var held = 0;
+        foreach (var entry in _rules.Values)
+        {
+            var expires = Volatile.Read(ref entry.ExpiresAt);
+            if (expires > now && expires < until && Interlocked.CompareExchange(ref entry.ExpiresAt, until, expires) == expires)
+            {
+                held++;
+            }
+        }
+
+        return held;
+    }
+
     /// <summary>Adds the incoming and outgoing link of every live rule to <paramref name="peers"/> (links that carry routes).</summary>
     public void AddLinksInUse(HashSet<PubKey> peers)
     {

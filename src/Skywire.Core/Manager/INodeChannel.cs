@@ -8,6 +8,9 @@ public interface INodeChannel
     /// <summary>Ask the node to open a link to a peer.</summary>
     Task OpenLinkAsync(OpenLinkMessage message, CancellationToken cancellationToken);
 
+    /// <summary>Ask the node to close its link to a peer.</summary>
+    Task CloseLinkAsync(CloseLinkMessage message, CancellationToken cancellationToken);
+
     /// <summary>Install or refresh forwarding rules.</summary>
     Task InstallRulesAsync(InstallRulesMessage message, CancellationToken cancellationToken);
 

@@ -51,6 +51,18 @@ public sealed record ManagerOptions
     /// </summary>
     public TimeSpan LinkReportMaxAge { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Smallest delay between attempts to re-open a standing link (grows with jitter up to <see cref="MaxLinkRetryDelay"/>). Default 1 s.</summary>
+    public TimeSpan LinkRetryDelay { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Largest delay between attempts to re-open a standing link. Default 10 s.</summary>
+    public TimeSpan MaxLinkRetryDelay { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How long a route is kept after one of its ends lost its control connection while a neighbour still reports an
+    /// up link to that end (the end may only have lost the manager: it comes back and reports the session). Default 30 s.
+    /// </summary>
+    public TimeSpan EndOfflineGrace { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>An offline node (and what it reported) is forgotten this long after it went offline. Default 1 h.</summary>
     public TimeSpan OfflineNodeRetention { get; init; } = TimeSpan.FromHours(1);
 

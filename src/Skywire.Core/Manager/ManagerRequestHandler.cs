@@ -50,6 +50,9 @@ internal sealed partial class ManagerRequestHandler(MeshController controller, M
             case ControlOpcode.RouteClose:
                 await controller.CloseRouteAsync(node, Parse(payload, ControlJsonContext.Default.RouteCloseMessage).SessionId);
                 return Ok;
+            case ControlOpcode.SessionReport:
+                controller.ReportSessions(node, Parse(payload, ControlJsonContext.Default.SessionReportMessage));
+                return Ok;
             default:
                 Log.ForbiddenOpcode(logger, node, opcode);
                 throw new ControlException(ControlErrorCode.Forbidden, $"opcode 0x{opcode:x2} is not allowed from a node");
@@ -91,6 +94,10 @@ internal sealed partial class ManagerRequestHandler(MeshController controller, M
             case ControlOpcode.LinkNodes:
                 var link = Parse(payload, ControlJsonContext.Default.NodePairMessage);
                 await controller.LinkNodesAsync(controller.ResolveNode(link.A), controller.ResolveNode(link.B), cancellationToken);
+                return Ok;
+            case ControlOpcode.UnlinkNodes:
+                var unlink = Parse(payload, ControlJsonContext.Default.NodePairMessage);
+                await controller.UnlinkNodesAsync(controller.ResolveNode(unlink.A), controller.ResolveNode(unlink.B), cancellationToken);
                 return Ok;
             case ControlOpcode.BuildRoute:
                 var pair = Parse(payload, ControlJsonContext.Default.NodePairMessage);

@@ -336,6 +336,7 @@ public sealed partial class ManagerServer : IAsyncDisposable
             return;
         }
 
+        Controller.BeginShutdown();
         await _cts.CancelAsync();
         _watcher?.Dispose();
         if (_reloadTimer is not null)
@@ -360,6 +361,9 @@ public sealed partial class ManagerServer : IAsyncDisposable
     {
         public Task OpenLinkAsync(OpenLinkMessage message, CancellationToken cancellationToken) =>
             connection.RequestAsync((byte)ControlOpcode.OpenLink, message, ControlJsonContext.Default.OpenLinkMessage, ControlJsonContext.Default.OkMessage, cancellationToken);
+
+        public Task CloseLinkAsync(CloseLinkMessage message, CancellationToken cancellationToken) =>
+            connection.RequestAsync((byte)ControlOpcode.CloseLink, message, ControlJsonContext.Default.CloseLinkMessage, ControlJsonContext.Default.OkMessage, cancellationToken);
 
         public Task InstallRulesAsync(InstallRulesMessage message, CancellationToken cancellationToken) =>
             connection.RequestAsync((byte)ControlOpcode.InstallRules, message, ControlJsonContext.Default.InstallRulesMessage, ControlJsonContext.Default.OkMessage, cancellationToken);

@@ -22,8 +22,26 @@ public sealed partial class MeshController
         [LoggerMessage(EventId = 2104, Level = LogLevel.Information, Message = "Asked {From} to link to {To}")]
         public static partial void LinkRequested(ILogger logger, PubKey from, PubKey to);
 
-        [LoggerMessage(EventId = 2105, Level = LogLevel.Warning, Message = "Auto-link {From} -> {To} failed: {Reason}")]
-        public static partial void AutoLinkFailed(ILogger logger, PubKey from, PubKey to, string reason);
+        [LoggerMessage(EventId = 2105, Level = LogLevel.Warning, Message = "Opening the standing link {From} -> {To} failed (attempt {Attempt}; retrying with backoff): {Reason}")]
+        public static partial void LinkReopenFailed(ILogger logger, PubKey from, PubKey to, int attempt, string reason);
+
+        [LoggerMessage(EventId = 2116, Level = LogLevel.Information, Message = "Link intent {A} - {B} withdrawn; the link is closed")]
+        public static partial void Unlinked(ILogger logger, PubKey a, PubKey b);
+
+        [LoggerMessage(EventId = 2117, Level = LogLevel.Information, Message = "Standing link {From} -> {To} opened again (attempt {Attempt})")]
+        public static partial void LinkReopened(ILogger logger, PubKey from, PubKey to, int attempt);
+
+        [LoggerMessage(EventId = 2118, Level = LogLevel.Information, Message = "Node {Node} reported {Count} links it opened that this manager did not ask for: kept open as standing intents")]
+        public static partial void IntentsAdopted(ILogger logger, PubKey node, int count);
+
+        [LoggerMessage(EventId = 2119, Level = LogLevel.Debug, Message = "Node {Node} reported {Count} sessions")]
+        public static partial void SessionsReported(ILogger logger, PubKey node, int count);
+
+        [LoggerMessage(EventId = 2120, Level = LogLevel.Information, Message = "Route {SessionId} adopted from its ends' reports: {Path}")]
+        public static partial void RouteAdopted(ILogger logger, ulong sessionId, PathText path);
+
+        [LoggerMessage(EventId = 2121, Level = LogLevel.Warning, Message = "Session {SessionId} of {Node} not adopted: the node is at its route limits")]
+        public static partial void AdoptRefused(ILogger logger, ulong sessionId, PubKey node);
 
         [LoggerMessage(EventId = 2106, Level = LogLevel.Information, Message = "Route {SessionId} built: {Path}")]
         public static partial void RouteBuilt(ILogger logger, ulong sessionId, PathText path);

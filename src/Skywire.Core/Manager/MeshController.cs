@@ -80,19 +80,45 @@ public sealed partial class MeshController : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(channel);
         var record = Nodes.Connect(key, linkAddress, _time.GetUtcNow());
         _connections[key] = new NodeConnection(channel, record.Generation);
+        ForgetClaims(key);
         Log.NodeRegistered(_logger, key, linkAddress);
+        // Its standing links are checked once its first report is in (it may have kept them through a blip).
+        KickIntents(key, immediate: false);
         if (_options.AutoLink)
         {
+            var now = _time.GetUtcNow();
             foreach (var other in Nodes.OnlineKeys().Where(k => k != key))
             {
-                _ = TryLinkAsync(key, other);
+                if (Intents.TryAdd(key, other, now))
+                {
+                    RetryOf(Intents.Get(key, other)!).Kick(now, immediate: true);
+                }
             }
+        }
+
+        TendIntents();
+    }
+
+    /// <summary>
+    /// The manager is going away: from now on it changes nothing in the mesh (a manager that stops must not close the
+    /// routes of the nodes it leaves; they keep forwarding and the next manager adopts them).
+    /// </summary>
+    public void BeginShutdown()
+    {
+        if (Volatile.Read(ref _disposed) == 0)
+        {
+            _cts.Cancel();
         }
     }
 
     /// <summary>A node's control connection closed: its apps leave, its links are down, routes through it re-route.</summary>
     public void NodeDisconnected(PubKey key, INodeChannel channel)
     {
+        if (_stopping.IsCancellationRequested)
+        {
+            return; // the manager is stopping: every connection closes, and that says nothing about the nodes
+        }
+
         if (!_connections.TryGetValue(key, out var connection) || !ReferenceEquals(connection.Channel, channel))
         {
             return; // replaced by a newer connection
@@ -105,10 +131,12 @@ public sealed partial class MeshController : IAsyncDisposable
         }
 
         Apps.RemoveNode(key);
+        ForgetClaims(key);
         Log.NodeGone(_logger, key);
         foreach (var gone in Nodes.TrimOffline(_options.Limits.MaxOfflineNodes))
         {
             Links.RemoveNode(gone);
+            Intents.RemoveNode(gone);
             Log.NodeForgotten(_logger, gone);
         }
 
@@ -139,6 +167,24 @@ public sealed partial class MeshController : IAsyncDisposable
             }
         }
 
+        // A link the node reports (up, or down and not closed on purpose) is a standing intent, also for a manager that
+        // never asked for it (it restarted): the end that opened it opens it again; a link only its responder still
+        // reports (the opener restarted meanwhile) is opened by the responder.
+        var adopted = 0;
+        foreach (var link in report.Links)
+        {
+            if (link is null || !PubKey.TryParse(link.Peer, out var peer) || !links.ContainsKey(peer))
+            {
+                continue;
+            }
+
+            var before = Intents.Get(node, peer);
+            if (link.Initiator ? Intents.Set(node, peer, now) != before : Intents.TryAdd(node, peer, now))
+            {
+                adopted++;
+            }
+        }
+
         var limit = _options.Limits.MaxLinksPerNode;
         if (links.Count > limit)
         {
@@ -148,6 +194,11 @@ public sealed partial class MeshController : IAsyncDisposable
             }
 
             throw new ControlException(ControlErrorCode.LimitExceeded, $"the report names {links.Count} links to registered nodes, more than the {limit} a node may report");
+        }
+
+        if (adopted > 0)
+        {
+            Log.IntentsAdopted(_logger, node, adopted);
         }
 
         _overLinkLimit.TryRemove(node, out _);
@@ -171,25 +222,16 @@ public sealed partial class MeshController : IAsyncDisposable
 
         var from = Nodes.Get(a) ?? throw new ControlException(ControlErrorCode.NotFound, $"no node {a.ToShortString(12)}");
         var to = Nodes.Get(b) ?? throw new ControlException(ControlErrorCode.NotFound, $"no node {b.ToShortString(12)}");
+        // The intent stands whatever this first attempt gives: the manager opens the link whenever both ends are online.
+        var intent = Intents.Set(a, b, _time.GetUtcNow());
+        RetryOf(intent).Attempted(_time.GetUtcNow());
         if (!from.Online || !to.Online)
         {
-            throw new ControlException(ControlErrorCode.Unavailable, $"node {(from.Online ? b : a)} is offline");
+            throw new ControlException(ControlErrorCode.Unavailable, $"node {(from.Online ? b : a)} is offline (the link is opened when it is back)");
         }
 
         await Channel(a).OpenLinkAsync(new OpenLinkMessage { Peer = b.ToString(), Address = to.LinkAddress }, cancellationToken);
         Log.LinkRequested(_logger, a, b);
-    }
-
-    private async Task TryLinkAsync(PubKey a, PubKey b)
-    {
-        try
-        {
-            await LinkNodesAsync(a, b, _stopping);
-        }
-        catch (Exception ex) when (ex is ControlException or OperationCanceledException)
-        {
-            Log.AutoLinkFailed(_logger, a, b, ex.Message);
-        }
     }
 
     // ---------------------------------------------------------------- app tracker
@@ -237,6 +279,7 @@ public sealed partial class MeshController : IAsyncDisposable
         foreach (var key in gone)
         {
             Links.RemoveNode(key);
+            Intents.RemoveNode(key);
             Log.NodeForgotten(_logger, key);
         }
 
@@ -372,10 +415,16 @@ public sealed partial class MeshController : IAsyncDisposable
         try
         {
             var graph = Graph();
+            await AdoptClaimedSessionsAsync(graph, cancellationToken);
             foreach (var route in Routes.Snapshot().Where(r => r.NeedsRepair || !RoutePlanner.IsUsable(graph, r.Plan.Path)))
             {
                 if (!Nodes.IsOnline(route.From) || !Nodes.IsOnline(route.To))
                 {
+                    if (EndMayReturn(route))
+                    {
+                        continue;
+                    }
+
                     Log.RouteClosed(_logger, route.SessionId, "an end node is gone");
                     await DropRouteAsync(route, notifyEnds: true);
                     continue;
@@ -423,6 +472,38 @@ public sealed partial class MeshController : IAsyncDisposable
         {
             _routeGate.Release();
         }
+    }
+
+    /// <summary>
+    /// Whether a route whose end lost its control connection is kept a while: the end may only have lost the manager
+    /// (its data plane still forwards; it registers again and reports the session). Kept while the end has been offline
+    /// for less than <see cref="ManagerOptions.EndOfflineGrace"/> and a neighbour still reports an up link to it; a node
+    /// whose process died loses its links within the data plane's dead-peer time, and then its routes close.
+    /// </summary>
+    private bool EndMayReturn(RouteEntry route)
+    {
+        var now = _time.GetUtcNow();
+        foreach (var end in (ReadOnlySpan<PubKey>)[route.From, route.To])
+        {
+            var record = Nodes.Get(end);
+            if (record is null)
+            {
+                return false;
+            }
+
+            if (record.OfflineSince is not { } since)
+            {
+                continue;
+            }
+
+            if (now - since >= _options.EndOfflineGrace
+                || !Links.Snapshot().Any(r => r.To == end && r.Up && now - r.ReportedAt <= _options.LinkReportMaxAge && Nodes.IsOnline(r.From)))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>Re-installs the rules of every live route (rules expire otherwise).</summary>
@@ -539,6 +620,7 @@ public sealed partial class MeshController : IAsyncDisposable
 
             // Catches links that died without a report edge (a report lost with its node, or reports gone stale).
             await RepairRoutesAsync(_stopping);
+            TendIntents();
         }
     }
 

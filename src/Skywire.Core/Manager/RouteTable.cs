@@ -132,6 +132,31 @@ public sealed class RouteTable
         }
     }
 
+    /// <summary>
+    /// Adds a route learned from its ends (a restarted manager adopting a live session), counted for its requester
+    /// within the per-node and per-pair limits. False when the id is taken or a limit is reached.
+    /// </summary>
+    public bool Adopt(RouteEntry route)
+    {
+        ArgumentNullException.ThrowIfNull(route);
+        var requester = route.Requester ?? throw new ArgumentException("an adopted route counts for its initiator", nameof(route));
+        var peer = route.From == requester ? route.To : route.From;
+        lock (_sync)
+        {
+            if (_routes.ContainsKey(route.SessionId)
+                || _perNode.GetValueOrDefault(requester) + _inFlight.GetValueOrDefault(requester) >= _limits.MaxRoutesPerNode
+                || _perPair.GetValueOrDefault((requester, peer)) >= _limits.MaxRoutesPerPair)
+            {
+                return false;
+            }
+
+            _routes.Add(route.SessionId, route);
+            _perNode[requester] = _perNode.GetValueOrDefault(requester) + 1;
+            _perPair[(requester, peer)] = _perPair.GetValueOrDefault((requester, peer)) + 1;
+            return true;
+        }
+    }
+
     /// <summary>Adds an operator's route (no limits).</summary>
     public void Add(RouteEntry route)
     {

@@ -139,7 +139,7 @@ public sealed partial class MessengerServer
 
             if (reason is { } r)
             {
-                _server.NotifyDrop(Key, new DropNotice { To = to.ToString(), MessageId = messageId, Reason = r, Detail = Describe(r) });
+                _server.NotifyDrop(Key, new DropNotice { To = to.ToString(), MessageId = messageId, Reason = r, Detail = Describe(r) }, origin: this);
             }
         }
 

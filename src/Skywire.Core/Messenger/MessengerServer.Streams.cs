@@ -37,7 +37,7 @@ public sealed partial class MessengerServer
             return;
         }
 
-        if (!_registry.TryGetValue(to, out var acceptor))
+        if (StreamTargetOf(to, except: opener) is not { } acceptor)
         {
             opener.Link.RespondError(requestId, MessengerErrorCode.NotFound, $"{to} is not connected to this messenger");
             return;

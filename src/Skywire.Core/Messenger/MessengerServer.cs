@@ -16,7 +16,8 @@ namespace Skywire.Core.Messenger;
 
 /// <summary>
 /// The messenger (docs/messenger.md): clients connect over Noise XK (they pin this server's key; the handshake proves
-/// theirs, and the hello signature is bound to the handshake hash), one live registration per key. It relays sealed
+/// theirs, and the hello signature is bound to the handshake hash); one key may hold several authenticated connections
+/// (<see cref="MessengerServerOptions.MaxConnectionsPerKey"/>), and each of them receives the key's messages. It relays sealed
 /// envelopes between keys without being able to open them, keeps bounded queues for offline keys and tells senders
 /// about drops, rate-limits each key, relays end-to-end encrypted streams with per-circuit windows, and keeps the
 /// discovery directory. A client that breaks the protocol loses its own connection only.
@@ -27,7 +28,9 @@ public sealed partial class MessengerServer : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly ILoggerFactory _loggerFactory;
     private readonly TimeProvider _time;
-    private readonly ConcurrentDictionary<PubKey, ServerConnection> _registry = new();
+    private readonly Lock _registryLock = new();
+    private readonly Dictionary<PubKey, List<ServerConnection>> _registry = [];
+    private int _registered;
     private readonly ConcurrentDictionary<ServerConnection, byte> _connections = new();
     private readonly CancellationTokenSource _cts = new();
     private readonly Lock _circuitLock = new();
@@ -79,7 +82,7 @@ public sealed partial class MessengerServer : IAsyncDisposable
     public long StreamBytesRelayed => Interlocked.Read(ref _streamBytesRelayed);
 
     /// <summary>Registered (authenticated) connections.</summary>
-    public int RegisteredCount => _registry.Count;
+    public int RegisteredCount => Volatile.Read(ref _registered);
 
     internal OfflineStore Store { get; }
 
@@ -87,7 +90,29 @@ public sealed partial class MessengerServer : IAsyncDisposable
     internal Action<PubKey, byte, ReadOnlyMemory<byte>>? Tap { get; set; }
 
     /// <summary>Whether <paramref name="key"/> is connected now.</summary>
-    public bool IsOnline(PubKey key) => _registry.ContainsKey(key);
+    public bool IsOnline(PubKey key)
+    {
+        lock (_registryLock)
+        {
+            return _registry.ContainsKey(key);
+        }
+    }
+
+    /// <summary>The live connections of <paramref name="key"/>, oldest first.</summary>
+    private ServerConnection[] ConnectionsOf(PubKey key)
+    {
+        lock (_registryLock)
+        {
+            return _registry.TryGetValue(key, out var list) ? [.. list] : [];
+        }
+    }
+
+    /// <summary>The connection of <paramref name="key"/> that takes streams: the newest one other than <paramref name="except"/> (when there is another).</summary>
+    private ServerConnection? StreamTargetOf(PubKey key, ServerConnection? except)
+    {
+        var all = ConnectionsOf(key);
+        return all.LastOrDefault(c => c != except) ?? all.LastOrDefault();
+    }
 
     /// <summary>Binds <paramref name="endPoint"/> (port 0 picks one) and starts accepting.</summary>
     public void Start(IPEndPoint endPoint)
@@ -214,23 +239,49 @@ public sealed partial class MessengerServer : IAsyncDisposable
             link.Tap = (op, payload) => tap(key, op, payload);
         }
 
-        // One live registration per key: a second claim replaces the holder only if the holder fails a liveness check.
-        while (!_registry.TryAdd(key, connection))
+        // Several connections per key, each proving the key; beyond the cap a newcomer takes the place of a holder that
+        // fails a liveness check, or is refused.
+        while (true)
         {
-            if (!_registry.TryGetValue(key, out var holder))
+            ServerConnection[] holders;
+            lock (_registryLock)
             {
-                continue;
+                if (!_registry.TryGetValue(key, out var list))
+                {
+                    _registry[key] = list = [];
+                }
+
+                if (list.Count < Options.MaxConnectionsPerKey)
+                {
+                    list.Add(connection);
+                    _registered++;
+                    break;
+                }
+
+                holders = [.. list];
             }
 
-            if (await holder.IsAliveAsync(Options.LivenessTimeout))
+            var alive = await Task.WhenAll(holders.Select(h => h.IsAliveAsync(Options.LivenessTimeout)));
+            var dead = holders.Where((_, i) => !alive[i]).FirstOrDefault();
+            if (dead is null)
             {
-                return await RefuseAsync(MessengerErrorCode.Conflict, "this key is already connected to the messenger (and its connection is alive)");
+                return await RefuseAsync(MessengerErrorCode.Conflict, $"this key already has {holders.Length} live connections to the messenger, the most one key may have");
             }
 
-            if (_registry.TryUpdate(key, connection, holder))
+            bool replaced;
+            lock (_registryLock)
+            {
+                replaced = _registry.TryGetValue(key, out var list) && list.Remove(dead);
+                if (replaced)
+                {
+                    list!.Add(connection);
+                }
+            }
+
+            if (replaced)
             {
                 Log.Replaced(_logger, key);
-                holder.Link.Fail(ConnectionCloseReason.Timeout, "replaced by a new connection with the same key after failing a liveness check");
+                dead.Link.Fail(ConnectionCloseReason.Timeout, "replaced by a new connection with the same key after failing a liveness check");
                 break;
             }
         }
@@ -269,7 +320,18 @@ public sealed partial class MessengerServer : IAsyncDisposable
 
     private async Task CleanupAsync(ServerConnection connection)
     {
-        _registry.TryRemove(new KeyValuePair<PubKey, ServerConnection>(connection.Key, connection));
+        lock (_registryLock)
+        {
+            if (_registry.TryGetValue(connection.Key, out var list) && list.Remove(connection))
+            {
+                _registered--;
+                if (list.Count == 0)
+                {
+                    _registry.Remove(connection.Key);
+                }
+            }
+        }
+
         _connections.TryRemove(connection, out _);
         CloseCircuitsOf(connection);
         await connection.Link.DisposeAsync();
@@ -278,15 +340,23 @@ public sealed partial class MessengerServer : IAsyncDisposable
     /// <summary>Routes a sealed envelope from <paramref name="from"/>; returns why it was dropped, or null.</summary>
     private DropReason? Route(PubKey from, PubKey to, uint messageId, ReadOnlySpan<byte> envelope)
     {
-        if (_registry.TryGetValue(to, out var target))
+        var targets = ConnectionsOf(to);
+        if (targets.Length > 0)
         {
-            return target.Deliver(from, 0, envelope, bounded: true) ? null : DropReason.RecipientBusy;
+            // Every live connection of the key gets it; dropped only when none of them is reading.
+            var delivered = false;
+            foreach (var connection in targets)
+            {
+                delivered |= connection.Deliver(from, 0, envelope, bounded: true);
+            }
+
+            return delivered ? null : DropReason.RecipientBusy;
         }
 
         var expired = new List<(PubKey, DropNotice)>();
         var refused = Store.TryStore(to, from, messageId, envelope, expired);
         NotifyDrops(expired);
-        if (refused is null && _registry.TryGetValue(to, out target))
+        if (refused is null && StreamTargetOf(to, except: null) is { } target)
         {
             // The recipient registered while we stored: hand it what is waiting.
             FlushStoreTo(target);
@@ -320,17 +390,21 @@ public sealed partial class MessengerServer : IAsyncDisposable
         }
     }
 
-    private void NotifyDrop(PubKey sender, DropNotice notice)
+    /// <summary>Tells <paramref name="sender"/> a message was dropped: the connection that sent it, else every connection of the key, else later.</summary>
+    private void NotifyDrop(PubKey sender, DropNotice notice, ServerConnection? origin = null)
     {
         Log.Dropped(_logger, sender, notice.MessageId, notice.Reason);
-        if (_registry.TryGetValue(sender, out var connection))
-        {
-            var payload = JsonSerializer.SerializeToUtf8Bytes(notice, MessengerJsonContext.Default.DropNotice);
-            connection.Link.TryEnqueueBounded((byte)MessengerOpcode.Dropped, 0, payload, [], Options.OutboundQueueLimit);
-        }
-        else
+        ServerConnection[] targets = origin is not null ? [origin] : ConnectionsOf(sender);
+        if (targets.Length == 0)
         {
             Store.StoreNotice(sender, notice);
+            return;
+        }
+
+        var payload = JsonSerializer.SerializeToUtf8Bytes(notice, MessengerJsonContext.Default.DropNotice);
+        foreach (var connection in targets)
+        {
+            connection.Link.TryEnqueueBounded((byte)MessengerOpcode.Dropped, 0, payload, [], Options.OutboundQueueLimit);
         }
     }
 

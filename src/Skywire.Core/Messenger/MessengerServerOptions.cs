@@ -48,7 +48,14 @@ public sealed record MessengerServerOptions
     /// <summary>Time to complete the Noise handshake and the hello (default 10 s).</summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>How long the current holder of a key has to answer a ping when a second connection claims the key (default 3 s).</summary>
+    /// <summary>
+    /// Authenticated connections one key may hold at once (default 8: a listening terminal, a sending one, a laptop and
+    /// a phone). Each proves the key; each receives the key's messages. Beyond it a newcomer takes the place of a holder
+    /// that fails a liveness check, or is refused with Conflict.
+    /// </summary>
+    public int MaxConnectionsPerKey { get; init; } = 8;
+
+    /// <summary>How long the holders of a key have to answer a ping when a connection claims the key beyond <see cref="MaxConnectionsPerKey"/> (default 3 s).</summary>
     public TimeSpan LivenessTimeout { get; init; } = TimeSpan.FromSeconds(3);
 
     /// <summary>How long the target of a stream has to accept it (default 15 s).</summary>
@@ -82,6 +89,7 @@ public sealed record MessengerServerOptions
         if (MaxStreamsPerConnection < 1) { errors.Add("MaxStreamsPerConnection must be >= 1"); }
         if (MaxConnections < 1) { errors.Add("MaxConnections must be >= 1"); }
         if (MaxConnectionsPerSource < 1) { errors.Add("MaxConnectionsPerSource must be >= 1"); }
+        if (MaxConnectionsPerKey < 1) { errors.Add("MaxConnectionsPerKey must be >= 1"); }
         return errors;
     }
 }

@@ -72,12 +72,40 @@ internal sealed partial class NodeControl : IAsyncDisposable
 
     private FrameConnection Connection => _connection ?? throw new ControlException(ControlErrorCode.Unavailable, "not connected to the manager");
 
-    /// <summary>Registers with the manager, then stays connected (reconnecting) in the background.</summary>
+    /// <summary>Whether the node is registered with its manager now.</summary>
+    public bool IsConnected => _connection is not null;
+
+    /// <summary>
+    /// Tries to register once, then stays connected (reconnecting) in the background. A manager that cannot be reached
+    /// yet (not started, restarting) is not an error: the node retries forever with capped backoff and jitter, and works
+    /// without it meanwhile. A refusal (node allow-list) or a manager that proves another key is fatal.
+    /// </summary>
+    /// <exception cref="ControlException">Forbidden: the manager refused this node or is not the pinned key.</exception>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        var connection = await ConnectAsync(cancellationToken);
+        FrameConnection? connection = null;
+        try
+        {
+            connection = await ConnectAsync(cancellationToken);
+        }
+        catch (ControlException ex) when (!IsFatal(ex, 1))
+        {
+            Log.ManagerNotYetReachable(_logger, _options.Manager.EndPoint, ex.Message);
+        }
+
         _run = Task.Run(() => RunAsync(connection), CancellationToken.None);
     }
+
+    /// <summary>
+    /// A refusal that retrying cannot change: the manager said Forbidden (allow-list) or answered the handshake with
+    /// another key. A hang-up during the handshake is what a manager with another key does, but also what a loaded
+    /// listener may do: fatal only when it happens <see cref="HangUpsBeforeFatal"/> times in a row.
+    /// </summary>
+    private static bool IsFatal(ControlException ex, int hangUpsInARow) =>
+        ex.Code == ControlErrorCode.Forbidden && (!ex.IsHandshakeHangUp || hangUpsInARow >= HangUpsBeforeFatal);
+
+    /// <summary>Consecutive handshake hang-ups after which the pinned key is taken to be wrong.</summary>
+    internal const int HangUpsBeforeFatal = 3;
 
     /// <summary>Something about the links changed: report now.</summary>
     public void LinkChanged()
@@ -100,10 +128,21 @@ internal sealed partial class NodeControl : IAsyncDisposable
             throw new AppApiException(AppApiErrorCode.Conflict, $"app '{name}' is already registered here");
         }
 
+        var control = _connection;
+        if (control is null)
+        {
+            // The manager is away: the app is registered with the tracker when the node registers again.
+            return;
+        }
+
         try
         {
-            await Connection.RequestAsync((byte)ControlOpcode.AppRegister, new AppRegisterMessage { Name = name, Type = type },
+            await control.RequestAsync((byte)ControlOpcode.AppRegister, new AppRegisterMessage { Name = name, Type = type },
                 ControlJsonContext.Default.AppRegisterMessage, ControlJsonContext.Default.OkMessage, cancellationToken);
+        }
+        catch (ControlException ex) when (ex.Code == ControlErrorCode.Unavailable && control.Closed.IsCompleted)
+        {
+            // Lost the manager meanwhile: registered again with the others at the reconnect.
         }
         catch
         {
@@ -161,58 +200,106 @@ internal sealed partial class NodeControl : IAsyncDisposable
         _reportInterval = TimeSpan.FromMilliseconds(Math.Clamp(ack.ReportIntervalMs, 100, 60_000));
         _connection = connection;
         Log.Registered(_logger, _options.Manager.EndPoint, _key.Public);
-        foreach (var app in _registered.Values)
+        try
         {
-            await connection.RequestAsync((byte)ControlOpcode.AppRegister, new AppRegisterMessage { Name = app.Name, Type = app.Type },
-                ControlJsonContext.Default.AppRegisterMessage, ControlJsonContext.Default.OkMessage, cancellationToken);
+            // The sessions first: a manager that restarted adopts them (docs/protocol.md §4.5, "Manager loss").
+            await connection.NotifyAsync((byte)ControlOpcode.SessionReport, BuildSessionReport(), ControlJsonContext.Default.SessionReportMessage, cancellationToken);
+            foreach (var app in _registered.Values)
+            {
+                try
+                {
+                    await connection.RequestAsync((byte)ControlOpcode.AppRegister, new AppRegisterMessage { Name = app.Name, Type = app.Type },
+                        ControlJsonContext.Default.AppRegisterMessage, ControlJsonContext.Default.OkMessage, cancellationToken);
+                }
+                catch (ControlException ex) when (!connection.Closed.IsCompleted)
+                {
+                    // One app the manager refuses (its limits) does not keep the node from registering.
+                    Log.AppNotRegistered(_logger, app.Name, ex.Message);
+                }
+            }
+        }
+        catch
+        {
+            _connection = null;
+            await connection.DisposeAsync();
+            throw;
         }
 
         LinkChanged();
         return connection;
     }
 
+    private SessionReportMessage BuildSessionReport() => new()
+    {
+        Sessions = [.. _sessions.Snapshot()
+            .Where(s => !s.IsDirect && s.IsUsable)
+            .Take(ControlProtocol.MaxReportedSessions)
+            .Select(s => new SessionState { SessionId = s.SessionId, Peer = s.Peer.ToString(), Initiator = s.IsInitiator })],
+    };
+
     internal static string FormatEndPoint(IPEndPoint endPoint) =>
         endPoint.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(endPoint.Address.MapToIPv4(), endPoint.Port).ToString() : endPoint.ToString();
 
-    private async Task RunAsync(FrameConnection connection)
+    /// <summary>
+    /// Keeps the node registered: runs the report loop while connected, and while the manager is away retries forever
+    /// (capped backoff with jitter) and holds the installed rules, so routes keep forwarding until the manager is back
+    /// and takes them over. Ends when the node stops, or faults on a fatal refusal.
+    /// </summary>
+    private async Task RunAsync(FrameConnection? connection)
     {
         var backoff = new Backoff(_options.ReconnectDelay, _options.MaxReconnectDelay);
+        var hangUps = 0;
+        // Rules must outlive the longest gap between two holds: a delay plus a connect attempt, twice over.
+        var hold = (_options.MaxReconnectDelay + _options.ConnectTimeout) * 2;
         while (!_stopping.IsCancellationRequested)
         {
-            var reports = ReportLoopAsync(connection);
-            await connection.Closed.WaitAsync(_stopping).ContinueWith(_ => { }, TaskScheduler.Default);
-            await reports;
-            _connection = null;
-            await connection.DisposeAsync();
-            if (_stopping.IsCancellationRequested)
+            if (connection is not null)
             {
-                return;
-            }
-
-            Log.ManagerLost(_logger);
-            backoff.Reset();
-            while (!_stopping.IsCancellationRequested)
-            {
-                try
-                {
-                    await backoff.DelayAsync(_options.TimeProvider, _stopping);
-                    connection = await ConnectAsync(_stopping);
-                    break;
-                }
-                catch (OperationCanceledException)
+                hangUps = 0;
+                var reports = ReportLoopAsync(connection);
+                await connection.Closed.WaitAsync(_stopping).ContinueWith(_ => { }, TaskScheduler.Default);
+                await reports;
+                _connection = null;
+                await connection.DisposeAsync();
+                connection = null;
+                if (_stopping.IsCancellationRequested)
                 {
                     return;
                 }
-                catch (ControlException ex) when (ex.Code == ControlErrorCode.Forbidden)
+
+                Log.ManagerLost(_logger);
+                backoff.Reset();
+            }
+
+            try
+            {
+                _dataPlane.HoldRules(hold);
+                await backoff.DelayAsync(_options.TimeProvider, _stopping);
+                _dataPlane.HoldRules(hold);
+                connection = await ConnectAsync(_stopping);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (ControlException failure) when (IsFatal(failure, failure.IsHandshakeHangUp ? ++hangUps : hangUps))
+            {
+                // Refused for good (not in the manager's node allow-list, or a manager with another key):
+                // retrying cannot help. Completion faults with the reason; `skywire node` exits 3.
+                Log.RefusedByManager(_logger, failure.Message);
+                throw;
+            }
+            catch (ControlException failure)
+            {
+                if (!failure.IsHandshakeHangUp)
                 {
-                    // Refused for good (not in the manager's node allow-list, or a manager with another key):
-                    // retrying cannot help. Completion faults with the reason; `skywire node` exits 3.
-                    Log.RefusedByManager(_logger, ex.Message);
-                    throw;
+                    hangUps = 0;
                 }
-                catch (ControlException ex)
+
+                // Logged at the 1st, 2nd, 4th, 8th... failure: a manager down for an hour is not a wall of warnings.
+                if ((backoff.Attempts & (backoff.Attempts - 1)) == 0)
                 {
-                    Log.ReconnectFailed(_logger, ex.Message);
+                    Log.ReconnectFailed(_logger, backoff.Attempts, failure.Message);
                 }
             }
         }
@@ -416,8 +503,14 @@ internal sealed partial class NodeControl : IAsyncDisposable
         [LoggerMessage(EventId = 7001, Level = LogLevel.Warning, Message = "Lost the manager connection; reconnecting")]
         public static partial void ManagerLost(ILogger logger);
 
-        [LoggerMessage(EventId = 7002, Level = LogLevel.Warning, Message = "Reconnect to the manager failed: {Reason}")]
-        public static partial void ReconnectFailed(ILogger logger, string reason);
+        [LoggerMessage(EventId = 7002, Level = LogLevel.Warning, Message = "Reconnect to the manager failed (attempt {Attempt}; retrying with backoff): {Reason}")]
+        public static partial void ReconnectFailed(ILogger logger, int attempt, string reason);
+
+        [LoggerMessage(EventId = 7024, Level = LogLevel.Warning, Message = "The manager at {Manager} cannot be reached yet ({Reason}); retrying in the background")]
+        public static partial void ManagerNotYetReachable(ILogger logger, EndPoint manager, string reason);
+
+        [LoggerMessage(EventId = 7025, Level = LogLevel.Warning, Message = "App {Name} not registered with the manager again: {Reason}")]
+        public static partial void AppNotRegistered(ILogger logger, string name, string reason);
 
         [LoggerMessage(EventId = 7020, Level = LogLevel.Error, Message = "The manager refused this node; giving up: {Reason}")]
         public static partial void RefusedByManager(ILogger logger, string reason);

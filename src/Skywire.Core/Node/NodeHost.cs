@@ -91,6 +91,9 @@ public sealed partial class NodeHost : IAsyncDisposable
     /// <summary>What the report loop to the manager did (reports sent, failures, links left out to fit a frame).</summary>
     public NodeReportStatus Reports => _control.Reports;
 
+    /// <summary>Whether the node is registered with its manager now (it keeps retrying while not).</summary>
+    public bool ManagerConnected => _control.IsConnected;
+
     /// <summary>Whether the node is registered at its messenger now (false without one).</summary>
     public bool MessengerConnected => _messenger?.IsConnected ?? false;
 
@@ -115,10 +118,11 @@ public sealed partial class NodeHost : IAsyncDisposable
     }
 
     /// <summary>
-    /// Binds the data plane and the app API, writes the token file, and registers with the manager.
-    /// Afterwards the node stays connected (reconnecting when the manager goes away) until disposed.
+    /// Binds the data plane and the app API, writes the token file, and registers with the manager (one attempt here).
+    /// A manager that cannot be reached yet is retried forever in the background (<see cref="ManagerConnected"/>); the
+    /// node stays connected (reconnecting whenever the manager goes away) until disposed.
     /// </summary>
-    /// <exception cref="Channels.ControlException">Forbidden when the manager's key is not the pinned key; Unavailable when unreachable.</exception>
+    /// <exception cref="Channels.ControlException">Forbidden when the manager refuses this node or its key is not the pinned key.</exception>
     /// <exception cref="SecretFileException">The token file path holds something that is not a previous token file, or cannot be written.</exception>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {

@@ -78,6 +78,7 @@ internal static class NodeReports
     {
         Peer = l.Peer.ToString(),
         Up = l.State == LinkState.Up,
+        Initiator = l.Initiator,
         RttMicros = (long)(l.Rtt ?? TimeSpan.Zero).TotalMicroseconds,
         Loss = l.Loss,
         BytesSent = l.BytesSent,

@@ -50,6 +50,9 @@ internal sealed partial class NodeSessions : IAsyncDisposable
     /// <summary>The session with this id, if bound.</summary>
     public bool TryGet(ulong sessionId, out MeshSession session) => _sessions.TryGetValue(sessionId, out session!);
 
+    /// <summary>The sessions bound now.</summary>
+    public IReadOnlyList<MeshSession> Snapshot() => [.. _sessions.Values];
+
     /// <summary>A usable session to <paramref name="peer"/> that <paramref name="match"/> accepts, or null.</summary>
     public MeshSession? FindUsable(PubKey peer, Func<MeshSession, bool> match) =>
         _sessions.Values.FirstOrDefault(s => s.Peer == peer && s.IsUsable && match(s));

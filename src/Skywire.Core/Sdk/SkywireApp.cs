@@ -26,21 +26,28 @@ namespace Skywire.Core.Sdk;
 public sealed class SkywireApp : IAsyncDisposable
 {
     private readonly IPEndPoint _node;
-    private readonly string _token;
-    private readonly SocketStream _control;
     private readonly SemaphoreSlim _lock = new(1, 1);
+    private readonly SkywireAppOptions? _options;
+    private string _token;
+    private SocketStream _control;
+    private string? _type;
     private uint _nextId;
+    private int _reconnects;
 
-    private SkywireApp(IPEndPoint node, string token, SocketStream control, string nodeKey)
+    private SkywireApp(IPEndPoint node, string token, SocketStream control, string nodeKey, SkywireAppOptions? options = null)
     {
         _node = node;
         _token = token;
         _control = control;
         NodeKey = nodeKey;
+        _options = options;
     }
 
     /// <summary>The key of the node this app talks to.</summary>
-    public string NodeKey { get; }
+    public string NodeKey { get; private set; }
+
+    /// <summary>How often the app connected to its node again (it restarted) since the start.</summary>
+    public int Reconnects => Volatile.Read(ref _reconnects);
 
     /// <summary>The name registered through this connection, if any.</summary>
     public string? Name { get; private set; }
@@ -64,6 +71,102 @@ public sealed class SkywireApp : IAsyncDisposable
     {
         var (stream, ack) = await OpenAsync(nodeApps, token, cancellationToken);
         return new SkywireApp(nodeApps, token, stream, ack.Node);
+    }
+
+    /// <summary>
+    /// Connects to the node, waiting for it as long as it takes (<paramref name="cancellationToken"/> ends the wait): a
+    /// node that is not up yet, or a token file not written yet or left by the node's previous run, is retried with
+    /// capped backoff and jitter. Afterwards, a dial or accept that finds the node gone waits for it again the same
+    /// way, with the new token, and registers this app's name again.
+    /// </summary>
+    /// <exception cref="AppApiException">A refusal other than "unreachable" (or a wrong token given as <see cref="SkywireAppOptions.Token"/>).</exception>
+    public static async Task<SkywireApp> ConnectAsync(SkywireAppOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var (stream, ack, token) = await OpenWithRetryAsync(options, cancellationToken);
+        return new SkywireApp(options.NodeApps, token, stream, ack.Node, options);
+    }
+
+    private static async Task<(SocketStream Stream, AppHelloAckMessage Ack, string Token)> OpenWithRetryAsync(SkywireAppOptions options, CancellationToken cancellationToken)
+    {
+        var backoff = new Channels.Backoff(options.RetryDelay, options.MaxRetryDelay);
+        while (true)
+        {
+            try
+            {
+                var token = options.ReadToken();
+                var (stream, ack) = await OpenAsync(options.NodeApps, token, cancellationToken);
+                return (stream, ack, token);
+            }
+            catch (AppApiException ex) when (NodeMayComeBack(ex, options))
+            {
+                options.OnRetry?.Invoke(ex);
+                await backoff.DelayAsync(options.TimeProvider, cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>The node is not there (yet, or any more), or its token file is not the running node's yet.</summary>
+    private static bool NodeMayComeBack(AppApiException ex, SkywireAppOptions options) =>
+        ex.Code == AppApiErrorCode.Unreachable || (ex.Code == AppApiErrorCode.Unauthorized && options.Token is null);
+
+    /// <summary>Waits for the node again (it went away) and registers this app's name with it again.</summary>
+    private async Task ReconnectAsync(SocketStream failed, CancellationToken cancellationToken)
+    {
+        await _lock.WaitAsync(cancellationToken);
+        try
+        {
+            if (!ReferenceEquals(_control, failed))
+            {
+                return; // another call reconnected already
+            }
+
+            // The old registration goes with the old connection (a node that is still up drops the name when it closes).
+            await failed.DisposeAsync();
+            var (stream, ack, token) = await OpenWithRetryAsync(_options!, cancellationToken);
+            _control = stream;
+            _token = token;
+            NodeKey = ack.Node;
+            if (Name is { } name)
+            {
+                var backoff = new Channels.Backoff(_options!.RetryDelay, _options.MaxRetryDelay);
+                while (true)
+                {
+                    try
+                    {
+                        await CallAsync(stream, AppApiOpcode.Register, ++_nextId + 1, new AppApiRegisterMessage { Name = name, Type = _type ?? "" },
+                            AppApiJsonContext.Default.AppApiRegisterMessage, AppApiJsonContext.Default.OkMessage, cancellationToken);
+                        break;
+                    }
+                    catch (AppApiException ex) when (ex.Code == AppApiErrorCode.Conflict && backoff.Attempts < 8)
+                    {
+                        // The node has not noticed the old connection's end yet.
+                        await backoff.DelayAsync(_options.TimeProvider, cancellationToken);
+                    }
+                }
+            }
+
+            Interlocked.Increment(ref _reconnects);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <summary>Opens a stream connection to the node; with options, a node that went away is waited for (once per call).</summary>
+    private async Task<SocketStream> OpenStreamConnectionAsync(CancellationToken cancellationToken)
+    {
+        var control = _control;
+        try
+        {
+            return (await OpenAsync(_node, _token, cancellationToken)).Stream;
+        }
+        catch (AppApiException ex) when (_options is { } options && NodeMayComeBack(ex, options))
+        {
+            await ReconnectAsync(control, cancellationToken);
+            return (await OpenAsync(_node, _token, cancellationToken)).Stream;
+        }
     }
 
     private static async Task<(SocketStream Stream, AppHelloAckMessage Ack)> OpenAsync(IPEndPoint node, string token, CancellationToken cancellationToken)
@@ -145,6 +248,7 @@ public sealed class SkywireApp : IAsyncDisposable
         await RequestAsync(AppApiOpcode.Register, new AppApiRegisterMessage { Name = name, Type = type },
             AppApiJsonContext.Default.AppApiRegisterMessage, AppApiJsonContext.Default.OkMessage, cancellationToken);
         Name = name;
+        _type = type;
     }
 
     /// <summary>Lists apps from the manager's tracker: all (<paramref name="by"/> "all"), by "name" or by "type".</summary>
@@ -160,7 +264,7 @@ public sealed class SkywireApp : IAsyncDisposable
     /// <summary>Opens a stream to app <paramref name="app"/> on node <paramref name="nodeKey"/>.</summary>
     public async Task<SkywireStream> DialAsync(string nodeKey, string app, CancellationToken cancellationToken = default)
     {
-        var (stream, _) = await OpenAsync(_node, _token, cancellationToken);
+        var stream = await OpenStreamConnectionAsync(cancellationToken);
         try
         {
             var ready = await CallAsync(stream, AppApiOpcode.Dial, 2, new DialMessage { Node = nodeKey, App = app, From = Name },
@@ -203,21 +307,34 @@ public sealed class SkywireApp : IAsyncDisposable
     public Task<NodeInfoMessage> GetNodeInfoAsync(CancellationToken cancellationToken = default) =>
         RequestAsync(AppApiOpcode.NodeInfo, new OkMessage(), AppApiJsonContext.Default.OkMessage, AppApiJsonContext.Default.NodeInfoMessage, cancellationToken);
 
-    /// <summary>Waits for the next stream dialed to this app (call <see cref="RegisterAsync"/> first).</summary>
+    /// <summary>
+    /// Waits for the next stream dialed to this app (call <see cref="RegisterAsync"/> first). Connected with
+    /// <see cref="SkywireAppOptions"/>, a node that goes away while this waits is waited for, and the wait goes on.
+    /// </summary>
     public async Task<SkywireStream> AcceptAsync(CancellationToken cancellationToken = default)
     {
         var name = Name ?? throw new InvalidOperationException("register a name before accepting streams");
-        var (stream, _) = await OpenAsync(_node, _token, cancellationToken);
-        try
+        while (true)
         {
-            var ready = await CallAsync(stream, AppApiOpcode.Accept, 2, new AcceptMessage { Name = name },
-                AppApiJsonContext.Default.AcceptMessage, AppApiJsonContext.Default.StreamReadyMessage, cancellationToken);
-            return new SkywireStream(stream, ready);
-        }
-        catch
-        {
-            await stream.DisposeAsync();
-            throw;
+            var control = _control;
+            var stream = await OpenStreamConnectionAsync(cancellationToken);
+            try
+            {
+                var ready = await CallAsync(stream, AppApiOpcode.Accept, 2, new AcceptMessage { Name = name },
+                    AppApiJsonContext.Default.AcceptMessage, AppApiJsonContext.Default.StreamReadyMessage, cancellationToken);
+                return new SkywireStream(stream, ready);
+            }
+            catch (AppApiException ex) when (_options is { } options && NodeMayComeBack(ex, options))
+            {
+                // The node went away while we waited: wait for it, then accept again.
+                await stream.DisposeAsync();
+                await ReconnectAsync(control, cancellationToken);
+            }
+            catch
+            {
+                await stream.DisposeAsync();
+                throw;
+            }
         }
     }
 

@@ -54,12 +54,36 @@ public sealed record LinkState
     public double Loss { get; init; }
     public long BytesSent { get; init; }
     public long BytesReceived { get; init; }
+    /// <summary>
+    /// Whether this node opened the link (its handshake initiator). A manager that did not ask for the link (it
+    /// restarted) takes an up link as a standing intent opened by this end (docs/protocol.md §4.5). Absent: false.
+    /// </summary>
+    public bool Initiator { get; init; }
 }
 
 /// <summary>Node to manager: the state of all its links.</summary>
 public sealed record LinkReportMessage
 {
     public List<LinkState> Links { get; init; } = [];
+}
+
+/// <summary>One end-to-end session a node is an end of, as the node holds it.</summary>
+public sealed record SessionState
+{
+    public ulong SessionId { get; init; }
+    /// <summary>The other end's key.</summary>
+    public string Peer { get; init; } = "";
+    /// <summary>Whether this node initiated the session (the route's source).</summary>
+    public bool Initiator { get; init; }
+}
+
+/// <summary>
+/// Node to manager after each registration: the manager-routed sessions the node is an end of (docs/protocol.md §4.5,
+/// "Manager loss"). A restarted manager adopts a session that both of its ends report.
+/// </summary>
+public sealed record SessionReportMessage
+{
+    public List<SessionState> Sessions { get; init; } = [];
 }
 
 /// <summary>An app as the tracker knows it.</summary>
@@ -300,6 +324,7 @@ public sealed record NodePairMessage
 [JsonSerializable(typeof(RouteListMessage))]
 [JsonSerializable(typeof(NodePairMessage))]
 [JsonSerializable(typeof(ListRequestMessage))]
+[JsonSerializable(typeof(SessionReportMessage))]
 public sealed partial class ControlJsonContext : JsonSerializerContext;
 
 /// <summary>Constants of the control protocol.</summary>
@@ -316,4 +341,7 @@ public static class ControlProtocol
 
     /// <summary>Largest control payload (1 MiB).</summary>
     public const int MaxFrameSize = FrameCodec.DefaultMaxFrameSize;
+
+    /// <summary>Most sessions one <see cref="SessionReportMessage"/> names (it fits one frame: about 110 bytes each).</summary>
+    public const int MaxReportedSessions = 8192;
 }

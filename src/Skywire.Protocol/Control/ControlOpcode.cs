@@ -28,6 +28,8 @@ public enum ControlOpcode : byte
     RouteRequest = 0x15,
     /// <summary>Node to manager: a session route is no longer needed (notification).</summary>
     RouteClose = 0x16,
+    /// <summary>Node to manager after registering: the sessions it is an end of (notification; a restarted manager adopts them).</summary>
+    SessionReport = 0x17,
 
     /// <summary>Manager to node: open a link to a peer.</summary>
     OpenLink = 0x20,
@@ -50,6 +52,8 @@ public enum ControlOpcode : byte
     LinkNodes = 0x34,
     /// <summary>Cli to manager: compute (and install) a route between two nodes.</summary>
     BuildRoute = 0x35,
+    /// <summary>Cli to manager: withdraw the standing link intent between nodes A and B and close the link.</summary>
+    UnlinkNodes = 0x36,
 
     /// <summary>Failure answer to any request (always a response: high bit set).</summary>
     Error = 0xFF,

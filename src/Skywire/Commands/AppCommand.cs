@@ -1,7 +1,6 @@
 using System.CommandLine;
 using Skywire.Apps.Nc;
 using Skywire.Core.AppApi;
-using Skywire.Core.Sdk;
 
 namespace Skywire.Commands;
 
@@ -17,7 +16,7 @@ internal static class AppCommand
     private static Command Nc()
     {
         var nodeApps = new Option<string>("--node-apps") { Description = "The node's app API address (ip:port, loopback).", Required = true };
-        var tokenFile = new Option<string>("--token-file") { Description = "The node's app token file.", Required = true };
+        var tokenFile = new Option<string>("--token-file") { Description = "The node's app token file (re-read while waiting: the app waits for its node to start or come back).", Required = true };
         var name = new Option<string>("--name") { Description = "This app's name in the tracker.", Required = true };
         var listen = new Option<bool>("--listen") { Description = "Accept one stream and copy it to stdout; exit 0 when the peer closes." };
         var to = new Option<string?>("--to") { Description = "NODEKEY/APPNAME: copy stdin into a stream to that app; exit 0 when done." };
@@ -38,7 +37,19 @@ internal static class AppCommand
 
             try
             {
-                var options = new NcOptions { NodeApps = endPoint, Token = SkywireApp.ReadTokenFile(parse.GetValue(tokenFile)!), Name = parse.GetValue(name)! };
+                // Waits for the node (started after this app, or restarting), re-reading its token file.
+                var waiting = 0;
+                var options = new NcOptions
+                {
+                    NodeApps = endPoint, TokenFile = parse.GetValue(tokenFile)!, Name = parse.GetValue(name)!,
+                    OnWaiting = ex =>
+                    {
+                        if (waiting++ == 0)
+                        {
+                            Console.Error.WriteLine($"waiting for the node at {endPoint}: {ex.Message}");
+                        }
+                    },
+                };
                 await using var stdout = Console.OpenStandardOutput();
                 if (parse.GetValue(listen))
                 {

@@ -51,13 +51,23 @@ internal static class CliCommand
 
         var a = new Argument<string>("A") { Description = "Node key or unique prefix." };
         var b = new Argument<string>("B") { Description = "Node key or unique prefix." };
-        var link = new Command("link", "Ask node A to open a link to node B.") { a, b };
+        var link = new Command("link", "Ask node A to open a link to node B. The link stands: the manager opens it again whenever both nodes are online and it is down (until `cli unlink`).") { a, b };
         link.SetAction((parse, ct) => RunAsync(parse, manager, managerKey, keyFile, async (c, t) =>
         {
             await c.RequestAsync((byte)ControlOpcode.LinkNodes, new NodePairMessage { A = parse.GetValue(a)!, B = parse.GetValue(b)! }, ControlJsonContext.Default.NodePairMessage, ControlJsonContext.Default.OkMessage, t);
             Console.WriteLine("link requested");
         }, ct));
         cli.Subcommands.Add(link);
+
+        var ua = new Argument<string>("A") { Description = "Node key or unique prefix." };
+        var ub = new Argument<string>("B") { Description = "Node key or unique prefix." };
+        var unlink = new Command("unlink", "Withdraw the standing link between nodes A and B and close it.") { ua, ub };
+        unlink.SetAction((parse, ct) => RunAsync(parse, manager, managerKey, keyFile, async (c, t) =>
+        {
+            await c.RequestAsync((byte)ControlOpcode.UnlinkNodes, new NodePairMessage { A = parse.GetValue(ua)!, B = parse.GetValue(ub)! }, ControlJsonContext.Default.NodePairMessage, ControlJsonContext.Default.OkMessage, t);
+            Console.WriteLine("link withdrawn");
+        }, ct));
+        cli.Subcommands.Add(unlink);
 
         var ra = new Argument<string>("A") { Description = "Source node key or unique prefix." };
         var rb = new Argument<string>("B") { Description = "Destination node key or unique prefix." };

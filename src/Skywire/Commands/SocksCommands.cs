@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Net;
 using Microsoft.Extensions.Logging;
 using Skywire.Core.AppApi;
-using Skywire.Core.Sdk;
 using Skywire.Apps.Socks;
 
 namespace Skywire.Commands;
@@ -29,7 +28,7 @@ internal static class SocksCommands
     private static (Option<string> NodeApps, Option<string> TokenFile, Option<string> Name) Common(string defaultName)
     {
         var nodeApps = new Option<string>("--node-apps") { Description = "The node's app API address (ip:port on loopback).", Required = true };
-        var tokenFile = new Option<string>("--token-file") { Description = "The node's app token file.", Required = true };
+        var tokenFile = new Option<string>("--token-file") { Description = "The node's app token file (re-read while waiting: the app waits for its node to start or come back).", Required = true };
         var name = new Option<string>("--name") { Description = $"This app's name in the app tracker (default {defaultName}).", DefaultValueFactory = _ => defaultName };
         return (nodeApps, tokenFile, name);
     }
@@ -184,15 +183,22 @@ internal static class SocksCommands
             return null;
         }
 
-        try
+        // Waits for the node (started after this app, or restarting), re-reading its token file; says once what it waits for.
+        var said = new HashSet<string>(StringComparer.Ordinal);
+        return new SocksAppBinding(endPoint, null, name)
         {
-            return new SocksAppBinding(endPoint, SkywireApp.ReadTokenFile(tokenFile), name);
-        }
-        catch (AppApiException ex)
-        {
-            Console.Error.WriteLine($"error: {ex.Message}");
-            return null;
-        }
+            TokenFile = tokenFile,
+            OnWaiting = what =>
+            {
+                lock (said)
+                {
+                    if (said.Add(what.Split(':')[0]))
+                    {
+                        Console.Error.WriteLine(what);
+                    }
+                }
+            },
+        };
     }
 
     private static async Task<int> RunAsync(Func<Task> run)

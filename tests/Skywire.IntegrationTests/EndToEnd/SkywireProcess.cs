@@ -136,6 +136,18 @@ internal sealed class SkywireProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Bytes received on stdout so far (without copying them).</summary>
+    public long StdoutLength
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _stdout.Length;
+            }
+        }
+    }
+
     private async Task PumpStdoutAsync(Stream output)
     {
         var buffer = new byte[16 * 1024];

@@ -23,10 +23,13 @@ public sealed class MeshHarness : IAsyncDisposable
     private readonly TestLog _log;
     private readonly bool _ownsLog;
 
-    private MeshHarness(ManagerServer manager, KeyPair managerKey, TestLog log, bool ownsLog)
+    private readonly ManagerOptions _managerOptions;
+
+    private MeshHarness(ManagerServer manager, KeyPair managerKey, ManagerOptions managerOptions, TestLog log, bool ownsLog)
     {
         Manager = manager;
         ManagerKey = managerKey;
+        _managerOptions = managerOptions;
         _log = log;
         _ownsLog = ownsLog;
     }
@@ -34,7 +37,24 @@ public sealed class MeshHarness : IAsyncDisposable
     /// <summary>The log of the manager and every node.</summary>
     public TestLog Log => _log;
 
-    public ManagerServer Manager { get; }
+    public ManagerServer Manager { get; private set; }
+
+    /// <summary>
+    /// Stops the manager and starts a new one with the same key on the same address (a restart: nothing of its state
+    /// survives). <paramref name="whileDown"/> runs while no manager listens.
+    /// </summary>
+    public async Task RestartManagerAsync(Func<Task>? whileDown = null)
+    {
+        var endPoint = Manager.LocalEndPoint;
+        await Manager.DisposeAsync();
+        if (whileDown is not null)
+        {
+            await whileDown();
+        }
+
+        Manager = new ManagerServer(ManagerKey, _managerOptions with { Listen = endPoint }, _log);
+        Manager.Start();
+    }
 
     public KeyPair ManagerKey { get; }
 
@@ -49,14 +69,15 @@ public sealed class MeshHarness : IAsyncDisposable
         var key = KeyPair.Generate();
         var ownsLog = log is null;
         log ??= new TestLog(Output());
-        var manager = new ManagerServer(key, (options ?? new ManagerOptions()) with { Listen = new IPEndPoint(IPAddress.Loopback, 0), ReportInterval = TimeSpan.FromMilliseconds(200) }, log);
+        var managerOptions = (options ?? new ManagerOptions()) with { Listen = new IPEndPoint(IPAddress.Loopback, 0), ReportInterval = TimeSpan.FromMilliseconds(200) };
+        var manager = new ManagerServer(key, managerOptions, log);
         manager.Start();
-        return new MeshHarness(manager, key, log, ownsLog);
+        return new MeshHarness(manager, key, managerOptions, log, ownsLog);
     }
 
     private static Action<string>? Output() => TestContext.Current.TestOutputHelper is { } output ? output.WriteLine : null;
 
-    public async Task<NodeHost> AddNodeAsync(Func<NodeOptions, NodeOptions>? configure = null)
+    public async Task<NodeHost> AddNodeAsync(Func<NodeOptions, NodeOptions>? configure = null, KeyPair? key = null)
     {
         var options = new NodeOptions { Manager = new ManagerAddress(Manager.LocalEndPoint, ManagerKey.Public) };
         options = options with
@@ -68,7 +89,7 @@ public sealed class MeshHarness : IAsyncDisposable
             options = configure(options);
         }
 
-        var node = new NodeHost(KeyPair.Generate(), options, _log);
+        var node = new NodeHost(key ?? KeyPair.Generate(), options, _log);
         await node.StartAsync();
         _nodes.Add(node);
         return node;

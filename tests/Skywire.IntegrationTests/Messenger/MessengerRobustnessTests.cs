@@ -170,10 +170,11 @@ public sealed class MessengerRobustnessTests
     }
 
     [Fact]
-    public async Task SecondConnectionWithTheSameKey_IsRefusedWhileTheFirstIsAlive()
+    public async Task ConnectionBeyondTheKeysCap_IsRefusedWhileTheHoldersAreAlive()
     {
+        // Issue 13.5 allows several connections per key; at the cap (here 1) a newcomer is refused while the holder lives.
         // A generous liveness window: on a loaded machine the live holder must not be mistaken for a dead one.
-        await using var h = new MessengerHarness(MessengerServerOptions.Default with { LivenessTimeout = TimeSpan.FromSeconds(20) });
+        await using var h = new MessengerHarness(MessengerServerOptions.Default with { LivenessTimeout = TimeSpan.FromSeconds(20), MaxConnectionsPerKey = 1 });
         var key = KeyPair.Generate();
         var first = await h.ConnectAsync(key);
         var ex = await Assert.ThrowsAsync<MessengerException>(() => h.ConnectAsync(key));
@@ -185,9 +186,9 @@ public sealed class MessengerRobustnessTests
     }
 
     [Fact]
-    public async Task SecondConnectionWithTheSameKey_ReplacesAHolderThatFailsTheLivenessCheck()
+    public async Task ConnectionBeyondTheKeysCap_ReplacesAHolderThatFailsTheLivenessCheck()
     {
-        await using var h = new MessengerHarness(MessengerServerOptions.Default with { LivenessTimeout = TimeSpan.FromMilliseconds(300) });
+        await using var h = new MessengerHarness(MessengerServerOptions.Default with { LivenessTimeout = TimeSpan.FromMilliseconds(300), MaxConnectionsPerKey = 1 });
         var key = KeyPair.Generate();
 
         // A holder that registered and then went silent (it never answers the messenger's ping).

@@ -2,12 +2,26 @@ using System.Text.Json;
 using Skywire.Core.Channels;
 using Skywire.Protocol.Control;
 using Skywire.Protocol.Framing;
+using Skywire.TestKit.Logging;
+using Skywire.TestKit.Streams;
 
 namespace Skywire.Tests.Control;
 
-public class FrameConnectionTests
+public sealed class FrameConnectionTests : IDisposable
 {
+    /// <summary>The connections' log: an Error log a test did not declare fails it at disposal.</summary>
+    private TestLog Log { get; } = new(TestContext.Current.TestOutputHelper is { } output ? output.WriteLine : null);
+
+    public void Dispose() => Log.Dispose();
+
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(20);
+
+    /// <summary>An in-memory connected pair (the TestKit's; a dispose is a FIN the peer reads as the end).</summary>
+    internal static (Stream A, Stream B) Pipes()
+    {
+        var pair = new DuplexStreamPair();
+        return (pair.A, pair.B);
+    }
 
     private static FrameRequestHandler Tracker => (op, payload, ct) =>
     {
@@ -29,9 +43,9 @@ public class FrameConnectionTests
     [Fact]
     public async Task Request_ConcurrentCalls_EachGetsItsOwnAnswer()
     {
-        var (a, b) = DuplexPipe.Create();
-        await using var server = new FrameConnection(a, "server");
-        await using var client = new FrameConnection(b, "client");
+        var (a, b) = Pipes();
+        await using var server = new FrameConnection(a, "server", Log.CreateLogger("server"));
+        await using var client = new FrameConnection(b, "client", Log.CreateLogger("client"));
         server.Start(Tracker);
         client.Start((_, _, _) => throw new ControlException(ControlErrorCode.BadRequest, "no"));
 
@@ -47,9 +61,9 @@ public class FrameConnectionTests
     [Fact]
     public async Task Request_HandlerFails_CallerGetsCodeAndConnectionStaysOpen()
     {
-        var (a, b) = DuplexPipe.Create();
-        await using var server = new FrameConnection(a, "server");
-        await using var client = new FrameConnection(b, "client");
+        var (a, b) = Pipes();
+        await using var server = new FrameConnection(a, "server", Log.CreateLogger("server"));
+        await using var client = new FrameConnection(b, "client", Log.CreateLogger("client"));
         server.Start(Tracker);
         client.Start((_, _, _) => throw new ControlException(ControlErrorCode.BadRequest, "no"));
 
@@ -63,10 +77,35 @@ public class FrameConnectionTests
     }
 
     [Fact]
+    public async Task Request_AnswerOverTheFrameLimit_CallerGetsAnErrorAtOnce_AndItIsLogged()
+    {
+        // 11.5 leftover: an answer too big for a frame was dropped without a word; the caller waited for its timeout.
+        Log.ExpectError(2004);
+        var (a, b) = Pipes();
+        await using var server = new FrameConnection(a, "server", Log.CreateLogger("server"), maxFrameSize: 1024);
+        await using var client = new FrameConnection(b, "client", Log.CreateLogger("client")) { RequestTimeout = TimeSpan.FromMinutes(10) };
+        server.Start((op, payload, ct) => op == (byte)ControlOpcode.AppList && JsonSerializer.Deserialize(payload.Span, ControlJsonContext.Default.AppListMessage)!.By == "big"
+            ? ValueTask.FromResult(JsonSerializer.SerializeToUtf8Bytes(new AppListResultMessage { Apps = [.. Enumerable.Range(0, 100).Select(i => new AppInfo { Name = "app" + i, Type = "t", Node = "n" })] },
+                ControlJsonContext.Default.AppListResultMessage))
+            : Tracker(op, payload, ct));
+        client.Start(Tracker);
+
+        var ex = await Assert.ThrowsAsync<ControlException>(() => client.RequestAsync((byte)ControlOpcode.AppList, new AppListMessage { By = "big" },
+            ControlJsonContext.Default.AppListMessage, ControlJsonContext.Default.AppListResultMessage)).WaitAsync(Limit);
+        Assert.Equal(ControlErrorCode.Internal, ex.Code);
+        Assert.Contains("frame limit", ex.Message, StringComparison.Ordinal);
+        Assert.Contains(Log.Entries, e => e.EventId.Id == 2004);
+
+        var ok = await client.RequestAsync((byte)ControlOpcode.AppList, new AppListMessage { By = "name", Value = "still" },
+            ControlJsonContext.Default.AppListMessage, ControlJsonContext.Default.AppListResultMessage).WaitAsync(Limit);
+        Assert.Equal("still", ok.Apps[0].Name);
+    }
+
+    [Fact]
     public async Task MalformedJsonPayload_ClosesConnectionAsProtocolViolation()
     {
-        var (a, b) = DuplexPipe.Create();
-        await using var server = new FrameConnection(a, "server");
+        var (a, b) = Pipes();
+        await using var server = new FrameConnection(a, "server", Log.CreateLogger("server"));
         server.Start(Tracker);
         await b.WriteAsync(FrameCodec.Encode((byte)ControlOpcode.AppList, 1, "{not json"u8));
         await b.FlushAsync();
@@ -76,8 +115,8 @@ public class FrameConnectionTests
     [Fact]
     public async Task OversizedFrame_ClosesConnectionAsProtocolViolation()
     {
-        var (a, b) = DuplexPipe.Create();
-        await using var server = new FrameConnection(a, "server", maxFrameSize: 1024);
+        var (a, b) = Pipes();
+        await using var server = new FrameConnection(a, "server", Log.CreateLogger("server"), maxFrameSize: 1024);
         server.Start(Tracker);
         var header = new byte[FrameCodec.HeaderSize];
         FrameCodec.WriteHeader(header, (byte)ControlOpcode.AppList, 1, 5000);
@@ -89,8 +128,8 @@ public class FrameConnectionTests
     [Fact]
     public async Task StreamEndsMidFrame_IsProtocolViolation_AndPendingRequestsFail()
     {
-        var (a, b) = DuplexPipe.Create();
-        await using var client = new FrameConnection(a, "client");
+        var (a, b) = Pipes();
+        await using var client = new FrameConnection(a, "client", Log.CreateLogger("client"));
         client.Start(Tracker);
         var pending = client.RequestAsync((byte)ControlOpcode.AppList, new AppListMessage(), ControlJsonContext.Default.AppListMessage, ControlJsonContext.Default.AppListResultMessage);
         await b.WriteAsync(new byte[] { 0, 0, 0, 10, 0x94 });
@@ -103,9 +142,9 @@ public class FrameConnectionTests
     [Fact]
     public async Task UnsolicitedResponse_IsIgnored()
     {
-        var (a, b) = DuplexPipe.Create();
-        await using var server = new FrameConnection(a, "server");
-        await using var client = new FrameConnection(b, "client");
+        var (a, b) = Pipes();
+        await using var server = new FrameConnection(a, "server", Log.CreateLogger("server"));
+        await using var client = new FrameConnection(b, "client", Log.CreateLogger("client"));
         server.Start(Tracker);
         client.Start(Tracker);
         // A response to a request nobody made (late, or forged inside the channel) is dropped, not fatal.
@@ -118,20 +157,25 @@ public class FrameConnectionTests
 }
 
 /// <summary>Issue 12.7: a peer's requests never run as unbounded concurrent handlers; a full connection stops reading.</summary>
-public sealed class FrameConnectionBackpressureTests
+public sealed class FrameConnectionBackpressureTests : IDisposable
 {
+    /// <summary>The connections' log: an Error log a test did not declare fails it at disposal.</summary>
+    private TestLog Log { get; } = new(TestContext.Current.TestOutputHelper is { } output ? output.WriteLine : null);
+
+    public void Dispose() => Log.Dispose();
+
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(20);
 
     [Fact]
     public async Task Requests_BeyondTheCap_WaitForASlot_NeverMoreHandlersAtOnce()
     {
-        var (a, b) = DuplexPipe.Create();
+        var (a, b) = FrameConnectionTests.Pipes();
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var running = 0;
         var peak = 0;
         var started = 0;
-        await using var server = new FrameConnection(a, "server") { MaxConcurrentRequests = 4 };
-        await using var client = new FrameConnection(b, "client");
+        await using var server = new FrameConnection(a, "server", Log.CreateLogger("server")) { MaxConcurrentRequests = 4 };
+        await using var client = new FrameConnection(b, "client", Log.CreateLogger("client"));
         server.Start(async (_, _, ct) =>
         {
             var now = Interlocked.Increment(ref running);
@@ -162,9 +206,9 @@ public sealed class FrameConnectionBackpressureTests
     [Fact]
     public async Task HandlerWaitingForThePeer_StillGetsItsAnswer_WhileRequestsQueueBehindIt()
     {
-        var (a, b) = DuplexPipe.Create();
-        await using var server = new FrameConnection(a, "server") { MaxConcurrentRequests = 1 };
-        await using var client = new FrameConnection(b, "client");
+        var (a, b) = FrameConnectionTests.Pipes();
+        await using var server = new FrameConnection(a, "server", Log.CreateLogger("server")) { MaxConcurrentRequests = 1 };
+        await using var client = new FrameConnection(b, "client", Log.CreateLogger("client"));
         server.Start(async (_, _, ct) =>
         {
             // The handler asks the peer something: its answer arrives behind queued requests.

@@ -92,14 +92,27 @@ public class MeshControllerTests
     }
 
     [Fact]
-    public async Task EndNodeDisconnects_RouteClosedAtOtherEnd()
+    public async Task EndNodeDisconnects_RouteClosedAtOtherEnd_OnceItsLinksAreDownOrAfterTheGrace()
     {
+        // Issue 13: an end that only lost its control connection keeps its routes a while (its neighbour still reports
+        // its link up); an end whose links died (its process is gone) loses them at once.
         await using var m = new TestMesh("abc", "ab bc");
         var result = await m.Controller.BuildRouteAsync(Key('a'), Key('c'), None);
         m.Controller.NodeDisconnected(Key('c'), m['c']);
         await m.Controller.RepairRoutesAsync(None);
+        Assert.Single(m.Controller.ListRoutes().Routes);
+        m.ReportOf('b', ('a', 500, true), ('c', 500, false));
+        await m.Controller.RepairRoutesAsync(None);
         Assert.Contains(result.SessionId, m['a'].Closed);
         Assert.Empty(m.Controller.ListRoutes().Routes);
+
+        var second = await m.Controller.BuildRouteAsync(Key('a'), Key('b'), None);
+        m.Controller.NodeDisconnected(Key('b'), m['b']);
+        await m.Controller.RepairRoutesAsync(None);
+        Assert.DoesNotContain(second.SessionId, m['a'].Closed); // a still reports its link to b up
+        m.Clock.Advance(new ManagerOptions().EndOfflineGrace);
+        await m.Controller.RepairRoutesAsync(None);
+        Assert.Contains(second.SessionId, m['a'].Closed);
     }
 
     [Fact]

@@ -27,6 +27,14 @@ internal sealed class FakeNode(PubKey key) : INodeChannel
         return Task.CompletedTask;
     }
 
+    public ConcurrentBag<CloseLinkMessage> LinkCloses { get; } = [];
+
+    public Task CloseLinkAsync(CloseLinkMessage message, CancellationToken cancellationToken)
+    {
+        LinkCloses.Add(message);
+        return Task.CompletedTask;
+    }
+
     public Task InstallRulesAsync(InstallRulesMessage message, CancellationToken cancellationToken)
     {
         foreach (var r in message.Rules)

@@ -453,19 +453,7 @@ internal sealed partial class MessengerLink : IAsyncDisposable
         }
 
         Fail(ConnectionCloseReason.LocalClosed, "disposed");
-        foreach (var loop in new[] { _readLoop, _writeLoop })
-        {
-            if (loop is not null)
-            {
-                try
-                {
-                    await loop;
-                }
-                catch (Exception)
-                {
-                }
-            }
-        }
+        await FramedStreamLifecycle.JoinAsync(ex => Log.LoopFailed(_logger, PeerName, ex), _readLoop, _writeLoop);
 
         await _reader.CompleteAsync();
         _cts.Dispose();
@@ -481,5 +469,8 @@ internal sealed partial class MessengerLink : IAsyncDisposable
 
         [LoggerMessage(EventId = 3003, Level = LogLevel.Error, Message = "Messenger frame handler for {Peer} failed")]
         public static partial void HandlerFailed(ILogger logger, string peer, Exception exception);
+
+        [LoggerMessage(EventId = 3004, Level = LogLevel.Error, Message = "Messenger connection {Peer}: a loop failed")]
+        public static partial void LoopFailed(ILogger logger, string peer, Exception exception);
     }
 }
