@@ -55,7 +55,8 @@ public static class GuiEndpoints
         }
 
         var api = app.MapGroup("/api");
-        api.MapGet("/samples", () => sampler.All());
+        // ?host=NAME: an agent's samples (its own sampler, asked over the agent channel); without it, this host's.
+        api.MapGet("/samples", async (string? host, CancellationToken ct) => await daemon.Hosts.Resolve(host).SamplesAsync(ct));
         api.MapGet("/processes/{id}/samples", (string id) =>
         {
             var n = CommandInterpreter.ParseId([id], "samples");
@@ -144,7 +145,7 @@ public static class GuiEndpoints
             var series = sampler.Get(p.Id)?.Samples;
             var last = series is { Count: > 0 } ? series[^1] : null;
             sb.Append(CultureInfo.InvariantCulture, $"""
-                <tr data-id="{p.Id}" data-state="{E(p.State)}" data-stop-requested="{(p.StopRequested ? "true" : "false")}"><td class="id">{p.Id}</td><td class="app">{E(p.App ?? "-")}</td><td class="state state-{E(p.State.ToLowerInvariant())}">{E(p.Display)}</td><td class="pid">{p.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-"}</td><td class="uptime">{(p.UptimeSeconds is { } up ? CommandInterpreter.FormatUptime(up) : "-")}</td><td class="cpu">{(last?.CpuPercent is { } cpu ? cpu.ToString("0.0", CultureInfo.InvariantCulture) + " %" : "-")}</td><td class="mem">{(last?.RssBytes is { } rss ? CommandInterpreter.FormatBytes(rss) : "-")}</td><td class="actions"></td></tr>
+                <tr data-id="{p.Id}" data-host="{E(daemon.Hosts.Local.Name)}" data-state="{E(p.State)}" data-stop-requested="{(p.StopRequested ? "true" : "false")}"><td class="host">{E(daemon.Hosts.Local.Name)}</td><td class="id">{p.Id}</td><td class="app">{E(p.App ?? "-")}</td><td class="state state-{E(p.State.ToLowerInvariant())}">{E(p.Display)}</td><td class="pid">{p.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-"}</td><td class="uptime">{(p.UptimeSeconds is { } up ? CommandInterpreter.FormatUptime(up) : "-")}</td><td class="cpu">{(last?.CpuPercent is { } cpu ? cpu.ToString("0.0", CultureInfo.InvariantCulture) + " %" : "-")}</td><td class="mem">{(last?.RssBytes is { } rss ? CommandInterpreter.FormatBytes(rss) : "-")}</td><td class="actions"></td></tr>
 
                 """);
         }

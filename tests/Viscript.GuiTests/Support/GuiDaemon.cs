@@ -159,6 +159,57 @@ public sealed partial class GuiDaemon : IAsyncDisposable
         return daemon;
     }
 
+    private readonly List<(Func<string, bool> Match, TaskCompletionSource<string> Found)> _waiters = [];
+
+    /// <summary>The first line the daemon printed (or prints) that matches, within <paramref name="seconds"/>.</summary>
+    public async Task<string> WaitForLineAsync(Func<string, bool> match, int seconds = 60)
+    {
+        var found = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_output)
+        {
+            var hit = _output.ToString().Split('\n').Select(l => l.TrimEnd('\r')).FirstOrDefault(match);
+            if (hit is not null)
+            {
+                return hit;
+            }
+            _waiters.Add((match, found));
+        }
+        try
+        {
+            return await found.Task.WaitAsync(TimeSpan.FromSeconds(seconds));
+        }
+        catch (TimeoutException)
+        {
+            throw new TimeoutException($"No matching line within {seconds} s:\n{Output}");
+        }
+    }
+
+    /// <summary>Runs the built viscript once (e.g. <c>key --cluster-key FILE</c>) and returns its stdout; fails on a non-zero exit.</summary>
+    public static async Task<string> RunOnceAsync(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Paths.ViscriptDll);
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        using var process = Process.Start(psi) ?? throw new InvalidOperationException("dotnet did not start");
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+        Assert.True(process.ExitCode == 0, $"viscript {string.Join(' ', args)} exited {process.ExitCode}: {await stderr}");
+        return await stdout;
+    }
+
     private void OnLine(string? line)
     {
         if (line is null)
@@ -168,6 +219,11 @@ public sealed partial class GuiDaemon : IAsyncDisposable
         lock (_output)
         {
             _output.AppendLine(line);
+            foreach (var w in _waiters.Where(w => w.Match(line)).ToList())
+            {
+                _waiters.Remove(w);
+                w.Found.TrySetResult(line);
+            }
         }
         if (GuiLine().Match(line) is { Success: true } m)
         {

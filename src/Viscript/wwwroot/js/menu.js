@@ -1,7 +1,9 @@
 // The Start menu: one entry per configured app (help text, arguments field); starting types the command into the
-// focused terminal, as the original GUI did.
+// focused terminal, as the original GUI did. In a cluster a host picker chooses where: `start HOST:APP` (the apps
+// listed are that host's, from its own config.yaml).
 import { $, el } from './dom.js';
 import { api } from './api.js';
+import { startHost } from './hosts.js';
 import { focusPane, focusedPane, newPane } from './terminals.js';
 
 const startMenu = $('#start-menu');
@@ -23,7 +25,8 @@ function startApp(app) {
   toggleMenu(false);
   const pane = focusedPane();
   focusPane(pane.id, true);
-  pane.typeAndRun(`start ${app}${args ? ' ' + args : ''}`);
+  const host = startHost();
+  pane.typeAndRun(`start ${host ? host + ':' : ''}${app}${args ? ' ' + args : ''}`);
 }
 startMenu.addEventListener('click', (e) => {
   const button = e.target.closest('button.start-app');
@@ -33,8 +36,11 @@ startMenu.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && e.target.matches('input.args')) { e.preventDefault(); startApp(e.target.dataset.app); }
 });
 
+$('#start-host').addEventListener('change', () => loadApps());
+
 export async function loadApps() {
-  const { ok, data } = await api('/apps');
+  const host = startHost();
+  const { ok, data } = await api(host ? '/apps?host=' + encodeURIComponent(host) : '/apps');
   if (!ok) return;
   const list = $('#apps');
   list.replaceChildren();
