@@ -168,6 +168,76 @@ public sealed class AppApiServerTests : IAsyncLifetime
         Assert.Contains("svc", _server.RegisteredApps());
     }
 
+    /// <summary>
+    /// SkywireApp.ServeStreamsAsync: each accepted stream goes to the handler; a failing handler ends only its stream;
+    /// when the node goes away the accepts stop, running handlers are cancelled and the failure is thrown after they finished.
+    /// </summary>
+    [Fact]
+    public async Task ServeStreams_EachStreamToItsHandler_FailedHandlerEndsOnlyItsStream_NodeGoneCancelsHandlersAndThrows()
+    {
+        await using var app = await SkywireApp.ConnectAsync(_server.LocalEndPoint, Token);
+        await app.RegisterAsync("svc", "t");
+        var held = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var heldCancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var serving = app.ServeStreamsAsync(async (stream, stopping) =>
+        {
+            await using var _ = stream;
+            var first = new byte[1];
+            await stream.ReadExactlyAsync(first, stopping);
+            switch (first[0])
+            {
+                case (byte)'e': // echo one byte and end
+                    await stream.WriteAsync(first, stopping);
+                    await stream.CompleteWritesAsync(stopping);
+                    break;
+                case (byte)'x':
+                    throw new InvalidOperationException("handler bug");
+                default: // hold until serving stops
+                    held.TrySetResult();
+                    try
+                    {
+                        await Task.Delay(Timeout.Infinite, stopping);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        heldCancelled.TrySetResult();
+                    }
+
+                    break;
+            }
+        }, parallelAccepts: 2);
+
+        var (failing, failingRemote) = Pair();
+        await WaitUntil(() => _server.PendingAccepts == 2);
+        Assert.True(_server.TryDeliver("svc", new IncomingStream(failing, "02" + new string('c', 64), "x")));
+        await failingRemote.WriteAsync("x"u8.ToArray());
+        try
+        {
+            // The failing handler's stream ends (disposed), whether cleanly or by a reset; serving goes on.
+            Assert.Equal(0, await failingRemote.ReadAsync(new byte[1]).AsTask().WaitAsync(Limit));
+        }
+        catch (StreamAbortedException)
+        {
+        }
+
+        var (echo, echoRemote) = Pair();
+        Assert.True(_server.TryDeliver("svc", new IncomingStream(echo, "02" + new string('c', 64), "e")));
+        await echoRemote.WriteAsync("e"u8.ToArray());
+        var got = new MemoryStream();
+        await echoRemote.CopyToAsync(got).WaitAsync(Limit);
+        Assert.Equal("e"u8.ToArray(), got.ToArray());
+
+        var (hold, holdRemote) = Pair();
+        Assert.True(_server.TryDeliver("svc", new IncomingStream(hold, "02" + new string('c', 64), "h")));
+        await holdRemote.WriteAsync("h"u8.ToArray());
+        await held.Task.WaitAsync(Limit);
+        Assert.False(serving.IsCompleted);
+
+        await _server.DisposeAsync(); // the node goes away: the waiting accepts fail
+        await Assert.ThrowsAsync<AppApiException>(() => serving).WaitAsync(Limit);
+        Assert.True(heldCancelled.Task.IsCompleted);
+    }
+
     /// <summary>A raw app API connection that said hello and registered <paramref name="name"/>.</summary>
     private async Task<System.Net.Sockets.TcpClient> RawRegisterAsync(string name)
     {
