@@ -217,7 +217,7 @@ internal sealed class SkywireProcess : IAsyncDisposable
 
             if (_process.HasExited)
             {
-                await Task.Delay(100); // let the last lines arrive
+                await _process.WaitForExitAsync(); // returns once the redirected output reached its end: every last line arrived
                 lock (_sync)
                 {
                     var line = _stderr.Skip(seen).FirstOrDefault(l => l.Contains(marker, StringComparison.Ordinal));
