@@ -157,19 +157,49 @@ public sealed partial class HostNetwork : IDisposable
     /// Creates the nftables table <paramref name="table"/> (family ip) from <paramref name="body"/> and records
     /// deleting it. A table of that name left by a crashed run is replaced.
     /// </summary>
-    public void AddNftTable(string table, string body)
+    public void AddNftTable(string table, string body, string family = "ip")
     {
         try
         {
-            Run("nft", ["delete", "table", "ip", table]);
+            Run("nft", ["delete", "table", family, table]);
         }
         catch (IOException)
         {
             // None left over: the usual case.
         }
 
-        Run("nft", ["-f", "-"], $"table ip {table} {{\n{body}\n}}\n");
-        Push($"nft table {table}", () => Run("nft", ["delete", "table", "ip", table]));
+        Run("nft", ["-f", "-"], $"table {family} {table} {{\n{body}\n}}\n");
+        Push($"nft table {family} {table}", () => Run("nft", ["delete", "table", family, table]));
+    }
+
+    /// <summary>
+    /// Points the host's resolver at <paramref name="dns"/> by rewriting <paramref name="path"/> in place (a bind
+    /// mount, e.g. <c>ip netns exec</c>'s, stays valid) and records putting the old content back. Returns why it was
+    /// not applied, or null: a symlinked file is managed by something else (systemd-resolved, resolvconf) and left alone.
+    /// </summary>
+    public string? ApplyResolver(IPAddress dns, string path = "/etc/resolv.conf")
+    {
+        ArgumentNullException.ThrowIfNull(dns);
+        var info = new FileInfo(path);
+        if (info.LinkTarget is not null)
+        {
+            return $"{path} is a symlink to {info.LinkTarget} (managed by another resolver service)";
+        }
+
+        var before = info.Exists ? File.ReadAllText(path) : null;
+        File.WriteAllText(path, $"# written by skywire vpn-client: the resolver its vpn-server pushed; put back when it exits\nnameserver {dns}\n");
+        Push(path, () =>
+        {
+            if (before is null)
+            {
+                File.Delete(path);
+            }
+            else
+            {
+                File.WriteAllText(path, before);
+            }
+        });
+        return null;
     }
 
     /// <summary>Records an undo step (run in reverse order by <see cref="Dispose"/>).</summary>

@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Net;
+using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Core.AppApi;
@@ -59,6 +61,12 @@ public sealed class VpnClient
         using var tun = _options.OpenTun(_options.Device);
         using var reader = new TunReader(tun, packet => Packets.IpPacket.Version(packet) == 4 ? _current : null, Statistics, _logger);
         VpnLog.Registered(_logger, ClientType, app.NodeKey, binding.Name, tun.Name);
+        if (_options.ConfigureHost)
+        {
+            // Before the first dial: nothing leaks while the tunnel is not up yet either.
+            GuardHost(host, tun.Name, info);
+        }
+
         string? configured = null;
         var delay = _options.ReconnectDelay;
         try
@@ -94,6 +102,11 @@ public sealed class VpnClient
                     if (configured != cidr && _options.ConfigureHost)
                     {
                         Configure(host, tun.Name, address, welcome.PrefixLength, mtu, info, first: configured is null);
+                        if (configured is null && _options.ApplyDns && IPAddress.TryParse(welcome.Dns, out var dns)
+                            && dns.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
+                        {
+                            ApplyDns(host, tun.Name, dns);
+                        }
                     }
 
                     configured = cidr;
@@ -171,6 +184,70 @@ public sealed class VpnClient
         {
             host.AddRoute(route, device, goesWithDevice: true);
             VpnLog.RouteAdded(_logger, route);
+        }
+    }
+
+    /// <summary>
+    /// The client's nftables table (family inet, so IPv6 too): the TCP MSS of SYNs forwarded into the tunnel clamped to
+    /// its MTU (hosts this one routes for), and with <see cref="VpnClientOptions.KillSwitch"/> an output policy of drop
+    /// that lets through only loopback, the tunnel, and the node's own mesh traffic: UDP from its link port (links to
+    /// any peer, also ones made later) and anything to the underlay addresses it talks to now (manager, messenger, peers).
+    /// </summary>
+    private void GuardHost(HostNetwork host, string device, NodeInfoMessage info)
+    {
+        var table = "skywire_vpnc_" + device;
+        var body = new StringBuilder();
+        body.Append(CultureInfo.InvariantCulture, $"  chain forward {{\n    type filter hook forward priority mangle; policy accept;\n");
+        body.Append(CultureInfo.InvariantCulture, $"    oifname \"{device}\" tcp flags syn tcp option maxseg size set rt mtu\n  }}\n");
+        if (_options.KillSwitch)
+        {
+            body.Append(CultureInfo.InvariantCulture, $"  chain output {{\n    type filter hook output priority filter; policy drop;\n");
+            body.Append(CultureInfo.InvariantCulture, $"    oifname \"lo\" accept\n    oifname \"{device}\" accept\n");
+            if (IPEndPoint.TryParse(info.LinkAddress, out var link) && link.Port != 0)
+            {
+                body.Append(CultureInfo.InvariantCulture, $"    udp sport {link.Port} accept\n");
+            }
+
+            foreach (var underlay in info.Underlay)
+            {
+                if (IPAddress.TryParse(underlay, out var peer))
+                {
+                    var family = peer.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "ip6" : "ip";
+                    body.Append(CultureInfo.InvariantCulture, $"    {family} daddr {peer} accept\n");
+                }
+            }
+
+            body.Append("  }\n");
+        }
+
+        host.AddNftTable(table, body.ToString(), family: "inet");
+        if (_options.KillSwitch)
+        {
+            VpnLog.KillSwitchOn(_logger, table);
+        }
+    }
+
+    /// <summary>The pushed resolver: reached through the tunnel, and written to the resolver file (put back at exit).</summary>
+    private void ApplyDns(HostNetwork host, string device, IPAddress dns)
+    {
+        if (!_options.All && !_options.Routes.Any(r => r.Contains(dns)))
+        {
+            host.AddRoute(new IPNetwork(dns, 32), device, goesWithDevice: true);
+        }
+
+        try
+        {
+            if (host.ApplyResolver(dns, _options.ResolvConf) is { } reason)
+            {
+                VpnLog.DnsNotApplied(_logger, dns, reason);
+                return;
+            }
+
+            VpnLog.DnsApplied(_logger, dns, _options.ResolvConf);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            VpnLog.DnsNotApplied(_logger, dns, ex.Message);
         }
     }
 

@@ -41,6 +41,15 @@ internal static partial class VpnLog
     [LoggerMessage(EventId = 6211, Level = LogLevel.Information, Message = "vpn: stopped, {Statistics}")]
     public static partial void Stopped(ILogger logger, VpnStatistics statistics);
 
+    [LoggerMessage(EventId = 6213, Level = LogLevel.Information, Message = "vpn-client: kill switch on (nftables table {Table}): nothing leaves this host outside the tunnel but the node's own mesh traffic")]
+    public static partial void KillSwitchOn(ILogger logger, string table);
+
+    [LoggerMessage(EventId = 6214, Level = LogLevel.Information, Message = "vpn-client: resolver {Dns} applied ({Path}, put back at exit)")]
+    public static partial void DnsApplied(ILogger logger, System.Net.IPAddress dns, string path);
+
+    [LoggerMessage(EventId = 6215, Level = LogLevel.Warning, Message = "vpn-client: resolver {Dns} not applied: {Reason}")]
+    public static partial void DnsNotApplied(ILogger logger, System.Net.IPAddress dns, string reason);
+
     [LoggerMessage(EventId = 6212, Level = LogLevel.Information, Message = "vpn-client: route {Route} into the tunnel")]
     public static partial void RouteAdded(ILogger logger, System.Net.IPNetwork route);
 }

@@ -71,6 +71,19 @@ public sealed record VpnClientOptions
     /// <summary>Passcode the server expects. Never logged.</summary>
     public string? Passcode { get; init; }
 
+    /// <summary>
+    /// Kill switch: while the app runs (also while the tunnel is down and being dialed again) nothing leaves the host
+    /// except through the tunnel, on loopback, or as the node's own mesh traffic (its link port, its manager and
+    /// messenger, its link peers). IPv4 and IPv6. Removed at a normal exit; a killed app leaves it in place (fail closed).
+    /// </summary>
+    public bool KillSwitch { get; init; }
+
+    /// <summary>Apply the resolver the server pushes: route it into the tunnel and write it to <see cref="ResolvConf"/> (put back at exit).</summary>
+    public bool ApplyDns { get; init; }
+
+    /// <summary>The resolver file <see cref="ApplyDns"/> rewrites.</summary>
+    public string ResolvConf { get; init; } = "/etc/resolv.conf";
+
     /// <summary>Upper bound of the tunnel MTU.</summary>
     public int Mtu { get; init; } = 1500;
 
@@ -84,7 +97,7 @@ public sealed record VpnClientOptions
     public Func<string, ITunDevice> OpenTun { get; init; } = VpnDefaults.OpenTun;
 
     /// <inheritdoc/>
-    public override string ToString() => $"VpnClientOptions {{ Device = {Device}, Routes = {Routes.Count}, All = {All}, Mtu = {Mtu} }}";
+    public override string ToString() => $"VpnClientOptions {{ Device = {Device}, Routes = {Routes.Count}, All = {All}, KillSwitch = {KillSwitch}, ApplyDns = {ApplyDns}, Mtu = {Mtu} }}";
 }
 
 /// <summary>What a running vpn-client reports once its tunnel is up.</summary>

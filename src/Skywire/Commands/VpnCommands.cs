@@ -107,9 +107,14 @@ internal static class VpnCommands
         var route = new Option<string[]>("--route") { Description = "Subnet to send through the tunnel (e.g. 10.1.0.0/16); repeat for more.", AllowMultipleArgumentsPerToken = true };
         var all = new Option<bool>("--all") { Description = "Send everything through the tunnel (the mesh's own underlay peers keep their routes)." };
         var passcode = new Option<string?>("--passcode") { Description = "Passcode the vpn-server expects." };
+        var killSwitch = new Option<bool>("--kill-switch")
+        {
+            Description = "Nothing leaves this host outside the tunnel while the app runs, also while the tunnel is down (the node's own mesh traffic excepted). A killed app leaves it on: nft delete table inet skywire_vpnc_DEVICE.",
+        };
+        var dns = new Option<bool>("--dns") { Description = "Use the resolver the vpn-server pushes: routed into the tunnel and written to /etc/resolv.conf (put back at exit)." };
         var command = new Command("vpn-client", "VPN entry: a TUN device with the address the vpn-server leases, routes into the tunnel (needs root).")
         {
-            nodeApps, tokenFile, name, device, mtu, server, route, all, passcode,
+            nodeApps, tokenFile, name, device, mtu, server, route, all, passcode, killSwitch, dns,
         };
         command.Validators.Add(result =>
         {
@@ -148,6 +153,8 @@ internal static class VpnCommands
                 Routes = [.. (parse.GetValue(route) ?? []).Select(r => IPNetwork.Parse(r))],
                 All = parse.GetValue(all),
                 Passcode = parse.GetValue(passcode),
+                KillSwitch = parse.GetValue(killSwitch),
+                ApplyDns = parse.GetValue(dns),
             };
             using var loggers = logging();
             await using var signal = Viscript.Signal.SignalClient.StartFromEnvironment();

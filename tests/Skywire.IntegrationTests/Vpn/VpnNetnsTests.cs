@@ -80,7 +80,9 @@ public sealed partial class VpnNetnsTests() : ExecutableTestBase("skywire-vpn-")
             Assert.NotEqual(0, (await ToolAsync(hosts[0].Namespace, "ping", "-c", "1", "-W", "1", waddr)).Code);
 
             var d = nodes[3];
-            var server = Start(processes, d.Ns, "app", "vpn-server", "--node-apps", d.Apps, "--token-file", d.Token, "--allow", nodes[0].Key, "--tun", "skysrv%d");
+            // The web host doubles as the resolver the server pushes (only its address is checked, not a lookup).
+            var server = Start(processes, d.Ns, "app", "vpn-server", "--node-apps", d.Apps, "--token-file", d.Token, "--allow", nodes[0].Key, "--tun", "skysrv%d",
+                "--dns", waddr);
             await server.WaitForLineAsync("vpn-server ready", Limit);
             Assert.Contains("skywire_vpn_skysrv", (await ToolAsync(d.Ns, "nft", "list", "tables")).Out, StringComparison.Ordinal);
 
@@ -116,10 +118,41 @@ public sealed partial class VpnNetnsTests() : ExecutableTestBase("skywire-vpn-")
             await TerminateAsync(client);
             Assert.DoesNotContain("skycli0", (await ToolAsync(hosts[0].Namespace, "ip", "link")).Out, StringComparison.Ordinal);
             Assert.DoesNotContain(wsubnet.Split('/')[0], (await ToolAsync(hosts[0].Namespace, "ip", "route")).Out, StringComparison.Ordinal);
+            // The restarted client with the kill switch and the pushed resolver. `ip netns exec` bind-mounts
+            // /etc/netns/NS/resolv.conf over /etc/resolv.conf when it exists: the client rewrites that file, never the host's.
+            var dAddress = hosts[3].Address;
+            Assert.Equal(0, (await ToolAsync(hosts[0].Namespace, "ping", "-c", "1", "-W", "2", dAddress)).Code);
+            var resolvDir = Directory.CreateDirectory(Path.Combine("/etc/netns", hosts[0].Namespace)).FullName;
+            var resolv = Path.Combine(resolvDir, "resolv.conf");
+            await File.WriteAllTextAsync(resolv, "nameserver 192.0.2.53\n");
+            try
+            {
+                client = Start(processes, nodes[0].Ns, [.. clientArgs, "--kill-switch", "--dns"]);
+                var second = UpLine().Match(await client.WaitForLineAsync("vpn-client up:", Limit));
+                Assert.Equal(address, second.Groups["address"].Value);
+                await WaitForAsync(async () => (await ToolAsync(hosts[0].Namespace, "curl", "-sS", "--max-time", "5", url + "/index.html")).Code == 0, "curl after the restart");
+                Assert.Contains($"nameserver {waddr}", await File.ReadAllTextAsync(resolv), StringComparison.Ordinal);
+
+                // Kill switch: d's underlay address (not one the node talks to) is unreachable outside the tunnel; the tunnel works.
+                Assert.NotEqual(0, (await ToolAsync(hosts[0].Namespace, "ping", "-c", "1", "-W", "1", dAddress)).Code);
+                Assert.Equal(0, (await ToolAsync(hosts[0].Namespace, "ping", "-c", "1", "-W", "5", waddr)).Code);
+                var guard = (await ToolAsync(hosts[0].Namespace, "nft", "list", "table", "inet", "skywire_vpnc_skycli0")).Out;
+                Assert.Contains("maxseg size set rt mtu", guard, StringComparison.Ordinal);
+                Assert.Contains("policy drop", guard, StringComparison.Ordinal);
+
+                // SIGTERM lifts it and puts the resolver back.
+                await TerminateAsync(client);
+                Assert.Equal("nameserver 192.0.2.53\n", await File.ReadAllTextAsync(resolv));
+                Assert.DoesNotContain("skywire_vpnc", (await ToolAsync(hosts[0].Namespace, "nft", "list", "tables")).Out, StringComparison.Ordinal);
+                Assert.Equal(0, (await ToolAsync(hosts[0].Namespace, "ping", "-c", "1", "-W", "2", dAddress)).Code);
+            }
+            finally
+            {
+                Directory.Delete(resolvDir, recursive: true);
+            }
+
             client = Start(processes, nodes[0].Ns, clientArgs);
-            var second = UpLine().Match(await client.WaitForLineAsync("vpn-client up:", Limit));
-            Assert.Equal(address, second.Groups["address"].Value);
-            await WaitForAsync(async () => (await ToolAsync(hosts[0].Namespace, "curl", "-sS", "--max-time", "5", url + "/index.html")).Code == 0, "curl after the restart");
+            await client.WaitForLineAsync("vpn-client up:", Limit);
 
             // SIGTERM on both: nothing left behind.
             await TerminateAsync(client);
@@ -128,6 +161,7 @@ public sealed partial class VpnNetnsTests() : ExecutableTestBase("skywire-vpn-")
             Assert.DoesNotContain("skywire_vpn", (await ToolAsync(d.Ns, "nft", "list", "tables")).Out, StringComparison.Ordinal);
             Assert.Equal("0", (await ToolAsync(d.Ns, "cat", "/proc/sys/net/ipv4/ip_forward")).Out.Trim());
             Assert.DoesNotContain("skycli", (await ToolAsync(hosts[0].Namespace, "ip", "link")).Out, StringComparison.Ordinal);
+            Assert.DoesNotContain("skywire_vpnc", (await ToolAsync(hosts[0].Namespace, "nft", "list", "tables")).Out, StringComparison.Ordinal);
         }
         finally
         {
