@@ -30,7 +30,7 @@ internal sealed class RouteSearch
     public bool Reached(int v) => _forward.Reached(v);
 
     /// <summary>Distance of <paramref name="v"/> after <see cref="RunAll"/>.</summary>
-    public double Distance(int v) => _forward.Dist[v];
+    public double Distance(int v) => _forward.Labels[v].Dist;
 
     /// <summary>One-sided Dijkstra from <paramref name="s"/> over every reachable node.</summary>
     public void RunAll(Adjacency[] outEdges, int s)
@@ -95,7 +95,7 @@ internal sealed class RouteSearch
                 side.Relax(e.To, nd, u, e.Link, e.Weight);
                 if (other.Reached(e.To))
                 {
-                    var through = nd + other.Dist[e.To];
+                    var through = nd + other.Labels[e.To].Dist;
                     if (through < best)
                     {
                         best = through;
@@ -124,12 +124,12 @@ internal sealed class RouteSearch
         var f = _forward;
         var b = _backward;
         var front = 1;
-        for (var v = meetF; v != s; v = f.PrevNode[v])
+        for (var v = meetF; v != s; v = f.Labels[v].Prev)
         {
             front++;
         }
         var back = 1;
-        for (var v = meetB; v != d; v = b.PrevNode[v])
+        for (var v = meetB; v != d; v = b.Labels[v].Prev)
         {
             back++;
         }
@@ -138,29 +138,29 @@ internal sealed class RouteSearch
         var l = new int[front + back - 1];
         var w = new double[front + back - 1];
         var i = front - 1;
-        for (var v = meetF; ; v = f.PrevNode[v])
+        for (var v = meetF; ; v = f.Labels[v].Prev)
         {
             n[i] = v;
             if (v == s)
             {
                 break;
             }
-            l[i - 1] = f.PrevLink[v];
-            w[i - 1] = f.PrevWeight[v];
+            l[i - 1] = f.Labels[v].Link;
+            w[i - 1] = f.Labels[v].Weight;
             i--;
         }
         l[front - 1] = meetLink;
         w[front - 1] = meetWeight;
         i = front;
-        for (var v = meetB; ; v = b.PrevNode[v])
+        for (var v = meetB; ; v = b.Labels[v].Prev)
         {
             n[i] = v;
             if (v == d)
             {
                 break;
             }
-            l[i] = b.PrevLink[v];
-            w[i] = b.PrevWeight[v];
+            l[i] = b.Labels[v].Link;
+            w[i] = b.Labels[v].Weight;
             i++;
         }
 
@@ -201,39 +201,44 @@ internal sealed class RouteSearch
         links = count == n.Length ? l : l[..(count - 1)];
     }
 
+    /// <summary>A node's label on one side: 32 bytes, one cache line half, so a relaxation touches one place.</summary>
+    private struct Label
+    {
+        public double Dist;
+        public double Weight;
+        public int Prev;
+        public int Link;
+        public int Reached;
+        public int Settled;
+    }
+
+    /// <summary>A heap entry: key and node side by side.</summary>
+    private struct HeapEntry
+    {
+        public double Key;
+        public int Node;
+    }
+
     /// <summary>One direction's labels and its binary heap (lazy deletion instead of decrease-key).</summary>
     private sealed class Side
     {
-        public readonly double[] Dist;
-        public readonly int[] PrevNode;
-        public readonly int[] PrevLink;
-        public readonly double[] PrevWeight;
-        private readonly int[] _reached;
-        private readonly int[] _settled;
-        private double[] _heapKey = new double[256];
-        private int[] _heapNode = new int[256];
+        public readonly Label[] Labels;
+        private HeapEntry[] _heap = new HeapEntry[256];
         private int _heapCount;
         private int _run;
 
-        public Side(int capacity)
-        {
-            Dist = new double[capacity];
-            PrevNode = new int[capacity];
-            PrevLink = new int[capacity];
-            PrevWeight = new double[capacity];
-            _reached = new int[capacity];
-            _settled = new int[capacity];
-        }
+        public Side(int capacity) => Labels = new Label[capacity];
 
-        public bool Reached(int v) => _reached[v] == _run;
+        public bool Reached(int v) => Labels[v].Reached == _run;
 
         public void Start(int root)
         {
             _run++;
             _heapCount = 0;
-            _reached[root] = _run;
-            Dist[root] = 0;
-            PrevNode[root] = -1;
+            ref var label = ref Labels[root];
+            label.Reached = _run;
+            label.Dist = 0;
+            label.Prev = -1;
             Push(0, root);
         }
 
@@ -242,10 +247,11 @@ internal sealed class RouteSearch
         {
             while (_heapCount > 0)
             {
-                var v = _heapNode[0];
-                if (_settled[v] != _run && _heapKey[0] <= Dist[v])
+                ref readonly var top = ref _heap[0];
+                ref readonly var label = ref Labels[top.Node];
+                if (label.Settled != _run && top.Key <= label.Dist)
                 {
-                    return _heapKey[0];
+                    return top.Key;
                 }
                 PopTop(); // stale entry
             }
@@ -256,14 +262,15 @@ internal sealed class RouteSearch
         {
             while (_heapCount > 0)
             {
-                u = _heapNode[0];
-                du = _heapKey[0];
+                u = _heap[0].Node;
+                du = _heap[0].Key;
                 PopTop();
-                if (_settled[u] == _run || du > Dist[u])
+                ref var label = ref Labels[u];
+                if (label.Settled == _run || du > label.Dist)
                 {
                     continue;
                 }
-                _settled[u] = _run;
+                label.Settled = _run;
                 return true;
             }
             u = -1;
@@ -273,42 +280,42 @@ internal sealed class RouteSearch
 
         public void Relax(int v, double nd, int from, int link, double weight)
         {
-            if (_reached[v] != _run)
+            ref var label = ref Labels[v];
+            if (label.Reached != _run)
             {
-                _reached[v] = _run;
+                label.Reached = _run;
             }
-            else if (nd >= Dist[v] || _settled[v] == _run)
+            else if (nd >= label.Dist || label.Settled == _run)
             {
                 return;
             }
-            Dist[v] = nd;
-            PrevNode[v] = from;
-            PrevLink[v] = link;
-            PrevWeight[v] = weight;
+            label.Dist = nd;
+            label.Prev = from;
+            label.Link = link;
+            label.Weight = weight;
             Push(nd, v);
         }
 
         private void Push(double key, int node)
         {
-            if (_heapCount == _heapKey.Length)
+            if (_heapCount == _heap.Length)
             {
-                Array.Resize(ref _heapKey, _heapCount * 2);
-                Array.Resize(ref _heapNode, _heapCount * 2);
+                Array.Resize(ref _heap, _heapCount * 2);
             }
+            var heap = _heap;
             var i = _heapCount++;
             while (i > 0)
             {
                 var parent = (i - 1) >> 1;
-                if (_heapKey[parent] <= key)
+                if (heap[parent].Key <= key)
                 {
                     break;
                 }
-                _heapKey[i] = _heapKey[parent];
-                _heapNode[i] = _heapNode[parent];
+                heap[i] = heap[parent];
                 i = parent;
             }
-            _heapKey[i] = key;
-            _heapNode[i] = node;
+            heap[i].Key = key;
+            heap[i].Node = node;
         }
 
         private void PopTop()
@@ -318,8 +325,8 @@ internal sealed class RouteSearch
             {
                 return;
             }
-            var key = _heapKey[count];
-            var node = _heapNode[count];
+            var heap = _heap;
+            var last = heap[count];
             var i = 0;
             while (true)
             {
@@ -328,20 +335,18 @@ internal sealed class RouteSearch
                 {
                     break;
                 }
-                if (child + 1 < count && _heapKey[child + 1] < _heapKey[child])
+                if (child + 1 < count && heap[child + 1].Key < heap[child].Key)
                 {
                     child++;
                 }
-                if (_heapKey[child] >= key)
+                if (heap[child].Key >= last.Key)
                 {
                     break;
                 }
-                _heapKey[i] = _heapKey[child];
-                _heapNode[i] = _heapNode[child];
+                heap[i] = heap[child];
                 i = child;
             }
-            _heapKey[i] = key;
-            _heapNode[i] = node;
+            heap[i] = last;
         }
     }
 }
