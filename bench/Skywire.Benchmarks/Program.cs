@@ -16,4 +16,18 @@ if (args is ["relay-quick", ..])
     return;
 }
 
+if (args is ["aead-quick", ..])
+{
+    Skywire.Benchmarks.DataPlane.AeadQuickRun.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 5);
+    return;
+}
+
+if (args is ["routing-quick", ..])
+{
+    Skywire.Benchmarks.Routing.RoutingQuickRun.Run(
+        args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 100_000,
+        args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10_000);
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

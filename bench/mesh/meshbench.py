@@ -184,17 +184,66 @@ def round_trips(connect, pings):
     return rtts[len(rtts) // 2] * 1e6, rtts[int(len(rtts) * 0.99)] * 1e6
 
 
-def measure(name, connect, a, cpu_pids):
-    """Median throughput of a.repeat runs, CPU ms per MB of the path (benchmark + its processes), RTT p50/p99."""
-    runs, cpus = [], []
-    if a.warmup_mb > 0:
-        throughput(connect, a.warmup_mb, cpu_pids)
+def parallel_throughput(connect, mb, cpu_pids, streams):
+    """`streams` streams at once, mb MiB in all (mb / streams each), each into its own sink. Returns (MB/s, CPU s)."""
+    if streams == 1:
+        return throughput(connect, mb, cpu_pids)
+    socks = [connect() for _ in range(streams)]
+    per = mb * 1024 * 1024 // streams
+    errors = []
+
+    def one(s):
+        try:
+            s.sendall(b"S")
+            data = b"\0" * CHUNK
+            sent = 0
+            while sent < per:
+                n = min(CHUNK, per - sent)
+                s.sendall(data[:n])
+                sent += n
+            s.shutdown(socket.SHUT_WR)
+            if recvn(s, 2) != b"OK":
+                raise RuntimeError("the sink did not confirm the end of the stream")
+        except Exception as e:  # reported below; the other streams finish
+            errors.append(e)
+        finally:
+            s.close()
+    cpu0 = cpu_seconds(cpu_pids) + time.process_time()
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=one, args=(s,)) for s in socks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    cpu = cpu_seconds(cpu_pids) + time.process_time() - cpu0
+    if errors:
+        raise errors[0]
+    return per * streams / elapsed / 1e6, cpu
+
+
+def measure_interleaved(paths, a):
+    """Rounds interleave the paths (round 1: every path once, then round 2, ...), so a busy moment of a shared
+    machine hits every path alike. Per path: the median throughput of a.repeat rounds, CPU ms per MB of the path
+    (benchmark + its processes), the spread (half the range of the rounds: the error bar), RTT p50/p99."""
+    results = {}
+    for key, name, connect, cpu_pids in paths:
+        if a.warmup_mb > 0:
+            throughput(connect, a.warmup_mb, cpu_pids)
+        results[key] = {"key": key, "name": name, "runs": [], "cpus": []}
     for _ in range(a.repeat):
-        mbps, cpu = throughput(connect, a.mb, cpu_pids)
-        runs.append(mbps)
-        cpus.append(cpu * 1000 / (a.mb * 1.048576))
-    p50, p99 = round_trips(connect, a.pings)
-    return {"name": name, "mbps": statistics.median(runs), "runs": runs, "cpu": statistics.median(cpus), "p50": p50, "p99": p99}
+        for key, name, connect, cpu_pids in paths:
+            mbps, cpu = parallel_throughput(connect, a.mb, cpu_pids, a.streams)
+            results[key]["runs"].append(mbps)
+            results[key]["cpus"].append(cpu * 1000 / (a.mb * 1.048576))
+    for key, name, connect, cpu_pids in paths:
+        r = results[key]
+        r["mbps"] = statistics.median(r["runs"])
+        r["err"] = (max(r["runs"]) - min(r["runs"])) / 2
+        r["cpu"] = statistics.median(r["cpus"])
+        r["cpu_err"] = (max(r["cpus"]) - min(r["cpus"])) / 2
+        r["p50"], r["p99"] = round_trips(connect, a.pings) if a.pings > 0 else (0.0, 0.0)
+    return [results[key] for key, *_ in paths]
 
 
 def spawn(args, log):
@@ -297,7 +346,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mb", type=int, default=200, help="MiB per throughput run (default 200)")
     ap.add_argument("--pings", type=int, default=2000, help="64-byte round trips (default 2000)")
-    ap.add_argument("--repeat", type=int, default=1, help="throughput runs per path; the median is reported (default 1)")
+    ap.add_argument("--repeat", type=int, default=1, help="interleaved rounds (every path once per round); the median is reported (default 1)")
+    ap.add_argument("--streams", type=int, default=1, help="parallel streams per throughput run, --mb MiB in all (default 1)")
     ap.add_argument("--paths", default="direct,ssh,1hop,3hop", help="comma-separated subset of direct,ssh,1hop,3hop")
     ap.add_argument("--warmup-mb", type=int, default=20, help="untimed MiB sent on each path first (JIT, windows; default 20)")
     ap.add_argument("--skywire", default=SKYWIRE[1], help="skywire.dll to run (default: this tree's Release build)")
@@ -322,26 +372,21 @@ def main():
     tmp = tempfile.mkdtemp(prefix="meshbench-")
     rows, failed = [], []
 
-    def attempt(name, fn):
-        try:
-            row = fn()
-            row["key"] = name
-            rows.append(row)
-        except Exception as e:  # one broken path must not hide the others
-            failed.append((name, f"{type(e).__name__}: {e}"))
-            print(f"meshbench: {name} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+    measured = []  # (key, name, connect, cpu pids), measured together below
 
     try:
         tcp_port = tcp_server()
         direct = lambda: socket.create_connection(("127.0.0.1", tcp_port), timeout=IO_TIMEOUT)
         if "direct" in paths:
-            attempt("direct", lambda: measure("direct loopback TCP", direct, a, []))
+            measured.append(("direct", "direct loopback TCP", direct, []))
         if "ssh" in paths:
-            def ssh_row():
+            try:
                 socks = start_ssh(tmp)
                 ssh_pids = [p.pid for p in procs[-2:]]
-                return measure("ssh -D (SOCKS5, OpenSSH)", lambda: socks_connect(socks, tcp_port), a, ssh_pids)
-            attempt("ssh", ssh_row)
+                measured.append(("ssh", "ssh -D (SOCKS5, OpenSSH)", lambda: socks_connect(socks, tcp_port), ssh_pids))
+            except Exception as e:  # one broken path must not hide the others
+                failed.append(("ssh", f"{type(e).__name__}: {e}"))
+                print(f"meshbench: ssh failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
 
         if paths & {"1hop", "3hop"}:
             mk = run(SKYWIRE + ["keygen", "--out", f"{tmp}/m.json"], check=True).stdout.split()[0]
@@ -374,10 +419,10 @@ def main():
                 return go
             # CPU of the nodes on the path: a and b for one hop, a..d for three.
             if "1hop" in paths:
-                attempt("1hop", lambda: measure("skywire, 1 hop (a->b)", dial(1), a, node_pids[:2]))
+                measured.append(("1hop", "skywire, 1 hop (a->b)", dial(1), node_pids[:2]))
             if "3hop" in paths:
-                attempt("3hop", lambda: measure("skywire, 3 hops (a->b->c->d)", dial(3), a, node_pids))
-            del servers
+                measured.append(("3hop", "skywire, 3 hops (a->b->c->d)", dial(3), node_pids))
+        rows.extend(measure_interleaved(measured, a))
     except (Exception, Deadline) as e:
         failed.append(("run", f"{type(e).__name__}: {e}"))
         print(f"meshbench: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
@@ -386,24 +431,34 @@ def main():
         stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"\n{a.mb} MiB one-way per stream, median of {a.repeat} run(s); {a.pings} round trips of 64 bytes; "
-          f"CPU = user+system time of the benchmark and the path's processes per MB\n")
-    print("| path | throughput MB/s (median) | all runs | CPU ms/MB | RTT p50 µs | RTT p99 µs |")
+    print(f"\n{a.mb} MiB one way per run over {a.streams} stream(s), median of {a.repeat} interleaved round(s) (± half the "
+          f"range); {a.pings} round trips of 64 bytes; CPU = user+system time of the benchmark and the path's processes per MB; "
+          f"load average at the end {' '.join(open('/proc/loadavg').read().split()[:3])}\n")
+    print("| path | throughput MB/s (median) | all rounds | CPU ms/MB | RTT p50 µs | RTT p99 µs |")
     print("|---|---:|---|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['name']} | {r['mbps']:.1f} | {' '.join(f'{x:.0f}' for x in r['runs'])} | {r['cpu']:.2f} | {r['p50']:.0f} | {r['p99']:.0f} |")
+        print(f"| {r['name']} | {r['mbps']:.1f} ± {r['err']:.1f} | {' '.join(f'{x:.0f}' for x in r['runs'])} | "
+              f"{r['cpu']:.2f} ± {r['cpu_err']:.2f} | {r['p50']:.0f} | {r['p99']:.0f} |")
     for name, why in failed:
         print(f"| {name} | failed: {why} | | | | |")
     # Machine-readable results for bench/run-all (format: bench/README.md), only for paths measured in this run.
     print()
     by = {r["key"]: r for r in rows}
-    ssh = by.get("ssh")
+    ssh, direct = by.get("ssh"), by.get("direct")
+    tag = "" if a.streams == 1 else f"-{a.streams}streams"
     for hops in ("1hop", "3hop"):
         r = by.get(hops)
         if r and ssh:
-            print(f"RESULT name=mesh-stream-throughput-{hops}-vs-ssh-D ours={r['mbps']:.1f} baseline={ssh['mbps']:.1f} unit=MB/s better=higher")
-            print(f"RESULT name=mesh-stream-rtt-p50-{hops}-vs-ssh-D ours={r['p50']:.0f} baseline={ssh['p50']:.0f} unit=us better=lower")
-            print(f"RESULT name=mesh-stream-cpu-{hops}-vs-ssh-D ours={r['cpu']:.2f} baseline={ssh['cpu']:.2f} unit=ms/MB better=lower")
+            print(f"RESULT name=mesh-stream-throughput-{hops}{tag}-vs-ssh-D ours={r['mbps']:.1f} baseline={ssh['mbps']:.1f} unit=MB/s better=higher "
+                  f"ours_err={r['err']:.1f} baseline_err={ssh['err']:.1f}")
+            if a.pings > 0:
+                print(f"RESULT name=mesh-stream-rtt-p50-{hops}-vs-ssh-D ours={r['p50']:.0f} baseline={ssh['p50']:.0f} unit=us better=lower")
+            print(f"RESULT name=mesh-stream-cpu-{hops}{tag}-vs-ssh-D ours={r['cpu']:.2f} baseline={ssh['cpu']:.2f} unit=ms/MB better=lower "
+                  f"ours_err={r['cpu_err']:.2f} baseline_err={ssh['cpu_err']:.2f}")
+        if r and direct and r["cpu"] > 0:
+            # MB moved per CPU-second, ours against direct loopback TCP (issue 19.2: >= 0.6).
+            print(f"RESULT name=mesh-stream-mb-per-cpu-s-{hops}{tag}-vs-direct ours={1000 / r['cpu']:.0f} baseline={1000 / direct['cpu']:.0f} "
+                  f"unit=MB/CPU-s better=higher")
     return 1 if failed else 0
 
 

@@ -61,11 +61,14 @@ public abstract class AeadKey : IDisposable
         return Open(nonce, associatedData, ciphertext, output);
     }
 
-    /// <summary>Creates a key for <paramref name="algorithm"/> (NSec/libsodium).</summary>
+    /// <summary>
+    /// Creates a key for <paramref name="algorithm"/> (libsodium): AES-256-GCM with its key schedule expanded once
+    /// (<see cref="SodiumAes256GcmKey"/>), ChaCha20-Poly1305 through NSec (it has no key schedule to keep).
+    /// </summary>
     /// <exception cref="PlatformNotSupportedException">AES-256-GCM without CPU support.</exception>
     public static AeadKey Create(AeadAlgorithmId algorithm, ReadOnlySpan<byte> key) => algorithm switch
     {
-        AeadAlgorithmId.Aes256Gcm => new NSecAeadKey(AeadAlgorithm.Aes256Gcm, algorithm, key),
+        AeadAlgorithmId.Aes256Gcm => new SodiumAes256GcmKey(key),
         AeadAlgorithmId.ChaCha20Poly1305 => new NSecAeadKey(AeadAlgorithm.ChaCha20Poly1305, algorithm, key),
         _ => throw new ArgumentOutOfRangeException(nameof(algorithm), algorithm, "unknown AEAD"),
     };
@@ -113,6 +116,8 @@ public abstract class AeadKey : IDisposable
     protected abstract void Dispose(bool disposing);
 }
 
+/// <summary>An NSec key: ChaCha20-Poly1305 on the data path; AES-256-GCM here only for comparison (benchmarks, tests),
+/// as NSec expands the AES key on every call.</summary>
 internal sealed class NSecAeadKey : AeadKey
 {
     private readonly AeadAlgorithm _algorithm;

@@ -70,9 +70,6 @@ public class RouteComputerTests
         var routes = RouteComputer.ComputeRoutes(g, "S", "T", new RouteOptions { Count = 3 });
         Assert.Equal(3, routes.Count);
         Assert.Equal([3.0, 4.0, 6.0], routes.Select(r => r.Cost));
-        // Without the preference, the second route would reuse S-a1 (S-a1-b2-T, cost 3.5).
-        var yen = RouteComputer.ComputeRoutes(g, "S", "T", new RouteOptions { Count = 2, PreferLinkDisjoint = false });
-        Assert.Equal(["S", "a1", "b2", "T"], yen[1].Nodes);
         var links = new HashSet<string>();
         foreach (var r in routes)
         {
@@ -87,16 +84,17 @@ public class RouteComputerTests
     }
 
     [Fact]
-    public void ComputeRoutes_NoDisjointLeft_FallsBackToNextShortest()
+    public void ComputeRoutes_NoDisjointLeft_ReturnsOnlyDisjointRoutes()
     {
-        // A bridge B-C carries every path: no two routes can be link-disjoint.
+        // A bridge B-C carries every path: no two routes can be link-disjoint, so there is no alternate (Yen's
+        // next-shortest paths, which shared the bridge, were removed: issue 19.5).
         var g = new RouteGraph<string>();
         g.SetLink("S", "x", 1); g.SetLink("S", "y", 2); g.SetLink("x", "B", 1); g.SetLink("y", "B", 1);
         g.SetLink("B", "C", 1);
         g.SetLink("C", "p", 1); g.SetLink("C", "q", 3); g.SetLink("p", "T", 1); g.SetLink("q", "T", 1);
         var routes = RouteComputer.ComputeRoutes(g, "S", "T", new RouteOptions { Count = 3 });
-        Assert.Equal([5.0, 6.0, 7.0], routes.Select(r => r.Cost));
-        Assert.Equal(3, routes.Select(r => string.Join(",", r.Nodes)).Distinct().Count());
+        Assert.Equal([5.0], routes.Select(r => r.Cost));
+        Assert.Equal(["S", "x", "B", "C", "p", "T"], routes[0].Nodes);
     }
 
     [Theory]
@@ -105,29 +103,124 @@ public class RouteComputerTests
     [InlineData(3)]
     [InlineData(4)]
     [InlineData(5)]
-    public void KShortest_MatchesBruteForce_OnSmallRandomGraphs(int seed)
+    public void ShortestPathAndAlternates_MatchBruteForce_OnSmallRandomGraphs(int seed)
     {
         var random = new Random(seed);
-        for (var round = 0; round < 20; round++)
+        for (var round = 0; round < 40; round++)
         {
             var n = random.Next(4, 9);
             var g = RandomGraph(random, n, random.Next(n, n * 3), directed: round % 2 == 0);
-            var all = AllSimplePathCosts(g, 0, n - 1);
-            all.Sort();
-            var routes = RouteComputer.ComputeRoutes(g, 0, n - 1, new RouteOptions { Count = 6, PreferLinkDisjoint = false });
-            Assert.Equal(Math.Min(6, all.Count), routes.Count);
-            for (var i = 0; i < routes.Count; i++)
-            {
-                Assert.Equal(all[i], routes[i].Cost, 9);
-                Assert.Equal(routes[i].Nodes.Count, routes[i].Nodes.Distinct().Count()); // loop-free
-                Assert.Equal(0, routes[i].Nodes[0]);
-                Assert.Equal(n - 1, routes[i].Nodes[^1]);
-            }
+            var all = AllSimplePaths(g, 0, n - 1);
             var best = RouteComputer.ShortestPath(g, 0, n - 1);
             Assert.Equal(all.Count > 0, best is not null);
-            if (best is not null)
+            if (best is null)
             {
-                Assert.Equal(all[0], best.Cost, 9);
+                Assert.Empty(RouteComputer.ComputeRoutes(g, 0, n - 1));
+                continue;
+            }
+            Assert.Equal(all.Min(p => p.Cost), best.Cost, 9);
+            AssertIsPath(g, best);
+
+            // Each alternate is the shortest path that avoids every link of the routes before it.
+            var routes = RouteComputer.ComputeRoutes(g, 0, n - 1, new RouteOptions { Count = 4 });
+            Assert.Equal(best.Cost, routes[0].Cost, 9);
+            var used = new HashSet<(int, int)>();
+            for (var i = 0; i < routes.Count; i++)
+            {
+                AssertIsPath(g, routes[i]);
+                var avoiding = all.Where(p => !p.Links.Overlaps(used)).ToList();
+                Assert.NotEmpty(avoiding);
+                Assert.Equal(avoiding.Min(p => p.Cost), routes[i].Cost, 9);
+                foreach (var link in LinksOf(routes[i]))
+                {
+                    Assert.True(used.Add(link), $"link {link} is shared");
+                }
+            }
+            if (routes.Count < 4)
+            {
+                Assert.DoesNotContain(all, p => !p.Links.Overlaps(used));
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(false, 0.001)]
+    [InlineData(true, 0.001)]
+    [InlineData(false, 0)]
+    public void ShortestPath_MatchesOneSidedDistances_OnLargeRandomGraphs(bool directed, double minWeight)
+    {
+        // The bidirectional search against the one-sided Dijkstra of Distances (itself checked against Bellman-Ford
+        // below), zero weights included (loops in the joined trees must be cut).
+        var random = new Random(7);
+        const int n = 2000;
+        var g = new RouteGraph<int>();
+        for (var i = 0; i < n; i++)
+        {
+            g.AddNode(i);
+        }
+        for (var e = 0; e < n * 3; e++)
+        {
+            var a = random.Next(n);
+            var b = random.Next(n);
+            if (a != b)
+            {
+                var w = random.NextDouble() < 0.2 ? minWeight : Math.Round(random.NextDouble() * 10, 3) + minWeight;
+                g.SetLink(a, b, w, bidirectional: !directed);
+            }
+        }
+        for (var source = 0; source < 20; source++)
+        {
+            var distances = RouteComputer.Distances(g, source);
+            for (var k = 0; k < 50; k++)
+            {
+                var d = random.Next(n);
+                var route = RouteComputer.ShortestPath(g, source, d);
+                Assert.Equal(distances.ContainsKey(d), route is not null);
+                if (route is not null)
+                {
+                    Assert.Equal(distances[d], route.Cost, 9);
+                    AssertIsPath(g, route);
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void IncrementalChanges_AreSeenByTheNextSearch()
+    {
+        // Links added, re-weighted and removed between searches, no rebuild: every answer matches Bellman-Ford on
+        // the graph as it is then.
+        var random = new Random(11);
+        const int n = 300;
+        var g = RandomGraph(random, n, n * 2, directed: false);
+        for (var round = 0; round < 60; round++)
+        {
+            for (var change = 0; change < 20; change++)
+            {
+                var a = random.Next(n);
+                var b = random.Next(n);
+                if (a == b)
+                {
+                    continue;
+                }
+                if (random.Next(3) == 0)
+                {
+                    g.RemoveLink(a, b);
+                }
+                else
+                {
+                    g.SetLink(a, b, Math.Round(random.NextDouble() * 10, 3) + 0.001);
+                }
+            }
+            var s = random.Next(n);
+            var d = random.Next(n);
+            var expected = BellmanFord(g, s, n)[d];
+            var route = RouteComputer.ShortestPath(g, s, d);
+            Assert.Equal(double.IsPositiveInfinity(expected), route is null);
+            if (route is not null)
+            {
+                Assert.Equal(expected, route.Cost, 9);
+                AssertIsPath(g, route);
             }
         }
     }
@@ -197,15 +290,38 @@ public class RouteComputerTests
         return g;
     }
 
-    private static List<double> AllSimplePathCosts(RouteGraph<int> g, int s, int t)
+    private static void AssertIsPath<TNode>(RouteGraph<TNode> g, Route<TNode> route) where TNode : notnull
     {
-        var result = new List<double>();
+        Assert.Equal(route.Nodes.Count, route.Nodes.Distinct().Count()); // loop-free
+        var cost = 0.0;
+        for (var i = 0; i < route.Hops; i++)
+        {
+            var w = g.GetWeight(route.Nodes[i], route.Nodes[i + 1]);
+            Assert.NotNull(w);
+            cost += w.Value;
+        }
+        Assert.Equal(cost, route.Cost, 9);
+    }
+
+    private static IEnumerable<(int, int)> LinksOf(Route<int> route)
+    {
+        for (var i = 0; i < route.Hops; i++)
+        {
+            var (a, b) = (route.Nodes[i], route.Nodes[i + 1]);
+            yield return a < b ? (a, b) : (b, a);
+        }
+    }
+
+    private static List<(double Cost, HashSet<(int, int)> Links)> AllSimplePaths(RouteGraph<int> g, int s, int t)
+    {
+        var result = new List<(double, HashSet<(int, int)>)>();
         var onPath = new bool[g.NodeCount];
+        var links = new Stack<(int, int)>();
         void Dfs(int u, double cost)
         {
             if (u == t)
             {
-                result.Add(cost);
+                result.Add((cost, [.. links]));
                 return;
             }
             onPath[u] = true;
@@ -213,7 +329,9 @@ public class RouteComputerTests
             {
                 if (!onPath[v] && g.GetWeight(u, v) is { } w)
                 {
+                    links.Push(u < v ? (u, v) : (v, u));
                     Dfs(v, cost + w);
+                    links.Pop();
                 }
             }
             onPath[u] = false;
