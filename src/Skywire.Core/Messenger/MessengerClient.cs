@@ -98,7 +98,7 @@ public sealed partial class MessengerClient : IAsyncDisposable
     private readonly Channel<MessengerStream> _accepts;
     private readonly ConcurrentDictionary<uint, MessengerStream> _streams = new();
     private readonly ConcurrentDictionary<string, ServiceOffer> _offers = new(StringComparer.Ordinal);
-    private readonly ReplayGuard _replay = new();
+    private readonly SessionEnvelopes _sessions;
     private readonly CancellationTokenSource _cts = new();
     private MessengerHelloAck _limits = new();
     private Task? _keepalive;
@@ -112,6 +112,7 @@ public sealed partial class MessengerClient : IAsyncDisposable
     private MessengerClient(KeyPair key, MessengerClientOptions options, ILoggerFactory loggerFactory)
     {
         _key = key;
+        _sessions = new SessionEnvelopes(key, new SessionEnvelopeOptions { TimeProvider = options.TimeProvider });
         _options = options;
         _loggerFactory = loggerFactory;
         _logger = loggerFactory.CreateLogger<MessengerClient>();
@@ -181,6 +182,9 @@ public sealed partial class MessengerClient : IAsyncDisposable
 
     /// <summary>Messages dropped here because <see cref="Messages"/> was not read fast enough.</summary>
     public long DroppedMessages => Interlocked.Read(ref _droppedMessages);
+
+    /// <summary>Session handshakes (public-key work) done for sealed messages, both directions: one per session, not per message.</summary>
+    public long SessionHandshakes => _sessions.Handshakes;
 
     /// <summary>Envelopes that failed to open (not sealed for us by the claimed sender) or were replays.</summary>
     public long RejectedEnvelopes => Interlocked.Read(ref _rejectedEnvelopes);
@@ -338,7 +342,7 @@ public sealed partial class MessengerClient : IAsyncDisposable
     /// </summary>
     public async ValueTask<uint> SendAsync(PubKey to, ReadOnlyMemory<byte> message, CancellationToken cancellationToken = default)
     {
-        var envelope = MessageEnvelope.Seal(_key, to, message.Span);
+        var envelope = _sessions.Seal(to, message.Span);
         await _link.WaitForRoomAsync(_options.SendQueueLimit, cancellationToken);
         var id = (uint)Interlocked.Increment(ref _nextMessageId);
         if (id == 0)
@@ -516,7 +520,7 @@ public sealed partial class MessengerClient : IAsyncDisposable
     private void OnDeliver(ReadOnlySpan<byte> payload)
     {
         MessengerFrames.ReadDeliver(payload, out var from, out var flags, out var envelope);
-        if (!MessageEnvelope.TryOpen(_key, from, envelope, out var message) || !_replay.FirstSeen(MessageEnvelope.EphemeralKey(envelope)))
+        if (!_sessions.TryOpen(from, envelope, out var message))
         {
             Interlocked.Increment(ref _rejectedEnvelopes);
             Log.EnvelopeRejected(_logger, from);
@@ -567,6 +571,7 @@ public sealed partial class MessengerClient : IAsyncDisposable
             await link.DisposeAsync();
         }
 
+        _sessions.Dispose();
         _cts.Dispose();
     }
 

@@ -219,7 +219,7 @@ public sealed partial class MessengerServer : IAsyncDisposable
 
         if (message.Version != MessengerProtocol.Version)
         {
-            return await RefuseAsync(MessengerErrorCode.UnsupportedVersion, $"messenger protocol version {message.Version} is not supported (this messenger speaks {MessengerProtocol.Version})");
+            return await RefuseAsync(MessengerErrorCode.UnsupportedVersion, $"messenger protocol version {message.Version} is not supported (this messenger speaks {MessengerProtocol.Version}: end-to-end session envelopes, docs/protocol.md 8.4); upgrade the client");
         }
 
         byte[] signature;

@@ -7,8 +7,11 @@ namespace Skywire.Protocol.Messenger;
 /// <summary>Constants of the messenger protocol (docs/protocol.md §8).</summary>
 public static class MessengerProtocol
 {
-    /// <summary>Current protocol version (in the hello).</summary>
-    public const int Version = 1;
+    /// <summary>
+    /// Current protocol version (in the hello). 2: clients send session envelopes (§8.4, <see cref="SessionEnvelopeVersion"/>);
+    /// a messenger refuses a hello of another version with UnsupportedVersion, so an old client learns it must upgrade.
+    /// </summary>
+    public const int Version = 2;
 
     /// <summary>Noise prologue of the client-messenger channel: a messenger channel can never be mistaken for a control channel.</summary>
     public const string Prologue = "skywire-messenger/1";
@@ -28,14 +31,23 @@ public static class MessengerProtocol
     /// <summary>Envelope header: version byte and AEAD id byte.</summary>
     public const int EnvelopeHeaderSize = 2;
 
-    /// <summary>Version byte of the sealed envelope format.</summary>
+    /// <summary>Version byte of the per-message envelope (one Noise KK message 1 per message; still opened, no longer sent).</summary>
     public const byte EnvelopeVersion = 1;
+
+    /// <summary>Version byte of the session envelope (§8.4): public-key work once per session, one AEAD per message.</summary>
+    public const byte SessionEnvelopeVersion = 2;
+
+    /// <summary>Noise prologue of a session envelope's handshake (followed by the version and AEAD id bytes).</summary>
+    public const string SessionEnvelopePrologue = "skywire-messenger-e2e/2";
+
+    /// <summary>Session envelope header: version, aead, ephemeral key (33), handshake tag (16), counter (8).</summary>
+    public const int SessionEnvelopeHeaderSize = EnvelopeHeaderSize + PubKey.Length + 16 + 8;
 
     /// <summary>Largest plaintext of one message: a Noise message is at most 65535 bytes (33-byte ephemeral key, 16-byte tag).</summary>
     public const int MaxMessageSize = 65535 - PubKey.Length - 16;
 
     /// <summary>Largest sealed envelope in a Send.</summary>
-    public const int MaxEnvelopeSize = EnvelopeHeaderSize + 65535;
+    public const int MaxEnvelopeSize = SessionEnvelopeHeaderSize + MaxMessageSize + 16;
 
     /// <summary>Largest plaintext in one stream record; a record is this plus a 16-byte tag. An empty record ends the stream.</summary>
     public const int MaxStreamRecordPlaintext = 16 * 1024;

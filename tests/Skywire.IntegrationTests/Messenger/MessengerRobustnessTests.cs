@@ -1,3 +1,4 @@
+using System.Text;
 using Skywire.Core.Crypto;
 using Skywire.Core.Crypto.Noise;
 using Skywire.Core.Messenger;
@@ -39,6 +40,23 @@ public sealed class MessengerRobustnessTests
         await alice.SendAsync(bob.Key, "still here", TestContext.Current.CancellationToken);
         Assert.Equal("still here", MessengerHarness.Text(await MessengerHarness.ReceiveAsync(bob)));
         Assert.True(h.Server.IsOnline(alice.Key) && h.Server.IsOnline(bob.Key));
+    }
+
+    [Fact]
+    public async Task OldClient_Version1Hello_GetsUnsupportedVersionSayingToUpgrade()
+    {
+        await using var h = new MessengerHarness();
+        var key = KeyPair.Generate();
+        await using var old = await RawMessengerPeer.ConnectAsync(h.Server.LocalEndPoint);
+        using var local = Secp256k1Dh.FromKeyPair(key);
+        await old.HandshakeAsync(local, h.Server.Key);
+        var answer = await old.HelloFrameAsync(key, 1);
+        Assert.Equal(0xFF, answer[4]);
+        var text = Encoding.UTF8.GetString(answer);
+        Assert.Contains("version 1 is not supported", text, StringComparison.Ordinal);
+        Assert.Contains("upgrade the client", text, StringComparison.Ordinal);
+        Assert.True(await old.WaitClosedAsync());
+        Assert.False(h.Server.IsOnline(key.Public));
     }
 
     [Fact]

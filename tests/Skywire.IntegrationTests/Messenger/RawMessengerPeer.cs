@@ -54,13 +54,15 @@ internal sealed class RawMessengerPeer : IAsyncDisposable
     }
 
     /// <summary>Sends a correctly signed hello and reads the answer frame's opcode.</summary>
-    public async Task<byte> HelloAsync(KeyPair signer)
+    public async Task<byte> HelloAsync(KeyPair signer) => (await HelloFrameAsync(signer, MessengerProtocol.Version))[4];
+
+    /// <summary>Sends a correctly signed hello of <paramref name="version"/> and reads the whole answer frame.</summary>
+    public async Task<byte[]> HelloFrameAsync(KeyPair signer, int version)
     {
         var input = System.Security.Cryptography.SHA256.HashData([.. Encoding.ASCII.GetBytes(MessengerProtocol.HelloSignatureContext), .. HandshakeHash]);
-        var hello = new MessengerHello { Version = MessengerProtocol.Version, Signature = Convert.ToHexStringLower(signer.Sign(input)) };
+        var hello = new MessengerHello { Version = version, Signature = Convert.ToHexStringLower(signer.Sign(input)) };
         await WritePlainAsync(FrameCodec.Encode((byte)MessengerOpcode.Hello, 1, JsonSerializer.SerializeToUtf8Bytes(hello, MessengerJsonContext.Default.MessengerHello)));
-        var frame = await ReadPlainAsync();
-        return frame[4];
+        return await ReadPlainAsync();
     }
 
     /// <summary>Encrypts <paramref name="plaintext"/> into one record and writes it.</summary>

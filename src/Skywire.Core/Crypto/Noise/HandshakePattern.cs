@@ -65,6 +65,16 @@ public sealed class HandshakePattern
         [NoiseToken.S],
         [[NoiseToken.E, NoiseToken.ES, NoiseToken.S, NoiseToken.SS], [NoiseToken.E, NoiseToken.EE, NoiseToken.SE]]);
 
+    /// <summary>
+    /// K (one-way, Noise spec §7.4): both static keys known in advance, one message from the sender, no answer. Used by
+    /// the messenger's session envelopes, where the recipient may be offline.
+    /// </summary>
+    public static HandshakePattern K { get; } = new(
+        "K",
+        [NoiseToken.S],
+        [NoiseToken.S],
+        [[NoiseToken.E, NoiseToken.ES, NoiseToken.SS]]);
+
     /// <summary>KK: both static keys are known in advance by both sides.</summary>
     public static HandshakePattern KK { get; } = new(
         "KK",
@@ -79,12 +89,13 @@ public sealed class HandshakePattern
         [],
         [[NoiseToken.E], [NoiseToken.E, NoiseToken.EE, NoiseToken.S, NoiseToken.ES], [NoiseToken.S, NoiseToken.SE]]);
 
-    /// <summary>Looks a pattern up by name (XK, IK, KK, XX, NN).</summary>
+    /// <summary>Looks a pattern up by name (XK, IK, KK, K, XX, NN).</summary>
     public static HandshakePattern Parse(string name) => name switch
     {
         "XK" => XK,
         "IK" => IK,
         "KK" => KK,
+        "K" => K,
         "XX" => XX,
         "NN" => NN,
         _ => throw new ArgumentException($"unsupported Noise pattern '{name}'", nameof(name)),
