@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# viscript vs supervisord, side by side in one run on this machine:
-#   1. launch N apps until each is up (viscript: registered over signal; supervisord: RUNNING with startsecs=0)
-#   2. status of N running apps: the CLIs (viscript cli la / supervisorctl status) and the APIs (one HTTP request each)
-#   3. per-app resource query for all N apps over one keep-alive connection
+# viscript vs supervisord, side by side in one run on this machine (issue 19.3):
+#   1. launch N apps in one call until each is up: `viscript-cli s -n N py` until all N registered over signal,
+#      against `supervisorctl start all` (RUNNING with startsecs=0)
+#   2. status of N running apps through the CLIs: viscript-cli la (NativeAOT), viscript cli la (the same client on
+#      the JIT, for reference) and supervisorctl status; then the same again with the machine loaded by 2 busy loops
+#      per core (the "loaded" rows)
+#   3. the APIs: one HTTP request each, and a per-app resource query for all N apps over one keep-alive connection
 #      (viscript ru = /proc + signal TOP round trip; supervisord getProcessInfo = its own bookkeeping)
 # Every app is bench/viscript/signal-client.py (a signal client; under supervisord it has no signal env and just sleeps).
-# Needs: dotnet, curl, python3, supervisor and hyperfine (apt-get install -y supervisor hyperfine).
+# Needs: dotnet, clang + zlib1g-dev (NativeAOT viscript-cli), curl, python3, supervisor and hyperfine
+# (apt-get install -y clang zlib1g-dev supervisor hyperfine curl).
 # Usage: bench/viscript-vs-supervisord.sh [N] [ROUNDS]      (defaults 100 and 3). Prints a markdown summary.
 set -euo pipefail
 N=${1:-100}
@@ -13,15 +17,24 @@ ROUNDS=${2:-3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/viscript-bench.XXXXXX)
 CLIENT="$ROOT/bench/viscript/signal-client.py"
-VISCRIPT_DLL="$ROOT/src/Viscript/bin/Release/net10.0/viscript.dll"
+OUT="$ROOT/src/Viscript/bin/Release/net10.0"
+VISCRIPT_DLL="$OUT/viscript.dll"
+VCLI="$OUT/viscript-cli"
 VPID=""
+SPINNERS=()
 SUPCONF="$WORK/supervisord.conf"
 
 for tool in dotnet curl python3 supervisord supervisorctl hyperfine; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y supervisor hyperfine curl)" >&2; exit 1; }
 done
 
+stop_spinners() {
+  for p in "${SPINNERS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${SPINNERS[@]}"; do wait "$p" 2>/dev/null || true; done
+  SPINNERS=()
+}
 cleanup() {
+  stop_spinners
   if [[ -n "$VPID" ]] && kill -0 "$VPID" 2>/dev/null; then
     kill -TERM "$VPID"; wait "$VPID" 2>/dev/null || true
   fi
@@ -38,7 +51,13 @@ trap cleanup EXIT
 now() { date +%s.%N; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# The Release build of src/Viscript also compiles viscript-cli ahead of time when clang is installed.
 dotnet build "$ROOT/src/Viscript" -c Release -v q -nologo >/dev/null
+if [[ $(stat -c %s "$VCLI") -gt 1000000 ]]; then CLI_KIND="NativeAOT"; else CLI_KIND="JIT (no clang: not compiled ahead of time)"; fi
+
+# A known token, so that curl can call the authenticated control API too.
+python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > "$WORK/token"; chmod 600 "$WORK/token"
+AUTH="Authorization: Bearer $(cat "$WORK/token")"
 
 # ---------- viscript ----------
 cat > "$WORK/viscript.yaml" <<YAML
@@ -49,24 +68,24 @@ apps:
 YAML
 
 start_viscript() {
-  dotnet "$VISCRIPT_DLL" --headless --no-repl --config "$WORK/viscript.yaml" --signal 127.0.0.1:0 --control 127.0.0.1:0 --logs "$WORK/logs" > "$WORK/viscript.out" 2>&1 &
+  dotnet "$VISCRIPT_DLL" --headless --no-repl --config "$WORK/viscript.yaml" --signal 127.0.0.1:0 --control 127.0.0.1:0 \
+    --token-file "$WORK/token" --logs "$WORK/logs" > "$WORK/viscript.out" 2>&1 &
   VPID=$!
   for _ in $(seq 600); do grep -q '^viscript: signal' "$WORK/viscript.out" && break; sleep 0.05; done
   URL=$(sed -n 's/^viscript: signal .* control \(http[^ ]*\) pid .*/\1/p' "$WORK/viscript.out")
   [[ -n "$URL" ]] || { cat "$WORK/viscript.out" >&2; exit 1; }
 }
 stop_viscript() { kill -TERM "$VPID"; wait "$VPID" 2>/dev/null || true; VPID=""; }
+vcli() { "$VCLI" --control "$URL" --token-file "$WORK/token" "$@"; }
 
-registered() { curl -s "$URL/api/processes" | grep -o '"signalRegistered":true' | wc -l; }
+registered() { curl -s -H "$AUTH" "$URL/api/processes" | grep -o '"signalRegistered":true' | wc -l; }
 
-declare -a V_SPAWN V_REG S_START
+declare -a V_CALL V_REG S_START
 for r in $(seq "$ROUNDS"); do
   start_viscript
-  curl -s -o /dev/null "$URL/api/processes" # first request pays Kestrel's warm-up, outside the timing
+  vcli la >/dev/null # first request pays Kestrel's warm-up, outside the timing
   t0=$(now)
-  # One curl, one keep-alive connection, N POSTs (--next separates the requests).
-  reqs=(); for i in $(seq "$N"); do [[ $i -gt 1 ]] && reqs+=(--next); reqs+=(-s -o /dev/null -H 'content-type: application/json' -d '{"app":"py"}' "$URL/api/processes"); done
-  curl "${reqs[@]}"
+  vcli s -n "$N" py >/dev/null
   t1=$(now)
   deadline=$(( $(date +%s) + 300 ))
   while [[ $(registered) -lt $N ]]; do
@@ -74,7 +93,7 @@ for r in $(seq "$ROUNDS"); do
     sleep 0.01
   done
   t2=$(now)
-  V_SPAWN+=("$(echo "$t1 - $t0" | bc)"); V_REG+=("$(echo "$t2 - $t0" | bc)")
+  V_CALL+=("$(echo "$t1 - $t0" | bc)"); V_REG+=("$(echo "$t2 - $t0" | bc)")
   if [[ $r -lt $ROUNDS ]]; then stop_viscript; fi
 done
 # The last daemon keeps its N registered apps for the status and ru measurements.
@@ -107,11 +126,11 @@ supervisord -c "$SUPCONF"
 for _ in $(seq 300); do supervisorctl -c "$SUPCONF" pid >/dev/null 2>&1 && break || sleep 0.1; done
 for r in $(seq "$ROUNDS"); do
   t0=$(now)
-  supervisorctl -c "$SUPCONF" start 'py:*' >/dev/null
+  supervisorctl -c "$SUPCONF" start all >/dev/null
   t1=$(now)
   S_START+=("$(echo "$t1 - $t0" | bc)")
   [[ $(supervisorctl -c "$SUPCONF" status | grep -c RUNNING) -eq $N ]] || { echo "supervisord: not all RUNNING" >&2; exit 1; }
-  if [[ $r -lt $ROUNDS ]]; then supervisorctl -c "$SUPCONF" stop 'py:*' >/dev/null; fi
+  if [[ $r -lt $ROUNDS ]]; then supervisorctl -c "$SUPCONF" stop all >/dev/null; fi
 done
 
 # ---------- status and ru over N running apps ----------
@@ -119,7 +138,7 @@ xml() { printf '<?xml version="1.0"?><methodCall><methodName>%s</methodName><par
 xml supervisor.getAllProcessInfo "" > "$WORK/all.xml"
 {
   echo "#!/usr/bin/env bash"
-  printf 'exec curl -s -o /dev/null -X POST'
+  printf 'exec curl -s -o /dev/null -X POST -H "%s"' "$AUTH"
   for i in $(seq "$N"); do printf ' %s/api/processes/%d/ru' "$URL" "$i"; done
   echo
 } > "$WORK/v-ru.sh"
@@ -137,48 +156,72 @@ xml supervisor.getAllProcessInfo "" > "$WORK/all.xml"
 } > "$WORK/s-info.sh"
 chmod +x "$WORK/v-ru.sh" "$WORK/s-info.sh"
 # Sanity: viscript ru answers with heap figures (signal TOP went through).
-curl -s -X POST "$URL/api/processes/1/ru" | grep -q '"heapAlloc":1048576' || { echo "viscript ru without signal figures: $(curl -s -X POST "$URL/api/processes/1/ru")" >&2; exit 1; }
+curl -s -X POST -H "$AUTH" "$URL/api/processes/1/ru" | grep -q '"heapAlloc":1048576' || { echo "viscript ru without signal figures: $(curl -s -X POST -H "$AUTH" "$URL/api/processes/1/ru")" >&2; exit 1; }
 
-hyperfine --warmup 2 --runs 15 --export-markdown "$WORK/status.md" --export-json "$WORK/status.json" -N \
-  -n "viscript cli la" "dotnet $VISCRIPT_DLL cli --control $URL la" \
-  -n "supervisorctl status" "supervisorctl -c $SUPCONF status" \
-  -n "viscript GET /api/processes" "curl -s -o /dev/null $URL/api/processes" \
+status_bench() { # $1 = markdown file, $2 = json file
+  hyperfine --warmup 2 --runs 15 --export-markdown "$1" --export-json "$2" -N \
+    -n "viscript-cli la" "$VCLI --control $URL --token-file $WORK/token la" \
+    -n "viscript cli la (JIT)" "dotnet $VISCRIPT_DLL cli --control $URL --token-file $WORK/token la" \
+    -n "supervisorctl status" "supervisorctl -c $SUPCONF status" >&2
+}
+LOAD_IDLE=$(cut -d' ' -f1-3 /proc/loadavg)
+status_bench "$WORK/status.md" "$WORK/status.json"
+hyperfine --warmup 2 --runs 15 --export-markdown "$WORK/api.md" --export-json "$WORK/api.json" -N \
+  -n "viscript GET /api/processes" "curl -s -o /dev/null -H '$AUTH' $URL/api/processes" \
   -n "supervisord getAllProcessInfo" "curl -s -o /dev/null -H content-type:text/xml --data-binary @$WORK/all.xml http://127.0.0.1:$SPORT/RPC2" \
   -n "viscript ru x$N" "bash $WORK/v-ru.sh" \
   -n "supervisord getProcessInfo x$N" "bash $WORK/s-info.sh" >&2
+# Loaded: two busy loops per core beside whatever else runs.
+for _ in $(seq $(( 2 * $(nproc) ))); do (while :; do :; done) & SPINNERS+=($!); done
+sleep 1
+LOAD_BUSY=$(cut -d' ' -f1-3 /proc/loadavg)
+status_bench "$WORK/status-loaded.md" "$WORK/status-loaded.json"
+stop_spinners
 
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-vs=$(printf %.3f "$(median "${V_SPAWN[@]}")"); vr=$(printf %.3f "$(median "${V_REG[@]}")"); ss=$(printf %.3f "$(median "${S_START[@]}")")
+vc=$(printf %.3f "$(median "${V_CALL[@]}")"); vr=$(printf %.3f "$(median "${V_REG[@]}")"); ss=$(printf %.3f "$(median "${S_START[@]}")")
 echo
 echo "## Viscript vs supervisord"
 echo
-echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg)."
-echo "Command: \`bench/viscript-vs-supervisord.sh $N $ROUNDS\` ($(supervisord -v | head -1 | sed 's/^/supervisord /'), hyperfine $(hyperfine --version | cut -d' ' -f2))."
+echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $LOAD_IDLE (loaded rows: $LOAD_BUSY)."
+echo "Command: \`bench/viscript-vs-supervisord.sh $N $ROUNDS\` ($(supervisord -v | head -1 | sed 's/^/supervisord /'), hyperfine $(hyperfine --version | cut -d' ' -f2), viscript-cli $CLI_KIND)."
 echo
-echo "Launch $N apps (median of $ROUNDS rounds):"
+echo "Launch $N apps in one call (median of $ROUNDS rounds):"
 echo
 echo "| | seconds |"
 echo "|---|---|"
-echo "| viscript: $N x POST /api/processes (spawned) | $vs |"
+echo "| viscript: viscript-cli s -n $N py (answered: all spawned) | $vc |"
 echo "| viscript: ... until all $N registered over signal | $vr |"
-echo "| supervisord: supervisorctl start 'py:*' (startsecs=0, RUNNING) | $ss |"
-echo "| ratio supervisord / viscript-registered | $(printf %.2f "$(echo "scale=4; $ss / $vr" | bc)") |"
+echo "| supervisord: supervisorctl start all (startsecs=0, RUNNING) | $ss |"
+echo "| ratio viscript-registered / supervisord | $(printf %.2f "$(echo "scale=4; $vr / $ss" | bc)") |"
 echo
-echo "All rounds (s): viscript spawned ${V_SPAWN[*]}; viscript registered ${V_REG[*]}; supervisord ${S_START[*]}"
+echo "All rounds (s): viscript answered ${V_CALL[*]}; viscript registered ${V_REG[*]}; supervisord ${S_START[*]}"
 echo
-echo "Status and resource queries with $N apps running:"
+echo "Status with $N apps running, as the machine is (load $LOAD_IDLE):"
 echo
 cat "$WORK/status.md"
+echo
+echo "The same with 2 busy loops per core added (load $LOAD_BUSY):"
+echo
+cat "$WORK/status-loaded.md"
+echo
+echo "APIs with $N apps running:"
+echo
+cat "$WORK/api.md"
 
 # Machine-readable results for bench/run-all (format: bench/README.md).
 echo
 echo "RESULT name=viscript-launch-${N}-registered-vs-supervisord ours=$vr baseline=$ss unit=s better=lower"
-python3 - "$WORK/status.json" "$N" <<'PY'
+python3 - "$WORK/status.json" "$WORK/status-loaded.json" "$WORK/api.json" "$N" <<'PY'
 import json, sys
-mean = {r["command"]: r["mean"] for r in json.load(open(sys.argv[1]))["results"]}
-n = sys.argv[2]
-for name, ours, base in (("cli-status", "viscript cli la", "supervisorctl status"),
-                         ("api-status", "viscript GET /api/processes", "supervisord getAllProcessInfo"),
-                         (f"per-app-query-x{n}", f"viscript ru x{n}", f"supervisord getProcessInfo x{n}")):
-    print(f"RESULT name=viscript-{name}-vs-supervisord ours={mean[ours] * 1000:.1f} baseline={mean[base] * 1000:.1f} unit=ms better=lower")
+def means(path):
+    return {r["command"]: r["mean"] for r in json.load(open(path))["results"]}
+idle, busy, api = means(sys.argv[1]), means(sys.argv[2]), means(sys.argv[3])
+n = sys.argv[4]
+rows = (("cli-status", idle, "viscript-cli la", "supervisorctl status"),
+        ("cli-status-loaded", busy, "viscript-cli la", "supervisorctl status"),
+        ("api-status", api, "viscript GET /api/processes", "supervisord getAllProcessInfo"),
+        (f"per-app-query-x{n}", api, f"viscript ru x{n}", f"supervisord getProcessInfo x{n}"))
+for name, m, ours, base in rows:
+    print(f"RESULT name=viscript-{name}-vs-supervisord ours={m[ours] * 1000:.1f} baseline={m[base] * 1000:.1f} unit=ms better=lower")
 PY

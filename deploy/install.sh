@@ -5,7 +5,7 @@
 #   deploy/install.sh [--prefix DIR] [--runtime RID] [--systemd-dir DIR] [--sysusers-dir DIR]
 #
 #   --prefix DIR        install root (default /opt/skywire): DIR/lib/skywire, DIR/lib/viscript (the published
-#                       programs), DIR/bin/skywire and DIR/bin/viscript (symlinks), DIR/share/skywire/systemd
+#                       programs), DIR/bin/skywire, DIR/bin/viscript and DIR/bin/viscript-cli (symlinks), DIR/share/skywire/systemd
 #                       (the units with DIR filled in), DIR/share/skywire/doc.
 #   --runtime RID       linux-x64 or linux-arm64 (default: this machine's).
 #   --systemd-dir DIR   also copy the units there (e.g. /etc/systemd/system); then run
@@ -45,11 +45,19 @@ fi
 repo=$(cd "$(dirname "$0")/.." && pwd)
 echo "Publishing skywire and viscript for $runtime into $prefix (self-contained; this takes a few minutes)"
 dotnet publish "$repo/src/Skywire/Skywire.csproj" -c Release -r "$runtime" --self-contained -o "$prefix/lib/skywire" -nologo -v quiet
-dotnet publish "$repo/src/Viscript/Viscript.csproj" -c Release -r "$runtime" --self-contained -o "$prefix/lib/viscript" -nologo -v quiet
+dotnet publish "$repo/src/Viscript/Viscript.csproj" -c Release -r "$runtime" --self-contained -o "$prefix/lib/viscript" -nologo -v quiet -p:ViscriptCliAot=false
+# viscript-cli: compiled ahead of time when clang is here (a call then starts in milliseconds), else self-contained JIT.
+if command -v clang >/dev/null; then
+    dotnet publish "$repo/src/Viscript.Cli/Viscript.Cli.csproj" -c Release -r "$runtime" -o "$prefix/lib/viscript-cli" -nologo -v quiet
+else
+    echo "install.sh: no clang: viscript-cli is installed without NativeAOT (apt-get install clang zlib1g-dev for the fast one)"
+    dotnet publish "$repo/src/Viscript.Cli/Viscript.Cli.csproj" -c Release -r "$runtime" --self-contained -p:PublishAot=false -o "$prefix/lib/viscript-cli" -nologo -v quiet
+fi
 
 mkdir -p "$prefix/bin" "$prefix/share/skywire/systemd" "$prefix/share/skywire/doc"
 ln -sfn ../lib/skywire/skywire "$prefix/bin/skywire"
 ln -sfn ../lib/viscript/viscript "$prefix/bin/viscript"
+ln -sfn ../lib/viscript-cli/viscript-cli "$prefix/bin/viscript-cli"
 for unit in "$repo"/deploy/systemd/*.service; do
     sed "s|@PREFIX@|$prefix|g" "$unit" > "$prefix/share/skywire/systemd/$(basename "$unit")"
 done
@@ -70,4 +78,4 @@ if [ -n "$systemd_dir" ]; then
 fi
 
 "$prefix/bin/skywire" --version >/dev/null
-echo "Installed: $prefix/bin/skywire, $prefix/bin/viscript; units in $prefix/share/skywire/systemd"
+echo "Installed: $prefix/bin/skywire, $prefix/bin/viscript, $prefix/bin/viscript-cli; units in $prefix/share/skywire/systemd"

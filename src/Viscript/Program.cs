@@ -24,6 +24,7 @@ if (args.Length > 0 && args[0] == "key")
 }
 
 var headless = new Option<bool>("--headless", "-run_headless") { Description = "Run without the web GUI (daemon + REPL on stdin)." };
+var gui = new Option<bool>("--gui") { Description = "Serve the web GUI even when config.yaml says runHeadless: true." };
 var config = new Option<string?>("--config", "-c") { Description = "config.yaml to load (default ./config.yaml if present)." };
 var signal = new Option<string>("--signal") { Description = "Signal server address; port 0 picks a free port.", DefaultValueFactory = _ => "127.0.0.1:7999" };
 var control = new Option<string>("--control") { Description = "Control API (HTTP) address; port 0 picks a free port.", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("VISCRIPT_CONTROL") ?? "127.0.0.1:7777" };
@@ -46,7 +47,7 @@ var primaryKey = new Option<string?>("--primary-key") { Description = "The prima
 
 var root = new RootCommand("viscript: process manager and console for Skywire. 'viscript cli --help' for the client.")
 {
-    headless, config, signal, control, logs, token, tokenFile, noAuth, verbose, noRepl, manager, managerKey, topologyCommand,
+    headless, gui, config, signal, control, logs, token, tokenFile, noAuth, verbose, noRepl, manager, managerKey, topologyCommand,
     hostName, clusterKey, agents, agentsAllow, join, primaryKey,
 };
 // Shown in --help; the real dispatch happens above, before parsing, so that cli arguments are passed through untouched.
@@ -117,12 +118,17 @@ root.SetAction(async (parse, _) =>
             PrimaryKey = parse.GetValue(primaryKey),
         },
     };
-    return await RunDaemonAsync(options, parse.GetValue(headless), parse.GetValue(noRepl));
+    if (parse.GetValue(gui) && parse.GetValue(headless))
+    {
+        Console.Error.WriteLine("viscript: --gui and --headless contradict each other; give one.");
+        return (int)ErrorCode.Usage;
+    }
+    return await RunDaemonAsync(options, parse.GetValue(headless), parse.GetValue(gui), parse.GetValue(noRepl));
 });
 
 return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
 
-static async Task<int> RunDaemonAsync(DaemonOptions options, bool headlessFlag, bool noRepl)
+static async Task<int> RunDaemonAsync(DaemonOptions options, bool headlessFlag, bool guiFlag, bool noRepl)
 {
     ViscriptConfig cfg;
     try
@@ -142,7 +148,8 @@ static async Task<int> RunDaemonAsync(DaemonOptions options, bool headlessFlag, 
     {
         Console.Error.WriteLine("viscript: warning: " + w);
     }
-    var isHeadless = headlessFlag || cfg.Settings.RunHeadless;
+    // --gui wins over the config's runHeadless (the shipped config.yaml is headless); --headless over everything.
+    var isHeadless = headlessFlag || (cfg.Settings.RunHeadless && !guiFlag);
     options = options with { ConfigPath = cfg.FilePath, Headless = isHeadless };
     if (cfg.Settings.VerifyParsingByPrinting)
     {

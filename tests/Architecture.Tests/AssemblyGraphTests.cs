@@ -15,6 +15,7 @@ public class AssemblyGraphTests
     {
         ["Viscript.Signal"] = "Viscript.Signal",
         ["Viscript.Core"] = "Viscript.Core",
+        ["viscript-cli"] = "Viscript.Cli",
         ["viscript"] = "Viscript",
         ["Skywire.Protocol"] = "Skywire.Protocol",
         ["Skywire.Core"] = "Skywire.Core",
@@ -24,13 +25,15 @@ public class AssemblyGraphTests
 
     /// <summary>
     /// Allowed direct project references. Viscript (a general-purpose supervisor) knows nothing of Skywire; Skywire's
-    /// libraries know nothing of Viscript; only the skywire executable opts in to the signal protocol and uses the
+    /// libraries know nothing of Viscript; viscript-cli is the control-API client alone (NativeAOT; viscript compiles the
+    /// same source for <c>viscript cli</c>); only the skywire executable opts in to the signal protocol and uses the
     /// viscript control-API client (for the demo). skywire → viscript is a deployment dependency only.
     /// </summary>
     private static readonly Dictionary<string, string[]> s_allowedProjectReferences = new(StringComparer.Ordinal)
     {
         ["Viscript.Signal"] = [],
         ["Viscript.Core"] = ["Viscript.Signal"],
+        ["viscript-cli"] = ["Viscript.Core"],
         ["viscript"] = ["Viscript.Core"],
         ["Skywire.Protocol"] = [],
         ["Skywire.Core"] = ["Skywire.Protocol"],
@@ -43,6 +46,7 @@ public class AssemblyGraphTests
     {
         ["Viscript.Signal"] = [],
         ["Viscript.Core"] = ["Viscript.Signal"],
+        ["viscript-cli"] = ["Viscript.Core", "Viscript.Signal"],
         ["viscript"] = ["Viscript.Core", "Viscript.Signal"],
         ["Skywire.Protocol"] = [],
         ["Skywire.Core"] = ["Skywire.Protocol"],

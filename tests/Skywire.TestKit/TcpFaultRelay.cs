@@ -7,12 +7,15 @@ namespace Skywire.TestKit;
 /// <summary>
 /// A TCP relay on loopback between clients and one target, for tests that must break connections: every accepted
 /// connection is piped to a fresh connection to the target, and <see cref="KillAll"/> resets all current ones (both
-/// sides see the connection die, as when a NAT or a middlebox drops it) while new connections keep working.
+/// sides see the connection die, as when a NAT or a middlebox drops it) while new connections keep working. With a
+/// <c>delay</c>, every chunk is delivered that long after it was read, in order (a slow hop: the round trip grows by
+/// twice the delay); TCP itself never loses bytes, so a lossy hop is one whose connections die (<see cref="KillAll"/>).
 /// </summary>
 public sealed class TcpFaultRelay : IDisposable
 {
     private readonly Socket _listener;
     private readonly IPEndPoint _target;
+    private readonly TimeSpan _delay;
     private readonly ConcurrentDictionary<int, (Socket Client, Socket Upstream)> _pairs = new();
     private readonly CancellationTokenSource _cts = new();
     private readonly Task _acceptLoop;
@@ -21,9 +24,17 @@ public sealed class TcpFaultRelay : IDisposable
 
     /// <summary>Starts relaying from 127.0.0.1:0 (see <see cref="ListenEndPoint"/>) to <paramref name="target"/>.</summary>
     public TcpFaultRelay(IPEndPoint target)
+        : this(target, TimeSpan.Zero)
+    {
+    }
+
+    /// <summary>Starts relaying to <paramref name="target"/>, each direction delayed by <paramref name="delay"/>.</summary>
+    public TcpFaultRelay(IPEndPoint target, TimeSpan delay)
     {
         ArgumentNullException.ThrowIfNull(target);
+        ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
         _target = target;
+        _delay = delay;
         _listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         _listener.Listen(64);
@@ -109,7 +120,9 @@ public sealed class TcpFaultRelay : IDisposable
 
         var id = Interlocked.Increment(ref _nextId);
         _pairs[id] = (client, upstream);
-        await Task.WhenAny(PumpAsync(client, upstream), PumpAsync(upstream, client));
+        await (_delay > TimeSpan.Zero
+            ? Task.WhenAny(DelayedPumpAsync(client, upstream), DelayedPumpAsync(upstream, client))
+            : Task.WhenAny(PumpAsync(client, upstream), PumpAsync(upstream, client)));
         if (_pairs.TryRemove(id, out _))
         {
             Reset(client);
@@ -136,6 +149,60 @@ public sealed class TcpFaultRelay : IDisposable
         }
         catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
         {
+        }
+    }
+
+    /// <summary>Reads chunks as they come and sends each one <see cref="_delay"/> after it was read, in order.</summary>
+    private async Task DelayedPumpAsync(Socket from, Socket to)
+    {
+        var queue = System.Threading.Channels.Channel.CreateBounded<(long Due, byte[]? Data)>(1024);
+        var sender = Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (var (due, data) in queue.Reader.ReadAllAsync(_cts.Token))
+                {
+                    var wait = TimeSpan.FromTicks(due - Environment.TickCount64 * TimeSpan.TicksPerMillisecond);
+                    if (wait > TimeSpan.Zero)
+                    {
+                        await Task.Delay(wait, _cts.Token);
+                    }
+
+                    if (data is null)
+                    {
+                        to.Shutdown(SocketShutdown.Send);
+                        return;
+                    }
+
+                    await to.SendAsync(data, SocketFlags.None, _cts.Token);
+                }
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+            }
+        });
+        var buffer = new byte[64 * 1024];
+        try
+        {
+            while (true)
+            {
+                var n = await from.ReceiveAsync(buffer, SocketFlags.None, _cts.Token);
+                var due = (Environment.TickCount64 * TimeSpan.TicksPerMillisecond) + _delay.Ticks;
+                await queue.Writer.WriteAsync((due, n == 0 ? null : buffer.AsSpan(0, n).ToArray()), _cts.Token);
+                if (n == 0)
+                {
+                    break;
+                }
+            }
+
+            await sender;
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException or System.Threading.Channels.ChannelClosedException)
+        {
+        }
+        finally
+        {
+            queue.Writer.TryComplete();
         }
     }
 

@@ -21,7 +21,7 @@ public sealed class LocalProcessHost : IProcessHost
         Name = name;
         _sampler = sampler;
         Apps = [.. supervisor.Config.Apps.Values.OrderBy(a => a.Name, StringComparer.OrdinalIgnoreCase)
-            .Select(a => new AppInfo(a.Name, a.Path, a.DefaultArgs, a.Description, a.Help, a.Daemon, a.Restart.ToString(), a.Autostart))];
+            .Select(a => new AppInfo(a.Name, a.Path, a.DefaultArgs, a.Description, a.Help, a.Daemon, a.Restart.ToString(), a.Autostart) { Groups = a.Groups })];
     }
 
     /// <summary>The supervisor.</summary>

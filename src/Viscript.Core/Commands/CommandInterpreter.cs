@@ -54,6 +54,9 @@ public sealed partial class CommandInterpreter
         ("apps [HOST]", "List the apps of config.yaml (of every host in a cluster)."),
         ("help <app>", "Show an app's help text."),
         ("start (s) [-a] <app> [args]", "Start an app (HOST:app on an agent); -a attaches to it."),
+        ("start -n N <app> [args]", "Start N instances of an app in one call."),
+        ("start [-n N] -m <app>...", "Start several apps (their default args)."),
+        ("start [-n N] -g <group|all>", "Start every app of a group (groups: in config.yaml), or all."),
         ("list_apps (la, ps) [-f] [HOST]", "List processes; -f shows full command lines."),
         ("ping <id>", "Signal round trip to a process."),
         ("res_usage (ru) <id>", "CPU, memory, threads, files (and heap for signal clients)."),
@@ -186,26 +189,131 @@ public sealed partial class CommandInterpreter
         return CommandResult.Ok(lines);
     }
 
+    /// <summary>Upper bound of <c>start -n N</c> and of the starts of one command (a typo must not fork-bomb the host).</summary>
+    public const int MaxStartsPerCommand = 10_000;
+
+    /// <summary>
+    /// <c>start [-a] &lt;app&gt; [args]</c>, plus several starts in one call (issue 19.3): <c>-n N</c> starts N instances,
+    /// <c>-m APP...</c> several apps (their default arguments), <c>-g GROUP</c> every app of a group (<c>groups:</c> in
+    /// config.yaml; <c>-g all</c> every app, as <c>supervisorctl start all</c>; <c>HOST:GROUP</c> on an agent).
+    /// Every name is checked before the first start; a failed start ends the command with its code after the lines of
+    /// the starts that happened.
+    /// </summary>
     private async Task<CommandResult> StartAsync(List<string> args, CancellationToken ct)
     {
         var attach = false;
-        if (args.Count > 0 && args[0] == "-a")
+        var count = 1;
+        string? group = null;
+        var many = false;
+        while (args.Count > 0 && args[0].StartsWith('-') && args[0].Length > 1)
         {
-            attach = true;
+            var option = args[0];
             args.RemoveAt(0);
+            switch (option)
+            {
+                case "-a":
+                    attach = true;
+                    break;
+                case "-m":
+                    many = true;
+                    break;
+                case "-n" or "-g" when args.Count == 0:
+                    return CommandResult.Fail(ErrorCode.Usage, $"start: {option} needs a value. {StartUsage}");
+                case "-n":
+                    if (!int.TryParse(args[0], NumberStyles.None, CultureInfo.InvariantCulture, out count) || count < 1 || count > MaxStartsPerCommand)
+                    {
+                        return CommandResult.Fail(ErrorCode.Usage, $"start: -n takes a count from 1 to {MaxStartsPerCommand}, got '{args[0]}'.");
+                    }
+                    args.RemoveAt(0);
+                    break;
+                case "-g":
+                    group = args[0];
+                    args.RemoveAt(0);
+                    break;
+                case "--":
+                    goto parsed;
+                default:
+                    return CommandResult.Fail(ErrorCode.Usage, $"start: unknown option '{option}'. {StartUsage}");
+            }
         }
-        if (args.Count == 0)
+    parsed:
+        List<(IProcessHost Host, string App)> targets;
+        IReadOnlyList<string> appArgs = [];
+        if (group is not null)
+        {
+            if (args.Count > 0 || many)
+            {
+                return CommandResult.Fail(ErrorCode.Usage, $"start: -g takes no app names or arguments. {StartUsage}");
+            }
+            var (host, name) = Directory.ParseApp(group);
+            var all = string.Equals(name, "all", StringComparison.OrdinalIgnoreCase);
+            targets = [.. host.Apps
+                .Where(a => all || (a.Groups?.Contains(name, StringComparer.OrdinalIgnoreCase) ?? false))
+                .OrderBy(a => a.Name, StringComparer.Ordinal)
+                .Select(a => (host, a.Name))];
+            if (targets.Count == 0)
+            {
+                return CommandResult.Fail(ErrorCode.UnknownApp, $"No app is in group '{group}'. Groups are set with 'groups:' in config.yaml; '-g all' starts every app.");
+            }
+        }
+        else if (args.Count == 0)
         {
             return CommandResult.Fail(ErrorCode.Usage, "Must pass an app name to start, e.g. start <app> [args]. Try running 'apps'.");
         }
-        var (host, app) = Directory.ParseApp(args[0]);
-        var info = await host.StartAsync(app, args.Skip(1).ToList(), ct);
-        var target = ClusterDirectory.Qualify(host, info.Id);
-        var line = $"Added external app (ID: {target}, Command: {info.CommandLine})";
-        return attach && !info.Daemon
-            ? new CommandResult(ErrorCode.Ok, [line], CommandAction.Attach, info.Id, target)
-            : CommandResult.Ok(line);
+        else if (many)
+        {
+            targets = [.. args.Select(Directory.ParseApp)];
+        }
+        else
+        {
+            targets = [Directory.ParseApp(args[0])];
+            appArgs = args.Skip(1).ToList();
+        }
+        var total = (long)targets.Count * count;
+        if (total > MaxStartsPerCommand)
+        {
+            return CommandResult.Fail(ErrorCode.Usage, $"start: {total} starts in one command; at most {MaxStartsPerCommand}.");
+        }
+        if (attach && total > 1)
+        {
+            return CommandResult.Fail(ErrorCode.Usage, "start: -a attaches to one app; it cannot be combined with -n, -m or -g.");
+        }
+        if (total > 1)
+        {
+            foreach (var (host, app) in targets)
+            {
+                if (!host.Apps.Any(a => string.Equals(a.Name, app, StringComparison.OrdinalIgnoreCase)))
+                {
+                    return CommandResult.Fail(ErrorCode.UnknownApp, $"App with name '{(host.IsLocal ? app : $"{host.Name}:{app}")}' doesn't exist. Try running 'apps'. Nothing was started.");
+                }
+            }
+        }
+        var lines = new List<string>((int)total);
+        ProcessInfo? last = null;
+        IProcessHost? lastHost = null;
+        foreach (var (host, app) in targets)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                try
+                {
+                    last = await host.StartAsync(app, appArgs, ct);
+                }
+                catch (ViscriptException ex) when (lines.Count > 0)
+                {
+                    lines.Add(ex.Message);
+                    return new CommandResult(ex.Code, lines);
+                }
+                lastHost = host;
+                lines.Add($"Added external app (ID: {ClusterDirectory.Qualify(host, last.Id)}, Command: {last.CommandLine})");
+            }
+        }
+        return attach && last is not null && lastHost is not null && !last.Daemon
+            ? new CommandResult(ErrorCode.Ok, lines, CommandAction.Attach, last.Id, ClusterDirectory.Qualify(lastHost, last.Id))
+            : CommandResult.Ok(lines);
     }
+
+    private const string StartUsage = "Usage: start [-a] <app> [args] | start -n N <app> [args] | start [-n N] -m <app>... | start [-n N] -g <group|all>";
 
     private CommandResult ListApps(List<string> args)
     {

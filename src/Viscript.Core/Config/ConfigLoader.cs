@@ -38,6 +38,7 @@ public static class ConfigLoader
     [
         "daemon", "path", "default_args", "desc", "help", "env", "cwd", "autostart", "restart", "max_retries",
         "backoff", "backoff_max", "start_secs", "stable_secs", "stop_timeout", "shutdown_wait", "args_mode", "signal_flags",
+        "groups",
     ];
 
     private static readonly string[] s_settingKeys =
@@ -253,6 +254,9 @@ public static class ConfigLoader
                 case "signal_flags":
                     app = app with { SignalFlags = ctx.Bool(value, k) };
                     break;
+                case "groups":
+                    app = app with { Groups = ReadGroups(ctx, value, k) };
+                    break;
                 default:
                     ctx.Warn(keyNode, k, $"unknown key ignored (known: {string.Join(", ", s_appKeys)})");
                     break;
@@ -324,6 +328,24 @@ public static class ConfigLoader
             }
         }
         return settings;
+    }
+
+    /// <summary><c>groups:</c> one name or a list of names (letters, digits, <c>.</c>, <c>_</c>, <c>-</c>; not <c>all</c>, which means every app).</summary>
+    private static List<string> ReadGroups(Context ctx, YamlNode value, string key)
+    {
+        var names = value is YamlScalarNode { Value: { Length: > 0 } one } && !IsNull(value) ? [one] : ctx.StringList(value, key);
+        foreach (var name in names)
+        {
+            if (name.Length == 0 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-'))
+            {
+                ctx.Error(value, key, $"group '{name}' must be letters, digits, '.', '_' or '-'");
+            }
+            else if (string.Equals(name, "all", StringComparison.OrdinalIgnoreCase))
+            {
+                ctx.Error(value, key, "'all' is not a group name: 'start -g all' already starts every app");
+            }
+        }
+        return names;
     }
 
     // Complex keys (sequences or mappings as keys) never match a known key and are reported as unknown.

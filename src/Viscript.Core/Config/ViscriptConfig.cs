@@ -87,6 +87,9 @@ public sealed record AppOptions
 
     /// <summary>Also append the original <c>-signal-client-id &lt;id&gt; -signal-client</c> flags.</summary>
     public bool SignalFlags { get; init; }
+
+    /// <summary>Groups of the app (<c>groups:</c>, a name or a list): <c>start -g GROUP</c> starts every app of one.</summary>
+    public IReadOnlyList<string> Groups { get; init; } = [];
 }
 
 /// <summary>The <c>settings:</c> block.</summary>

@@ -3,7 +3,11 @@ namespace Viscript.Core.Control;
 // Control API contracts (JSON, camelCase on the wire). The CLI and the web GUI read these shapes: add fields, never rename.
 
 /// <summary>A configured app (<c>GET /api/apps</c>).</summary>
-public sealed record AppInfo(string Name, string Path, IReadOnlyList<string> DefaultArgs, string Description, string Help, bool Daemon, string Restart, bool Autostart);
+public sealed record AppInfo(string Name, string Path, IReadOnlyList<string> DefaultArgs, string Description, string Help, bool Daemon, string Restart, bool Autostart)
+{
+    /// <summary>The groups the app belongs to (<c>groups:</c> in config.yaml; <c>start -g GROUP</c>); null or empty = none.</summary>
+    public IReadOnlyList<string>? Groups { get; init; }
+}
 
 /// <summary>A managed process or a signal client viscript did not launch (<c>GET /api/processes</c>).</summary>
 /// <param name="Id">Sequence id (= signal client id).</param>

@@ -144,7 +144,9 @@ public sealed partial class Supervisor
     public async Task<TimeSpan> PingAsync(ulong id, CancellationToken cancellationToken = default)
     {
         RequireSignalClient(id);
-        return await _signalRequests.PingAsync(id, cancellationToken);
+        var rtt = await _signalRequests.PingAsync(id, cancellationToken);
+        _metrics.Pinged(rtt);
+        return rtt;
     }
 
     /// <summary>OS figures from /proc for a process viscript launched, plus heap figures through TOP for signal clients.</summary>

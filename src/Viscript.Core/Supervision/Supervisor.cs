@@ -37,6 +37,7 @@ public sealed partial class Supervisor : IAsyncDisposable
     private readonly StopEscalation _stops;
     private readonly LeftoverStopper _leftovers;
     private readonly RunStateFile? _runState;
+    private readonly SupervisorMetrics _metrics;
     private ulong _nextId = 1;
     private volatile bool _shuttingDown;
     private int _disposed;
@@ -55,10 +56,17 @@ public sealed partial class Supervisor : IAsyncDisposable
         _stops = new StopEscalation(_signal, _time, _logger);
         _leftovers = new LeftoverStopper(_reaper, _logger);
         _runState = _options.RecordRunState ? new RunStateFile(RunStateDirectory, _logger) : null;
+        _metrics = new SupervisorMetrics(List, _options.MeterName);
         _signal.ClientRegistered += OnClientRegistered;
         _signal.ClientDisconnected += OnClientDisconnected;
         Log.ReaperMode(_logger, _reaper.IsSubreaper, _launcher.NewSession);
     }
+
+    /// <summary>The default name of the meter of the supervisor's instruments (docs/operations.md "Metrics").</summary>
+    public const string MeterName = SupervisorMetrics.MeterName;
+
+    /// <summary>The name of this supervisor's meter (<see cref="SupervisorOptions.MeterName"/>).</summary>
+    public string InstrumentsMeterName => _options.MeterName;
 
     /// <summary>Raised on every state change and signal registration. Handlers run under internal locks: they must not block.</summary>
     public event EventHandler<ProcessEvent>? Changed;
@@ -119,6 +127,7 @@ public sealed partial class Supervisor : IAsyncDisposable
         await StopAllAsync();
         _runState?.Delete();
         await _reaper.DisposeAsync();
+        _metrics.Dispose();
     }
 
     // ---- launching and exits ----
@@ -368,6 +377,18 @@ public sealed partial class Supervisor : IAsyncDisposable
             throw new InvalidOperationException($"Process {p.Id}: transition {from} -> {to} is not allowed ({reason}).");
         }
         p.State = to;
+        if (to == ProcessState.Starting)
+        {
+            _metrics.Started(p.App.Name);
+            if (from != ProcessState.Created)
+            {
+                _metrics.Restarted(p.App.Name);
+            }
+        }
+        else if (to is ProcessState.Exited or ProcessState.Backoff or ProcessState.Fatal && from is ProcessState.Starting or ProcessState.Running or ProcessState.Stopping)
+        {
+            _metrics.Ended(p.App.Name, to.ToString().ToLowerInvariant());
+        }
         var display = ProcessStates.Display(to, p.ExitCode);
         Log.StateChanged(_logger, p.Id, p.App.Name, from, to, reason);
         RaiseEvent(new ProcessEvent(_time.GetUtcNow(), "state", p.Id, p.App.Name, from.ToString(), display, p.Run?.Pid ?? p.LastPid,

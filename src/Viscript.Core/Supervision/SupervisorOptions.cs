@@ -34,6 +34,12 @@ public sealed record SupervisorOptions
     /// </summary>
     public bool RecordRunState { get; init; }
 
+    /// <summary>
+    /// Name of the meter of the supervisor's instruments (<see cref="Supervisor.MeterName"/> by default). Metric readers
+    /// select meters by name, so hosts that run several supervisors in one process (tests) give each its own.
+    /// </summary>
+    public string MeterName { get; init; } = SupervisorMetrics.MeterName;
+
     /// <summary>Default options.</summary>
     public static SupervisorOptions Default { get; } = new();
 }

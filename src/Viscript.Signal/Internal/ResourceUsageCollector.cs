@@ -15,6 +15,15 @@ internal static class ResourceUsageCollector
     public static byte[] Collect(ulong? rid)
     {
         var info = GC.GetGCMemoryInfo(GCKind.Any);
+        if (info.Index == 0)
+        {
+            // The GC fills GCMemoryInfo at the end of a collection: before the first one every figure reads 0 (issue
+            // 18.6). A process that has not collected yet is young and its heap small, so one gen0 collection costs
+            // microseconds and makes HeapSys/HeapIdle/HeapInuse real; it happens at most once per process.
+            GC.Collect(0, GCCollectionMode.Forced, blocking: true);
+            info = GC.GetGCMemoryInfo(GCKind.Any);
+        }
+
         var heapAlloc = (ulong)Math.Max(0, GC.GetTotalMemory(forceFullCollection: false));
         var heapSys = (ulong)Math.Max(0, info.TotalCommittedBytes);
         var heapInuse = (ulong)Math.Max(0, info.HeapSizeBytes);

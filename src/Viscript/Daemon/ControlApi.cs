@@ -48,6 +48,9 @@ public static class ControlApi
             }
         });
 
+        // Prometheus text format of the supervisor's meter; after the token check above, like every endpoint here.
+        app.MapPrometheusScrapingEndpoint("/metrics");
+
         var api = app.MapGroup("/api");
         var hosts = daemon.Hosts;
         api.MapGet("/info", () => new DaemonInfo(typeof(ControlApi).Assembly.GetName().Version?.ToString() ?? "0", Environment.ProcessId,

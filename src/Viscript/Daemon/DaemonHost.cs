@@ -5,6 +5,8 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 using Viscript.Core;
 using Viscript.Core.Cluster;
 using Viscript.Core.Commands;
@@ -66,6 +68,9 @@ public sealed record DaemonOptions
 
     /// <summary>Upper bound of the graceful stop of all apps on daemon exit.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Meter of the supervisor's instruments served at /metrics (one per daemon when tests run several in a process).</summary>
+    public string MeterName { get; init; } = Supervisor.MeterName;
 
     /// <summary>Clock.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
@@ -345,6 +350,7 @@ public sealed partial class DaemonHost : IAsyncDisposable
             ShutdownTimeout = Options.ShutdownTimeout,
             ChildSubreaper = Options.ChildSubreaper,
             RecordRunState = true,
+            MeterName = Options.MeterName,
         }, _loggerFactory.CreateLogger<Supervisor>());
         Supervisor.Changed += (_, e) => Events.Publish(e);
         // Apps a predecessor left when it was killed (SIGKILL) are stopped before anything starts (docs/viscript.md, Processes).
@@ -379,6 +385,10 @@ public sealed partial class DaemonHost : IAsyncDisposable
         // Binding failures (malformed JSON, missing body) throw, so that the error middleware answers them as problem+json with code 2.
         builder.Services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
+        // GET /metrics behind the control token (docs/operations.md "Metrics"); every scrape reads that moment's state.
+        builder.Services.AddOpenTelemetry().ConfigureResource(r => r.AddService("viscript")).WithMetrics(m => m
+            .AddMeter(Supervisor.InstrumentsMeterName)
+            .AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0));
         var web = builder.Build();
         GuiEndpoints.Map(web, this);
         ControlApi.Map(web, this);

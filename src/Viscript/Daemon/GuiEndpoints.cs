@@ -18,6 +18,14 @@ namespace Viscript.Daemon;
 /// </summary>
 public static class GuiEndpoints
 {
+    /// <summary>What <c>GET /</c> answers on a headless daemon (text/plain).</summary>
+    public const string HeadlessPage = """
+        viscript: the web GUI is off: this daemon runs headless (--headless, or settings.runHeadless: true in its config.yaml).
+        To use the GUI, start viscript with --gui (it overrides runHeadless), then open the link that
+        'viscript cli --control ADDR --gui-url' prints. The control API (/api, used by viscript cli) works either way.
+
+        """;
+
     /// <summary>Maps the GUI parts; call before <see cref="ControlApi.Map"/>.</summary>
     public static void Map(WebApplication app, DaemonHost daemon)
     {
@@ -34,7 +42,23 @@ public static class GuiEndpoints
         });
 
         var root = Path.Combine(AppContext.BaseDirectory, "wwwroot");
-        if (!daemon.Options.Headless && Directory.Exists(root))
+        if (daemon.Options.Headless)
+        {
+            // No GUI, but a browser pointed here learns why and how to get one (no token needed: it says nothing else).
+            app.Use(async (ctx, next) =>
+            {
+                if (HttpMethods.IsGet(ctx.Request.Method) && ctx.Request.Path.Value is "/" or "/index.html")
+                {
+                    ctx.Response.StatusCode = StatusCodes.Status404NotFound;
+                    ctx.Response.ContentType = "text/plain; charset=utf-8";
+                    ctx.Response.Headers.CacheControl = "no-store";
+                    await ctx.Response.WriteAsync(HeadlessPage, ctx.RequestAborted);
+                    return;
+                }
+                await next(ctx);
+            });
+        }
+        else if (Directory.Exists(root))
         {
             var files = new PhysicalFileProvider(root);
             app.Use(async (ctx, next) =>

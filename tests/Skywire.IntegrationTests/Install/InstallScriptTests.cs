@@ -34,6 +34,8 @@ public sealed class InstallScriptTests : IDisposable
         Assert.Equal(version.Output.Trim(), (await RunAsync(viscript, ["--version"], Limit, noDotnet: true)).Output.Trim());
         Assert.True(File.Exists(Path.Combine(prefix, "lib", "skywire", "libhostfxr.so")), "skywire is not self-contained");
         Assert.True(File.Exists(Path.Combine(prefix, "lib", "viscript", "wwwroot", "index.html")), "viscript's GUI files are missing");
+        var cliHelp = await RunAsync(Path.Combine(prefix, "bin", "viscript-cli"), ["--help"], Limit, noDotnet: true);
+        Assert.True(cliHelp.Code == 0 && cliHelp.Output.Contains("Usage: viscript cli", StringComparison.Ordinal), cliHelp.Output);
 
         // The units: the prefix filled in, copied to --systemd-dir, accepted by systemd.
         foreach (var name in new[] { "skywire-manager.service", "skywire-node.service", "skywire-messenger.service", "viscript.service" })

@@ -40,7 +40,8 @@ public sealed class ClusterFixture : IAsyncDisposable
 
     public static string Config() => TestConfigs.Build(TestConfigs.App("t", "sleep"), TestConfigs.App("echo", "echo"));
 
-    public static async Task<ClusterFixture> StartAsync()
+    /// <summary>Starts the cluster; <paramref name="joinVia"/> maps the primary's agent address to the one the agent dials (a relay).</summary>
+    public static async Task<ClusterFixture> StartAsync(Func<IPEndPoint, IPEndPoint>? joinVia = null)
     {
         var keys = new TempDir();
         var agentKeyFile = Path.Combine(keys.Path, "agent.key");
@@ -71,7 +72,7 @@ public sealed class ClusterFixture : IAsyncDisposable
                 Cluster = new ClusterOptions
                 {
                     KeyFile = agentKeyFile,
-                    Join = primary.Host.AgentsEndPoint!.ToString(),
+                    Join = (joinVia?.Invoke(primary.Host.AgentsEndPoint!) ?? primary.Host.AgentsEndPoint!).ToString(),
                     PrimaryKey = primary.Host.ClusterKey!.PublicKey,
                     InitialBackoff = TimeSpan.FromMilliseconds(200),
                     MaxBackoff = TimeSpan.FromSeconds(1),

@@ -127,7 +127,9 @@ public sealed partial class DaemonProcess : IAsyncDisposable
     {
         // The token folder of this daemon (and of the cli runs against it): next to its config, so each test has its own.
         var runtime = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(configPath))!, "run");
-        var psi = StartInfo(["--headless", "--config", configPath, "--signal", "127.0.0.1:0", "--control", "127.0.0.1:0", .. extraArgs], runtime, prefix);
+        // --headless unless the test asks for the GUI (--gui and --headless together are a usage error).
+        string[] mode = extraArgs.Contains("--gui") ? [] : ["--headless"];
+        var psi = StartInfo([.. mode, "--config", configPath, "--signal", "127.0.0.1:0", "--control", "127.0.0.1:0", .. extraArgs], runtime, prefix);
         var d = new DaemonProcess(Process.Start(psi)!) { RuntimeDirectory = runtime };
         var m = await d._started.Task.WaitAsync(TimeSpan.FromSeconds(60));
         d.SignalAddress = m.Groups[1].Value;

@@ -10,6 +10,14 @@ public static class Paths
 
     public static string ViscriptDll => Path.Combine(RepoRoot, "src", "Viscript", "bin", Configuration, "net10.0", "viscript.dll");
 
+    /// <summary>
+    /// The <c>viscript-cli</c> executable: <c>VISCRIPT_CLI_NATIVE</c> when set (.ci/run points it at the NativeAOT build),
+    /// else src/Viscript.Cli's own build (the JIT apphost: the same code).
+    /// </summary>
+    public static string ViscriptCli => Environment.GetEnvironmentVariable("VISCRIPT_CLI_NATIVE") is { Length: > 0 } native
+        ? native
+        : Path.Combine(RepoRoot, "src", "Viscript.Cli", "bin", Configuration, "net10.0", "viscript-cli");
+
     public static string TestApp => Path.Combine(RepoRoot, "tests", "apps", "Viscript.TestApp", "bin", Configuration, "net10.0", "viscript-testapp");
 
     private static string FindRoot()

@@ -18,6 +18,9 @@ public sealed class CliClient : IDisposable
     private readonly Viscript.Core.Commands.LiveOutput _live = new();
     private readonly TextWriter _err;
 
+    /// <summary>Where the control address came from, for the "cannot reach" message (<c>--control</c>, env or default).</summary>
+    internal string AddressSource { get; init; } = "--control";
+
     /// <summary>Creates a client for <paramref name="baseUrl"/>.</summary>
     public CliClient(Uri baseUrl, string? token, TextWriter output, TextWriter error)
     {
@@ -56,6 +59,7 @@ public sealed class CliClient : IDisposable
     public static async Task<int> RunAsync(string[] args, TextReader input, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         var control = Environment.GetEnvironmentVariable("VISCRIPT_CONTROL");
+        var source = string.IsNullOrWhiteSpace(control) ? "the default address" : "VISCRIPT_CONTROL";
         string? token = null;
         string? tokenFile = null;
         var guiUrl = false;
@@ -81,17 +85,24 @@ public sealed class CliClient : IDisposable
                     return (int)ErrorCode.Usage;
                 }
                 var value = args[++i];
-                _ = a switch
+                if (a == "--control")
                 {
-                    "--control" => control = value,
-                    "--token" => token = value,
-                    _ => tokenFile = value,
-                };
+                    (control, source) = (value, "--control");
+                }
+                else if (a == "--token")
+                {
+                    token = value;
+                }
+                else
+                {
+                    tokenFile = value;
+                }
                 continue;
             }
             if (a.StartsWith("--control=", StringComparison.Ordinal))
             {
                 control = a["--control=".Length..];
+                source = "--control";
                 continue;
             }
             if (a.StartsWith("--token=", StringComparison.Ordinal))
@@ -136,7 +147,7 @@ public sealed class CliClient : IDisposable
             output.WriteLine(resolved is null ? baseUrl.ToString() : $"{baseUrl}#token={Uri.EscapeDataString(resolved)}");
             return 0;
         }
-        using var client = new CliClient(baseUrl, resolved, output, error);
+        using var client = new CliClient(baseUrl, resolved, output, error) { AddressSource = source };
         var command = args[i..];
         return command.Length == 0
             ? await client.ShellAsync(input, cancellationToken)
@@ -219,11 +230,65 @@ public sealed class CliClient : IDisposable
                 _err.WriteLine($"error {problem.Code} ({problem.Title}): {line}");
             }
         }
+        else if (ex.Code == ErrorCode.DaemonUnreachable)
+        {
+            _err.WriteLine($"viscript cli: no viscript daemon answers at {_client.BaseAddress} ({AddressSource}): {ex.InnerException?.Message ?? ex.Message}");
+            foreach (var line in Hints(_client.BaseAddress, AddressSource))
+            {
+                _err.WriteLine("  " + line);
+            }
+        }
         else
         {
             _err.WriteLine("viscript cli: " + ex.Message);
         }
         return (int)ex.Code;
+    }
+
+    /// <summary>
+    /// What to try when nothing answers: the daemons of this user that are running now (each leaves its token file
+    /// <c>control-HOST-PORT.token</c> while it runs), else how to start one or point at another.
+    /// </summary>
+    internal static List<string> Hints(Uri tried, string source, string? tokenDirectory = null)
+    {
+        var lines = new List<string>();
+        var found = new List<string>();
+        try
+        {
+            var dir = tokenDirectory ?? ControlToken.DefaultDirectory();
+            if (System.IO.Directory.Exists(dir))
+            {
+                foreach (var file in System.IO.Directory.EnumerateFiles(dir, "control-*.token").Order(StringComparer.Ordinal))
+                {
+                    var name = Path.GetFileNameWithoutExtension(file)["control-".Length..];
+                    var dash = name.LastIndexOf('-');
+                    if (dash > 0 && int.TryParse(name[(dash + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port))
+                    {
+                        var host = name[..dash];
+                        var address = host.Contains('_', StringComparison.Ordinal) ? $"[{host.Replace('_', ':')}]:{port}" : $"{host}:{port}";
+                        if (!string.Equals($"{tried.Host}:{tried.Port}", address, StringComparison.OrdinalIgnoreCase))
+                        {
+                            found.Add(address);
+                        }
+                    }
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ViscriptException)
+        {
+            // Hints only: an unreadable folder just gives none.
+        }
+        if (found.Count > 0)
+        {
+            lines.Add($"daemons of this user that are running (token files): {string.Join(", ", found)}");
+            lines.Add($"e.g. viscript cli --control {found[0]} la");
+        }
+        else if (source == "the default address")
+        {
+            lines.Add("start a daemon (viscript --headless) or pass --control ADDR (or set VISCRIPT_CONTROL): a daemon prints its");
+            lines.Add("control address in its first line, 'viscript: signal ... control http://ADDR pid ...'");
+        }
+        return lines;
     }
 
     /// <summary>Streams new output of <paramref name="id"/> (<c>ID</c>, or <c>HOST:ID</c> in a cluster) until the process stops running; returns 0.</summary>
