@@ -76,6 +76,10 @@ internal sealed partial class MeteringAgent
                 IHopCounter sent = _sendReverse is { } r ? r.Meter : _reverseIn!;
                 _senders.Add(new HopSender(terms, position - 1, MeteringDirection.Reverse, agent._key, options, sent));
             }
+
+            // A relay's rules are installed before the route is metered: bound now, so the caps hold from the first packet.
+            _forwardIn?.TryBind(agent._rules);
+            _reverseIn?.TryBind(agent._rules);
         }
 
         public RouteTerms Terms { get; }
@@ -176,7 +180,7 @@ internal sealed partial class MeteringAgent
                 _agent._journal.Append(signed.Encode(), flush: signed.Final);
             }
 
-            if (Position == 0 && !closing)
+            if (Position == 0 && !closing && _agent._options.Authorize)
             {
                 await AuthorizeAsync(cancellationToken);
             }

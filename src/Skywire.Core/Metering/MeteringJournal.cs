@@ -12,21 +12,11 @@ internal sealed class MeteringJournal : IDisposable
     private const int MaxMemoryLines = 10_000;
     private readonly Lock _sync = new();
     private readonly List<string> _lines = [];
-    private readonly FileStream? _file;
+    private readonly string? _path;
+    private FileStream? _file;
 
-    public MeteringJournal(string? path)
-    {
-        if (path is not null)
-        {
-            var directory = Path.GetDirectoryName(Path.GetFullPath(path));
-            if (directory is not null)
-            {
-                Directory.CreateDirectory(directory);
-            }
-
-            _file = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read);
-        }
-    }
+    /// <summary>The file is created on the first line (a node that never meters leaves no file).</summary>
+    public MeteringJournal(string? path) => _path = path;
 
     /// <summary>The lines appended by this process (the last 10 000).</summary>
     public IReadOnlyList<string> Lines
@@ -51,12 +41,24 @@ internal sealed class MeteringJournal : IDisposable
             }
 
             _lines.Add(line);
-            if (_file is not null)
+            if (_path is not null)
             {
+                _file ??= OpenFile(_path);
                 _file.Write(Encoding.ASCII.GetBytes(line + "\n"));
                 _file.Flush(flushToDisk: flush);
             }
         }
+    }
+
+    private static FileStream OpenFile(string path)
+    {
+        var directory = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (directory is not null)
+        {
+            Directory.CreateDirectory(directory);
+        }
+
+        return new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read);
     }
 
     public void Dispose()

@@ -18,6 +18,12 @@ public sealed record NodeMeteringOptions
     /// </summary>
     public string? JournalFile { get; init; }
 
+    /// <summary>
+    /// Whether this node, as a source, raises the caps with spend authorizations as data is delivered (default). False:
+    /// it never pays for more than the window it accepted with the terms, and its routes stall there.
+    /// </summary>
+    public bool Authorize { get; init; } = true;
+
     /// <summary>Receipt cadence and the loss bound of a countersignature.</summary>
     public HopMeterOptions Receipts { get; init; } = HopMeterOptions.Default;
 

@@ -122,6 +122,67 @@ public sealed class LiveMeteringTests : IDisposable
         Assert.Empty(mesh.Manager.Controller.Metering!.Read(l => l.Routes.ToList()));
     }
 
+    [Fact]
+    public async Task SourceStopsAuthorizing_RouteStallsAtTheWindow()
+    {
+        const int window = 1024 * 1024;
+        Task transfer;
+        await using (var mesh = MeshHarness.Start(Metered(window)))
+        {
+            var a = await mesh.AddNodeAsync(o => Fast(o) with { Metering = Fast(o).Metering with { Authorize = false } });
+            var b = await mesh.AddNodeAsync(Fast);
+            var c = await mesh.AddNodeAsync(Fast);
+            var d = await mesh.AddNodeAsync(Fast);
+            await mesh.LinkAsync(a, b);
+            await mesh.LinkAsync(b, c);
+            await mesh.LinkAsync(c, d);
+            mesh.Manager.Controller.Metering!.Grant(a.PublicKey, 100 * Sky);
+
+            transfer = Task.Run(() => MeshHarness.TransferAsync(a, d, 8L * window));
+            await MeshHarness.WaitUntilAsync(() => a.DataPlane.Statistics.Capped > 0 || transfer.IsCompleted, "the source's sends to stop at its cap");
+            Assert.False(transfer.IsCompleted, "8 windows of data went through a route the source authorized for one");
+            Assert.All(new[] { b, c, d }, n => Assert.All(n.DataPlane.GetRules().Where(r => r.InLink == PreviousOf(n, a, b, c)), r => Assert.InRange(r.Bytes, 1, window)));
+        }
+
+        await Assert.ThrowsAnyAsync<Exception>(() => transfer);
+    }
+
+    [Fact]
+    public async Task SourceIgnoresItsCap_RelaysDropBeyondIt()
+    {
+        const int window = 1024 * 1024;
+        Task transfer;
+        await using (var mesh = MeshHarness.Start(Metered(window)))
+        {
+            var a = await mesh.AddNodeAsync(o => Fast(o) with { Metering = Fast(o).Metering with { Authorize = false } });
+            var b = await mesh.AddNodeAsync(Fast);
+            var c = await mesh.AddNodeAsync(Fast);
+            await mesh.LinkAsync(a, b);
+            await mesh.LinkAsync(b, c);
+            mesh.Manager.Controller.Metering!.Grant(a.PublicKey, 100 * Sky);
+            transfer = Task.Run(() => MeshHarness.TransferAsync(a, c, 4L * window));
+
+            // A source that sends past its own cap (modified, or lying): the relay gates on the cap the source signed.
+            // The send meter exists before the source's session does (the manager meters the route first).
+            await MeshHarness.WaitUntilAsync(() => a.DataPlane.GetSessions().Count > 0, "the source's session");
+            var route = Assert.Single(a.DataPlane.GetSessions()).Route;
+            var meter = a.DataPlane.Rules.FindSendMeter(route.OutLink, route.OutRoute);
+            Assert.NotNull(meter);
+            Volatile.Write(ref meter.Cap, long.MaxValue);
+            await MeshHarness.WaitUntilAsync(() => b.DataPlane.Statistics.Capped > 0 || transfer.IsCompleted, "the relay to drop beyond the cap");
+            Assert.False(transfer.IsCompleted, $"the transfer ended: {transfer.Status} {transfer.Exception?.GetBaseException()}");
+            var forward = Assert.Single(b.DataPlane.GetRules(), r => r.InLink == a.PublicKey);
+            Assert.InRange(forward.Bytes, 1, window);
+            var delivered = Assert.Single(c.DataPlane.GetRules(), r => r.InLink == b.PublicKey);
+            Assert.InRange(delivered.Bytes, 1, window);
+        }
+
+        await Assert.ThrowsAnyAsync<Exception>(() => transfer);
+    }
+
+    private static Skywire.Protocol.PubKey PreviousOf(NodeHost node, NodeHost a, NodeHost b, NodeHost c) =>
+        node == b ? a.PublicKey : node == c ? b.PublicKey : c.PublicKey;
+
     private static bool Settled(MeteringHub hub, RouteTerms terms, NodeHost[] nodes)
     {
         var rules = nodes.Select(n => n.DataPlane.GetRules()).ToArray();
