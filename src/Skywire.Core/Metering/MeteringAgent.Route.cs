@@ -159,6 +159,11 @@ internal sealed partial class MeteringAgent
             }
 
             var closing = _closedAt >= 0;
+            if (Position == 0 && !closing && _agent._options.Authorize)
+            {
+                await AuthorizeAsync(cancellationToken); // first: a late cap stalls the route, a late receipt does not
+            }
+
             for (var i = 0; i < _receivers.Count; i++)
             {
                 var (receiver, pending) = _receivers[i];
@@ -178,11 +183,6 @@ internal sealed partial class MeteringAgent
 
                 _receivers[i] = (receiver, null);
                 _agent._journal.Append(signed.Encode(), flush: signed.Final);
-            }
-
-            if (Position == 0 && !closing && _agent._options.Authorize)
-            {
-                await AuthorizeAsync(cancellationToken);
             }
 
             Done = closing && _receivers.All(r => r.PendingFinal is null && (r.Receiver.Closed || r.Receiver.Latest is null))
@@ -208,7 +208,8 @@ internal sealed partial class MeteringAgent
                 (capForward, capReverse, delivered) = (_capForward, _capReverse, _deliveredForward);
             }
 
-            if (sent + window / 2 < capForward && received + window / 2 < capReverse)
+            // Raised once a quarter of the window is used: the next figure from the destination has time to arrive.
+            if (sent + window * 3 / 4 < capForward && received + window * 3 / 4 < capReverse)
             {
                 return;
             }

@@ -55,8 +55,11 @@ public sealed record ManagerMeteringOptions
     /// <summary>Operator fee in basis points of the providers' charge (default 1 %).</summary>
     public ushort FeeBps { get; init; } = 100;
 
-    /// <summary>Bytes per direction the source authorizes with the terms and keeps ahead with authorizations (default 32 MiB).</summary>
-    public ulong WindowBytes { get; init; } = 32 * 1024 * 1024;
+    /// <summary>
+    /// Bytes per direction the source authorizes with the terms and keeps ahead with authorizations (default 64 MiB:
+    /// at a few hundred MB/s the window must outlast a receipt's round trip through the manager, or the route stalls).
+    /// </summary>
+    public ulong WindowBytes { get; init; } = 64 * 1024 * 1024;
 
     /// <summary>The most a route may cost its source (droplets; default 100 SKY); the ledger reserves up to this.</summary>
     public ulong MaxSpend { get; init; } = 100_000_000;
