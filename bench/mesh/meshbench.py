@@ -352,6 +352,7 @@ def main():
     ap.add_argument("--warmup-mb", type=int, default=20, help="untimed MiB sent on each path first (JIT, windows; default 20)")
     ap.add_argument("--skywire", default=SKYWIRE[1], help="skywire.dll to run (default: this tree's Release build)")
     ap.add_argument("--node-arg", action="append", default=[], help="extra argument for every node (repeatable), e.g. --node-arg=--no-udp-offload")
+    ap.add_argument("--metering", action="store_true", help="meter the skywire routes: the manager keeps a ledger (--ledger), node a is granted funds first (docs/metering.md \"Live path\")")
     ap.add_argument("--io-timeout", type=float, default=120, help="seconds any one socket operation may block (default 120)")
     ap.add_argument("--deadline", type=int, default=1800, help="seconds the whole run may take (default 1800)")
     a = ap.parse_args()
@@ -390,7 +391,13 @@ def main():
 
         if paths & {"1hop", "3hop"}:
             mk = run(SKYWIRE + ["keygen", "--out", f"{tmp}/m.json"], check=True).stdout.split()[0]
-            start(["manager", "--listen", "127.0.0.1:0", "--key", f"{tmp}/m.json"], f"{tmp}/m.log")
+            metering = []
+            if a.metering:
+                # The source needs funds before the manager (the ledger's one writer) starts.
+                ak = run(SKYWIRE + ["keygen", "--out", f"{tmp}/a.json"], check=True).stdout.split()[0]
+                run(SKYWIRE + ["ledger", "grant", f"{tmp}/ledger", ak, str(10**15), "--key", f"{tmp}/m.json"], check=True)
+                metering = ["--ledger", f"{tmp}/ledger"]
+            start(["manager", "--listen", "127.0.0.1:0", "--key", f"{tmp}/m.json", *metering], f"{tmp}/m.log")
             mport = wait_line(f"{tmp}/m.log", r"listening on 127\.0\.0\.1:(\d+)").group(1)
             first_node = len(procs)
             nodes = []
@@ -419,9 +426,9 @@ def main():
                 return go
             # CPU of the nodes on the path: a and b for one hop, a..d for three.
             if "1hop" in paths:
-                measured.append(("1hop", "skywire, 1 hop (a->b)", dial(1), node_pids[:2]))
+                measured.append(("1hop", "skywire, 1 hop (a->b)" + (" metered" if a.metering else ""), dial(1), node_pids[:2]))
             if "3hop" in paths:
-                measured.append(("3hop", "skywire, 3 hops (a->b->c->d)", dial(3), node_pids))
+                measured.append(("3hop", "skywire, 3 hops (a->b->c->d)" + (" metered" if a.metering else ""), dial(3), node_pids))
         rows.extend(measure_interleaved(measured, a))
     except (Exception, Deadline) as e:
         failed.append(("run", f"{type(e).__name__}: {e}"))

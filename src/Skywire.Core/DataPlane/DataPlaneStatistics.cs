@@ -29,6 +29,7 @@ public sealed class DataPlaneStatistics
     internal long LinksEvictedField;
     internal long GsoSendsField;
     internal long GroBatchesField;
+    internal long CappedField;
 
     /// <summary>System calls that sent more than one datagram (UDP GSO).</summary>
     public long GsoSends => Interlocked.Read(ref GsoSendsField);
@@ -83,6 +84,9 @@ public sealed class DataPlaneStatistics
 
     /// <summary>Dropped: the rule had expired.</summary>
     public long RuleExpired => Interlocked.Read(ref RuleExpiredField);
+
+    /// <summary>Dropped: a metered route's packet beyond the source's spend authorization (docs/metering.md).</summary>
+    public long Capped => Interlocked.Read(ref CappedField);
 
     /// <summary>Dropped: the outgoing link is not up.</summary>
     public long LinkDown => Interlocked.Read(ref LinkDownField);

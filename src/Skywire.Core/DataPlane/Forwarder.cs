@@ -57,7 +57,22 @@ internal sealed class Forwarder : IRoutedSender
             return false;
         }
 
-        return TryFrame(link, routeId, packet, payloadLength, out var remote, out var total) && _sender.Send(link, packet[..total], remote);
+        // A metered route's end sends only within the source's spend authorization (docs/metering.md "Live path").
+        var meter = _rules.FindSendMeter(outLink, routeId);
+        if (meter is not null && meter.OverCap(payloadLength))
+        {
+            Interlocked.Increment(ref meter.Capped);
+            Interlocked.Increment(ref _statistics.CappedField);
+            return false;
+        }
+
+        if (!TryFrame(link, routeId, packet, payloadLength, out var remote, out var total) || !_sender.Send(link, packet[..total], remote))
+        {
+            return false;
+        }
+
+        meter?.Count(1, payloadLength);
+        return true;
     }
 
     /// <inheritdoc/>
@@ -76,10 +91,22 @@ internal sealed class Forwarder : IRoutedSender
             return 0;
         }
 
+        var meter = _rules.FindSendMeter(outLink, routeId);
+        var metered = 0L;
         Span<int> totals = stackalloc int[count];
         for (var i = 0; i < count; i++)
         {
             var payloadLength = payloadLengths[i];
+            if (meter is not null && meter.OverCap((int)Math.Min(int.MaxValue, metered + payloadLength)))
+            {
+                // The rest waits for the next authorization (the session retransmits; the route stalls, it is not free).
+                Interlocked.Add(ref meter.Capped, count - i);
+                Interlocked.Add(ref _statistics.CappedField, count - i);
+                count = i;
+                break;
+            }
+
+            metered += payloadLength;
             var total = payloadLength + LinkLimits.RoutedOverhead;
             if (total > _maxUdpPayload || total > stride || payloadLength < LinkLimits.MinRoutedPayload)
             {
@@ -101,7 +128,30 @@ internal sealed class Forwarder : IRoutedSender
             totals[i] = total;
         }
 
-        return _sender.SendBatch(link, remote, slots, stride, totals[..count]);
+        var sent = _sender.SendBatch(link, remote, slots, stride, totals[..count]);
+        if (meter is not null && sent > 0)
+        {
+            CountSent(meter, totals[..count], payloadLengths, sent);
+        }
+
+        return sent;
+    }
+
+    /// <summary>Counts the first <paramref name="sent"/> framed packets of a batch on a send meter.</summary>
+    private static void CountSent(SendMeter meter, ReadOnlySpan<int> totals, ReadOnlySpan<int> payloadLengths, int sent)
+    {
+        var bytes = 0L;
+        var packets = 0;
+        for (var i = 0; i < totals.Length && packets < sent; i++)
+        {
+            if (totals[i] != 0)
+            {
+                bytes += payloadLengths[i];
+                packets++;
+            }
+        }
+
+        meter.Count(packets, bytes);
     }
 
     // ---- Receiving (receive thread) -------------------------------------------------------------
@@ -146,6 +196,14 @@ internal sealed class Forwarder : IRoutedSender
         if (rule is null)
         {
             Interlocked.Increment(ref expired ? ref _statistics.RuleExpiredField : ref _statistics.NoRuleField);
+            return;
+        }
+
+        if (rule.OverCap(payloadLength))
+        {
+            // Beyond the source's spend authorization on a metered route: dropped, not carried for free.
+            Interlocked.Increment(ref rule.Capped);
+            Interlocked.Increment(ref _statistics.CappedField);
             return;
         }
 

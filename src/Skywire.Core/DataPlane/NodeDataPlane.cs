@@ -299,6 +299,9 @@ public sealed class NodeDataPlane : IAsyncDisposable, ILinkEvents
     /// <returns>How many rules were held longer.</returns>
     public int HoldRules(TimeSpan atLeast) => _rules.Hold(atLeast);
 
+    /// <summary>The rule table, for the metering agent (counters, caps and send meters of metered routes).</summary>
+    internal RuleTable Rules => _rules;
+
     /// <summary>Every live rule with its metering counters (packets and bytes per route).</summary>
     public IReadOnlyList<RouteRuleInfo> GetRules() => _rules.Snapshot();
 
@@ -474,6 +477,7 @@ public sealed class NodeDataPlane : IAsyncDisposable, ILinkEvents
             ("bad_tag", s.BadTag), ("replay", s.Replay), ("no_rule", s.NoRule), ("rule_expired", s.RuleExpired),
             ("link_down", s.LinkDown), ("too_large", s.TooLarge), ("send_failed", s.SendFailed), ("internal_error", s.InternalError),
             ("table_full", s.TableFull), ("rate_limited", s.RateLimited), ("cookie_reply", s.CookieReplies),
+            ("capped", s.Capped),
         ];
         foreach (var (reason, value) in drops)
         {

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Skywire.Core.Metering;
 using Skywire.Core.Sessions;
 using Skywire.Protocol;
 
@@ -6,8 +7,12 @@ namespace Skywire.Core.Forwarding;
 
 internal readonly record struct RuleKey(PubKey InLink, uint InRoute);
 
-/// <summary>A rule in the table. Counters are updated with Interlocked from the receive thread.</summary>
-internal sealed class RuleEntry
+/// <summary>
+/// A rule in the table. Counters are updated with Interlocked from the receive thread. <see cref="Cap"/> is the
+/// metering gate (docs/metering.md "Live path"): a packet that would take <see cref="Bytes"/> past it is dropped and
+/// counted in <see cref="Capped"/>, not forwarded; it stays <see cref="long.MaxValue"/> on unmetered routes.
+/// </summary>
+internal sealed class RuleEntry : IHopCounter
 {
     public RuleEntry(PubKey inLink, uint inRoute, RouteAction action, PubKey outLink, uint outRoute, long expiresAt, SecureSession? session)
     {
@@ -39,9 +44,53 @@ internal sealed class RuleEntry
 
     public long Bytes;
 
+    /// <summary>Cumulative byte cap of a metered route (the source's latest spend authorization).</summary>
+    public long Cap = long.MaxValue;
+
+    /// <summary>Packets dropped at the cap.</summary>
+    public long Capped;
+
+    ulong IHopCounter.Bytes => (ulong)Interlocked.Read(ref Bytes);
+
+    ulong IHopCounter.Frames => (ulong)Interlocked.Read(ref Packets);
+
     public void Count(int bytes)
     {
         Interlocked.Increment(ref Packets);
+        Interlocked.Add(ref Bytes, bytes);
+    }
+
+    /// <summary>True when <paramref name="bytes"/> more would pass the cap (one volatile read on unmetered routes).</summary>
+    public bool OverCap(int bytes)
+    {
+        var cap = Volatile.Read(ref Cap);
+        return cap != long.MaxValue && Volatile.Read(ref Bytes) + bytes > cap;
+    }
+}
+
+/// <summary>
+/// What a metered route's end sends on (outgoing link, label): counted after each send, and gated by the cap like a
+/// rule (<see cref="RuleEntry.Cap"/>). Exists only while a metered route uses the label.
+/// </summary>
+internal sealed class SendMeter : IHopCounter
+{
+    public long Packets;
+
+    public long Bytes;
+
+    public long Cap = long.MaxValue;
+
+    public long Capped;
+
+    ulong IHopCounter.Bytes => (ulong)Interlocked.Read(ref Bytes);
+
+    ulong IHopCounter.Frames => (ulong)Interlocked.Read(ref Packets);
+
+    public bool OverCap(int bytes) => Volatile.Read(ref Bytes) + bytes > Volatile.Read(ref Cap);
+
+    public void Count(int packets, long bytes)
+    {
+        Interlocked.Add(ref Packets, packets);
         Interlocked.Add(ref Bytes, bytes);
     }
 }
@@ -54,11 +103,42 @@ internal sealed class RuleEntry
 internal sealed class RuleTable
 {
     private readonly ConcurrentDictionary<RuleKey, RuleEntry> _rules = new();
+    private readonly ConcurrentDictionary<RuleKey, SendMeter> _sendMeters = new();
     private readonly TimeProvider _time;
+    private readonly Lock _sendMeterLock = new();
+    private int _sendMeterCount;
 
     public RuleTable(TimeProvider time) => _time = time;
 
     public int Count => _rules.Count;
+
+    /// <summary>The send meter of (outgoing link, label), or null; a plain field read when no route is metered.</summary>
+    public SendMeter? FindSendMeter(PubKey outLink, uint outRoute) =>
+        Volatile.Read(ref _sendMeterCount) != 0 && _sendMeters.TryGetValue(new RuleKey(outLink, outRoute), out var meter) ? meter : null;
+
+    /// <summary>Adds (or returns) the send meter of (outgoing link, label).</summary>
+    public SendMeter AddSendMeter(PubKey outLink, uint outRoute)
+    {
+        lock (_sendMeterLock)
+        {
+            var meter = _sendMeters.GetOrAdd(new RuleKey(outLink, outRoute), _ => new SendMeter());
+            Volatile.Write(ref _sendMeterCount, _sendMeters.Count);
+            return meter;
+        }
+    }
+
+    /// <summary>Removes a send meter (the metered route ended).</summary>
+    public void RemoveSendMeter(PubKey outLink, uint outRoute, SendMeter meter)
+    {
+        lock (_sendMeterLock)
+        {
+            _sendMeters.TryRemove(new KeyValuePair<RuleKey, SendMeter>(new RuleKey(outLink, outRoute), meter));
+            Volatile.Write(ref _sendMeterCount, _sendMeters.Count);
+        }
+    }
+
+    /// <summary>The live entry of (incoming link, label) without expiring it, or null (the metering agent's lookup).</summary>
+    public RuleEntry? Peek(PubKey inLink, uint inRoute) => _rules.TryGetValue(new RuleKey(inLink, inRoute), out var entry) ? entry : null;
 
     public void Install(RouteRule rule)
     {

@@ -1,3 +1,4 @@
+using Skywire.Core.Channels;
 using Skywire.Protocol.Control;
 
 namespace Skywire.Core.Manager;
@@ -22,4 +23,8 @@ public interface INodeChannel
 
     /// <summary>Tell an end node its session's route is gone for good.</summary>
     Task RouteClosedAsync(RouteCloseMessage message, CancellationToken cancellationToken);
+
+    /// <summary>A metering call (<see cref="ControlOpcode.MeterTerms"/> … <see cref="ControlOpcode.MeterCaps"/>; docs/metering.md "Live path").</summary>
+    Task<MeterMessage> MeterAsync(ControlOpcode opcode, MeterMessage message, CancellationToken cancellationToken) =>
+        throw new ControlException(ControlErrorCode.Unavailable, "this node channel does not carry metering calls");
 }

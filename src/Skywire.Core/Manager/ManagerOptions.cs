@@ -72,6 +72,9 @@ public sealed record ManagerOptions
     /// <summary>Clock for expiry and refresh.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
+    /// <summary>Metering of routes and the ledger (docs/metering.md "Live path"); null: routes are not metered (the default).</summary>
+    public Metering.ManagerMeteringOptions? Metering { get; init; }
+
     /// <summary>Defaults.</summary>
     public static ManagerOptions Default { get; } = new();
 }

@@ -53,6 +53,12 @@ internal sealed partial class ManagerRequestHandler(MeshController controller, M
             case ControlOpcode.SessionReport:
                 controller.ReportSessions(node, Parse(payload, ControlJsonContext.Default.SessionReportMessage));
                 return Ok;
+            case ControlOpcode.MeterReceipt:
+                var receipt = await controller.MeterReceiptAsync(node, Parse(payload, ControlJsonContext.Default.MeterMessage), cancellationToken);
+                return Reply(node, opcode, receipt, ControlJsonContext.Default.MeterMessage);
+            case ControlOpcode.MeterAuth:
+                var delivered = await controller.MeterAuthAsync(node, Parse(payload, ControlJsonContext.Default.MeterMessage), cancellationToken);
+                return Reply(node, opcode, delivered, ControlJsonContext.Default.MeterMessage);
             default:
                 Log.ForbiddenOpcode(logger, node, opcode);
                 throw new ControlException(ControlErrorCode.Forbidden, $"opcode 0x{opcode:x2} is not allowed from a node");

@@ -53,6 +53,11 @@ public sealed partial class ManagerServer : IAsyncDisposable
         }
 
         Controller = new MeshController(options, _loggerFactory.CreateLogger<MeshController>());
+        if (options.Metering is { } metering)
+        {
+            Controller.Metering = new Metering.MeteringHub(key, metering, options.TimeProvider, _loggerFactory.CreateLogger<Metering.MeteringHub>());
+        }
+
         _requests = new ManagerRequestHandler(Controller, options.Limits, _logger);
         _listener = new TcpListener(options.Listen);
         _connections = new TcpConnectionHost(options.Connections, _logger);
@@ -86,6 +91,7 @@ public sealed partial class ManagerServer : IAsyncDisposable
     {
         _listener.Start();
         Controller.Start();
+        Controller.Metering?.Start();
         _acceptLoop = Task.Run(() => _connections.AcceptLoopAsync(_listener, ServeAsync, _cts.Token));
         Log.Listening(_logger, LocalEndPoint, _key.Public);
         if (_options.AllowedNodes is { } list)
@@ -356,6 +362,11 @@ public sealed partial class ManagerServer : IAsyncDisposable
         // Connections end on the cancellation above; the controller goes last, when no request can reach it any more.
         await _connections.WhenAllAsync(TimeSpan.FromSeconds(10));
         await Controller.DisposeAsync();
+        if (Controller.Metering is { } hub)
+        {
+            await hub.DisposeAsync(); // closes a last epoch: the ledger shows what was settled
+        }
+
         _cts.Dispose();
     }
 
@@ -379,6 +390,9 @@ public sealed partial class ManagerServer : IAsyncDisposable
 
         public Task RouteClosedAsync(RouteCloseMessage message, CancellationToken cancellationToken) =>
             connection.NotifyAsync((byte)ControlOpcode.RouteClose, message, ControlJsonContext.Default.RouteCloseMessage, cancellationToken);
+
+        public Task<MeterMessage> MeterAsync(ControlOpcode opcode, MeterMessage message, CancellationToken cancellationToken) =>
+            connection.RequestAsync((byte)opcode, message, ControlJsonContext.Default.MeterMessage, ControlJsonContext.Default.MeterMessage, cancellationToken);
     }
 
     private static partial class Log

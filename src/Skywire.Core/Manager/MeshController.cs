@@ -350,6 +350,17 @@ public sealed partial class MeshController : IAsyncDisposable
             {
                 var plan = RoutePlanner.Plan(Graph(), new RouteRequest(NewSessionId(), from, to), Labels)
                     ?? throw new ControlException(ControlErrorCode.NoRoute, $"no path from {from.ToShortString(12)} to {to.ToShortString(12)}");
+                Skywire.Protocol.Metering.RouteTerms? terms;
+                try
+                {
+                    terms = await AgreeTermsAsync(plan, cancellationToken); // null unless this manager meters
+                }
+                catch
+                {
+                    ReleaseLabels(plan);
+                    throw;
+                }
+
                 var route = new RouteEntry(plan, requester, _time.GetUtcNow());
                 if (reservation is not null)
                 {
@@ -362,7 +373,7 @@ public sealed partial class MeshController : IAsyncDisposable
 
                 try
                 {
-                    await InstallAsync(plan, cancellationToken);
+                    await InstallAsync(plan, cancellationToken, terms is null ? null : ct => MeterRouteAsync(plan, terms, ct));
                 }
                 catch
                 {
@@ -522,8 +533,8 @@ public sealed partial class MeshController : IAsyncDisposable
         }
     }
 
-    /// <summary>Relays first (in parallel), then the destination end, then the source end.</summary>
-    private async Task InstallAsync(RoutePlan plan, CancellationToken cancellationToken)
+    /// <summary>Relays first (in parallel), then the destination end, then (after <paramref name="beforeSource"/>: metering) the source end.</summary>
+    private async Task InstallAsync(RoutePlan plan, CancellationToken cancellationToken, Func<CancellationToken, Task>? beforeSource = null)
     {
         var lifetime = _options.RuleLifetime;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping);
@@ -532,6 +543,11 @@ public sealed partial class MeshController : IAsyncDisposable
         {
             await Task.WhenAll(plan.RelayRules().Select(r => Channel(r.Node).InstallRulesAsync(new InstallRulesMessage { Rules = r.ToMessages(lifetime) }, timeout.Token)));
             await Channel(plan.To).SessionRouteAsync(plan.Destination().ToMessage(lifetime), timeout.Token);
+            if (beforeSource is not null)
+            {
+                await beforeSource(timeout.Token);
+            }
+
             await Channel(plan.From).SessionRouteAsync(plan.Source().ToMessage(lifetime), timeout.Token);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)

@@ -20,6 +20,13 @@ public sealed record HopMeterOptions
 
     /// <summary>Frames that may still be in flight when the receiver reads its counters.</summary>
     public ulong InFlightFrames { get; init; } = 64;
+
+    /// <summary>
+    /// How far the two ends' clocks may differ. A sender that samples its counters (<see cref="HopSender.Sample"/>) checks
+    /// the loss bound against what it had sent this long before the receiver read its counters, not against what it has
+    /// sent by the time the proposal arrives (on a busy route that would look like loss).
+    /// </summary>
+    public TimeSpan ClockSkew { get; init; } = TimeSpan.FromSeconds(2);
 }
 
 /// <summary>
@@ -34,6 +41,7 @@ public sealed class HopReceiver
     private readonly KeyPair _key;
     private readonly HopMeterOptions _options;
     private readonly TimeProvider _time;
+    private readonly IHopCounter? _counter;
     private long _bytes;
     private long _frames;
     private ulong _seq;
@@ -41,8 +49,11 @@ public sealed class HopReceiver
     private long _proposedAt;
     private bool _final;
 
-    /// <summary>Creates the meter; <paramref name="key"/> must be the hop's receiver in the terms.</summary>
-    public HopReceiver(RouteTerms terms, int hop, MeteringDirection direction, KeyPair key, HopMeterOptions? options = null, TimeProvider? time = null)
+    /// <summary>
+    /// Creates the meter; <paramref name="key"/> must be the hop's receiver in the terms. With <paramref name="counter"/>
+    /// it reads the data path's counters (a rule's) instead of counting through <see cref="Count"/>.
+    /// </summary>
+    public HopReceiver(RouteTerms terms, int hop, MeteringDirection direction, KeyPair key, HopMeterOptions? options = null, TimeProvider? time = null, IHopCounter? counter = null)
     {
         ArgumentNullException.ThrowIfNull(terms);
         ArgumentNullException.ThrowIfNull(key);
@@ -54,6 +65,7 @@ public sealed class HopReceiver
         (_terms, _termsId, Hop, Direction, _key) = (terms, terms.TermsId, hop, direction, key);
         _options = options ?? HopMeterOptions.Default;
         _time = time ?? TimeProvider.System;
+        _counter = counter;
         _proposedAt = _time.GetTimestamp();
     }
 
@@ -65,6 +77,12 @@ public sealed class HopReceiver
 
     /// <summary>The latest receipt the sender countersigned, or null.</summary>
     public HopReceipt? Latest { get; private set; }
+
+    /// <summary>True after the final receipt was proposed.</summary>
+    public bool Closed => _final;
+
+    /// <summary>Bytes counted so far.</summary>
+    public ulong Bytes => _counter?.Bytes ?? (ulong)Volatile.Read(ref _bytes);
 
     /// <summary>Counts one received route frame of <paramref name="bytes"/> bytes (data path; thread-safe).</summary>
     public void Count(int bytes)
@@ -81,8 +99,8 @@ public sealed class HopReceiver
             return null;
         }
 
-        var bytes = (ulong)Volatile.Read(ref _bytes);
-        var frames = (ulong)Volatile.Read(ref _frames);
+        var bytes = _counter?.Bytes ?? (ulong)Volatile.Read(ref _bytes);
+        var frames = _counter?.Frames ?? (ulong)Volatile.Read(ref _frames);
         var moved = bytes - _proposedBytes;
         var due = closing || moved >= _options.BytesPerReceipt || (moved > 0 && _time.GetElapsedTime(_proposedAt) >= _options.Interval);
         if (!due)
@@ -132,12 +150,18 @@ public sealed class HopSender
     private readonly byte[] _termsId;
     private readonly KeyPair _key;
     private readonly HopMeterOptions _options;
+    private readonly IHopCounter? _counter;
+    private readonly Queue<(long AtMs, ulong Frames)> _samples = new();
     private long _bytes;
     private long _frames;
     private HopReceipt? _last;
+    private bool _sampled;
 
-    /// <summary>Creates the meter; <paramref name="key"/> must be the hop's sender in the terms.</summary>
-    public HopSender(RouteTerms terms, int hop, MeteringDirection direction, KeyPair key, HopMeterOptions? options = null)
+    /// <summary>
+    /// Creates the meter; <paramref name="key"/> must be the hop's sender in the terms. With <paramref name="counter"/>
+    /// it reads the data path's counters (a rule's or a send meter's) instead of counting through <see cref="Count"/>.
+    /// </summary>
+    public HopSender(RouteTerms terms, int hop, MeteringDirection direction, KeyPair key, HopMeterOptions? options = null, IHopCounter? counter = null)
     {
         ArgumentNullException.ThrowIfNull(terms);
         ArgumentNullException.ThrowIfNull(key);
@@ -148,6 +172,7 @@ public sealed class HopSender
 
         (_terms, _termsId, Hop, Direction, _key) = (terms, terms.TermsId, hop, direction, key);
         _options = options ?? HopMeterOptions.Default;
+        _counter = counter;
     }
 
     /// <summary>The hop.</summary>
@@ -156,6 +181,9 @@ public sealed class HopSender
     /// <summary>The direction.</summary>
     public MeteringDirection Direction { get; }
 
+    /// <summary>The latest receipt this sender countersigned, or null.</summary>
+    public HopReceipt? Latest => _last;
+
     /// <summary>Counts one sent route frame (data path; thread-safe).</summary>
     public void Count(int bytes)
     {
@@ -163,18 +191,54 @@ public sealed class HopSender
         Interlocked.Increment(ref _frames);
     }
 
+    /// <summary>
+    /// Remembers the frames sent by <paramref name="atMs"/> (Unix ms; the live agent calls it every tick). Once sampled,
+    /// the loss bound is checked against the last sample at least <see cref="HopMeterOptions.ClockSkew"/> older than the
+    /// receipt, so traffic sent after the receiver read its counters is not mistaken for loss. One caller at a time.
+    /// </summary>
+    public void Sample(long atMs)
+    {
+        _sampled = true;
+        _samples.Enqueue((atMs, _counter?.Frames ?? (ulong)Volatile.Read(ref _frames)));
+        var horizon = atMs - (long)(_options.ClockSkew.TotalMilliseconds * 4) - 60_000;
+        while (_samples.Count > 2 && _samples.Peek().AtMs < horizon)
+        {
+            _samples.Dequeue();
+        }
+    }
+
+    private ulong FramesForLossBound(HopReceipt proposal, ulong now)
+    {
+        if (!_sampled)
+        {
+            return now;
+        }
+
+        var before = proposal.EndMs - (long)_options.ClockSkew.TotalMilliseconds;
+        var frames = 0UL;
+        foreach (var (atMs, sampled) in _samples)
+        {
+            if (atMs <= before)
+            {
+                frames = sampled;
+            }
+        }
+
+        return Math.Min(frames, now);
+    }
+
     /// <summary>The countersigned receipt, or null with <paramref name="reason"/>. One caller at a time.</summary>
     public HopReceipt? Countersign(HopReceipt proposal, out string? reason)
     {
         ArgumentNullException.ThrowIfNull(proposal);
-        var sent = (ulong)Volatile.Read(ref _bytes);
-        var sentFrames = (ulong)Volatile.Read(ref _frames);
+        var sent = _counter?.Bytes ?? (ulong)Volatile.Read(ref _bytes);
+        var sentFrames = _counter?.Frames ?? (ulong)Volatile.Read(ref _frames);
         reason = proposal.Hop != Hop || proposal.Direction != Direction || !proposal.TermsId.AsSpan().SequenceEqual(_termsId) ? "another hop's receipt"
             : _last is not null && proposal.Seq <= _last.Seq ? $"seq {proposal.Seq} not above {_last.Seq}"
             : _last is { Final: true } ? "the hop already closed"
             : _last is not null && (proposal.Bytes < _last.Bytes || proposal.Frames < _last.Frames) ? "counters went down"
             : proposal.Bytes > sent || proposal.Frames > sentFrames ? $"claims {proposal.Bytes} B, only {sent} B sent"
-            : proposal.Frames + sentFrames * (ulong)_options.LossPercent / 100 + _options.InFlightFrames < sentFrames ? $"loss: {proposal.Frames} of {sentFrames} frames arrived"
+            : LossBeyondBound(proposal, FramesForLossBound(proposal, sentFrames)) is { } lost ? $"loss: {proposal.Frames} of {lost} frames arrived"
             : null;
         if (reason is not null)
         {
@@ -193,4 +257,7 @@ public sealed class HopSender
             return null;
         }
     }
+
+    private ulong? LossBeyondBound(HopReceipt proposal, ulong sentFrames) =>
+        proposal.Frames + sentFrames * (ulong)_options.LossPercent / 100 + _options.InFlightFrames < sentFrames ? sentFrames : null;
 }

@@ -29,8 +29,8 @@ public sealed class MemoryLedgerStore : ILedgerStore
 }
 
 /// <summary>
-/// The embedded default: <c>journal.jsonl</c> in a directory, one record per line, fsynced per append. The file is
-/// held open exclusively for writing while this object lives, so two writers cannot interleave; a line cut short by a
+/// The embedded default: <c>journal.jsonl</c> in a directory, one record per line, fsynced per append. A writer holds
+/// <c>journal.lock</c> exclusively while this object lives, so two writers cannot interleave (readers can read); a line cut short by a
 /// crash (no newline) was never acknowledged and is cut off at open (<see cref="TornTailBytes"/>).
 /// </summary>
 public sealed class FileLedgerStore : ILedgerStore, IDisposable
@@ -38,19 +38,23 @@ public sealed class FileLedgerStore : ILedgerStore, IDisposable
     /// <summary>File name of the journal inside the ledger directory.</summary>
     public const string JournalName = "journal.jsonl";
 
+    private readonly FileStream? _lock;
     private readonly FileStream? _writer;
     private readonly List<string> _lines;
 
     private FileLedgerStore(string path, bool writable)
     {
         Path = path;
+        // One writer at a time: it holds journal.lock exclusively; the journal itself stays readable, so
+        // `skywire ledger balances` works while a manager writes (a reader ignores a line still being written).
+        _lock = writable ? new FileStream(System.IO.Path.ChangeExtension(path, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None) : null;
         var bytes = File.Exists(path) ? File.ReadAllBytes(path) : [];
         var committed = Array.LastIndexOf(bytes, (byte)'\n') + 1;
         TornTailBytes = bytes.Length - committed;
         _lines = [.. Encoding.UTF8.GetString(bytes, 0, committed).Split('\n', StringSplitOptions.RemoveEmptyEntries)];
         if (writable)
         {
-            _writer = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            _writer = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
             _writer.SetLength(committed);
             _writer.Seek(0, SeekOrigin.End);
         }
@@ -100,7 +104,11 @@ public sealed class FileLedgerStore : ILedgerStore, IDisposable
     }
 
     /// <summary>Closes the journal.</summary>
-    public void Dispose() => _writer?.Dispose();
+    public void Dispose()
+    {
+        _writer?.Dispose();
+        _lock?.Dispose();
+    }
 
     internal static string Serialize(LedgerRecord record) => JsonSerializer.Serialize(record, LedgerJsonContext.Default.LedgerRecord);
 

@@ -8,6 +8,7 @@ using Skywire.Core.Control;
 using Skywire.Core.Crypto;
 using Skywire.Core.DataPlane;
 using Skywire.Core.Forwarding;
+using Skywire.Core.Metering;
 using Skywire.Core.Sessions;
 using LinkInfo = Skywire.Core.Links.LinkInfo;
 using Skywire.Protocol;
@@ -39,6 +40,7 @@ internal sealed partial class NodeControl : IAsyncDisposable
     private readonly ConcurrentDictionary<string, AppApiRegisterMessage> _registered = new(StringComparer.Ordinal);
     private readonly Lock _wakeLock = new();
     private readonly ReportCounters _counters = new();
+    private readonly MeteringAgent _metering;
     private volatile FrameConnection? _connection;
     private TaskCompletionSource? _wake;
     private TimeSpan _reportInterval = TimeSpan.FromSeconds(1);
@@ -56,7 +58,12 @@ internal sealed partial class NodeControl : IAsyncDisposable
         _logger = loggerFactory.CreateLogger<NodeHost>();
         _stopping = stopping;
         LinkSource = dataPlane.GetLinks;
+        _metering = new MeteringAgent(key, options.Manager.Key, dataPlane.Rules, options.Metering, options.TimeProvider, loggerFactory.CreateLogger<MeteringAgent>(),
+            (op, message, ct) => Connection.RequestAsync((byte)op, message, ControlJsonContext.Default.MeterMessage, ControlJsonContext.Default.MeterMessage, ct));
     }
+
+    /// <summary>The node's metering agent (metered routes it is on).</summary>
+    internal MeteringAgent Metering => _metering;
 
     /// <summary>Where link reports take their links (the data plane; tests substitute many).</summary>
     internal Func<IReadOnlyList<LinkInfo>> LinkSource { get; set; }
@@ -415,6 +422,8 @@ internal sealed partial class NodeControl : IAsyncDisposable
             case ControlOpcode.RouteClose:
                 await _sessions.CloseRouteAsync(Parse(payload, ControlJsonContext.Default.RouteCloseMessage).SessionId);
                 return Ok;
+            case ControlOpcode.MeterTerms or ControlOpcode.MeterRoute or ControlOpcode.MeterCountersign or ControlOpcode.MeterCaps:
+                return _metering.Handle((ControlOpcode)opcode, payload);
             default:
                 throw new ControlException(ControlErrorCode.BadRequest, $"opcode 0x{opcode:x2} is not a manager command");
         }
@@ -444,6 +453,7 @@ internal sealed partial class NodeControl : IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
+        await _metering.DisposeAsync();
         var control = _connection;
         if (control is not null)
         {

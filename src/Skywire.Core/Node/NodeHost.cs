@@ -109,6 +109,9 @@ public sealed partial class NodeHost : IAsyncDisposable
     /// <remarks>Faults with a <see cref="Channels.ControlException"/> (Forbidden) when the manager refuses a reconnect (node allow-list, another manager key).</remarks>
     public Task Completion => _control.Completion;
 
+    /// <summary>The metering agent (metered routes this node is on; docs/metering.md "Live path").</summary>
+    internal Metering.MeteringAgent Metering => _control.Metering;
+
     /// <summary>The app API host (tests reach the node as its apps do).</summary>
     internal IAppHost Apps => _apps;
 

@@ -71,6 +71,9 @@ public sealed record NodeOptions
     /// </summary>
     public TimeSpan DirectLinkTimeout { get; init; } = TimeSpan.FromSeconds(3);
 
+    /// <summary>What this node accepts as a metered route's source, and where it journals metering (docs/metering.md "Live path").</summary>
+    public Metering.NodeMeteringOptions Metering { get; init; } = Skywire.Core.Metering.NodeMeteringOptions.Default;
+
     /// <summary>Clock.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 }

@@ -299,6 +299,30 @@ public sealed record NodePairMessage
     public string B { get; init; } = "";
 }
 
+/// <summary>
+/// Every metering call (<see cref="ControlOpcode.MeterTerms"/> … <see cref="ControlOpcode.MeterCaps"/>, docs/metering.md
+/// "Live path"): a signed metering message in hex (Skywire.Protocol.Metering), plus what the call needs.
+/// </summary>
+public sealed record MeterMessage
+{
+    /// <summary>The signed message (route terms, hop receipt or spend authorization), hex; absent in a status query.</summary>
+    public string? Data { get; init; }
+    /// <summary>MeterRoute: the node's position on the route (0 source, 1..k relays, k+1 destination).</summary>
+    public int? Position { get; init; }
+    /// <summary>MeterRoute: the label forward traffic arrives on here (0 at the source).</summary>
+    public uint? ForwardIn { get; init; }
+    /// <summary>MeterRoute: the label reverse traffic arrives on here (0 at the destination).</summary>
+    public uint? ReverseIn { get; init; }
+    /// <summary>MeterRoute: the label this node sends forward traffic on (0 at the destination).</summary>
+    public uint? ForwardOut { get; init; }
+    /// <summary>MeterRoute: the label this node sends reverse traffic on (0 at the source).</summary>
+    public uint? ReverseOut { get; init; }
+    /// <summary>MeterAuth answer: forward bytes the last hop's receiver confirmed (co-signed) so far.</summary>
+    public ulong? DeliveredForward { get; init; }
+    /// <summary>MeterAuth: the terms id (hex) of a status query without an authorization.</summary>
+    public string? TermsId { get; init; }
+}
+
 /// <summary>Source-generated JSON for every control payload (AOT-safe, no reflection).</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(HelloMessage))]
@@ -325,6 +349,7 @@ public sealed record NodePairMessage
 [JsonSerializable(typeof(NodePairMessage))]
 [JsonSerializable(typeof(ListRequestMessage))]
 [JsonSerializable(typeof(SessionReportMessage))]
+[JsonSerializable(typeof(MeterMessage))]
 public sealed partial class ControlJsonContext : JsonSerializerContext;
 
 /// <summary>Constants of the control protocol.</summary>

@@ -30,6 +30,10 @@ public enum ControlOpcode : byte
     RouteClose = 0x16,
     /// <summary>Node to manager after registering: the sessions it is an end of (notification; a restarted manager adopts them).</summary>
     SessionReport = 0x17,
+    /// <summary>Node to manager: a hop receipt this node signed as the hop's receiver; answered with the sender's countersigned copy (docs/metering.md "Live path").</summary>
+    MeterReceipt = 0x18,
+    /// <summary>Node to manager: a spend authorization this node signed as a route's source (or none: a status query); answered with the delivered figures.</summary>
+    MeterAuth = 0x19,
 
     /// <summary>Manager to node: open a link to a peer.</summary>
     OpenLink = 0x20,
@@ -41,6 +45,14 @@ public enum ControlOpcode : byte
     RemoveRules = 0x23,
     /// <summary>Manager to node: the node is an end of a route; its session sends and receives on these labels.</summary>
     SessionRoute = 0x24,
+    /// <summary>Manager to node: route terms the manager signed; the source answers with its acceptance (its signature) or refuses.</summary>
+    MeterTerms = 0x25,
+    /// <summary>Manager to node: the node is at a position of a metered route: meter its hops, gate at the caps.</summary>
+    MeterRoute = 0x26,
+    /// <summary>Manager to node: countersign, as the hop's sender, a receipt its receiver signed (or refuse with the reason).</summary>
+    MeterCountersign = 0x27,
+    /// <summary>Manager to node: the source's latest spend authorization; raise the caps.</summary>
+    MeterCaps = 0x28,
 
     /// <summary>Cli to manager: registered nodes.</summary>
     ListNodes = 0x30,
@@ -83,6 +95,8 @@ public enum ControlErrorCode
     LimitExceeded = 80,
     /// <summary>The answer would not fit in one frame: ask again page by page (<c>limit</c>/<c>after</c>) or narrow the query.</summary>
     ReplyTooLarge = 81,
+    /// <summary>A metered route was refused: the source's ledger balance does not cover one credit window (docs/metering.md).</summary>
+    PaymentRequired = 85,
     /// <summary>Anything else.</summary>
     Internal = 90,
 }

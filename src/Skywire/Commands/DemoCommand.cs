@@ -14,10 +14,11 @@ internal static class DemoCommand
         var nodes = new Option<int>("--nodes") { Description = "Nodes in the chain (3 to 26); the route from the first to the last crosses all of them.", DefaultValueFactory = _ => 4 };
         var socksPort = new Option<int>("--socks-port") { Description = "Local port of the SOCKS5 proxy (0 picks a free one).", DefaultValueFactory = _ => 0 };
         var timeout = new Option<double>("--step-timeout") { Description = "Seconds each bring-up step may take before the demo gives up.", DefaultValueFactory = _ => 90 };
+        var metering = new Option<bool>("--metering") { Description = "Meter the routes: the manager keeps a ledger in DIR/ledger (node A is granted 100 SKY and pays, relays and the exit earn); `skywire ledger balances DIR/ledger` shows it." };
         var viscript = new Option<string?>("--viscript") { Description = "viscript.dll or executable to run (default: beside skywire, or env SKYWIRE_VISCRIPT)." };
         var command = new Command("demo", "Run a local mesh under a headless viscript: messenger, manager, a chain of nodes, a SOCKS pair; print a summary and run until Ctrl+C.")
         {
-            check, dir, nodes, socksPort, timeout, viscript,
+            check, dir, nodes, socksPort, timeout, viscript, metering,
         };
         command.Validators.Add(result =>
         {
@@ -46,6 +47,7 @@ internal static class DemoCommand
                 SocksPort = parse.GetValue(socksPort),
                 StepTimeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
                 Viscript = parse.GetValue(viscript),
+                Metering = parse.GetValue(metering),
             };
 
             // Ctrl+C, SIGTERM, SIGQUIT, SIGHUP (terminal closed): stop viscript and its apps, then exit. System.CommandLine 2.0.0 leaves these

@@ -4,6 +4,7 @@ using Skywire.Core.Channels;
 using Skywire.Core.Diagnostics;
 using Skywire.Metrics;
 using Skywire.Core.Manager;
+using Skywire.Core.Metering;
 using Skywire.Protocol;
 
 namespace Skywire.Commands;
@@ -29,10 +30,13 @@ internal static class ManagerCommand
         {
             listen, keyFile, admins, autoLink, ruleTtl, appTtl, allowNode, allowNodes, maxApps, maxLinks, maxRoutes, metrics,
         };
+        var metering = new MeteringOptionsCli.Manager();
+        metering.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
             if (!Common.TryParseEndPoint(parse.GetValue(listen)!, out var endPoint, "--listen")
-                || !MetricsOption.TryGet(parse, metrics, Console.Error, out var metricsEndPoint))
+                || !MetricsOption.TryGet(parse, metrics, Console.Error, out var metricsEndPoint)
+                || !metering.TryGet(parse, out var meteringOptions))
             {
                 return Common.Usage;
             }
@@ -107,8 +111,20 @@ internal static class ManagerCommand
                 AllowedNodes = allowList,
                 WatchAllowedNodesFile = allowFile is not null,
                 Limits = limits,
+                Metering = meteringOptions,
             };
-            await using var server = new ManagerServer(key, options, logging);
+            ManagerServer created;
+            try
+            {
+                created = new ManagerServer(key, options, logging);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or LedgerVerificationException)
+            {
+                Console.Error.WriteLine($"error: --ledger {meteringOptions?.LedgerDirectory}: {ex.Message}");
+                return Common.Failure;
+            }
+
+            await using var server = created;
             try
             {
                 ListenerBindException.Bind("manager control listener (TCP, --listen)", endPoint, server.Start);

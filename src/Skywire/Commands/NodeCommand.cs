@@ -26,6 +26,8 @@ internal static class NodeCommand
         var directTimeout = new Option<int>("--direct-timeout") { Description = "Milliseconds a dial to another cluster's node tries a direct link brokered by the messenger before relaying through it (0: always relay, refuse offers).", DefaultValueFactory = _ => 3000 };
         var metrics = MetricsOption.Create();
         var command = new Command("node", "Run a node: registers with the manager, opens links, forwards, serves the app API.") { manager, managerKey, listen, advertise, apps, tokenFile, keyFile, messenger, messengerKey, noOffload, maxLinks, directTimeout, metrics };
+        var metering = new MeteringOptionsCli.Node();
+        metering.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
             var address = Common.ParseManager(parse.GetValue(manager)!, parse.GetValue(managerKey));
@@ -84,7 +86,7 @@ internal static class NodeCommand
 
             using var logging = Common.Logging();
             var options = new NodeOptions { Manager = address, LinkListen = linkEndPoint, AppsListen = appsEndPoint, AppTokenFile = parse.GetValue(tokenFile), Messenger = viaMessenger, AdvertisedLinkAddress = advertised,
-                DirectLinkTimeout = TimeSpan.FromMilliseconds(direct) };
+                DirectLinkTimeout = TimeSpan.FromMilliseconds(direct), Metering = metering.Get(parse, parse.GetValue(keyFile)!) };
             options = options with { DataPlane = options.DataPlane with { MaxLinks = linkCap } };
             if (parse.GetValue(noOffload))
             {

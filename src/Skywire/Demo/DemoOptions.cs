@@ -21,6 +21,9 @@ internal sealed record DemoOptions
     /// <summary>Port of the local SOCKS5 proxy (0 picks a free one).</summary>
     public int SocksPort { get; init; }
 
+    /// <summary>Meter the routes: the manager keeps a ledger in the demo folder and node A pays (docs/metering.md "Live path").</summary>
+    public bool Metering { get; init; }
+
     /// <summary>Bytes fetched and verified through the proxy by --check.</summary>
     public int CheckBytes { get; init; } = 1 << 20;
 }

@@ -25,6 +25,7 @@ internal sealed partial class DemoRunner : IAsyncDisposable
     public const int Ok = 0, Failed = 1, Usage = 2, Interrupted = 130;
 
     private const int StepCount = 11;
+    private const int MeteringSteps = 1;
 
     private readonly DemoOptions _options;
     private readonly TextWriter _out;
@@ -51,7 +52,7 @@ internal sealed partial class DemoRunner : IAsyncDisposable
         _options = options;
         _out = output;
         _err = error;
-        _progress = new DemoProgress(output, interactive, StepCount);
+        _progress = new DemoProgress(output, interactive, StepCount + (options.Metering ? MeteringSteps : 0));
     }
 
     private sealed record Component(ulong Id, string App, string Role, int? Pid);
@@ -146,6 +147,10 @@ internal sealed partial class DemoRunner : IAsyncDisposable
         await _progress.StepAsync("chat through the messenger", ChatAsync, cancellationToken);
         await _progress.StepAsync("fetch a page through the SOCKS proxy", FetchAsync, cancellationToken);
         await _progress.StepAsync("read the route in use from the manager", ReadRouteAsync, cancellationToken);
+        if (_options.Metering)
+        {
+            await _progress.StepAsync("read the ledger: receipts of every hop, settled", ReadLedgerAsync, cancellationToken);
+        }
     }
 
     private Task<T> Bounded<T>(Func<CancellationToken, Task<T>> run, string what, CancellationToken cancellationToken) =>
@@ -204,6 +209,11 @@ internal sealed partial class DemoRunner : IAsyncDisposable
         _viscriptPath = ViscriptChild.Locate(_options.Viscript, out var tried)
             ?? throw new DemoStepException("viscript not found; tried " + string.Join(", ", tried) + " (build it: dotnet build -c Release, or give --viscript PATH)");
         File.WriteAllText(Path.Combine(_dir, "viscript.yaml"), DemoConfig.Render(SkywireCommand()));
+        if (_options.Metering)
+        {
+            PrepareLedger();
+        }
+
         return _dir;
     }
 
@@ -249,7 +259,7 @@ internal sealed partial class DemoRunner : IAsyncDisposable
     private async Task<string> StartManagerAsync(CancellationToken cancellationToken)
     {
         var id = await StartAppAsync(DemoConfig.Manager, "manager",
-            ["--listen", "127.0.0.1:0", "--key", Path.Combine(_dir, "keys", "manager.json"), "--admin", _operator!.Public.ToString(), "--rule-ttl", "60"], cancellationToken);
+            ["--listen", "127.0.0.1:0", "--key", Path.Combine(_dir, "keys", "manager.json"), "--admin", _operator!.Public.ToString(), "--rule-ttl", "60", .. MeteringArgs()], cancellationToken);
         var match = await Bounded(ct => _viscript!.WaitForLineAsync(id, ManagerReady(), ct), "the manager to listen", cancellationToken);
         _managerEndPoint = IPEndPoint.Parse(match.Groups["ep"].Value);
         return $"id {id}, {_managerEndPoint}";

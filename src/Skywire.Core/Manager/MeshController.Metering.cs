@@ -1,0 +1,95 @@
+using Skywire.Core.Channels;
+using Skywire.Core.Metering;
+using Skywire.Protocol;
+using Skywire.Protocol.Control;
+using Skywire.Protocol.Metering;
+
+namespace Skywire.Core.Manager;
+
+/// <summary>Metering on live routes (docs/metering.md "Live path"): terms at setup, receipts and authorizations relayed to the ledger.</summary>
+public sealed partial class MeshController
+{
+    /// <summary>The manager's metering (ledger, terms); null: routes are not metered (the default).</summary>
+    public MeteringHub? Metering { get; set; }
+
+    /// <summary>
+    /// Terms for the plan, accepted by its source and opened in the ledger (funds reserved), or null when this manager
+    /// does not meter. Throws (PaymentRequired, Forbidden, Unavailable) when the route must not be built.
+    /// </summary>
+    private async Task<RouteTerms?> AgreeTermsAsync(RoutePlan plan, CancellationToken cancellationToken)
+    {
+        if (Metering is not { } hub)
+        {
+            return null;
+        }
+
+        // Sent in the signed layout with the source's signature still zero: the source fills it in by accepting.
+        var offered = hub.Issue(plan.Path);
+        var answer = await CallAsync(plan.From, ControlOpcode.MeterTerms, new MeterMessage { Data = Convert.ToHexStringLower((offered with { SourceSignature = new byte[MeteringWire.SignatureLength] }).Encode()) }, cancellationToken);
+        return hub.Open(answer.Data);
+    }
+
+    /// <summary>Tells every node of the route its position and labels, so it meters and gates (before the source's session starts).</summary>
+    private async Task MeterRouteAsync(RoutePlan plan, RouteTerms terms, CancellationToken cancellationToken)
+    {
+        var data = Convert.ToHexStringLower(terms.Encode());
+        var k = plan.Path.Count - 1;
+        await Task.WhenAll(Enumerable.Range(0, k + 1).Select(p => CallAsync(plan.Path[p], ControlOpcode.MeterRoute, new MeterMessage
+        {
+            Data = data,
+            Position = p,
+            ForwardIn = p >= 1 ? plan.Forward[p] : 0,
+            ReverseIn = p < k ? plan.Reverse[p] : 0,
+            ForwardOut = p < k ? plan.Forward[p + 1] : 0,
+            ReverseOut = p >= 1 ? plan.Reverse[p - 1] : 0,
+        }, cancellationToken)));
+    }
+
+    /// <summary>A node uploads a receipt it signed as a hop's receiver: the hop's sender countersigns, the ledger takes it, the receiver gets it back.</summary>
+    internal async Task<MeterMessage> MeterReceiptAsync(PubKey node, MeterMessage message, CancellationToken cancellationToken)
+    {
+        var hub = Metering ?? throw new ControlException(ControlErrorCode.BadRequest, "this manager does not meter routes");
+        var (proposal, terms, sender) = hub.Proposal(node, message.Data);
+        var answer = await CallAsync(sender, ControlOpcode.MeterCountersign, new MeterMessage { Data = message.Data }, cancellationToken);
+        var signed = hub.Countersigned(proposal, terms, answer.Data);
+        return new MeterMessage { Data = Convert.ToHexStringLower(signed.Encode()) };
+    }
+
+    /// <summary>
+    /// The source uploads an authorization (or asks how much was delivered): the ledger takes it, the relays and then the
+    /// destination raise their caps; the answer tells the source the forward bytes the destination co-signed.
+    /// </summary>
+    internal async Task<MeterMessage> MeterAuthAsync(PubKey node, MeterMessage message, CancellationToken cancellationToken)
+    {
+        var hub = Metering ?? throw new ControlException(ControlErrorCode.BadRequest, "this manager does not meter routes");
+        RouteTerms terms;
+        if (message.Data is null)
+        {
+            terms = hub.SourceTerms(node, message.TermsId);
+        }
+        else
+        {
+            (_, terms) = hub.Authorization(node, message.Data);
+            var push = new MeterMessage { Data = message.Data };
+            // Relays first: a destination that sends more reverse bytes before its relays may carry them would look like loss.
+            await Task.WhenAll(terms.Relays.Select(r => CallAsync(r.Node, ControlOpcode.MeterCaps, push, cancellationToken)));
+            await CallAsync(terms.Destination, ControlOpcode.MeterCaps, push, cancellationToken);
+        }
+
+        return new MeterMessage { DeliveredForward = hub.DeliveredForward(terms) };
+    }
+
+    private async Task<MeterMessage> CallAsync(PubKey node, ControlOpcode opcode, MeterMessage message, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping);
+        timeout.CancelAfter(_options.CommandTimeout);
+        try
+        {
+            return await Channel(node).MeterAsync(opcode, message, timeout.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new ControlException(ControlErrorCode.Unavailable, $"node {node.ToShortString(12)} did not answer a metering call in time");
+        }
+    }
+}

@@ -1,0 +1,196 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Skywire.Core.Metering;
+using Skywire.IntegrationTests.EndToEnd;
+
+namespace Skywire.IntegrationTests.Metering;
+
+/// <summary>
+/// Issue 15's "done when" through the built executables: a manager with <c>--ledger</c>, four nodes in a line, 16 MiB
+/// through three hops with <c>skywire app nc</c>; the manager stops (SIGTERM: it closes a last epoch), and
+/// <c>skywire ledger routes|balances|verify --json</c> show the source charged and each relay and the exit credited
+/// exactly per the terms for the bytes every hop co-signed; each node journaled its receipts beside its key.
+/// </summary>
+[Trait("Category", "E2E")]
+public sealed class MeteredMeshProcessTests() : ExecutableTestBase("skywire-metered-")
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(120);
+    private const long Size = 16L * 1024 * 1024;
+    private const long Grant = 100_000_000;
+    private const long RelayPrice = 2_000_000;
+    private const long ExitPrice = 3_000_000;
+    private const long FeeBps = 250;
+
+    [Fact]
+    public async Task ThreeHops_LedgerShowsSourceChargedAndProvidersCreditedPerTerms()
+    {
+        var processes = new List<SkywireProcess>();
+        var ledger = FilePath("ledger");
+        try
+        {
+            // Keys first: the operator grants the source before the manager (the ledger's one writer) starts.
+            var keys = new Dictionary<string, string>();
+            foreach (var name in new[] { "manager", "a", "b", "c", "d" })
+            {
+                await using var keygen = Start(null, ["keygen", "--out", FilePath(name + ".json")]);
+                Assert.Equal(0, await keygen.WaitForExitAsync(Limit));
+                keys[name] = keygen.StdoutText.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries)[0];
+            }
+
+            await using (var grant = Start(null, ["ledger", "grant", ledger, keys["a"], Grant.ToString(), "--key", FilePath("manager.json")]))
+            {
+                Assert.Equal(0, await grant.WaitForExitAsync(Limit));
+            }
+
+            var manager = Start(processes, ["manager", "--listen", "127.0.0.1:0", "--key", FilePath("manager.json"), "--ledger", ledger,
+                "--price-relay", RelayPrice.ToString(), "--price-exit", ExitPrice.ToString(), "--fee-bps", FeeBps.ToString(), "--window", (4 << 20).ToString()]);
+            var managerLine = await manager.WaitForLineAsync("listening on", Limit);
+            var managerAt = $"{keys["manager"]}@127.0.0.1:{ManagerLine().Match(managerLine).Groups[1].Value}";
+            var apps = new Dictionary<string, string>();
+            foreach (var name in new[] { "a", "b", "c", "d" })
+            {
+                var node = Start(processes, ["node", "--manager", managerAt, "--key", FilePath(name + ".json"), "--app-token-file", FilePath(name + ".token")]);
+                apps[name] = NodeLine().Match(await node.WaitForLineAsync(" apps 127.0.0.1", Limit)).Groups[2].Value;
+            }
+
+            string[] Cli(params string[] args) => ["cli", "--manager", managerAt, "--key", FilePath("manager.json"), .. args];
+            foreach (var (x, y) in new[] { ("a", "b"), ("b", "c"), ("c", "d") })
+            {
+                await using var link = Start(null, Cli("link", keys[x], keys[y]));
+                Assert.Equal(0, await link.WaitForExitAsync(Limit));
+            }
+
+            await WaitForAsync(Cli("links"), text => text.Split('\n').Count(l => l.Contains(" yes ", StringComparison.Ordinal)) >= 6, "all links routed");
+            var listener = Start(processes, ["app", "nc", "--node-apps", "127.0.0.1:" + apps["d"], "--token-file", FilePath("d.token"), "--name", "sink", "--listen"]);
+            await listener.WaitForLineAsync("listening as", Limit);
+            var payload = new byte[Size];
+            new Random(15).NextBytes(payload);
+            var dialer = Start(processes, ["app", "nc", "--node-apps", "127.0.0.1:" + apps["a"], "--token-file", FilePath("a.token"), "--name", "src",
+                "--to", $"{keys["d"]}/sink"], new MemoryStream(payload));
+            Assert.Equal(0, await dialer.WaitForExitAsync(Limit));
+            Assert.Equal(0, await listener.WaitForExitAsync(Limit));
+            Assert.True(listener.Stdout.AsSpan().SequenceEqual(payload), "the bytes differ");
+
+            // Receipts come every 4 MiB or 10 s while counters move: wait until every forward hop co-signed the data.
+            await WaitUntilAsync(async () =>
+            {
+                var hops = await HopBytesAsync(ledger);
+                return hops is { } h && h.Forward.All(f => f >= Size) && h.Reverse.All(r => r > 0);
+            }, "receipts of the transfer on every hop");
+
+            // SIGTERM: the manager closes a last epoch (settles the route) before it exits.
+            using (var kill = Process.Start("kill", ["-TERM", manager.Id.ToString()]))
+            {
+                await kill.WaitForExitAsync();
+            }
+
+            Assert.Equal(0, await manager.WaitForExitAsync(Limit));
+
+            var (forward, reverse) = (await HopBytesAsync(ledger))!.Value;
+            var flowF = RunningMin(forward, fromEnd: false);
+            var flowR = RunningMin(reverse, fromEnd: true);
+            long Charge(ulong bytes, long price) => Settlement.Charge(bytes, (ulong)price);
+            var earnedB = Charge(flowF[1], RelayPrice) + Charge(flowR[0], RelayPrice);
+            var earnedC = Charge(flowF[2], RelayPrice) + Charge(flowR[1], RelayPrice);
+            var earnedD = Charge(flowF[2], ExitPrice) + Charge(flowR[0], ExitPrice);
+            var gross = earnedB + earnedC + earnedD;
+            var fee = gross * FeeBps / 10_000;
+            Assert.True(earnedB > 0 && earnedC > 0 && earnedD > 0);
+
+            var balances = (await LedgerJsonAsync("balances", ledger)).GetProperty("accounts").EnumerateArray()
+                .ToDictionary(e => e.GetProperty("account").GetString()!, e => e.GetProperty("droplets").GetInt64());
+            Assert.Equal(earnedB, balances["provider:" + keys["b"]]);
+            Assert.Equal(earnedC, balances["provider:" + keys["c"]]);
+            Assert.Equal(earnedD, balances["provider:" + keys["d"]]);
+            Assert.Equal(fee, balances["fee"]);
+            var reserve = balances.Where(b => b.Key.StartsWith("reserve:", StringComparison.Ordinal)).Sum(b => b.Value);
+            Assert.Equal(Grant - gross - fee, balances["consumer:" + keys["a"]] + reserve);
+            Assert.Equal(0, balances.Values.Sum());
+
+            var verify = await LedgerJsonAsync("verify", ledger);
+            Assert.True(verify.GetProperty("ok").GetBoolean(), verify.ToString());
+
+            // Persisted at both ends: every node journaled co-signed receipts (tag 0x52) beside its key file.
+            foreach (var name in new[] { "a", "b", "c", "d" })
+            {
+                var journal = await File.ReadAllLinesAsync(FilePath(name + ".metering.hex"), TestContext.Current.CancellationToken);
+                Assert.Contains(journal, l => l.StartsWith("52", StringComparison.Ordinal));
+            }
+        }
+        finally
+        {
+            foreach (var p in processes)
+            {
+                await p.DisposeAsync();
+            }
+        }
+    }
+
+    private static async Task<(ulong[] Forward, ulong[] Reverse)?> HopBytesAsync(string ledger)
+    {
+        var routes = (await LedgerJsonAsync("routes", ledger)).GetProperty("routes");
+        if (routes.GetArrayLength() != 1)
+        {
+            return null;
+        }
+
+        var positions = routes[0].GetProperty("positions").EnumerateArray().Where(p => p.TryGetProperty("hop_bytes_forward", out _)).ToList();
+        return ([.. positions.Select(p => p.GetProperty("hop_bytes_forward").GetUInt64())], [.. positions.Select(p => p.GetProperty("hop_bytes_reverse").GetUInt64())]);
+    }
+
+    private static async Task<JsonElement> LedgerJsonAsync(string verb, string ledger)
+    {
+        await using var process = SkywireProcess.Start(null, ["ledger", verb, ledger, "--json"]);
+        var code = await process.WaitForExitAsync(Limit);
+        Assert.True(code == 0, $"skywire ledger {verb} exited {code}: {process.Stderr}");
+        return JsonDocument.Parse(process.StdoutText).RootElement.Clone();
+    }
+
+    private static ulong[] RunningMin(ulong[] coSigned, bool fromEnd)
+    {
+        var flow = new ulong[coSigned.Length];
+        var previous = ulong.MaxValue;
+        for (var step = 0; step < coSigned.Length; step++)
+        {
+            var hop = fromEnd ? coSigned.Length - 1 - step : step;
+            previous = Math.Min(previous, coSigned[hop]);
+            flow[hop] = previous;
+        }
+
+        return flow;
+    }
+
+    private static SkywireProcess Start(List<SkywireProcess>? processes, IEnumerable<string> args, Stream? stdin = null)
+    {
+        var process = SkywireProcess.Start(null, args, stdin);
+        processes?.Add(process);
+        return process;
+    }
+
+    private static async Task<string> WaitForAsync(string[] cli, Func<string, bool> done, string what)
+    {
+        var deadline = DateTime.UtcNow + Limit;
+        while (true)
+        {
+            await using var query = SkywireProcess.Start(null, cli);
+            Assert.Equal(0, await query.WaitForExitAsync(Limit));
+            if (done(query.StdoutText))
+            {
+                return query.StdoutText;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}:\n{query.StdoutText}");
+            await Task.Delay(200);
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + Limit;
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "timed out waiting for: " + what);
+            await Task.Delay(500);
+        }
+    }
+}
