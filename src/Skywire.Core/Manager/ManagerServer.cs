@@ -53,6 +53,11 @@ public sealed partial class ManagerServer : IAsyncDisposable
         }
 
         Controller = new MeshController(options, _loggerFactory.CreateLogger<MeshController>());
+        if (options.Store is { } store)
+        {
+            Controller.UseStore(store, options.Listen.ToString());
+        }
+
         _requests = new ManagerRequestHandler(Controller, options.Limits, _logger);
         _listener = new TcpListener(options.Listen);
         _connections = new TcpConnectionHost(options.Connections, _logger);
@@ -85,6 +90,11 @@ public sealed partial class ManagerServer : IAsyncDisposable
     public void Start()
     {
         _listener.Start();
+        if (Controller.Shared is { } shared)
+        {
+            shared.Listen = LocalEndPoint.ToString();
+        }
+
         Controller.Start();
         _acceptLoop = Task.Run(() => _connections.AcceptLoopAsync(_listener, ServeAsync, _cts.Token));
         Log.Listening(_logger, LocalEndPoint, _key.Public);
