@@ -648,6 +648,7 @@ public sealed partial class MeshController : IAsyncDisposable
 
             ExpireApps();
             ForgetOfflineNodes();
+            Shared?.RestampRemoteLinks();
             if (_time.GetUtcNow() >= nextRefresh)
             {
                 nextRefresh = _time.GetUtcNow() + _options.RefreshInterval;

@@ -11,6 +11,7 @@ public sealed partial class MeshStoreSync
 {
     private readonly Dictionary<string, StoreEntry> _view = new(StringComparer.Ordinal);
     private readonly HashSet<string> _liveManagers = new(StringComparer.Ordinal);
+    private readonly Dictionary<PubKey, List<LinkReport>> _remoteLinks = [];
     private long _ignored;
 
     /// <summary>Values from the store that were malformed or hostile and were ignored.</summary>
@@ -207,6 +208,11 @@ public sealed partial class MeshStoreSync
 
         if (!put)
         {
+            lock (_remoteLinks)
+            {
+                _remoteLinks.Remove(node);
+            }
+
             _controller.RemoteLinks(node, []);
             return;
         }
@@ -227,7 +233,32 @@ public sealed partial class MeshStoreSync
             }
         }
 
+        lock (_remoteLinks)
+        {
+            _remoteLinks[node] = reports;
+        }
+
         _controller.RemoteLinks(node, reports);
+    }
+
+    /// <summary>
+    /// Stamps the link reports of other managers' nodes fresh (every maintenance tick): they hold while their key does
+    /// (their manager deletes it, or its lease ends), so a manager cut off from the store keeps routing over what it
+    /// holds instead of letting other managers' links age out.
+    /// </summary>
+    internal void RestampRemoteLinks()
+    {
+        var now = _time.GetUtcNow();
+        List<(PubKey Node, List<LinkReport> Reports)> all;
+        lock (_remoteLinks)
+        {
+            all = [.. _remoteLinks.Select(r => (r.Key, r.Value))];
+        }
+
+        foreach (var (node, reports) in all)
+        {
+            _controller.RemoteLinks(node, [.. reports.Select(r => r with { ReportedAt = now })]);
+        }
     }
 
     private void ApplyApp(string key, StoreEntry entry, bool put)
