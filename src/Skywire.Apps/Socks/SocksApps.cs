@@ -40,9 +40,6 @@ public static partial class SocksApps
     /// <summary>Tracker type of the entry app.</summary>
     public const string ClientType = "socks-client";
 
-    /// <summary>Streams waiting at the node for this app at once, so bursts of connections do not queue on one accept.</summary>
-    private const int ParallelAccepts = 4;
-
     /// <summary>
     /// Registers as a socks-server and serves every incoming stream until cancelled or the node goes away.
     /// <paramref name="onReady"/> gets <c>NODEKEY/NAME</c> once registered.
@@ -59,53 +56,7 @@ public static partial class SocksApps
         onReady?.Invoke($"{app.NodeKey}/{binding.Name}");
 
         var server = new SocksServer(options, logger);
-        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var handlers = new List<Task>();
-        var loops = Enumerable.Range(0, ParallelAccepts).Select(_ => AcceptLoopAsync()).ToArray();
-        try
-        {
-            await Task.WhenAll(loops);
-        }
-        finally
-        {
-            await stopping.CancelAsync();
-            Task[] pending;
-            lock (handlers)
-            {
-                pending = [.. handlers];
-            }
-
-            await Task.WhenAll(pending);
-        }
-
-        async Task AcceptLoopAsync()
-        {
-            while (true)
-            {
-                SkywireStream stream;
-                try
-                {
-                    stream = await app.AcceptAsync(stopping.Token);
-                }
-                catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-                {
-                    return;
-                }
-                catch
-                {
-                    // The node is gone: stop every loop, and report it to the caller.
-                    await stopping.CancelAsync();
-                    throw;
-                }
-
-                var handler = server.HandleStreamAsync(stream, stream.RemoteNode, stopping.Token);
-                lock (handlers)
-                {
-                    handlers.RemoveAll(t => t.IsCompleted);
-                    handlers.Add(handler.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default));
-                }
-            }
-        }
+        await app.ServeStreamsAsync((stream, stopping) => server.HandleStreamAsync(stream, stream.RemoteNode, stopping), cancellationToken: cancellationToken);
     }
 
     /// <summary>

@@ -94,56 +94,18 @@ public sealed class VpnServer
         VpnLog.Registered(_logger, ServerType, app.NodeKey, binding.Name, tun.Name);
         onReady?.Invoke($"{app.NodeKey}/{binding.Name}", tun.Name);
 
-        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var handlers = new List<Task>();
         try
         {
-            await Task.WhenAll(Enumerable.Range(0, ParallelAccepts).Select(_ => AcceptLoopAsync()));
+            await app.ServeStreamsAsync((stream, stopping) => ServeAsync(app, stream, tun, mtu, stopping), ParallelAccepts, cancellationToken);
         }
         finally
         {
-            await stopping.CancelAsync();
-            Task[] pending;
-            lock (handlers)
-            {
-                pending = [.. handlers];
-            }
-
-            await Task.WhenAll(pending);
             foreach (var peer in _peers.Values)
             {
                 peer.Dispose();
             }
 
             VpnLog.Stopped(_logger, Statistics);
-        }
-
-        async Task AcceptLoopAsync()
-        {
-            while (true)
-            {
-                SkywireStream stream;
-                try
-                {
-                    stream = await app.AcceptAsync(stopping.Token);
-                }
-                catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-                {
-                    return;
-                }
-                catch
-                {
-                    await stopping.CancelAsync();
-                    throw;
-                }
-
-                var handler = ServeAsync(app, stream, tun, mtu, stopping.Token);
-                lock (handlers)
-                {
-                    handlers.RemoveAll(t => t.IsCompleted);
-                    handlers.Add(handler);
-                }
-            }
         }
     }
 

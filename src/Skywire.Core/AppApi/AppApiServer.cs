@@ -30,8 +30,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly TcpListener _listener;
     private readonly CancellationTokenSource _cts = new();
-    private readonly object _sync = new();
-    private readonly Dictionary<string, Channel<IncomingStream>> _accepting = new(StringComparer.Ordinal);
+    private readonly AppRegistry _registry = new();
     private readonly TcpConnectionHost _connections;
     private readonly ConcurrentDictionary<string, FlowHandle> _flows = new(StringComparer.Ordinal);
     private Task? _acceptLoop;
@@ -78,28 +77,19 @@ public sealed partial class AppApiServer : IAsyncDisposable
     /// </summary>
     public bool TryDeliver(string appName, IncomingStream stream)
     {
-        lock (_sync)
-        {
-            return _accepting.TryGetValue(appName, out var queue) && queue.Writer.TryWrite(stream);
-        }
+        return _registry.TryDeliver(appName, stream);
     }
 
     /// <summary>Accept requests now waiting for a stream (tests synchronise on it).</summary>
     internal int PendingAccepts => Volatile.Read(ref _pendingAccepts);
 
     /// <summary>Names registered by connected apps.</summary>
-    public IReadOnlyList<string> RegisteredApps()
-    {
-        lock (_sync)
-        {
-            return [.. _accepting.Keys];
-        }
-    }
+    public IReadOnlyList<string> RegisteredApps() => _registry.Names;
 
     private async Task ServeAsync(Socket socket)
     {
         var stream = new SocketStream(socket);
-        string? registered = null;
+        AppRegistry.Registration? registered = null;
         var handedOff = false;
         try
         {
@@ -212,21 +202,21 @@ public sealed partial class AppApiServer : IAsyncDisposable
         }
     }
 
-    private async Task<string> RegisterAsync(Stream stream, uint id, AppApiRegisterMessage message, string? already)
+    private async Task<AppRegistry.Registration> RegisterAsync(SocketStream stream, uint id, AppApiRegisterMessage message, AppRegistry.Registration? already)
     {
         if (already is not null)
         {
-            throw new AppApiException(AppApiErrorCode.Conflict, $"this connection already registered '{already}'");
+            throw new AppApiException(AppApiErrorCode.Conflict, $"this connection already registered '{already.Name}'");
         }
 
-        lock (_sync)
+        // A name whose connection the app already closed is taken over here, not refused until that connection's
+        // serve loop reads the close (a refused client that registers again at once used to get "already registered").
+        var registration = _registry.Claim(message.Name, stream.Socket, out var reclaimed);
+        if (reclaimed is not null)
         {
-            if (_accepting.ContainsKey(message.Name))
-            {
-                throw new AppApiException(AppApiErrorCode.Conflict, $"an app named '{message.Name}' is already registered on this node");
-            }
-
-            _accepting[message.Name] = Channel.CreateBounded<IncomingStream>(new BoundedChannelOptions(16) { FullMode = BoundedChannelFullMode.Wait });
+            Log.AppReclaimed(_logger, message.Name);
+            AbortQueued(reclaimed);
+            await _host.UnregisterAppAsync(message.Name, _cts.Token);
         }
 
         try
@@ -235,40 +225,38 @@ public sealed partial class AppApiServer : IAsyncDisposable
         }
         catch
         {
-            lock (_sync)
-            {
-                _accepting.Remove(message.Name);
-            }
-
+            _registry.Release(registration);
             throw;
         }
 
         Log.AppRegistered(_logger, message.Name, message.Type);
         await FrameIo.WriteFrameAsync(stream, (byte)AppApiOpcode.Register | FrameCodec.ResponseBit, id, new OkMessage(), AppApiJsonContext.Default.OkMessage, _cts.Token);
-        return message.Name;
+        return registration;
     }
 
-    private void Unregister(string name)
+    /// <summary>Frees the name unless another connection took it over (then the name and its tracker entry are the new holder's).</summary>
+    private void Unregister(AppRegistry.Registration registration)
     {
-        Channel<IncomingStream>? queue;
-        lock (_sync)
+        AbortQueued(registration);
+        if (!_registry.Release(registration))
         {
-            _accepting.Remove(name, out queue);
+            return;
         }
 
-        if (queue is not null)
-        {
-            queue.Writer.TryComplete();
-            while (queue.Reader.TryRead(out var pending))
-            {
-                // Never handed to an app: the dialer must see a failure, not an empty stream that ended cleanly.
-                pending.Stream.Abort();
-                pending.Stream.Dispose();
-            }
-        }
+        Log.AppGone(_logger, registration.Name);
+        _ = _host.UnregisterAppAsync(registration.Name, CancellationToken.None);
+    }
 
-        Log.AppGone(_logger, name);
-        _ = _host.UnregisterAppAsync(name, CancellationToken.None);
+    private static void AbortQueued(AppRegistry.Registration registration)
+    {
+        var queue = registration.Queue;
+        queue.Writer.TryComplete();
+        while (queue.Reader.TryRead(out var pending))
+        {
+            // Never handed to an app: the dialer must see a failure, not an empty stream that ended cleanly.
+            pending.Stream.Abort();
+            pending.Stream.Dispose();
+        }
     }
 
     private async Task<bool> DialAsync(SocketStream stream, uint id, DialMessage message)
@@ -296,12 +284,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
     /// <summary>Waits for a stream for <paramref name="message"/>'s app; false when the app closed the connection first.</summary>
     private async Task<bool> AcceptAsync(SocketStream stream, uint id, AcceptMessage message)
     {
-        Channel<IncomingStream>? queue;
-        lock (_sync)
-        {
-            _accepting.TryGetValue(message.Name, out queue);
-        }
-
+        var queue = _registry.Find(message.Name);
         if (queue is null)
         {
             throw new AppApiException(AppApiErrorCode.NotFound, $"no app named '{message.Name}' is registered on this node");
@@ -502,13 +485,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
 
         await _cts.CancelAsync();
         _listener.Stop();
-        lock (_sync)
-        {
-            foreach (var queue in _accepting.Values)
-            {
-                queue.Writer.TryComplete();
-            }
-        }
+        _registry.CompleteAll();
 
         if (_acceptLoop is not null)
         {
@@ -546,5 +523,8 @@ public sealed partial class AppApiServer : IAsyncDisposable
 
         [LoggerMessage(EventId = 7106, Level = LogLevel.Debug, Message = "App attached to a stream's datagrams (at most {MaxDatagram} bytes each)")]
         public static partial void DatagramsAttached(ILogger logger, int maxDatagram);
+
+        [LoggerMessage(EventId = 7107, Level = LogLevel.Information, Message = "App name {Name} taken over from a connection its app had closed")]
+        public static partial void AppReclaimed(ILogger logger, string name);
     }
 }

@@ -23,7 +23,7 @@ namespace Skywire.Core.Sdk;
 /// await using var s = await app.AcceptAsync();
 /// </code>
 /// </example>
-public sealed class SkywireApp : IAsyncDisposable
+public sealed partial class SkywireApp : IAsyncDisposable
 {
     private readonly IPEndPoint _node;
     private readonly SemaphoreSlim _lock = new(1, 1);

@@ -9,8 +9,13 @@ namespace Skywire.Core.Streams;
 /// Owns the socket.
 /// </summary>
 /// <remarks>
-/// Why not a disposed <see cref="NetworkStream"/> with linger 0: its dispose calls <c>shutdown(SHUT_RDWR)</c> before
-/// closing, so the peer receives a FIN before the RST and reads a clean end of stream (issue 12.1).
+/// <para>Only those two calls end the connection cleanly. From construction on the socket carries <c>SO_LINGER {1, 0}</c>,
+/// so a close that is not ours (the process is killed, or exits without disposing the stream) resets the connection
+/// instead of sending the FIN the kernel would otherwise send for it; the graceful dispose clears it first. Without
+/// this, a node killed with SIGKILL while relaying a stream to an app made the app read a clean end of an incomplete
+/// stream, and so did an app killed while writing one (issue 12.1).</para>
+/// <para>Why not a disposed <see cref="NetworkStream"/> with linger 0: its dispose calls <c>shutdown(SHUT_RDWR)</c> before
+/// closing, so the peer receives a FIN before the RST and reads a clean end of stream (issue 12.1).</para>
 /// </remarks>
 public sealed class SocketStream : DuplexStream
 {
@@ -24,6 +29,7 @@ public sealed class SocketStream : DuplexStream
         ArgumentNullException.ThrowIfNull(socket);
         Socket = socket;
         _stream = new NetworkStream(socket, ownsSocket: false);
+        SetLinger(socket, new LingerOption(true, 0));
     }
 
     /// <summary>The socket.</summary>
@@ -116,10 +122,23 @@ public sealed class SocketStream : DuplexStream
                 // The peer is gone already; closing is all that is left to do.
             }
 
+            SetLinger(Socket, new LingerOption(false, 0));
             Socket.Dispose();
         }
 
         base.Dispose(disposing);
+    }
+
+    private static void SetLinger(Socket socket, LingerOption linger)
+    {
+        try
+        {
+            socket.LingerState = linger;
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            // Closed or reset already: there is no close left to shape.
+        }
     }
 
     private static bool IsReset(IOException ex) =>

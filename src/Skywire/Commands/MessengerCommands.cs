@@ -3,6 +3,8 @@ using System.Net;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Skywire.Apps.Chat;
+using Skywire.Chat;
 using Skywire.Core.Channels;
 using Skywire.Core.Control;
 using Skywire.Core.Diagnostics;
@@ -228,7 +230,15 @@ internal static class MessengerCommands
                 {
                     await foreach (var message in client.Messages.ReadAllAsync(stop.Token))
                     {
-                        await output.WriteLineAsync($"{message.From} {Escape(Encoding.UTF8.GetString(message.Data.Span))}");
+                        // A browser chat's message (skywire-chat/1 JSON) prints as its text; its receipts and other JSON types are not messages.
+                        var wire = ChatWireMessage.Decode(message.Data.Span);
+                        if (wire is { Kind: ChatWireMessage.KindReceipt })
+                        {
+                            continue;
+                        }
+
+                        var text = wire is { Kind: ChatWireMessage.KindText, Id.Length: > 0, Text: { } t } ? t : Encoding.UTF8.GetString(message.Data.Span);
+                        await output.WriteLineAsync($"{message.From} {Escape(text)}");
                         await output.FlushAsync(CancellationToken.None);
                         if (limit > 0 && ++received >= limit)
                         {
@@ -246,7 +256,8 @@ internal static class MessengerCommands
             }
         });
 
-        return new Command("chat", "Chat with public keys through a messenger.") { messenger, messengerKey, key, send, listen };
+        var web = ChatWebCommand.Create((parse, ct) => ConnectAsync(parse, messenger, messengerKey, key, loggerFactory, ct, reconnect: true), loggerFactory);
+        return new Command("chat", "Chat with public keys through a messenger.") { messenger, messengerKey, key, send, listen, web };
     }
 
     private static async Task<(MessengerClient? Client, int Code)> ConnectAsync(

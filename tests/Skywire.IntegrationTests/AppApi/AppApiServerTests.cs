@@ -58,8 +58,21 @@ public sealed class AppApiServerTests : IAsyncLifetime
             return Task.CompletedTask;
         }
 
-        public Task<AppListResultMessage> ListAppsAsync(AppListMessage query, CancellationToken cancellationToken) =>
-            Task.FromResult(new AppListResultMessage { Apps = [new AppInfo { Name = query.Value ?? "x", Type = "t", Node = NodeKey }] });
+        /// <summary>When set, tracker queries wait for it (a connection's serve loop stays busy in the request).</summary>
+        public TaskCompletionSource? ListGate { get; set; }
+
+        public TaskCompletionSource ListStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async Task<AppListResultMessage> ListAppsAsync(AppListMessage query, CancellationToken cancellationToken)
+        {
+            ListStarted.TrySetResult();
+            if (ListGate is { } gate)
+            {
+                await gate.Task.WaitAsync(cancellationToken);
+            }
+
+            return new AppListResultMessage { Apps = [new AppInfo { Name = query.Value ?? "x", Type = "t", Node = NodeKey }] };
+        }
 
         public Task<DuplexStream> DialAsync(string node, string app, string? from, CancellationToken cancellationToken)
         {
@@ -98,6 +111,147 @@ public sealed class AppApiServerTests : IAsyncLifetime
         await first.DisposeAsync();
         await WaitUntil(() => !_server.RegisteredApps().Contains("svc"));
         await second.RegisterAsync("svc", "t").WaitAsync(Limit);
+    }
+
+    /// <summary>
+    /// Issue 14: a refused client that registers its name again at once used to get "already registered", because the
+    /// name was freed only when the old connection's serve loop read the close. Here that loop is held busy in a tracker
+    /// query, so it cannot read the close at all: the new registration must take the name over, and the old loop,
+    /// when it ends, must leave the new holder's name and tracker entry alone.
+    /// </summary>
+    [Fact]
+    public async Task Register_NameHeldByAConnectionItsAppClosed_TakenOverAtOnce_OldLoopLeavesItAlone()
+    {
+        _host.ListGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var holder = await RawRegisterAsync("svc");
+        await FrameIo.WriteFrameAsync(holder.GetStream(), (byte)AppApiOpcode.ListApps, 3, new AppListMessage { By = "name", Value = "x" },
+            AppApiJsonContext.Default.AppListMessage, CancellationToken.None);
+        await _host.ListStarted.Task.WaitAsync(Limit);
+        holder.Dispose(); // the app is gone; its serve loop is still inside the query
+
+        await using var second = await SkywireApp.ConnectAsync(_server.LocalEndPoint, Token);
+        await second.RegisterAsync("svc", "t").WaitAsync(Limit);
+
+        _host.ListGate.SetResult(); // the old loop answers into a closed socket, reads the end, and unregisters
+        await WaitUntil(() => _server.ConnectionCount == 1);
+        Assert.Contains("svc", _server.RegisteredApps());
+        lock (_host.Registered)
+        {
+            Assert.Equal(["svc"], _host.Registered);
+        }
+
+        var (local, _) = Pair();
+        Assert.True(_server.TryDeliver("svc", new IncomingStream(local, "02" + new string('c', 64), "caller")));
+        await using var accepted = await second.AcceptAsync().WaitAsync(Limit);
+        Assert.Equal("caller", accepted.RemoteApp);
+    }
+
+    /// <summary>The take-over is only for closed connections: a live holder, even one busy in a request or idle, keeps its name.</summary>
+    [Fact]
+    public async Task Register_NameHeldByALiveBusyConnection_Refused()
+    {
+        _host.ListGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var holder = await RawRegisterAsync("svc");
+        await FrameIo.WriteFrameAsync(holder.GetStream(), (byte)AppApiOpcode.ListApps, 3, new AppListMessage { By = "name", Value = "x" },
+            AppApiJsonContext.Default.AppListMessage, CancellationToken.None);
+        await _host.ListStarted.Task.WaitAsync(Limit);
+        // A request sent while the loop is busy is unread bytes, not a close.
+        await FrameIo.WriteFrameAsync(holder.GetStream(), (byte)AppApiOpcode.Ping, 4, new OkMessage(), AppApiJsonContext.Default.OkMessage, CancellationToken.None);
+
+        await using var second = await SkywireApp.ConnectAsync(_server.LocalEndPoint, Token);
+        var busy = await Assert.ThrowsAsync<AppApiException>(() => second.RegisterAsync("svc", "t")).WaitAsync(Limit);
+        Assert.Equal(AppApiErrorCode.Conflict, busy.Code);
+
+        _host.ListGate.SetResult();
+        var idle = await Assert.ThrowsAsync<AppApiException>(() => second.RegisterAsync("svc", "t")).WaitAsync(Limit);
+        Assert.Equal(AppApiErrorCode.Conflict, idle.Code);
+        Assert.Contains("svc", _server.RegisteredApps());
+    }
+
+    /// <summary>
+    /// SkywireApp.ServeStreamsAsync: each accepted stream goes to the handler; a failing handler ends only its stream;
+    /// when the node goes away the accepts stop, running handlers are cancelled and the failure is thrown after they finished.
+    /// </summary>
+    [Fact]
+    public async Task ServeStreams_EachStreamToItsHandler_FailedHandlerEndsOnlyItsStream_NodeGoneCancelsHandlersAndThrows()
+    {
+        await using var app = await SkywireApp.ConnectAsync(_server.LocalEndPoint, Token);
+        await app.RegisterAsync("svc", "t");
+        var held = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var heldCancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var serving = app.ServeStreamsAsync(async (stream, stopping) =>
+        {
+            await using var _ = stream;
+            var first = new byte[1];
+            await stream.ReadExactlyAsync(first, stopping);
+            switch (first[0])
+            {
+                case (byte)'e': // echo one byte and end
+                    await stream.WriteAsync(first, stopping);
+                    await stream.CompleteWritesAsync(stopping);
+                    break;
+                case (byte)'x':
+                    throw new InvalidOperationException("handler bug");
+                default: // hold until serving stops
+                    held.TrySetResult();
+                    try
+                    {
+                        await Task.Delay(Timeout.Infinite, stopping);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        heldCancelled.TrySetResult();
+                    }
+
+                    break;
+            }
+        }, parallelAccepts: 2);
+
+        var (failing, failingRemote) = Pair();
+        await WaitUntil(() => _server.PendingAccepts == 2);
+        Assert.True(_server.TryDeliver("svc", new IncomingStream(failing, "02" + new string('c', 64), "x")));
+        await failingRemote.WriteAsync("x"u8.ToArray());
+        try
+        {
+            // The failing handler's stream ends (disposed), whether cleanly or by a reset; serving goes on.
+            Assert.Equal(0, await failingRemote.ReadAsync(new byte[1]).AsTask().WaitAsync(Limit));
+        }
+        catch (StreamAbortedException)
+        {
+        }
+
+        var (echo, echoRemote) = Pair();
+        Assert.True(_server.TryDeliver("svc", new IncomingStream(echo, "02" + new string('c', 64), "e")));
+        await echoRemote.WriteAsync("e"u8.ToArray());
+        var got = new MemoryStream();
+        await echoRemote.CopyToAsync(got).WaitAsync(Limit);
+        Assert.Equal("e"u8.ToArray(), got.ToArray());
+
+        var (hold, holdRemote) = Pair();
+        Assert.True(_server.TryDeliver("svc", new IncomingStream(hold, "02" + new string('c', 64), "h")));
+        await holdRemote.WriteAsync("h"u8.ToArray());
+        await held.Task.WaitAsync(Limit);
+        Assert.False(serving.IsCompleted);
+
+        await _server.DisposeAsync(); // the node goes away: the waiting accepts fail
+        await Assert.ThrowsAsync<AppApiException>(() => serving).WaitAsync(Limit);
+        Assert.True(heldCancelled.Task.IsCompleted);
+    }
+
+    /// <summary>A raw app API connection that said hello and registered <paramref name="name"/>.</summary>
+    private async Task<System.Net.Sockets.TcpClient> RawRegisterAsync(string name)
+    {
+        var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(_server.LocalEndPoint);
+        var s = client.GetStream();
+        await FrameIo.WriteFrameAsync(s, (byte)AppApiOpcode.Hello, 1, new AppHelloMessage { Version = AppApiProtocol.Version, Token = Token },
+            AppApiJsonContext.Default.AppHelloMessage, CancellationToken.None);
+        Assert.NotNull(await FrameIo.ReadFrameAsync(s, AppApiProtocol.MaxFrameSize, CancellationToken.None).WaitAsync(Limit));
+        await FrameIo.WriteFrameAsync(s, (byte)AppApiOpcode.Register, 2, new AppApiRegisterMessage { Name = name, Type = "t" },
+            AppApiJsonContext.Default.AppApiRegisterMessage, CancellationToken.None);
+        var ok = await FrameIo.ReadFrameAsync(s, AppApiProtocol.MaxFrameSize, CancellationToken.None).WaitAsync(Limit);
+        Assert.Equal((byte)AppApiOpcode.Register | FrameCodec.ResponseBit, ok!.Value.Opcode);
+        return client;
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using Skywire.Core.Crypto;
 using Skywire.Core.Sdk;
+using Skywire.Protocol;
 using Skywire.TestKit;
 
 namespace Skywire.IntegrationTests.EndToEnd;
@@ -12,7 +13,8 @@ namespace Skywire.IntegrationTests.EndToEnd;
 /// Issue 13.6: a 6-node mesh of real `skywire node` processes and a `skywire manager`, two nodes behind impairment
 /// relays (1 % loss and 50 ms each way: 100 ms RTT on their links), continuous byte-exact transfers between apps (in
 /// this process, through the SDK, which waits for restarted nodes), while relays are killed with SIGKILL and restarted
-/// and the manager is killed and restarted. At the end: no transfer corrupted, every broken one reported to its app as
+/// and the manager is killed and restarted; meanwhile two keys chat through a `skywire messenger` process that is killed
+/// and restarted too. At the end: no transfer corrupted, every broken one reported to its app as
 /// broken, descriptors and memory of the processes that ran throughout flat, no process died unasked, and a transfer
 /// on every pair completes (the mesh healed by itself).
 /// </summary>
@@ -21,7 +23,7 @@ namespace Skywire.IntegrationTests.EndToEnd;
 /// report in docs/benchmarks.md); <c>SKYWIRE_SOAK_REPORT</c> names a file the summary is also written to.
 /// </remarks>
 [Trait("Category", "E2E")]
-public sealed class SoakProcessTests() : ExecutableTestBase("skywire-soak-")
+public sealed partial class SoakProcessTests() : ExecutableTestBase("skywire-soak-")
 {
     private const int NodeCount = 6;
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(120);
@@ -35,11 +37,7 @@ public sealed class SoakProcessTests() : ExecutableTestBase("skywire-soak-")
     private readonly object _sync = new();
     private readonly Counters _counters = new();
 
-    // Skipped (visibly) until the app API can tell a clean end from a node that died: a SIGKILL of the receiving app's
-    // own node closes the app's stream connection with a FIN, which the SDK reads as a clean end (about one transfer in
-    // 300 in this soak ends short "cleanly"). Open in issue 12 ("a truncated transfer can no longer exit 0 anywhere");
-    // run it with SKYWIRE_SOAK_SECONDS set and this Skip removed to reproduce.
-    [Fact(Skip = "known bug, issue 12: a SIGKILL of the receiving app's own node reads as a clean end of stream (the soak finds ~1 in 300 transfers short)")]
+    [Fact]
     public async Task SixNodeMesh_RelayAndManagerKills_LossAndDelay_NoCorruption_Heals()
     {
         var seconds = int.TryParse(Environment.GetEnvironmentVariable("SKYWIRE_SOAK_SECONDS"), CultureInfo.InvariantCulture, out var s) && s > 0 ? s : 25;
@@ -59,11 +57,16 @@ public sealed class SoakProcessTests() : ExecutableTestBase("skywire-soak-")
         var nodes = new NodeSlot[NodeCount];
         var relays = new List<UdpFaultRelay>();
         SkywireProcess? manager = null;
+        SkywireProcess? messenger = null;
         var workers = new List<Task>();
         try
         {
             manager = SkywireProcess.Start(null, managerArgs);
             await manager.WaitForLineAsync("listening on", Limit);
+            var messengerAt = new IPEndPoint(IPAddress.Loopback, FreeTcpPort());
+            string[] messengerArgs = ["messenger", "--listen", messengerAt.ToString(), "--key", FilePath("messenger.json")];
+            messenger = SkywireProcess.Start(null, messengerArgs);
+            var messengerKey = PubKey.Parse(MessengerLine().Match(await messenger.WaitForStdoutLineAsync("listening on", Limit)).Groups[1].Value);
             for (var i = 0; i < NodeCount; i++)
             {
                 var udp = new IPEndPoint(IPAddress.Loopback, FreeUdpPort());
@@ -95,7 +98,9 @@ public sealed class SoakProcessTests() : ExecutableTestBase("skywire-soak-")
                 workers.Add(TransferLoopAsync(nodes[from], nodes[to], $"sink{from}{to}", stop.Token));
             }
 
+            workers.Add(ChatLoopAsync(messengerAt, messengerKey, stop.Token));
             await WaitUntilAsync(() => _counters.Completed >= Pairs.Length, "a first transfer on every pair");
+            await WaitUntilAsync(() => _chat.LastHeard("alice") > 0 && _chat.LastHeard("bob") > 0, "a first chat line each way");
             var before = Sample(nodes.Where(n => n.Index >= 4).Select(n => n.Process!).ToList());
 
             // Chaos.
@@ -104,7 +109,7 @@ public sealed class SoakProcessTests() : ExecutableTestBase("skywire-soak-")
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(random.Next(1500, 4000)), stop.Token);
                 var roll = random.NextDouble();
-                if (roll < 0.6)
+                if (roll < 0.55)
                 {
                     var victim = nodes[Killable[random.Next(Killable.Length)]];
                     Note($"kill -9 node {victim.Index}");
@@ -114,7 +119,7 @@ public sealed class SoakProcessTests() : ExecutableTestBase("skywire-soak-")
                     victim.Process = SkywireProcess.Start(null, victim.Args);
                     await victim.Process.WaitForLineAsync(" apps 127.0.0.1", Limit);
                 }
-                else if (roll < 0.85)
+                else if (roll < 0.8)
                 {
                     Note("kill -9 manager");
                     await manager.DisposeAsync();
@@ -123,17 +128,28 @@ public sealed class SoakProcessTests() : ExecutableTestBase("skywire-soak-")
                     manager = SkywireProcess.Start(null, managerArgs);
                     await manager.WaitForLineAsync("listening on", Limit);
                 }
+                else if (roll < 0.9)
+                {
+                    Note("kill -9 messenger");
+                    await messenger.DisposeAsync();
+                    _counters.MessengerRestarts++;
+                    await Task.Delay(TimeSpan.FromMilliseconds(random.Next(500, 2000)), stop.Token);
+                    messenger = SkywireProcess.Start(null, messengerArgs);
+                    await messenger.WaitForStdoutLineAsync("listening on", Limit);
+                }
             }
 
             // Healed: every pair completes a transfer after the chaos, without any command.
             var completedAtEnd = Enumerable.Range(0, Pairs.Length).Select(i => _counters.CompletedOn(i)).ToArray();
             await WaitUntilAsync(() => Enumerable.Range(0, Pairs.Length).All(i => _counters.CompletedOn(i) > completedAtEnd[i]), "a transfer on every pair after the chaos");
+            var chatAtEnd = (Alice: _chat.LastSent("alice"), Bob: _chat.LastSent("bob"));
+            await WaitUntilAsync(() => _chat.LastHeard("alice") > chatAtEnd.Alice && _chat.LastHeard("bob") > chatAtEnd.Bob, "a chat line each way after the chaos");
             var after = Sample(nodes.Where(n => n.Index >= 4).Select(n => n.Process!).ToList());
             await stop.CancelAsync();
             await Task.WhenAll(workers).WaitAsync(Limit, TestContext.Current.CancellationToken);
 
             var summary = $"soak {seconds} s: {_counters.Completed} transfers completed byte-exact ({_counters.Bytes / (1024 * 1024)} MiB), "
-                + $"{_counters.Aborted} broken and reported to their apps, {_counters.Corrupted} corrupted; {_counters.Kills} node kills, {_counters.ManagerRestarts} manager kills; "
+                + $"{_counters.Aborted} broken and reported to their apps, {_counters.Corrupted} corrupted; {_counters.Kills} node kills, {_counters.ManagerRestarts} manager kills, {_counters.MessengerRestarts} messenger kills; chat: {_chat}; "
                 + $"impaired relays dropped {relays.Sum(r => r.ToTarget.Dropped + r.FromTarget.Dropped)} datagrams; "
                 + string.Join("; ", before.Select((b, i) => $"node {4 + i}: fds {b.Fds} -> {after[i].Fds}, RSS {b.RssKb / 1024} -> {after[i].RssKb / 1024} MiB"));
             Note(summary);
@@ -143,8 +159,10 @@ public sealed class SoakProcessTests() : ExecutableTestBase("skywire-soak-")
             }
 
             Assert.Equal(0, _counters.Corrupted);
+            Assert.Equal(0, _chat.Corrupted);
             Assert.True(_counters.ReceiverVerified >= _counters.Completed, "a sender saw a clean end the receiver never verified");
             Assert.True(manager.HasExited is false, "the manager died unasked:\n" + manager.Stderr);
+            Assert.True(messenger.HasExited is false, "the messenger died unasked:\n" + messenger.Stderr);
             foreach (var node in nodes)
             {
                 Assert.False(node.Process!.HasExited, $"node {node.Index} died unasked:\n{node.Process.Stderr}");
@@ -173,6 +191,11 @@ public sealed class SoakProcessTests() : ExecutableTestBase("skywire-soak-")
                 await manager.DisposeAsync();
             }
 
+            if (messenger is not null)
+            {
+                await messenger.DisposeAsync();
+            }
+
             foreach (var relay in relays)
             {
                 relay.Dispose();
@@ -194,12 +217,20 @@ public sealed class SoakProcessTests() : ExecutableTestBase("skywire-soak-")
         var accepting = AcceptLoopAsync(receiver, stop);
         await using var sender = await SkywireApp.ConnectAsync(AppOptions(from), stop);
         var random = new Random(pair);
+        var backoff = new Core.Channels.Backoff(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2));
+        var broken = false;
         while (!stop.IsCancellationRequested)
         {
             var size = random.Next(256 * 1024, 2 * 1024 * 1024);
             var seed = random.Next();
             try
             {
+                if (broken)
+                {
+                    // Back off after a broken transfer, as a real app would: the mesh is healing.
+                    await backoff.DelayAsync(TimeProvider.System, stop);
+                }
+
                 await using var stream = await sender.DialAsync(to.Key, sink, stop).WaitAsync(TimeSpan.FromSeconds(30), stop);
                 var header = new byte[8];
                 BitConverter.TryWriteBytes(header.AsSpan(0, 4), size);
@@ -216,6 +247,8 @@ public sealed class SoakProcessTests() : ExecutableTestBase("skywire-soak-")
                 }
 
                 _counters.Complete(pair, size);
+                broken = false;
+                backoff.Reset();
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
@@ -225,6 +258,7 @@ public sealed class SoakProcessTests() : ExecutableTestBase("skywire-soak-")
             {
                 // Broken and told so: the app saw an error, never a clean end.
                 _counters.Abort();
+                broken = true;
                 Note($"transfer {from.Index}->{to.Index} broken: {ex.GetType().Name}: {ex.Message}");
             }
         }
@@ -331,6 +365,9 @@ public sealed class SoakProcessTests() : ExecutableTestBase("skywire-soak-")
         }
     }
 
+    [System.Text.RegularExpressions.GeneratedRegex(@"messenger ([0-9a-f]{66}) listening")]
+    private static partial System.Text.RegularExpressions.Regex MessengerLine();
+
     private static List<(int Fds, long RssKb)> Sample(List<SkywireProcess> processes) =>
         [.. processes.Select(p => (Directory.GetFiles($"/proc/{p.Id}/fd").Length, RssKb(p.Id)))];
 
@@ -376,6 +413,7 @@ public sealed class SoakProcessTests() : ExecutableTestBase("skywire-soak-")
 
         public int Kills { get; set; }
         public int ManagerRestarts { get; set; }
+        public int MessengerRestarts { get; set; }
         public long Completed => Interlocked.Read(ref _completed);
         public long Bytes => Interlocked.Read(ref _bytes);
         public long Aborted => Interlocked.Read(ref _aborted);

@@ -19,6 +19,8 @@ public abstract partial class TruncatedStreamScenario(string scratchPrefix) : Ex
         RelayKilled,
         ManagerKilledStreamGoesOn,
         DialingNodeKilled,
+        ReceivingNodeKilled,
+        DialingAppKilled,
     }
 
     protected async Task RunAsync(Cause cause)
@@ -38,7 +40,7 @@ public abstract partial class TruncatedStreamScenario(string scratchPrefix) : Ex
             var managerKey = ManagerKey().Match(managerLine).Groups[1].Value;
             var managerAt = $"{managerKey}@127.0.0.1:{ManagerLine().Match(managerLine).Groups[1].Value}";
 
-            var names = cause == Cause.DialingNodeKilled ? new[] { "a", "d" } : ["a", "b", "d"];
+            var names = cause is Cause.RelayKilled or Cause.ManagerKilledStreamGoesOn ? new[] { "a", "b", "d" } : ["a", "d"];
             var nodes = new Dictionary<string, (SkywireProcess Process, string Key, string AppsPort)>();
             foreach (var name in names)
             {
@@ -73,6 +75,13 @@ public abstract partial class TruncatedStreamScenario(string scratchPrefix) : Ex
                 case Cause.DialingNodeKilled:
                     await nodes["a"].Process.DisposeAsync();
                     break;
+                case Cause.ReceivingNodeKilled:
+                    // SIGKILL: the kernel, not the node, closes the listener's app-API connection.
+                    await nodes["d"].Process.DisposeAsync();
+                    break;
+                case Cause.DialingAppKilled:
+                    await dialer.DisposeAsync();
+                    break;
             }
 
             // The sender goes on writing into the dead stream.
@@ -93,7 +102,7 @@ public abstract partial class TruncatedStreamScenario(string scratchPrefix) : Ex
             Assert.True(code != 0, $"the listener exited 0 after {received.Length} bytes of an unfinished stream:\n{listener.Stderr}");
             Assert.DoesNotContain("received", listener.Stderr, StringComparison.Ordinal);
             Assert.True(received.AsSpan().SequenceEqual(GatedPatternStream.Expected(Seed, received.Length)), "the listener wrote wrong bytes");
-            if (cause != Cause.DialingNodeKilled)
+            if (cause is Cause.RelayKilled or Cause.ManagerKilledStreamGoesOn)
             {
                 Assert.NotEqual(0, await dialer.WaitForExitAsync(Limit));
             }
@@ -216,4 +225,18 @@ public sealed class PeerKilledProcessTests() : TruncatedStreamScenario("skywire-
 {
     [Fact]
     public Task NcListener_DialingNodeKilled_ExitsNonZero() => RunAsync(Cause.DialingNodeKilled);
+}
+
+[Trait("Category", "E2E")]
+public sealed class ReceiverNodeKilledProcessTests() : TruncatedStreamScenario("skywire-trunc-rnode-")
+{
+    [Fact]
+    public Task NcListener_ItsOwnNodeKilled_ExitsNonZero() => RunAsync(Cause.ReceivingNodeKilled);
+}
+
+[Trait("Category", "E2E")]
+public sealed class DialingAppKilledProcessTests() : TruncatedStreamScenario("skywire-trunc-dapp-")
+{
+    [Fact]
+    public Task NcListener_DialingAppKilled_ExitsNonZero() => RunAsync(Cause.DialingAppKilled);
 }

@@ -50,12 +50,12 @@ public sealed class VpnInProcessTests
     }
 
     private static async Task<(VpnClient Client, InMemoryTunDevice Tun, VpnClientState State, Task Run)> StartClientAsync(NodeHost node, NodeHost server,
-        CancellationToken cancellationToken, string? passcode = null, string name = "cli")
+        CancellationToken cancellationToken, string? passcode = null)
     {
         var tun = new InMemoryTunDevice("skycli%d");
         var client = new VpnClient(VpnClientOptions.Default with { ConfigureHost = false, OpenTun = _ => tun, Passcode = passcode });
         var up = new TaskCompletionSource<VpnClientState>();
-        var run = client.RunAsync(new VpnAppBinding(node.AppsEndPoint, node.AppToken, name), $"{server.NodeKey}/vpn", s => up.TrySetResult(s), cancellationToken);
+        var run = client.RunAsync(new VpnAppBinding(node.AppsEndPoint, node.AppToken, "cli"), $"{server.NodeKey}/vpn", s => up.TrySetResult(s), cancellationToken);
         await Task.WhenAny(up.Task, run).WaitAsync(Limit);
         if (run.IsCompleted)
         {
@@ -189,9 +189,9 @@ public sealed class VpnInProcessTests
         Assert.Equal(0, running.Server.Pool.Count);
 
         using var stop = new CancellationTokenSource();
-        // Another app name: the refused client's registration of "cli" on node a is released when node a reads its
-        // connection's close, which may come after this start (a race that this test is not about).
-        var (_, _, state, run) = await StartClientAsync(a, b, stop.Token, "open sesame", name: "cli-2");
+        // The same app name as the refused clients: the node hands over a name whose connection its app closed,
+        // even before it reads that close (AppApiServerTests has the deterministic regression test).
+        var (_, _, state, run) = await StartClientAsync(a, b, stop.Token, "open sesame");
         Assert.Equal("10.66.0.2/24", state.Address);
         await stop.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run.WaitAsync(Limit));
