@@ -16,6 +16,7 @@ namespace Skywire.Core.Manager;
 public sealed partial class MeshController
 {
     private readonly ConcurrentDictionary<PubKey, long> _remoteGenerations = new();
+    private int _repairQueued;
 
     /// <summary>The store sync, when this manager shares its state (<see cref="UseStore"/>); null otherwise.</summary>
     public MeshStoreSync? Shared { get; private set; }
@@ -48,7 +49,24 @@ public sealed partial class MeshController
         var record = Nodes.Connect(key, linkAddress, _time.GetUtcNow());
         _remoteGenerations[key] = record.Generation;
         ForgetClaims(key);
-        _ = RepairRoutesAsync(_stopping);
+        RepairSoon();
+    }
+
+    /// <summary>
+    /// One repair pass soon, however many changes ask for it meanwhile (a store snapshot brings thousands of nodes at
+    /// once; the maintenance tick repairs every second anyway).
+    /// </summary>
+    private void RepairSoon()
+    {
+        if (Interlocked.Exchange(ref _repairQueued, 1) == 0)
+        {
+            _ = Task.Run(async () =>
+            {
+                await Task.Yield();
+                Volatile.Write(ref _repairQueued, 0);
+                await RepairRoutesAsync(_stopping);
+            });
+        }
     }
 
     /// <summary>A node connected to another manager left it (or that manager died).</summary>
@@ -62,7 +80,7 @@ public sealed partial class MeshController
         if (Nodes.Disconnect(key, generation, _time.GetUtcNow()))
         {
             Apps.RemoveNode(key);
-            _ = RepairRoutesAsync(_stopping);
+            RepairSoon();
         }
     }
 
@@ -77,7 +95,7 @@ public sealed partial class MeshController
         var known = reports.Where(r => r.From == node && r.To != node && Nodes.Contains(r.To)).GroupBy(r => r.To).Select(g => g.Last()).ToList();
         if (Links.Replace(node, known))
         {
-            _ = RepairRoutesAsync(_stopping);
+            RepairSoon();
         }
     }
 

@@ -316,7 +316,22 @@ public sealed partial class MeshController : IAsyncDisposable
     public LinkListMessage ListLinks() => ManagerListing.Links(Links, Nodes, _time.GetUtcNow(), _options.LinkReportMaxAge);
 
     /// <summary>Every live route, oldest first (<see cref="ManagerListing.Routes"/>).</summary>
-    public RouteListMessage ListRoutes() => ManagerListing.Routes(Routes);
+    public RouteListMessage ListRoutes()
+    {
+        var local = ManagerListing.Routes(Routes);
+        if (Shared is not { } shared)
+        {
+            return local;
+        }
+
+        // With a store: also the routes other managers own, so that the cli sees the same list from any manager.
+        var known = local.Routes.Select(r => r.SessionId).ToHashSet();
+        var all = local.Routes.Concat(shared.StoredRoutes.Where(r => !known.Contains(r.Key)).Select(r => new RouteInfo
+        {
+            SessionId = r.Key, From = r.Value.Path[0], To = r.Value.Path[^1], Path = [.. r.Value.Path], CreatedAt = r.Value.Created,
+        })).OrderBy(r => r.CreatedAt).ThenBy(r => r.SessionId).ToList();
+        return new RouteListMessage { Routes = all, Total = all.Count };
+    }
 
     /// <summary>Apps matching a query, whole (<see cref="ManagerListing.Apps"/>; paging fields are not used here).</summary>
     /// <exception cref="ControlException">BadRequest for an unknown query kind.</exception>

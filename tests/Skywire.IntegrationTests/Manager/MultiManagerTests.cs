@@ -159,13 +159,17 @@ public class MultiManagerTests
         // One route, owned by a's manager, known to both; its relays are on different managers.
         var route = Assert.Single(mesh.Managers[0].Controller.Routes.Snapshot());
         Assert.Equal([a.PublicKey, b.PublicKey, c.PublicKey, d.PublicKey], route.Plan.Path);
-        await mesh.WaitAllAsync(m => m.Controller.Shared!.StoredRoutes.ContainsKey(route.SessionId), "the route in every manager's view of the store");
+        await mesh.WaitAllAsync(m => m.Controller.ListRoutes().Routes.Any(r => r.SessionId == route.SessionId && r.Path.Count == 4), "the route listed by every manager (the cli's view)");
         Assert.Empty(mesh.Managers[1].Controller.Routes.Snapshot());
 
-        // The same tracker and nodes everywhere.
+        // The same nodes and apps everywhere.
         foreach (var manager in mesh.Managers)
         {
             Assert.Equal(4, manager.Controller.ListNodes().Nodes.Count(n => n.Online));
         }
+
+        await using var app = await MeshHarness.AppAsync(c);
+        await app.RegisterAsync("tracked", "test");
+        await mesh.WaitAllAsync(m => m.Controller.ListApps(new Protocol.Control.AppListMessage { By = "name", Value = "tracked" }).Apps.Any(x => x.Node == c.NodeKey), "c's app in every manager's tracker");
     }
 }

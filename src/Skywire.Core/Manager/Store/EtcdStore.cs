@@ -92,6 +92,8 @@ public sealed record EtcdStoreOptions
 public sealed partial class EtcdStore : IMeshStore
 {
     private const int WatchCapacity = 1024;
+    private const int ReadPage = 2000;
+    private const int MaxMessageBytes = 64 * 1024 * 1024;
 
     private readonly EtcdStoreOptions _options;
     private readonly EtcdClient _client;
@@ -115,7 +117,11 @@ public sealed partial class EtcdStore : IMeshStore
         _options = options;
         _logger = logger ?? NullLogger.Instance;
         _endpointsText = string.Join(",", options.Endpoints.Select(e => e.GetLeftPart(UriPartial.Authority)));
-        _client = new EtcdClient(_endpointsText, configureChannelOptions: o => o.Credentials = ChannelCredentials.Insecure);
+        _client = new EtcdClient(_endpointsText, configureChannelOptions: o =>
+        {
+            o.Credentials = ChannelCredentials.Insecure;
+            o.MaxReceiveMessageSize = MaxMessageBytes; // one watch response carries a whole revision (a lease's keys)
+        });
     }
 
     /// <inheritdoc />
@@ -133,13 +139,27 @@ public sealed partial class EtcdStore : IMeshStore
     /// <inheritdoc />
     public async Task<StoreSnapshot> ReadAsync(string prefix, CancellationToken cancellationToken)
     {
+        // In pages (a large mesh is more than one gRPC message), all at the revision of the first page.
         var key = _options.Prefix + prefix;
-        var response = await CallAsync(deadline => _client.GetAsync(new RangeRequest
+        var end = ByteString.CopyFromUtf8(RangeEnd(key));
+        var from = ByteString.CopyFromUtf8(key);
+        var entries = new List<StoreEntry>();
+        var revision = 0L;
+        while (true)
         {
-            Key = ByteString.CopyFromUtf8(key),
-            RangeEnd = ByteString.CopyFromUtf8(RangeEnd(key)),
-        }, deadline: deadline, cancellationToken: cancellationToken), "read");
-        return new StoreSnapshot([.. response.Kvs.Select(kv => new StoreEntry(Relative(kv.Key), kv.Value.ToByteArray(), kv.ModRevision))], response.Header.Revision);
+            var request = new RangeRequest { Key = from, RangeEnd = end, Limit = ReadPage, Revision = revision };
+            var response = await CallAsync(deadline => _client.GetAsync(request, deadline: deadline, cancellationToken: cancellationToken), "read");
+            revision = revision == 0 ? response.Header.Revision : revision;
+            entries.AddRange(response.Kvs.Select(kv => new StoreEntry(Relative(kv.Key), kv.Value.ToByteArray(), kv.ModRevision)));
+            if (!response.More || response.Kvs.Count == 0)
+            {
+                return new StoreSnapshot(entries, revision);
+            }
+
+            var next = response.Kvs[^1].Key.ToByteArray();
+            Array.Resize(ref next, next.Length + 1); // the smallest key after the last one read
+            from = ByteString.CopyFrom(next);
+        }
     }
 
     /// <inheritdoc />
@@ -241,6 +261,7 @@ public sealed partial class EtcdStore : IMeshStore
                         StartRevision = next,
                         PrevKv = true,
                         ProgressNotify = true,
+                        Fragment = true,
                     },
                 }, cancellationToken);
                 while (await call.ResponseStream.MoveNext(cancellationToken))
