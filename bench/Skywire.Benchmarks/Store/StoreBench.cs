@@ -45,29 +45,34 @@ internal static class StoreBench
         await using var etcd = await EtcdCluster.StartAsync(1);
         var results = new List<(string Name, double Ours, double Baseline, string Unit, string Better)>();
         var prefix = 0;
-        IMeshStore Etcd() => new EtcdStore(EtcdStoreOptions.Parse(etcd.StoreAddress($"/bench{++prefix}/")));
+        // One prefix per scenario, shared by its managers.
+        Func<IMeshStore> Etcd()
+        {
+            var at = etcd.StoreAddress($"/bench{++prefix}/");
+            return () => new EtcdStore(EtcdStoreOptions.Parse(at));
+        }
 
         // Registrations per second: N nodes register; done when the store holds every presence (and, with 2 managers,
         // when the other manager sees every node online).
         var embedded = await RegistrationsAsync(1, nodes, () => new EmbeddedStore());
-        var etcd1 = await RegistrationsAsync(1, nodes, Etcd);
+        var etcd1 = await RegistrationsAsync(1, nodes, Etcd());
         var shared = new EmbeddedStore();
         var embedded2 = await RegistrationsAsync(2, nodes, shared.OpenSession);
-        var etcd2 = await RegistrationsAsync(2, nodes, Etcd);
+        var etcd2 = await RegistrationsAsync(2, nodes, Etcd());
         results.Add(("store_registrations_1mgr", etcd1, embedded, "regs/s", "higher"));
         results.Add(("store_registrations_2mgr", etcd2, embedded2, "regs/s", "higher"));
 
         // Route set-ups per second: a chain a - r1 - r2 - b; with 2 managers the relays' rules go through the store.
         var rEmbedded = await RouteSetUpsAsync(1, routes, () => new EmbeddedStore());
-        var rEtcd1 = await RouteSetUpsAsync(1, routes, Etcd);
+        var rEtcd1 = await RouteSetUpsAsync(1, routes, Etcd());
         var shared2 = new EmbeddedStore();
         var rEmbedded2 = await RouteSetUpsAsync(2, routes, shared2.OpenSession);
-        var rEtcd2 = await RouteSetUpsAsync(2, routes, Etcd);
+        var rEtcd2 = await RouteSetUpsAsync(2, routes, Etcd());
         results.Add(("store_route_setups_1mgr", rEtcd1, rEmbedded, "routes/s", "higher"));
         results.Add(("store_route_setups_2mgr", rEtcd2, rEmbedded2, "routes/s", "higher"));
 
         // A manager's death to its nodes served by the other (real nodes on loopback).
-        var failover = await FailoverAsync(Etcd, nodes: 8);
+        var failover = await FailoverAsync(Etcd(), nodes: 8);
         var shared3 = new EmbeddedStore();
         var failoverEmbedded = await FailoverAsync(shared3.OpenSession, nodes: 8);
 
@@ -118,7 +123,15 @@ internal static class StoreBench
             controllers[i].Start();
         }
 
-        await WaitAsync(() => controllers.All(c => c.Shared!.Synchronized && c.Shared.LiveManagers.Count == managers), TimeSpan.FromSeconds(30));
+        try
+        {
+            await WaitAsync(() => controllers.All(c => c.Shared!.Synchronized && c.Shared.LiveManagers.Count == managers), TimeSpan.FromSeconds(30));
+        }
+        catch (TimeoutException)
+        {
+            Console.Error.WriteLine($"start: synchronized {string.Join(",", controllers.Select(c => c.Shared!.Synchronized))}, managers {string.Join(",", controllers.Select(c => c.Shared!.LiveManagers.Count))}, pending {string.Join(",", controllers.Select(c => c.Shared!.PendingWrites))}");
+            throw;
+        }
         return controllers;
     }
 
