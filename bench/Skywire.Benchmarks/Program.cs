@@ -5,6 +5,11 @@ if (args is ["quick"])
     await Skywire.Benchmarks.QuickRun.RunAsync();
     return;
 }
+if (args is ["store", ..])
+{
+    await Skywire.Benchmarks.Store.StoreBench.RunAsync(args);
+    return;
+}
 if (args is ["impair"])
 {
     Environment.ExitCode = Skywire.Benchmarks.Wan.ImpairRelayTool.Run(Console.In, Console.Out);

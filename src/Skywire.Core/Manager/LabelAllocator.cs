@@ -51,6 +51,15 @@ public sealed class LabelAllocator : ILabelAllocator
         }
     }
 
+    /// <summary>Marks a label in use that was handed out elsewhere (a route taken over from the store); false when it already was.</summary>
+    public bool Reserve(PubKey node, PubKey inLink, uint label)
+    {
+        lock (_sync)
+        {
+            return _used.Add((node, inLink, label));
+        }
+    }
+
     /// <inheritdoc />
     public void Release(PubKey node, PubKey inLink, uint label)
     {

@@ -66,6 +66,13 @@ public sealed record ManagerOptions
     /// <summary>An offline node (and what it reported) is forgotten this long after it went offline. Default 1 h.</summary>
     public TimeSpan OfflineNodeRetention { get; init; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// Where the manager shares its state with other managers of the same mesh (docs/architecture.md "Manager state"):
+    /// an <see cref="Store.EtcdStore"/>, or an <see cref="Store.EmbeddedStore"/> (persisted to a file, so that a single
+    /// manager survives its own restart). Null: the state lives in this process only (one manager). Owned by the caller.
+    /// </summary>
+    public Store.IMeshStore? Store { get; init; }
+
     /// <summary>Per-node limits and reply sizes (docs/protocol.md §4.6).</summary>
     public ManagerLimits Limits { get; init; } = ManagerLimits.Default;
 

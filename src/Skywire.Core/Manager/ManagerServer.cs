@@ -58,6 +58,11 @@ public sealed partial class ManagerServer : IAsyncDisposable
             Controller.Metering = new Metering.MeteringHub(key, metering, options.TimeProvider, _loggerFactory.CreateLogger<Metering.MeteringHub>());
         }
 
+        if (options.Store is { } store)
+        {
+            Controller.UseStore(store, options.Listen.ToString());
+        }
+
         _requests = new ManagerRequestHandler(Controller, options.Limits, _logger);
         _listener = new TcpListener(options.Listen);
         _connections = new TcpConnectionHost(options.Connections, _logger);
@@ -90,6 +95,11 @@ public sealed partial class ManagerServer : IAsyncDisposable
     public void Start()
     {
         _listener.Start();
+        if (Controller.Shared is { } shared)
+        {
+            shared.Listen = LocalEndPoint.ToString();
+        }
+
         Controller.Start();
         Controller.Metering?.Start();
         _acceptLoop = Task.Run(() => _connections.AcceptLoopAsync(_listener, ServeAsync, _cts.Token));

@@ -160,17 +160,29 @@ public sealed partial class MeshController
                 continue;
             }
 
-            var plan = RoutePlanner.Plan(graph, new RouteRequest(id, from, to), Labels);
+            var created = _time.GetUtcNow();
+            RoutePlan? plan;
+            try
+            {
+                plan = await PlanAndCommitAsync(graph, new RouteRequest(id, from, to), from, created, null, cancellationToken);
+            }
+            catch (Channels.ControlException ex)
+            {
+                Log.RerouteFailed(_logger, id, ex.Message);
+                continue; // the store is away: the claims wait
+            }
+
             if (plan is null)
             {
                 continue; // no path yet: the links come back (standing intents), the claims wait
             }
 
-            var route = new RouteEntry(plan, requester: from, _time.GetUtcNow());
+            var route = new RouteEntry(plan, requester: from, created);
             SettleClaim(id, from, to);
             if (!Routes.Adopt(route))
             {
                 ReleaseLabels(plan);
+                Shared?.RouteDropped(plan);
                 Log.AdoptRefused(_logger, id, from);
                 continue;
             }

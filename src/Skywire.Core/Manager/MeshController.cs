@@ -67,7 +67,14 @@ public sealed partial class MeshController : IAsyncDisposable
     public ILabelAllocator Labels { get; }
 
     /// <summary>Starts rule refresh, route repair, app expiry and the forgetting of long-offline nodes.</summary>
-    public void Start() => _maintenance ??= Task.Run(MaintenanceLoopAsync);
+    public void Start()
+    {
+        if (_maintenance is null)
+        {
+            Shared?.Start();
+            _maintenance = Task.Run(MaintenanceLoopAsync);
+        }
+    }
 
     /// <summary>The routable mesh now: confirmed links between online nodes (<see cref="MeshGraph"/>).</summary>
     public MeshGraph Graph() => MeshGraph.Build(Nodes.OnlineKeys(), Links.Snapshot(), _time.GetUtcNow(), _options.LinkReportMaxAge);
@@ -80,6 +87,8 @@ public sealed partial class MeshController : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(channel);
         var record = Nodes.Connect(key, linkAddress, _time.GetUtcNow());
         _connections[key] = new NodeConnection(channel, record.Generation);
+        _remoteGenerations.TryRemove(key, out _);
+        Shared?.NodeOnline(key, linkAddress);
         ForgetClaims(key);
         Log.NodeRegistered(_logger, key, linkAddress);
         // Its standing links are checked once its first report is in (it may have kept them through a blip).
@@ -132,6 +141,7 @@ public sealed partial class MeshController : IAsyncDisposable
 
         Apps.RemoveNode(key);
         ForgetClaims(key);
+        Shared?.NodeOffline(key);
         Log.NodeGone(_logger, key);
         foreach (var gone in Nodes.TrimOffline(_options.Limits.MaxOfflineNodes))
         {
@@ -202,6 +212,7 @@ public sealed partial class MeshController : IAsyncDisposable
         }
 
         _overLinkLimit.TryRemove(node, out _);
+        Shared?.LinksReported(node, links.Values);
         if (Links.Replace(node, links.Values))
         {
             _ = RepairRoutesAsync(_stopping);
@@ -252,10 +263,15 @@ public sealed partial class MeshController : IAsyncDisposable
         }
 
         Log.AppRegistered(_logger, app.Name, app.Type, node);
+        PublishApps(node);
     }
 
     /// <summary>Removes an app of <paramref name="node"/>; another node's app of the same name is not touched.</summary>
-    public void UnregisterApp(PubKey node, string name) => Apps.Unregister(node, name);
+    public void UnregisterApp(PubKey node, string name)
+    {
+        Apps.Unregister(node, name);
+        PublishApps(node);
+    }
 
     /// <summary>Marks apps of <paramref name="node"/> alive.</summary>
     public void HeartbeatApps(PubKey node, IEnumerable<string> names) => Apps.Heartbeat(node, names, _time.GetUtcNow());
@@ -267,6 +283,11 @@ public sealed partial class MeshController : IAsyncDisposable
         foreach (var app in dead)
         {
             Log.AppExpired(_logger, app.Name, app.Node);
+        }
+
+        foreach (var node in dead.Select(a => a.Node).Distinct())
+        {
+            PublishApps(node);
         }
 
         return dead.Count;
@@ -295,7 +316,22 @@ public sealed partial class MeshController : IAsyncDisposable
     public LinkListMessage ListLinks() => ManagerListing.Links(Links, Nodes, _time.GetUtcNow(), _options.LinkReportMaxAge);
 
     /// <summary>Every live route, oldest first (<see cref="ManagerListing.Routes"/>).</summary>
-    public RouteListMessage ListRoutes() => ManagerListing.Routes(Routes);
+    public RouteListMessage ListRoutes()
+    {
+        var local = ManagerListing.Routes(Routes);
+        if (Shared is not { } shared)
+        {
+            return local;
+        }
+
+        // With a store: also the routes other managers own, so that the cli sees the same list from any manager.
+        var known = local.Routes.Select(r => r.SessionId).ToHashSet();
+        var all = local.Routes.Concat(shared.StoredRoutes.Where(r => !known.Contains(r.Key)).Select(r => new RouteInfo
+        {
+            SessionId = r.Key, From = r.Value.Path[0], To = r.Value.Path[^1], Path = [.. r.Value.Path], CreatedAt = r.Value.Created,
+        })).OrderBy(r => r.CreatedAt).ThenBy(r => r.SessionId).ToList();
+        return new RouteListMessage { Routes = all, Total = all.Count };
+    }
 
     /// <summary>Apps matching a query, whole (<see cref="ManagerListing.Apps"/>; paging fields are not used here).</summary>
     /// <exception cref="ControlException">BadRequest for an unknown query kind.</exception>
@@ -348,7 +384,8 @@ public sealed partial class MeshController : IAsyncDisposable
             await _routeGate.WaitAsync(cancellationToken);
             try
             {
-                var plan = RoutePlanner.Plan(Graph(), new RouteRequest(NewSessionId(), from, to), Labels)
+                var created = _time.GetUtcNow();
+                var plan = await PlanAndCommitAsync(Graph(), new RouteRequest(NewSessionId(), from, to), requester, created, null, cancellationToken)
                     ?? throw new ControlException(ControlErrorCode.NoRoute, $"no path from {from.ToShortString(12)} to {to.ToShortString(12)}");
                 Skywire.Protocol.Metering.RouteTerms? terms;
                 try
@@ -358,10 +395,11 @@ public sealed partial class MeshController : IAsyncDisposable
                 catch
                 {
                     ReleaseLabels(plan);
+                    Shared?.RouteDropped(plan);
                     throw;
                 }
 
-                var route = new RouteEntry(plan, requester, _time.GetUtcNow());
+                var route = new RouteEntry(plan, requester, created);
                 if (reservation is not null)
                 {
                     reservation.Commit(route);
@@ -441,7 +479,18 @@ public sealed partial class MeshController : IAsyncDisposable
                     continue;
                 }
 
-                var plan = RoutePlanner.Plan(graph, new RouteRequest(route.SessionId, route.From, route.To), Labels);
+                RoutePlan? plan;
+                try
+                {
+                    plan = await PlanAndCommitAsync(graph, new RouteRequest(route.SessionId, route.From, route.To), route.Requester, route.CreatedAt, route.Plan, cancellationToken);
+                }
+                catch (ControlException ex)
+                {
+                    route.NeedsRepair = true;
+                    Log.RerouteFailed(_logger, route.SessionId, ex.Message);
+                    continue;
+                }
+
                 if (plan is null)
                 {
                     // Keep the route: a link may come back. The ends' sessions time out if it does not.
@@ -559,7 +608,9 @@ public sealed partial class MeshController : IAsyncDisposable
     private INodeChannel Channel(PubKey key) =>
         _connections.TryGetValue(key, out var connection) && Nodes.IsOnline(key)
             ? connection.Channel
-            : throw new ControlException(ControlErrorCode.Unavailable, $"node {key.ToShortString(12)} is offline");
+            : Shared is { } shared && Nodes.IsOnline(key) && _remoteGenerations.ContainsKey(key)
+                ? shared.RemoteChannel(key)
+                : throw new ControlException(ControlErrorCode.Unavailable, $"node {key.ToShortString(12)} is offline");
 
     private void ReleaseLabels(RoutePlan plan)
     {
@@ -594,6 +645,7 @@ public sealed partial class MeshController : IAsyncDisposable
 
         var plan = route.Plan;
         ReleaseLabels(plan);
+        Shared?.RouteDropped(plan);
         _ = RemoveRulesAsync(plan.RelayRules());
         if (notifyEnds)
         {
@@ -628,6 +680,7 @@ public sealed partial class MeshController : IAsyncDisposable
 
             ExpireApps();
             ForgetOfflineNodes();
+            Shared?.RestampRemoteLinks();
             if (_time.GetUtcNow() >= nextRefresh)
             {
                 nextRefresh = _time.GetUtcNow() + _options.RefreshInterval;
@@ -637,6 +690,10 @@ public sealed partial class MeshController : IAsyncDisposable
             // Catches links that died without a report edge (a report lost with its node, or reports gone stale).
             await RepairRoutesAsync(_stopping);
             TendIntents();
+            if (Shared is { } shared)
+            {
+                await shared.TakeOverOrphansAsync(_stopping);
+            }
         }
     }
 
@@ -659,6 +716,11 @@ public sealed partial class MeshController : IAsyncDisposable
         if (_maintenance is not null)
         {
             await _maintenance;
+        }
+
+        if (Shared is not null)
+        {
+            await Shared.DisposeAsync();
         }
 
         _cts.Dispose();

@@ -150,6 +150,36 @@ public sealed class RoutePlan
         return new RoutePlan(sessionId, p, forward, reverse);
     }
 
+    /// <summary>
+    /// A plan with the labels it already has (read back from a store, which other clients can write): null unless the
+    /// path has two distinct nodes at least, no node twice, and a non-zero label at every position the route uses.
+    /// </summary>
+    public static RoutePlan? FromLabels(ulong sessionId, IReadOnlyList<PubKey> path, IReadOnlyList<uint> forward, IReadOnlyList<uint> reverse)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(forward);
+        ArgumentNullException.ThrowIfNull(reverse);
+        var k = path.Count - 1;
+        if (sessionId == 0 || path.Count < 2 || path.Count > 64 || path.Distinct().Count() != path.Count || forward.Count != k + 1 || reverse.Count != k + 1)
+        {
+            return null;
+        }
+
+        for (var i = 1; i <= k; i++)
+        {
+            if (forward[i] == 0 || reverse[i - 1] == 0)
+            {
+                return null;
+            }
+        }
+
+        var f = forward.ToArray();
+        var r = reverse.ToArray();
+        f[0] = 0;
+        r[k] = 0;
+        return new RoutePlan(sessionId, [.. path], f, r);
+    }
+
     /// <summary>Every label of the plan as (receiving node, incoming link, label), to release them.</summary>
     public IEnumerable<(PubKey Node, PubKey InLink, uint Label)> Labels()
     {

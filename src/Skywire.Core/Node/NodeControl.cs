@@ -42,6 +42,7 @@ internal sealed partial class NodeControl : IAsyncDisposable
     private readonly ReportCounters _counters = new();
     private readonly MeteringAgent _metering;
     private volatile FrameConnection? _connection;
+    private int _managerIndex;
     private TaskCompletionSource? _wake;
     private TimeSpan _reportInterval = TimeSpan.FromSeconds(1);
     private Task? _run;
@@ -200,13 +201,35 @@ internal sealed partial class NodeControl : IAsyncDisposable
 
     // ------------------------------------------------------------------ connection and reconnection
 
+    /// <summary>
+    /// Registers with the manager in use, or with the next ones of the list when it cannot be reached (several managers
+    /// of one mesh): the first that answers is used from then on. A fatal refusal ends the attempt at once.
+    /// </summary>
     private async Task<FrameConnection> ConnectAsync(CancellationToken cancellationToken)
     {
-        var (connection, ack) = await ControlClient.ConnectAsync(_options.Manager, _key, "node", FormatEndPoint(_options.AdvertisedLinkAddress ?? _dataPlane.LocalEndPoint), HandleManagerAsync,
+        var managers = _options.AllManagers;
+        for (var tried = 1; ; tried++)
+        {
+            var manager = managers[_managerIndex % managers.Count];
+            try
+            {
+                return await ConnectToAsync(manager, cancellationToken);
+            }
+            catch (ControlException ex) when (tried < managers.Count && ex.Code != ControlErrorCode.Forbidden)
+            {
+                _managerIndex = (_managerIndex + 1) % managers.Count;
+                Log.ManagerFailover(_logger, manager.EndPoint, managers[_managerIndex].EndPoint, ex.Message);
+            }
+        }
+    }
+
+    private async Task<FrameConnection> ConnectToAsync(ManagerAddress manager, CancellationToken cancellationToken)
+    {
+        var (connection, ack) = await ControlClient.ConnectAsync(manager, _key, "node", FormatEndPoint(_options.AdvertisedLinkAddress ?? _dataPlane.LocalEndPoint), HandleManagerAsync,
             _loggerFactory.CreateLogger<FrameConnection>(), _options.ConnectTimeout, cancellationToken);
         _reportInterval = TimeSpan.FromMilliseconds(Math.Clamp(ack.ReportIntervalMs, 100, 60_000));
         _connection = connection;
-        Log.Registered(_logger, _options.Manager.EndPoint, _key.Public);
+        Log.Registered(_logger, manager.EndPoint, _key.Public);
         try
         {
             // The sessions first: a manager that restarted adopts them (docs/protocol.md §4.5, "Manager loss").
@@ -515,6 +538,9 @@ internal sealed partial class NodeControl : IAsyncDisposable
 
         [LoggerMessage(EventId = 7002, Level = LogLevel.Warning, Message = "Reconnect to the manager failed (attempt {Attempt}; retrying with backoff): {Reason}")]
         public static partial void ReconnectFailed(ILogger logger, int attempt, string reason);
+
+        [LoggerMessage(EventId = 7026, Level = LogLevel.Warning, Message = "The manager at {Manager} cannot be reached ({Reason}); trying the next one, {Next}")]
+        public static partial void ManagerFailover(ILogger logger, EndPoint manager, EndPoint next, string reason);
 
         [LoggerMessage(EventId = 7024, Level = LogLevel.Warning, Message = "The manager at {Manager} cannot be reached yet ({Reason}); retrying in the background")]
         public static partial void ManagerNotYetReachable(ILogger logger, EndPoint manager, string reason);

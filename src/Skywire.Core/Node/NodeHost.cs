@@ -156,7 +156,11 @@ public sealed partial class NodeHost : IAsyncDisposable
             }
         }
 
-        underlay.Add(Host(_options.Manager.EndPoint));
+        foreach (var manager in _options.AllManagers)
+        {
+            underlay.Add(Host(manager.EndPoint));
+        }
+
         if (_options.Messenger is { } messenger)
         {
             underlay.Add(Host(messenger.EndPoint));

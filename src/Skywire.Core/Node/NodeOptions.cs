@@ -12,6 +12,17 @@ public sealed record NodeOptions
     /// <summary>The manager to register with, and its pinned key.</summary>
     public required ManagerAddress Manager { get; init; }
 
+    /// <summary>
+    /// More managers of the same mesh (several managers sharing one store; docs/operations.md "Several managers"). The
+    /// node talks to one manager at a time: it tries <see cref="Manager"/> first, and when the one it uses cannot be
+    /// reached it goes on to the next in the list at once, before backing off. Each entry pins its key (usually the
+    /// one cluster key all the managers share).
+    /// </summary>
+    public IReadOnlyList<ManagerAddress> AlternateManagers { get; init; } = [];
+
+    /// <summary><see cref="Manager"/> then <see cref="AlternateManagers"/>.</summary>
+    public IReadOnlyList<ManagerAddress> AllManagers => [Manager, .. AlternateManagers];
+
     /// <summary>UDP address the links bind (port 0 picks one). This address is what the manager gives peers.</summary>
     public IPEndPoint LinkListen { get; init; } = new(IPAddress.Loopback, 0);
 

@@ -1,10 +1,12 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
 using Skywire.Core.Channels;
 using Skywire.Core.Diagnostics;
 using Skywire.Metrics;
 using Skywire.Core.Manager;
 using Skywire.Core.Metering;
+using Skywire.Core.Manager.Store;
 using Skywire.Protocol;
 
 namespace Skywire.Commands;
@@ -23,12 +25,13 @@ internal static class ManagerCommand
         var maxApps = new Option<int>("--max-apps-per-node") { Description = "Apps one node may have in the tracker (docs/protocol.md §4.6).", DefaultValueFactory = _ => ManagerLimits.Default.MaxAppsPerNode };
         var maxLinks = new Option<int>("--max-links-per-node") { Description = "Links one node may report; raise it above the node count for a larger --auto-link mesh.", DefaultValueFactory = _ => ManagerLimits.Default.MaxLinksPerNode };
         var maxRoutes = new Option<int>("--max-routes-per-node") { Description = "Live routes one node may have asked for.", DefaultValueFactory = _ => ManagerLimits.Default.MaxRoutesPerNode };
+        var store = new Option<string?>("--store") { Description = "Where the manager keeps the mesh state: none (default: this process only), file:PATH (persisted, so the manager survives its own restart), or etcd://HOST:PORT[,HOST:PORT...][/PREFIX] to share it with other managers of the same mesh (give them all the same --key; docs/operations.md \"Several managers\")." };
         var metrics = MetricsOption.Create();
         var allowNodes = new Option<string?>("--allow-nodes") { Description = "File of node public keys allowed to join, one per line, # comments. Re-read on SIGHUP and when the file changes; nodes no longer listed are disconnected." };
         var command = new Command("manager", "Run a node manager: registry, links, routes, app tracker.\n" +
             "Security: a manager reachable from other hosts should name its nodes (--allow-node/--allow-nodes); without a list it warns at start when --listen is not loopback.")
         {
-            listen, keyFile, admins, autoLink, ruleTtl, appTtl, allowNode, allowNodes, maxApps, maxLinks, maxRoutes, metrics,
+            listen, keyFile, admins, autoLink, ruleTtl, appTtl, allowNode, allowNodes, maxApps, maxLinks, maxRoutes, store, metrics,
         };
         var metering = new MeteringOptionsCli.Manager();
         metering.AddTo(command);
@@ -99,6 +102,18 @@ internal static class ManagerCommand
             var key = pending.Key;
 
             using var logging = Common.Logging();
+            IMeshStore? meshStore;
+            try
+            {
+                meshStore = OpenStore(parse.GetValue(store), logging);
+            }
+            catch (Exception ex) when (ex is FormatException or StoreUnavailableException)
+            {
+                Console.Error.WriteLine($"error: --store: {ex.Message}");
+                return Common.Usage;
+            }
+
+            await using var storeLifetime = meshStore;
             var ttl = TimeSpan.FromSeconds(Math.Max(3, parse.GetValue(ruleTtl)));
             var options = new ManagerOptions
             {
@@ -112,6 +127,7 @@ internal static class ManagerCommand
                 WatchAllowedNodesFile = allowFile is not null,
                 Limits = limits,
                 Metering = meteringOptions,
+                Store = meshStore,
             };
             ManagerServer created;
             try
@@ -155,7 +171,7 @@ internal static class ManagerCommand
                 }
             });
             await using var signal = SignalHook.Start();
-            Console.Error.WriteLine($"manager {key.Public} listening on {server.LocalEndPoint}");
+            Console.Error.WriteLine($"manager {key.Public} listening on {server.LocalEndPoint}{(meshStore is null ? "" : $", mesh state in {meshStore.Description}")}");
             ServiceReadiness.Ready($"manager {key.Public} listening on {server.LocalEndPoint}");
             try
             {
@@ -171,5 +187,29 @@ internal static class ManagerCommand
             return Common.Ok;
         });
         return command;
+    }
+
+    /// <summary>The store named by --store: null (none), an embedded store persisted to a file, or etcd.</summary>
+    /// <exception cref="FormatException">Not a store address.</exception>
+    /// <exception cref="StoreUnavailableException">The state file cannot be read.</exception>
+    internal static IMeshStore? OpenStore(string? text, ILoggerFactory logging)
+    {
+        if (string.IsNullOrWhiteSpace(text) || text == "none")
+        {
+            return null;
+        }
+
+        if (text.StartsWith("file:", StringComparison.Ordinal))
+        {
+            var path = text["file:".Length..];
+            return path.Length == 0 ? throw new FormatException("file: needs a path (file:/var/lib/skywire/manager-state.json)") : new EmbeddedStore(path, logging.CreateLogger<EmbeddedStore>());
+        }
+
+        if (text.StartsWith("etcd://", StringComparison.OrdinalIgnoreCase))
+        {
+            return new EtcdStore(EtcdStoreOptions.Parse(text), logging.CreateLogger<EtcdStore>());
+        }
+
+        throw new FormatException($"'{text}' is not a store (none, file:PATH, etcd://HOST:PORT[,HOST:PORT...][/PREFIX])");
     }
 }

@@ -12,7 +12,7 @@ internal static class NodeCommand
 {
     public static Command Create()
     {
-        var manager = new Option<string>("--manager") { Description = "Manager address host:port, or PUBKEY@host:port.", Required = true };
+        var manager = new Option<string>("--manager") { Description = "Manager address host:port, or PUBKEY@host:port; several managers of one mesh (a shared store) as a comma-separated list, tried in order (the node fails over to the next).", Required = true };
         var managerKey = new Option<string?>("--manager-key") { Description = "The manager's public key (66 hex), pinned: a manager with another key is refused." };
         var listen = new Option<string>("--listen") { Description = "UDP address for links (ip:port; port 0 picks one). Peers are told this address.", DefaultValueFactory = _ => "127.0.0.1:0" };
         var advertise = new Option<string?>("--advertise") { Description = "Link address (ip:port) told to the manager and so to peers instead of the --listen one: NAT port forwarding, a wildcard bind, or an impairment relay in front of the node." };
@@ -30,7 +30,9 @@ internal static class NodeCommand
         metering.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var address = Common.ParseManager(parse.GetValue(manager)!, parse.GetValue(managerKey));
+            var managerList = parse.GetValue(manager)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(m => Common.ParseManager(m, parse.GetValue(managerKey))).ToList();
+            var address = managerList.Count > 0 && managerList.All(m => m is not null) ? managerList[0] : null;
             if (address is null
                 || !Common.TryParseEndPoint(parse.GetValue(listen)!, out var linkEndPoint, "--listen")
                 || !Common.TryParseEndPoint(parse.GetValue(apps)!, out var appsEndPoint, "--apps")
@@ -85,7 +87,7 @@ internal static class NodeCommand
             var key = pending.Key;
 
             using var logging = Common.Logging();
-            var options = new NodeOptions { Manager = address, LinkListen = linkEndPoint, AppsListen = appsEndPoint, AppTokenFile = parse.GetValue(tokenFile), Messenger = viaMessenger, AdvertisedLinkAddress = advertised,
+            var options = new NodeOptions { Manager = address, AlternateManagers = [.. managerList.Skip(1).Select(m => m!)], LinkListen = linkEndPoint, AppsListen = appsEndPoint, AppTokenFile = parse.GetValue(tokenFile), Messenger = viaMessenger, AdvertisedLinkAddress = advertised,
                 DirectLinkTimeout = TimeSpan.FromMilliseconds(direct), Metering = metering.Get(parse, parse.GetValue(keyFile)!) };
             options = options with { DataPlane = options.DataPlane with { MaxLinks = linkCap } };
             if (parse.GetValue(noOffload))

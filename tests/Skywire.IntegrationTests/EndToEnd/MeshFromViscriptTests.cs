@@ -15,7 +15,7 @@ namespace Skywire.IntegrationTests.EndToEnd;
 /// the built skywire are changed in the file.
 /// </summary>
 [Trait("Category", "E2E")]
-public sealed class MeshFromViscriptTests() : ExecutableTestBase("skywire-viscript-mesh-")
+public sealed partial class MeshFromViscriptTests() : ExecutableTestBase("skywire-viscript-mesh-")
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(120);
 
@@ -224,9 +224,9 @@ public sealed class MeshFromViscriptTests() : ExecutableTestBase("skywire-viscri
     }
 
     /// <summary>The pid of the skywire process viscript runs in this test's folder whose command line contains <paramref name="marker"/>.</summary>
-    private int ChildRunning(string marker) => ChildRunningOrZero(marker) is not 0 and var pid ? pid : throw new InvalidOperationException($"no process with '{marker}' in {Dir}");
+    private int ChildRunning(string marker, string program = "skywire") => ChildRunningOrZero(marker, program) is not 0 and var pid ? pid : throw new InvalidOperationException($"no process with '{marker}' in {Dir}");
 
-    private int ChildRunningOrZero(string marker)
+    private int ChildRunningOrZero(string marker, string program = "skywire")
     {
         foreach (var proc in Directory.EnumerateDirectories("/proc"))
         {
@@ -239,7 +239,7 @@ public sealed class MeshFromViscriptTests() : ExecutableTestBase("skywire-viscri
             {
                 var cmdline = File.ReadAllText(Path.Combine(proc, "cmdline")).Replace('\0', ' ');
                 var cwd = new DirectoryInfo(Path.Combine(proc, "cwd")).ResolveLinkTarget(false)?.FullName;
-                if (cwd == Dir && cmdline.Contains(marker, StringComparison.Ordinal) && cmdline.Contains("skywire", StringComparison.Ordinal)
+                if (cwd == Dir && cmdline.Contains(marker, StringComparison.Ordinal) && cmdline.Contains(program, StringComparison.Ordinal)
                     && !File.ReadAllText(Path.Combine(proc, "stat")).Split(") ")[1].StartsWith('Z'))
                 {
                     return pid;

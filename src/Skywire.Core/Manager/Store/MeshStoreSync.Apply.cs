@@ -1,0 +1,292 @@
+using Skywire.Protocol;
+
+namespace Skywire.Core.Manager.Store;
+
+/// <summary>
+/// Inbound: one watch of the whole prefix, mirrored in <see cref="_view"/>. A snapshot (the first one, or one after the
+/// store lost the history in between) is diffed against the mirror, so the controller always sees puts and deletes.
+/// Keys this manager wrote are skipped (it knows them first-hand); anything malformed is skipped and counted.
+/// </summary>
+public sealed partial class MeshStoreSync
+{
+    private readonly Dictionary<string, StoreEntry> _view = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _liveManagers = new(StringComparer.Ordinal);
+    private readonly Dictionary<PubKey, List<LinkReport>> _remoteLinks = [];
+    private long _ignored;
+
+    /// <summary>Values from the store that were malformed or hostile and were ignored.</summary>
+    public long IgnoredValues => Interlocked.Read(ref _ignored);
+
+    /// <summary>The managers alive in the store now (ids), this one included once its key is written.</summary>
+    public IReadOnlyCollection<string> LiveManagers
+    {
+        get
+        {
+            lock (_liveManagers)
+            {
+                return [.. _liveManagers];
+            }
+        }
+    }
+
+    private async Task WatchLoopAsync()
+    {
+        var stopping = _cts.Token;
+        try
+        {
+            await foreach (var change in _store.WatchAsync("", stopping))
+            {
+                try
+                {
+                    if (change.Kind == StoreChangeKind.Snapshot)
+                    {
+                        ApplySnapshot(change.Snapshot!);
+                        Synchronized = true;
+                    }
+                    else
+                    {
+                        Apply(change.Kind, change.Entry!);
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // A value the codec let through but the controller refused: skip it, never stop watching.
+                    Interlocked.Increment(ref _ignored);
+                    Log.ApplyFailed(_logger, Quote.Of(change.Entry?.Key ?? "(snapshot)", 200), ex.Message);
+                }
+
+                Applied?.Invoke();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private void ApplySnapshot(StoreSnapshot snapshot)
+    {
+        var next = snapshot.Entries.ToDictionary(e => e.Key, StringComparer.Ordinal);
+        foreach (var (key, old) in _view.ToList())
+        {
+            if (!next.ContainsKey(key))
+            {
+                Apply(StoreChangeKind.Delete, old);
+            }
+        }
+
+        foreach (var entry in snapshot.Entries)
+        {
+            if (!_view.TryGetValue(entry.Key, out var old) || old.ModRevision != entry.ModRevision)
+            {
+                Apply(StoreChangeKind.Put, entry);
+            }
+        }
+    }
+
+    private void Apply(StoreChangeKind kind, StoreEntry entry)
+    {
+        var key = entry.Key;
+        StoreEntry? previous;
+        if (kind == StoreChangeKind.Put)
+        {
+            _view.TryGetValue(key, out previous);
+            _view[key] = entry;
+        }
+        else
+        {
+            _view.Remove(key, out previous);
+            // A delete carries the last value when the store knows it; else the mirror does.
+            if (entry.Value.Length == 0 && previous is not null)
+            {
+                entry = previous;
+            }
+        }
+
+        var put = kind == StoreChangeKind.Put;
+        if (key.StartsWith(MeshStoreCodec.Managers, StringComparison.Ordinal))
+        {
+            ApplyManager(key[MeshStoreCodec.Managers.Length..], put);
+        }
+        else if (key.StartsWith(MeshStoreCodec.Presence, StringComparison.Ordinal))
+        {
+            ApplyPresence(key, entry, put);
+        }
+        else if (key.StartsWith(MeshStoreCodec.Links, StringComparison.Ordinal))
+        {
+            ApplyLinks(key, entry, put);
+        }
+        else if (key.StartsWith(MeshStoreCodec.Apps, StringComparison.Ordinal))
+        {
+            ApplyApp(key, entry, put);
+        }
+        else if (key.StartsWith(MeshStoreCodec.Routes, StringComparison.Ordinal))
+        {
+            ApplyRoute(key, entry, put);
+        }
+        else if (key.StartsWith(MeshStoreCodec.Commands, StringComparison.Ordinal))
+        {
+            if (put)
+            {
+                ApplyCommand(key, entry);
+            }
+        }
+        else if (key.StartsWith(MeshStoreCodec.Acks, StringComparison.Ordinal))
+        {
+            if (put)
+            {
+                ApplyAck(key, entry);
+            }
+        }
+    }
+
+    private void ApplyManager(string id, bool put)
+    {
+        if (id.Length == 0)
+        {
+            return;
+        }
+
+        lock (_liveManagers)
+        {
+            if (put)
+            {
+                _liveManagers.Add(id);
+            }
+            else
+            {
+                _liveManagers.Remove(id);
+            }
+        }
+
+        if (!put && id != ManagerId)
+        {
+            Log.ManagerGone(_logger, id);
+        }
+    }
+
+    private void ApplyPresence(string key, StoreEntry entry, bool put)
+    {
+        if (MeshStoreCodec.NodeOf(key, MeshStoreCodec.Presence) is not { } node)
+        {
+            Ignore(key);
+            return;
+        }
+
+        var value = MeshStoreCodec.TryDecode<PresenceValue>(entry.Value);
+        if (put)
+        {
+            if (value is null || value.Manager.Length == 0 || !System.Net.IPEndPoint.TryParse(value.Link, out _))
+            {
+                Ignore(key);
+                return;
+            }
+
+            if (value.Manager != ManagerId)
+            {
+                _controller.RemoteNodeOnline(node, value.Link);
+            }
+        }
+        else if (value?.Manager != ManagerId)
+        {
+            _controller.RemoteNodeOffline(node);
+        }
+    }
+
+    private void ApplyLinks(string key, StoreEntry entry, bool put)
+    {
+        if (MeshStoreCodec.NodeOf(key, MeshStoreCodec.Links) is not { } node)
+        {
+            Ignore(key);
+            return;
+        }
+
+        var value = MeshStoreCodec.TryDecode<LinksValue>(entry.Value);
+        if (value?.Manager == ManagerId)
+        {
+            return;
+        }
+
+        if (!put)
+        {
+            lock (_remoteLinks)
+            {
+                _remoteLinks.Remove(node);
+            }
+
+            _controller.RemoteLinks(node, []);
+            return;
+        }
+
+        if (value is null || value.Links.Count > _options.Limits.MaxLinksPerNode)
+        {
+            Ignore(key);
+            return;
+        }
+
+        var now = _time.GetUtcNow();
+        var reports = new List<LinkReport>(value.Links.Count);
+        foreach (var link in value.Links)
+        {
+            if (link is not null && PubKey.TryParse(link.Peer, out var peer) && peer != node)
+            {
+                reports.Add(new LinkReport(node, peer, link.Up, link.Rtt, link.Loss, now));
+            }
+        }
+
+        lock (_remoteLinks)
+        {
+            _remoteLinks[node] = reports;
+        }
+
+        _controller.RemoteLinks(node, reports);
+    }
+
+    /// <summary>
+    /// Stamps the link reports of other managers' nodes fresh (every maintenance tick): they hold while their key does
+    /// (their manager deletes it, or its lease ends), so a manager cut off from the store keeps routing over what it
+    /// holds instead of letting other managers' links age out.
+    /// </summary>
+    internal void RestampRemoteLinks()
+    {
+        var now = _time.GetUtcNow();
+        List<(PubKey Node, List<LinkReport> Reports)> all;
+        lock (_remoteLinks)
+        {
+            all = [.. _remoteLinks.Select(r => (r.Key, r.Value))];
+        }
+
+        foreach (var (node, reports) in all)
+        {
+            _controller.RemoteLinks(node, [.. reports.Select(r => r with { ReportedAt = now })]);
+        }
+    }
+
+    private void ApplyApp(string key, StoreEntry entry, bool put)
+    {
+        if (MeshStoreCodec.AppOf(key) is not { } app)
+        {
+            Ignore(key);
+            return;
+        }
+
+        var value = MeshStoreCodec.TryDecode<AppValue>(entry.Value);
+        if (value?.Manager == ManagerId)
+        {
+            return;
+        }
+
+        if (put && value is null)
+        {
+            Ignore(key);
+            return;
+        }
+
+        _controller.RemoteApp(app.Node, app.Name, put ? value!.Type : null);
+    }
+
+    private void Ignore(string key)
+    {
+        Interlocked.Increment(ref _ignored);
+        Log.ValueIgnored(_logger, Quote.Of(key, 200));
+    }
+}
