@@ -44,7 +44,7 @@ fi
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 echo "Publishing skywire and viscript for $runtime into $prefix (self-contained; this takes a few minutes)"
-dotnet publish "$repo/src/Skywire/Skywire.csproj" -c Release -r "$runtime" --self-contained -o "$prefix/lib/skywire" -nologo -v quiet
+dotnet publish "$repo/src/Skywire/Skywire.csproj" -c Release -r "$runtime" --self-contained -o "$prefix/lib/skywire" -nologo -v quiet -p:ViscriptCliAot=false
 dotnet publish "$repo/src/Viscript/Viscript.csproj" -c Release -r "$runtime" --self-contained -o "$prefix/lib/viscript" -nologo -v quiet -p:ViscriptCliAot=false
 # viscript-cli: compiled ahead of time when clang is here (a call then starts in milliseconds), else self-contained JIT.
 if command -v clang >/dev/null; then

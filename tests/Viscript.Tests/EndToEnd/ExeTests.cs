@@ -163,7 +163,7 @@ public sealed class ExeErrorTests : ExeTestBase
         listener.Stop();
         var unreachable = await DaemonProcess.RunAsync(["cli", "--control", $"127.0.0.1:{port}", "la"]);
         Assert.Equal(50, unreachable.ExitCode);
-        Assert.Contains("cannot reach the daemon", unreachable.Stderr, StringComparison.Ordinal);
+        Assert.Contains("no viscript daemon answers at", unreachable.Stderr, StringComparison.Ordinal);
 
         await using var d = await DaemonProcess.StartAsync(config);
         // A few codes through the executable (each run is a process start); the full table is covered in-process (ControlApiTests).
