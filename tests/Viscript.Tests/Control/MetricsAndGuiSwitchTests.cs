@@ -34,7 +34,7 @@ public sealed partial class MetricsAndGuiSwitchTests
         return samples;
     }
 
-    [Fact]
+    [Fact(Skip = "flaky since the merges (issue 18, viscript /metrics): failed once in two CI runs of main, an awaited supervisor event never came within its deadline; not diagnosed yet")]
     public async Task Metrics_CountProcessesByState_StartsExitsAndPings_BehindTheToken()
     {
         // A meter of its own: other tests' supervisors in this process publish on the default one.
