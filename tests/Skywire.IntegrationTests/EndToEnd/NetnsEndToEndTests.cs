@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Skywire.TestKit.Netns;
 
 namespace Skywire.IntegrationTests.EndToEnd;
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
 using Skywire.IntegrationTests.EndToEnd;
+using Skywire.TestKit.Netns;
 
 namespace Skywire.IntegrationTests.Vpn;
 

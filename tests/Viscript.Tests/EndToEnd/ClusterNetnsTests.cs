@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Skywire.TestKit.Netns;
 using Viscript.Tests.Support;
 
 namespace Viscript.Tests.EndToEnd;
@@ -14,7 +15,7 @@ public sealed class ClusterNetnsTests : ExeTestBase
     public async Task TwoHosts_CutNetwork_AgentUnreachable_AppsKeepRunning_ThenCurrentAgain()
     {
         Assert.SkipUnless(NetworkNamespaces.Unsupported() is null, NetworkNamespaces.Unsupported() ?? "");
-        using var net = new NetworkNamespaces();
+        using var net = new NetworkNamespaces("vs");
         var (mainNs, mainAddress) = net.AddHost("main");
         var (agentNs, agentAddress) = net.AddHost("b");
         Directory.CreateDirectory(Path.Combine(Dir.Path, "main"));

@@ -1,25 +1,28 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 
-namespace Viscript.Tests.Support;
+namespace Skywire.TestKit.Netns;
 
 /// <summary>
-/// (A copy of Skywire.IntegrationTests' helper: test projects do not reference each other.)
 /// Network namespaces made for one test: a hub namespace with a bridge, and one namespace per host joined to it by a
 /// veth pair, addressed 10.77.x.y/24 (only inside these namespaces). Everything is deleted on dispose.
+/// Namespaces are named PREFIX-test-TAG-NAME and interfaces PREFIXTAG..., so leftovers show whose they are.
 /// </summary>
 public sealed class NetworkNamespaces : IDisposable
 {
     private readonly List<string> _namespaces = [];
     private readonly string _prefix;
+    private readonly string _short;
     private readonly string _hub;
     private readonly int _subnet;
     private int _next = 1;
 
-    public NetworkNamespaces()
+    /// <param name="prefix">Two letters naming the test suite ("sw" Skywire, "vs" Viscript).</param>
+    public NetworkNamespaces(string prefix = "sw")
     {
         var tag = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
-        _prefix = "vs-test-" + tag;
+        _short = prefix;
+        _prefix = prefix + "-test-" + tag;
         _subnet = RandomNumberGenerator.GetInt32(1, 250);
         _hub = Add("hub");
         Run("ip", "netns", "exec", _hub, "ip", "link", "add", "br0", "type", "bridge");
@@ -59,8 +62,8 @@ public sealed class NetworkNamespaces : IDisposable
     {
         var ns = Add(name);
         var index = _next++;
-        var inner = $"vs{Tag}{index}";
-        var outer = $"vs{Tag}{index}h";
+        var inner = $"{_short}{Tag}{index}";
+        var outer = $"{_short}{Tag}{index}h";
         Run("ip", "link", "add", inner, "type", "veth", "peer", "name", outer);
         Run("ip", "link", "set", inner, "netns", ns);
         Run("ip", "link", "set", outer, "netns", _hub);
@@ -73,7 +76,28 @@ public sealed class NetworkNamespaces : IDisposable
     }
 
     /// <summary>Takes a host's link down or up (a cut network, without closing any socket).</summary>
-    public void SetLink(string ns, int index, bool up) => Run("ip", "netns", "exec", ns, "ip", "link", "set", $"vs{Tag}{index}", up ? "up" : "down");
+    public void SetLink(string ns, int index, bool up) => Run("ip", "netns", "exec", ns, "ip", "link", "set", $"{_short}{Tag}{index}", up ? "up" : "down");
+
+    /// <summary>
+    /// Creates a namespace reachable only through <paramref name="gateway"/> (a veth pair between the two, subnet
+    /// 10.78.x.0/24 with the gateway at .1): a host "behind" an exit. Returns its name and address.
+    /// </summary>
+    public (string Namespace, string Address, string Subnet) AddBehind(string gateway, string name)
+    {
+        var ns = Add(name);
+        var index = _next++;
+        var inner = $"{_short}{Tag}{index}";
+        var outer = $"{_short}{Tag}{index}g";
+        Run("ip", "link", "add", inner, "type", "veth", "peer", "name", outer);
+        Run("ip", "link", "set", inner, "netns", ns);
+        Run("ip", "link", "set", outer, "netns", gateway);
+        var subnet = $"10.78.{_subnet}";
+        Run("ip", "netns", "exec", gateway, "ip", "addr", "add", subnet + ".1/24", "dev", outer);
+        Run("ip", "netns", "exec", gateway, "ip", "link", "set", outer, "up");
+        Run("ip", "netns", "exec", ns, "ip", "addr", "add", subnet + ".2/24", "dev", inner);
+        Run("ip", "netns", "exec", ns, "ip", "link", "set", inner, "up");
+        return (ns, subnet + ".2", subnet + ".0/24");
+    }
 
     private static void Run(params string[] args)
     {
