@@ -88,20 +88,7 @@ public sealed partial class SoakProcessTests() : ExecutableTestBase("skywire-soa
 
             foreach (var (from, to) in Links)
             {
-                // A node prints its app address before the manager has its registration: under load the first
-                // `cli link` can meet an unknown node, so it is asked again until the manager takes it.
-                var deadline = DateTime.UtcNow + Limit;
-                while (true)
-                {
-                    await using var link = SkywireProcess.Start(null, ["cli", "--manager", managerAt, "--key", FilePath("manager.json"), "link", nodes[from].Key, nodes[to].Key]);
-                    if (await link.WaitForExitAsync(Limit) == 0)
-                    {
-                        break;
-                    }
-
-                    Assert.True(DateTime.UtcNow < deadline, $"cli link {from} {to} kept failing:\n{link.Stderr}");
-                    await Task.Delay(250);
-                }
+                await LinkAsync(["cli", "--manager", managerAt, "--key", FilePath("manager.json"), "link", nodes[from].Key, nodes[to].Key], Limit);
             }
 
             // Transfers run for the whole soak; the first of each pair completes before the chaos starts.
