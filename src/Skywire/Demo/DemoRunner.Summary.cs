@@ -20,6 +20,12 @@ internal sealed partial class DemoRunner
         o.WriteLine();
         o.WriteLine($"Skywire demo is up ({_progress.Elapsed:0.0} s). Every component is a viscript app (viscript pid {_viscript.Pid}, control {_viscript.ControlUrl}).");
         o.WriteLine();
+        // The sign-in link holds the control token (in the #fragment, never sent to a server): printed on a terminal,
+        // where the user who owns the token file reads it; redirected output (often a log file) gets the command instead.
+        o.WriteLine(_progress.Interactive
+            ? $"GUI: open {_viscript.GuiSignInUrl} (apps, terminals, charts, and this mesh's topology from the demo's manager)"
+            : $"GUI: {_viscript.ControlUrl} (apps, terminals, charts, and this mesh's topology); sign-in link: {viscriptCli} --gui-url");
+        o.WriteLine();
         o.WriteLine("Apps (viscript sequence ids):");
         Table(o, ["ID", "APP", "PID", "ROLE"], _components.OrderBy(c => c.Id).Select(c => (IReadOnlyList<string>)
             [c.Id.ToString(CultureInfo.InvariantCulture), c.App, c.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-", c.Role]));
