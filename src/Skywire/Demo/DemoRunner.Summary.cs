@@ -58,6 +58,8 @@ internal sealed partial class DemoRunner
         o.WriteLine($"  {viscriptCli} la");
         o.WriteLine($"  {skywire} cli --manager {_managerKey}@{_managerEndPoint} --key {Absolute(Path.Combine(_dir, "keys", "operator.json"))} routes");
         o.WriteLine($"  {skywire} chat --messenger {_messengerKey}@{_messengerEndPoint} --key {Absolute(Path.Combine(_dir, "keys", "you.json"))} send {ChatKey()} hi");
+        o.WriteLine($"  {skywire} chat --messenger {_messengerKey}@{_messengerEndPoint} --key {Absolute(Path.Combine(_dir, "keys", "you.json"))} web --listen 127.0.0.1:0");
+        o.WriteLine("    (Sky-Messenger in the browser: prints a link to open; add the chat listener's key above as a contact)");
         o.WriteLine($"  logs: {Absolute(_logs)}");
         o.WriteLine();
         o.WriteLine("Press Ctrl+C to stop everything.");
