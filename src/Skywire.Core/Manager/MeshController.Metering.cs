@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Skywire.Core.Channels;
 using Skywire.Core.Metering;
 using Skywire.Protocol;
@@ -9,8 +10,35 @@ namespace Skywire.Core.Manager;
 /// <summary>Metering on live routes (docs/metering.md "Live path"): terms at setup, receipts and authorizations relayed to the ledger.</summary>
 public sealed partial class MeshController
 {
+    /// <summary>The terms each metered route (by session id) currently runs on.</summary>
+    private readonly ConcurrentDictionary<ulong, RouteTerms> _meteredTerms = new();
+
     /// <summary>The manager's metering (ledger, terms); null: routes are not metered (the default).</summary>
     public MeteringHub? Metering { get; set; }
+
+    /// <summary>
+    /// Terms for a route's new path (a re-route): the current terms end first (their reserve beyond the frozen caps goes
+    /// back to the source), then the new path's terms are agreed and opened like at setup. Null when the route is not metered.
+    /// </summary>
+    private async Task<RouteTerms?> RenewTermsAsync(RoutePlan plan, CancellationToken cancellationToken)
+    {
+        if (Metering is null)
+        {
+            return null;
+        }
+
+        EndTerms(plan.SessionId);
+        return await AgreeTermsAsync(plan, cancellationToken);
+    }
+
+    /// <summary>The route was dropped or moved off its terms: the ledger ends them (nothing when it is not metered).</summary>
+    private void EndTerms(ulong sessionId)
+    {
+        if (Metering is { } hub && _meteredTerms.TryRemove(sessionId, out var terms))
+        {
+            hub.End(terms);
+        }
+    }
 
     /// <summary>
     /// Terms for the plan, accepted by its source and opened in the ledger (funds reserved), or null when this manager
@@ -26,7 +54,9 @@ public sealed partial class MeshController
         // Sent in the signed layout with the source's signature still zero: the source fills it in by accepting.
         var offered = hub.Issue(plan.Path);
         var answer = await CallAsync(plan.From, ControlOpcode.MeterTerms, new MeterMessage { Data = Convert.ToHexStringLower((offered with { SourceSignature = new byte[MeteringWire.SignatureLength] }).Encode()) }, cancellationToken);
-        return hub.Open(answer.Data);
+        var terms = hub.Open(answer.Data);
+        _meteredTerms[plan.SessionId] = terms;
+        return terms;
     }
 
     /// <summary>Tells every node of the route its position and labels, so it meters and gates (before the source's session starts).</summary>
