@@ -82,6 +82,12 @@ public sealed partial class MeshController
         var (proposal, terms, sender) = hub.Proposal(node, message.Data);
         var answer = await CallAsync(sender, ControlOpcode.MeterCountersign, new MeterMessage { Data = message.Data }, cancellationToken);
         var signed = hub.Countersigned(proposal, terms, answer.Data);
+        if (signed.Direction == MeteringDirection.Forward && signed.Hop == terms.HopCount - 1)
+        {
+            // The destination confirmed more: tell the source now, so it raises the caps before its senders reach them.
+            _ = PushDeliveredAsync(terms, hub.DeliveredForward(terms));
+        }
+
         return new MeterMessage { Data = Convert.ToHexStringLower(signed.Encode()) };
     }
 
@@ -107,6 +113,18 @@ public sealed partial class MeshController
         }
 
         return new MeterMessage { DeliveredForward = hub.DeliveredForward(terms) };
+    }
+
+    /// <summary>Best effort (the source also asks on its own tick): the forward bytes the destination co-signed, to the source.</summary>
+    private async Task PushDeliveredAsync(RouteTerms terms, ulong delivered)
+    {
+        try
+        {
+            await CallAsync(terms.Source, ControlOpcode.MeterCaps, new MeterMessage { TermsId = Convert.ToHexStringLower(terms.TermsId), DeliveredForward = delivered }, _stopping);
+        }
+        catch (Exception ex) when (ex is ControlException or OperationCanceledException or IOException)
+        {
+        }
     }
 
     private async Task<MeterMessage> CallAsync(PubKey node, ControlOpcode opcode, MeterMessage message, CancellationToken cancellationToken)

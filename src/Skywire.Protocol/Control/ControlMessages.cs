@@ -317,9 +317,12 @@ public sealed record MeterMessage
     public uint? ForwardOut { get; init; }
     /// <summary>MeterRoute: the label this node sends reverse traffic on (0 at the source).</summary>
     public uint? ReverseOut { get; init; }
-    /// <summary>MeterAuth answer: forward bytes the last hop's receiver confirmed (co-signed) so far.</summary>
+    /// <summary>
+    /// MeterAuth answer, or MeterCaps to the source without <see cref="Data"/> (pushed when the destination's receipt is
+    /// posted): forward bytes the last hop's receiver confirmed (co-signed) so far.
+    /// </summary>
     public ulong? DeliveredForward { get; init; }
-    /// <summary>MeterAuth: the terms id (hex) of a status query without an authorization.</summary>
+    /// <summary>MeterAuth: the terms id (hex) of a status query without an authorization; MeterCaps: of a pushed delivered figure.</summary>
     public string? TermsId { get; init; }
 }
 
