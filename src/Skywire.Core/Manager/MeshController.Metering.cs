@@ -115,6 +115,36 @@ public sealed partial class MeshController
         return new MeterMessage { DeliveredForward = hub.DeliveredForward(terms) };
     }
 
+    /// <summary>
+    /// The operator's grant through the running manager (<c>skywire ledger grant --manager</c>): the ledger has one
+    /// writer, so a grant while the manager runs goes through it. Only the manager's own key may grant (it pins the
+    /// ledger, as the offline command requires it): an admin key may steer routes, not create money.
+    /// </summary>
+    /// <exception cref="ControlException">Forbidden for another key, BadRequest without a ledger or for a refused grant.</exception>
+    internal LedgerGrantMessage Grant(PubKey caller, LedgerGrantMessage request)
+    {
+        var hub = Metering ?? throw new ControlException(ControlErrorCode.BadRequest, "this manager keeps no ledger (start it with --ledger DIR)");
+        if (caller != hub.Manager)
+        {
+            throw new ControlException(ControlErrorCode.Forbidden, "only the manager's own key grants funds");
+        }
+
+        if (!PubKey.TryParse(request.Node, out var node))
+        {
+            throw new ControlException(ControlErrorCode.BadRequest, "NODE is not a public key (66 hex)");
+        }
+
+        if (request.Memo is { Length: > 256 })
+        {
+            throw new ControlException(ControlErrorCode.BadRequest, "a memo is at most 256 characters");
+        }
+
+        var outcome = hub.Grant(node, request.Droplets, request.Memo);
+        return outcome.Status == LedgerStatus.Accepted
+            ? request with { Outcome = outcome.Message }
+            : throw new ControlException(ControlErrorCode.BadRequest, "grant refused: " + outcome.Message);
+    }
+
     /// <summary>Best effort (the source also asks on its own tick): the forward bytes the destination co-signed, to the source.</summary>
     private async Task PushDeliveredAsync(RouteTerms terms, ulong delivered)
     {

@@ -71,6 +71,9 @@ public sealed partial class MeteringHub : IAsyncDisposable
     /// <summary>The settings.</summary>
     public ManagerMeteringOptions Options => _options;
 
+    /// <summary>The key that writes (and pins) this ledger.</summary>
+    public PubKey Manager => _key.Public;
+
     /// <summary>Starts closing an epoch every <see cref="ManagerMeteringOptions.EpochInterval"/>.</summary>
     public void Start() => _epochs ??= Task.Run(EpochLoopAsync);
 

@@ -326,6 +326,19 @@ public sealed record MeterMessage
     public string? TermsId { get; init; }
 }
 
+/// <summary>Cli to manager (<see cref="ControlOpcode.LedgerGrant"/>): credit a node; the answer carries the ledger's outcome.</summary>
+public sealed record LedgerGrantMessage
+{
+    /// <summary>The consumer node's key (66 hex).</summary>
+    public string Node { get; init; } = "";
+    /// <summary>Droplets (1 SKY = 10^6), positive.</summary>
+    public long Droplets { get; init; }
+    /// <summary>Why (kept in the journal).</summary>
+    public string? Memo { get; init; }
+    /// <summary>Answer: what the ledger did.</summary>
+    public string? Outcome { get; init; }
+}
+
 /// <summary>Source-generated JSON for every control payload (AOT-safe, no reflection).</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(HelloMessage))]
@@ -353,6 +366,7 @@ public sealed record MeterMessage
 [JsonSerializable(typeof(ListRequestMessage))]
 [JsonSerializable(typeof(SessionReportMessage))]
 [JsonSerializable(typeof(MeterMessage))]
+[JsonSerializable(typeof(LedgerGrantMessage))]
 public sealed partial class ControlJsonContext : JsonSerializerContext;
 
 /// <summary>Constants of the control protocol.</summary>
