@@ -13,15 +13,17 @@ function drawLedger(ledger) {
     box.replaceChildren(el('p', { class: 'muted', text: `No settled epoch yet (manager ${short(ledger.manager ?? '')}).` }));
     return;
   }
-  // Cumulative totals per node after each epoch.
-  const totals = new Map(keys.map((k) => [k, { earned: 0, spent: 0, points: [] }]));
+  // Cumulative totals per node after each epoch, from zero one epoch length before the first close.
+  const first = epochs[0].closedAtMs, last = epochs[epochs.length - 1].closedAtMs;
+  const start = first - (epochs.length > 1 ? (last - first) / (epochs.length - 1) : 60000);
+  const totals = new Map(keys.map((k) => [k, { earned: 0, spent: 0, points: [[start, 0, 0]] }]));
   for (const e of epochs) {
     for (const n of e.nodes) { const t = totals.get(n.node); t.earned += n.earned; t.spent += n.spent; }
     for (const t of totals.values()) t.points.push([e.closedAtMs, t.earned, t.spent]);
   }
   const width = Math.max(200, box.clientWidth || 400), height = 140;
   const pad = { l: 70, r: 8, t: 8, b: 18 };
-  const t0 = epochs[0].closedAtMs, t1 = Math.max(t0 + 1, epochs[epochs.length - 1].closedAtMs);
+  const t0 = start, t1 = Math.max(start + 1, last);
   const max = Math.max(1, ...[...totals.values()].flatMap((t) => [t.earned, t.spent]));
   const x = (t) => pad.l + (width - pad.l - pad.r) * ((t - t0) / (t1 - t0));
   const y = (v) => pad.t + (height - pad.t - pad.b) * (1 - v / max);
