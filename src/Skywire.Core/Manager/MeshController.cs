@@ -498,7 +498,9 @@ public sealed partial class MeshController : IAsyncDisposable
                 route.NoAlternateLogged = false;
                 try
                 {
-                    await InstallAsync(plan, cancellationToken);
+                    // A metered route gets terms, caps and receipts on its new path like on its first one.
+                    var terms = await RenewTermsAsync(plan, cancellationToken);
+                    await InstallAsync(plan, cancellationToken, terms is null ? null : ct => MeterRouteAsync(plan, terms, ct));
                     route.NeedsRepair = false;
                 }
                 catch (ControlException ex)
@@ -634,6 +636,7 @@ public sealed partial class MeshController : IAsyncDisposable
 
         var plan = route.Plan;
         ReleaseLabels(plan);
+        EndTerms(route.SessionId);
         Shared?.RouteDropped(plan);
         _ = RemoveRulesAsync(plan.RelayRules());
         if (notifyEnds)
