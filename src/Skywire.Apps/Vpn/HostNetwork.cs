@@ -78,20 +78,42 @@ public sealed partial class HostNetwork : IDisposable
     /// <summary>Runs <c>ip ARGS</c>.</summary>
     public static string Ip(params string[] args) => Run("ip", args);
 
-    /// <summary>Sets the device's address, MTU and brings it up (IPv6 off on it: the tunnel carries IPv4 only, for now).</summary>
-    public static void ConfigureDevice(string device, IPAddress address, int prefixLength, int mtu)
+    /// <summary>Whether this host has an IPv6 stack.</summary>
+    public static bool HasIPv6 => Directory.Exists("/proc/sys/net/ipv6");
+
+    /// <summary>
+    /// Sets the device's addresses and MTU and brings it up. With <paramref name="ipv6"/> the device carries IPv6 (with
+    /// <paramref name="address6"/> if given, no duplicate address detection, no link-local address: nothing but
+    /// tunnel traffic leaves through it); otherwise IPv6 is turned off on it.
+    /// </summary>
+    public static void ConfigureDevice(string device, IPAddress address, int prefixLength, int mtu, bool ipv6 = false, IPAddress? address6 = null, int prefixLength6 = 0)
     {
-        try
+        if (ipv6)
         {
-            File.WriteAllText($"/proc/sys/net/ipv6/conf/{device}/disable_ipv6", "1");
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            // No IPv6 on this host: nothing to turn off.
+            WriteSysctl($"/proc/sys/net/ipv6/conf/{device}/addr_gen_mode", "1");
         }
 
+        WriteSysctl($"/proc/sys/net/ipv6/conf/{device}/disable_ipv6", ipv6 ? "0" : "1");
+        Ip("link", "set", "dev", device, "mtu", mtu.ToString(System.Globalization.CultureInfo.InvariantCulture));
         Ip("addr", "add", $"{address}/{prefixLength}", "dev", device);
-        Ip("link", "set", "dev", device, "mtu", mtu.ToString(System.Globalization.CultureInfo.InvariantCulture), "up");
+        if (ipv6 && address6 is not null)
+        {
+            Ip("-6", "addr", "add", $"{address6}/{prefixLength6}", "dev", device, "nodad");
+        }
+
+        Ip("link", "set", "dev", device, "up");
+
+        static void WriteSysctl(string path, string value)
+        {
+            try
+            {
+                File.WriteAllText(path, value);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // No IPv6 on this host (or no such knob on this kernel): nothing to set.
+            }
+        }
     }
 
     /// <summary>
@@ -100,7 +122,8 @@ public sealed partial class HostNetwork : IDisposable
     /// </summary>
     public void AddRoute(IPNetwork destination, string device, IPAddress? via = null, bool goesWithDevice = false)
     {
-        var args = new List<string> { "route", "add", destination.ToString() };
+        var family = destination.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "-6" : "-4";
+        var args = new List<string> { family, "route", "add", destination.ToString() };
         if (via is not null)
         {
             args.AddRange(["via", via.ToString()]);
@@ -113,7 +136,7 @@ public sealed partial class HostNetwork : IDisposable
             return;
         }
 
-        Push($"route {destination}", () => Ip("route", "del", destination.ToString(), "dev", device));
+        Push($"route {destination}", () => Ip(family, "route", "del", destination.ToString(), "dev", device));
     }
 
     /// <summary>
@@ -124,32 +147,45 @@ public sealed partial class HostNetwork : IDisposable
     public bool PinRoute(IPAddress address, string tunnelDevice)
     {
         ArgumentNullException.ThrowIfNull(address);
-        if (IPAddress.IsLoopback(address) || address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
+        var v6 = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
+        if (IPAddress.IsLoopback(address) || (v6 && (address.IsIPv6LinkLocal || !HasIPv6)))
         {
             return false;
         }
 
-        var route = Ip("-4", "route", "get", address.ToString());
-        var match = RouteGet().Match(route);
-        if (!match.Success || match.Groups["dev"].Value == tunnelDevice || match.Groups["dev"].Value == "lo")
+        if (ParseRouteGet(Ip(v6 ? "-6" : "-4", "route", "get", address.ToString())) is not { } found
+            || found.Device == tunnelDevice || found.Device == "lo")
         {
             return false;
         }
 
-        var via = match.Groups["via"].Success ? IPAddress.Parse(match.Groups["via"].Value) : null;
-        AddRoute(new IPNetwork(address, 32), match.Groups["dev"].Value, via);
+        AddRoute(new IPNetwork(address, v6 ? 128 : 32), found.Device, found.Via);
         return true;
     }
 
-    /// <summary>Turns IPv4 forwarding on (if off) and records putting it back.</summary>
-    public void EnableForwarding()
+    /// <summary>The device and gateway of <c>ip route get</c>'s answer (IPv4 or IPv6), or null when it has none.</summary>
+    public static (string Device, IPAddress? Via)? ParseRouteGet(string output)
     {
-        const string path = "/proc/sys/net/ipv4/ip_forward";
+        var match = RouteGet().Match(output);
+        return match.Success
+            ? (match.Groups["dev"].Value, match.Groups["via"].Success ? IPAddress.Parse(match.Groups["via"].Value) : null)
+            : null;
+    }
+
+    /// <summary>IPv4 forwarding's switch.</summary>
+    public const string IPv4Forwarding = "/proc/sys/net/ipv4/ip_forward";
+
+    /// <summary>IPv6 forwarding's switch (all interfaces).</summary>
+    public const string IPv6Forwarding = "/proc/sys/net/ipv6/conf/all/forwarding";
+
+    /// <summary>Turns forwarding on at <paramref name="path"/> (if off) and records putting it back.</summary>
+    public void EnableForwarding(string path = IPv4Forwarding)
+    {
         var before = File.ReadAllText(path).Trim();
         if (before != "1")
         {
             File.WriteAllText(path, "1");
-            Push("ip_forward", () => File.WriteAllText(path, before));
+            Push(path, () => File.WriteAllText(path, before));
         }
     }
 
@@ -173,11 +209,11 @@ public sealed partial class HostNetwork : IDisposable
     }
 
     /// <summary>
-    /// Points the host's resolver at <paramref name="dns"/> by rewriting <paramref name="path"/> in place (a bind
+    /// Points the host's resolver at <paramref name="dns"/> (in this order) by rewriting <paramref name="path"/> in place (a bind
     /// mount, e.g. <c>ip netns exec</c>'s, stays valid) and records putting the old content back. Returns why it was
     /// not applied, or null: a symlinked file is managed by something else (systemd-resolved, resolvconf) and left alone.
     /// </summary>
-    public string? ApplyResolver(IPAddress dns, string path = "/etc/resolv.conf")
+    public string? ApplyResolver(IReadOnlyList<IPAddress> dns, string path = "/etc/resolv.conf")
     {
         ArgumentNullException.ThrowIfNull(dns);
         var info = new FileInfo(path);
@@ -187,7 +223,8 @@ public sealed partial class HostNetwork : IDisposable
         }
 
         var before = info.Exists ? File.ReadAllText(path) : null;
-        File.WriteAllText(path, $"# written by skywire vpn-client: the resolver its vpn-server pushed; put back when it exits\nnameserver {dns}\n");
+        File.WriteAllText(path, "# written by skywire vpn-client: the resolvers its vpn-server pushed; put back when it exits\n"
+            + string.Concat(dns.Select(d => $"nameserver {d}\n")));
         Push(path, () =>
         {
             if (before is null)
@@ -236,6 +273,6 @@ public sealed partial class HostNetwork : IDisposable
         }
     }
 
-    [GeneratedRegex(@"^\S+\s+(?:via (?<via>[0-9.]+)\s+)?dev (?<dev>\S+)")]
+    [GeneratedRegex(@"^\S+\s+(?:from \S+\s+)?(?:via (?<via>[0-9A-Fa-f.:]+)\s+)?dev (?<dev>\S+)")]
     private static partial Regex RouteGet();
 }
