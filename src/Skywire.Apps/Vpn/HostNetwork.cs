@@ -9,6 +9,7 @@ namespace Skywire.Apps.Vpn;
 /// Changes to the host's network made through iproute2 (<c>ip</c>), nftables (<c>nft</c>) and /proc/sys, each with
 /// its undo recorded: <see cref="Dispose"/> undoes them in reverse order, so nothing is left behind on exit
 /// (routes and addresses on the TUN device go with the device itself). Commands get argument lists, never a shell.
+/// With a network namespace every change is made inside it (<c>ip -n</c>, <c>ip netns exec</c>).
 /// </summary>
 public sealed partial class HostNetwork : IDisposable
 {
@@ -17,11 +18,18 @@ public sealed partial class HostNetwork : IDisposable
     private readonly ILogger _logger;
     private readonly Lock _sync = new();
 
+    private readonly string? _namespace;
+
     /// <param name="logger">Where failures of undo steps are reported.</param>
-    public HostNetwork(ILogger logger)
+    /// <param name="networkNamespace">A named network namespace (<c>ip netns</c>) to make the changes in; null: this process's.</param>
+    public HostNetwork(ILogger logger, string? networkNamespace = null)
     {
         _logger = logger;
+        _namespace = networkNamespace;
     }
+
+    /// <summary>The named network namespace the changes are made in, or null.</summary>
+    public string? Namespace => _namespace;
 
     /// <summary>Runs a command; returns its standard output.</summary>
     /// <exception cref="IOException">It could not start, exited non-zero (with its stderr) or ran too long.</exception>
@@ -75,8 +83,34 @@ public sealed partial class HostNetwork : IDisposable
         }
     }
 
-    /// <summary>Runs <c>ip ARGS</c>.</summary>
-    public static string Ip(params string[] args) => Run("ip", args);
+    /// <summary>Runs <c>ip ARGS</c> (in the namespace, if any).</summary>
+    public string Ip(params string[] args) => Run("ip", _namespace is null ? args : ["-n", _namespace, .. args]);
+
+    /// <summary>Runs <c>nft ARGS</c> (in the namespace, if any).</summary>
+    private string Nft(string[] args, string? stdin = null) =>
+        _namespace is null ? Run("nft", args, stdin) : Run("ip", ["netns", "exec", _namespace, "nft", .. args], stdin);
+
+    /// <summary>Writes a /proc/sys knob (in the namespace, if any: /proc/sys/net is per namespace).</summary>
+    private void WriteSysctl(string path, string value)
+    {
+        if (_namespace is null)
+        {
+            File.WriteAllText(path, value);
+        }
+        else
+        {
+            Run("ip", ["netns", "exec", _namespace, "tee", path], value);
+        }
+    }
+
+    /// <summary>Moves <paramref name="device"/> into the namespace (no-op without one); it stays tied to this process's descriptor.</summary>
+    public void TakeIntoNamespace(string device)
+    {
+        if (_namespace is not null)
+        {
+            Run("ip", ["link", "set", "dev", device, "netns", _namespace]);
+        }
+    }
 
     /// <summary>Whether this host has an IPv6 stack.</summary>
     public static bool HasIPv6 => Directory.Exists("/proc/sys/net/ipv6");
@@ -86,14 +120,14 @@ public sealed partial class HostNetwork : IDisposable
     /// <paramref name="address6"/> if given, no duplicate address detection, no link-local address: nothing but
     /// tunnel traffic leaves through it); otherwise IPv6 is turned off on it.
     /// </summary>
-    public static void ConfigureDevice(string device, IPAddress address, int prefixLength, int mtu, bool ipv6 = false, IPAddress? address6 = null, int prefixLength6 = 0)
+    public void ConfigureDevice(string device, IPAddress address, int prefixLength, int mtu, bool ipv6 = false, IPAddress? address6 = null, int prefixLength6 = 0)
     {
         if (ipv6)
         {
-            WriteSysctl($"/proc/sys/net/ipv6/conf/{device}/addr_gen_mode", "1");
+            TrySysctl($"/proc/sys/net/ipv6/conf/{device}/addr_gen_mode", "1");
         }
 
-        WriteSysctl($"/proc/sys/net/ipv6/conf/{device}/disable_ipv6", ipv6 ? "0" : "1");
+        TrySysctl($"/proc/sys/net/ipv6/conf/{device}/disable_ipv6", ipv6 ? "0" : "1");
         Ip("link", "set", "dev", device, "mtu", mtu.ToString(System.Globalization.CultureInfo.InvariantCulture));
         Ip("addr", "add", $"{address}/{prefixLength}", "dev", device);
         if (ipv6 && address6 is not null)
@@ -103,11 +137,11 @@ public sealed partial class HostNetwork : IDisposable
 
         Ip("link", "set", "dev", device, "up");
 
-        static void WriteSysctl(string path, string value)
+        void TrySysctl(string path, string value)
         {
             try
             {
-                File.WriteAllText(path, value);
+                WriteSysctl(path, value);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
@@ -153,8 +187,18 @@ public sealed partial class HostNetwork : IDisposable
             return false;
         }
 
-        if (ParseRouteGet(Ip(v6 ? "-6" : "-4", "route", "get", address.ToString())) is not { } found
-            || found.Device == tunnelDevice || found.Device == "lo")
+        string answer;
+        try
+        {
+            answer = Ip(v6 ? "-6" : "-4", "route", "get", address.ToString());
+        }
+        catch (IOException)
+        {
+            // No route to it at all (e.g. inside a namespace that has only the tunnel): nothing to keep outside.
+            return false;
+        }
+
+        if (ParseRouteGet(answer) is not { } found || found.Device == tunnelDevice || found.Device == "lo")
         {
             return false;
         }
@@ -181,11 +225,11 @@ public sealed partial class HostNetwork : IDisposable
     /// <summary>Turns forwarding on at <paramref name="path"/> (if off) and records putting it back.</summary>
     public void EnableForwarding(string path = IPv4Forwarding)
     {
-        var before = File.ReadAllText(path).Trim();
+        var before = _namespace is null ? File.ReadAllText(path).Trim() : Run("ip", ["netns", "exec", _namespace, "cat", path]).Trim();
         if (before != "1")
         {
-            File.WriteAllText(path, "1");
-            Push(path, () => File.WriteAllText(path, before));
+            WriteSysctl(path, "1");
+            Push(path, () => WriteSysctl(path, before));
         }
     }
 
@@ -197,15 +241,15 @@ public sealed partial class HostNetwork : IDisposable
     {
         try
         {
-            Run("nft", ["delete", "table", family, table]);
+            Nft(["delete", "table", family, table]);
         }
         catch (IOException)
         {
             // None left over: the usual case.
         }
 
-        Run("nft", ["-f", "-"], $"table {family} {table} {{\n{body}\n}}\n");
-        Push($"nft table {family} {table}", () => Run("nft", ["delete", "table", family, table]));
+        Nft(["-f", "-"], $"table {family} {table} {{\n{body}\n}}\n");
+        Push($"nft table {family} {table}", () => Nft(["delete", "table", family, table]));
     }
 
     /// <summary>
@@ -220,6 +264,13 @@ public sealed partial class HostNetwork : IDisposable
         if (info.LinkTarget is not null)
         {
             return $"{path} is a symlink to {info.LinkTarget} (managed by another resolver service)";
+        }
+
+        if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } folder && !Directory.Exists(folder))
+        {
+            // /etc/netns/NAME for a namespace: made here, removed again at exit.
+            Directory.CreateDirectory(folder);
+            Push(folder, () => Directory.Delete(folder));
         }
 
         var before = info.Exists ? File.ReadAllText(path) : null;

@@ -57,8 +57,13 @@ public sealed class VpnClient
         var (node, exit) = target ?? await PickServerAsync(app, cancellationToken);
         var info = await app.GetNodeInfoAsync(cancellationToken);
 
-        using var host = new HostNetwork(_logger);
+        using var host = new HostNetwork(_logger, _options.Namespace);
         using var tun = _options.OpenTun(_options.Device);
+        if (_options.ConfigureHost)
+        {
+            host.TakeIntoNamespace(tun.Name);
+        }
+
         // Only packets from the client's own tunnel addresses go to the server (the kernel's own IPv6 chatter and
         // packets of a family the tunnel does not carry are dropped here, counted no-peer).
         using var reader = new TunReader(tun, packet => _current is { } peer && peer.Owns(packet, bySource: true) ? peer : null, Statistics, _logger);
@@ -176,12 +181,12 @@ public sealed class VpnClient
     {
         if (!first)
         {
-            HostNetwork.Ip("addr", "flush", "dev", device);
+            host.Ip("addr", "flush", "dev", device);
         }
 
         var ipv6 = HostNetwork.HasIPv6 && mtu >= VpnDefaults.MinMtu6
             && (address6 is not null || _options.All || _options.Routes.Any(r => r.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6));
-        HostNetwork.ConfigureDevice(device, address, prefixLength, mtu, ipv6, address6, prefixLength6);
+        host.ConfigureDevice(device, address, prefixLength, mtu, ipv6, address6, prefixLength6);
         if (!first)
         {
             return;
@@ -301,13 +306,15 @@ public sealed class VpnClient
         var names = string.Join(", ", usable);
         try
         {
-            if (host.ApplyResolver(usable, _options.ResolvConf) is { } reason)
+            // In a namespace: the file `ip netns exec` bind-mounts over /etc/resolv.conf for programs started there.
+            var path = _options.Namespace is { } ns && _options.ResolvConf == VpnClientOptions.Default.ResolvConf ? $"/etc/netns/{ns}/resolv.conf" : _options.ResolvConf;
+            if (host.ApplyResolver(usable, path) is { } reason)
             {
                 VpnLog.DnsNotApplied(_logger, names, reason);
                 return;
             }
 
-            VpnLog.DnsApplied(_logger, names, _options.ResolvConf);
+            VpnLog.DnsApplied(_logger, names, path);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

@@ -16,6 +16,9 @@ public sealed record VpnAppBinding(IPEndPoint NodeApps, string Token, string Nam
 /// <summary>How the vpn-server runs.</summary>
 public sealed record VpnServerOptions
 {
+    /// <summary>The default <see cref="Subnet6"/>: fd66:736b:7977::/64 (unique local, "sky" in hex after fd66). Declared before <see cref="Default"/>, which uses it.</summary>
+    public static IPNetwork DefaultSubnet6 { get; } = IPNetwork.Parse("fd66:736b:7977::/64");
+
     /// <summary>The defaults.</summary>
     public static VpnServerOptions Default { get; } = new();
 
@@ -30,9 +33,6 @@ public sealed record VpnServerOptions
     /// the rest, one per key like IPv4. Ignored on a host without IPv6.
     /// </summary>
     public IPNetwork? Subnet6 { get; init; } = DefaultSubnet6;
-
-    /// <summary>The default <see cref="Subnet6"/>: fd66:736b:7977::/64 (unique local, "sky" in hex after fd66).</summary>
-    public static IPNetwork DefaultSubnet6 { get; } = IPNetwork.Parse("fd66:736b:7977::/64");
 
     /// <summary>Upper bound of the tunnel MTU (the path's largest datagram may lower it).</summary>
     public int Mtu { get; init; } = 1500;
@@ -97,6 +97,13 @@ public sealed record VpnClientOptions
     /// <summary>Upper bound of the tunnel MTU.</summary>
     public int Mtu { get; init; } = 1500;
 
+    /// <summary>
+    /// A named network namespace (<c>ip netns add NAME</c>, made beforehand) to put the tunnel in: the TUN device is
+    /// moved there and its addresses, routes, nftables table and resolver (<c>/etc/netns/NAME/resolv.conf</c>) are set
+    /// there, so only programs in that namespace use the VPN. Null: this process's namespace.
+    /// </summary>
+    public string? Namespace { get; init; }
+
     /// <summary>Set the device's address, MTU and routes on the host (off only in tests with an in-memory TUN).</summary>
     public bool ConfigureHost { get; init; } = true;
 
@@ -107,7 +114,7 @@ public sealed record VpnClientOptions
     public Func<string, ITunDevice> OpenTun { get; init; } = VpnDefaults.OpenTun;
 
     /// <inheritdoc/>
-    public override string ToString() => $"VpnClientOptions {{ Device = {Device}, Routes = {Routes.Count}, All = {All}, KillSwitch = {KillSwitch}, ApplyDns = {ApplyDns}, Mtu = {Mtu} }}";
+    public override string ToString() => $"VpnClientOptions {{ Device = {Device}, Routes = {Routes.Count}, All = {All}, KillSwitch = {KillSwitch}, ApplyDns = {ApplyDns}, Mtu = {Mtu}, Namespace = {Namespace} }}";
 }
 
 /// <summary>What a running vpn-client reports once its tunnel is up.</summary>

@@ -84,7 +84,7 @@ public sealed class VpnServer
         using var tun = _options.OpenTun(_options.Device);
         if (_options.ConfigureHost)
         {
-            HostNetwork.ConfigureDevice(tun.Name, Pool.Gateway, Pool.Subnet.PrefixLength, mtu, _ipv6, Pool6?.Gateway, Pool6?.Subnet.PrefixLength ?? 0);
+            host.ConfigureDevice(tun.Name, Pool.Gateway, Pool.Subnet.PrefixLength, mtu, _ipv6, Pool6?.Gateway, Pool6?.Subnet.PrefixLength ?? 0);
             if (_options.Nat)
             {
                 host.EnableForwarding(HostNetwork.IPv4Forwarding);

@@ -130,9 +130,13 @@ internal static class VpnCommands
             Description = "Nothing leaves this host outside the tunnel while the app runs, also while the tunnel is down (the node's own mesh traffic excepted). A killed app leaves it on: nft delete table inet skywire_vpnc_DEVICE.",
         };
         var dns = new Option<bool>("--dns") { Description = "Use the resolvers the vpn-server pushes (IPv4, and IPv6 when the tunnel carries it): routed into the tunnel and written to /etc/resolv.conf (put back at exit)." };
-        var command = new Command("vpn-client", "VPN entry: a TUN device with the address the vpn-server leases, routes into the tunnel (needs root).")
+        var netns = new Option<string?>("--netns")
         {
-            nodeApps, tokenFile, name, device, mtu, server, route, all, passcode, killSwitch, dns,
+            Description = "Put the tunnel into this network namespace (made beforehand with `ip netns add NAME`): only programs there (`ip netns exec NAME ...`) use the VPN; routes, kill switch and DNS apply inside it.",
+        };
+        var command = new Command("vpn-client", "VPN entry: a TUN device with the addresses the vpn-server leases, routes into the tunnel (needs root).")
+        {
+            nodeApps, tokenFile, name, device, mtu, server, route, all, passcode, killSwitch, dns, netns,
         };
         command.Validators.Add(result =>
         {
@@ -142,6 +146,11 @@ internal static class VpnCommands
                 {
                     result.AddError($"--route '{r}' is not a subnet (e.g. 10.1.0.0/16 or 2001:db8::/32)");
                 }
+            }
+
+            if (result.GetValue(netns) is { } n && (n.Length == 0 || n.Contains('/', StringComparison.Ordinal) || !File.Exists(Path.Combine("/var/run/netns", n))))
+            {
+                result.AddError($"--netns '{n}': no such network namespace (make it first: ip netns add {n})");
             }
 
             if (result.GetValue(server) is { } s)
@@ -173,6 +182,7 @@ internal static class VpnCommands
                 Passcode = parse.GetValue(passcode),
                 KillSwitch = parse.GetValue(killSwitch),
                 ApplyDns = parse.GetValue(dns),
+                Namespace = parse.GetValue(netns),
             };
             using var loggers = logging();
             await using var signal = Viscript.Signal.SignalClient.StartFromEnvironment();

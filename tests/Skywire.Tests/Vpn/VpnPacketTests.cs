@@ -134,7 +134,39 @@ public sealed class VpnPacketTests
         Assert.Null(pool.Lease("f"));
         Assert.Equal(a, pool.Lease("aa"));
         Assert.Throws<ArgumentException>(() => new AddressPool(IPNetwork.Parse("10.0.0.0/31")));
-        Assert.Throws<ArgumentException>(() => new AddressPool(IPNetwork.Parse("fd00::/64")));
+        Assert.Throws<ArgumentException>(() => new AddressPool(IPNetwork.Parse("fd00::/127")));
+        Assert.Throws<ArgumentException>(() => new AddressPool(IPNetwork.Parse("fd00::/40")));
+    }
+
+    [Fact]
+    public void AddressPool_IPv6_OneAddressPerKey_HeldAndExhausted()
+    {
+        var big = new AddressPool(IPNetwork.Parse("fd66:736b:7977::/64"));
+        Assert.Equal(IPAddress.Parse("fd66:736b:7977::1"), big.Gateway);
+        Assert.Equal(IPAddress.Parse("fd66:736b:7977::2"), big.Lease("aa"));
+        Assert.Equal(IPAddress.Parse("fd66:736b:7977::3"), big.Lease("bb"));
+        Assert.Equal(IPAddress.Parse("fd66:736b:7977::2"), big.Lease("AA"));
+
+        // /126: the subnet-router anycast (::0) and the gateway (::1) are not leased; ::2 and ::3 are.
+        var small = new AddressPool(IPNetwork.Parse("fd00:1::/126"));
+        var leased = new[] { small.Lease("a"), small.Lease("b") };
+        Assert.Equal([IPAddress.Parse("fd00:1::2"), IPAddress.Parse("fd00:1::3")], leased);
+        Assert.Null(small.Lease("c"));
+        Assert.Equal(leased[1], small.Lease("b"));
+    }
+
+    [Theory]
+    [InlineData("10.77.1.2 dev eth0 src 10.77.1.1 uid 0 \n    cache ", "eth0", null)]
+    [InlineData("203.0.113.9 via 10.0.0.1 dev wan0 src 10.0.0.2 uid 0", "wan0", "10.0.0.1")]
+    [InlineData("fd77::2 from :: dev veth1 proto kernel src fd77::1 metric 256 pref medium", "veth1", null)]
+    [InlineData("2001:db8::9 from :: via fe80::1 dev eth0 proto ra src 2001:db8::5 metric 100 pref medium", "eth0", "fe80::1")]
+    public void RouteGet_Parsed_IPv4AndIPv6(string output, string device, string? via)
+    {
+        var parsed = HostNetwork.ParseRouteGet(output.Replace("\\n", "\n", StringComparison.Ordinal));
+        Assert.NotNull(parsed);
+        Assert.Equal(device, parsed.Value.Device);
+        Assert.Equal(via is null ? null : IPAddress.Parse(via), parsed.Value.Via);
+        Assert.Null(HostNetwork.ParseRouteGet("RTNETLINK answers: Network is unreachable"));
     }
 
     [Fact]
