@@ -207,6 +207,31 @@ public sealed partial class HostNetwork : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// The IP MTU toward <paramref name="address"/> in this process's namespace (where the node's links are): the
+    /// route's MTU if it has one (also a learned path MTU), else its interface's; null when there is no route.
+    /// </summary>
+    public static int? MtuToward(IPAddress address)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        try
+        {
+            var route = Run("ip", [address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "-6" : "-4", "route", "get", address.ToString()]);
+            if (MtuField().Match(route) is { Success: true } onRoute)
+            {
+                return int.Parse(onRoute.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            return ParseRouteGet(route) is { } found && MtuField().Match(Run("ip", ["-o", "link", "show", "dev", found.Device])) is { Success: true } onLink
+                ? int.Parse(onLink.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)
+                : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>The device and gateway of <c>ip route get</c>'s answer (IPv4 or IPv6), or null when it has none.</summary>
     public static (string Device, IPAddress? Via)? ParseRouteGet(string output)
     {
@@ -323,6 +348,9 @@ public sealed partial class HostNetwork : IDisposable
             }
         }
     }
+
+    [GeneratedRegex(@"\bmtu (\d+)")]
+    private static partial Regex MtuField();
 
     [GeneratedRegex(@"^\S+\s+(?:from \S+\s+)?(?:via (?<via>[0-9A-Fa-f.:]+)\s+)?dev (?<dev>\S+)")]
     private static partial Regex RouteGet();

@@ -56,6 +56,11 @@ public sealed class VpnClient
         await app.RegisterAsync(binding.Name, ClientType, cancellationToken);
         var (node, exit) = target ?? await PickServerAsync(app, cancellationToken);
         var info = await app.GetNodeInfoAsync(cancellationToken);
+        var pathMtu = PathMtu.Derive(info, _options.Mtu, _options.ConfigureHost ? HostNetwork.MtuToward : _ => null, out var limitedBy);
+        if (limitedBy is not null)
+        {
+            VpnLog.MtuFromPath(_logger, pathMtu, limitedBy);
+        }
 
         using var host = new HostNetwork(_logger, _options.Namespace);
         using var tun = _options.OpenTun(_options.Device);
@@ -105,7 +110,7 @@ public sealed class VpnClient
                     }
 
                     var datagrams = await app.OpenDatagramsAsync(stream, cancellationToken);
-                    var mtu = Math.Min(Math.Min(welcome.Mtu, datagrams.MaxDatagram), _options.Mtu);
+                    var mtu = Math.Min(Math.Min(welcome.Mtu, datagrams.MaxDatagram), pathMtu);
                     if (mtu < VpnDefaults.MinMtu)
                     {
                         datagrams.Dispose();

@@ -50,6 +50,9 @@ internal static partial class VpnLog
     [LoggerMessage(EventId = 6215, Level = LogLevel.Warning, Message = "vpn-client: resolver {Dns} not applied: {Reason}")]
     public static partial void DnsNotApplied(ILogger logger, string dns, string reason);
 
+    [LoggerMessage(EventId = 6217, Level = LogLevel.Information, Message = "vpn: tunnel MTU {Mtu}: {Reason}")]
+    public static partial void MtuFromPath(ILogger logger, int mtu, string reason);
+
     [LoggerMessage(EventId = 6216, Level = LogLevel.Warning, Message = "vpn: IPv4 only: {Reason}")]
     public static partial void NoIPv6(ILogger logger, string reason);
 

@@ -67,10 +67,15 @@ public sealed class VpnServer
         ArgumentNullException.ThrowIfNull(binding);
         await using var app = await SkywireApp.ConnectAsync(binding.NodeApps, binding.Token, cancellationToken);
         var info = await app.GetNodeInfoAsync(cancellationToken);
-        var mtu = Math.Min(_options.Mtu, info.MaxDatagram);
+        var mtu = PathMtu.Derive(info, _options.Mtu, _options.ConfigureHost ? HostNetwork.MtuToward : _ => null, out var limitedBy);
+        if (limitedBy is not null)
+        {
+            VpnLog.MtuFromPath(_logger, mtu, limitedBy);
+        }
+
         if (mtu < VpnDefaults.MinMtu)
         {
-            throw new IOException($"the mesh carries datagrams of at most {info.MaxDatagram} bytes: too small for an IP tunnel (at least {VpnDefaults.MinMtu})");
+            throw new IOException($"the tunnel MTU would be {mtu} (the mesh carries datagrams of at most {info.MaxDatagram} bytes{(limitedBy is null ? "" : "; " + limitedBy)}): too small for an IP tunnel (at least {VpnDefaults.MinMtu})");
         }
 
         // IPv6 needs a host with IPv6 and a tunnel MTU of at least 1280; otherwise the server is IPv4 only.

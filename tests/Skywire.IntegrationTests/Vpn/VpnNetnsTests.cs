@@ -1,6 +1,8 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
+using Skywire.Apps.Vpn;
 using Skywire.IntegrationTests.EndToEnd;
 using Skywire.TestKit.Netns;
 
@@ -50,6 +52,11 @@ public sealed partial class VpnNetnsTests() : ExecutableTestBase("skywire-vpn-")
         var underlaySubnet = hosts[0].Address[..hosts[0].Address.LastIndexOf('.')] + ".0/24";
         await IpAsync(hosts[0].Namespace, "-6", "addr", "add", aUnder6 + "/64", "dev", await InterfaceAsync(hosts[0].Namespace, underlaySubnet), "nodad");
         await IpAsync(hosts[3].Namespace, "-6", "addr", "add", dUnder6 + "/64", "dev", await InterfaceAsync(hosts[3].Namespace, underlaySubnet), "nodad");
+
+        // a's link is narrower than the 1500 bytes the mesh's UDP payload limit fits: the tunnel MTU must follow it
+        // (a full-size tunnel packet would otherwise be fragmented on the way out and dropped on the way in).
+        const int linkMtu = 1400;
+        await IpAsync(hosts[0].Namespace, "link", "set", "dev", await InterfaceAsync(hosts[0].Namespace, underlaySubnet), "mtu", linkMtu.ToString(CultureInfo.InvariantCulture));
 
         var keygen = await RunAsync(null, "keygen", "--out", FilePath("manager.json"));
         var managerKey = keygen.Out.Split('\n')[0].Trim();
@@ -118,6 +125,8 @@ public sealed partial class VpnNetnsTests() : ExecutableTestBase("skywire-vpn-")
             Assert.StartsWith("10.66.0.", address, StringComparison.Ordinal);
             var address6 = first.Groups["address6"].Value;
             Assert.StartsWith("fd66:736b:7977::", address6, StringComparison.Ordinal);
+            var mtu = int.Parse(first.Groups["mtu"].Value, CultureInfo.InvariantCulture);
+            Assert.Equal(linkMtu - 28 - PathMtu.Overhead, mtu);
 
             // ping and curl across a > b > c > d, then out of d by NAT.
             await WaitForAsync(async () => (await ToolAsync(hosts[0].Namespace, "ping", "-c", "1", "-W", "2", waddr)).Code == 0, "ping through the tunnel");
@@ -139,6 +148,18 @@ public sealed partial class VpnNetnsTests() : ExecutableTestBase("skywire-vpn-")
             Assert.Equal(SHA256.HashData(bulk), SHA256.HashData(await File.ReadAllBytesAsync(fetched)));
             var meshRoutes = (await RunAsync(mns, Cli("routes"))).Out;
             Assert.Contains($"{nodes[0].Key[..12]} > {nodes[1].Key[..12]} > {nodes[2].Key[..12]} > {nodes[3].Key[..12]}", meshRoutes, StringComparison.Ordinal);
+
+            // Full-size packets (don't fragment) cross both ways, IPv4 and IPv6, and a's stack fragments nothing on
+            // the narrow link; one byte more is refused at the tunnel (message too long), not lost on the way.
+            var fragments = await FragmentsCreatedAsync(hosts[0].Namespace);
+            var full = await ToolAsync(hosts[0].Namespace, "ping", "-M", "do", "-s", (mtu - 28).ToString(CultureInfo.InvariantCulture), "-c", "3", "-i", "0.2", "-W", "5", waddr);
+            Assert.True(full.Code == 0, full.Out + full.Err);
+            var full6 = await ToolAsync(hosts[0].Namespace, "ping", "-6", "-M", "do", "-s", (mtu - 48).ToString(CultureInfo.InvariantCulture), "-c", "3", "-i", "0.2", "-W", "5", waddr6);
+            Assert.True(full6.Code == 0, full6.Out + full6.Err);
+            Assert.Equal(fragments, await FragmentsCreatedAsync(hosts[0].Namespace));
+            var over = await ToolAsync(hosts[0].Namespace, "ping", "-M", "do", "-s", (mtu - 27).ToString(CultureInfo.InvariantCulture), "-c", "1", "-W", "2", waddr);
+            Assert.NotEqual(0, over.Code);
+            Assert.Contains("too long", over.Out + over.Err, StringComparison.OrdinalIgnoreCase);
 
             // SIGTERM: the client's device and routes are gone; a new client gets the same address and works.
             await TerminateAsync(client);
@@ -239,6 +260,16 @@ public sealed partial class VpnNetnsTests() : ExecutableTestBase("skywire-vpn-")
 
     [GeneratedRegex(@"port (\d+)")]
     private static partial Regex ServingLine();
+
+    /// <summary>IP fragments the namespace's stack made so far (IPv4 FragCreates + IPv6 Ip6FragCreates).</summary>
+    private static async Task<long> FragmentsCreatedAsync(string ns)
+    {
+        var v4 = (await ToolAsync(ns, "cat", "/proc/net/snmp")).Out.Split('\n').Where(l => l.StartsWith("Ip: ", StringComparison.Ordinal)).ToList();
+        var index = Array.IndexOf(v4[0].Split(' '), "FragCreates");
+        var v6 = (await ToolAsync(ns, "cat", "/proc/net/snmp6")).Out.Split('\n').Single(l => l.StartsWith("Ip6FragCreates", StringComparison.Ordinal));
+        return long.Parse(v4[1].Split(' ')[index], CultureInfo.InvariantCulture)
+            + long.Parse(v6.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+    }
 
     /// <summary>The interface of <paramref name="ns"/> with an IPv4 address in <paramref name="subnet"/>.</summary>
     private static async Task<string> InterfaceAsync(string ns, string subnet)

@@ -155,6 +155,28 @@ public sealed class VpnPacketTests
         Assert.Equal(leased[1], small.Lease("b"));
     }
 
+    [Fact]
+    public void PathMtu_LoweredByTheNarrowestLink_PerFamilyHeaders()
+    {
+        var info = new Protocol.AppApi.NodeInfoMessage { MaxDatagram = 1347, Underlay = ["10.0.0.2", "127.0.0.1", "fd00::2", "not an address"] };
+        var wire = 1347 + PathMtu.Overhead;   // the UDP payload of a full-size tunnel packet
+
+        Assert.Equal(1347, PathMtu.Derive(info, 1500, _ => 1500, out var why));
+        Assert.Null(why);
+        Assert.Equal(1200, PathMtu.Derive(info, 1200, _ => 1500, out _));
+        Assert.Equal(1347, PathMtu.Derive(info, 1500, _ => null, out _));
+
+        // An IPv4 link that carries exactly the full-size packet leaves the MTU alone; one byte less lowers it by one.
+        Assert.Equal(1347, PathMtu.Derive(info, 1500, a => a.ToString() == "10.0.0.2" ? wire + 28 : 1500, out _));
+        Assert.Equal(1346, PathMtu.Derive(info, 1500, a => a.ToString() == "10.0.0.2" ? wire + 27 : 1500, out why));
+        Assert.Contains("10.0.0.2", why, StringComparison.Ordinal);
+
+        // IPv6 takes 20 bytes more header; the narrowest link wins; loopback is never asked.
+        Assert.Equal(1347 - (wire + 48 - 1400), PathMtu.Derive(info, 1500, a => a.ToString() == "fd00::2" ? 1400 : 1500, out why));
+        Assert.Contains("fd00::2", why, StringComparison.Ordinal);
+        Assert.Equal(1347 - (wire + 28 - 1300), PathMtu.Derive(info, 1500, a => IPAddress.IsLoopback(a) ? 9 : a.ToString() == "fd00::2" ? 1400 : 1300, out _));
+    }
+
     [Theory]
     [InlineData("10.77.1.2 dev eth0 src 10.77.1.1 uid 0 \n    cache ", "eth0", null)]
     [InlineData("203.0.113.9 via 10.0.0.1 dev wan0 src 10.0.0.2 uid 0", "wan0", "10.0.0.1")]
