@@ -276,7 +276,9 @@ internal static class StoreBench
         const int Plans = 5;
         for (var i = 0; i < Plans; i++)
         {
-            _ = RoutePlanner.FindPath(graph, Key(i * 7), Key(n / 2 + i)) ?? throw new InvalidOperationException("no path in the big graph");
+            _ = RoutePlanner.FindPath(graph, Key(i * 7), Key(n / 2 + i)) ?? throw new InvalidOperationException(
+                $"no path in the big graph from {i * 7} to {n / 2 + i}: {graph.LinkCount} routable links, {controller.Nodes.OnlineKeys().Count} nodes online, " +
+                $"{controller.Links.Snapshot().Count} reports, ends in the graph: {graph.Contains(Key(i * 7))} {graph.Contains(Key(n / 2 + i))}");
         }
 
         var plan = watch.Elapsed / Plans;

@@ -9,7 +9,6 @@ namespace Skywire.Core.Manager.Store;
 /// The key layout of the mesh in a store (docs/architecture.md "Manager state"), relative to the store prefix:
 /// <code>
 /// managers/&lt;id&gt;                    leased   a manager process is alive (its listener)
-/// nodes/&lt;node&gt;                     -        a node's link address (kept while it is offline)
 /// presence/&lt;node&gt;                  leased   which manager the node is connected to
 /// links/&lt;node&gt;                     leased   the node's last link report, written by its manager
 /// apps/&lt;node&gt;/&lt;name&gt;              leased   an app in the tracker, written by its node's manager
@@ -27,7 +26,6 @@ public static class MeshStoreCodec
     public const int MaxValueBytes = 256 * 1024;
 
     public const string Managers = "managers/";
-    public const string Nodes = "nodes/";
     public const string Presence = "presence/";
     public const string Links = "links/";
     public const string Apps = "apps/";
@@ -37,8 +35,6 @@ public static class MeshStoreCodec
     public const string Acks = "ack/";
 
     public static string ManagerKey(string id) => Managers + id;
-
-    public static string NodeKey(PubKey node) => Nodes + node;
 
     public static string PresenceKey(PubKey node) => Presence + node;
 
@@ -133,12 +129,6 @@ public sealed class ManagerValue
     public DateTimeOffset Started { get; set; }
 }
 
-/// <summary>nodes/&lt;node&gt;: what stays known of a node while it is offline.</summary>
-public sealed class NodeValue
-{
-    public string Link { get; set; } = "";
-}
-
 /// <summary>presence/&lt;node&gt;: the manager a node is connected to, and that registration's time.</summary>
 public sealed class PresenceValue
 {
@@ -221,7 +211,6 @@ public sealed class AckValue
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(ManagerValue))]
-[JsonSerializable(typeof(NodeValue))]
 [JsonSerializable(typeof(PresenceValue))]
 [JsonSerializable(typeof(LinksValue))]
 [JsonSerializable(typeof(AppValue))]
