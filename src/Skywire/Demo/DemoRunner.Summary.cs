@@ -52,6 +52,7 @@ internal sealed partial class DemoRunner
         }
 
         PrintMeteringSummary(o, skywire);
+        PrintVpnSummary(o);
         o.WriteLine("Try it (paste into another terminal):");
         o.WriteLine($"  curl --socks5-hostname {_socksEndPoint} http://{_web!.EndPoint}/");
         o.WriteLine($"  (any URL works the same way, e.g. http://example.org/ if this host can reach it)");

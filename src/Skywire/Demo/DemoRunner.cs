@@ -52,7 +52,7 @@ internal sealed partial class DemoRunner : IAsyncDisposable
         _options = options;
         _out = output;
         _err = error;
-        _progress = new DemoProgress(output, interactive, StepCount + (options.Metering ? MeteringSteps : 0));
+        _progress = new DemoProgress(output, interactive, StepCount + (options.Metering ? MeteringSteps : 0) + (options.Vpn ? VpnSteps : 0));
     }
 
     private sealed record Component(ulong Id, string App, string Role, int? Pid);
@@ -117,7 +117,7 @@ internal sealed partial class DemoRunner : IAsyncDisposable
         if (_options.Check)
         {
             await _out.WriteLineAsync(ok
-                ? $"check passed: {_options.CheckBytes} bytes fetched through the SOCKS proxy across {(_route?.Path.Count ?? 1) - 1} hops, byte-exact; everything stopped ({_progress.Elapsed:0.0} s)"
+                ? $"check passed: {_options.CheckBytes} bytes fetched through the SOCKS proxy across {(_route?.Path.Count ?? 1) - 1} hops, byte-exact{(_options.Vpn ? $"; through the VPN: {_vpnResult}" : "")}; everything stopped ({_progress.Elapsed:0.0} s)"
                 : $"check FAILED; logs kept in {_logs}");
             if (ok && temporary)
             {
@@ -150,6 +150,11 @@ internal sealed partial class DemoRunner : IAsyncDisposable
         if (_options.Metering)
         {
             await _progress.StepAsync("read the ledger: receipts of every hop, settled", ReadLedgerAsync, cancellationToken);
+        }
+
+        if (_options.Vpn)
+        {
+            await BringUpVpnAsync(cancellationToken);
         }
     }
 
@@ -213,6 +218,11 @@ internal sealed partial class DemoRunner : IAsyncDisposable
         if (_options.Metering)
         {
             PrepareLedger();
+        }
+
+        if (_options.Vpn)
+        {
+            PrepareVpn();
         }
 
         return _dir;
@@ -503,6 +513,7 @@ internal sealed partial class DemoRunner : IAsyncDisposable
         await _out.WriteLineAsync(code is { } c
             ? $"viscript stopped its {_components.Count} apps and exited ({c})"
             : "viscript did not stop in time: killed its process tree");
+        await StopVpnAsync();
     }
 
     public async ValueTask DisposeAsync()
