@@ -3,8 +3,8 @@
 #   sky-a    node a + vpn-client            (the user's machine)
 #   sky-hub  a bridge, the manager, relay nodes b and c
 #   sky-d    node d + vpn-server with NAT   (the exit)
-#   sky-web  a web server reachable only behind d (10.90.9.2)
-# Route: a > b > c > d (3 hops). Needs root, iproute2, nftables, curl, python3, and `dotnet build -c Release` first.
+#   sky-web  a web server reachable only behind d (10.90.9.2 and fd78:9::2)
+# Route: a > b > c > d (3 hops), IPv4 and IPv6 through the tunnel. Needs root, iproute2, nftables, curl, python3, and `dotnet build -c Release` first.
 # Usage: sudo samples/vpn-netns.sh          (sets up, fetches the page through the tunnel, tears everything down)
 #        sudo samples/vpn-netns.sh --keep   (leaves it running; `samples/vpn-netns.sh --down` removes it)
 set -euo pipefail
@@ -47,6 +47,9 @@ ip -n sky-d addr add 10.90.9.1/24 dev sky-web-d
 ip -n sky-d link set sky-web-d up
 ip -n sky-web addr add 10.90.9.2/24 dev sky-web
 ip -n sky-web link set sky-web up
+ip -n sky-d addr add fd78:9::1/64 dev sky-web-d nodad
+ip -n sky-web addr add fd78:9::2/64 dev sky-web nodad
+ip -n sky-web route add default via fd78:9::1
 
 start() { # start NAME NAMESPACE ARGS...: runs skywire in the background, output in $RUN/NAME.log
   local name=$1 ns=$2; shift 2
@@ -76,17 +79,19 @@ for _ in $(seq 1 120); do [ "$(cli links | grep -c ' up ')" -ge 6 ] && break; sl
 
 start vpn-server sky-d app vpn-server --node-apps 127.0.0.1:7013 --token-file "$RUN/d.token" --allow "$A"
 wait_for "$RUN/vpn-server.log" "vpn-server ready"
-start vpn-client sky-a app vpn-client --node-apps 127.0.0.1:7010 --token-file "$RUN/a.token" --route 10.90.9.0/24
+start vpn-client sky-a app vpn-client --node-apps 127.0.0.1:7010 --token-file "$RUN/a.token" --route 10.90.9.0/24 --route fd78:9::/64
 wait_for "$RUN/vpn-client.log" "vpn-client up"
 mkdir -p "$RUN/www"; echo "hello from the web namespace, through the vpn" >"$RUN/www/index.html"
-ip netns exec sky-web python3 -m http.server --bind 10.90.9.2 8000 --directory "$RUN/www" >"$RUN/web.log" 2>&1 &
+ip netns exec sky-web python3 -m http.server --bind :: 8000 --directory "$RUN/www" >"$RUN/web.log" 2>&1 &
 echo $! >"$RUN/web.pid"
 wait_for "$RUN/web.log" "Serving HTTP"
 
 grep "vpn-client up" "$RUN/vpn-client.log"
 ip netns exec sky-a ping -c 3 -W 5 10.90.9.2
 ip netns exec sky-a curl -sS --retry 5 --retry-connrefused http://10.90.9.2:8000/
+ip netns exec sky-a ping -6 -c 3 -W 5 fd78:9::2
+ip netns exec sky-a curl -sS --retry 5 --retry-connrefused 'http://[fd78:9::2]:8000/'
 cli routes
 if [ "${1:-}" = "--keep" ]; then
-  echo "running; try: sudo ip netns exec sky-a curl http://10.90.9.2:8000/   remove with: sudo $0 --down"
+  echo "running; try: sudo ip netns exec sky-a curl http://10.90.9.2:8000/ (or http://[fd78:9::2]:8000/)   remove with: sudo $0 --down"
 fi

@@ -208,7 +208,27 @@ static async Task<int> RunDaemonAsync(DaemonOptions options, bool headlessFlag, 
         }));
     }
 
-    var repl = new Repl(daemon, Console.In, stdout);
+    // On a terminal the REPL reads keys and keeps the input row below everything it prints (prompt "viscript> ").
+    var terminal = !noRepl && !Console.IsInputRedirected && !Console.IsOutputRedirected;
+    var repl = new Repl(daemon, Console.In, stdout, terminal ? TerminalWidth : null);
+    if (terminal)
+    {
+        var keys = new Thread(() =>
+        {
+            try
+            {
+                while (true)
+                {
+                    repl.Key(Console.ReadKey(intercept: true));
+                }
+            }
+            catch (InvalidOperationException)
+            {
+                // stdin is no longer a console.
+            }
+        }) { IsBackground = true, Name = "viscript REPL keys" };
+        keys.Start();
+    }
     using var replCts = new CancellationTokenSource();
     var events = repl.PrintEventsAsync(replCts.Token);
     foreach (var line in daemon.Supervisor.StartAutostartApps())
@@ -227,6 +247,7 @@ static async Task<int> RunDaemonAsync(DaemonOptions options, bool headlessFlag, 
     }
 
     await daemon.StopRequested;
+    repl.Close();
     repl.WriteLine("viscript: stopping apps...");
     await daemon.DisposeAsync();
     await replCts.CancelAsync();
@@ -237,6 +258,18 @@ static async Task<int> RunDaemonAsync(DaemonOptions options, bool headlessFlag, 
         r.Dispose();
     }
     return 0;
+}
+
+static int TerminalWidth()
+{
+    try
+    {
+        return Console.WindowWidth is > 0 and var w ? w : 80;
+    }
+    catch (IOException)
+    {
+        return 80;
+    }
 }
 
 static void PrintConfig(ViscriptConfig cfg)

@@ -9,6 +9,7 @@ namespace Skywire.Apps.Vpn;
 /// Changes to the host's network made through iproute2 (<c>ip</c>), nftables (<c>nft</c>) and /proc/sys, each with
 /// its undo recorded: <see cref="Dispose"/> undoes them in reverse order, so nothing is left behind on exit
 /// (routes and addresses on the TUN device go with the device itself). Commands get argument lists, never a shell.
+/// With a network namespace every change is made inside it (<c>ip -n</c>, <c>ip netns exec</c>).
 /// </summary>
 public sealed partial class HostNetwork : IDisposable
 {
@@ -17,11 +18,18 @@ public sealed partial class HostNetwork : IDisposable
     private readonly ILogger _logger;
     private readonly Lock _sync = new();
 
+    private readonly string? _namespace;
+
     /// <param name="logger">Where failures of undo steps are reported.</param>
-    public HostNetwork(ILogger logger)
+    /// <param name="networkNamespace">A named network namespace (<c>ip netns</c>) to make the changes in; null: this process's.</param>
+    public HostNetwork(ILogger logger, string? networkNamespace = null)
     {
         _logger = logger;
+        _namespace = networkNamespace;
     }
+
+    /// <summary>The named network namespace the changes are made in, or null.</summary>
+    public string? Namespace => _namespace;
 
     /// <summary>Runs a command; returns its standard output.</summary>
     /// <exception cref="IOException">It could not start, exited non-zero (with its stderr) or ran too long.</exception>
@@ -75,23 +83,71 @@ public sealed partial class HostNetwork : IDisposable
         }
     }
 
-    /// <summary>Runs <c>ip ARGS</c>.</summary>
-    public static string Ip(params string[] args) => Run("ip", args);
+    /// <summary>Runs <c>ip ARGS</c> (in the namespace, if any).</summary>
+    public string Ip(params string[] args) => Run("ip", _namespace is null ? args : ["-n", _namespace, .. args]);
 
-    /// <summary>Sets the device's address, MTU and brings it up (IPv6 off on it: the tunnel carries IPv4 only, for now).</summary>
-    public static void ConfigureDevice(string device, IPAddress address, int prefixLength, int mtu)
+    /// <summary>Runs <c>nft ARGS</c> (in the namespace, if any).</summary>
+    private string Nft(string[] args, string? stdin = null) =>
+        _namespace is null ? Run("nft", args, stdin) : Run("ip", ["netns", "exec", _namespace, "nft", .. args], stdin);
+
+    /// <summary>Writes a /proc/sys knob (in the namespace, if any: /proc/sys/net is per namespace).</summary>
+    private void WriteSysctl(string path, string value)
     {
-        try
+        if (_namespace is null)
         {
-            File.WriteAllText($"/proc/sys/net/ipv6/conf/{device}/disable_ipv6", "1");
+            File.WriteAllText(path, value);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        else
         {
-            // No IPv6 on this host: nothing to turn off.
+            Run("ip", ["netns", "exec", _namespace, "tee", path], value);
+        }
+    }
+
+    /// <summary>Moves <paramref name="device"/> into the namespace (no-op without one); it stays tied to this process's descriptor.</summary>
+    public void TakeIntoNamespace(string device)
+    {
+        if (_namespace is not null)
+        {
+            Run("ip", ["link", "set", "dev", device, "netns", _namespace]);
+        }
+    }
+
+    /// <summary>Whether this host has an IPv6 stack.</summary>
+    public static bool HasIPv6 => Directory.Exists("/proc/sys/net/ipv6");
+
+    /// <summary>
+    /// Sets the device's addresses and MTU and brings it up. With <paramref name="ipv6"/> the device carries IPv6 (with
+    /// <paramref name="address6"/> if given, no duplicate address detection, no link-local address: nothing but
+    /// tunnel traffic leaves through it); otherwise IPv6 is turned off on it.
+    /// </summary>
+    public void ConfigureDevice(string device, IPAddress address, int prefixLength, int mtu, bool ipv6 = false, IPAddress? address6 = null, int prefixLength6 = 0)
+    {
+        if (ipv6)
+        {
+            TrySysctl($"/proc/sys/net/ipv6/conf/{device}/addr_gen_mode", "1");
         }
 
+        TrySysctl($"/proc/sys/net/ipv6/conf/{device}/disable_ipv6", ipv6 ? "0" : "1");
+        Ip("link", "set", "dev", device, "mtu", mtu.ToString(System.Globalization.CultureInfo.InvariantCulture));
         Ip("addr", "add", $"{address}/{prefixLength}", "dev", device);
-        Ip("link", "set", "dev", device, "mtu", mtu.ToString(System.Globalization.CultureInfo.InvariantCulture), "up");
+        if (ipv6 && address6 is not null)
+        {
+            Ip("-6", "addr", "add", $"{address6}/{prefixLength6}", "dev", device, "nodad");
+        }
+
+        Ip("link", "set", "dev", device, "up");
+
+        void TrySysctl(string path, string value)
+        {
+            try
+            {
+                WriteSysctl(path, value);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // No IPv6 on this host (or no such knob on this kernel): nothing to set.
+            }
+        }
     }
 
     /// <summary>
@@ -100,7 +156,8 @@ public sealed partial class HostNetwork : IDisposable
     /// </summary>
     public void AddRoute(IPNetwork destination, string device, IPAddress? via = null, bool goesWithDevice = false)
     {
-        var args = new List<string> { "route", "add", destination.ToString() };
+        var family = destination.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "-6" : "-4";
+        var args = new List<string> { family, "route", "add", destination.ToString() };
         if (via is not null)
         {
             args.AddRange(["via", via.ToString()]);
@@ -113,7 +170,7 @@ public sealed partial class HostNetwork : IDisposable
             return;
         }
 
-        Push($"route {destination}", () => Ip("route", "del", destination.ToString(), "dev", device));
+        Push($"route {destination}", () => Ip(family, "route", "del", destination.ToString(), "dev", device));
     }
 
     /// <summary>
@@ -124,32 +181,80 @@ public sealed partial class HostNetwork : IDisposable
     public bool PinRoute(IPAddress address, string tunnelDevice)
     {
         ArgumentNullException.ThrowIfNull(address);
-        if (IPAddress.IsLoopback(address) || address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
+        var v6 = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
+        if (IPAddress.IsLoopback(address) || (v6 && (address.IsIPv6LinkLocal || !HasIPv6)))
         {
             return false;
         }
 
-        var route = Ip("-4", "route", "get", address.ToString());
-        var match = RouteGet().Match(route);
-        if (!match.Success || match.Groups["dev"].Value == tunnelDevice || match.Groups["dev"].Value == "lo")
+        string answer;
+        try
+        {
+            answer = Ip(v6 ? "-6" : "-4", "route", "get", address.ToString());
+        }
+        catch (IOException)
+        {
+            // No route to it at all (e.g. inside a namespace that has only the tunnel): nothing to keep outside.
+            return false;
+        }
+
+        if (ParseRouteGet(answer) is not { } found || found.Device == tunnelDevice || found.Device == "lo")
         {
             return false;
         }
 
-        var via = match.Groups["via"].Success ? IPAddress.Parse(match.Groups["via"].Value) : null;
-        AddRoute(new IPNetwork(address, 32), match.Groups["dev"].Value, via);
+        AddRoute(new IPNetwork(address, v6 ? 128 : 32), found.Device, found.Via);
         return true;
     }
 
-    /// <summary>Turns IPv4 forwarding on (if off) and records putting it back.</summary>
-    public void EnableForwarding()
+    /// <summary>
+    /// The IP MTU toward <paramref name="address"/> in this process's namespace (where the node's links are): the
+    /// route's MTU if it has one (also a learned path MTU), else its interface's; null when there is no route.
+    /// </summary>
+    public static int? MtuToward(IPAddress address)
     {
-        const string path = "/proc/sys/net/ipv4/ip_forward";
-        var before = File.ReadAllText(path).Trim();
+        ArgumentNullException.ThrowIfNull(address);
+        try
+        {
+            var route = Run("ip", [address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "-6" : "-4", "route", "get", address.ToString()]);
+            if (MtuField().Match(route) is { Success: true } onRoute)
+            {
+                return int.Parse(onRoute.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            return ParseRouteGet(route) is { } found && MtuField().Match(Run("ip", ["-o", "link", "show", "dev", found.Device])) is { Success: true } onLink
+                ? int.Parse(onLink.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)
+                : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The device and gateway of <c>ip route get</c>'s answer (IPv4 or IPv6), or null when it has none.</summary>
+    public static (string Device, IPAddress? Via)? ParseRouteGet(string output)
+    {
+        var match = RouteGet().Match(output);
+        return match.Success
+            ? (match.Groups["dev"].Value, match.Groups["via"].Success ? IPAddress.Parse(match.Groups["via"].Value) : null)
+            : null;
+    }
+
+    /// <summary>IPv4 forwarding's switch.</summary>
+    public const string IPv4Forwarding = "/proc/sys/net/ipv4/ip_forward";
+
+    /// <summary>IPv6 forwarding's switch (all interfaces).</summary>
+    public const string IPv6Forwarding = "/proc/sys/net/ipv6/conf/all/forwarding";
+
+    /// <summary>Turns forwarding on at <paramref name="path"/> (if off) and records putting it back.</summary>
+    public void EnableForwarding(string path = IPv4Forwarding)
+    {
+        var before = _namespace is null ? File.ReadAllText(path).Trim() : Run("ip", ["netns", "exec", _namespace, "cat", path]).Trim();
         if (before != "1")
         {
-            File.WriteAllText(path, "1");
-            Push("ip_forward", () => File.WriteAllText(path, before));
+            WriteSysctl(path, "1");
+            Push(path, () => WriteSysctl(path, before));
         }
     }
 
@@ -161,23 +266,23 @@ public sealed partial class HostNetwork : IDisposable
     {
         try
         {
-            Run("nft", ["delete", "table", family, table]);
+            Nft(["delete", "table", family, table]);
         }
         catch (IOException)
         {
             // None left over: the usual case.
         }
 
-        Run("nft", ["-f", "-"], $"table {family} {table} {{\n{body}\n}}\n");
-        Push($"nft table {family} {table}", () => Run("nft", ["delete", "table", family, table]));
+        Nft(["-f", "-"], $"table {family} {table} {{\n{body}\n}}\n");
+        Push($"nft table {family} {table}", () => Nft(["delete", "table", family, table]));
     }
 
     /// <summary>
-    /// Points the host's resolver at <paramref name="dns"/> by rewriting <paramref name="path"/> in place (a bind
+    /// Points the host's resolver at <paramref name="dns"/> (in this order) by rewriting <paramref name="path"/> in place (a bind
     /// mount, e.g. <c>ip netns exec</c>'s, stays valid) and records putting the old content back. Returns why it was
     /// not applied, or null: a symlinked file is managed by something else (systemd-resolved, resolvconf) and left alone.
     /// </summary>
-    public string? ApplyResolver(IPAddress dns, string path = "/etc/resolv.conf")
+    public string? ApplyResolver(IReadOnlyList<IPAddress> dns, string path = "/etc/resolv.conf")
     {
         ArgumentNullException.ThrowIfNull(dns);
         var info = new FileInfo(path);
@@ -186,8 +291,16 @@ public sealed partial class HostNetwork : IDisposable
             return $"{path} is a symlink to {info.LinkTarget} (managed by another resolver service)";
         }
 
+        if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } folder && !Directory.Exists(folder))
+        {
+            // /etc/netns/NAME for a namespace: made here, removed again at exit.
+            Directory.CreateDirectory(folder);
+            Push(folder, () => Directory.Delete(folder));
+        }
+
         var before = info.Exists ? File.ReadAllText(path) : null;
-        File.WriteAllText(path, $"# written by skywire vpn-client: the resolver its vpn-server pushed; put back when it exits\nnameserver {dns}\n");
+        File.WriteAllText(path, "# written by skywire vpn-client: the resolvers its vpn-server pushed; put back when it exits\n"
+            + string.Concat(dns.Select(d => $"nameserver {d}\n")));
         Push(path, () =>
         {
             if (before is null)
@@ -236,6 +349,9 @@ public sealed partial class HostNetwork : IDisposable
         }
     }
 
-    [GeneratedRegex(@"^\S+\s+(?:via (?<via>[0-9.]+)\s+)?dev (?<dev>\S+)")]
+    [GeneratedRegex(@"\bmtu (\d+)")]
+    private static partial Regex MtuField();
+
+    [GeneratedRegex(@"^\S+\s+(?:from \S+\s+)?(?:via (?<via>[0-9A-Fa-f.:]+)\s+)?dev (?<dev>\S+)")]
     private static partial Regex RouteGet();
 }

@@ -56,10 +56,22 @@ public sealed class VpnClient
         await app.RegisterAsync(binding.Name, ClientType, cancellationToken);
         var (node, exit) = target ?? await PickServerAsync(app, cancellationToken);
         var info = await app.GetNodeInfoAsync(cancellationToken);
+        var pathMtu = PathMtu.Derive(info, _options.Mtu, _options.ConfigureHost ? HostNetwork.MtuToward : _ => null, out var limitedBy);
+        if (limitedBy is not null)
+        {
+            VpnLog.MtuFromPath(_logger, pathMtu, limitedBy);
+        }
 
-        using var host = new HostNetwork(_logger);
+        using var host = new HostNetwork(_logger, _options.Namespace);
         using var tun = _options.OpenTun(_options.Device);
-        using var reader = new TunReader(tun, packet => Packets.IpPacket.Version(packet) == 4 ? _current : null, Statistics, _logger);
+        if (_options.ConfigureHost)
+        {
+            host.TakeIntoNamespace(tun.Name);
+        }
+
+        // Only packets from the client's own tunnel addresses go to the server (the kernel's own IPv6 chatter and
+        // packets of a family the tunnel does not carry are dropped here, counted no-peer).
+        using var reader = new TunReader(tun, packet => _current is { } peer && peer.Owns(packet, bySource: true) ? peer : null, Statistics, _logger);
         VpnLog.Registered(_logger, ClientType, app.NodeKey, binding.Name, tun.Name);
         if (_options.ConfigureHost)
         {
@@ -90,27 +102,41 @@ public sealed class VpnClient
                         throw new InvalidDataException($"the server sent an unusable address '{welcome.Address}/{welcome.PrefixLength}'");
                     }
 
+                    IPAddress? address6 = null;
+                    if (welcome.Address6 is { } given6 && (!IPAddress.TryParse(given6, out address6) || address6.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6
+                        || welcome.PrefixLength6 is < 48 or > 126))
+                    {
+                        throw new InvalidDataException($"the server sent an unusable IPv6 address '{given6}/{welcome.PrefixLength6}'");
+                    }
+
                     var datagrams = await app.OpenDatagramsAsync(stream, cancellationToken);
-                    var mtu = Math.Min(Math.Min(welcome.Mtu, datagrams.MaxDatagram), _options.Mtu);
+                    var mtu = Math.Min(Math.Min(welcome.Mtu, datagrams.MaxDatagram), pathMtu);
                     if (mtu < VpnDefaults.MinMtu)
                     {
                         datagrams.Dispose();
                         throw new VpnRefusedException($"the tunnel MTU would be {mtu}: too small for IPv4 (at least {VpnDefaults.MinMtu})");
                     }
 
-                    var cidr = $"{address}/{welcome.PrefixLength}";
-                    if (configured != cidr && _options.ConfigureHost)
+                    if (address6 is not null && mtu < VpnDefaults.MinMtu6)
                     {
-                        Configure(host, tun.Name, address, welcome.PrefixLength, mtu, info, first: configured is null);
-                        if (configured is null && _options.ApplyDns && IPAddress.TryParse(welcome.Dns, out var dns)
-                            && dns.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
+                        VpnLog.NoIPv6(_logger, $"the tunnel MTU {mtu} is below 1280");
+                        address6 = null;
+                    }
+
+                    var cidr = $"{address}/{welcome.PrefixLength}";
+                    var cidr6 = address6 is null ? null : $"{address6}/{welcome.PrefixLength6}";
+                    if (configured != cidr + cidr6 && _options.ConfigureHost)
+                    {
+                        Configure(host, tun.Name, address, welcome.PrefixLength, address6, welcome.PrefixLength6, mtu, info, first: configured is null);
+                        if (configured is null && _options.ApplyDns)
                         {
-                            ApplyDns(host, tun.Name, dns);
+                            ApplyDns(host, tun.Name, Resolvers(welcome), address6 is not null);
                         }
                     }
 
-                    configured = cidr;
-                    using var peer = new VpnPeer("server", datagrams, tun, AddressPool.ToUInt(address), addressIsSource: false, Statistics, _logger);
+                    configured = cidr + cidr6;
+                    using var peer = new VpnPeer("server", datagrams, tun, Packets.IpPacket.Key(address), address6 is null ? null : Packets.IpPacket.Key(address6),
+                        addressIsSource: false, Statistics, _logger);
                     peer.Start();
                     _current = peer;
                     if (Connects++ == 0)
@@ -119,7 +145,9 @@ public sealed class VpnClient
                     }
 
                     delay = _options.ReconnectDelay;
-                    var state = new VpnClientState(tun.Name, cidr, welcome.Gateway, mtu, $"{node}/{exit}", welcome.Dns);
+                    var resolvers = Resolvers(welcome);
+                    var state = new VpnClientState(tun.Name, cidr, welcome.Gateway, mtu, $"{node}/{exit}",
+                        resolvers.Count == 0 ? null : string.Join(',', resolvers), cidr6, address6 is null ? null : welcome.Gateway6);
                     VpnLog.ClientUp(_logger, state);
                     onUp?.Invoke(state);
                     var ended = DrainAsync(stream, cancellationToken);
@@ -147,15 +175,23 @@ public sealed class VpnClient
         }
     }
 
-    /// <summary>Address, MTU and routes; the device's own routes go with it, pinned underlay routes are undone by <paramref name="host"/>.</summary>
-    private void Configure(HostNetwork host, string device, IPAddress address, int prefixLength, int mtu, NodeInfoMessage info, bool first)
+    /// <summary>
+    /// Addresses, MTU and routes; the device's own routes go with it, pinned underlay routes are undone by
+    /// <paramref name="host"/>. The device carries IPv6 when the server leased an IPv6 address, when an IPv6 route is
+    /// asked for, or with <see cref="VpnClientOptions.All"/> (then IPv6 without a server address is dropped at the
+    /// device instead of leaking around the tunnel).
+    /// </summary>
+    private void Configure(HostNetwork host, string device, IPAddress address, int prefixLength, IPAddress? address6, int prefixLength6, int mtu,
+        NodeInfoMessage info, bool first)
     {
         if (!first)
         {
-            HostNetwork.Ip("addr", "flush", "dev", device);
+            host.Ip("addr", "flush", "dev", device);
         }
 
-        HostNetwork.ConfigureDevice(device, address, prefixLength, mtu);
+        var ipv6 = HostNetwork.HasIPv6 && mtu >= VpnDefaults.MinMtu6
+            && (address6 is not null || _options.All || _options.Routes.Any(r => r.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6));
+        host.ConfigureDevice(device, address, prefixLength, mtu, ipv6, address6, prefixLength6);
         if (!first)
         {
             return;
@@ -172,7 +208,7 @@ public sealed class VpnClient
                 }
             }
 
-            foreach (var half in new[] { "0.0.0.0/1", "128.0.0.0/1" })
+            foreach (var half in ipv6 ? new[] { "0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1" } : ["0.0.0.0/1", "128.0.0.0/1"])
             {
                 var network = IPNetwork.Parse(half);
                 host.AddRoute(network, device, goesWithDevice: true);
@@ -182,6 +218,12 @@ public sealed class VpnClient
 
         foreach (var route in _options.Routes)
         {
+            if (route.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && !ipv6)
+            {
+                VpnLog.NoIPv6(_logger, $"route {route} not added (the tunnel MTU {mtu} is below 1280, or this host has no IPv6)");
+                continue;
+            }
+
             host.AddRoute(route, device, goesWithDevice: true);
             VpnLog.RouteAdded(_logger, route);
         }
@@ -203,6 +245,10 @@ public sealed class VpnClient
         {
             body.Append(CultureInfo.InvariantCulture, $"  chain output {{\n    type filter hook output priority filter; policy drop;\n");
             body.Append(CultureInfo.InvariantCulture, $"    oifname \"lo\" accept\n    oifname \"{device}\" accept\n");
+
+            // IPv6 neighbour discovery on the underlay: without it an IPv6 link peer becomes unreachable once its
+            // neighbour entry expires. (IPv4's ARP is not IP: this table does not see it.)
+            body.Append("    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept\n");
             if (IPEndPoint.TryParse(info.LinkAddress, out var link) && link.Port != 0)
             {
                 body.Append(CultureInfo.InvariantCulture, $"    udp sport {link.Port} accept\n");
@@ -227,27 +273,57 @@ public sealed class VpnClient
         }
     }
 
-    /// <summary>The pushed resolver: reached through the tunnel, and written to the resolver file (put back at exit).</summary>
-    private void ApplyDns(HostNetwork host, string device, IPAddress dns)
+    /// <summary>The resolvers a welcome pushes (a version-1 server sends only <see cref="VpnWelcome.Dns"/>); unparsable ones skipped.</summary>
+    private static List<IPAddress> Resolvers(VpnWelcome welcome)
     {
-        if (!_options.All && !_options.Routes.Any(r => r.Contains(dns)))
+        var list = new List<IPAddress>();
+        foreach (var text in welcome.DnsServers ?? (welcome.Dns is null ? [] : [welcome.Dns]))
         {
-            host.AddRoute(new IPNetwork(dns, 32), device, goesWithDevice: true);
+            if (IPAddress.TryParse(text, out var address) && !list.Contains(address))
+            {
+                list.Add(address);
+            }
         }
 
+        return list;
+    }
+
+    /// <summary>
+    /// The pushed resolvers: each reached through the tunnel (an IPv6 one only when the tunnel carries IPv6), and
+    /// written to the resolver file (put back at exit).
+    /// </summary>
+    private void ApplyDns(HostNetwork host, string device, List<IPAddress> resolvers, bool ipv6)
+    {
+        var usable = resolvers.Where(d => ipv6 || d.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork).ToList();
+        if (usable.Count == 0)
+        {
+            return;
+        }
+
+        foreach (var dns in usable)
+        {
+            if (!_options.All && !_options.Routes.Any(r => r.Contains(dns)))
+            {
+                host.AddRoute(new IPNetwork(dns, dns.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128), device, goesWithDevice: true);
+            }
+        }
+
+        var names = string.Join(", ", usable);
         try
         {
-            if (host.ApplyResolver(dns, _options.ResolvConf) is { } reason)
+            // In a namespace: the file `ip netns exec` bind-mounts over /etc/resolv.conf for programs started there.
+            var path = _options.Namespace is { } ns && _options.ResolvConf == VpnClientOptions.Default.ResolvConf ? $"/etc/netns/{ns}/resolv.conf" : _options.ResolvConf;
+            if (host.ApplyResolver(usable, path) is { } reason)
             {
-                VpnLog.DnsNotApplied(_logger, dns, reason);
+                VpnLog.DnsNotApplied(_logger, names, reason);
                 return;
             }
 
-            VpnLog.DnsApplied(_logger, dns, _options.ResolvConf);
+            VpnLog.DnsApplied(_logger, names, path);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            VpnLog.DnsNotApplied(_logger, dns, ex.Message);
+            VpnLog.DnsNotApplied(_logger, names, ex.Message);
         }
     }
 

@@ -9,7 +9,7 @@ internal static partial class VpnLog
     public static partial void Registered(ILogger logger, string type, string node, string name, string device);
 
     [LoggerMessage(EventId = 6201, Level = LogLevel.Information, Message = "vpn-server: client {Client} connected, address {Address}")]
-    public static partial void ClientConnected(ILogger logger, string client, System.Net.IPAddress address);
+    public static partial void ClientConnected(ILogger logger, string client, string address);
 
     [LoggerMessage(EventId = 6202, Level = LogLevel.Warning, Message = "vpn-server: client {Client} refused: {Reason}")]
     public static partial void ClientRefused(ILogger logger, string client, string reason);
@@ -33,7 +33,7 @@ internal static partial class VpnLog
     public static partial void ClientDown(ILogger logger, string server, string reason, TimeSpan delay);
 
     [LoggerMessage(EventId = 6209, Level = LogLevel.Information, Message = "vpn-server: NAT on for {Subnet} (nftables table {Table})")]
-    public static partial void NatOn(ILogger logger, System.Net.IPNetwork subnet, string table);
+    public static partial void NatOn(ILogger logger, string subnet, string table);
 
     [LoggerMessage(EventId = 6210, Level = LogLevel.Warning, Message = "vpn-server: client {Client} failed: {Reason}")]
     public static partial void BadHello(ILogger logger, string client, string reason);
@@ -45,10 +45,16 @@ internal static partial class VpnLog
     public static partial void KillSwitchOn(ILogger logger, string table);
 
     [LoggerMessage(EventId = 6214, Level = LogLevel.Information, Message = "vpn-client: resolver {Dns} applied ({Path}, put back at exit)")]
-    public static partial void DnsApplied(ILogger logger, System.Net.IPAddress dns, string path);
+    public static partial void DnsApplied(ILogger logger, string dns, string path);
 
     [LoggerMessage(EventId = 6215, Level = LogLevel.Warning, Message = "vpn-client: resolver {Dns} not applied: {Reason}")]
-    public static partial void DnsNotApplied(ILogger logger, System.Net.IPAddress dns, string reason);
+    public static partial void DnsNotApplied(ILogger logger, string dns, string reason);
+
+    [LoggerMessage(EventId = 6217, Level = LogLevel.Information, Message = "vpn: tunnel MTU {Mtu}: {Reason}")]
+    public static partial void MtuFromPath(ILogger logger, int mtu, string reason);
+
+    [LoggerMessage(EventId = 6216, Level = LogLevel.Warning, Message = "vpn: IPv4 only: {Reason}")]
+    public static partial void NoIPv6(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 6212, Level = LogLevel.Information, Message = "vpn-client: route {Route} into the tunnel")]
     public static partial void RouteAdded(ILogger logger, System.Net.IPNetwork route);

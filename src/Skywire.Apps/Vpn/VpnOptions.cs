@@ -16,6 +16,9 @@ public sealed record VpnAppBinding(IPEndPoint NodeApps, string Token, string Nam
 /// <summary>How the vpn-server runs.</summary>
 public sealed record VpnServerOptions
 {
+    /// <summary>The default <see cref="Subnet6"/>: fd66:736b:7977::/64 (unique local, "sky" in hex after fd66). Declared before <see cref="Default"/>, which uses it.</summary>
+    public static IPNetwork DefaultSubnet6 { get; } = IPNetwork.Parse("fd66:736b:7977::/64");
+
     /// <summary>The defaults.</summary>
     public static VpnServerOptions Default { get; } = new();
 
@@ -24,6 +27,12 @@ public sealed record VpnServerOptions
 
     /// <summary>The VPN subnet: the server takes its first address, clients the rest.</summary>
     public IPNetwork Subnet { get; init; } = IPNetwork.Parse("10.66.0.0/24");
+
+    /// <summary>
+    /// The IPv6 subnet (a unique local /64 by default; null: IPv4 only): the server takes its first address, clients
+    /// the rest, one per key like IPv4. Ignored on a host without IPv6.
+    /// </summary>
+    public IPNetwork? Subnet6 { get; init; } = DefaultSubnet6;
 
     /// <summary>Upper bound of the tunnel MTU (the path's largest datagram may lower it).</summary>
     public int Mtu { get; init; } = 1500;
@@ -34,11 +43,11 @@ public sealed record VpnServerOptions
     /// <summary>Passcode clients must send, if any. Never logged.</summary>
     public string? Passcode { get; init; }
 
-    /// <summary>Forward client traffic out of this host with NAT (IPv4 forwarding + nftables masquerade).</summary>
+    /// <summary>Forward client traffic out of this host with NAT (IPv4/IPv6 forwarding + nftables masquerade, NAT66 for IPv6).</summary>
     public bool Nat { get; init; } = true;
 
-    /// <summary>A resolver address pushed to clients.</summary>
-    public IPAddress? Dns { get; init; }
+    /// <summary>Resolver addresses (IPv4 or IPv6) pushed to clients.</summary>
+    public IReadOnlyList<IPAddress> DnsServers { get; init; } = [];
 
     /// <summary>Set the device's address and MTU, forwarding and NAT on the host (off only in tests with an in-memory TUN).</summary>
     public bool ConfigureHost { get; init; } = true;
@@ -47,7 +56,7 @@ public sealed record VpnServerOptions
     public Func<string, ITunDevice> OpenTun { get; init; } = VpnDefaults.OpenTun;
 
     /// <inheritdoc/>
-    public override string ToString() => $"VpnServerOptions {{ Device = {Device}, Subnet = {Subnet}, Mtu = {Mtu}, Nat = {Nat}, Allowed = {AllowedClients.Count} }}";
+    public override string ToString() => $"VpnServerOptions {{ Device = {Device}, Subnet = {Subnet}, Subnet6 = {Subnet6}, Mtu = {Mtu}, Nat = {Nat}, Allowed = {AllowedClients.Count} }}";
 }
 
 /// <summary>How the vpn-client runs.</summary>
@@ -59,12 +68,13 @@ public sealed record VpnClientOptions
     /// <summary>TUN device name; <c>%d</c> lets the kernel number it.</summary>
     public string Device { get; init; } = "skyvpn%d";
 
-    /// <summary>Subnets routed into the tunnel.</summary>
+    /// <summary>Subnets (IPv4 or IPv6) routed into the tunnel.</summary>
     public IReadOnlyList<IPNetwork> Routes { get; init; } = [];
 
     /// <summary>
-    /// Route everything into the tunnel (0.0.0.0/1 + 128.0.0.0/1), keeping the node's own underlay peers on their
-    /// current routes so the mesh does not route into itself.
+    /// Route everything into the tunnel (0.0.0.0/1 + 128.0.0.0/1, and ::/1 + 8000::/1 — also when the server has no
+    /// IPv6, so IPv6 does not leak around the tunnel), keeping the node's own underlay peers on their current routes so
+    /// the mesh does not route into itself.
     /// </summary>
     public bool All { get; init; }
 
@@ -87,6 +97,13 @@ public sealed record VpnClientOptions
     /// <summary>Upper bound of the tunnel MTU.</summary>
     public int Mtu { get; init; } = 1500;
 
+    /// <summary>
+    /// A named network namespace (<c>ip netns add NAME</c>, made beforehand) to put the tunnel in: the TUN device is
+    /// moved there and its addresses, routes, nftables table and resolver (<c>/etc/netns/NAME/resolv.conf</c>) are set
+    /// there, so only programs in that namespace use the VPN. Null: this process's namespace.
+    /// </summary>
+    public string? Namespace { get; init; }
+
     /// <summary>Set the device's address, MTU and routes on the host (off only in tests with an in-memory TUN).</summary>
     public bool ConfigureHost { get; init; } = true;
 
@@ -97,7 +114,7 @@ public sealed record VpnClientOptions
     public Func<string, ITunDevice> OpenTun { get; init; } = VpnDefaults.OpenTun;
 
     /// <inheritdoc/>
-    public override string ToString() => $"VpnClientOptions {{ Device = {Device}, Routes = {Routes.Count}, All = {All}, KillSwitch = {KillSwitch}, ApplyDns = {ApplyDns}, Mtu = {Mtu} }}";
+    public override string ToString() => $"VpnClientOptions {{ Device = {Device}, Routes = {Routes.Count}, All = {All}, KillSwitch = {KillSwitch}, ApplyDns = {ApplyDns}, Mtu = {Mtu}, Namespace = {Namespace} }}";
 }
 
 /// <summary>What a running vpn-client reports once its tunnel is up.</summary>
@@ -106,11 +123,14 @@ public sealed record VpnClientOptions
 /// <param name="Gateway">The server's tunnel address.</param>
 /// <param name="Mtu">The tunnel MTU.</param>
 /// <param name="Server">The server as NODEKEY/APPNAME.</param>
-/// <param name="Dns">The resolver the server pushed, if any.</param>
-public sealed record VpnClientState(string Device, string Address, string Gateway, int Mtu, string Server, string? Dns)
+/// <param name="Dns">The resolvers the server pushed, if any (comma-separated).</param>
+/// <param name="Address6">The client's IPv6 address and prefix, when the server has IPv6.</param>
+/// <param name="Gateway6">The server's IPv6 tunnel address, when it has IPv6.</param>
+public sealed record VpnClientState(string Device, string Address, string Gateway, int Mtu, string Server, string? Dns, string? Address6 = null, string? Gateway6 = null)
 {
     /// <inheritdoc/>
-    public override string ToString() => $"device {Device} address {Address} gateway {Gateway} mtu {Mtu} server {Server}" + (Dns is null ? "" : $" dns {Dns}");
+    public override string ToString() => $"device {Device} address {Address} gateway {Gateway} mtu {Mtu} server {Server}"
+        + (Address6 is null ? "" : $" address6 {Address6} gateway6 {Gateway6}") + (Dns is null ? "" : $" dns {Dns}");
 }
 
 internal static class VpnDefaults
@@ -121,4 +141,7 @@ internal static class VpnDefaults
 
     /// <summary>IPv4 needs 576; below that the tunnel is useless.</summary>
     public const int MinMtu = 576;
+
+    /// <summary>IPv6 needs 1280 (RFC 8200 §5); a smaller tunnel carries IPv4 only.</summary>
+    public const int MinMtu6 = 1280;
 }

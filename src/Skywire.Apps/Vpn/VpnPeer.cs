@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using Skywire.Apps.Vpn.Packets;
 using Skywire.Apps.Vpn.Tun;
@@ -18,21 +17,23 @@ internal sealed class VpnPeer : IDisposable
     private readonly DatagramRecordWriter _writer = new(64 * 1024);
     private readonly ITunDevice _tun;
     private readonly VpnStatistics _statistics;
-    private readonly uint _address;
+    private readonly UInt128 _address4;
+    private readonly UInt128? _address6;
     private readonly bool _addressIsSource;
     private readonly ILogger _logger;
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Thread _receiver;
     private int _disposed;
 
-    // address: the tunnel address of the client. A server accepts only packets from it (addressIsSource), a client
-    // only packets to it.
-    public VpnPeer(string name, SkywireDatagrams datagrams, ITunDevice tun, uint address, bool addressIsSource, VpnStatistics statistics, ILogger logger)
+    // address4/6: the client's tunnel addresses (IpPacket.Key; no IPv6 when the server has no IPv6 pool). A server
+    // accepts only packets from them (addressIsSource), a client only packets to them.
+    public VpnPeer(string name, SkywireDatagrams datagrams, ITunDevice tun, UInt128 address4, UInt128? address6, bool addressIsSource, VpnStatistics statistics, ILogger logger)
     {
         Name = name;
         _datagrams = datagrams;
         _tun = tun;
-        _address = address;
+        _address4 = address4;
+        _address6 = address6;
         _addressIsSource = addressIsSource;
         _statistics = statistics;
         _logger = logger;
@@ -121,15 +122,7 @@ internal sealed class VpnPeer : IDisposable
             return;
         }
 
-        if (IpPacket.Version(packet) != 4)
-        {
-            // IPv6 is not routed through the tunnel yet (docs/vpn.md).
-            Interlocked.Increment(ref _statistics._refused);
-            return;
-        }
-
-        var checkedAddress = _addressIsSource ? IpPacket.Source(packet) : IpPacket.Destination(packet);
-        if (BinaryPrimitives.ReadUInt32BigEndian(checkedAddress) != _address)
+        if (!Owns(packet, _addressIsSource))
         {
             Interlocked.Increment(ref _statistics._refused);
             return;
@@ -144,6 +137,16 @@ internal sealed class VpnPeer : IDisposable
         {
             Interlocked.Increment(ref _statistics._tunErrors);
         }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="packet"/> (valid) is the client's: its source (<paramref name="bySource"/>) or destination
+    /// is the client's tunnel address of the packet's family.
+    /// </summary>
+    public bool Owns(ReadOnlySpan<byte> packet, bool bySource)
+    {
+        var key = IpPacket.Key(bySource ? IpPacket.Source(packet) : IpPacket.Destination(packet));
+        return IpPacket.Version(packet) == 4 ? key == _address4 : key == _address6;
     }
 
     /// <summary>Closes the flow; the receiving thread ends.</summary>

@@ -41,8 +41,20 @@ public sealed record VpnWelcome
     /// <summary>The server's tunnel MTU; the client uses the smaller of this and its own path's.</summary>
     public int Mtu { get; init; }
 
-    /// <summary>A resolver reachable through the tunnel, if the server pushes one.</summary>
+    /// <summary>The first resolver reachable through the tunnel, if the server pushes any (kept for version-1 clients).</summary>
     public string? Dns { get; init; }
+
+    /// <summary>Every resolver the server pushes (IPv4 and IPv6), if any.</summary>
+    public IReadOnlyList<string>? DnsServers { get; init; }
+
+    /// <summary>The client's IPv6 address, when the server has an IPv6 pool (older servers omit it).</summary>
+    public string? Address6 { get; init; }
+
+    /// <summary>Prefix length of the IPv6 subnet.</summary>
+    public int PrefixLength6 { get; init; }
+
+    /// <summary>The server's IPv6 address in the subnet.</summary>
+    public string? Gateway6 { get; init; }
 }
 
 /// <summary>Framing of the VPN's control messages.</summary>

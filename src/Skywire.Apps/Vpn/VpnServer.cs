@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Security.Cryptography;
@@ -12,10 +11,10 @@ using Skywire.Core.Sdk;
 namespace Skywire.Apps.Vpn;
 
 /// <summary>
-/// The vpn-server app (docs/vpn.md): registers as type <c>vpn-server</c>, owns one TUN device holding the subnet's
-/// first address, leases each client key one address (kept across reconnects), and moves IP packets between the TUN
-/// and each client's datagram flow. With NAT on, client traffic leaves this host masqueraded (nftables table made at
-/// start and deleted at exit, IPv4 forwarding restored).
+/// The vpn-server app (docs/vpn.md): registers as type <c>vpn-server</c>, owns one TUN device holding the first
+/// address of its IPv4 subnet and of its IPv6 subnet, leases each client key one address of each (kept across
+/// reconnects), and moves IP packets between the TUN and each client's datagram flow. With NAT on, client traffic
+/// leaves this host masqueraded (NAT44 and NAT66; nftables table made at start and deleted at exit, forwarding restored).
 /// </summary>
 public sealed class VpnServer
 {
@@ -27,7 +26,9 @@ public sealed class VpnServer
 
     private readonly VpnServerOptions _options;
     private readonly ILogger _logger;
-    private readonly ConcurrentDictionary<uint, VpnPeer> _peers = new();
+    // By each of the client's tunnel addresses (IpPacket.Key): one peer appears once per family.
+    private readonly ConcurrentDictionary<UInt128, VpnPeer> _peers = new();
+    private volatile bool _ipv6;
 
     /// <param name="options">Options.</param>
     /// <param name="logger">Logger.</param>
@@ -37,16 +38,23 @@ public sealed class VpnServer
         _options = options;
         _logger = logger ?? NullLogger.Instance;
         Pool = new AddressPool(options.Subnet);
+        Pool6 = options.Subnet6 is { } subnet6 ? new AddressPool(subnet6) : null;
     }
 
-    /// <summary>The address leases.</summary>
+    /// <summary>The IPv4 address leases.</summary>
     public AddressPool Pool { get; }
+
+    /// <summary>The IPv6 address leases (null: IPv4 only).</summary>
+    public AddressPool? Pool6 { get; }
+
+    /// <summary>Whether the server hands out IPv6 addresses (known once running: needs an IPv6 pool, a host with IPv6 and a tunnel MTU of at least 1280).</summary>
+    public bool IPv6 => _ipv6;
 
     /// <summary>Packet counters.</summary>
     public VpnStatistics Statistics { get; } = new();
 
     /// <summary>Clients connected now.</summary>
-    public int Clients => _peers.Count;
+    public int Clients => _peers.Values.Distinct().Count();
 
     /// <summary>
     /// Registers and serves clients until cancelled or the node goes away; undoes every host change on the way out.
@@ -59,32 +67,51 @@ public sealed class VpnServer
         ArgumentNullException.ThrowIfNull(binding);
         await using var app = await SkywireApp.ConnectAsync(binding.NodeApps, binding.Token, cancellationToken);
         var info = await app.GetNodeInfoAsync(cancellationToken);
-        var mtu = Math.Min(_options.Mtu, info.MaxDatagram);
+        var mtu = PathMtu.Derive(info, _options.Mtu, _options.ConfigureHost ? HostNetwork.MtuToward : _ => null, out var limitedBy);
+        if (limitedBy is not null)
+        {
+            VpnLog.MtuFromPath(_logger, mtu, limitedBy);
+        }
+
         if (mtu < VpnDefaults.MinMtu)
         {
-            throw new IOException($"the mesh carries datagrams of at most {info.MaxDatagram} bytes: too small for an IP tunnel (at least {VpnDefaults.MinMtu})");
+            throw new IOException($"the tunnel MTU would be {mtu} (the mesh carries datagrams of at most {info.MaxDatagram} bytes{(limitedBy is null ? "" : "; " + limitedBy)}): too small for an IP tunnel (at least {VpnDefaults.MinMtu})");
+        }
+
+        // IPv6 needs a host with IPv6 and a tunnel MTU of at least 1280; otherwise the server is IPv4 only.
+        _ipv6 = Pool6 is not null && mtu >= VpnDefaults.MinMtu6 && (!_options.ConfigureHost || HostNetwork.HasIPv6);
+        if (Pool6 is not null && !_ipv6)
+        {
+            VpnLog.NoIPv6(_logger, mtu < VpnDefaults.MinMtu6 ? $"the tunnel MTU {mtu} is below 1280" : "this host has no IPv6");
         }
 
         using var host = new HostNetwork(_logger);
         using var tun = _options.OpenTun(_options.Device);
         if (_options.ConfigureHost)
         {
-            HostNetwork.ConfigureDevice(tun.Name, Pool.Gateway, Pool.Subnet.PrefixLength, mtu);
+            host.ConfigureDevice(tun.Name, Pool.Gateway, Pool.Subnet.PrefixLength, mtu, _ipv6, Pool6?.Gateway, Pool6?.Subnet.PrefixLength ?? 0);
             if (_options.Nat)
             {
-                host.EnableForwarding();
+                host.EnableForwarding(HostNetwork.IPv4Forwarding);
+                var nat6 = "";
+                if (_ipv6)
+                {
+                    host.EnableForwarding(HostNetwork.IPv6Forwarding);
+                    nat6 = $"    ip6 saddr {Pool6!.Subnet} oifname != \"{tun.Name}\" masquerade\n";
+                }
+
                 var table = "skywire_vpn_" + tun.Name;
                 host.AddNftTable(table, string.Create(CultureInfo.InvariantCulture, $$"""
                       chain postrouting {
                         type nat hook postrouting priority srcnat; policy accept;
                         ip saddr {{Pool.Subnet}} oifname != "{{tun.Name}}" masquerade
-                      }
+                    {{nat6}}  }
                       chain forward {
                         type filter hook forward priority mangle; policy accept;
                         tcp flags syn tcp option maxseg size set rt mtu
                       }
-                    """));
-                VpnLog.NatOn(_logger, Pool.Subnet, table);
+                    """), family: "inet");
+                VpnLog.NatOn(_logger, _ipv6 ? $"{Pool.Subnet} and {Pool6!.Subnet}" : Pool.Subnet.ToString(), table);
             }
         }
 
@@ -100,7 +127,7 @@ public sealed class VpnServer
         }
         finally
         {
-            foreach (var peer in _peers.Values)
+            foreach (var peer in _peers.Values.Distinct())
             {
                 peer.Dispose();
             }
@@ -110,7 +137,7 @@ public sealed class VpnServer
     }
 
     private VpnPeer? Route(ReadOnlySpan<byte> packet) =>
-        IpPacket.Version(packet) == 4 && _peers.TryGetValue(BinaryPrimitives.ReadUInt32BigEndian(IpPacket.Destination(packet)), out var peer) ? peer : null;
+        _peers.TryGetValue(IpPacket.Key(IpPacket.Destination(packet)), out var peer) ? peer : null;
 
     /// <summary>One client: hello, checks, address, then its datagram flow until the stream ends.</summary>
     private async Task ServeAsync(SkywireApp app, SkywireStream stream, Tun.ITunDevice tun, int mtu, CancellationToken cancellationToken)
@@ -136,9 +163,10 @@ public sealed class VpnServer
 
             var refusal = Check(hello, client, stream);
             var address = refusal is null ? Pool.Lease(client) : null;
-            if (refusal is null && address is null)
+            var address6 = refusal is null && _ipv6 ? Pool6!.Lease(client) : null;
+            if (refusal is null && (address is null || (_ipv6 && address6 is null)))
             {
-                refusal = $"the address pool {Pool.Subnet} is full";
+                refusal = $"the address pool {(address is null ? Pool.Subnet : Pool6!.Subnet)} is full";
             }
 
             if (refusal is not null)
@@ -155,12 +183,17 @@ public sealed class VpnServer
                 PrefixLength = Pool.Subnet.PrefixLength,
                 Gateway = Pool.Gateway.ToString(),
                 Mtu = mtu,
-                Dns = _options.Dns?.ToString(),
+                Dns = _options.DnsServers.Count > 0 ? _options.DnsServers[0].ToString() : null,
+                DnsServers = _options.DnsServers.Count > 0 ? [.. _options.DnsServers.Select(d => d.ToString())] : null,
+                Address6 = address6?.ToString(),
+                PrefixLength6 = address6 is null ? 0 : Pool6!.Subnet.PrefixLength,
+                Gateway6 = address6 is null ? null : Pool6!.Gateway.ToString(),
             }, VpnJsonContext.Default.VpnWelcome, cancellationToken);
 
             var datagrams = await app.OpenDatagramsAsync(stream, cancellationToken);
-            var key = AddressPool.ToUInt(address);
-            using var peer = new VpnPeer(client[..Math.Min(12, client.Length)], datagrams, tun, key, addressIsSource: true, Statistics, _logger);
+            var key = IpPacket.Key(address);
+            UInt128? key6 = address6 is null ? null : IpPacket.Key(address6);
+            using var peer = new VpnPeer(client[..Math.Min(12, client.Length)], datagrams, tun, key, key6, addressIsSource: true, Statistics, _logger);
             peer.Start();
             if (_peers.TryGetValue(key, out var previous))
             {
@@ -169,7 +202,12 @@ public sealed class VpnServer
             }
 
             _peers[key] = peer;
-            VpnLog.ClientConnected(_logger, client, address);
+            if (key6 is { } k6)
+            {
+                _peers[k6] = peer;
+            }
+
+            VpnLog.ClientConnected(_logger, client, address6 is null ? address.ToString() : $"{address} and {address6}");
             try
             {
                 var ended = WaitForEndAsync(stream, cancellationToken);
@@ -177,7 +215,12 @@ public sealed class VpnServer
             }
             finally
             {
-                _peers.TryRemove(new KeyValuePair<uint, VpnPeer>(key, peer));
+                _peers.TryRemove(new KeyValuePair<UInt128, VpnPeer>(key, peer));
+                if (key6 is { } removed6)
+                {
+                    _peers.TryRemove(new KeyValuePair<UInt128, VpnPeer>(removed6, peer));
+                }
+
                 VpnLog.ClientLeft(_logger, client, Statistics);
             }
         }

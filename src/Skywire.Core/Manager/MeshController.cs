@@ -93,18 +93,7 @@ public sealed partial class MeshController : IAsyncDisposable
         Log.NodeRegistered(_logger, key, linkAddress);
         // Its standing links are checked once its first report is in (it may have kept them through a blip).
         KickIntents(key, immediate: false);
-        if (_options.AutoLink)
-        {
-            var now = _time.GetUtcNow();
-            foreach (var other in Nodes.OnlineKeys().Where(k => k != key))
-            {
-                if (Intents.TryAdd(key, other, now))
-                {
-                    RetryOf(Intents.Get(key, other)!).Kick(now, immediate: true);
-                }
-            }
-        }
-
+        AutoLinkLocal(key);
         TendIntents();
     }
 

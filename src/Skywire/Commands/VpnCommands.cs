@@ -45,11 +45,17 @@ internal static class VpnCommands
         var subnet = new Option<string>("--subnet") { Description = "IPv4 subnet of the VPN (default 10.66.0.0/24): this server takes the first address, clients the rest.", DefaultValueFactory = _ => "10.66.0.0/24" };
         var allow = new Option<string[]>("--allow") { Description = "Client node key (66 hex) allowed; repeat for more. Default: any node.", AllowMultipleArgumentsPerToken = true };
         var passcode = new Option<string?>("--passcode") { Description = "Passcode clients must send (--passcode of vpn-client)." };
-        var noNat = new Option<bool>("--no-nat") { Description = "Do not forward client traffic out of this host (no IPv4 forwarding, no nftables masquerade)." };
-        var dns = new Option<string?>("--dns") { Description = "Resolver address pushed to clients (reachable through the tunnel)." };
-        var command = new Command("vpn-server", "VPN exit: a TUN device with the subnet's first address, one address per client key, NAT out of this host (needs root).")
+        var subnet6 = new Option<string>("--subnet6")
         {
-            nodeApps, tokenFile, name, device, mtu, subnet, allow, passcode, noNat, dns,
+            Description = $"IPv6 subnet of the VPN, /48 to /126 (default {VpnServerOptions.DefaultSubnet6}, unique local): this server takes the first address, clients the rest.",
+            DefaultValueFactory = _ => VpnServerOptions.DefaultSubnet6.ToString(),
+        };
+        var noIpv6 = new Option<bool>("--no-ipv6") { Description = "IPv4 only: no IPv6 addresses, routes or NAT66." };
+        var noNat = new Option<bool>("--no-nat") { Description = "Do not forward client traffic out of this host (no IPv4/IPv6 forwarding, no nftables masquerade)." };
+        var dns = new Option<string[]>("--dns") { Description = "Resolver address (IPv4 or IPv6) pushed to clients, reachable through the tunnel; repeat for more.", AllowMultipleArgumentsPerToken = true };
+        var command = new Command("vpn-server", "VPN exit: a TUN device with the subnets' first addresses, one IPv4 and one IPv6 address per client key, NAT out of this host (needs root).")
+        {
+            nodeApps, tokenFile, name, device, mtu, subnet, subnet6, noIpv6, allow, passcode, noNat, dns,
         };
         command.Validators.Add(result =>
         {
@@ -67,9 +73,19 @@ internal static class VpnCommands
                 result.AddError($"--subnet '{s}' is not an IPv4 subnet from /8 to /30 (e.g. 10.66.0.0/24)");
             }
 
-            if (result.GetValue(dns) is { } d && !IPAddress.TryParse(d, out _))
+            var s6 = result.GetValue(subnet6) is { Length: > 0 } given6 ? given6 : VpnServerOptions.DefaultSubnet6.ToString();
+            if (!IPNetwork.TryParse(s6, out var network6) || network6.BaseAddress.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6
+                || !AddressPool.IsUsable(network6) || network6.BaseAddress.IsIPv4MappedToIPv6)
             {
-                result.AddError($"--dns '{d}' is not an IP address");
+                result.AddError($"--subnet6 '{s6}' is not an IPv6 subnet from /48 to /126 (e.g. fd66:736b:7977::/64)");
+            }
+
+            foreach (var d in result.GetValue(dns) ?? [])
+            {
+                if (!IPAddress.TryParse(d, out _))
+                {
+                    result.AddError($"--dns '{d}' is not an IP address");
+                }
             }
         });
         command.SetAction(async (parse, cancellationToken) =>
@@ -85,17 +101,19 @@ internal static class VpnCommands
                 Device = parse.GetValue(device) ?? "skyvpn%d",
                 Mtu = parse.GetValue(mtu),
                 Subnet = IPNetwork.Parse(parse.GetValue(subnet) ?? "10.66.0.0/24"),
+                Subnet6 = parse.GetValue(noIpv6) ? null : IPNetwork.Parse(parse.GetValue(subnet6) ?? VpnServerOptions.DefaultSubnet6.ToString()),
                 AllowedClients = new HashSet<string>(parse.GetValue(allow) ?? [], StringComparer.OrdinalIgnoreCase),
                 Passcode = parse.GetValue(passcode),
                 Nat = !parse.GetValue(noNat),
-                Dns = parse.GetValue(dns) is { } d ? IPAddress.Parse(d) : null,
+                DnsServers = [.. (parse.GetValue(dns) ?? []).Select(IPAddress.Parse)],
             };
             using var loggers = logging();
             await using var signal = Viscript.Signal.SignalClient.StartFromEnvironment();
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
             var server = new VpnServer(options, loggers.CreateLogger("vpn-server"));
             return await RunAsync(() => server.RunAsync(binding,
-                (ready, tun) => Console.Error.WriteLine($"vpn-server ready as {ready} on {tun}, subnet {options.Subnet} gateway {server.Pool.Gateway}"), stop.Token));
+                (ready, tun) => Console.Error.WriteLine($"vpn-server ready as {ready} on {tun}, subnet {options.Subnet} gateway {server.Pool.Gateway}"
+                    + (server.IPv6 ? $", subnet6 {server.Pool6!.Subnet} gateway6 {server.Pool6.Gateway}" : "")), stop.Token));
         });
         return command;
     }
@@ -104,26 +122,35 @@ internal static class VpnCommands
     {
         var (nodeApps, tokenFile, name, device, mtu) = Common(VpnClient.ClientType);
         var server = new Option<string?>("--server") { Description = "The exit as NODEKEY/APPNAME. Default: the first vpn-server in the app tracker." };
-        var route = new Option<string[]>("--route") { Description = "Subnet to send through the tunnel (e.g. 10.1.0.0/16); repeat for more.", AllowMultipleArgumentsPerToken = true };
-        var all = new Option<bool>("--all") { Description = "Send everything through the tunnel (the mesh's own underlay peers keep their routes)." };
+        var route = new Option<string[]>("--route") { Description = "Subnet to send through the tunnel (IPv4 or IPv6, e.g. 10.1.0.0/16 or 2001:db8::/32); repeat for more.", AllowMultipleArgumentsPerToken = true };
+        var all = new Option<bool>("--all") { Description = "Send everything, IPv4 and IPv6, through the tunnel (the mesh's own underlay peers keep their routes)." };
         var passcode = new Option<string?>("--passcode") { Description = "Passcode the vpn-server expects." };
         var killSwitch = new Option<bool>("--kill-switch")
         {
             Description = "Nothing leaves this host outside the tunnel while the app runs, also while the tunnel is down (the node's own mesh traffic excepted). A killed app leaves it on: nft delete table inet skywire_vpnc_DEVICE.",
         };
-        var dns = new Option<bool>("--dns") { Description = "Use the resolver the vpn-server pushes: routed into the tunnel and written to /etc/resolv.conf (put back at exit)." };
-        var command = new Command("vpn-client", "VPN entry: a TUN device with the address the vpn-server leases, routes into the tunnel (needs root).")
+        var dns = new Option<bool>("--dns") { Description = "Use the resolvers the vpn-server pushes (IPv4, and IPv6 when the tunnel carries it): routed into the tunnel and written to /etc/resolv.conf (put back at exit)." };
+        var netns = new Option<string?>("--netns")
         {
-            nodeApps, tokenFile, name, device, mtu, server, route, all, passcode, killSwitch, dns,
+            Description = "Put the tunnel into this network namespace (made beforehand with `ip netns add NAME`): only programs there (`ip netns exec NAME ...`) use the VPN; routes, kill switch and DNS apply inside it.",
+        };
+        var command = new Command("vpn-client", "VPN entry: a TUN device with the addresses the vpn-server leases, routes into the tunnel (needs root).")
+        {
+            nodeApps, tokenFile, name, device, mtu, server, route, all, passcode, killSwitch, dns, netns,
         };
         command.Validators.Add(result =>
         {
             foreach (var r in result.GetValue(route) ?? [])
             {
-                if (!IPNetwork.TryParse(r, out var n) || n.BaseAddress.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
+                if (!IPNetwork.TryParse(r, out _))
                 {
-                    result.AddError($"--route '{r}' is not an IPv4 subnet (e.g. 10.1.0.0/16)");
+                    result.AddError($"--route '{r}' is not a subnet (e.g. 10.1.0.0/16 or 2001:db8::/32)");
                 }
+            }
+
+            if (result.GetValue(netns) is { } n && (n.Length == 0 || n.Contains('/', StringComparison.Ordinal) || !File.Exists(Path.Combine("/var/run/netns", n))))
+            {
+                result.AddError($"--netns '{n}': no such network namespace (make it first: ip netns add {n})");
             }
 
             if (result.GetValue(server) is { } s)
@@ -155,6 +182,7 @@ internal static class VpnCommands
                 Passcode = parse.GetValue(passcode),
                 KillSwitch = parse.GetValue(killSwitch),
                 ApplyDns = parse.GetValue(dns),
+                Namespace = parse.GetValue(netns),
             };
             using var loggers = logging();
             await using var signal = Viscript.Signal.SignalClient.StartFromEnvironment();

@@ -15,6 +15,8 @@ internal static class DemoConfig
     public const string SocksServer = "meshnet-socks-server";
     public const string SocksClient = "meshnet-socks-client";
     public const string Chat = "meshnet-chat";
+    public const string VpnServer = "meshnet-vpn-server";
+    public const string VpnClient = "meshnet-vpn-client";
 
     public static string Render((string Path, IReadOnlyList<string> Prefix) skywire)
     {
@@ -38,6 +40,8 @@ internal static class DemoConfig
         App(SocksServer, "skywire app socks-server", "app", "socks-server");
         App(SocksClient, "skywire app socks-client", "app", "socks-client");
         App(Chat, "skywire chat", "chat");
+        App(VpnServer, "skywire app vpn-server (demo --vpn)", "app", "vpn-server");
+        App(VpnClient, "skywire app vpn-client (demo --vpn)", "app", "vpn-client");
         yaml.Append("settings:\n  runHeadless: true\n");
         return yaml.ToString();
     }

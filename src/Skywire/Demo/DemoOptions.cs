@@ -24,6 +24,12 @@ internal sealed record DemoOptions
     /// <summary>Meter the routes: the manager keeps a ledger in the demo folder and node A pays (docs/metering.md "Live path").</summary>
     public bool Metering { get; init; }
 
+    /// <summary>
+    /// Add the VPN: a vpn-server beside the last node, a vpn-client beside the first with its tunnel in a network
+    /// namespace of its own; ping and fetch a page through the tunnel (needs root, ping and curl).
+    /// </summary>
+    public bool Vpn { get; init; }
+
     /// <summary>Bytes fetched and verified through the proxy by --check.</summary>
     public int CheckBytes { get; init; } = 1 << 20;
 }

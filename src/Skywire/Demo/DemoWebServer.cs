@@ -31,12 +31,13 @@ internal sealed class DemoWebServer : IAsyncDisposable
         EndPoint = endPoint;
     }
 
-    /// <summary>Starts the server on a free loopback port.</summary>
-    public static async Task<DemoWebServer> StartAsync(string page, CancellationToken cancellationToken)
+    /// <summary>Starts the server on a free port of <paramref name="address"/> (default loopback).</summary>
+    public static async Task<DemoWebServer> StartAsync(string page, CancellationToken cancellationToken, IPAddress? address = null)
     {
+        var bind = address ?? IPAddress.Loopback;
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(bind, 0));
         var app = builder.Build();
         DemoWebServer? server = null;
         app.MapGet("/", () =>
@@ -54,9 +55,9 @@ internal sealed class DemoWebServer : IAsyncDisposable
             return Results.Bytes(server.Expected(n), "application/octet-stream");
         });
         await app.StartAsync(cancellationToken);
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        var uri = new Uri(address);
-        server = new DemoWebServer(app, new IPEndPoint(IPAddress.Loopback, uri.Port)) { Page = page };
+        var listening = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var uri = new Uri(listening);
+        server = new DemoWebServer(app, new IPEndPoint(bind, uri.Port)) { Page = page };
         return server;
     }
 

@@ -17,6 +17,7 @@ public sealed class VpnInProcessTests
 {
     private static readonly TimeSpan Limit = MeshHarness.Limit;
     private const string Behind = "10.78.0.2";
+    private const string Behind6 = "fd78::2";
 
     private sealed class Running(VpnServer server, InMemoryTunDevice serverTun, Task serverTask, CancellationTokenSource stop) : IAsyncDisposable
     {
@@ -113,6 +114,16 @@ public sealed class VpnInProcessTests
         var address = state.Address.Split('/')[0];
         await CrossAsync(tun, running.ServerTun, VpnPacketTestsPackets.Udp4(address, Behind, 1000));
         await CrossAsync(running.ServerTun, tun, VpnPacketTestsPackets.Udp4(Behind, address, state.Mtu - 28));
+
+        // IPv6 beside it, largest packet too; a packet from another IPv6 source is not sent by the client.
+        Assert.Equal("fd66:736b:7977::2/64", state.Address6);
+        Assert.Equal("fd66:736b:7977::1", state.Gateway6);
+        var address6 = state.Address6!.Split('/')[0];
+        await CrossAsync(tun, running.ServerTun, VpnPacketTestsPackets.Udp6(address6, Behind6, 1000));
+        await CrossAsync(running.ServerTun, tun, VpnPacketTestsPackets.Udp6(Behind6, address6, state.Mtu - 48));
+        var noPeer = client.Statistics.NoPeer;
+        tun.Inject(VpnPacketTestsPackets.Udp6("fe80::1", Behind6, 10));
+        await MeshHarness.WaitUntilAsync(() => client.Statistics.NoPeer > noPeer, "the foreign IPv6 source dropped at the client");
         Assert.Equal(1, running.Server.Clients);
 
         await stop.CancelAsync();
@@ -276,6 +287,19 @@ internal static class VpnPacketTestsPackets
         IPAddress.Parse(destination).TryWriteBytes(packet.AsSpan(16), out _);
         BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(24), (ushort)(8 + payload));
         Checksum.SetIPv4Header(packet.AsSpan(0, 20));
+        return packet;
+    }
+
+    public static byte[] Udp6(string source, string destination, int payload)
+    {
+        var packet = new byte[40 + 8 + payload];
+        packet[0] = 0x60;
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(4), (ushort)(8 + payload));
+        packet[6] = IpProtocol.Udp;
+        packet[7] = 64;
+        IPAddress.Parse(source).TryWriteBytes(packet.AsSpan(8), out _);
+        IPAddress.Parse(destination).TryWriteBytes(packet.AsSpan(24), out _);
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(44), (ushort)(8 + payload));
         return packet;
     }
 }

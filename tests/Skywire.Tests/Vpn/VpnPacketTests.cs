@@ -134,7 +134,61 @@ public sealed class VpnPacketTests
         Assert.Null(pool.Lease("f"));
         Assert.Equal(a, pool.Lease("aa"));
         Assert.Throws<ArgumentException>(() => new AddressPool(IPNetwork.Parse("10.0.0.0/31")));
-        Assert.Throws<ArgumentException>(() => new AddressPool(IPNetwork.Parse("fd00::/64")));
+        Assert.Throws<ArgumentException>(() => new AddressPool(IPNetwork.Parse("fd00::/127")));
+        Assert.Throws<ArgumentException>(() => new AddressPool(IPNetwork.Parse("fd00::/40")));
+    }
+
+    [Fact]
+    public void AddressPool_IPv6_OneAddressPerKey_HeldAndExhausted()
+    {
+        var big = new AddressPool(IPNetwork.Parse("fd66:736b:7977::/64"));
+        Assert.Equal(IPAddress.Parse("fd66:736b:7977::1"), big.Gateway);
+        Assert.Equal(IPAddress.Parse("fd66:736b:7977::2"), big.Lease("aa"));
+        Assert.Equal(IPAddress.Parse("fd66:736b:7977::3"), big.Lease("bb"));
+        Assert.Equal(IPAddress.Parse("fd66:736b:7977::2"), big.Lease("AA"));
+
+        // /126: the subnet-router anycast (::0) and the gateway (::1) are not leased; ::2 and ::3 are.
+        var small = new AddressPool(IPNetwork.Parse("fd00:1::/126"));
+        var leased = new[] { small.Lease("a"), small.Lease("b") };
+        Assert.Equal([IPAddress.Parse("fd00:1::2"), IPAddress.Parse("fd00:1::3")], leased);
+        Assert.Null(small.Lease("c"));
+        Assert.Equal(leased[1], small.Lease("b"));
+    }
+
+    [Fact]
+    public void PathMtu_LoweredByTheNarrowestLink_PerFamilyHeaders()
+    {
+        var info = new Protocol.AppApi.NodeInfoMessage { MaxDatagram = 1347, Underlay = ["10.0.0.2", "127.0.0.1", "fd00::2", "not an address"] };
+        var wire = 1347 + PathMtu.Overhead;   // the UDP payload of a full-size tunnel packet
+
+        Assert.Equal(1347, PathMtu.Derive(info, 1500, _ => 1500, out var why));
+        Assert.Null(why);
+        Assert.Equal(1200, PathMtu.Derive(info, 1200, _ => 1500, out _));
+        Assert.Equal(1347, PathMtu.Derive(info, 1500, _ => null, out _));
+
+        // An IPv4 link that carries exactly the full-size packet leaves the MTU alone; one byte less lowers it by one.
+        Assert.Equal(1347, PathMtu.Derive(info, 1500, a => a.ToString() == "10.0.0.2" ? wire + 28 : 1500, out _));
+        Assert.Equal(1346, PathMtu.Derive(info, 1500, a => a.ToString() == "10.0.0.2" ? wire + 27 : 1500, out why));
+        Assert.Contains("10.0.0.2", why, StringComparison.Ordinal);
+
+        // IPv6 takes 20 bytes more header; the narrowest link wins; loopback is never asked.
+        Assert.Equal(1347 - (wire + 48 - 1400), PathMtu.Derive(info, 1500, a => a.ToString() == "fd00::2" ? 1400 : 1500, out why));
+        Assert.Contains("fd00::2", why, StringComparison.Ordinal);
+        Assert.Equal(1347 - (wire + 28 - 1300), PathMtu.Derive(info, 1500, a => IPAddress.IsLoopback(a) ? 9 : a.ToString() == "fd00::2" ? 1400 : 1300, out _));
+    }
+
+    [Theory]
+    [InlineData("10.77.1.2 dev eth0 src 10.77.1.1 uid 0 \n    cache ", "eth0", null)]
+    [InlineData("203.0.113.9 via 10.0.0.1 dev wan0 src 10.0.0.2 uid 0", "wan0", "10.0.0.1")]
+    [InlineData("fd77::2 from :: dev veth1 proto kernel src fd77::1 metric 256 pref medium", "veth1", null)]
+    [InlineData("2001:db8::9 from :: via fe80::1 dev eth0 proto ra src 2001:db8::5 metric 100 pref medium", "eth0", "fe80::1")]
+    public void RouteGet_Parsed_IPv4AndIPv6(string output, string device, string? via)
+    {
+        var parsed = HostNetwork.ParseRouteGet(output.Replace("\\n", "\n", StringComparison.Ordinal));
+        Assert.NotNull(parsed);
+        Assert.Equal(device, parsed.Value.Device);
+        Assert.Equal(via is null ? null : IPAddress.Parse(via), parsed.Value.Via);
+        Assert.Null(HostNetwork.ParseRouteGet("RTNETLINK answers: Network is unreachable"));
     }
 
     [Fact]

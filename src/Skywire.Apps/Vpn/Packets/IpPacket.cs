@@ -82,12 +82,19 @@ public static class IpPacket
     /// <summary>An IPv6 address as a big-endian u128 (for table lookups).</summary>
     public static UInt128 IPv6Key(ReadOnlySpan<byte> address) => BinaryPrimitives.ReadUInt128BigEndian(address);
 
-    /// <summary>The table key of an <see cref="IPAddress"/>.</summary>
+    /// <summary>
+    /// The table key of an address's bytes (4 or 16): IPv6 as a big-endian u128, IPv4 as its IPv4-mapped IPv6 address
+    /// (::ffff:a.b.c.d), so one table holds both families without collisions between them.
+    /// </summary>
+    public static UInt128 Key(ReadOnlySpan<byte> address) =>
+        address.Length == 4 ? (UInt128)0xFFFF_0000_0000UL | IPv4Key(address) : IPv6Key(address);
+
+    /// <summary>The table key of an <see cref="IPAddress"/> (as <see cref="Key(ReadOnlySpan{byte})"/>).</summary>
     public static UInt128 Key(IPAddress address)
     {
         ArgumentNullException.ThrowIfNull(address);
         Span<byte> bytes = stackalloc byte[16];
         address.TryWriteBytes(bytes, out var written);
-        return written == 4 ? IPv4Key(bytes) : IPv6Key(bytes);
+        return Key(bytes[..written]);
     }
 }
