@@ -70,6 +70,9 @@ internal sealed partial class DemoRunner
         o.WriteLine($"  {skywire} ledger balances {Absolute(LedgerDir)}");
         o.WriteLine($"  {skywire} ledger routes {Absolute(LedgerDir)}");
         o.WriteLine($"  {skywire} ledger verify {Absolute(LedgerDir)}");
+        o.WriteLine($"  {skywire} ledger epochs {Absolute(LedgerDir)}      (per node and epoch; viscript --ledger {Absolute(LedgerDir)} charts it)");
+        o.WriteLine("After the demo stops (the manager writes the ledger while it runs), the payout file and signed manifest:");
+        o.WriteLine($"  {skywire} ledger export {Absolute(LedgerDir)} --key {Absolute(Path.Combine(_dir, "keys", "manager.json"))} --min 1000");
         o.WriteLine();
     }
 }
