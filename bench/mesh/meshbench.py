@@ -352,6 +352,7 @@ def main():
     ap.add_argument("--warmup-mb", type=int, default=20, help="untimed MiB sent on each path first (JIT, windows; default 20)")
     ap.add_argument("--skywire", default=SKYWIRE[1], help="skywire.dll to run (default: this tree's Release build)")
     ap.add_argument("--node-arg", action="append", default=[], help="extra argument for every node (repeatable), e.g. --node-arg=--no-udp-offload")
+    ap.add_argument("--manager-arg", action="append", default=[], help="extra argument for the manager (repeatable), e.g. --manager-arg=--window=268435456")
     ap.add_argument("--metering", action="store_true", help="meter the skywire routes: the manager keeps a ledger (--ledger), node a is granted funds first (docs/metering.md \"Live path\")")
     ap.add_argument("--io-timeout", type=float, default=120, help="seconds any one socket operation may block (default 120)")
     ap.add_argument("--deadline", type=int, default=1800, help="seconds the whole run may take (default 1800)")
@@ -397,7 +398,7 @@ def main():
                 ak = run(SKYWIRE + ["keygen", "--out", f"{tmp}/a.json"], check=True).stdout.split()[0]
                 run(SKYWIRE + ["ledger", "grant", f"{tmp}/ledger", ak, str(10**15), "--key", f"{tmp}/m.json"], check=True)
                 metering = ["--ledger", f"{tmp}/ledger"]
-            start(["manager", "--listen", "127.0.0.1:0", "--key", f"{tmp}/m.json", *metering], f"{tmp}/m.log")
+            start(["manager", "--listen", "127.0.0.1:0", "--key", f"{tmp}/m.json", *metering, *a.manager_arg], f"{tmp}/m.log")
             mport = wait_line(f"{tmp}/m.log", r"listening on 127\.0\.0\.1:(\d+)").group(1)
             first_node = len(procs)
             nodes = []
@@ -436,7 +437,10 @@ def main():
     finally:
         signal.alarm(0)
         stop_all()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if os.environ.get("MESHBENCH_KEEP"):
+            print(f"meshbench: kept {tmp} (MESHBENCH_KEEP)", file=sys.stderr, flush=True)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"\n{a.mb} MiB one way per run over {a.streams} stream(s), median of {a.repeat} interleaved round(s) (± half the "
           f"range); {a.pings} round trips of 64 bytes; CPU = user+system time of the benchmark and the path's processes per MB; "

@@ -46,8 +46,9 @@ public sealed class CliClient : IDisposable
                              in a request line) and exit
           -h, --help         Show this help
 
-        Commands: help, apps, start|s [-a] <app> [args], list_apps|la|ps [-f], ping <id>, res_usage|ru <id>,
-                  shutdown|sd <id>, kill <id>, restart <id>, logs <id> [-n N] [-f], attach <id>, hosts, clear, quit.
+        Commands: help, apps, start|s [-a] <app> [args], list_apps|la|ps [-a] [-f], forget <id>|-a, ping <id>,
+                  res_usage|ru <id>, shutdown|sd <id>, kill <id>, restart <id>, logs <id> [-n N] [-f], attach <id>,
+                  hosts, clear, quit.
                   On a cluster's primary, <id> and <app> may be HOST:ID and HOST:APP (an agent's process or app).
         Exit codes: 0 ok, 1 internal, 2 usage, 3 unknown command, 10 unknown app, 11 bad id, 12 no such process,
                     13 not running, 14 not a signal client, 15 already running, 20 signal timeout, 21 signal failed,

@@ -37,6 +37,7 @@ var verbose = new Option<bool>("--verbose", "-v") { Description = "Diagnostic lo
 var noRepl = new Option<bool>("--no-repl") { Description = "Do not read commands from stdin." };
 var manager = new Option<string?>("--manager") { Description = "Skywire manager (PUBKEY@host:port) whose mesh the GUI draws (default env VISCRIPT_MANAGER)." };
 var managerKey = new Option<string?>("--manager-key-file") { Description = "Key file for the topology queries: the manager's own or an --admin key (default env VISCRIPT_MANAGER_KEY_FILE)." };
+var ledgerDir = new Option<string?>("--ledger") { Description = "Skywire ledger directory (a metering manager's --ledger) whose earnings and spending per node the GUI charts, read-only (default env VISCRIPT_LEDGER)." };
 
 var hostName = new Option<string>("--name") { Description = "This host's name in a cluster (HOST:ID); agents are named by the primary's allow-list.", DefaultValueFactory = _ => "local" };
 var clusterKey = new Option<string?>("--cluster-key") { Description = "Cluster key file of a primary or agent (default ~/.viscript/cluster.key, created 0600 on first use; 'viscript key' prints its public key)." };
@@ -47,7 +48,7 @@ var primaryKey = new Option<string?>("--primary-key") { Description = "The prima
 
 var root = new RootCommand("viscript: process manager and console for Skywire. 'viscript cli --help' for the client.")
 {
-    headless, gui, config, signal, control, logs, token, tokenFile, noAuth, verbose, noRepl, manager, managerKey, topologyCommand,
+    headless, gui, config, signal, control, logs, token, tokenFile, noAuth, verbose, noRepl, manager, managerKey, ledgerDir, topologyCommand,
     hostName, clusterKey, agents, agentsAllow, join, primaryKey,
 };
 // Shown in --help; the real dispatch happens above, before parsing, so that cli arguments are passed through untouched.
@@ -106,6 +107,7 @@ root.SetAction(async (parse, _) =>
         LogLevel = parse.GetValue(verbose) ? LogLevel.Information : LogLevel.Warning,
         Manager = parse.GetValue(manager) ?? Environment.GetEnvironmentVariable("VISCRIPT_MANAGER"),
         ManagerKeyFile = parse.GetValue(managerKey) ?? Environment.GetEnvironmentVariable("VISCRIPT_MANAGER_KEY_FILE"),
+        Ledger = parse.GetValue(ledgerDir) ?? Environment.GetEnvironmentVariable("VISCRIPT_LEDGER"),
         // The daemon owns its process: orphans of the apps come back to it and are reaped (see docs/viscript.md, Processes).
         ChildSubreaper = true,
         Cluster = new ClusterOptions
@@ -206,7 +208,27 @@ static async Task<int> RunDaemonAsync(DaemonOptions options, bool headlessFlag, 
         }));
     }
 
-    var repl = new Repl(daemon, Console.In, stdout);
+    // On a terminal the REPL reads keys and keeps the input row below everything it prints (prompt "viscript> ").
+    var terminal = !noRepl && !Console.IsInputRedirected && !Console.IsOutputRedirected;
+    var repl = new Repl(daemon, Console.In, stdout, terminal ? TerminalWidth : null);
+    if (terminal)
+    {
+        var keys = new Thread(() =>
+        {
+            try
+            {
+                while (true)
+                {
+                    repl.Key(Console.ReadKey(intercept: true));
+                }
+            }
+            catch (InvalidOperationException)
+            {
+                // stdin is no longer a console.
+            }
+        }) { IsBackground = true, Name = "viscript REPL keys" };
+        keys.Start();
+    }
     using var replCts = new CancellationTokenSource();
     var events = repl.PrintEventsAsync(replCts.Token);
     foreach (var line in daemon.Supervisor.StartAutostartApps())
@@ -225,6 +247,7 @@ static async Task<int> RunDaemonAsync(DaemonOptions options, bool headlessFlag, 
     }
 
     await daemon.StopRequested;
+    repl.Close();
     repl.WriteLine("viscript: stopping apps...");
     await daemon.DisposeAsync();
     await replCts.CancelAsync();
@@ -235,6 +258,18 @@ static async Task<int> RunDaemonAsync(DaemonOptions options, bool headlessFlag, 
         r.Dispose();
     }
     return 0;
+}
+
+static int TerminalWidth()
+{
+    try
+    {
+        return Console.WindowWidth is > 0 and var w ? w : 80;
+    }
+    catch (IOException)
+    {
+        return 80;
+    }
 }
 
 static void PrintConfig(ViscriptConfig cfg)

@@ -109,6 +109,9 @@ internal sealed partial class ManagerRequestHandler(MeshController controller, M
                 var pair = Parse(payload, ControlJsonContext.Default.NodePairMessage);
                 var route = await controller.BuildRouteAsync(controller.ResolveNode(pair.A), controller.ResolveNode(pair.B), cancellationToken);
                 return Reply(caller, opcode, route, ControlJsonContext.Default.RouteResultMessage);
+            case ControlOpcode.LedgerGrant:
+                var granted = controller.Grant(caller, Parse(payload, ControlJsonContext.Default.LedgerGrantMessage));
+                return Reply(caller, opcode, granted, ControlJsonContext.Default.LedgerGrantMessage);
             default:
                 Log.ForbiddenOpcode(logger, caller, opcode);
                 throw new ControlException(ControlErrorCode.Forbidden, $"opcode 0x{opcode:x2} is not a cli call");

@@ -61,6 +61,52 @@ public sealed partial class MeshController
         Log.Unlinked(_logger, a, b);
     }
 
+    /// <summary>
+    /// Auto-link (<see cref="ManagerOptions.AutoLink"/>) for a node that registered here: an intent to every node online
+    /// now. A pair whose other end is connected to another manager is left to the manager of the pair's lower key
+    /// (<see cref="AutoLinkRemote"/>), so that each cross-manager pair is opened from one side only.
+    /// </summary>
+    private void AutoLinkLocal(PubKey key)
+    {
+        if (!_options.AutoLink)
+        {
+            return;
+        }
+
+        foreach (var other in Nodes.OnlineKeys().Where(k => k != key && (_connections.ContainsKey(k) || key.CompareTo(k) < 0)))
+        {
+            AddAutoLink(key, other);
+        }
+    }
+
+    /// <summary>
+    /// Auto-link for a node that came online at another manager (seen in the store): an intent from every node connected
+    /// here whose key is lower. Without it, two nodes that registered with different managers before either manager
+    /// had seen the other in the store (the managers started before etcd, as in samples/mesh/etcd-mesh.yaml) were
+    /// never linked: auto-link only looked at the nodes online when a node registered.
+    /// </summary>
+    private void AutoLinkRemote(PubKey remote)
+    {
+        if (!_options.AutoLink)
+        {
+            return;
+        }
+
+        foreach (var local in _connections.Keys.Where(k => k.CompareTo(remote) < 0 && Nodes.IsOnline(k)))
+        {
+            AddAutoLink(local, remote);
+        }
+    }
+
+    private void AddAutoLink(PubKey from, PubKey to)
+    {
+        var now = _time.GetUtcNow();
+        if (Intents.TryAdd(from, to, now))
+        {
+            RetryOf(Intents.Get(from, to)!).Kick(now, immediate: true);
+        }
+    }
+
     /// <summary>Makes the intents of a node that (re)registered due: at once when <paramref name="immediate"/>, else after the report grace.</summary>
     private void KickIntents(PubKey node, bool immediate)
     {

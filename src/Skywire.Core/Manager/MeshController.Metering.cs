@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Skywire.Core.Channels;
 using Skywire.Core.Metering;
 using Skywire.Protocol;
@@ -9,8 +10,35 @@ namespace Skywire.Core.Manager;
 /// <summary>Metering on live routes (docs/metering.md "Live path"): terms at setup, receipts and authorizations relayed to the ledger.</summary>
 public sealed partial class MeshController
 {
+    /// <summary>The terms each metered route (by session id) currently runs on.</summary>
+    private readonly ConcurrentDictionary<ulong, RouteTerms> _meteredTerms = new();
+
     /// <summary>The manager's metering (ledger, terms); null: routes are not metered (the default).</summary>
     public MeteringHub? Metering { get; set; }
+
+    /// <summary>
+    /// Terms for a route's new path (a re-route): the current terms end first (their reserve beyond the frozen caps goes
+    /// back to the source), then the new path's terms are agreed and opened like at setup. Null when the route is not metered.
+    /// </summary>
+    private async Task<RouteTerms?> RenewTermsAsync(RoutePlan plan, CancellationToken cancellationToken)
+    {
+        if (Metering is null)
+        {
+            return null;
+        }
+
+        EndTerms(plan.SessionId);
+        return await AgreeTermsAsync(plan, cancellationToken);
+    }
+
+    /// <summary>The route was dropped or moved off its terms: the ledger ends them (nothing when it is not metered).</summary>
+    private void EndTerms(ulong sessionId)
+    {
+        if (Metering is { } hub && _meteredTerms.TryRemove(sessionId, out var terms))
+        {
+            hub.End(terms);
+        }
+    }
 
     /// <summary>
     /// Terms for the plan, accepted by its source and opened in the ledger (funds reserved), or null when this manager
@@ -26,7 +54,9 @@ public sealed partial class MeshController
         // Sent in the signed layout with the source's signature still zero: the source fills it in by accepting.
         var offered = hub.Issue(plan.Path);
         var answer = await CallAsync(plan.From, ControlOpcode.MeterTerms, new MeterMessage { Data = Convert.ToHexStringLower((offered with { SourceSignature = new byte[MeteringWire.SignatureLength] }).Encode()) }, cancellationToken);
-        return hub.Open(answer.Data);
+        var terms = hub.Open(answer.Data);
+        _meteredTerms[plan.SessionId] = terms;
+        return terms;
     }
 
     /// <summary>Tells every node of the route its position and labels, so it meters and gates (before the source's session starts).</summary>
@@ -52,6 +82,12 @@ public sealed partial class MeshController
         var (proposal, terms, sender) = hub.Proposal(node, message.Data);
         var answer = await CallAsync(sender, ControlOpcode.MeterCountersign, new MeterMessage { Data = message.Data }, cancellationToken);
         var signed = hub.Countersigned(proposal, terms, answer.Data);
+        if (signed.Direction == MeteringDirection.Forward && signed.Hop == terms.HopCount - 1)
+        {
+            // The destination confirmed more: tell the source now, so it raises the caps before its senders reach them.
+            _ = PushDeliveredAsync(terms, hub.DeliveredForward(terms));
+        }
+
         return new MeterMessage { Data = Convert.ToHexStringLower(signed.Encode()) };
     }
 
@@ -77,6 +113,48 @@ public sealed partial class MeshController
         }
 
         return new MeterMessage { DeliveredForward = hub.DeliveredForward(terms) };
+    }
+
+    /// <summary>
+    /// The operator's grant through the running manager (<c>skywire ledger grant --manager</c>): the ledger has one
+    /// writer, so a grant while the manager runs goes through it. Only the manager's own key may grant (it pins the
+    /// ledger, as the offline command requires it): an admin key may steer routes, not create money.
+    /// </summary>
+    /// <exception cref="ControlException">Forbidden for another key, BadRequest without a ledger or for a refused grant.</exception>
+    internal LedgerGrantMessage Grant(PubKey caller, LedgerGrantMessage request)
+    {
+        var hub = Metering ?? throw new ControlException(ControlErrorCode.BadRequest, "this manager keeps no ledger (start it with --ledger DIR)");
+        if (caller != hub.Manager)
+        {
+            throw new ControlException(ControlErrorCode.Forbidden, "only the manager's own key grants funds");
+        }
+
+        if (!PubKey.TryParse(request.Node, out var node))
+        {
+            throw new ControlException(ControlErrorCode.BadRequest, "NODE is not a public key (66 hex)");
+        }
+
+        if (request.Memo is { Length: > 256 })
+        {
+            throw new ControlException(ControlErrorCode.BadRequest, "a memo is at most 256 characters");
+        }
+
+        var outcome = hub.Grant(node, request.Droplets, request.Memo);
+        return outcome.Status == LedgerStatus.Accepted
+            ? request with { Outcome = outcome.Message }
+            : throw new ControlException(ControlErrorCode.BadRequest, "grant refused: " + outcome.Message);
+    }
+
+    /// <summary>Best effort (the source also asks on its own tick): the forward bytes the destination co-signed, to the source.</summary>
+    private async Task PushDeliveredAsync(RouteTerms terms, ulong delivered)
+    {
+        try
+        {
+            await CallAsync(terms.Source, ControlOpcode.MeterCaps, new MeterMessage { TermsId = Convert.ToHexStringLower(terms.TermsId), DeliveredForward = delivered }, _stopping);
+        }
+        catch (Exception ex) when (ex is ControlException or OperationCanceledException or IOException)
+        {
+        }
     }
 
     private async Task<MeterMessage> CallAsync(PubKey node, ControlOpcode opcode, MeterMessage message, CancellationToken cancellationToken)

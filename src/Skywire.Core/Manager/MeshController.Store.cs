@@ -49,6 +49,7 @@ public sealed partial class MeshController
         var record = Nodes.Connect(key, linkAddress, _time.GetUtcNow());
         _remoteGenerations[key] = record.Generation;
         ForgetClaims(key);
+        AutoLinkRemote(key);
         RepairSoon();
     }
 

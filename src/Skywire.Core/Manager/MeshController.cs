@@ -93,18 +93,7 @@ public sealed partial class MeshController : IAsyncDisposable
         Log.NodeRegistered(_logger, key, linkAddress);
         // Its standing links are checked once its first report is in (it may have kept them through a blip).
         KickIntents(key, immediate: false);
-        if (_options.AutoLink)
-        {
-            var now = _time.GetUtcNow();
-            foreach (var other in Nodes.OnlineKeys().Where(k => k != key))
-            {
-                if (Intents.TryAdd(key, other, now))
-                {
-                    RetryOf(Intents.Get(key, other)!).Kick(now, immediate: true);
-                }
-            }
-        }
-
+        AutoLinkLocal(key);
         TendIntents();
     }
 
@@ -509,7 +498,9 @@ public sealed partial class MeshController : IAsyncDisposable
                 route.NoAlternateLogged = false;
                 try
                 {
-                    await InstallAsync(plan, cancellationToken);
+                    // A metered route gets terms, caps and receipts on its new path like on its first one.
+                    var terms = await RenewTermsAsync(plan, cancellationToken);
+                    await InstallAsync(plan, cancellationToken, terms is null ? null : ct => MeterRouteAsync(plan, terms, ct));
                     route.NeedsRepair = false;
                 }
                 catch (ControlException ex)
@@ -645,6 +636,7 @@ public sealed partial class MeshController : IAsyncDisposable
 
         var plan = route.Plan;
         ReleaseLabels(plan);
+        EndTerms(route.SessionId);
         Shared?.RouteDropped(plan);
         _ = RemoveRulesAsync(plan.RelayRules());
         if (notifyEnds)

@@ -119,7 +119,7 @@ public sealed partial class Ledger
         postings.Add((route.ReserveAccount, -debit));
         Post($"settle {route.Id} epoch {Epoch}", [.. postings]);
         Flag(route, fwd, rev, shortfall);
-        if (atMs >= terms.ExpiresMs + ReleaseGraceMs)
+        if (atMs >= Math.Min(terms.ExpiresMs, route.EndedMs ?? long.MaxValue) + ReleaseGraceMs)
         {
             Release(route);
         }
@@ -191,9 +191,44 @@ public sealed partial class Ledger
         }
 
         var left = Balance(route.ReserveAccount);
-        route.Refunded = left;
+        route.Refunded += left;
         route.Released = true;
         Post($"release {route.Id}", (route.ReserveAccount, -left), (ConsumerAccount(terms.Source), left));
+    }
+
+    private LedgerOutcome ApplyEnd(LedgerRecord record)
+    {
+        if (record.Data is null || !_byTermsId.TryGetValue(record.Data, out var route))
+        {
+            return new(LedgerStatus.Refused, "end of unknown terms");
+        }
+
+        if (route.EndedMs is not null || route.Released)
+        {
+            return new(LedgerStatus.Duplicate, $"route {route.Id} already ended");
+        }
+
+        route.EndedMs = record.AtMs;
+
+        // The most the route can still cost: every hop paid up to the frozen caps, fee included (pay only grows with flow).
+        var terms = route.Terms;
+        var earned = Settlement.Earned(terms, Enumerable.Repeat(route.CapForward, terms.HopCount).ToArray(), Enumerable.Repeat(route.CapReverse, terms.HopCount).ToArray());
+        Int128 gross = 0;
+        foreach (var e in earned)
+        {
+            gross += e;
+        }
+
+        var bound = gross + Settlement.Fee(gross, terms.FeeBps);
+        var keep = (long)Int128.Clamp(bound - route.Spent, 0, long.MaxValue);
+        var excess = Balance(route.ReserveAccount) - keep;
+        if (excess > 0)
+        {
+            route.Refunded += excess;
+            Post($"end {route.Id}", (route.ReserveAccount, -excess), (ConsumerAccount(terms.Source), excess));
+        }
+
+        return new(LedgerStatus.Accepted, $"route {route.Id} ended, {Math.Max(0, excess)} droplets back to the source");
     }
 
     private byte[] BalancesHash()

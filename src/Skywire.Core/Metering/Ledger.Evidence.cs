@@ -123,6 +123,12 @@ public sealed partial class Ledger
             return Reject(route, "authorization: " + problem, record.Data);
         }
 
+        if (route.EndedMs is not null || route.Released)
+        {
+            // Caps froze when the route ended (its reserve was cut to them): never journaled.
+            return new(LedgerStatus.Refused, $"route {route.Id} has ended; its caps no longer rise");
+        }
+
         _seen.Add(record.Data!);
         var before = route.Auths.LastOrDefault(p => p.Key <= auth.Seq).Value;
         var after = route.Auths.FirstOrDefault(p => p.Key > auth.Seq).Value;

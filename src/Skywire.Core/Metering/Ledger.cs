@@ -177,6 +177,14 @@ public sealed partial class Ledger
     public LedgerOutcome SubmitAuthorization(ReadOnlySpan<byte> auth, long atMs) =>
         Submit(new LedgerRecord { Kind = LedgerRecordKind.Auth, AtMs = atMs, Data = Convert.ToHexStringLower(auth) });
 
+    /// <summary>
+    /// The manager ended a route (closed, or re-routed onto new terms): no authorization counts after this, so what the
+    /// route can still cost is bounded by its caps; the reserve beyond that goes back to the source now, the rest at the
+    /// first close <see cref="ReleaseGraceMs"/> later (late final receipts still count until then).
+    /// </summary>
+    public LedgerOutcome EndRoute(ReadOnlySpan<byte> termsId, long atMs) =>
+        Submit(new LedgerRecord { Kind = LedgerRecordKind.End, AtMs = atMs, Data = Convert.ToHexStringLower(termsId) });
+
     /// <summary>Closes the epoch: settles every open route, releases expired ones, signs and journals the root.</summary>
     public EpochRoot CloseEpoch(KeyPair manager, long atMs)
     {
@@ -253,6 +261,7 @@ public sealed partial class Ledger
             LedgerRecordKind.Close => ApplyClose(record, signer),
             LedgerRecordKind.Export => ApplyExport(record),
             LedgerRecordKind.Paid => ApplyPaid(record),
+            LedgerRecordKind.End => ApplyEnd(record),
             _ => new LedgerOutcome(LedgerStatus.Refused, $"unknown record kind '{record.Kind}'"),
         };
         if (outcome.Status is LedgerStatus.Accepted or LedgerStatus.Disputed)

@@ -9,7 +9,7 @@ namespace Skywire.Core.Metering;
 /// </summary>
 public sealed record LedgerRecord
 {
-    /// <summary>What the line is: grant, terms, receipt, auth, close, export, paid.</summary>
+    /// <summary>What the line is: grant, terms, receipt, auth, close, export, paid, end.</summary>
     [JsonPropertyName("kind")]
     public required string Kind { get; init; }
 
@@ -25,7 +25,7 @@ public sealed record LedgerRecord
     [JsonPropertyName("droplets")]
     public long? Droplets { get; init; }
 
-    /// <summary>A signed message as lowercase hex (terms, receipt, auth).</summary>
+    /// <summary>A signed message as lowercase hex (terms, receipt, auth), or a terms id (end).</summary>
     [JsonPropertyName("data")]
     public string? Data { get; init; }
 
@@ -77,6 +77,9 @@ public static class LedgerRecordKind
 
     /// <summary>A day's payout recorded as paid.</summary>
     public const string Paid = "paid";
+
+    /// <summary>The manager ended a route (closed or re-routed): its caps freeze, the reserve beyond them goes back now.</summary>
+    public const string End = "end";
 }
 
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, WriteIndented = false)]

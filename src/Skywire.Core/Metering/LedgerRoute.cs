@@ -47,11 +47,14 @@ public sealed class LedgerRoute
     /// <summary>Fee paid so far.</summary>
     public long FeePaid { get; internal set; }
 
-    /// <summary>Droplets returned to the source at release.</summary>
+    /// <summary>Droplets returned to the source (beyond the frozen caps when the route ended, the rest at release).</summary>
     public long Refunded { get; internal set; }
 
     /// <summary>True once the reservation was released (no receipt counts after that).</summary>
     public bool Released { get; internal set; }
+
+    /// <summary>When the manager ended the route (closed or re-routed), Unix ms; null while it runs. Caps are frozen from then.</summary>
+    public long? EndedMs { get; internal set; }
 
     /// <summary>Latest forward and reverse caps the source authorized (0 = none yet).</summary>
     public ulong AuthForward { get; internal set; }

@@ -208,14 +208,17 @@ internal sealed partial class MeteringAgent
                 (capForward, capReverse, delivered) = (_capForward, _capReverse, _deliveredForward);
             }
 
-            // Raised once a quarter of the window is used: the next figure from the destination has time to arrive.
-            if (sent + window * 3 / 4 < capForward && received + window * 3 / 4 < capReverse)
+            // Raised ahead of need: as soon as the delivered figures (pushed by the manager as the destination's receipts
+            // post, or asked for here) allow a step of a quarter window, and on every tick once a quarter of the window
+            // is used; so an honest, funded stream does not reach its cap while the next figure is on its way.
+            var newForward = Math.Max(capForward, delivered + window);
+            var newReverse = Math.Max(capReverse, received + window);
+            var step = newForward >= capForward + window / 4 || newReverse >= capReverse + window / 4;
+            if (!step && sent + window * 3 / 4 < capForward && received + window * 3 / 4 < capReverse)
             {
                 return;
             }
 
-            var newForward = Math.Max(capForward, delivered + window);
-            var newReverse = Math.Max(capReverse, received + window);
             MeterMessage answer;
             if (newForward > capForward || newReverse > capReverse)
             {
@@ -243,6 +246,15 @@ internal sealed partial class MeteringAgent
             lock (_sync)
             {
                 _deliveredForward = Math.Max(_deliveredForward, answer.DeliveredForward ?? 0);
+            }
+        }
+
+        /// <summary>As the source: forward bytes the destination co-signed, pushed by the manager.</summary>
+        public void Delivered(ulong bytes)
+        {
+            lock (_sync)
+            {
+                _deliveredForward = Math.Max(_deliveredForward, bytes);
             }
         }
 

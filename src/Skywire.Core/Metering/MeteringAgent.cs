@@ -36,6 +36,7 @@ internal sealed partial class MeteringAgent : IAsyncDisposable
     private readonly CancellationTokenSource _cts = new();
     private readonly Lock _startLock = new();
     private Task? _loop;
+    private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public MeteringAgent(KeyPair key, PubKey manager, RuleTable rules, NodeMeteringOptions options, TimeProvider time, ILogger logger, ManagerCall call)
     {
@@ -139,6 +140,18 @@ internal sealed partial class MeteringAgent : IAsyncDisposable
     /// <summary>The source's latest authorization (the manager forwards it): raise the caps the forwarder gates on.</summary>
     internal MeterMessage RaiseCaps(MeterMessage message)
     {
+        if (message.Data is null && message.DeliveredForward is { } delivered)
+        {
+            // As the source: the destination confirmed more forward bytes; authorize now rather than at the next tick.
+            if (_routes.TryGetValue(message.TermsId ?? "", out var source) && source.Position == 0)
+            {
+                source.Delivered(delivered);
+                Wake();
+            }
+
+            return new MeterMessage();
+        }
+
         var auth = Decode<SpendAuthorization>(message.Data, SpendAuthorization.TryDecode);
         if (!_routes.TryGetValue(Convert.ToHexStringLower(auth.TermsId), out var route))
         {
@@ -175,6 +188,9 @@ internal sealed partial class MeteringAgent : IAsyncDisposable
 
     private delegate bool TryDecoder<T>(ReadOnlySpan<byte> data, out T? value, out string? error);
 
+    /// <summary>Runs the next tick now (a pushed figure made an authorization due).</summary>
+    private void Wake() => Volatile.Read(ref _wake).TrySetResult();
+
     private void StartLoop()
     {
         lock (_startLock)
@@ -187,13 +203,16 @@ internal sealed partial class MeteringAgent : IAsyncDisposable
     {
         while (!_cts.IsCancellationRequested)
         {
-            try
-            {
-                await Task.Delay(_options.Tick, _time, _cts.Token);
-            }
-            catch (OperationCanceledException)
+            var wake = Volatile.Read(ref _wake).Task;
+            await Task.WhenAny(Task.Delay(_options.Tick, _time, _cts.Token), wake);
+            if (_cts.IsCancellationRequested)
             {
                 return;
+            }
+
+            if (wake.IsCompleted)
+            {
+                Volatile.Write(ref _wake, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
             }
 
             foreach (var route in _routes.Values)

@@ -71,6 +71,9 @@ public sealed partial class MeteringHub : IAsyncDisposable
     /// <summary>The settings.</summary>
     public ManagerMeteringOptions Options => _options;
 
+    /// <summary>The key that writes (and pins) this ledger.</summary>
+    public PubKey Manager => _key.Public;
+
     /// <summary>Starts closing an epoch every <see cref="ManagerMeteringOptions.EpochInterval"/>.</summary>
     public void Start() => _epochs ??= Task.Run(EpochLoopAsync);
 
@@ -141,6 +144,23 @@ public sealed partial class MeteringHub : IAsyncDisposable
         }
 
         return terms;
+    }
+
+    /// <summary>
+    /// The manager no longer uses the route (closed, or re-routed onto new terms): its caps freeze and the reserve beyond
+    /// them goes back to the source now (so a re-route can reserve again); late final receipts still count.
+    /// </summary>
+    public void End(RouteTerms terms)
+    {
+        ArgumentNullException.ThrowIfNull(terms);
+        lock (_sync)
+        {
+            var outcome = _ledger.EndRoute(terms.TermsId, Now());
+            if (outcome.Status == LedgerStatus.Accepted)
+            {
+                Log.RouteEnded(_logger, outcome.Message);
+            }
+        }
     }
 
     /// <summary>
@@ -340,6 +360,9 @@ public sealed partial class MeteringHub : IAsyncDisposable
 
         [LoggerMessage(EventId = 4524, Level = LogLevel.Information, Message = "Ledger epoch {Epoch} closed, root {Root}")]
         public static partial void EpochClosed(ILogger logger, long epoch, string root);
+
+        [LoggerMessage(EventId = 4526, Level = LogLevel.Information, Message = "Metered route ended: {Outcome}")]
+        public static partial void RouteEnded(ILogger logger, string outcome);
 
         [LoggerMessage(EventId = 4525, Level = LogLevel.Error, Message = "Ledger epoch close failed: {Reason}")]
         public static partial void EpochFailed(ILogger logger, string reason);

@@ -56,10 +56,13 @@ public sealed record ManagerMeteringOptions
     public ushort FeeBps { get; init; } = 100;
 
     /// <summary>
-    /// Bytes per direction the source authorizes with the terms and keeps ahead with authorizations (default 64 MiB:
-    /// at a few hundred MB/s the window must outlast a receipt's round trip through the manager, or the route stalls).
+    /// Bytes per direction the source authorizes with the terms and keeps ahead with authorizations (default 256 MiB:
+    /// the window must outlast the metering loop — the destination's receipt through the manager, the source's next
+    /// authorization back to the relays — at the route's rate, or the source's sends stop at the cap; at 100 MB/s and a
+    /// loop of about a second under load, 64 MiB stalled a route measurably, docs/benchmarks.md "Metering on vs off").
+    /// One window at the default prices (1 SKY/GiB per position) is about 1.5 SKY over 3 hops: the source's exposure.
     /// </summary>
-    public ulong WindowBytes { get; init; } = 64 * 1024 * 1024;
+    public ulong WindowBytes { get; init; } = 256 * 1024 * 1024;
 
     /// <summary>The most a route may cost its source (droplets; default 100 SKY); the ledger reserves up to this.</summary>
     public ulong MaxSpend { get; init; } = 100_000_000;

@@ -33,6 +33,7 @@ internal sealed partial class NodeApps : IAppHost, IAsyncDisposable
     private readonly SemaphoreSlim _dialGate = new(1, 1);
     private readonly ConditionalWeakTable<MuxStream, MeshSession> _streamSessions = new();
     private readonly Func<NodeInfoMessage> _nodeInfo;
+    private readonly RelayHandovers _handovers;
 
     /// <param name="nodeKey">The node's key.</param>
     /// <param name="token">The app token.</param>
@@ -56,6 +57,7 @@ internal sealed partial class NodeApps : IAppHost, IAsyncDisposable
         _messenger = messenger;
         _logger = loggerFactory.CreateLogger<NodeHost>();
         _stopping = stopping;
+        _handovers = new RelayHandovers(options, sessions, direct, _logger, stopping);
         _server = new AppApiServer(this, options.AppsListen, token, loggerFactory.CreateLogger<AppApiServer>(), options.AppConnections);
     }
 
@@ -73,6 +75,9 @@ internal sealed partial class NodeApps : IAppHost, IAsyncDisposable
 
     /// <summary>Binds the app API and starts accepting.</summary>
     public void Start() => _server.Start();
+
+    /// <summary>Relayed cross-cluster streams moved to a direct link since the start (either end).</summary>
+    public long StreamsMovedToDirect => _handovers.Moved;
 
     /// <summary>Whether an app of this name is connected and accepting streams here.</summary>
     public bool HasApp(string name) => _server.RegisteredApps().Contains(name);
@@ -103,7 +108,7 @@ internal sealed partial class NodeApps : IAppHost, IAsyncDisposable
         timeout.CancelAfter(_options.DialTimeout);
         try
         {
-            var open = JsonSerializer.SerializeToUtf8Bytes(new StreamOpenMessage { App = app, From = from }, AppApiJsonContext.Default.StreamOpenMessage);
+            var open = new StreamOpenMessage { App = app, From = from };
             MeshSession session;
             try
             {
@@ -115,13 +120,13 @@ internal sealed partial class NodeApps : IAppHost, IAsyncDisposable
                 // brokered by the messenger if one comes up in time, else the messenger relays.
                 if (await _direct.TryDirectSessionAsync(peer, app, timeout.Token) is { } direct)
                 {
-                    return Track(await direct.Mux.OpenStreamAsync(open, timeout.Token), direct);
+                    return Track(await direct.Mux.OpenStreamAsync(Serialize(open), timeout.Token), direct);
                 }
 
                 return await DialThroughMessengerAsync(peer, app, open, ex, timeout.Token);
             }
 
-            return Track(await session.Mux.OpenStreamAsync(open, timeout.Token), session);
+            return Track(await session.Mux.OpenStreamAsync(Serialize(open), timeout.Token), session);
         }
         catch (MuxException ex) when (ex.Error == MuxError.Refused)
         {
@@ -141,11 +146,21 @@ internal sealed partial class NodeApps : IAppHost, IAsyncDisposable
         }
     }
 
-    private async Task<DuplexStream> DialThroughMessengerAsync(PubKey peer, string app, byte[] open, AppApiException meshError, CancellationToken cancellationToken)
+    private static byte[] Serialize(StreamOpenMessage open) => JsonSerializer.SerializeToUtf8Bytes(open, AppApiJsonContext.Default.StreamOpenMessage);
+
+    private async Task<DuplexStream> DialThroughMessengerAsync(PubKey peer, string app, StreamOpenMessage open, AppApiException meshError, CancellationToken cancellationToken)
     {
         try
         {
-            return await _messenger!.OpenStreamAsync(peer, open, cancellationToken);
+            if (!_handovers.Enabled)
+            {
+                return await _messenger!.OpenStreamAsync(peer, Serialize(open), cancellationToken);
+            }
+
+            // The relayed stream carries a secret token, so that it can move to a direct link when one comes up.
+            var token = RelayHandovers.NewToken();
+            var relay = await _messenger!.OpenStreamAsync(peer, Serialize(open with { Handover = token }), cancellationToken);
+            return _handovers.Dialled(peer, app, relay, token);
         }
         catch (MessengerException ex) when (ex.Code == Protocol.Messenger.MessengerErrorCode.Refused)
         {
@@ -190,6 +205,11 @@ internal sealed partial class NodeApps : IAppHost, IAsyncDisposable
     public bool DeliverMesh(MeshSession session, MuxStream stream)
     {
         var open = ParseOpen(stream.OpenData);
+        if (open is { App: "", Handover: not null })
+        {
+            return _handovers.TryAcceptDirect(session, stream, open);
+        }
+
         Track(stream, session);
         if (open is null || !_server.TryDeliver(open.App, new IncomingStream(stream, session.Peer.ToString(), open.From)))
         {
@@ -214,8 +234,26 @@ internal sealed partial class NodeApps : IAppHost, IAsyncDisposable
     }
 
     /// <summary>A stream another cluster's node opened to us through the messenger: same open data as a mesh stream.</summary>
-    public bool DeliverFromMessenger(MessengerStream stream) =>
-        ParseOpen(stream.OpenData) is { } open && _server.TryDeliver(open.App, new IncomingStream(stream, stream.RemoteKey.ToString(), open.From));
+    public bool DeliverFromMessenger(MessengerStream stream)
+    {
+        if (ParseOpen(stream.OpenData) is not { } open)
+        {
+            return false;
+        }
+
+        var incoming = _handovers.Accepted(stream, open);
+        if (_server.TryDeliver(open.App, new IncomingStream(incoming, stream.RemoteKey.ToString(), open.From)))
+        {
+            return true;
+        }
+
+        if (incoming is HandoverStream handover)
+        {
+            handover.Abort();
+        }
+
+        return false;
+    }
 
     /// <summary>Whether the open data of a stream arriving through the messenger names an app here (before it is answered).</summary>
     public bool AcceptsFromMessenger(ReadOnlyMemory<byte> openData) => ParseOpen(openData) is { } open && HasApp(open.App);

@@ -102,6 +102,9 @@ public sealed partial class NodeHost : IAsyncDisposable
     /// <summary>Direct sessions to other clusters' nodes that were established (both roles) since the start.</summary>
     public long DirectSessionsEstablished => _direct.SessionsEstablished;
 
+    /// <summary>Relayed cross-cluster streams moved to a direct link since the start (counted at both ends).</summary>
+    public long StreamsMovedToDirect => _apps.StreamsMovedToDirect;
+
     /// <summary>Counters summed over the datagram flows of every session (docs/protocol.md §6.3).</summary>
     public DatagramFlowStatistics FlowStatistics => _sessions.FlowStatistics;
 

@@ -82,6 +82,16 @@ public sealed record NodeOptions
     /// </summary>
     public TimeSpan DirectLinkTimeout { get; init; } = TimeSpan.FromSeconds(3);
 
+    /// <summary>
+    /// How soon after a dial fell back to the messenger's relay this node tries a direct link again, to move the
+    /// relayed streams onto it (docs/messenger.md "Relayed streams move to a direct link"); each failed try doubles the
+    /// wait, up to <see cref="RelayUpgradeMaxInterval"/>, with ±20 % jitter. Zero: relayed streams stay relayed.
+    /// </summary>
+    public TimeSpan RelayUpgradeInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Longest wait between two tries of <see cref="RelayUpgradeInterval"/>.</summary>
+    public TimeSpan RelayUpgradeMaxInterval { get; init; } = TimeSpan.FromMinutes(2);
+
     /// <summary>What this node accepts as a metered route's source, and where it journals metering (docs/metering.md "Live path").</summary>
     public Metering.NodeMeteringOptions Metering { get; init; } = Skywire.Core.Metering.NodeMeteringOptions.Default;
 

@@ -119,6 +119,15 @@ public sealed record StreamOpenMessage
 {
     public string App { get; init; } = "";
     public string? From { get; init; }
+
+    /// <summary>
+    /// On a relayed messenger stream: the dialler's handover token (it may move the stream to a direct link later).
+    /// On a direct mux stream with an empty <see cref="App"/>: the relayed stream this one continues (docs/protocol.md §8.6).
+    /// </summary>
+    public string? Handover { get; init; }
+
+    /// <summary>With <see cref="Handover"/> on a direct stream: bytes the dialler wrote to the relay before it moved.</summary>
+    public long? Sent { get; init; }
 }
 
 /// <summary>Failure answer.</summary>

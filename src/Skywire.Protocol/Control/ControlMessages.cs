@@ -317,10 +317,26 @@ public sealed record MeterMessage
     public uint? ForwardOut { get; init; }
     /// <summary>MeterRoute: the label this node sends reverse traffic on (0 at the source).</summary>
     public uint? ReverseOut { get; init; }
-    /// <summary>MeterAuth answer: forward bytes the last hop's receiver confirmed (co-signed) so far.</summary>
+    /// <summary>
+    /// MeterAuth answer, or MeterCaps to the source without <see cref="Data"/> (pushed when the destination's receipt is
+    /// posted): forward bytes the last hop's receiver confirmed (co-signed) so far.
+    /// </summary>
     public ulong? DeliveredForward { get; init; }
-    /// <summary>MeterAuth: the terms id (hex) of a status query without an authorization.</summary>
+    /// <summary>MeterAuth: the terms id (hex) of a status query without an authorization; MeterCaps: of a pushed delivered figure.</summary>
     public string? TermsId { get; init; }
+}
+
+/// <summary>Cli to manager (<see cref="ControlOpcode.LedgerGrant"/>): credit a node; the answer carries the ledger's outcome.</summary>
+public sealed record LedgerGrantMessage
+{
+    /// <summary>The consumer node's key (66 hex).</summary>
+    public string Node { get; init; } = "";
+    /// <summary>Droplets (1 SKY = 10^6), positive.</summary>
+    public long Droplets { get; init; }
+    /// <summary>Why (kept in the journal).</summary>
+    public string? Memo { get; init; }
+    /// <summary>Answer: what the ledger did.</summary>
+    public string? Outcome { get; init; }
 }
 
 /// <summary>Source-generated JSON for every control payload (AOT-safe, no reflection).</summary>
@@ -350,6 +366,7 @@ public sealed record MeterMessage
 [JsonSerializable(typeof(ListRequestMessage))]
 [JsonSerializable(typeof(SessionReportMessage))]
 [JsonSerializable(typeof(MeterMessage))]
+[JsonSerializable(typeof(LedgerGrantMessage))]
 public sealed partial class ControlJsonContext : JsonSerializerContext;
 
 /// <summary>Constants of the control protocol.</summary>

@@ -66,6 +66,8 @@ public enum ControlOpcode : byte
     BuildRoute = 0x35,
     /// <summary>Cli to manager: withdraw the standing link intent between nodes A and B and close the link.</summary>
     UnlinkNodes = 0x36,
+    /// <summary>Cli to manager: credit a consumer's balance in the manager's ledger (only with the manager's own key; docs/metering.md).</summary>
+    LedgerGrant = 0x37,
 
     /// <summary>Failure answer to any request (always a response: high bit set).</summary>
     Error = 0xFF,

@@ -17,10 +17,11 @@ internal static class DemoCommand
         var metering = new Option<bool>("--metering") { Description = "Meter the routes: the manager keeps a ledger in DIR/ledger (node A is granted 100 SKY and pays, relays and the exit earn); `skywire ledger balances DIR/ledger` shows it." };
         var vpn = new Option<bool>("--vpn") { Description = "Add the VPN (needs root): vpn-server beside the last node, vpn-client beside the first with its tunnel in a network namespace the demo makes; ping and fetch a page through the tunnel across the chain." };
         var viscript = new Option<string?>("--viscript") { Description = "viscript.dll or executable to run (default: beside skywire, or env SKYWIRE_VISCRIPT)." };
-        var command = new Command("demo", "Run a local mesh under a headless viscript: messenger, manager, a chain of nodes, a SOCKS pair; print a summary and run until Ctrl+C.")
+        var command = new Command("demo", "Run a local mesh under viscript: messenger, manager, a chain of nodes, a SOCKS pair; print a summary with the GUI's address and run until Ctrl+C (--check: headless, verify, stop).")
         {
             check, dir, nodes, socksPort, timeout, viscript, metering, vpn,
         };
+        command.Subcommands.Add(CreateTopology());
         command.Validators.Add(result =>
         {
             if (result.GetValue(nodes) is var n && n != 0 && n is < 3 or > 26)
@@ -79,6 +80,18 @@ internal static class DemoCommand
                 registrations.ForEach(r => r.Dispose());
             }
         });
+        return command;
+    }
+
+    private static Command CreateTopology()
+    {
+        var dir = new Option<string>("--dir") { Description = "The demo's folder.", Required = true };
+        var interval = new Option<double>("--interval") { Description = "Seconds between documents.", DefaultValueFactory = _ => 2 };
+        var command = new Command("topology", "The demo's mesh as topology JSON lines for viscript's GUI: waits for DIR/manager.address, then runs 'cli ... topology --json --watch' with DIR/keys/operator.json.")
+        {
+            dir, interval,
+        };
+        command.SetAction((parse, cancellationToken) => DemoTopology.RunAsync(Path.GetFullPath(parse.GetValue(dir)!), parse.GetValue(interval), Console.Out, cancellationToken));
         return command;
     }
 }

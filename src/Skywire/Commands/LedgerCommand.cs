@@ -1,10 +1,15 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.Logging.Abstractions;
+using Skywire.Core.Channels;
+using Skywire.Core.Control;
 using Skywire.Core.Crypto;
 using Skywire.Core.Metering;
 using Skywire.Protocol;
+using Skywire.Protocol.Control;
 using Skywire.Protocol.Metering;
 
 namespace Skywire.Commands;
@@ -23,6 +28,7 @@ internal static class LedgerCommand
         command.Subcommands.Add(Read("balances", "Balances per account (consumer, provider, reserve, fee, payout).", Balances));
         command.Subcommands.Add(Read("routes", "Metered routes: terms, reservation, co-signed bytes per hop, paid, status.", Routes));
         command.Subcommands.Add(Read("disputes", "Disputes found by the rules D1-D8, with who is named and the evidence count.", Disputes));
+        command.Subcommands.Add(Read("epochs", "Earned (as a provider) and spent (as a source) per node and closed epoch, with the close time (the viscript GUI's chart).", Epochs));
         command.Subcommands.Add(Verify());
         command.Subcommands.Add(Grant());
         command.Subcommands.Add(Submit());
@@ -135,10 +141,60 @@ internal static class LedgerCommand
         var node = new Argument<string>("NODE") { Description = "Consumer node key (hex)." };
         var droplets = new Argument<long>("DROPLETS") { Description = "Amount in droplets (1 SKY = 1000000)." };
         var memo = new Option<string>("--memo") { Description = "Why (kept in the journal)." };
-        return Write("grant", "Credit a consumer's balance (the operator's top-up).", [node, droplets, memo], (ledger, _, parse, now) =>
+        var manager = new Option<string?>("--manager") { Description = "host:port of the manager running on this ledger: grant through it (it is the ledger's one writer), authenticated by --key." };
+        var command = Write("grant", "Credit a consumer's balance (the operator's top-up). While the manager runs, add --manager host:port.", [node, droplets, memo, manager], (ledger, _, parse, now) =>
             PubKey.TryParse(parse.GetValue(node), out var key)
                 ? ledger.Grant(key, parse.GetValue(droplets), now, parse.GetValue(memo))
                 : new LedgerOutcome(LedgerStatus.Refused, "NODE is not a public key (66 hex)"));
+        var offline = (SynchronousCommandLineAction)command.Action!;
+        command.SetAction((parse, ct) => parse.GetValue(manager) is { } address
+            ? GrantThroughManagerAsync(parse, address, node, droplets, memo, ct)
+            : Task.FromResult(offline.Invoke(parse)));
+        return command;
+    }
+
+    /// <summary>
+    /// A grant while the manager runs: sent over its control channel (Noise, authenticated by the manager's own key,
+    /// which the connection also pins), applied and journaled by the manager; DIR must be the ledger that key writes.
+    /// </summary>
+    private static async Task<int> GrantThroughManagerAsync(ParseResult parse, string address, Argument<string> node, Argument<long> droplets, Option<string> memo, CancellationToken cancellationToken)
+    {
+        using var key = Common.LoadKey(parse.GetValue<string>("--key")!);
+        if (key is null)
+        {
+            return Common.Failure;
+        }
+
+        var pub = Path.Combine(parse.GetValue<string>("DIR")!, ManagerFile);
+        if (File.Exists(pub) && (!PubKey.TryParse(File.ReadAllText(pub).Trim(), out var owner) || owner != key.Public))
+        {
+            Console.Error.WriteLine($"error: {pub} names another manager; this ledger is not yours to write");
+            return Common.Forbidden;
+        }
+
+        var at = Common.ParseManager(address, address.Contains('@', StringComparison.Ordinal) ? null : key.Public.ToString());
+        if (at is null)
+        {
+            return Common.Usage;
+        }
+
+        try
+        {
+            var (connection, _) = await ControlClient.ConnectAsync(at, key, "cli", null,
+                (_, _, _) => throw new ControlException(ControlErrorCode.Forbidden, "the cli serves no requests"), NullLogger.Instance, TimeSpan.FromSeconds(10), cancellationToken);
+            await using (connection)
+            {
+                var request = new LedgerGrantMessage { Node = parse.GetValue(node)!, Droplets = parse.GetValue(droplets), Memo = parse.GetValue(memo) };
+                var answer = await connection.RequestAsync((byte)ControlOpcode.LedgerGrant, request, ControlJsonContext.Default.LedgerGrantMessage, ControlJsonContext.Default.LedgerGrantMessage, cancellationToken);
+                Console.WriteLine(answer.Outcome);
+                return Common.Ok;
+            }
+        }
+        catch (ControlException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return Common.ExitCode(ex.Code);
+        }
     }
 
     private static Command Submit()
@@ -245,7 +301,10 @@ internal static class LedgerCommand
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or LedgerVerificationException)
             {
-                Console.Error.WriteLine($"error: {ex.Message}");
+                var running = ex is IOException && ex.Message.Contains("journal.lock", StringComparison.Ordinal)
+                    ? " (a manager is writing this ledger: stop it first; a grant can go through it with --manager host:port)"
+                    : "";
+                Console.Error.WriteLine($"error: {ex.Message}{running}");
                 return Common.Failure;
             }
         });
@@ -289,6 +348,47 @@ internal static class LedgerCommand
             error = ex.Message;
             return null;
         }
+    }
+
+    private static void Epochs(Ledger ledger, bool json)
+    {
+        var epochs = LedgerEarnings.PerEpoch(ledger);
+        if (json)
+        {
+            WriteJson(w =>
+            {
+                w.WriteString("manager", ledger.Manager.ToString());
+                w.WriteStartArray("epochs");
+                foreach (var epoch in epochs)
+                {
+                    w.WriteStartObject();
+                    w.WriteNumber("epoch", epoch.Epoch);
+                    w.WriteNumber("closedAtMs", epoch.ClosedAtMs);
+                    w.WriteStartArray("nodes");
+                    foreach (var n in epoch.Nodes)
+                    {
+                        w.WriteStartObject();
+                        w.WriteString("node", n.Node.ToString());
+                        w.WriteNumber("earned", n.Earned);
+                        w.WriteNumber("spent", n.Spent);
+                        w.WriteEndObject();
+                    }
+
+                    w.WriteEndArray();
+                    w.WriteEndObject();
+                }
+
+                w.WriteEndArray();
+            });
+            return;
+        }
+
+        Common.Table(["EPOCH", "CLOSED (UTC)", "NODE", "EARNED", "SPENT"], epochs.SelectMany(e => e.Nodes.Select(n => (IReadOnlyList<string>)
+        [
+            e.Epoch.ToString(CultureInfo.InvariantCulture),
+            DateTimeOffset.FromUnixTimeMilliseconds(e.ClosedAtMs).UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture),
+            n.Node.ToString(), n.Earned.ToString(CultureInfo.InvariantCulture), n.Spent.ToString(CultureInfo.InvariantCulture),
+        ])));
     }
 
     private static void Balances(Ledger ledger, bool json)

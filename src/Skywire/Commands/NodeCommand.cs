@@ -25,7 +25,8 @@ internal static class NodeCommand
         var maxLinks = new Option<int>("--max-links") { Description = "Most links the node keeps; strangers' idle or unconfirmed links are evicted beyond it, links it opened or that carry routes never are.", DefaultValueFactory = _ => DataPlaneOptions.Default.MaxLinks };
         var directTimeout = new Option<int>("--direct-timeout") { Description = "Milliseconds a dial to another cluster's node tries a direct link brokered by the messenger before relaying through it (0: always relay, refuse offers).", DefaultValueFactory = _ => 3000 };
         var metrics = MetricsOption.Create();
-        var command = new Command("node", "Run a node: registers with the manager, opens links, forwards, serves the app API.") { manager, managerKey, listen, advertise, apps, tokenFile, keyFile, messenger, messengerKey, noOffload, maxLinks, directTimeout, metrics };
+        var relayUpgrade = new Option<int>("--relay-upgrade") { Description = "Seconds after a dial fell back to the messenger's relay before a direct link is tried again, to move the relayed streams onto it; doubles per failed try up to 120 (0: relayed streams stay relayed).", DefaultValueFactory = _ => 10 };
+        var command = new Command("node", "Run a node: registers with the manager, opens links, forwards, serves the app API.") { manager, managerKey, listen, advertise, apps, tokenFile, keyFile, messenger, messengerKey, noOffload, maxLinks, directTimeout, relayUpgrade, metrics };
         var metering = new MeteringOptionsCli.Node();
         metering.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
@@ -60,6 +61,13 @@ internal static class NodeCommand
                 return Common.Usage;
             }
 
+            var upgrade = parse.GetValue(relayUpgrade);
+            if (upgrade is < 0 or > 3600)
+            {
+                Console.Error.WriteLine($"error: --relay-upgrade must be 0..3600 seconds, not {upgrade}");
+                return Common.Usage;
+            }
+
             var linkCap = parse.GetValue(maxLinks);
             if (linkCap < 1)
             {
@@ -88,7 +96,8 @@ internal static class NodeCommand
 
             using var logging = Common.Logging();
             var options = new NodeOptions { Manager = address, AlternateManagers = [.. managerList.Skip(1).Select(m => m!)], LinkListen = linkEndPoint, AppsListen = appsEndPoint, AppTokenFile = parse.GetValue(tokenFile), Messenger = viaMessenger, AdvertisedLinkAddress = advertised,
-                DirectLinkTimeout = TimeSpan.FromMilliseconds(direct), Metering = metering.Get(parse, parse.GetValue(keyFile)!) };
+                DirectLinkTimeout = TimeSpan.FromMilliseconds(direct), RelayUpgradeInterval = TimeSpan.FromSeconds(upgrade),
+                RelayUpgradeMaxInterval = TimeSpan.FromSeconds(Math.Max(upgrade, 120)), Metering = metering.Get(parse, parse.GetValue(keyFile)!) };
             options = options with { DataPlane = options.DataPlane with { MaxLinks = linkCap } };
             if (parse.GetValue(noOffload))
             {

@@ -34,6 +34,9 @@ internal sealed class DemoProgress
         _steps = steps;
     }
 
+    /// <summary>True when the output is a terminal (a spinner, and the GUI's sign-in link in the summary).</summary>
+    public bool Interactive => _interactive;
+
     /// <summary>Name of the step running or last run.</summary>
     public string Current { get; private set; } = "";
 

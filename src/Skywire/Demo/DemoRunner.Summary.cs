@@ -20,6 +20,12 @@ internal sealed partial class DemoRunner
         o.WriteLine();
         o.WriteLine($"Skywire demo is up ({_progress.Elapsed:0.0} s). Every component is a viscript app (viscript pid {_viscript.Pid}, control {_viscript.ControlUrl}).");
         o.WriteLine();
+        // The sign-in link holds the control token (in the #fragment, never sent to a server): printed on a terminal,
+        // where the user who owns the token file reads it; redirected output (often a log file) gets the command instead.
+        o.WriteLine(_progress.Interactive
+            ? $"GUI: open {_viscript.GuiSignInUrl} (apps, terminals, charts, and this mesh's topology from the demo's manager)"
+            : $"GUI: {_viscript.ControlUrl} (apps, terminals, charts, and this mesh's topology); sign-in link: {viscriptCli} --gui-url");
+        o.WriteLine();
         o.WriteLine("Apps (viscript sequence ids):");
         Table(o, ["ID", "APP", "PID", "ROLE"], _components.OrderBy(c => c.Id).Select(c => (IReadOnlyList<string>)
             [c.Id.ToString(CultureInfo.InvariantCulture), c.App, c.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-", c.Role]));
@@ -53,6 +59,8 @@ internal sealed partial class DemoRunner
         o.WriteLine($"  {viscriptCli} la");
         o.WriteLine($"  {skywire} cli --manager {_managerKey}@{_managerEndPoint} --key {Absolute(Path.Combine(_dir, "keys", "operator.json"))} routes");
         o.WriteLine($"  {skywire} chat --messenger {_messengerKey}@{_messengerEndPoint} --key {Absolute(Path.Combine(_dir, "keys", "you.json"))} send {ChatKey()} hi");
+        o.WriteLine($"  {skywire} chat --messenger {_messengerKey}@{_messengerEndPoint} --key {Absolute(Path.Combine(_dir, "keys", "you.json"))} web --listen 127.0.0.1:0");
+        o.WriteLine("    (Sky-Messenger in the browser: prints a link to open; add the chat listener's key above as a contact)");
         o.WriteLine($"  logs: {Absolute(_logs)}");
         o.WriteLine();
         o.WriteLine("Press Ctrl+C to stop everything.");

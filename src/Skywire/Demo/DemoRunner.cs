@@ -137,7 +137,7 @@ internal sealed partial class DemoRunner : IAsyncDisposable
     private async Task BringUpAsync(CancellationToken cancellationToken)
     {
         await _progress.StepAsync("prepare keys and viscript config", _ => Task.FromResult(Prepare()), cancellationToken);
-        await _progress.StepAsync("start viscript (headless)", StartViscriptAsync, cancellationToken);
+        await _progress.StepAsync(_options.Check ? "start viscript (headless)" : "start viscript (with its GUI)", StartViscriptAsync, cancellationToken);
         await _progress.StepAsync("start messenger", StartMessengerAsync, cancellationToken);
         await _progress.StepAsync("start manager", StartManagerAsync, cancellationToken);
         await _progress.StepAsync($"start {_options.Nodes} nodes", StartNodesAsync, cancellationToken);
@@ -191,6 +191,7 @@ internal sealed partial class DemoRunner : IAsyncDisposable
         }
 
         Directory.CreateDirectory(_logs);
+        DemoTopology.ClearAddress(_dir);
         var keys = Path.Combine(_dir, "keys");
         using (var manager = KeyFile.LoadOrCreate(Path.Combine(keys, "manager.json")))
         {
@@ -238,9 +239,18 @@ internal sealed partial class DemoRunner : IAsyncDisposable
 
     // ---- step 2: viscript ----
 
+    /// <summary>One word for viscript's command-line splitter (single quotes; a quote inside is closed, double-quoted, reopened).</summary>
+    private static string QuoteForViscript(string word) => "'" + word.Replace("'", "'\"'\"'", StringComparison.Ordinal) + "'";
+
     private async Task<string> StartViscriptAsync(CancellationToken cancellationToken)
     {
-        _viscript = await ViscriptChild.StartAsync(_viscriptPath, Path.Combine(_dir, "viscript.yaml"), _logs, Path.Combine(_logs, "viscript.log"),
+        // Interactive: the GUI, its topology view fed by `skywire demo topology`, which waits for the manager (started
+        // later, on a port the OS picks). --check stays headless: nobody looks at a page there.
+        var (skywire, prefix) = SkywireCommand();
+        IReadOnlyList<string> mode = _options.Check
+            ? ["--headless"]
+            : ["--gui", "--topology-command", string.Join(' ', ((string[])[skywire, .. prefix, "demo", "topology", "--dir", _dir]).Select(QuoteForViscript))];
+        _viscript = await ViscriptChild.StartAsync(_viscriptPath, mode, Path.Combine(_dir, "viscript.yaml"), _logs, Path.Combine(_logs, "viscript.log"),
             _options.StepTimeout, cancellationToken);
         return $"pid {_viscript.Pid}, control {_viscript.ControlUrl}";
     }
@@ -272,6 +282,7 @@ internal sealed partial class DemoRunner : IAsyncDisposable
             ["--listen", "127.0.0.1:0", "--key", Path.Combine(_dir, "keys", "manager.json"), "--admin", _operator!.Public.ToString(), "--rule-ttl", "60", .. MeteringArgs()], cancellationToken);
         var match = await Bounded(ct => _viscript!.WaitForLineAsync(id, ManagerReady(), ct), "the manager to listen", cancellationToken);
         _managerEndPoint = IPEndPoint.Parse(match.Groups["ep"].Value);
+        DemoTopology.WriteAddress(_dir, $"{_managerKey}@{_managerEndPoint}");
         return $"id {id}, {_managerEndPoint}";
     }
 

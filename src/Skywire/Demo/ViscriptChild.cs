@@ -39,6 +39,9 @@ internal sealed partial class ViscriptChild : IAsyncDisposable
     /// <summary>Completes when the daemon process has exited.</summary>
     public Task ExitedAsync() => _process.WaitForExitAsync();
 
+    /// <summary>The GUI's sign-in link (the token rides in the fragment, as <c>viscript cli --gui-url</c> prints it).</summary>
+    public required Uri GuiSignInUrl { get; init; }
+
     /// <summary>Where the daemon's own output goes.</summary>
     public required string LogFile { get; init; }
 
@@ -53,11 +56,12 @@ internal sealed partial class ViscriptChild : IAsyncDisposable
         SiblingExecutable.Locate("viscript", "Viscript", explicitPath, "SKYWIRE_VISCRIPT", out tried);
 
     /// <summary>
-    /// Starts <c>viscript --headless --no-repl</c> on loopback port 0 with <paramref name="config"/> and waits for its
-    /// start line. Its stdout and stderr go to <paramref name="logFile"/>.
+    /// Starts <c>viscript --no-repl</c> on loopback port 0 with <paramref name="config"/> and <paramref name="mode"/>
+    /// (<c>--headless</c>, or <c>--gui</c> and a topology command) and waits for its start line. Its stdout and stderr go
+    /// to <paramref name="logFile"/>.
     /// </summary>
     /// <exception cref="DemoStepException">It did not start or printed no start line in time.</exception>
-    public static async Task<ViscriptChild> StartAsync(string viscript, string config, string logDir, string logFile, TimeSpan timeout, CancellationToken cancellationToken)
+    public static async Task<ViscriptChild> StartAsync(string viscript, IReadOnlyList<string> mode, string config, string logDir, string logFile, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var info = new ProcessStartInfo
         {
@@ -77,7 +81,7 @@ internal sealed partial class ViscriptChild : IAsyncDisposable
             info.ArgumentList.Add(a);
         }
 
-        foreach (var a in new[] { "--headless", "--no-repl", "--config", config, "--logs", logDir, "--signal", "127.0.0.1:0", "--control", "127.0.0.1:0" })
+        foreach (var a in (IEnumerable<string>)[.. mode, "--no-repl", "--config", config, "--logs", logDir, "--signal", "127.0.0.1:0", "--control", "127.0.0.1:0"])
         {
             info.ArgumentList.Add(a);
         }
@@ -119,7 +123,7 @@ internal sealed partial class ViscriptChild : IAsyncDisposable
             var control = new Uri(match.Groups["control"].Value);
             // Written before the start line was printed.
             var token = ControlToken.Read(ControlToken.DefaultPath(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(control.Host), control.Port)));
-            return new ViscriptChild(process, control, token, log, stdoutPump, stderrPump) { LogFile = logFile };
+            return new ViscriptChild(process, control, token, log, stdoutPump, stderrPump) { LogFile = logFile, GuiSignInUrl = new Uri(control, "/#token=" + token) };
         }
         catch (Exception ex) when (ex is OperationCanceledException or TimeoutException or Viscript.Core.ViscriptException)
         {

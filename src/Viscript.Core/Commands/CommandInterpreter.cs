@@ -57,7 +57,8 @@ public sealed partial class CommandInterpreter
         ("start -n N <app> [args]", "Start N instances of an app in one call."),
         ("start [-n N] -m <app>...", "Start several apps (their default args)."),
         ("start [-n N] -g <group|all>", "Start every app of a group (groups: in config.yaml), or all."),
-        ("list_apps (la, ps) [-f] [HOST]", "List processes; -f shows full command lines."),
+        ("list_apps (la, ps) [-a] [-f] [HOST]", "List running and recently finished processes; -a all, -f full command lines."),
+        ("forget <id> | -a", "Drop a finished process (-a: every finished one) from the list; ids are not reused."),
         ("ping <id>", "Signal round trip to a process."),
         ("res_usage (ru) <id>", "CPU, memory, threads, files (and heap for signal clients)."),
         ("shutdown (sd) <id>", "Stop: signal SHUTDOWN, then SIGTERM, then SIGKILL."),
@@ -70,6 +71,9 @@ public sealed partial class CommandInterpreter
         ("clear (c, cls)", "Clear the screen."),
         ("quit (q, exit)", "Stop viscript (REPL) or leave the shell (cli)."),
     ];
+
+    /// <summary>How long <c>la</c> (without <c>-a</c>) keeps showing a finished process.</summary>
+    public static readonly TimeSpan RecentlyFinished = TimeSpan.FromMinutes(10);
 
     /// <summary>An interpreter for a daemon without agents.</summary>
     public CommandInterpreter(Supervisor supervisor)
@@ -123,6 +127,7 @@ public sealed partial class CommandInterpreter
                 "apps" => Apps(args),
                 "start" or "s" => await StartAsync(args, cancellationToken),
                 "list_apps" or "la" or "ps" or "list_tasks" => ListApps(args),
+                "forget" => Forget(args),
                 "ping" => await PingAsync(args, cancellationToken),
                 "res_usage" or "ru" => await ResUsageAsync(args, cancellationToken),
                 "shutdown" or "sd" => await StopAsync(args, "shutdown", (h, id, ct) => h.StopAsync(id, ct), cancellationToken),
@@ -318,6 +323,7 @@ public sealed partial class CommandInterpreter
     private CommandResult ListApps(List<string> args)
     {
         var full = false;
+        var all = false;
         IProcessHost? only = null;
         foreach (var a in args)
         {
@@ -325,19 +331,40 @@ public sealed partial class CommandInterpreter
             {
                 full = true;
             }
+            else if (a == "-a")
+            {
+                all = true;
+            }
+            else if (a is "-af" or "-fa")
+            {
+                (all, full) = (true, true);
+            }
             else if (!a.StartsWith('-') && only is null)
             {
                 only = Directory.Resolve(a);
             }
             else
             {
-                return CommandResult.Fail(ErrorCode.Usage, $"Unknown option '{a}'. Usage: list_apps [-f] [HOST]");
+                return CommandResult.Fail(ErrorCode.Usage, $"Unknown option '{a}'. Usage: list_apps [-a] [-f] [HOST]");
             }
         }
         var list = only is null ? Directory.ListAll() : only.List().Select(p => p with { Host = only.Name }).ToList();
+        var hidden = 0;
+        if (!all)
+        {
+            // Running apps and those that finished within RecentlyFinished; older finished rows only with -a.
+            var since = Supervisor.Time.GetUtcNow() - RecentlyFinished;
+            var shown = list.Where(p => p.EndedAt is not { } ended || ended >= since).ToList();
+            hidden = list.Count - shown.Count;
+            list = shown;
+        }
+        var hint = hidden == 0 ? null
+            : $"({hidden} finished more than {RecentlyFinished.TotalMinutes:0} minutes ago not shown: 'la -a' lists them, 'forget -a' drops every finished row)";
         if (list.Count == 0)
         {
-            return CommandResult.Ok("No external apps running.", "Try starting one with \"start\" command (\"help\" or \"h\" for help).");
+            return hint is null
+                ? CommandResult.Ok("No external apps running.", "Try starting one with \"start\" command (\"help\" or \"h\" for help).")
+                : CommandResult.Ok("No external apps running.", hint);
         }
         var withHost = Directory.IsPrimary;
         var header = new List<string> { "ID", "APP", "PID", "STATE", "SIGNAL", "UPTIME" };
@@ -372,7 +399,29 @@ public sealed partial class CommandInterpreter
             }
             rows.Add([.. row]);
         }
-        return CommandResult.Ok(Table(rows));
+        var lines = Table(rows);
+        return hint is null ? CommandResult.Ok(lines) : CommandResult.Ok([.. lines, hint]);
+    }
+
+
+    private CommandResult Forget(List<string> args)
+    {
+        if (args is ["-a"])
+        {
+            var gone = Supervisor.ForgetFinished();
+            return CommandResult.Ok(gone.Count == 0 ? "No finished apps to forget." : $"Forgot {gone.Count} finished app(s): {string.Join(", ", gone.Select(p => p.Id))}");
+        }
+        if (args.Count != 1 || args[0].StartsWith('-'))
+        {
+            return CommandResult.Fail(ErrorCode.Usage, "Usage: forget <id> | forget -a");
+        }
+        var (host, id) = Directory.ParseTarget(args, "forget");
+        if (!host.IsLocal)
+        {
+            return CommandResult.Fail(ErrorCode.Usage, $"forget acts on this host's processes; run it on {host.Name}'s own viscript.");
+        }
+        var info = Supervisor.Forget(id);
+        return CommandResult.Ok($"Forgot {info.App} (ID: {id}, {info.Display}); ids are not reused.");
     }
 
     private CommandResult Hosts(List<string> args)

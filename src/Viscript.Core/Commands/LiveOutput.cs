@@ -16,6 +16,9 @@ public sealed class LiveOutput
     /// <summary>Whether the cursor stands after a partial line (the next unrelated output needs a newline first).</summary>
     public bool RowOpen => _rowOpen;
 
+    /// <summary>The open partial line as it shows on the screen (empty when no row is open).</summary>
+    public string OpenRow => _rowOpen && _shown is not null ? CommandInterpreter.FormatLogLine(new LogLine(0, default, _stream, _shown)) : "";
+
     /// <summary>Text to write for <paramref name="line"/>: a partial line without newline, a complete one ending with a newline.</summary>
     public string Render(LogLine line) => line.Partial ? Partial(line.Stream, line.Text) : Complete(line.Stream, line.Text);
 

@@ -27,6 +27,7 @@ public sealed record AppInfo(string Name, string Path, IReadOnlyList<string> Def
 /// <param name="Daemon">App's daemon flag.</param>
 /// <param name="StopRequested">The current or last run was asked to stop (sd, kill, restart, daemon exit): an <c>Exited</c> process with this flag ended on request.</param>
 /// <param name="Host">In a cluster: the host the process runs on (docs/viscript.md "Cluster"); address it as <c>HOST:ID</c>. Null on a daemon without agents.</param>
+/// <param name="EndedAt">When the last run finished (Exited or Fatal); null while it runs. <c>la</c> hides rows finished long ago.</param>
 public sealed record ProcessInfo(
     ulong Id,
     string? App,
@@ -44,7 +45,8 @@ public sealed record ProcessInfo(
     int Restarts,
     bool Daemon,
     bool StopRequested,
-    string? Host = null);
+    string? Host = null,
+    DateTimeOffset? EndedAt = null);
 
 /// <summary>Something happened (<c>GET /api/events</c>, shown in the REPL).</summary>
 /// <param name="Time">When.</param>

@@ -55,6 +55,12 @@ public sealed class ManagedProcess
     internal DateTimeOffset LastSampleAt { get; set; }
 
     internal LogFile? LogFile { get; set; }
+
+    /// <summary>When the last run finished (state Exited or Fatal); null while it runs or waits to.</summary>
+    internal DateTimeOffset? EndedAt { get; set; }
+
+    /// <summary>Removed from the table by <c>forget</c>: never started again under this id.</summary>
+    internal bool Forgotten { get; set; }
 }
 
 /// <summary>One OS process of a <see cref="ManagedProcess"/>.</summary>

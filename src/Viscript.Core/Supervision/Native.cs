@@ -1,8 +1,13 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Versioning;
 
 namespace Viscript.Core.Supervision;
 
-/// <summary>POSIX/Linux calls .NET does not expose (signals to a pid or a process group, the child-subreaper flag, reaping orphans, file owners).</summary>
+/// <summary>
+/// POSIX/Linux calls .NET does not expose (signals to a pid or a process group, the child-subreaper flag, reaping orphans,
+/// file owners). The imports carry their platforms, so the platform-compatibility analyzer (CA1416, an error) holds every
+/// caller to an <c>OperatingSystem</c> guard; the public methods guard and answer false elsewhere (docs/viscript.md "Platforms").
+/// </summary>
 internal static unsafe partial class Native
 {
     public const int SigTerm = 15;
@@ -15,21 +20,27 @@ internal static unsafe partial class Native
     private const int WNoWait = 0x0100_0000;
     private const int PAll = 0;
 
+    [UnsupportedOSPlatform("windows")]
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int SysKill(int pid, int signal);
 
+    [SupportedOSPlatform("linux")]
     [LibraryImport("libc", EntryPoint = "prctl", SetLastError = true)]
     private static partial int SysPrctl(int option, nuint arg2, nuint arg3, nuint arg4, nuint arg5);
 
+    [SupportedOSPlatform("linux")]
     [LibraryImport("libc", EntryPoint = "waitpid", SetLastError = true)]
     private static partial int SysWaitPid(int pid, int* status, int options);
 
+    [SupportedOSPlatform("linux")]
     [LibraryImport("libc", EntryPoint = "waitid", SetLastError = true)]
     private static partial int SysWaitId(int idType, int id, byte* info, int options);
 
+    [SupportedOSPlatform("linux")]
     [LibraryImport("libc", EntryPoint = "geteuid")]
     private static partial uint SysGetEuid();
 
+    [SupportedOSPlatform("linux")]
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int SysStatx(int dirFd, string path, int flags, uint mask, byte* buffer);
 

@@ -265,6 +265,10 @@ public sealed partial class Supervisor
         string? error;
         lock (p.Gate)
         {
+            if (p.Forgotten)
+            {
+                throw NoSuch(id);
+            }
             if (p.State.IsActive())
             {
                 // Someone else restarted it meanwhile.
@@ -279,6 +283,51 @@ public sealed partial class Supervisor
             throw new ViscriptException(ErrorCode.StartFailed, $"Could not restart {p.App.Name} (ID: {id}): {error}");
         }
         return new StopReport(id, oldPid, null, Describe(p));
+    }
+
+    /// <summary>
+    /// Drops a finished process (Exited or Fatal) from the table, with its captured output (its log file stays on disk):
+    /// <c>forget ID</c>. Ids are never reused: the next start still gets the next number.
+    /// </summary>
+    /// <exception cref="ViscriptException">NoSuchProcess; AlreadyRunning when it has not finished (running, starting, stopping or waiting to restart).</exception>
+    public ProcessInfo Forget(ulong id)
+    {
+        if (!_processes.TryGetValue(id, out var p))
+        {
+            throw NoSuch(id);
+        }
+        ProcessInfo info;
+        lock (p.Gate)
+        {
+            if (p.State is not (ProcessState.Exited or ProcessState.Fatal))
+            {
+                throw new ViscriptException(ErrorCode.AlreadyRunning, $"{p.App.Name} (ID: {id}) has not finished ({ProcessStates.Display(p.State, p.ExitCode)}): stop it first (sd {id}).");
+            }
+            info = Describe(p);
+            p.Forgotten = true;
+            _processes.TryRemove(id, out _);
+        }
+        p.LogFile?.Dispose();
+        RaiseEvent(new ProcessEvent(_time.GetUtcNow(), "forgotten", id, p.App.Name, info.Display, null, info.Pid, info.ExitCode, $"{p.App.Name} (ID: {id}) forgotten"));
+        return info;
+    }
+
+    /// <summary>Forgets every finished process (<c>forget -a</c>); returns them, by id.</summary>
+    public IReadOnlyList<ProcessInfo> ForgetFinished()
+    {
+        var forgotten = new List<ProcessInfo>();
+        foreach (var p in _processes.Values.OrderBy(p => p.Id))
+        {
+            try
+            {
+                forgotten.Add(Forget(p.Id));
+            }
+            catch (ViscriptException)
+            {
+                // Not finished (or already forgotten by a concurrent call): it stays.
+            }
+        }
+        return forgotten;
     }
 
     /// <summary>Stops every process (graceful, per app policy), killing what remains after <see cref="SupervisorOptions.ShutdownTimeout"/>. No new start is accepted afterwards.</summary>

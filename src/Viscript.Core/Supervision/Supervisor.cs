@@ -80,6 +80,9 @@ public sealed partial class Supervisor : IAsyncDisposable
     /// <summary>Folder of the per-process log files.</summary>
     public string LogDirectory => _options.LogDirectory ?? Config.LogDirectory;
 
+    /// <summary>The clock of this supervisor (state times, <c>EndedAt</c>).</summary>
+    public TimeProvider Time => _time;
+
     /// <summary>Folder of the run-state files (<see cref="SupervisorOptions.RecordRunState"/>).</summary>
     public string RunStateDirectory => Path.Combine(LogDirectory, "run");
 
@@ -377,6 +380,7 @@ public sealed partial class Supervisor : IAsyncDisposable
             throw new InvalidOperationException($"Process {p.Id}: transition {from} -> {to} is not allowed ({reason}).");
         }
         p.State = to;
+        p.EndedAt = to is ProcessState.Exited or ProcessState.Fatal ? _time.GetUtcNow() : null;
         if (to == ProcessState.Starting)
         {
             _metrics.Started(p.App.Name);
@@ -430,7 +434,8 @@ public sealed partial class Supervisor : IAsyncDisposable
                 p.CommandLine,
                 p.Restarts,
                 p.App.Daemon,
-                p.StopRequested);
+                p.StopRequested,
+                EndedAt: p.EndedAt);
         }
     }
 

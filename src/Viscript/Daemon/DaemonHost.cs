@@ -81,6 +81,9 @@ public sealed record DaemonOptions
     /// <summary>Key file the topology queries authenticate with (the manager's own or an admin key).</summary>
     public string? ManagerKeyFile { get; init; }
 
+    /// <summary>A Skywire ledger directory whose earnings and spending per node the GUI charts (read-only); null = none.</summary>
+    public string? Ledger { get; init; }
+
     /// <summary>
     /// The topology command (argv): a long-lived child printing one topology document per line (docs/gui.md). Null
     /// with <see cref="Manager"/> set: <c>skywire cli --manager M --key K topology --json --watch</c>.

@@ -88,6 +88,8 @@ public static class GuiEndpoints
             return sampler.Get(n) ?? new SampleSeries(n, null, sampler.Interval.TotalSeconds, []);
         });
         api.MapGet("/topology", () => daemon.Topology.Current);
+        var ledger = new LedgerEarningsSource(daemon.Options.Ledger, daemon.Options.TimeProvider);
+        api.MapGet("/ledger", async (CancellationToken ct) => Results.Text(await ledger.GetAsync(ct), "application/json"));
     }
 
     /// <summary>

@@ -38,6 +38,60 @@ public sealed class DemoCheckTests : IDisposable
     }
 
     [Fact]
+    public async Task Demo_Interactive_OffersTheGuiWithTheDemoMeshTopology()
+    {
+        // Issue 18.3: the demo (not --check) runs viscript with its GUI, and the GUI's topology view already shows the
+        // demo's mesh (through `skywire demo topology`, which waits for the manager the demo starts after viscript).
+        await using var demo = SkywireProcess.Start(null, ["demo", "--dir", _dir, "--step-timeout", "150"]);
+        await demo.WaitForStdoutLineAsync("Press Ctrl+C to stop everything.", TimeSpan.FromMinutes(12));
+        var guiLine = await demo.WaitForStdoutLineAsync("GUI: ", TimeSpan.FromSeconds(1));
+        // Output redirected (not a terminal): the page's address and the command that prints the sign-in link, no token.
+        var match = System.Text.RegularExpressions.Regex.Match(guiLine, @"^GUI: (?<url>http://127\.0\.0\.1:(?<port>\d+)/) .*sign-in link: .* --control 127\.0\.0\.1:\k<port> --gui-url$");
+        Assert.True(match.Success, guiLine);
+        var baseUrl = new Uri(match.Groups["url"].Value);
+        var token = Viscript.Core.Control.ControlToken.Read(Viscript.Core.Control.ControlToken.DefaultPath(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, baseUrl.Port)));
+        Assert.DoesNotContain(token, demo.StdoutText, StringComparison.Ordinal);
+
+        using var http = new HttpClient { BaseAddress = baseUrl, Timeout = TimeSpan.FromSeconds(30) };
+        var page = await http.GetAsync(new Uri("/", UriKind.Relative));
+        Assert.Equal(System.Net.HttpStatusCode.OK, page.StatusCode);
+        Assert.Contains("<html", await page.Content.ReadAsStringAsync(), StringComparison.OrdinalIgnoreCase);
+
+        // The topology view: four nodes online, the three links of the chain, and the SOCKS route across them (the demo fetched through it).
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+        string topology;
+        while (true)
+        {
+            topology = await http.GetStringAsync(new Uri("/api/topology", UriKind.Relative));
+            using var doc = System.Text.Json.JsonDocument.Parse(topology);
+            var root = doc.RootElement;
+            // Links are listed per direction: the chain is three node pairs.
+            var pairs = root.GetProperty("links").EnumerateArray()
+                .Select(l => string.Join('|', new[] { l.GetProperty("from").GetString(), l.GetProperty("to").GetString() }.Order(StringComparer.Ordinal))).Distinct().Count();
+            if (root.GetProperty("nodes").GetArrayLength() == 4 && pairs == 3 && root.GetProperty("routes").GetArrayLength() >= 1)
+            {
+                Assert.True(root.GetProperty("error").ValueKind == System.Text.Json.JsonValueKind.Null, topology);
+                Assert.All(root.GetProperty("nodes").EnumerateArray(), n => Assert.True(n.GetProperty("online").GetBoolean(), topology));
+                Assert.EndsWith(demo.StdoutText.Split('\n').First(l => l.StartsWith("[ 4/", StringComparison.Ordinal)).Split(", ")[^1].Trim(),
+                    root.GetProperty("manager").GetString(), StringComparison.Ordinal);
+                break;
+            }
+            Assert.True(DateTime.UtcNow < deadline, "the GUI's topology never showed the demo mesh: " + topology);
+            await Task.Delay(250);
+        }
+
+        // Ctrl+C (SIGTERM here: a background process may have SIGINT ignored): everything stops, the topology command too.
+        using (var kill = System.Diagnostics.Process.Start("kill", ["-TERM", demo.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+        Assert.Equal(0, await demo.WaitForExitAsync(TimeSpan.FromMinutes(3)));
+        Assert.Contains("viscript stopped its 9 apps and exited (0)", demo.StdoutText, StringComparison.Ordinal);
+        Assert.Empty(ProcessesMentioning(_dir));
+    }
+
+    [Fact]
     public async Task DemoCheck_ViscriptMissing_FailsWithStepAndLogLocation()
     {
         await using var demo = SkywireProcess.Start(null, ["demo", "--check", "--dir", _dir, "--viscript", Path.Combine(_dir, "no-such-viscript.dll")]);

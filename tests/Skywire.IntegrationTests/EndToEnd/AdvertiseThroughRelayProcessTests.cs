@@ -47,10 +47,7 @@ public sealed partial class AdvertiseThroughRelayProcessTests() : ExecutableTest
                 Assert.DoesNotContain(bLine.Groups[2].Value, nodes.StdoutText, StringComparison.Ordinal);
             }
 
-            await using (var link = Start(null, Cli("link", aLine.Groups[1].Value, bLine.Groups[1].Value)))
-            {
-                Assert.Equal(0, await link.WaitForExitAsync(Limit));
-            }
+            await LinkAsync(Cli("link", aLine.Groups[1].Value, bLine.Groups[1].Value), Limit);
 
             var payload = new byte[1024 * 1024];
             new Random(5).NextBytes(payload);

@@ -37,8 +37,7 @@ public sealed class FailoverProcessTests() : ExecutableTestBase("skywire-failove
             string[] Cli(params string[] args) => ["cli", "--manager", managerAt, "--key", FilePath("manager.json"), .. args];
             foreach (var (x, y) in new[] { ("a", "b"), ("b", "d"), ("a", "c"), ("c", "d") })
             {
-                await using var link = Start(null, Cli("link", nodes[x].Key, nodes[y].Key));
-                Assert.Equal(0, await link.WaitForExitAsync(Limit));
+                await LinkAsync(Cli("link", nodes[x].Key, nodes[y].Key), Limit);
             }
 
             await WaitForAsync(Cli("links"), text => text.Split('\n').Count(l => l.Contains(" yes ", StringComparison.Ordinal)) >= 8, "all links routed");

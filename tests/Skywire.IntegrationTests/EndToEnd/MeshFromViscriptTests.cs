@@ -41,9 +41,11 @@ public sealed partial class MeshFromViscriptTests() : ExecutableTestBase("skywir
         var yaml = await File.ReadAllTextAsync(Path.Combine(root, "samples", "mesh", "mesh.yaml"));
         yaml = yaml.Replace("MANAGER_KEY", managerKey, StringComparison.Ordinal)
             .Replace("../src/Skywire/bin/Release/net10.0/skywire", Path.ChangeExtension(SkywireProcess.Executable, null), StringComparison.Ordinal);
-        foreach (var port in new[] { "5999", "7010", "7011", "7012", "7013", "1080" })
+        var originals = new[] { "5999", "7010", "7011", "7012", "7013", "1080" };
+        var free = FreePorts(originals.Length);
+        for (var i = 0; i < originals.Length; i++)
         {
-            yaml = yaml.Replace("127.0.0.1:" + port, "127.0.0.1:" + FreePort(), StringComparison.Ordinal);
+            yaml = yaml.Replace("127.0.0.1:" + originals[i], "127.0.0.1:" + free[i], StringComparison.Ordinal);
         }
 
         Assert.DoesNotContain("MANAGER_KEY", yaml, StringComparison.Ordinal);
@@ -254,10 +256,30 @@ public sealed partial class MeshFromViscriptTests() : ExecutableTestBase("skywir
         return 0;
     }
 
-    private static int FreePort()
+    /// <summary>
+    /// <paramref name="count"/> different free loopback ports: all are bound at once before any is released (one at a
+    /// time, the OS may hand out the same port twice, and two etcd members then fight over one).
+    /// </summary>
+    private static int[] FreePorts(int count)
     {
-        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)s.LocalEndPoint!).Port;
+        var sockets = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < count; i++)
+            {
+                var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                sockets.Add(s);
+                s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            }
+
+            return [.. sockets.Select(s => ((IPEndPoint)s.LocalEndPoint!).Port)];
+        }
+        finally
+        {
+            foreach (var s in sockets)
+            {
+                s.Dispose();
+            }
+        }
     }
 }

@@ -88,20 +88,7 @@ public sealed partial class SoakProcessTests() : ExecutableTestBase("skywire-soa
 
             foreach (var (from, to) in Links)
             {
-                // A node prints its app address before the manager has its registration: under load the first
-                // `cli link` can meet an unknown node, so it is asked again until the manager takes it.
-                var deadline = DateTime.UtcNow + Limit;
-                while (true)
-                {
-                    await using var link = SkywireProcess.Start(null, ["cli", "--manager", managerAt, "--key", FilePath("manager.json"), "link", nodes[from].Key, nodes[to].Key]);
-                    if (await link.WaitForExitAsync(Limit) == 0)
-                    {
-                        break;
-                    }
-
-                    Assert.True(DateTime.UtcNow < deadline, $"cli link {from} {to} kept failing:\n{link.Stderr}");
-                    await Task.Delay(250);
-                }
+                await LinkAsync(["cli", "--manager", managerAt, "--key", FilePath("manager.json"), "link", nodes[from].Key, nodes[to].Key], Limit);
             }
 
             // Transfers run for the whole soak; the first of each pair completes before the chaos starts.
@@ -115,10 +102,20 @@ public sealed partial class SoakProcessTests() : ExecutableTestBase("skywire-soa
             await WaitUntilAsync(() => _chat.LastHeard("alice") > 0 && _chat.LastHeard("bob") > 0, "a first chat line each way");
             var before = Sample(nodes.Where(n => n.Index >= 4).Select(n => n.Process!).ToList());
 
-            // Chaos.
+            // Chaos. The processes that run throughout are sampled along the way (a leak grows steadily; the GC heap
+            // settles), about 20 times a run, at least every 10 s.
             var chaos = Stopwatch.StartNew();
+            var sampleEvery = TimeSpan.FromSeconds(Math.Max(10, seconds / 20));
+            var nextSample = sampleEvery;
+            var series = new List<(TimeSpan At, List<(int Fds, long RssKb)> Sample)> { (TimeSpan.Zero, before) };
             while (chaos.Elapsed < TimeSpan.FromSeconds(seconds))
             {
+                if (chaos.Elapsed >= nextSample)
+                {
+                    series.Add((chaos.Elapsed, Sample(nodes.Where(n => n.Index >= 4).Select(n => n.Process!).ToList())));
+                    nextSample += sampleEvery;
+                }
+
                 await Task.Delay(TimeSpan.FromMilliseconds(random.Next(1500, 4000)), stop.Token);
                 var roll = random.NextDouble();
                 if (roll < 0.55)
@@ -165,6 +162,11 @@ public sealed partial class SoakProcessTests() : ExecutableTestBase("skywire-soa
                 + $"impaired relays dropped {relays.Sum(r => r.ToTarget.Dropped + r.FromTarget.Dropped)} datagrams; "
                 + string.Join("; ", before.Select((b, i) => $"node {4 + i}: fds {b.Fds} -> {after[i].Fds}, RSS {b.RssKb / 1024} -> {after[i].RssKb / 1024} MiB"));
             Note(summary);
+            series.Add((chaos.Elapsed, after));
+            foreach (var (at, sample) in series)
+            {
+                Note($"sample at {at.TotalSeconds:0} s: " + string.Join("; ", sample.Select((x, i) => $"node {4 + i} fds {x.Fds} RSS {x.RssKb / 1024} MiB")));
+            }
             if (Environment.GetEnvironmentVariable("SKYWIRE_SOAK_REPORT") is { Length: > 0 } report)
             {
                 await File.WriteAllLinesAsync(report, _log, TestContext.Current.CancellationToken);
@@ -185,6 +187,18 @@ public sealed partial class SoakProcessTests() : ExecutableTestBase("skywire-soa
                 // Flat: a leak grows with the number of transfers and restarts; these bounds hold for a 30-minute run.
                 Assert.True(after[i].Fds <= before[i].Fds + 64, $"descriptors grew: {summary}");
                 Assert.True(after[i].RssKb <= (before[i].RssKb * 2) + (64 * 1024), $"memory grew: {summary}");
+            }
+
+            if (seconds >= 600)
+            {
+                // A long run must level off: the last third of the samples stays near the middle third's peak.
+                var third = series.Count / 3;
+                for (var i = 0; i < before.Count; i++)
+                {
+                    var middle = series.Skip(third).Take(third).Max(x => x.Sample[i].RssKb);
+                    var late = series.Skip(2 * third).Max(x => x.Sample[i].RssKb);
+                    Assert.True(late <= (middle * 5 / 4) + (16 * 1024), $"node {4 + i}: RSS still growing in the last third ({middle / 1024} -> {late / 1024} MiB)");
+                }
             }
         }
         finally

@@ -46,10 +46,7 @@ public sealed class StartOrderProcessTests() : ExecutableTestBase("skywire-order
             var a = Start(processes, ["node", "--manager", managerAt, "--key", FilePath("a.json"), "--app-token-file", FilePath("a.token")], Info);
             var aLine = NodeLine().Match(await a.WaitForLineAsync(" apps 127.0.0.1", Limit));
             var dKey = NodeLine().Match(await d.WaitForLineAsync(" apps 127.0.0.1", Limit)).Groups[1].Value;
-            await using (var link = SkywireProcess.Start(null, ["cli", "--manager", managerAt, "--key", FilePath("manager.json"), "link", aLine.Groups[1].Value, dKey]))
-            {
-                Assert.Equal(0, await link.WaitForExitAsync(Limit));
-            }
+            await LinkAsync(["cli", "--manager", managerAt, "--key", FilePath("manager.json"), "link", aLine.Groups[1].Value, dKey], Limit);
 
             // 4. The manager restarts: both nodes register again and the link stands (learned from their reports).
             await manager.DisposeAsync();

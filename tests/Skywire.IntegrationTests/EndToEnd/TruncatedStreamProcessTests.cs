@@ -52,10 +52,10 @@ public abstract partial class TruncatedStreamScenario(string scratchPrefix) : Ex
             string[] Cli(params string[] args) => ["cli", "--manager", managerAt, "--key", FilePath("manager.json"), .. args];
             for (var i = 1; i < names.Length; i++)
             {
-                await LinkAsync(Cli("link", nodes[names[i - 1]].Key, nodes[names[i]].Key));
+                await LinkAsync(Cli("link", nodes[names[i - 1]].Key, nodes[names[i]].Key), Limit);
             }
 
-            await WaitForLinksUpAsync(Cli("links"), 2 * (names.Length - 1));
+            await WaitForLinksUpAsync(Cli("links"), 2 * (names.Length - 1), Limit);
 
             var listener = Start(processes, ["app", "nc", "--node-apps", "127.0.0.1:" + nodes["d"].AppsPort, "--token-file", FilePath("d.token"), "--name", "sink", "--listen"]);
             await listener.WaitForLineAsync("listening as", Limit);
@@ -121,40 +121,6 @@ public abstract partial class TruncatedStreamScenario(string scratchPrefix) : Ex
         var process = SkywireProcess.Start(null, args, stdin);
         processes?.Add(process);
         return process;
-    }
-
-    /// <summary>Runs `cli link`, again while it fails (a heavily loaded machine can time out the first), up to the limit.</summary>
-    private static async Task LinkAsync(string[] cli)
-    {
-        var deadline = DateTime.UtcNow + Limit;
-        while (true)
-        {
-            await using var link = Start(null, cli);
-            if (await link.WaitForExitAsync(Limit) == 0)
-            {
-                return;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, "cli link kept failing:\n" + link.Stderr);
-            await Task.Delay(250);
-        }
-    }
-
-    private static async Task WaitForLinksUpAsync(string[] cli, int ends)
-    {
-        var deadline = DateTime.UtcNow + Limit;
-        while (true)
-        {
-            await using var links = SkywireProcess.Start(null, cli);
-            Assert.Equal(0, await links.WaitForExitAsync(Limit));
-            if (links.StdoutText.Split('\n').Count(l => l.Contains(" up ", StringComparison.Ordinal)) >= ends)
-            {
-                return;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, "links not up:\n" + links.StdoutText);
-            await Task.Delay(200);
-        }
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition, string what)

@@ -64,8 +64,11 @@ public sealed class MultiManagerHarness : IAsyncDisposable
         return manager;
     }
 
-    /// <summary>A node registered with manager <paramref name="index"/>, failing over to the others.</summary>
-    public async Task<NodeHost> AddNodeAsync(int index)
+    /// <summary>
+    /// A node registered with manager <paramref name="index"/>, failing over to the others; waits until every manager
+    /// has it online (<paramref name="everywhere"/>), or only its own.
+    /// </summary>
+    public async Task<NodeHost> AddNodeAsync(int index, bool everywhere = true)
     {
         var addresses = Managers.Select(m => new ManagerAddress(m.LocalEndPoint, Key.Public)).ToList();
         var first = addresses[index];
@@ -80,7 +83,15 @@ public sealed class MultiManagerHarness : IAsyncDisposable
         var node = new NodeHost(KeyPair.Generate(), options, Log);
         await node.StartAsync();
         _nodes.Add(node);
-        await WaitAllAsync(m => m.Controller.Nodes.IsOnline(node.PublicKey), $"node {node.NodeKey[..8]} online everywhere");
+        if (everywhere)
+        {
+            await WaitAllAsync(m => m.Controller.Nodes.IsOnline(node.PublicKey), $"node {node.NodeKey[..8]} online everywhere");
+        }
+        else
+        {
+            await MeshHarness.WaitUntilAsync(() => Managers[index].Controller.LocalChannel(node.PublicKey) is not null, $"node {node.NodeKey[..8]} registered with manager {index}");
+        }
+
         return node;
     }
 

@@ -37,6 +37,38 @@ public class MultiManagerTests
         await AssertTransferAcrossManagersAsync(mesh);
     }
 
+    /// <summary>
+    /// Regression (issue 17, samples/mesh/etcd-mesh.yaml): the managers start before the store is reachable (etcd still
+    /// forming), and a node registers with each before either manager has seen the other's nodes. With --auto-link the
+    /// two nodes must still be linked once the store is up (the link is known to each manager only through the store),
+    /// and a route between them must carry data. Auto-link used to look only at the nodes online when a node registered,
+    /// so the pair was never linked and the SOCKS client of the sample got "no route".
+    /// </summary>
+    [Fact]
+    public async Task AutoLink_NodesRegisteredWithDifferentManagersBeforeTheStoreWasUp_AreLinkedAndRouted()
+    {
+        using var log = new TestLog(Output());
+        await using var shared = new EmbeddedStore();
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var mesh = MultiManagerHarness.Start(2, () => new GatedStore(shared.OpenSession(), gate.Task), log, new Core.Manager.ManagerOptions { AutoLink = true });
+        var a = await mesh.AddNodeAsync(0, everywhere: false);
+        var d = await mesh.AddNodeAsync(1, everywhere: false);
+        Assert.False(mesh.Managers[0].Controller.Nodes.IsOnline(d.PublicKey));
+        Assert.False(mesh.Managers[1].Controller.Nodes.IsOnline(a.PublicKey));
+
+        gate.SetResult();
+        await mesh.WaitAllAsync(m =>
+        {
+            var links = m.Controller.ListLinks().Links;
+            return links.Any(l => l.From == a.NodeKey && l.To == d.NodeKey && l.Confirmed) && links.Any(l => l.From == d.NodeKey && l.To == a.NodeKey && l.Confirmed);
+        }, "the auto-link a-d routed by every manager");
+        var (sent, received, count) = await MeshHarness.TransferAsync(a, d, 1 << 20);
+        Assert.Equal(1 << 20, count);
+        Assert.Equal(sent, received);
+        var (back, received2, _) = await MeshHarness.TransferAsync(d, a, 1 << 20);
+        Assert.Equal(back, received2);
+    }
+
     [Fact]
     public async Task ManagerKilledMidTransfer_TransferCompletes_SurvivorTakesTheRouteOver_AndMakesNewRoutes()
     {

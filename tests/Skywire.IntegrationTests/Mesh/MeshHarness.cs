@@ -41,9 +41,10 @@ public sealed class MeshHarness : IAsyncDisposable
 
     /// <summary>
     /// Stops the manager and starts a new one with the same key on the same address (a restart: nothing of its state
-    /// survives). <paramref name="whileDown"/> runs while no manager listens.
+    /// survives unless its store keeps it). <paramref name="whileDown"/> runs while no manager listens;
+    /// <paramref name="reconfigure"/> changes the new manager's options (e.g. a store opened again from its file).
     /// </summary>
-    public async Task RestartManagerAsync(Func<Task>? whileDown = null)
+    public async Task RestartManagerAsync(Func<Task>? whileDown = null, Func<ManagerOptions, ManagerOptions>? reconfigure = null)
     {
         var endPoint = Manager.LocalEndPoint;
         await Manager.DisposeAsync();
@@ -52,7 +53,8 @@ public sealed class MeshHarness : IAsyncDisposable
             await whileDown();
         }
 
-        Manager = new ManagerServer(ManagerKey, _managerOptions with { Listen = endPoint }, _log);
+        var options = _managerOptions with { Listen = endPoint };
+        Manager = new ManagerServer(ManagerKey, reconfigure is null ? options : reconfigure(options), _log);
         Manager.Start();
     }
 

@@ -80,6 +80,16 @@ public sealed class LedgerCommandTests : IDisposable
         Assert.Equal(100_000, accounts[Ledger.FeeAccount]);
         Assert.Equal(50_000_000 - 10_100_000, accounts["reserve:" + Convert.ToHexStringLower(terms.RouteId)]);
         Assert.Equal(0, accounts.Values.Sum());
+        // Per node and epoch (the GUI's chart): what each provider earned, what the source spent (providers + fee).
+        var epochs = await Run("epochs", ledgerDir, "--json");
+        Assert.True(epochs.Code == 0, epochs.Err);
+        var epoch = Assert.Single(JsonDocument.Parse(epochs.Out).RootElement.GetProperty("epochs").EnumerateArray());
+        var perNode = epoch.GetProperty("nodes").EnumerateArray()
+            .ToDictionary(n => n.GetProperty("node").GetString()!, n => (n.GetProperty("earned").GetInt64(), n.GetProperty("spent").GetInt64()));
+        Assert.Equal((0L, 10_100_000L), perNode[nodes[0].Public.ToString()]);
+        Assert.Equal((1_250_000L, 0L), perNode[nodes[1].Public.ToString()]);
+        Assert.Equal((2_500_000L, 0L), perNode[nodes[2].Public.ToString()]);
+        Assert.Equal((6_250_000L, 0L), perNode[nodes[3].Public.ToString()]);
         var table = await Run("routes", ledgerDir);
         Assert.Contains("1073741824 1073741824 1073741824", table.Out, StringComparison.Ordinal);
 

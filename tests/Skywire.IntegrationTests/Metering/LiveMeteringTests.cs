@@ -108,6 +108,69 @@ public sealed class LiveMeteringTests : IDisposable
         Assert.DoesNotContain(replayed.Disputes, x => x.IsFraud);
     }
 
+    /// <summary>
+    /// Regression (issue 15): a metered route re-routed after its relay died ran unmetered on the new path. Now the old
+    /// terms end (reserve beyond their caps back to the source) and the new path gets its own terms, caps and receipts:
+    /// 12 MiB through a 2 MiB window only complete if the source authorizes on the new route too.
+    /// </summary>
+    [Fact]
+    public async Task RelayKilled_ReroutedRouteIsMeteredOnItsNewPath()
+    {
+        const int window = 2 * 1024 * 1024;
+        await using var mesh = MeshHarness.Start(Metered(window));
+        var n = new NodeHost[4];
+        for (var i = 0; i < n.Length; i++)
+        {
+            n[i] = await mesh.AddNodeAsync(Fast);
+        }
+
+        var (a, b, c, d) = (n[0], n[1], n[2], n[3]);
+        await mesh.LinkAsync(a, b);
+        await mesh.LinkAsync(b, d);
+        await mesh.LinkAsync(a, c);
+        await mesh.LinkAsync(c, d);
+        var hub = mesh.Manager.Controller.Metering!;
+        hub.Grant(a.PublicKey, 100 * Sky, "test");
+        var rerouted = new TaskCompletionSource<IReadOnlyList<Skywire.Protocol.PubKey>>(TaskCreationOptions.RunContinuationsAsynchronously);
+        mesh.Manager.Controller.Rerouted += (_, path) => rerouted.TrySetResult(path);
+        NodeHost? victim = null;
+        const long size = 12L * 1024 * 1024;
+        var (sent, received, count) = await MeshHarness.TransferAsync(a, d, size, async _ =>
+        {
+            if (victim is null)
+            {
+                var relay = mesh.Manager.Controller.ListRoutes().Routes.Single().Path[1];
+                victim = mesh.Nodes.Single(x => x.NodeKey == relay);
+                await mesh.RemoveNodeAsync(victim);
+            }
+        });
+        Assert.Equal(size, count);
+        Assert.Equal(sent, received);
+        var path = await rerouted.Task.WaitAsync(MeshHarness.Limit);
+        var survivor = victim == b ? c : b;
+        Assert.Equal([a.PublicKey, survivor.PublicKey, d.PublicKey], path);
+
+        // Two routes in the ledger: the first (ended), then the new path's with its own terms.
+        await MeshHarness.WaitUntilAsync(
+            () => hub.Read(l => l.Routes.Count == 2 && l.Routes[1].Bytes(1, MeteringDirection.Forward) > 0 && l.Routes[1].Bytes(0, MeteringDirection.Forward) > 0),
+            "co-signed receipts of both hops of the new path");
+        var (first, second) = hub.Read(l => (l.Routes[0], l.Routes[1]));
+        Assert.Equal([victim!.PublicKey], first.Terms.Relays.Select(r => r.Node));
+        Assert.NotNull(first.EndedMs);
+        Assert.Equal([survivor.PublicKey], second.Terms.Relays.Select(r => r.Node));
+        Assert.Equal((a.PublicKey, d.PublicKey), (second.Terms.Source, second.Terms.Destination));
+        Assert.Null(second.EndedMs);
+        Assert.True(second.AuthForward > window, "the source raised the new route's forward cap with authorizations");
+
+        hub.CloseEpoch();
+        var (balances, disputes) = hub.Read(l => (new Dictionary<string, long>(l.Balances), l.Disputes.ToList()));
+        Assert.True(balances.GetValueOrDefault(Ledger.ProviderAccount(survivor.PublicKey)) > 0, "the new relay earned");
+        Assert.Equal(0, balances.Values.Sum());
+        Assert.DoesNotContain(disputes, x => x.IsFraud);
+        using var store = FileLedgerStore.Open(Path.Combine(_dir, "ledger"), writable: false);
+        Assert.Equal(2, Ledger.Open(store, mesh.ManagerKey.Public).Routes.Count(r => r.Terms.Source == a.PublicKey));
+    }
+
     [Fact]
     public async Task NoFunds_MeteredRouteRefused()
     {

@@ -126,6 +126,76 @@ public sealed class MeteredMeshProcessTests() : ExecutableTestBase("skywire-mete
         }
     }
 
+    /// <summary>
+    /// Issue 15: `ledger grant` while the manager runs. The journal has one writer (the manager), so the offline grant is
+    /// refused with a hint, and `--manager` sends the grant through the running manager, authenticated by the manager's
+    /// own key: another key (even a node's) is refused, the granted amount is in the journal the manager writes.
+    /// </summary>
+    [Fact]
+    public async Task Grant_WhileTheManagerRuns_GoesThroughIt_OnlyWithTheManagersKey()
+    {
+        var processes = new List<SkywireProcess>();
+        var ledger = FilePath("ledger");
+        try
+        {
+            var keys = new Dictionary<string, string>();
+            foreach (var name in new[] { "manager", "a" })
+            {
+                await using var keygen = Start(null, ["keygen", "--out", FilePath(name + ".json")]);
+                Assert.Equal(0, await keygen.WaitForExitAsync(Limit));
+                keys[name] = keygen.StdoutText.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries)[0];
+            }
+
+            var manager = Start(processes, ["manager", "--listen", "127.0.0.1:0", "--key", FilePath("manager.json"), "--ledger", ledger, "--admin", keys["a"]]);
+            var port = ManagerLine().Match(await manager.WaitForLineAsync("listening on", Limit)).Groups[1].Value;
+
+            async Task<SkywireProcess> GrantAsync(string key, params string[] extra) => await GrantInAsync(ledger, key, extra);
+            async Task<SkywireProcess> GrantInAsync(string dir, string key, params string[] extra)
+            {
+                var grant = Start(null, ["ledger", "grant", dir, keys["a"], "2500000", "--key", FilePath(key + ".json"), "--memo", "top-up", .. extra]);
+                await grant.WaitForExitAsync(Limit);
+                return grant;
+            }
+
+            await using (var offline = await GrantAsync("manager"))
+            {
+                Assert.Equal(1, await offline.WaitForExitAsync(Limit));
+                Assert.Contains("--manager host:port", offline.Stderr, StringComparison.Ordinal);
+            }
+
+            await using (var online = await GrantAsync("manager", "--manager", "127.0.0.1:" + port))
+            {
+                Assert.True(await online.WaitForExitAsync(Limit) == 0, online.Stderr);
+                Assert.Contains("granted 2500000 droplets", online.StdoutText, StringComparison.Ordinal);
+            }
+
+            // A key that does not pin this ledger is refused before any call; the manager itself refuses any key but its
+            // own (an admin key may steer routes, not create money): exit 3, Forbidden, both times.
+            await using (var pinned = await GrantAsync("a", "--manager", $"{keys["manager"]}@127.0.0.1:{port}"))
+            {
+                Assert.Equal(3, await pinned.WaitForExitAsync(Limit));
+            }
+
+            await using (var admin = await GrantInAsync(FilePath("not-the-ledger"), "a", "--manager", $"{keys["manager"]}@127.0.0.1:{port}"))
+            {
+                Assert.Equal(3, await admin.WaitForExitAsync(Limit));
+                Assert.Contains("only the manager's own key grants funds", admin.Stderr, StringComparison.Ordinal);
+            }
+
+            var balances = (await LedgerJsonAsync("balances", ledger)).GetProperty("accounts").EnumerateArray()
+                .ToDictionary(e => e.GetProperty("account").GetString()!, e => e.GetProperty("droplets").GetInt64());
+            Assert.Equal(2_500_000, balances["consumer:" + keys["a"]]);
+            Assert.True((await LedgerJsonAsync("verify", ledger)).GetProperty("ok").GetBoolean());
+        }
+        finally
+        {
+            foreach (var p in processes)
+            {
+                await p.DisposeAsync();
+            }
+        }
+    }
+
     private static async Task<(ulong[] Forward, ulong[] Reverse)?> HopBytesAsync(string ledger)
     {
         var routes = (await LedgerJsonAsync("routes", ledger)).GetProperty("routes");

@@ -295,6 +295,45 @@ public sealed class LedgerTests
         AssertReplays(ledger, store);
     }
 
+    /// <summary>
+    /// A route the manager ended (closed or re-routed): the reserve beyond what its frozen caps can still cost goes back
+    /// at once, no later authorization raises the caps, late receipts up to the caps are still paid, and the rest is
+    /// released a grace period after the end (not after the terms expire). The journal replays to the same.
+    /// </summary>
+    [Fact]
+    public void EndedRoute_RefundsBeyondItsCaps_PaysLateReceipts_ReleasedAfterGrace()
+    {
+        const ulong window = 1 << 20;
+        using var route = new MeteringTestData(relays: 2, window: window);
+        var (ledger, store) = Open(route);
+        var source = Ledger.ConsumerAccount(route.Nodes[0].Public);
+        var reserved = ledger.Routes.Single().Reserved;
+        Assert.Equal(LedgerStatus.Accepted, ledger.EndRoute(route.TermsId, 1_500_000).Status);
+        Assert.Equal(LedgerStatus.Duplicate, ledger.EndRoute(route.TermsId, 1_500_001).Status);
+        var bound = Settlement.WindowCost(route.Terms); // caps = the window: at most one window in each direction
+        Assert.Equal(bound, ledger.Balance(ledger.Routes.Single().ReserveAccount));
+        Assert.Equal(Funds - bound, ledger.Balance(source));
+        Assert.True(reserved > bound);
+
+        Assert.Equal(LedgerStatus.Refused, ledger.SubmitAuthorization(route.Auth(1, 8 * window, 8 * window).Encode(), 1_600_000).Status);
+        for (var hop = 0; hop < 3; hop++)
+        {
+            ledger.SubmitReceipt(route.Receipt(hop, MeteringDirection.Forward, 1, 4 * window, 400, final: true).Encode(), 2_000_000);
+        }
+
+        ledger.CloseEpoch(route.Manager, 1_500_000 + Ledger.ReleaseGraceMs - 1);
+        var r = ledger.Routes.Single();
+        Assert.False(r.Released);
+        var capped = Settlement.Earned(route.Terms, [window, window, window], [0, 0, 0]);
+        Assert.Equal(capped[1..], r.Paid[1..capped.Length]);
+        ledger.CloseEpoch(route.Manager, 1_500_000 + Ledger.ReleaseGraceMs);
+        Assert.True(r.Released);
+        Assert.Equal(0, ledger.Balance(r.ReserveAccount));
+        Assert.Equal(Funds - r.Spent, ledger.Balance(source));
+        Assert.Equal(0, ledger.Balances.Values.Sum());
+        AssertReplays(ledger, store);
+    }
+
     [Fact]
     public void StaleReceipt_AfterRelease_Void()
     {

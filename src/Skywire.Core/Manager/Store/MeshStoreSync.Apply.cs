@@ -36,23 +36,14 @@ public sealed partial class MeshStoreSync
         {
             await foreach (var change in _store.WatchAsync("", stopping))
             {
-                try
+                if (change.Kind == StoreChangeKind.Snapshot)
                 {
-                    if (change.Kind == StoreChangeKind.Snapshot)
-                    {
-                        ApplySnapshot(change.Snapshot!);
-                        Synchronized = true;
-                    }
-                    else
-                    {
-                        Apply(change.Kind, change.Entry!);
-                    }
+                    ApplySnapshot(change.Snapshot!);
+                    Synchronized = true;
                 }
-                catch (Exception ex) when (ex is not OperationCanceledException)
+                else
                 {
-                    // A value the codec let through but the controller refused: skip it, never stop watching.
-                    Interlocked.Increment(ref _ignored);
-                    Log.ApplyFailed(_logger, Quote.Of(change.Entry?.Key ?? "(snapshot)", 200), ex.Message);
+                    ApplyOne(change.Kind, change.Entry!);
                 }
 
                 Applied?.Invoke();
@@ -70,7 +61,7 @@ public sealed partial class MeshStoreSync
         {
             if (!next.ContainsKey(key))
             {
-                Apply(StoreChangeKind.Delete, old);
+                ApplyOne(StoreChangeKind.Delete, old);
             }
         }
 
@@ -78,8 +69,25 @@ public sealed partial class MeshStoreSync
         {
             if (!_view.TryGetValue(entry.Key, out var old) || old.ModRevision != entry.ModRevision)
             {
-                Apply(StoreChangeKind.Put, entry);
+                ApplyOne(StoreChangeKind.Put, entry);
             }
+        }
+    }
+
+    /// <summary>
+    /// Applies one key. A value the codec let through but the controller refused is skipped and counted, and only that
+    /// key: one hostile value in a snapshot must not keep the keys after it (commands among them) from being applied.
+    /// </summary>
+    private void ApplyOne(StoreChangeKind kind, StoreEntry entry)
+    {
+        try
+        {
+            Apply(kind, entry);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            Interlocked.Increment(ref _ignored);
+            Log.ApplyFailed(_logger, Quote.Of(entry.Key, 200), ex.Message);
         }
     }
 

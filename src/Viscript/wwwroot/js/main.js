@@ -6,6 +6,7 @@ import { loadApps } from './menu.js';
 import { refreshProcesses } from './processes.js';
 import { drawCharts } from './charts.js';
 import { refreshTopology } from './topology.js';
+import { refreshLedger } from './ledger.js';
 
 async function followEvents() {
   const status = $('#status');
@@ -40,4 +41,5 @@ refreshProcesses();
 followEvents();
 setInterval(refreshProcesses, 2000);
 refreshTopology().then((configured) => { if (configured) setInterval(refreshTopology, 5000); });
+refreshLedger().then((configured) => { if (configured) setInterval(refreshLedger, 10000); });
 window.addEventListener('resize', () => { for (const p of panes.values()) p.refit(); drawCharts(); });
