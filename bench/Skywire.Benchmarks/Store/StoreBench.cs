@@ -118,7 +118,8 @@ internal static class StoreBench
         {
             var store = open();
             stores.Add(store);
-            controllers[i] = new MeshController(new ManagerOptions(), NullLogger.Instance);
+            // Link reports are given once and never repeated here: they must not age out while a slow step runs.
+            controllers[i] = new MeshController(new ManagerOptions { LinkReportMaxAge = TimeSpan.FromHours(1) }, NullLogger.Instance);
             controllers[i].UseStore(store, $"127.0.0.1:{6000 + i}");
             controllers[i].Start();
         }
