@@ -95,6 +95,18 @@ public sealed class LinkTable
         }
     }
 
+    /// <summary>Number of reports (cheap: no copy, no sort).</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _byReporter.Values.Sum(l => l.Count);
+            }
+        }
+    }
+
     /// <summary>Every report, ordered by reporter, then peer.</summary>
     public IReadOnlyList<LinkReport> Snapshot()
     {
