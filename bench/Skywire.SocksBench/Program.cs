@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Skywire.Apps.Socks;
 using Skywire.TestKit.Http;
 
@@ -100,4 +101,12 @@ switch (args[0])
         return 2;
 }
 
-static Task RunUntilKilledAsync() => Task.Delay(Timeout.Infinite);
+// Until SIGTERM or SIGINT: the HTTP server (Kestrel) takes over the default SIGTERM handling, so waiting for ever would
+// keep the script's cleanup waiting for ever too.
+static async Task RunUntilKilledAsync()
+{
+    var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+    using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => { context.Cancel = true; stopped.TrySetResult(); });
+    using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => { context.Cancel = true; stopped.TrySetResult(); });
+    await stopped.Task;
+}
