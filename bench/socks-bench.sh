@@ -44,9 +44,13 @@ read_port() { # wait for "PORT n" in file $1
   echo "no PORT line in $1" >&2; return 1
 }
 
-echo "building bench/Skywire.SocksBench ..." >&2
-dotnet build bench/Skywire.SocksBench -c Release -v quiet -nologo >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log" >&2; exit 1; }
-helper=bench/Skywire.SocksBench/bin/Release/net10.0/Skywire.SocksBench.dll
+# SOCKS_BENCH_HELPER=path/to/Skywire.SocksBench.dll runs another build (e.g. a copy of the one before a change) unbuilt.
+helper=${SOCKS_BENCH_HELPER:-}
+if [ -z "$helper" ]; then
+  echo "building bench/Skywire.SocksBench ..." >&2
+  dotnet build bench/Skywire.SocksBench -c Release -v quiet -nologo >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log" >&2; exit 1; }
+  helper=bench/Skywire.SocksBench/bin/Release/net10.0/Skywire.SocksBench.dll
+fi
 
 dotnet "$helper" http >"$tmp/http.out" 2>&1 & pids+=($!)
 http_port=$(read_port "$tmp/http.out")

@@ -63,17 +63,20 @@ switch (args[0])
         var target = IPEndPoint.Parse(args[2]);
         var count = int.Parse(args[3]);
         var samples = new List<double>(count);
+        var phases = new[] { new List<double>(count), new List<double>(count), new List<double>(count) };
         var buffer = new byte[600];
         for (var i = 0; i < count + 10; i++)
         {
             var watch = Stopwatch.StartNew();
             using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             await socket.ConnectAsync(proxy);
+            var connected = watch.Elapsed.TotalMicroseconds;
             using var stream = new NetworkStream(socket);
             // Greeting, then the request once the method is chosen, as curl does (microsocks needs the wait).
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             await stream.WriteAsync(buffer.AsMemory(0, SocksCodec.WriteGreeting(buffer, SocksAuthMethod.NoAuthentication)), timeout.Token);
             await stream.ReadExactlyAsync(buffer.AsMemory(0, 2), timeout.Token);
+            var methodChosen = watch.Elapsed.TotalMicroseconds;
             await stream.WriteAsync(buffer.AsMemory(0, SocksCodec.WriteRequest(buffer, SocksCommand.Connect, SocksEndpoint.FromIP(target))), timeout.Token);
             await stream.ReadExactlyAsync(buffer.AsMemory(0, 10), timeout.Token);
             if (buffer[1] != 0)
@@ -87,12 +90,22 @@ switch (args[0])
             {
                 // The first 10 warm up the JIT and the pools on every side.
                 samples.Add(watch.Elapsed.TotalMicroseconds);
+                phases[0].Add(connected);
+                phases[1].Add(methodChosen - connected);
+                phases[2].Add(watch.Elapsed.TotalMicroseconds - methodChosen);
             }
         }
 
         samples.Sort();
-        double P(double q) => samples[(int)Math.Min(samples.Count - 1, Math.Round(q * (samples.Count - 1)))];
-        Console.WriteLine($"count={samples.Count} mean_us={samples.Average():0} p50_us={P(0.5):0} p90_us={P(0.9):0} p99_us={P(0.99):0}");
+        foreach (var phase in phases)
+        {
+            phase.Sort();
+        }
+
+        static double P(List<double> sorted, double q) => sorted[(int)Math.Min(sorted.Count - 1, Math.Round(q * (sorted.Count - 1)))];
+        // The p50 of each phase: TCP connect, greeting -> method selection, request -> reply (the tunnel's set-up).
+        Console.WriteLine($"count={samples.Count} mean_us={samples.Average():0} p50_us={P(samples, 0.5):0} p90_us={P(samples, 0.9):0} p99_us={P(samples, 0.99):0}"
+            + $" phases_p50_us=connect:{P(phases[0], 0.5):0},greeting:{P(phases[1], 0.5):0},request:{P(phases[2], 0.5):0}");
         return 0;
     }
 

@@ -44,7 +44,7 @@ internal sealed class RouteSearch
             for (var i = 0; i < adj.Count; i++)
             {
                 var e = items![i];
-                f.Relax(e.To, du + e.Weight, u, e.Link, e.Weight);
+                f.Relax(e.To, du + e.Weight, u, e.Link);
             }
         }
     }
@@ -91,9 +91,11 @@ internal sealed class RouteSearch
                     continue;
                 }
 
+                // The best meeting is updated only when a label improves: a relaxation that improves nothing offers
+                // no shorter s-d path than the one checked when this side last improved e.To (or when the other side
+                // reached it), so the other side's labels are read once per improvement, not once per edge.
                 var nd = du + e.Weight;
-                side.Relax(e.To, nd, u, e.Link, e.Weight);
-                if (other.Reached(e.To))
+                if (side.Relax(e.To, nd, u, e.Link) && other.Reached(e.To))
                 {
                     var through = nd + other.Labels[e.To].Dist;
                     if (through < best)
@@ -114,12 +116,12 @@ internal sealed class RouteSearch
             return false;
         }
 
-        BuildPath(s, d, meetF, meetB, meetLink, meetWeight, out nodes, out links, out cost);
+        BuildPath(outEdges, s, d, meetF, meetB, meetLink, meetWeight, out nodes, out links, out cost);
         return true;
     }
 
     // s ..(forward tree).. meetF -> meetB ..(backward tree).. d, with any repeated node's loop cut out.
-    private void BuildPath(int s, int d, int meetF, int meetB, int meetLink, double meetWeight, out int[] nodes, out int[] links, out double cost)
+    private void BuildPath(Adjacency[] outEdges, int s, int d, int meetF, int meetB, int meetLink, double meetWeight, out int[] nodes, out int[] links, out double cost)
     {
         var f = _forward;
         var b = _backward;
@@ -146,7 +148,7 @@ internal sealed class RouteSearch
                 break;
             }
             l[i - 1] = f.Labels[v].Link;
-            w[i - 1] = f.Labels[v].Weight;
+            w[i - 1] = WeightOf(outEdges, f.Labels[v].Prev, v, f.Labels[v].Link);
             i--;
         }
         l[front - 1] = meetLink;
@@ -160,7 +162,7 @@ internal sealed class RouteSearch
                 break;
             }
             l[i] = b.Labels[v].Link;
-            w[i] = b.Labels[v].Weight;
+            w[i] = WeightOf(outEdges, v, b.Labels[v].Prev, b.Labels[v].Link);
             i++;
         }
 
@@ -201,15 +203,31 @@ internal sealed class RouteSearch
         links = count == n.Length ? l : l[..(count - 1)];
     }
 
-    /// <summary>A node's label on one side: 32 bytes, one cache line half, so a relaxation touches one place.</summary>
+    // The weight of the edge from -> to with this link id (a path is built once per query: O(degree) per hop).
+    private static double WeightOf(Adjacency[] outEdges, int from, int to, int link)
+    {
+        ref readonly var adj = ref outEdges[from];
+        for (var i = 0; i < adj.Count; i++)
+        {
+            var e = adj.Items![i];
+            if (e.To == to && e.Link == link)
+            {
+                return e.Weight;
+            }
+        }
+        throw new InvalidOperationException("a path edge is missing from the graph");
+    }
+
+    /// <summary>
+    /// A node's label on one side: 24 bytes (the edge weight is looked up again when the path is built, and one
+    /// stamp says both reached and settled), so a relaxation touches one small place.
+    /// </summary>
     private struct Label
     {
         public double Dist;
-        public double Weight;
         public int Prev;
         public int Link;
-        public int Reached;
-        public int Settled;
+        public int State; // 2 * run: reached in this run; 2 * run + 1: settled in this run; less: not reached
     }
 
     /// <summary>A heap entry: key and node side by side.</summary>
@@ -219,24 +237,34 @@ internal sealed class RouteSearch
         public int Node;
     }
 
-    /// <summary>One direction's labels and its binary heap (lazy deletion instead of decrease-key).</summary>
+    /// <summary>
+    /// One direction's labels and its 4-ary heap (lazy deletion instead of decrease-key): half the depth of a binary
+    /// heap, so a pop moves half as many entries (it compares four children per level instead of two).
+    /// </summary>
     private sealed class Side
     {
         public readonly Label[] Labels;
         private HeapEntry[] _heap = new HeapEntry[256];
         private int _heapCount;
-        private int _run;
+        private int _reached; // 2 * run
+        private int _settled; // 2 * run + 1
 
         public Side(int capacity) => Labels = new Label[capacity];
 
-        public bool Reached(int v) => Labels[v].Reached == _run;
+        public bool Reached(int v) => Labels[v].State >= _reached;
 
         public void Start(int root)
         {
-            _run++;
+            if (_reached >= int.MaxValue - 2)
+            {
+                Array.Clear(Labels); // stamps wrapped: start again from "never reached"
+                _reached = 0;
+            }
+            _reached += 2;
+            _settled = _reached + 1;
             _heapCount = 0;
             ref var label = ref Labels[root];
-            label.Reached = _run;
+            label.State = _reached;
             label.Dist = 0;
             label.Prev = -1;
             Push(0, root);
@@ -249,7 +277,7 @@ internal sealed class RouteSearch
             {
                 ref readonly var top = ref _heap[0];
                 ref readonly var label = ref Labels[top.Node];
-                if (label.Settled != _run && top.Key <= label.Dist)
+                if (label.State != _settled && top.Key <= label.Dist)
                 {
                     return top.Key;
                 }
@@ -266,11 +294,11 @@ internal sealed class RouteSearch
                 du = _heap[0].Key;
                 PopTop();
                 ref var label = ref Labels[u];
-                if (label.Settled == _run || du > label.Dist)
+                if (label.State == _settled || du > label.Dist)
                 {
                     continue;
                 }
-                label.Settled = _run;
+                label.State = _settled;
                 return true;
             }
             u = -1;
@@ -278,22 +306,23 @@ internal sealed class RouteSearch
             return false;
         }
 
-        public void Relax(int v, double nd, int from, int link, double weight)
+        /// <summary>Lowers <paramref name="v"/>'s label to <paramref name="nd"/> if that is an improvement; true when it was.</summary>
+        public bool Relax(int v, double nd, int from, int link)
         {
             ref var label = ref Labels[v];
-            if (label.Reached != _run)
+            if (label.State < _reached)
             {
-                label.Reached = _run;
+                label.State = _reached;
             }
-            else if (nd >= label.Dist || label.Settled == _run)
+            else if (nd >= label.Dist || label.State == _settled)
             {
-                return;
+                return false;
             }
             label.Dist = nd;
             label.Prev = from;
             label.Link = link;
-            label.Weight = weight;
             Push(nd, v);
+            return true;
         }
 
         private void Push(double key, int node)
@@ -306,7 +335,7 @@ internal sealed class RouteSearch
             var i = _heapCount++;
             while (i > 0)
             {
-                var parent = (i - 1) >> 1;
+                var parent = (i - 1) >> 2;
                 if (heap[parent].Key <= key)
                 {
                     break;
@@ -330,16 +359,23 @@ internal sealed class RouteSearch
             var i = 0;
             while (true)
             {
-                var child = (2 * i) + 1;
-                if (child >= count)
+                var first = (i << 2) + 1;
+                if (first >= count)
                 {
                     break;
                 }
-                if (child + 1 < count && heap[child + 1].Key < heap[child].Key)
+                var child = first;
+                var key = heap[first].Key;
+                var end = Math.Min(first + 4, count);
+                for (var c = first + 1; c < end; c++)
                 {
-                    child++;
+                    if (heap[c].Key < key)
+                    {
+                        child = c;
+                        key = heap[c].Key;
+                    }
                 }
-                if (heap[child].Key >= last.Key)
+                if (key >= last.Key)
                 {
                     break;
                 }
