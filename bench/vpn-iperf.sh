@@ -6,6 +6,7 @@
 #   veth + bridge underlay     10.90.0.3   (no tunnel: the ceiling)
 #   skywire VPN, 3 hops        10.66.0.1   (a > b > c > d, the vpn-server's TUN address)
 #   skywire VPN, 1 hop         10.66.0.1   (a > d: a direct link added, the vpn-client restarted)
+#   skywire VPN, 1 hop, offloads off (SKYWIRE_VPN_OFFLOAD=0: one packet per TUN read/write, as before issue 14.4)
 #   tinc 1.0 (router mode, aes-256-cbc + hmac-sha256, UDP)          10.91.0.2
 #   OpenVPN 2.6 (p2p TLS, AES-256-GCM, UDP, no DCO)                10.92.0.2
 # CPU is the user+system time of the tunnel's own processes (both ends, relays and apps for ours) during the run,
@@ -100,9 +101,9 @@ iperf_row() { # iperf_row NAME ADDR PROCS [iperf3 client args]
   ip netns exec sky-a iperf3 -c "$addr" -t "$SECS" -J "$@" >"$B/iperf.json" 2>&1 || true
   after=$(pids_of "$procs" | ticks)
   wait "$spid" 2>/dev/null || true
-  python3 - "$B/iperf.json" "$name" "$((after - before))" "$HZ" "$procs" <<'EOF'
+  python3 - "$B/iperf.json" "$name" "$((after - before))" "$HZ" "$procs" "$B/values.tsv" <<'EOF'
 import json, sys
-path, name, ticks, hz, procs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+path, name, ticks, hz, procs, values = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
 try:
     r = json.load(open(path))
     recv = r["end"]["sum_received"]
@@ -110,6 +111,8 @@ try:
     retr = r["end"]["sum_sent"].get("retransmits", "-")
     cpu = f"{ticks / hz / (recv['bytes'] / 1e9):.1f}" if procs != "none" and recv["bytes"] else "-"
     print(f"| {name} | {mbs:.0f} | {retr} | {cpu} |")
+    with open(values, "a") as f:
+        f.write(f"{name}\t{mbs:.1f}\t{cpu}\n")
 except Exception as e:  # an iperf3 error: show it in the table rather than stop the run
     print(f"| {name} | failed: {str(e)[:60]} | - | - |")
 EOF
@@ -117,6 +120,7 @@ EOF
 rtt() { # rtt NAME ADDR
   local r
   r=$(ip netns exec sky-a ping -c 50 -i 0.05 -q "$2" | awk '/rtt/ {split($0, a, "= "); split(a[2], b, "/"); printf "%s / %s", b[1], b[2]}')
+  printf 'ping: %s\tping\t%s\n' "$1" "${r#* / }" >>"$B/values.tsv"
   printf '| %s | %s ms |\n' "$1" "$r"
 }
 
@@ -155,15 +159,54 @@ for _ in $(seq 1 120); do grep -q "vpn-client up" "$RUN/vpn-client.log" && break
 wait_ping 10.66.0.1
 iperf_row "skywire VPN, 1 hop (a > d)" 10.66.0.1 ours
 iperf_row "skywire VPN, 1 hop, 4 streams" 10.66.0.1 ours -P 4
+rtt1=$(rtt "skywire VPN, 1 hop" 10.66.0.1)
+
+# ---- the same 1 hop with the TUN offloads off (both apps restarted with SKYWIRE_VPN_OFFLOAD=0): before/after
+for n in vpn-client vpn-server; do kill "$(cat "$RUN/$n.pid")"; wait_gone "$(cat "$RUN/$n.pid")"; done
+SKYWIRE_VPN_OFFLOAD=0 ip netns exec sky-d "${SK[@]}" app vpn-server --node-apps 127.0.0.1:7013 --token-file "$RUN/d.token" \
+  --allow "$(key a)" >"$RUN/vpn-server.log" 2>&1 &
+echo $! >"$RUN/vpn-server.pid"
+for _ in $(seq 1 120); do grep -q "vpn-server ready" "$RUN/vpn-server.log" && break; sleep 0.5; done
+SKYWIRE_VPN_OFFLOAD=0 ip netns exec sky-a "${SK[@]}" app vpn-client --node-apps 127.0.0.1:7010 --token-file "$RUN/a.token" \
+  --route 10.90.9.0/24 >"$RUN/vpn-client.log" 2>&1 &
+echo $! >"$RUN/vpn-client.pid"
+for _ in $(seq 1 120); do grep -q "vpn-client up" "$RUN/vpn-client.log" && break; sleep 0.5; done
+wait_ping 10.66.0.1
+iperf_row "skywire VPN, 1 hop, offloads off" 10.66.0.1 ours
+iperf_row "skywire VPN, 1 hop, offloads off, 4 streams" 10.66.0.1 ours -P 4
 
 echo
 echo "| path | ping min / avg (50 pings) |"
 echo "|---|---:|"
 rtt "veth + bridge underlay" 10.90.0.3
 echo "$rtt3"
-rtt "skywire VPN, 1 hop" 10.66.0.1
+echo "$rtt1"
+rtt "skywire VPN, 1 hop, offloads off" 10.66.0.1
 rtt "tinc" 10.91.0.2
 rtt "OpenVPN" 10.92.0.2
 echo
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
 echo "routes after the 1-hop step (manager view):"
 cli routes || true
+
+# RESULT lines for bench/run-all (bench/README.md): ours against each baseline, from the rows above.
+val() { # val ROWNAME COLUMN(2 = MB/s or ping avg, 3 = CPU s/GB); ping rows are named "ping: NAME"
+  awk -F'\t' -v n="$1" -v c="$2" '$1 == n && $2 != "ping" {print $c} $1 == n && $2 == "ping" {print $3}' "$B/values.tsv" | tail -1
+}
+result() { # result ID OURS BASELINE UNIT BETTER
+  [ -n "$2" ] && [ -n "$3" ] && [ "$2" != "-" ] && [ "$3" != "-" ] && echo "RESULT name=$1 ours=$2 baseline=$3 unit=$4 better=$5"
+  return 0
+}
+o1=$(val "skywire VPN, 1 hop (a > d)" 2) o4=$(val "skywire VPN, 1 hop, 4 streams" 2) o3=$(val "skywire VPN, 3 hops (a > b > c > d)" 2)
+t1=$(val "tinc 1.0.36 (aes-256-cbc + sha256)" 2) t4=$(val "tinc, 4 streams" 2)
+v1=$(val "OpenVPN 2.6 (AES-256-GCM, no DCO)" 2) v4=$(val "OpenVPN, 4 streams" 2)
+result vpn-1hop-1stream-vs-openvpn "$o1" "$v1" MB/s higher
+result vpn-1hop-1stream-vs-tinc "$o1" "$t1" MB/s higher
+result vpn-1hop-4streams-vs-openvpn "$o4" "$v4" MB/s higher
+result vpn-1hop-4streams-vs-tinc "$o4" "$t4" MB/s higher
+result vpn-3hop-1stream-vs-openvpn "$o3" "$v1" MB/s higher
+result vpn-1hop-1stream-offloads-vs-off "$o1" "$(val "skywire VPN, 1 hop, offloads off" 2)" MB/s higher
+result vpn-1hop-1stream-vs-veth "$o1" "$(val "veth + bridge underlay" 2)" MB/s higher
+result vpn-1hop-cpu-per-gb-vs-openvpn "$(val "skywire VPN, 1 hop (a > d)" 3)" "$(val "OpenVPN 2.6 (AES-256-GCM, no DCO)" 3)" s/GB lower
+result vpn-1hop-ping-avg-vs-tinc "$(val "ping: skywire VPN, 1 hop" 2)" "$(val "ping: tinc" 2)" ms lower

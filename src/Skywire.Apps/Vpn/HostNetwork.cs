@@ -115,6 +115,10 @@ public sealed partial class HostNetwork : IDisposable
     /// <summary>Whether this host has an IPv6 stack.</summary>
     public static bool HasIPv6 => Directory.Exists("/proc/sys/net/ipv6");
 
+    /// <summary>Changes the device's MTU (the path changed while the tunnel is up).</summary>
+    public void SetMtu(string device, int mtu) =>
+        Ip("link", "set", "dev", device, "mtu", mtu.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
     /// <summary>
     /// Sets the device's addresses and MTU and brings it up. With <paramref name="ipv6"/> the device carries IPv6 (with
     /// <paramref name="address6"/> if given, no duplicate address detection, no link-local address: nothing but

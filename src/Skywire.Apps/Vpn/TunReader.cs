@@ -11,7 +11,7 @@ namespace Skywire.Apps.Vpn;
 /// </summary>
 internal sealed class TunReader : IDisposable
 {
-    private const int MaxBatch = 64;
+    private const int MaxBatch = 256; // a TSO super-packet alone makes about 45
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
 
     private readonly ITunDevice _tun;
@@ -37,6 +37,7 @@ internal sealed class TunReader : IDisposable
     {
         var buffer = GC.AllocateArray<byte>(65536, pinned: true);
         var dirty = new List<VpnPeer>(16);
+        var icmp = new byte[IcmpTooBig.MaxLength];
         while (!_stopping)
         {
             if (!_tun.WaitReadable(PollInterval))
@@ -70,9 +71,15 @@ internal sealed class TunReader : IDisposable
                 }
 
                 var peer = _route(packet);
-                if (peer is null || packet.Length > peer.MaxPacket)
+                if (peer is null)
                 {
                     Interlocked.Increment(ref _statistics._noPeer);
+                    continue;
+                }
+
+                if (packet.Length > peer.Mtu)
+                {
+                    AnswerTooBig(packet, peer.Mtu, icmp);
                     continue;
                 }
 
@@ -96,6 +103,26 @@ internal sealed class TunReader : IDisposable
             }
 
             dirty.Clear();
+        }
+    }
+
+    // A packet larger than the peer's path: ICMP "too big" back to its sender (through the TUN), so it sends smaller.
+    private void AnswerTooBig(ReadOnlySpan<byte> packet, int mtu, byte[] icmp)
+    {
+        Interlocked.Increment(ref _statistics._tooBig);
+        var length = IcmpTooBig.Write(packet, mtu, icmp);
+        if (length == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            _tun.Write(icmp.AsSpan(0, length));
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+            Interlocked.Increment(ref _statistics._tunErrors);
         }
     }
 

@@ -56,7 +56,9 @@ public sealed class VpnClient
         await app.RegisterAsync(binding.Name, ClientType, cancellationToken);
         var (node, exit) = target ?? await PickServerAsync(app, cancellationToken);
         var info = await app.GetNodeInfoAsync(cancellationToken);
-        var pathMtu = PathMtu.Derive(info, _options.Mtu, _options.ConfigureHost ? HostNetwork.MtuToward : _ => null, out var limitedBy);
+        Func<IPAddress, int?> linkMtu = _options.ConfigureHost ? HostNetwork.MtuToward : _ => null;
+        var pathMtu = PathMtu.Derive(info, _options.Mtu, linkMtu, out var limitedBy);
+        var deviceMtu = 0;
         if (limitedBy is not null)
         {
             VpnLog.MtuFromPath(_logger, pathMtu, limitedBy);
@@ -64,6 +66,7 @@ public sealed class VpnClient
 
         using var host = new HostNetwork(_logger, _options.Namespace);
         using var tun = _options.OpenTun(_options.Device);
+        VpnLog.TunOpened(_logger, tun.Name, tun.Offloads ? "offloads on (TSO super-packets cut on read, TCP segments coalesced on write)" : "offloads off (one packet per read and write)");
         if (_options.ConfigureHost)
         {
             host.TakeIntoNamespace(tun.Name);
@@ -89,7 +92,7 @@ public sealed class VpnClient
                 try
                 {
                     await using var stream = await app.DialAsync(node, exit, cancellationToken);
-                    await VpnProtocol.WriteAsync(stream, new VpnHello { Passcode = _options.Passcode }, VpnJsonContext.Default.VpnHello, cancellationToken);
+                    await VpnProtocol.WriteAsync(stream, new VpnHello { Passcode = _options.Passcode, Mtu = pathMtu }, VpnJsonContext.Default.VpnHello, cancellationToken);
                     var welcome = await VpnProtocol.ReadAsync(stream, VpnJsonContext.Default.VpnWelcome, cancellationToken);
                     if (welcome.Error is { } error)
                     {
@@ -128,15 +131,31 @@ public sealed class VpnClient
                     if (configured != cidr + cidr6 && _options.ConfigureHost)
                     {
                         Configure(host, tun.Name, address, welcome.PrefixLength, address6, welcome.PrefixLength6, mtu, info, first: configured is null);
+                        deviceMtu = mtu;
                         if (configured is null && _options.ApplyDns)
                         {
                             ApplyDns(host, tun.Name, Resolvers(welcome), address6 is not null);
                         }
                     }
 
+                    if (deviceMtu != mtu)
+                    {
+                        // A reconnect with another MTU than before (the path or the server changed meanwhile).
+                        if (_options.ConfigureHost && configured is not null)
+                        {
+                            host.SetMtu(tun.Name, mtu);
+                        }
+
+                        deviceMtu = mtu;
+                    }
+
                     configured = cidr + cidr6;
                     using var peer = new VpnPeer("server", datagrams, tun, Packets.IpPacket.Key(address), address6 is null ? null : Packets.IpPacket.Key(address6),
-                        addressIsSource: false, Statistics, _logger);
+                        addressIsSource: false, Statistics, _logger)
+                    {
+                        RemoteMtu = welcome.Mtu > 0 ? welcome.Mtu : int.MaxValue,
+                    };
+                    peer.Mtu = mtu;
                     peer.Start();
                     _current = peer;
                     if (Connects++ == 0)
@@ -150,9 +169,58 @@ public sealed class VpnClient
                         resolvers.Count == 0 ? null : string.Join(',', resolvers), cidr6, address6 is null ? null : welcome.Gateway6);
                     VpnLog.ClientUp(_logger, state);
                     onUp?.Invoke(state);
-                    var ended = DrainAsync(stream, cancellationToken);
-                    await Task.WhenAny(ended, peer.Closed, Task.Delay(Timeout.Infinite, cancellationToken));
-                    cancellationToken.ThrowIfCancellationRequested();
+
+                    // The path MTU follows links made or gone since (this node's, measured here; the server's, in its
+                    // updates): the device's MTU and the largest packet sent are the smaller of both sides'.
+                    var retune = new Lock();
+                    void Retune(string why)
+                    {
+                        lock (retune)
+                        {
+                            var next = Math.Max(VpnDefaults.MinMtu, Math.Min(Math.Min(peer.RemoteMtu, datagrams.MaxDatagram), pathMtu));
+                            if (next == deviceMtu)
+                            {
+                                return;
+                            }
+
+                            VpnLog.MtuChanged(_logger, next, why);
+                            peer.Mtu = next;
+                            if (_options.ConfigureHost)
+                            {
+                                host.SetMtu(tun.Name, next);
+                            }
+
+                            deviceMtu = next;
+                        }
+                    }
+
+                    var ended = VpnProtocol.ReadUpdatesAsync(stream, update =>
+                    {
+                        if (update.Mtu > 0)
+                        {
+                            peer.RemoteMtu = update.Mtu;
+                            Retune($"the server's path MTU is {update.Mtu} now");
+                        }
+                    }, cancellationToken);
+                    while (true)
+                    {
+                        var tick = Task.Delay(_options.MtuRecheck, cancellationToken);
+                        var done = await Task.WhenAny(ended, peer.Closed, tick);
+                        cancellationToken.ThrowIfCancellationRequested();
+                        if (done != tick)
+                        {
+                            break;
+                        }
+
+                        var fresh = PathMtu.Derive(await app.GetNodeInfoAsync(cancellationToken), _options.Mtu, linkMtu, out var why);
+                        if (fresh != pathMtu)
+                        {
+                            pathMtu = fresh;
+                            await VpnProtocol.WriteAsync(stream, new VpnUpdate { Mtu = fresh }, VpnJsonContext.Default.VpnUpdate, cancellationToken);
+                            Retune(why ?? "no link of this node's is narrower now");
+                        }
+                    }
+
                     reason = "the stream ended";
                 }
                 catch (Exception ex) when (ex is IOException or InvalidDataException or AppApiException && !cancellationToken.IsCancellationRequested)
@@ -324,20 +392,6 @@ public sealed class VpnClient
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             VpnLog.DnsNotApplied(_logger, names, ex.Message);
-        }
-    }
-
-    private static async Task DrainAsync(SkywireStream stream, CancellationToken cancellationToken)
-    {
-        var buffer = new byte[256];
-        try
-        {
-            while (await stream.ReadAsync(buffer, cancellationToken) > 0)
-            {
-            }
-        }
-        catch (IOException)
-        {
         }
     }
 

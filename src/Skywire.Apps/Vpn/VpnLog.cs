@@ -53,6 +53,15 @@ internal static partial class VpnLog
     [LoggerMessage(EventId = 6217, Level = LogLevel.Information, Message = "vpn: tunnel MTU {Mtu}: {Reason}")]
     public static partial void MtuFromPath(ILogger logger, int mtu, string reason);
 
+    [LoggerMessage(EventId = 6218, Level = LogLevel.Information, Message = "vpn: the path changed, tunnel MTU now {Mtu}: {Reason}")]
+    public static partial void MtuChanged(ILogger logger, int mtu, string reason);
+
+    [LoggerMessage(EventId = 6219, Level = LogLevel.Warning, Message = "vpn: measuring the path MTU again failed, no more checks: {Reason}")]
+    public static partial void MtuWatchFailed(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 6220, Level = LogLevel.Information, Message = "vpn: TUN device {Device}: {Offloads}")]
+    public static partial void TunOpened(ILogger logger, string device, string offloads);
+
     [LoggerMessage(EventId = 6216, Level = LogLevel.Warning, Message = "vpn: IPv4 only: {Reason}")]
     public static partial void NoIPv6(ILogger logger, string reason);
 

@@ -52,6 +52,12 @@ public sealed record VpnServerOptions
     /// <summary>Set the device's address and MTU, forwarding and NAT on the host (off only in tests with an in-memory TUN).</summary>
     public bool ConfigureHost { get; init; } = true;
 
+    /// <summary>
+    /// How often the path MTU is measured again while running (links made or gone since; docs/vpn.md "MTU").
+    /// <see cref="Timeout.InfiniteTimeSpan"/>: never.
+    /// </summary>
+    public TimeSpan MtuRecheck { get; init; } = TimeSpan.FromSeconds(15);
+
     /// <summary>Opens the TUN device (Linux by default; tests give an in-memory one).</summary>
     public Func<string, ITunDevice> OpenTun { get; init; } = VpnDefaults.OpenTun;
 
@@ -110,6 +116,12 @@ public sealed record VpnClientOptions
     /// <summary>First wait before dialing again after the tunnel broke (doubles up to 10 s).</summary>
     public TimeSpan ReconnectDelay { get; init; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>
+    /// How often the path MTU is measured again while running (links made or gone since; docs/vpn.md "MTU").
+    /// <see cref="Timeout.InfiniteTimeSpan"/>: never.
+    /// </summary>
+    public TimeSpan MtuRecheck { get; init; } = TimeSpan.FromSeconds(15);
+
     /// <summary>Opens the TUN device (Linux by default; tests give an in-memory one).</summary>
     public Func<string, ITunDevice> OpenTun { get; init; } = VpnDefaults.OpenTun;
 
@@ -135,8 +147,9 @@ public sealed record VpnClientState(string Device, string Address, string Gatewa
 
 internal static class VpnDefaults
 {
+    // SKYWIRE_VPN_OFFLOAD=0 opens the device without IFF_VNET_HDR offloads (one packet per read and write; docs/vpn.md).
     public static ITunDevice OpenTun(string name) => OperatingSystem.IsLinux()
-        ? LinuxTunDevice.Open(name)
+        ? LinuxTunDevice.Open(name, offloads: Environment.GetEnvironmentVariable("SKYWIRE_VPN_OFFLOAD") != "0")
         : throw new PlatformNotSupportedException("the VPN's TUN device is implemented for Linux only");
 
     /// <summary>IPv4 needs 576; below that the tunnel is useless.</summary>

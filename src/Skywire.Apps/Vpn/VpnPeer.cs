@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Skywire.Apps.Vpn.Packets;
 using Skywire.Apps.Vpn.Tun;
 using Skywire.Core.Sdk;
+using Skywire.Core.Streams;
 using Skywire.Protocol.AppApi;
 
 namespace Skywire.Apps.Vpn;
@@ -9,13 +10,15 @@ namespace Skywire.Apps.Vpn;
 /// <summary>
 /// One tunnel between a vpn-client and a vpn-server: the stream's datagram flow. Outgoing packets are gathered by the
 /// TUN reader thread into one record batch and sent in one write (<see cref="Flush"/>); incoming batches are read by a
-/// dedicated thread, checked (a whole IP packet, the peer's own address) and written to the TUN.
+/// dedicated thread, checked (a whole IP packet, the peer's own address) and written to the TUN, in-order TCP segments
+/// of one flow in one batch coalesced into one write (<see cref="TunWriter"/>).
 /// </summary>
 internal sealed class VpnPeer : IDisposable
 {
     private readonly SkywireDatagrams _datagrams;
     private readonly DatagramRecordWriter _writer = new(64 * 1024);
     private readonly ITunDevice _tun;
+    private readonly TunWriter _tunWriter;
     private readonly VpnStatistics _statistics;
     private readonly UInt128 _address4;
     private readonly UInt128? _address6;
@@ -23,6 +26,8 @@ internal sealed class VpnPeer : IDisposable
     private readonly ILogger _logger;
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Thread _receiver;
+    private int _mtu;
+    private long _coalesced; // the writer's count already added to the statistics
     private int _disposed;
 
     // address4/6: the client's tunnel addresses (IpPacket.Key; no IPv6 when the server has no IPv6 pool). A server
@@ -32,6 +37,8 @@ internal sealed class VpnPeer : IDisposable
         Name = name;
         _datagrams = datagrams;
         _tun = tun;
+        _tunWriter = new TunWriter(tun);
+        _mtu = datagrams.MaxDatagram;
         _address4 = address4;
         _address6 = address6;
         _addressIsSource = addressIsSource;
@@ -45,6 +52,22 @@ internal sealed class VpnPeer : IDisposable
 
     /// <summary>Largest packet the flow carries.</summary>
     public int MaxPacket => _datagrams.MaxDatagram;
+
+    /// <summary>
+    /// Largest packet the path to the peer carries (at most <see cref="MaxPacket"/>; lowered by the peer's own MTU and
+    /// when a narrower link shows up): the TUN reader answers larger ones with ICMP "too big".
+    /// </summary>
+    public int Mtu
+    {
+        get => Volatile.Read(ref _mtu);
+        set => Volatile.Write(ref _mtu, Math.Min(Math.Max(value, VpnDefaults.MinMtu), MaxPacket));
+    }
+
+    /// <summary>The path MTU the other side announced (hello or update); <see cref="int.MaxValue"/> when it gave none.</summary>
+    public int RemoteMtu { get; set; } = int.MaxValue;
+
+    /// <summary>The tunnel's control stream (the server sends its updates on it).</summary>
+    public DuplexStream? Control { get; init; }
 
     /// <summary>Completes when the flow ended or failed.</summary>
     public Task Closed => _closed.Task;
@@ -98,6 +121,9 @@ internal sealed class VpnPeer : IDisposable
                 {
                     Deliver(packet);
                 }
+
+                // One batch read: in-order TCP segments of a flow went into one super-packet, written now.
+                FlushTun();
             }
         }
         catch (IOException ex)
@@ -130,8 +156,27 @@ internal sealed class VpnPeer : IDisposable
 
         try
         {
-            _tun.Write(packet);
+            _tunWriter.Write(packet);
             Interlocked.Increment(ref _statistics._toTun);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+            Interlocked.Increment(ref _statistics._tunErrors);
+        }
+    }
+
+    /// <summary>Writes the packets <see cref="Deliver"/> holds for coalescing.</summary>
+    internal void FlushTun()
+    {
+        try
+        {
+            _tunWriter.Flush();
+            var coalesced = _tunWriter.Coalesced;
+            if (coalesced != _coalesced)
+            {
+                Interlocked.Add(ref _statistics._coalesced, coalesced - _coalesced);
+                _coalesced = coalesced;
+            }
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {

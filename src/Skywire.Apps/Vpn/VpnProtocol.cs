@@ -19,6 +19,9 @@ public sealed record VpnHello
     /// <summary>The passcode the server asks for, if any. Never logged.</summary>
     public string? Passcode { get; init; }
 
+    /// <summary>The client's own path MTU (0: not given); the server sends it nothing larger.</summary>
+    public int Mtu { get; init; }
+
     /// <inheritdoc/>
     public override string ToString() => $"VpnHello {{ Version = {Version} }}";
 }
@@ -55,6 +58,16 @@ public sealed record VpnWelcome
 
     /// <summary>The server's IPv6 address in the subnet.</summary>
     public string? Gateway6 { get; init; }
+}
+
+/// <summary>
+/// Sent by either side on the stream after the welcome, whenever its own path MTU changed (a link made or gone since):
+/// the other side then sends it nothing larger (docs/vpn.md "MTU").
+/// </summary>
+public sealed record VpnUpdate
+{
+    /// <summary>The sender's path MTU now.</summary>
+    public int Mtu { get; init; }
 }
 
 /// <summary>Framing of the VPN's control messages.</summary>
@@ -107,10 +120,30 @@ public static class VpnProtocol
         }
     }
 
+    /// <summary>
+    /// Reads the peer's updates until the stream ends (then returns; a malformed message ends it too), handing each
+    /// to <paramref name="onUpdate"/>.
+    /// </summary>
+    public static async Task ReadUpdatesAsync(DuplexStream stream, Action<VpnUpdate> onUpdate, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(onUpdate);
+        try
+        {
+            while (true)
+            {
+                onUpdate(await ReadAsync(stream, VpnJsonContext.Default.VpnUpdate, cancellationToken));
+            }
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException)
+        {
+        }
+    }
+
 }
 
 /// <summary>Source-generated JSON for the VPN's control messages.</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(VpnHello))]
 [JsonSerializable(typeof(VpnWelcome))]
+[JsonSerializable(typeof(VpnUpdate))]
 public sealed partial class VpnJsonContext : JsonSerializerContext;

@@ -29,6 +29,7 @@ public sealed class VpnServer
     // By each of the client's tunnel addresses (IpPacket.Key): one peer appears once per family.
     private readonly ConcurrentDictionary<UInt128, VpnPeer> _peers = new();
     private volatile bool _ipv6;
+    private int _mtu; // this side's path MTU now (the device's MTU)
 
     /// <param name="options">Options.</param>
     /// <param name="logger">Logger.</param>
@@ -87,6 +88,7 @@ public sealed class VpnServer
 
         using var host = new HostNetwork(_logger);
         using var tun = _options.OpenTun(_options.Device);
+        VpnLog.TunOpened(_logger, tun.Name, tun.Offloads ? "offloads on (TSO super-packets cut on read, TCP segments coalesced on write)" : "offloads off (one packet per read and write)");
         if (_options.ConfigureHost)
         {
             host.ConfigureDevice(tun.Name, Pool.Gateway, Pool.Subnet.PrefixLength, mtu, _ipv6, Pool6?.Gateway, Pool6?.Subnet.PrefixLength ?? 0);
@@ -115,18 +117,23 @@ public sealed class VpnServer
             }
         }
 
+        Volatile.Write(ref _mtu, mtu);
         using var reader = new TunReader(tun, Route, Statistics, _logger);
         reader.Start();
         await app.RegisterAsync(binding.Name, ServerType, cancellationToken);
         VpnLog.Registered(_logger, ServerType, app.NodeKey, binding.Name, tun.Name);
         onReady?.Invoke($"{app.NodeKey}/{binding.Name}", tun.Name);
 
+        using var stopWatch = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var watch = WatchMtuAsync(app, host, tun.Name, stopWatch.Token);
         try
         {
-            await app.ServeStreamsAsync((stream, stopping) => ServeAsync(app, stream, tun, mtu, stopping), ParallelAccepts, cancellationToken);
+            await app.ServeStreamsAsync((stream, stopping) => ServeAsync(app, stream, tun, stopping), ParallelAccepts, cancellationToken);
         }
         finally
         {
+            await stopWatch.CancelAsync();
+            await watch;
             foreach (var peer in _peers.Values.Distinct())
             {
                 peer.Dispose();
@@ -140,8 +147,9 @@ public sealed class VpnServer
         _peers.TryGetValue(IpPacket.Key(IpPacket.Destination(packet)), out var peer) ? peer : null;
 
     /// <summary>One client: hello, checks, address, then its datagram flow until the stream ends.</summary>
-    private async Task ServeAsync(SkywireApp app, SkywireStream stream, Tun.ITunDevice tun, int mtu, CancellationToken cancellationToken)
+    private async Task ServeAsync(SkywireApp app, SkywireStream stream, Tun.ITunDevice tun, CancellationToken cancellationToken)
     {
+        var mtu = Volatile.Read(ref _mtu);
         await using var _ = stream;
         var client = stream.RemoteNode;
         try
@@ -193,7 +201,12 @@ public sealed class VpnServer
             var datagrams = await app.OpenDatagramsAsync(stream, cancellationToken);
             var key = IpPacket.Key(address);
             UInt128? key6 = address6 is null ? null : IpPacket.Key(address6);
-            using var peer = new VpnPeer(client[..Math.Min(12, client.Length)], datagrams, tun, key, key6, addressIsSource: true, Statistics, _logger);
+            using var peer = new VpnPeer(client[..Math.Min(12, client.Length)], datagrams, tun, key, key6, addressIsSource: true, Statistics, _logger)
+            {
+                Control = stream,
+                RemoteMtu = hello.Mtu > 0 ? hello.Mtu : int.MaxValue,
+            };
+            peer.Mtu = Math.Min(mtu, peer.RemoteMtu);
             peer.Start();
             if (_peers.TryGetValue(key, out var previous))
             {
@@ -210,7 +223,12 @@ public sealed class VpnServer
             VpnLog.ClientConnected(_logger, client, address6 is null ? address.ToString() : $"{address} and {address6}");
             try
             {
-                var ended = WaitForEndAsync(stream, cancellationToken);
+                // The client sends nothing after its hello but MTU updates; the stream's end is the tunnel's.
+                var ended = VpnProtocol.ReadUpdatesAsync(stream, update =>
+                {
+                    peer.RemoteMtu = update.Mtu > 0 ? update.Mtu : int.MaxValue;
+                    peer.Mtu = Math.Min(Volatile.Read(ref _mtu), peer.RemoteMtu);
+                }, cancellationToken);
                 await Task.WhenAny(ended, peer.Closed, Task.Delay(Timeout.Infinite, cancellationToken));
             }
             finally
@@ -257,18 +275,59 @@ public sealed class VpnServer
         return stream.DatagramHandle is null ? "the stream cannot carry datagrams (relayed by a messenger?)" : null;
     }
 
-    /// <summary>Completes when the client closes its stream (it sends nothing after the hello).</summary>
-    private static async Task WaitForEndAsync(SkywireStream stream, CancellationToken cancellationToken)
+    /// <summary>
+    /// Measures the path MTU again every <see cref="VpnServerOptions.MtuRecheck"/>: when a link of this node's was made
+    /// or changed since, the device's MTU and every client's limit follow, and each client is told (<see cref="VpnUpdate"/>).
+    /// </summary>
+    private async Task WatchMtuAsync(SkywireApp app, HostNetwork host, string device, CancellationToken cancellationToken)
     {
-        var buffer = new byte[256];
+        if (_options.MtuRecheck == Timeout.InfiniteTimeSpan)
+        {
+            return;
+        }
+
         try
         {
-            while (await stream.ReadAsync(buffer, cancellationToken) > 0)
+            while (true)
             {
+                await Task.Delay(_options.MtuRecheck, cancellationToken);
+                var info = await app.GetNodeInfoAsync(cancellationToken);
+                var mtu = Math.Max(VpnDefaults.MinMtu, PathMtu.Derive(info, _options.Mtu, _options.ConfigureHost ? HostNetwork.MtuToward : _ => null, out var limitedBy));
+                if (mtu == Volatile.Read(ref _mtu))
+                {
+                    continue;
+                }
+
+                VpnLog.MtuChanged(_logger, mtu, limitedBy ?? "no link of this node's is narrower now");
+                if (_options.ConfigureHost)
+                {
+                    host.SetMtu(device, mtu);
+                }
+
+                Volatile.Write(ref _mtu, mtu);
+                foreach (var peer in _peers.Values.Distinct())
+                {
+                    peer.Mtu = Math.Min(mtu, peer.RemoteMtu);
+                    if (peer.Control is { } control)
+                    {
+                        try
+                        {
+                            await VpnProtocol.WriteAsync(control, new VpnUpdate { Mtu = mtu }, VpnJsonContext.Default.VpnUpdate, cancellationToken);
+                        }
+                        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+                        {
+                            // That client is leaving; its tunnel ends on its own.
+                        }
+                    }
+                }
             }
         }
-        catch (IOException)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+        }
+        catch (Exception ex) when (ex is IOException or AppApiException)
+        {
+            VpnLog.MtuWatchFailed(_logger, ex.Message);
         }
     }
 }

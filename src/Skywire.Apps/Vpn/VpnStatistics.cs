@@ -10,6 +10,8 @@ public sealed class VpnStatistics
     internal long _refused;
     internal long _tunErrors;
     internal long _peerErrors;
+    internal long _tooBig;
+    internal long _coalesced;
 
     /// <summary>Packets read from the TUN and sent into the mesh.</summary>
     public long FromTun => Interlocked.Read(ref _fromTun);
@@ -32,7 +34,13 @@ public sealed class VpnStatistics
     /// <summary>Batches lost because a peer's datagram connection failed.</summary>
     public long PeerErrors => Interlocked.Read(ref _peerErrors);
 
+    /// <summary>Packets from the TUN larger than the tunnel's path carries, answered with ICMP "too big" (or dropped).</summary>
+    public long TooBig => Interlocked.Read(ref _tooBig);
+
+    /// <summary>Packets from the mesh written to the TUN inside a coalesced TCP super-packet (not counting each run's first).</summary>
+    public long Coalesced => Interlocked.Read(ref _coalesced);
+
     /// <inheritdoc/>
     public override string ToString() =>
-        $"from-tun {FromTun}, to-tun {ToTun}, no-peer {NoPeer}, malformed {Malformed}, refused {Refused}, tun-errors {TunErrors}, peer-errors {PeerErrors}";
+        $"from-tun {FromTun}, to-tun {ToTun}, no-peer {NoPeer}, malformed {Malformed}, refused {Refused}, tun-errors {TunErrors}, peer-errors {PeerErrors}, too-big {TooBig}, coalesced {Coalesced}";
 }

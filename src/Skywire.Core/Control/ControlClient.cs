@@ -76,26 +76,26 @@ public static class ControlClient
         ArgumentNullException.ThrowIfNull(local);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        Socket? socket = null;
         NoiseStream secure;
         try
         {
-            await socket.ConnectAsync(manager.EndPoint, deadline.Token);
+            socket = await ConnectTcpAsync(manager.EndPoint, deadline.Token);
             secure = await NoiseStream.ConnectAsync(new NetworkStream(socket, ownsSocket: true), local, manager.Key, ControlProtocol.Prologue, deadline.Token);
         }
         catch (SocketException ex)
         {
-            socket.Dispose();
+            socket?.Dispose();
             throw new ControlException(ControlErrorCode.Unavailable, $"cannot reach the manager at {manager.EndPoint}: {ex.Message}");
         }
         catch (NoiseException ex)
         {
-            socket.Dispose();
+            socket?.Dispose();
             throw new ControlException(ControlErrorCode.Forbidden, ex.Message, ex);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            socket.Dispose();
+            socket?.Dispose();
             throw new ControlException(ControlErrorCode.Unavailable, $"the manager at {manager.EndPoint} did not complete the handshake in time");
         }
 
@@ -119,5 +119,63 @@ public static class ControlClient
             await connection.DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>
+    /// A TCP connection to <paramref name="endPoint"/>. A host name is resolved at every call and each of its
+    /// addresses is tried in turn, each with a socket of its own, until one accepts: one name for several managers (DNS
+    /// with several records) reaches whichever of them is up (docs/operations.md "Several managers").
+    /// </summary>
+    /// <exception cref="SocketException">No address accepted (the last address's error), or the name does not resolve.</exception>
+    private static async Task<Socket> ConnectTcpAsync(EndPoint endPoint, CancellationToken cancellationToken)
+    {
+        IPAddress[] addresses;
+        int port;
+        if (endPoint is DnsEndPoint dns)
+        {
+            addresses = await Dns.GetHostAddressesAsync(dns.Host, cancellationToken);
+            port = dns.Port;
+        }
+        else if (endPoint is IPEndPoint ip)
+        {
+            (addresses, port) = ([ip.Address], ip.Port);
+        }
+        else
+        {
+            var other = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                await other.ConnectAsync(endPoint, cancellationToken);
+                return other;
+            }
+            catch
+            {
+                other.Dispose();
+                throw;
+            }
+        }
+
+        SocketException? last = null;
+        foreach (var address in addresses)
+        {
+            var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                await socket.ConnectAsync(new IPEndPoint(address, port), cancellationToken);
+                return socket;
+            }
+            catch (SocketException ex)
+            {
+                socket.Dispose();
+                last = ex;
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        }
+
+        throw last ?? new SocketException((int)SocketError.HostNotFound);
     }
 }

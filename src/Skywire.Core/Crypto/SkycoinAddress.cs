@@ -35,15 +35,28 @@ public static class SkycoinAddress
     public static bool Matches(string address, PubKey key) => string.Equals(address, FromPubKey(key), StringComparison.Ordinal);
 
     /// <summary>True when <paramref name="address"/> decodes to 25 bytes with version 0 and a correct checksum.</summary>
-    public static bool IsWellFormed(string address)
+    public static bool IsWellFormed(string address) => TryDecode(address, out _);
+
+    /// <summary>The 25 bytes of a well-formed address (version 0, checksum right); false otherwise.</summary>
+    public static bool TryDecode(string? address, out byte[] bytes)
     {
-        if (!Base58.TryDecode(address, out var bytes) || bytes.Length != 25 || bytes[20] != Version)
+        if (address is null || !Base58.TryDecode(address, out bytes) || bytes.Length != 25 || bytes[20] != Version)
         {
+            bytes = [];
             return false;
         }
 
         Span<byte> check = stackalloc byte[32];
         SHA256.HashData(bytes.AsSpan(0, 21), check);
-        return check[..4].SequenceEqual(bytes.AsSpan(21, 4));
+        if (!check[..4].SequenceEqual(bytes.AsSpan(21, 4)))
+        {
+            bytes = [];
+            return false;
+        }
+
+        return true;
     }
+
+    /// <summary>The Base58 text of a 25-byte binary address.</summary>
+    public static string Encode(ReadOnlySpan<byte> address) => Base58.Encode(address);
 }

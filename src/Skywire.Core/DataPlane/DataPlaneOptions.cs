@@ -34,6 +34,13 @@ public sealed record DataPlaneOptions
     /// <summary>A link with no authenticated packet for this long is declared down.</summary>
     public TimeSpan DeadAfter { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// How long a link the peer opened is remembered (down, without keys) after it was lost: the node reports it
+    /// meanwhile, so that a manager that restarted in the meantime learns the link and has it reopened even when the
+    /// peer that opened it restarted too (and forgot it). A link that never came up is forgotten at once.
+    /// </summary>
+    public TimeSpan RememberLostLinks { get; init; } = TimeSpan.FromMinutes(10);
+
     /// <summary>The link initiator runs a fresh handshake when the keys are this old (forward secrecy; WireGuard uses 2 minutes).</summary>
     public TimeSpan RekeyAfter { get; init; } = TimeSpan.FromMinutes(2);
 
@@ -88,6 +95,7 @@ public sealed record DataPlaneOptions
         if (ProbeTimeout <= TimeSpan.Zero) { errors.Add("ProbeTimeout must be positive"); }
         if (ProbeWindow is < 1 or > 64) { errors.Add("ProbeWindow must be within 1..64"); }
         if (DeadAfter <= ProbeInterval) { errors.Add("DeadAfter must be longer than ProbeInterval"); }
+        if (RememberLostLinks < TimeSpan.Zero) { errors.Add("RememberLostLinks must not be negative"); }
         if (TickInterval <= TimeSpan.Zero) { errors.Add("TickInterval must be positive"); }
         if (RekeyAfter <= TimeSpan.Zero) { errors.Add("RekeyAfter must be positive"); }
         if (HandshakesPerSecondBeforeCookies < 0) { errors.Add("HandshakesPerSecondBeforeCookies must not be negative"); }

@@ -30,6 +30,7 @@ public sealed class DataPlaneStatistics
     internal long GsoSendsField;
     internal long GroBatchesField;
     internal long CappedField;
+    internal long HeldField;
 
     /// <summary>System calls that sent more than one datagram (UDP GSO).</summary>
     public long GsoSends => Interlocked.Read(ref GsoSendsField);
@@ -87,6 +88,9 @@ public sealed class DataPlaneStatistics
 
     /// <summary>Dropped: a metered route's packet beyond the source's spend authorization (docs/metering.md).</summary>
     public long Capped => Interlocked.Read(ref CappedField);
+
+    /// <summary>Not dropped: a metered route's packets held at the cap until the source's next authorization (docs/metering.md "Caps").</summary>
+    public long Held => Interlocked.Read(ref HeldField);
 
     /// <summary>Dropped: the outgoing link is not up.</summary>
     public long LinkDown => Interlocked.Read(ref LinkDownField);

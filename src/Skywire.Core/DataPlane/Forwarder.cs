@@ -14,7 +14,7 @@ namespace Skywire.Core.DataPlane;
 /// delivery to a local session, or a rewrite of header, label and link tag in place and a send on the next
 /// link. Packets of one receive batch (UDP GRO) that go to the same next hop leave together (UDP GSO).
 /// </summary>
-internal sealed class Forwarder : IRoutedSender
+internal sealed class Forwarder : IRoutedSender, IHeldPacketSender
 {
     private readonly LinkTable _links;
     private readonly RuleTable _rules;
@@ -57,13 +57,12 @@ internal sealed class Forwarder : IRoutedSender
             return false;
         }
 
-        // A metered route's end sends only within the source's spend authorization (docs/metering.md "Live path").
+        // A metered route's end sends only within the source's spend authorization (docs/metering.md "Caps"): beyond
+        // it the packet waits (bounded) for the next one, so the session sees back-pressure rather than loss.
         var meter = _rules.FindSendMeter(outLink, routeId);
-        if (meter is not null && meter.OverCap(payloadLength))
+        if (meter is not null && meter.MustHold(payloadLength))
         {
-            Interlocked.Increment(ref meter.Capped);
-            Interlocked.Increment(ref _statistics.CappedField);
-            return false;
+            return Hold(meter, packet, payloadLength);
         }
 
         if (!TryFrame(link, routeId, packet, payloadLength, out var remote, out var total) || !_sender.Send(link, packet[..total], remote))
@@ -93,16 +92,16 @@ internal sealed class Forwarder : IRoutedSender
 
         var meter = _rules.FindSendMeter(outLink, routeId);
         var metered = 0L;
+        var holdFrom = count;
+        var all = count;
         Span<int> totals = stackalloc int[count];
         for (var i = 0; i < count; i++)
         {
             var payloadLength = payloadLengths[i];
-            if (meter is not null && meter.OverCap((int)Math.Min(int.MaxValue, metered + payloadLength)))
+            if (meter is not null && meter.MustHold(metered + payloadLength))
             {
-                // The rest waits for the next authorization (the session retransmits; the route stalls, it is not free).
-                Interlocked.Add(ref meter.Capped, count - i);
-                Interlocked.Add(ref _statistics.CappedField, count - i);
-                count = i;
+                // The rest waits for the next authorization, after the ones before it have left (below).
+                holdFrom = count = i;
                 break;
             }
 
@@ -128,13 +127,52 @@ internal sealed class Forwarder : IRoutedSender
             totals[i] = total;
         }
 
-        var sent = _sender.SendBatch(link, remote, slots, stride, totals[..count]);
+        var sent = count == 0 ? 0 : _sender.SendBatch(link, remote, slots, stride, totals[..count]);
         if (meter is not null && sent > 0)
         {
             CountSent(meter, totals[..count], payloadLengths, sent);
         }
 
+        for (var i = holdFrom; i < all && meter is not null; i++)
+        {
+            if (Hold(meter, slots.Slice(i * stride, stride), payloadLengths[i]))
+            {
+                sent++;
+            }
+        }
+
         return sent;
+    }
+
+    /// <summary>Holds a packet at its meter's cap; false (dropped, counted) when the hold is full.</summary>
+    private bool Hold(SendMeter meter, Span<byte> packet, int payloadLength)
+    {
+        if (payloadLength + LinkLimits.RoutedOverhead > Math.Min(_maxUdpPayload, packet.Length) || payloadLength < LinkLimits.MinRoutedPayload)
+        {
+            Interlocked.Increment(ref _statistics.TooLargeField);
+            return false;
+        }
+
+        if (meter.Hold(this, packet, payloadLength))
+        {
+            Interlocked.Increment(ref _statistics.HeldField);
+            return true;
+        }
+
+        Interlocked.Increment(ref _statistics.CappedField);
+        return false;
+    }
+
+    /// <inheritdoc/>
+    bool IHeldPacketSender.SendHeld(PubKey outLink, uint routeId, Span<byte> packet, int payloadLength)
+    {
+        if (!_links.TryGet(outLink, out var link))
+        {
+            Interlocked.Increment(ref _statistics.LinkDownField);
+            return false;
+        }
+
+        return TryFrame(link, routeId, packet, payloadLength, out var remote, out var total) && _sender.Send(link, packet[..total], remote);
     }
 
     /// <summary>Counts the first <paramref name="sent"/> framed packets of a batch on a send meter.</summary>

@@ -83,6 +83,17 @@ internal sealed class LinkTimers
                 return;
             }
 
+            if (link.LostAt != 0 && link.State == LinkState.Down && !link.Wanted)
+            {
+                // A lost link the peer had opened: remembered (and reported) for a while, then forgotten.
+                if (_time.GetElapsedTime(link.LostAt, now) > _options.RememberLostLinks)
+                {
+                    _table.ForgetLocked(link);
+                }
+
+                return;
+            }
+
             if (link.Pending is not null)
             {
                 if (_time.GetElapsedTime(link.HandshakeStartedAt, now) > _options.HandshakeTimeout)

@@ -69,33 +69,6 @@ internal sealed class RuleEntry : IHopCounter
 }
 
 /// <summary>
-/// What a metered route's end sends on (outgoing link, label): counted after each send, and gated by the cap like a
-/// rule (<see cref="RuleEntry.Cap"/>). Exists only while a metered route uses the label.
-/// </summary>
-internal sealed class SendMeter : IHopCounter
-{
-    public long Packets;
-
-    public long Bytes;
-
-    public long Cap = long.MaxValue;
-
-    public long Capped;
-
-    ulong IHopCounter.Bytes => (ulong)Interlocked.Read(ref Bytes);
-
-    ulong IHopCounter.Frames => (ulong)Interlocked.Read(ref Packets);
-
-    public bool OverCap(int bytes) => Volatile.Read(ref Bytes) + bytes > Volatile.Read(ref Cap);
-
-    public void Count(int packets, long bytes)
-    {
-        Interlocked.Add(ref Packets, packets);
-        Interlocked.Add(ref Bytes, bytes);
-    }
-}
-
-/// <summary>
 /// The label table: (incoming link, incoming route id) to an action. Lock-free reads on the
 /// receive thread (ConcurrentDictionary with a struct key: no allocation per lookup);
 /// installs and removals come from the control plane.
@@ -121,7 +94,7 @@ internal sealed class RuleTable
     {
         lock (_sendMeterLock)
         {
-            var meter = _sendMeters.GetOrAdd(new RuleKey(outLink, outRoute), _ => new SendMeter());
+            var meter = _sendMeters.GetOrAdd(new RuleKey(outLink, outRoute), _ => new SendMeter(outLink, outRoute));
             Volatile.Write(ref _sendMeterCount, _sendMeters.Count);
             return meter;
         }
@@ -134,6 +107,7 @@ internal sealed class RuleTable
         {
             _sendMeters.TryRemove(new KeyValuePair<RuleKey, SendMeter>(new RuleKey(outLink, outRoute), meter));
             Volatile.Write(ref _sendMeterCount, _sendMeters.Count);
+            meter.Discard();
         }
     }
 

@@ -23,8 +23,11 @@ namespace Skywire.Core.Links;
 ///   CloseLink: Connecting | Up | Down ─► Closed;   reopen: Closed ─► Connecting
 /// </code>
 /// A link this node opened (<see cref="Wanted"/>: the manager asked for it) stays in the table in every
-/// state. A link a stranger opened is removed from the table when it goes Down (its state is freed; a new
-/// handshake starts afresh), and it may be evicted to make room (<see cref="LinkTable"/>).
+/// state. A link a stranger opened is removed from the table when it goes Down before it was ever up (its state
+/// is freed; a new handshake starts afresh); one that was up and is lost (the peer died or went silent) is
+/// remembered, keys dropped, for <c>DataPlaneOptions.RememberLostLinks</c> so that the node goes on reporting it
+/// and a manager that restarted meanwhile learns the link and has it reopened. Either may be evicted to make
+/// room (<see cref="LinkTable"/>).
 /// </remarks>
 internal sealed class Link
 {
@@ -51,6 +54,9 @@ internal sealed class Link
     /// never evicted and stays in the table when it goes down (the manager reopens it).
     /// </summary>
     public bool Wanted;
+
+    /// <summary>When a link this node did not ask for was lost (a TimeProvider timestamp; 0: not a remembered lost link).</summary>
+    public long LostAt;
 
     /// <summary>True once the link was removed from its table (evicted, or a stranger's link that went down): start over with a new one.</summary>
     public bool Removed;

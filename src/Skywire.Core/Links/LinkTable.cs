@@ -10,7 +10,9 @@ namespace Skywire.Core.Links;
 /// room for strangers: at most <c>maxLinks</c> links. A valid handshake needs only a key pair, which anyone can
 /// make, so a link a stranger opens must not cost memory for ever:
 /// <list type="bullet">
-/// <item>a link this node did not ask for is removed when it goes Down (unconfirmed, dead, closed by the peer);</item>
+/// <item>a link this node did not ask for is removed when it goes Down before it was ever up (a handshake never
+/// confirmed); one that was up and is lost (dead, closed by the peer) is kept Down, without keys, until
+/// <see cref="ForgetLocked"/> (the maintenance loop, after <c>DataPlaneOptions.RememberLostLinks</c>);</item>
 /// <item>when the table is full, a new stranger's link takes the place of the least valuable one, in this
 /// order: a stranger's handshake never confirmed (oldest first), a link that is down or closed, a stranger's
 /// up link that carries nothing (the one silent longest). Never evicted: a link this node opened and has not
@@ -201,6 +203,7 @@ internal sealed class LinkTable
     {
         var now = _time.GetTimestamp();
         link.LastReceivedAt = now;
+        link.LostAt = 0;
         link.UpSignal?.TrySetResult();
         link.UpSignal = null;
         if (link.State == LinkState.Up)
@@ -217,8 +220,8 @@ internal sealed class LinkTable
 
     /// <summary>
     /// Takes the link to <paramref name="state"/> (Down or Closed): drops its keys and handshake, fails waiters,
-    /// and removes a stranger's link that went Down from the table. True when a LinkDown event is due (it was up,
-    /// or someone waited).
+    /// and removes a stranger's link that went Down before it was up from the table (one that was up is remembered:
+    /// <see cref="Link.LostAt"/>). True when a LinkDown event is due (it was up, or someone waited).
     /// </summary>
     public bool MarkDownLocked(Link link, LinkState state, string reason)
     {
@@ -252,7 +255,18 @@ internal sealed class LinkTable
 
         if (state == LinkState.Down && !link.Wanted)
         {
-            RemoveLocked(link);
+            if (wasUp)
+            {
+                link.LostAt = Math.Max(1, _time.GetTimestamp());
+            }
+            else if (link.LostAt == 0)
+            {
+                RemoveLocked(link);
+            }
+        }
+        else
+        {
+            link.LostAt = 0;
         }
 
         return wasUp || waited;
@@ -262,6 +276,15 @@ internal sealed class LinkTable
     {
         _sessions.TryRemove(new KeyValuePair<uint, LinkSession>(session.LocalIndex, session));
         session.Dispose();
+    }
+
+    /// <summary>Removes a remembered lost link (<see cref="Link.LostAt"/>) from the table; the caller holds its gate.</summary>
+    public void ForgetLocked(Link link)
+    {
+        if (link.State == LinkState.Down && !link.Wanted && link.LostAt != 0)
+        {
+            RemoveLocked(link);
+        }
     }
 
     private void RemoveLocked(Link link)

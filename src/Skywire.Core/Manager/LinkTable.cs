@@ -8,8 +8,16 @@ namespace Skywire.Core.Manager;
 /// <param name="Up">Whether <paramref name="From"/> sees the link established and passing traffic.</param>
 /// <param name="RttMicros">Smoothed round-trip time measured by <paramref name="From"/> (0 = unknown), clamped to 0..<see cref="LinkTable.MaxRttMicros"/>.</param>
 /// <param name="Loss">Loss ratio measured by <paramref name="From"/>, clamped to 0..1.</param>
-/// <param name="ReportedAt">When the manager received the report (the manager's clock; nodes' clocks are not trusted).</param>
-public sealed record LinkReport(PubKey From, PubKey To, bool Up, long RttMicros, double Loss, DateTimeOffset ReportedAt);
+/// <param name="ReportedAt">When the manager received the report (the manager's clock; nodes' clocks are not trusted), or
+/// <see cref="HeldByStore"/> for the report of a node connected to another manager.</param>
+public sealed record LinkReport(PubKey From, PubKey To, bool Up, long RttMicros, double Loss, DateTimeOffset ReportedAt)
+{
+    /// <summary>
+    /// The time of a report that another manager wrote to the shared store: it never ages here, it holds while its key
+    /// does (its manager rewrites it on each change and deletes it when the node leaves or the manager dies).
+    /// </summary>
+    public static readonly DateTimeOffset HeldByStore = DateTimeOffset.MaxValue;
+}
 
 /// <summary>
 /// What every node last said about its links, one <see cref="LinkReport"/> per (reporting node, peer). This is hearsay:
@@ -84,6 +92,18 @@ public sealed class LinkTable
         lock (_sync)
         {
             return _byReporter.TryGetValue(from, out var links) ? links.GetValueOrDefault(to) : null;
+        }
+    }
+
+    /// <summary>Number of reports (cheap: no copy, no sort).</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _byReporter.Values.Sum(l => l.Count);
+            }
         }
     }
 

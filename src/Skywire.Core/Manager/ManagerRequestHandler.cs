@@ -112,6 +112,9 @@ internal sealed partial class ManagerRequestHandler(MeshController controller, M
             case ControlOpcode.LedgerGrant:
                 var granted = controller.Grant(caller, Parse(payload, ControlJsonContext.Default.LedgerGrantMessage));
                 return Reply(caller, opcode, granted, ControlJsonContext.Default.LedgerGrantMessage);
+            case ControlOpcode.LedgerAct:
+                var acted = controller.LedgerAct(caller, Parse(payload, ControlJsonContext.Default.LedgerActMessage));
+                return Reply(caller, opcode, acted, ControlJsonContext.Default.LedgerActMessage);
             default:
                 Log.ForbiddenOpcode(logger, caller, opcode);
                 throw new ControlException(ControlErrorCode.Forbidden, $"opcode 0x{opcode:x2} is not a cli call");

@@ -189,7 +189,9 @@ public sealed partial class MeshController
 
             try
             {
-                await InstallAsync(plan, cancellationToken);
+                // A metered route gets terms, caps and receipts from this manager like a new one (its old terms end).
+                var terms = await AdoptTermsAsync(plan, cancellationToken);
+                await InstallAsync(plan, cancellationToken, terms is null ? null : ct => MeterRouteAsync(plan, terms, ct));
                 Log.RouteAdopted(_logger, id, new PathText(plan.Path));
             }
             catch (Channels.ControlException ex)

@@ -31,6 +31,24 @@ public sealed partial class MeshController
         return await AgreeTermsAsync(plan, cancellationToken);
     }
 
+    /// <summary>
+    /// Terms for a route this manager adopts (it restarted, or took the route over from a manager that died): the terms
+    /// the route ran on before, which no live route of this manager holds now, end in this ledger (so their reserve goes
+    /// back and their caps freeze), then the route gets new terms like at setup. Null when this manager does not meter.
+    /// Called under the route gate (no route setup runs meanwhile, so every live route's terms are known).
+    /// </summary>
+    private async Task<RouteTerms?> AdoptTermsAsync(RoutePlan plan, CancellationToken cancellationToken)
+    {
+        if (Metering is not { } hub)
+        {
+            return null;
+        }
+
+        var live = _meteredTerms.Values.Select(t => Convert.ToHexStringLower(t.TermsId)).ToHashSet(StringComparer.Ordinal);
+        hub.EndOrphans(plan.Path[0], plan.Path[^1], id => live.Contains(Convert.ToHexStringLower(id)));
+        return await AgreeTermsAsync(plan, cancellationToken);
+    }
+
     /// <summary>The route was dropped or moved off its terms: the ledger ends them (nothing when it is not metered).</summary>
     private void EndTerms(ulong sessionId)
     {
@@ -143,6 +161,52 @@ public sealed partial class MeshController
         return outcome.Status == LedgerStatus.Accepted
             ? request with { Outcome = outcome.Message }
             : throw new ControlException(ControlErrorCode.BadRequest, "grant refused: " + outcome.Message);
+    }
+
+    /// <summary>
+    /// The operator's other write acts through the running manager (<c>skywire ledger close|export|paid|submit
+    /// --manager</c>), for the same reason and with the same rule as <see cref="Grant"/>: the manager's own key only.
+    /// </summary>
+    /// <exception cref="ControlException">Forbidden for another key, BadRequest without a ledger or for a refused act.</exception>
+    internal LedgerActMessage LedgerAct(PubKey caller, LedgerActMessage request)
+    {
+        var hub = Metering ?? throw new ControlException(ControlErrorCode.BadRequest, "this manager keeps no ledger (start it with --ledger DIR)");
+        if (caller != hub.Manager)
+        {
+            throw new ControlException(ControlErrorCode.Forbidden, "only the manager's own key writes its ledger");
+        }
+
+        switch (request.Act)
+        {
+            case "close":
+                var root = hub.CloseEpoch();
+                return new LedgerActMessage { Act = request.Act, Outcome = $"epoch {root.Epoch} closed, root {root.Root}" };
+            case "export":
+                if (!PayoutDay.IsDay(request.Day))
+                {
+                    throw new ControlException(ControlErrorCode.BadRequest, "export needs a day (yyyy-MM-dd)");
+                }
+
+                var (exported, files) = hub.Export(request.Day!, request.Min ?? PayoutDay.DropletsPerSky);
+                return exported.Status == LedgerStatus.Accepted
+                    ? new LedgerActMessage { Act = request.Act, Day = request.Day, Outcome = exported.Message, Details = files }
+                    : throw new ControlException(ControlErrorCode.BadRequest, "export refused: " + exported.Message);
+            case "paid":
+                var paid = hub.MarkPaid(request.Day ?? "", request.TxId ?? "");
+                return paid.Status == LedgerStatus.Accepted
+                    ? new LedgerActMessage { Act = request.Act, Day = request.Day, Outcome = paid.Message }
+                    : throw new ControlException(ControlErrorCode.BadRequest, "paid refused: " + paid.Message);
+            case "submit":
+                if (request.Lines is not { Count: > 0 and <= MeteringHub.MaxSubmitLines } lines)
+                {
+                    throw new ControlException(ControlErrorCode.BadRequest, $"submit carries 1 to {MeteringHub.MaxSubmitLines} messages");
+                }
+
+                var (counts, problems) = hub.Submit(lines);
+                return new LedgerActMessage { Act = request.Act, Outcome = string.Join(", ", counts.Select(c => $"{c.Value} {c.Key}")), Details = problems };
+            default:
+                throw new ControlException(ControlErrorCode.BadRequest, $"unknown ledger act '{request.Act}' (close, export, paid, submit)");
+        }
     }
 
     /// <summary>Best effort (the source also asks on its own tick): the forward bytes the destination co-signed, to the source.</summary>

@@ -168,7 +168,8 @@ public sealed partial class MeshController
 
             try
             {
-                await InstallAsync(plan, _stopping);
+                var terms = await AdoptTermsAsync(plan, _stopping);
+                await InstallAsync(plan, _stopping, terms is null ? null : ct => MeterRouteAsync(plan, terms, ct));
             }
             catch (ControlException ex)
             {

@@ -672,7 +672,7 @@ public sealed partial class MeshController : IAsyncDisposable
 
             ExpireApps();
             ForgetOfflineNodes();
-            Shared?.RestampRemoteLinks();
+            Shared?.RefeedRemoteLinks();
             if (_time.GetUtcNow() >= nextRefresh)
             {
                 nextRefresh = _time.GetUtcNow() + _options.RefreshInterval;

@@ -262,6 +262,7 @@ public sealed partial class Ledger
             LedgerRecordKind.Export => ApplyExport(record),
             LedgerRecordKind.Paid => ApplyPaid(record),
             LedgerRecordKind.End => ApplyEnd(record),
+            LedgerRecordKind.Binding => ApplyBinding(record),
             _ => new LedgerOutcome(LedgerStatus.Refused, $"unknown record kind '{record.Kind}'"),
         };
         if (outcome.Status is LedgerStatus.Accepted or LedgerStatus.Disputed)
@@ -359,10 +360,11 @@ public sealed partial class Ledger
             }
 
             var node = PubKey.Parse(account["provider:".Length..]);
-            rows.Add(new PayoutRow(node, SkycoinAddress.FromPubKey(node), balance - balance % PayoutDay.Precision));
+            rows.Add(new PayoutRow(node, PayoutAddress(node), balance - balance % PayoutDay.Precision));
         }
 
-        rows.Sort((a, b) => string.CompareOrdinal(a.Address, b.Address));
+        // Two nodes may bind one address: their rows stay apart (each is its own provider account), ordered by node.
+        rows.Sort((a, b) => string.CompareOrdinal(a.Address, b.Address) is var c && c != 0 ? c : string.CompareOrdinal(a.Node.ToString(), b.Node.ToString()));
         var payout = "payout:" + record.Day;
         foreach (var row in rows)
         {

@@ -9,7 +9,7 @@ namespace Skywire.Core.Metering;
 /// </summary>
 public sealed record LedgerRecord
 {
-    /// <summary>What the line is: grant, terms, receipt, auth, close, export, paid, end.</summary>
+    /// <summary>What the line is: grant, terms, receipt, auth, close, export, paid, end, binding.</summary>
     [JsonPropertyName("kind")]
     public required string Kind { get; init; }
 
@@ -25,7 +25,7 @@ public sealed record LedgerRecord
     [JsonPropertyName("droplets")]
     public long? Droplets { get; init; }
 
-    /// <summary>A signed message as lowercase hex (terms, receipt, auth), or a terms id (end).</summary>
+    /// <summary>A signed message as lowercase hex (terms, receipt, auth, binding), or a terms id (end).</summary>
     [JsonPropertyName("data")]
     public string? Data { get; init; }
 
@@ -80,6 +80,9 @@ public static class LedgerRecordKind
 
     /// <summary>The manager ended a route (closed or re-routed): its caps freeze, the reserve beyond them goes back now.</summary>
     public const string End = "end";
+
+    /// <summary>A node's signed payout binding to another Skycoin address.</summary>
+    public const string Binding = "binding";
 }
 
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, WriteIndented = false)]

@@ -20,8 +20,8 @@ internal sealed partial class MeteringAgent
         private readonly int _k;
         private readonly RuleSlot? _forwardIn;
         private readonly RuleSlot? _reverseIn;
-        private readonly (PubKey Link, uint Label, SendMeter Meter)? _sendForward;
-        private readonly (PubKey Link, uint Label, SendMeter Meter)? _sendReverse;
+        private readonly (PubKey Link, uint Label, SendMeter Meter, SendSlot Counter)? _sendForward;
+        private readonly (PubKey Link, uint Label, SendMeter Meter, SendSlot Counter)? _sendReverse;
         private readonly List<(HopReceiver Receiver, HopReceipt? PendingFinal)> _receivers = [];
         private readonly List<HopSender> _senders = [];
         private readonly Lock _sync = new();
@@ -32,6 +32,7 @@ internal sealed partial class MeteringAgent
         private ulong _signedSeq;
         private ulong _deliveredForward;
         private long _closedAt = -1;
+        private bool _superseded;
 
         public MeteredRoute(RouteTerms terms, int position, MeterMessage labels, MeteringAgent agent)
         {
@@ -56,30 +57,33 @@ internal sealed partial class MeteringAgent
             if (position == 0)
             {
                 var link = terms.NodeAt(1);
-                _sendForward = (link, labels.ForwardOut ?? 0, agent._rules.AddSendMeter(link, labels.ForwardOut ?? 0));
+                var meter = agent._rules.AddSendMeter(link, labels.ForwardOut ?? 0);
+                _sendForward = (link, labels.ForwardOut ?? 0, meter, new SendSlot(meter));
             }
 
             if (position == _k)
             {
                 var link = terms.NodeAt(_k - 1);
-                _sendReverse = (link, labels.ReverseOut ?? 0, agent._rules.AddSendMeter(link, labels.ReverseOut ?? 0));
+                var meter = agent._rules.AddSendMeter(link, labels.ReverseOut ?? 0);
+                _sendReverse = (link, labels.ReverseOut ?? 0, meter, new SendSlot(meter));
             }
 
             if (position < _k)
             {
-                IHopCounter sent = _sendForward is { } f ? f.Meter : _forwardIn!;
+                IHopCounter sent = _sendForward is { } f ? f.Counter : _forwardIn!;
                 _senders.Add(new HopSender(terms, position, MeteringDirection.Forward, agent._key, options, sent));
             }
 
             if (position >= 1)
             {
-                IHopCounter sent = _sendReverse is { } r ? r.Meter : _reverseIn!;
+                IHopCounter sent = _sendReverse is { } r ? r.Counter : _reverseIn!;
                 _senders.Add(new HopSender(terms, position - 1, MeteringDirection.Reverse, agent._key, options, sent));
             }
 
             // A relay's rules are installed before the route is metered: bound now, so the caps hold from the first packet.
-            _forwardIn?.TryBind(agent._rules);
-            _reverseIn?.TryBind(agent._rules);
+            // Counters that already moved (a route adopted on the same labels after its manager changed) count from here.
+            _forwardIn?.TryBind(agent._rules, fromNow: true);
+            _reverseIn?.TryBind(agent._rules, fromNow: true);
         }
 
         public RouteTerms Terms { get; }
@@ -96,6 +100,34 @@ internal sealed partial class MeteringAgent
         public bool Done { get; private set; }
 
         private bool IsRelay => Position > 0 && Position < _k;
+
+        /// <summary>True when this route counts on one of <paramref name="other"/>'s rules or send meters (same labels).</summary>
+        public bool SharesCountersWith(MeteredRoute other) =>
+            Same(_forwardIn, other._forwardIn) || Same(_reverseIn, other._reverseIn)
+            || (_sendForward is { } f && other._sendForward is { } g && ReferenceEquals(f.Meter, g.Meter))
+            || (_sendReverse is { } r && other._sendReverse is { } q && ReferenceEquals(r.Meter, q.Meter));
+
+        private static bool Same(RuleSlot? a, RuleSlot? b) => a is not null && b is not null && a.Link == b.Link && a.Label == b.Label;
+
+        /// <summary>
+        /// New terms took over this route's counters (its manager changed): it no longer sets caps or removes the shared
+        /// send meters, proposes its final receipts once, and is forgotten after the linger whether or not they were taken.
+        /// </summary>
+        public void Supersede()
+        {
+            lock (_sync)
+            {
+                _superseded = true;
+                _forwardIn?.Freeze();
+                _reverseIn?.Freeze();
+                _sendForward?.Counter.Freeze();
+                _sendReverse?.Counter.Freeze();
+                if (_closedAt < 0)
+                {
+                    _closedAt = _agent._time.GetTimestamp();
+                }
+            }
+        }
 
         /// <summary>Sets the caps the data path gates on: relays on their rules, the source and destination on their sends.</summary>
         public void SetCaps(ulong forward, ulong reverse)
@@ -185,7 +217,7 @@ internal sealed partial class MeteringAgent
                 _agent._journal.Append(signed.Encode(), flush: signed.Final);
             }
 
-            Done = closing && _receivers.All(r => r.PendingFinal is null && (r.Receiver.Closed || r.Receiver.Latest is null))
+            Done = closing && (_superseded || _receivers.All(r => r.PendingFinal is null && (r.Receiver.Closed || r.Receiver.Latest is null)))
                 && _agent._time.GetElapsedTime(_closedAt) >= _agent._options.Linger;
         }
 
@@ -200,7 +232,7 @@ internal sealed partial class MeteringAgent
         private async Task AuthorizeAsync(CancellationToken cancellationToken)
         {
             var window = Terms.WindowBytes;
-            var sent = _sendForward is { } f ? ((IHopCounter)f.Meter).Bytes : 0;
+            var sent = _sendForward is { } f ? ((IHopCounter)f.Counter).Bytes : 0;
             var received = _reverseIn is { } r ? r.Bytes : 0;
             ulong capForward, capReverse, delivered;
             lock (_sync)
@@ -261,6 +293,11 @@ internal sealed partial class MeteringAgent
         /// <summary>Removes the send meters (the route is forgotten).</summary>
         public void Detach()
         {
+            if (_superseded)
+            {
+                return; // the send meters are the new terms' now
+            }
+
             if (_sendForward is { } f)
             {
                 _agent._rules.RemoveSendMeter(f.Link, f.Label, f.Meter);
@@ -296,53 +333,102 @@ internal sealed partial class MeteringAgent
 
         private void ApplyCaps()
         {
+            if (_superseded)
+            {
+                return;
+            }
+
+            // Caps are on the cumulative counters: what they held before this route's terms is added (normally 0).
             if (IsRelay)
             {
-                if (_forwardIn?.Entry is { } forward)
+                if (_forwardIn is { Entry: { } forward } fs)
                 {
-                    Volatile.Write(ref forward.Cap, (long)_capForward);
+                    Volatile.Write(ref forward.Cap, fs.BaseBytes + (long)_capForward);
                 }
 
-                if (_reverseIn?.Entry is { } reverse)
+                if (_reverseIn is { Entry: { } reverse } rs)
                 {
-                    Volatile.Write(ref reverse.Cap, (long)_capReverse);
+                    Volatile.Write(ref reverse.Cap, rs.BaseBytes + (long)_capReverse);
                 }
             }
 
+            // The packets held at the old cap leave now, in order (back-pressure, not loss: docs/metering.md "Caps").
             if (_sendForward is { } f)
             {
-                Volatile.Write(ref f.Meter.Cap, (long)_capForward);
+                Volatile.Write(ref f.Meter.Cap, f.Counter.BaseBytes + (long)_capForward);
+                f.Meter.Release();
             }
 
             if (_sendReverse is { } r)
             {
-                Volatile.Write(ref r.Meter.Cap, (long)_capReverse);
+                Volatile.Write(ref r.Meter.Cap, r.Counter.BaseBytes + (long)_capReverse);
+                r.Meter.Release();
             }
         }
     }
 
-    /// <summary>A forwarding rule's counters, bound when the rule appears (an end's delivery rule comes with its session).</summary>
+    /// <summary>
+    /// A forwarding rule's counters, bound when the rule appears (an end's delivery rule comes with its session). Bound
+    /// at attach, it counts from there (<see cref="BaseBytes"/>: normally 0; more when the route was adopted on the same
+    /// labels with new terms); bound later, from the rule's start.
+    /// </summary>
     private sealed class RuleSlot(PubKey link, uint label) : IHopCounter
     {
+        private long _baseFrames;
+        private (ulong Bytes, ulong Frames)? _frozen;
+
         public PubKey Link { get; } = link;
 
         public uint Label { get; } = label;
 
         public RuleEntry? Entry { get; private set; }
 
-        public ulong Bytes => Entry is { } e ? (ulong)Interlocked.Read(ref e.Bytes) : 0;
+        public long BaseBytes { get; private set; }
 
-        public ulong Frames => Entry is { } e ? (ulong)Interlocked.Read(ref e.Packets) : 0;
+        public ulong Bytes => _frozen?.Bytes ?? (Entry is { } e ? (ulong)Math.Max(0, Interlocked.Read(ref e.Bytes) - BaseBytes) : 0);
 
-        public bool TryBind(RuleTable rules)
+        public ulong Frames => _frozen?.Frames ?? (Entry is { } e ? (ulong)Math.Max(0, Interlocked.Read(ref e.Packets) - _baseFrames) : 0);
+
+        /// <summary>The counts stop here (newer terms count the rule from now on).</summary>
+        public void Freeze() => _frozen ??= (Bytes, Frames);
+
+        public bool TryBind(RuleTable rules, bool fromNow = false)
         {
             if (Entry is not null || rules.Peek(Link, Label) is not { } entry)
             {
                 return false;
             }
 
+            if (fromNow)
+            {
+                (BaseBytes, _baseFrames) = (Interlocked.Read(ref entry.Bytes), Interlocked.Read(ref entry.Packets));
+            }
+
             Entry = entry;
             return true;
         }
+    }
+
+    /// <summary>A send meter's counters from this route's attach on (it may be shared with the terms it superseded).</summary>
+    private sealed class SendSlot : IHopCounter
+    {
+        private readonly SendMeter _meter;
+        private readonly long _baseFrames;
+        private (ulong Bytes, ulong Frames)? _frozen;
+
+        public SendSlot(SendMeter meter)
+        {
+            _meter = meter;
+            (BaseBytes, _baseFrames) = (Interlocked.Read(ref meter.Bytes), Interlocked.Read(ref meter.Packets));
+        }
+
+        public long BaseBytes { get; }
+
+        public ulong Bytes => _frozen?.Bytes ?? (ulong)Math.Max(0, Interlocked.Read(ref _meter.Bytes) - BaseBytes);
+
+        public ulong Frames => _frozen?.Frames ?? (ulong)Math.Max(0, Interlocked.Read(ref _meter.Packets) - _baseFrames);
+
+        /// <summary>The counts stop here (newer terms count the meter from now on).</summary>
+        public void Freeze() => _frozen ??= (Bytes, Frames);
     }
 }

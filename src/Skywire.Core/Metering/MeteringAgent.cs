@@ -25,7 +25,7 @@ internal delegate Task<MeterMessage> ManagerCall(ControlOpcode opcode, MeterMess
 internal sealed partial class MeteringAgent : IAsyncDisposable
 {
     private readonly KeyPair _key;
-    private readonly PubKey _manager;
+    private readonly HashSet<PubKey> _managers;
     private readonly RuleTable _rules;
     private readonly NodeMeteringOptions _options;
     private readonly TimeProvider _time;
@@ -38,9 +38,18 @@ internal sealed partial class MeteringAgent : IAsyncDisposable
     private Task? _loop;
     private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public MeteringAgent(KeyPair key, PubKey manager, RuleTable rules, NodeMeteringOptions options, TimeProvider time, ILogger logger, ManagerCall call)
+    /// <summary>A node's metering agent.</summary>
+    /// <param name="key">The node's key (signs receipts and authorizations).</param>
+    /// <param name="managers">The managers whose terms this node takes (its manager and the alternates it fails over to).</param>
+    /// <param name="rules">The data plane's rule table (counters, caps, send meters).</param>
+    /// <param name="options">The node's metering settings.</param>
+    /// <param name="time">Clock.</param>
+    /// <param name="logger">Log.</param>
+    /// <param name="call">Sends a metering call to the manager the node is connected to.</param>
+    public MeteringAgent(KeyPair key, IEnumerable<PubKey> managers, RuleTable rules, NodeMeteringOptions options, TimeProvider time, ILogger logger, ManagerCall call)
     {
-        (_key, _manager, _rules, _options, _time, _logger, _call) = (key, manager, rules, options, time, logger, call);
+        (_key, _rules, _options, _time, _logger, _call) = (key, rules, options, time, logger, call);
+        _managers = [.. managers];
         _journal = new MeteringJournal(options.JournalFile);
     }
 
@@ -70,7 +79,7 @@ internal sealed partial class MeteringAgent : IAsyncDisposable
     internal MeterMessage AcceptTerms(MeterMessage message)
     {
         var terms = Decode<RouteTerms>(message.Data, RouteTerms.TryDecode);
-        if (terms.Manager != _manager || terms.Source != _key.Public)
+        if (!_managers.Contains(terms.Manager) || terms.Source != _key.Public)
         {
             throw new ControlException(ControlErrorCode.Forbidden, "the terms name another manager or another source");
         }
@@ -98,7 +107,7 @@ internal sealed partial class MeteringAgent : IAsyncDisposable
     internal MeterMessage Attach(MeterMessage message)
     {
         var terms = Decode<RouteTerms>(message.Data, RouteTerms.TryDecode);
-        var problem = MeteringSigner.VerifyTerms(terms, _manager);
+        var problem = _managers.Contains(terms.Manager) ? MeteringSigner.VerifyTerms(terms, terms.Manager) : "terms of a manager this node does not use";
         var position = message.Position ?? -1;
         if (problem is not null || position < 0 || position > terms.HopCount || terms.NodeAt(position) != _key.Public)
         {
@@ -108,6 +117,12 @@ internal sealed partial class MeteringAgent : IAsyncDisposable
         var route = new MeteredRoute(terms, position, message, this);
         if (_routes.TryAdd(route.Id, route))
         {
+            // Adopted on the same labels with new terms (the route's manager changed): the old terms stop here.
+            foreach (var old in _routes.Values.Where(r => r != route && route.SharesCountersWith(r)))
+            {
+                old.Supersede();
+            }
+
             _journal.Append(terms.Encode());
             route.SetCaps(terms.WindowBytes, terms.WindowBytes);
             Log.RouteMetered(_logger, route.RouteId, position, terms.HopCount);

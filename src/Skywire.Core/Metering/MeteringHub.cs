@@ -164,6 +164,30 @@ public sealed partial class MeteringHub : IAsyncDisposable
     }
 
     /// <summary>
+    /// Ends the open routes from <paramref name="source"/> to <paramref name="destination"/> that no live route runs on
+    /// (<paramref name="isLive"/> false for their terms id): a restarted manager adopts such a route with new terms.
+    /// </summary>
+    /// <returns>How many ended.</returns>
+    public int EndOrphans(PubKey source, PubKey destination, Func<byte[], bool> isLive)
+    {
+        ArgumentNullException.ThrowIfNull(isLive);
+        lock (_sync)
+        {
+            var orphans = _ledger.Routes.Where(r => !r.Released && r.EndedMs is null && r.Terms.Source == source && r.Terms.Destination == destination && !isLive(r.TermsId)).ToList();
+            foreach (var route in orphans)
+            {
+                var outcome = _ledger.EndRoute(route.TermsId, Now());
+                if (outcome.Status == LedgerStatus.Accepted)
+                {
+                    Log.RouteEnded(_logger, outcome.Message);
+                }
+            }
+
+            return orphans.Count;
+        }
+    }
+
+    /// <summary>
     /// A receipt <paramref name="node"/> proposed as a hop's receiver: its terms, and the hop's sender who must countersign.
     /// </summary>
     /// <exception cref="ControlException">Unknown terms, not the hop's receiver, or a receiver signature that does not verify.</exception>

@@ -141,6 +141,28 @@ public static class MeteringSigner
         return KeyPair.Verify(terms.Source, auth.SigningBytes(), auth.SourceSignature) ? null : "source signature invalid";
     }
 
+    /// <summary>A node binds its payouts to another Skycoin address (docs/metering.md "Payouts").</summary>
+    /// <exception cref="ArgumentException">The address is not a well-formed Skycoin address.</exception>
+    public static PayoutBinding SignBinding(KeyPair node, string address, ulong seq)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        if (!SkycoinAddress.TryDecode(address, out var bytes))
+        {
+            throw new ArgumentException($"'{address}' is not a Skycoin address (Base58, version 0, checksum)", nameof(address));
+        }
+
+        var binding = new PayoutBinding { Node = node.Public, Seq = seq, Address = bytes };
+        binding.Validate();
+        return binding with { NodeSignature = node.Sign(binding.SigningBytes()) };
+    }
+
+    /// <summary>Null when the node named in the binding signed it.</summary>
+    public static string? VerifyBinding(PayoutBinding binding)
+    {
+        ArgumentNullException.ThrowIfNull(binding);
+        return KeyPair.Verify(binding.Node, binding.SigningBytes(), binding.NodeSignature) ? null : "node signature invalid";
+    }
+
     private static void CheckPosition(HopReceipt receipt, RouteTerms terms)
     {
         receipt.Validate();

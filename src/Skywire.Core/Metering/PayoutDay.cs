@@ -5,7 +5,7 @@ namespace Skywire.Core.Metering;
 
 /// <summary>One payout line: a node, its Skycoin address and the droplets it is paid (a multiple of 1000).</summary>
 /// <param name="Node">The provider's node key.</param>
-/// <param name="Address">Its Skycoin address (derived from the key).</param>
+/// <param name="Address">Its Skycoin address: its signed binding's, else the one derived from its key.</param>
 /// <param name="Droplets">Amount, rounded down to Skycoin's 3-decimal precision.</param>
 public sealed record PayoutRow(PubKey Node, string Address, long Droplets);
 

@@ -59,7 +59,7 @@ internal sealed partial class NodeControl : IAsyncDisposable
         _logger = loggerFactory.CreateLogger<NodeHost>();
         _stopping = stopping;
         LinkSource = dataPlane.GetLinks;
-        _metering = new MeteringAgent(key, options.Manager.Key, dataPlane.Rules, options.Metering, options.TimeProvider, loggerFactory.CreateLogger<MeteringAgent>(),
+        _metering = new MeteringAgent(key, options.AllManagers.Select(m => m.Key), dataPlane.Rules, options.Metering, options.TimeProvider, loggerFactory.CreateLogger<MeteringAgent>(),
             (op, message, ct) => Connection.RequestAsync((byte)op, message, ControlJsonContext.Default.MeterMessage, ControlJsonContext.Default.MeterMessage, ct));
     }
 

@@ -54,6 +54,7 @@ internal sealed class NodeMetrics : IDisposable
         _meter.CreateObservableCounter("skywire.mux.packets.lost", () => Monotonic("lost", t => t.Lost), "{packet}", "Packets declared lost (their contents retransmitted)");
         _meter.CreateObservableCounter("skywire.mux.retransmission_timeouts", () => Monotonic("rto", t => t.Rto), "{timeout}", "Retransmission timeouts that fired");
         _meter.CreateObservableCounter("skywire.mux.packets.dropped", MuxDrops, "{packet}", "Session packets the multiplexers dropped, by reason");
+        _meter.CreateObservableCounter("skywire.streams.moved_to_direct", () => new Measurement<long>(node.StreamsMovedToDirect, _tag), "{stream}", "Relayed cross-cluster streams handed over to a direct link");
         _meter.CreateObservableGauge("skywire.app_api.connections", () => new Measurement<int>(_appConnections(), _tag), "{connection}", "App API connections (one per app and per mesh stream)");
     }
 

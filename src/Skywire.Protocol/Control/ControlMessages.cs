@@ -339,6 +339,28 @@ public sealed record LedgerGrantMessage
     public string? Outcome { get; init; }
 }
 
+/// <summary>
+/// Cli to manager (<see cref="ControlOpcode.LedgerAct"/>): one of the operator's write acts on the running manager's
+/// ledger; the answer carries the ledger's outcome (and for an export the files written into the ledger directory).
+/// </summary>
+public sealed record LedgerActMessage
+{
+    /// <summary>close, export, paid or submit.</summary>
+    public string Act { get; init; } = "";
+    /// <summary>export, paid: the payout day (yyyy-MM-dd).</summary>
+    public string? Day { get; init; }
+    /// <summary>export: the smallest payout in droplets.</summary>
+    public long? Min { get; init; }
+    /// <summary>paid: the wallet's transaction id.</summary>
+    public string? TxId { get; init; }
+    /// <summary>submit: signed messages, one hex string each (terms, receipts, authorizations, payout bindings).</summary>
+    public IReadOnlyList<string>? Lines { get; init; }
+    /// <summary>Answer: what the ledger did.</summary>
+    public string? Outcome { get; init; }
+    /// <summary>Answer: export's files; submit's refusals.</summary>
+    public IReadOnlyList<string>? Details { get; init; }
+}
+
 /// <summary>Source-generated JSON for every control payload (AOT-safe, no reflection).</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(HelloMessage))]
@@ -367,6 +389,7 @@ public sealed record LedgerGrantMessage
 [JsonSerializable(typeof(SessionReportMessage))]
 [JsonSerializable(typeof(MeterMessage))]
 [JsonSerializable(typeof(LedgerGrantMessage))]
+[JsonSerializable(typeof(LedgerActMessage))]
 public sealed partial class ControlJsonContext : JsonSerializerContext;
 
 /// <summary>Constants of the control protocol.</summary>

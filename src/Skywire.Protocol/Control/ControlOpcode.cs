@@ -68,6 +68,8 @@ public enum ControlOpcode : byte
     UnlinkNodes = 0x36,
     /// <summary>Cli to manager: credit a consumer's balance in the manager's ledger (only with the manager's own key; docs/metering.md).</summary>
     LedgerGrant = 0x37,
+    /// <summary>Cli to manager: close an epoch, export a payout day, record it paid, or submit signed messages to the manager's ledger (only with its own key).</summary>
+    LedgerAct = 0x38,
 
     /// <summary>Failure answer to any request (always a response: high bit set).</summary>
     Error = 0xFF,

@@ -30,6 +30,9 @@ public static class MeteringWire
     /// <summary>Type tag of <see cref="SpendAuthorization"/> (first byte).</summary>
     public const byte AuthTag = 0x53;
 
+    /// <summary>Type tag of <see cref="PayoutBinding"/> (first byte).</summary>
+    public const byte BindingTag = 0x54;
+
     /// <summary>Length of a compact secp256k1 signature (r || s).</summary>
     public const int SignatureLength = 64;
 
@@ -65,6 +68,8 @@ public static class MeteringWire
     internal static ReadOnlySpan<byte> DomainReceiptSender => "skywire/metering/v1/receipt/sender\0"u8;
 
     internal static ReadOnlySpan<byte> DomainAuth => "skywire/metering/v1/auth/source\0"u8;
+
+    internal static ReadOnlySpan<byte> DomainBinding => "skywire/metering/v1/binding/node\0"u8;
 
     internal static byte[] Concat(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, ReadOnlySpan<byte> c = default)
     {

@@ -1,8 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Invocation;
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Core.Channels;
 using Skywire.Core.Control;
@@ -10,7 +8,6 @@ using Skywire.Core.Crypto;
 using Skywire.Core.Metering;
 using Skywire.Protocol;
 using Skywire.Protocol.Control;
-using Skywire.Protocol.Metering;
 
 namespace Skywire.Commands;
 
@@ -18,13 +15,13 @@ namespace Skywire.Commands;
 /// <c>skywire ledger</c>: the operator's view of the metering ledger in a directory (docs/metering.md "Operator
 /// commands"). Read commands replay and verify the journal first; write commands need the manager's key file.
 /// </summary>
-internal static class LedgerCommand
+internal static partial class LedgerCommand
 {
     private const string ManagerFile = "manager.pub";
 
     public static Command Create()
     {
-        var command = new Command("ledger", "Metering ledger: balances, routes, disputes, verify, grant, submit, close, export, paid.");
+        var command = new Command("ledger", "Metering ledger: balances, routes, disputes, verify, grant, submit, close, export, paid, bind.");
         command.Subcommands.Add(Read("balances", "Balances per account (consumer, provider, reserve, fee, payout).", Balances));
         command.Subcommands.Add(Read("routes", "Metered routes: terms, reservation, co-signed bytes per hop, paid, status.", Routes));
         command.Subcommands.Add(Read("disputes", "Disputes found by the rules D1-D8, with who is named and the evidence count.", Disputes));
@@ -36,12 +33,48 @@ internal static class LedgerCommand
         {
             var root = ledger.CloseEpoch(key, now);
             return new LedgerOutcome(LedgerStatus.Accepted, $"epoch {root.Epoch} closed, root {root.Root}");
-        }));
+        }, _ => new LedgerActMessage { Act = "close" }));
         command.Subcommands.Add(Export());
         var day = new Argument<string>("DAY") { Description = "Exported day (yyyy-MM-dd)." };
         var txid = new Argument<string>("TXID") { Description = "The wallet's transaction id." };
         command.Subcommands.Add(Write("paid", "Record the transaction id that paid an exported day.", [day, txid], (ledger, _, parse, now) =>
-            ledger.MarkPaid(parse.GetValue(day)!, parse.GetValue(txid)!, now)));
+            ledger.MarkPaid(parse.GetValue(day)!, parse.GetValue(txid)!, now),
+            parse => new LedgerActMessage { Act = "paid", Day = parse.GetValue(day), TxId = parse.GetValue(txid) }));
+        command.Subcommands.Add(Bind());
+        return command;
+    }
+
+    /// <summary>
+    /// <c>skywire ledger bind ADDRESS --key node.json</c>: the node's signed payout binding, printed as one hex line for
+    /// <c>ledger submit</c> (the node's key never leaves its host; the binding proves itself).
+    /// </summary>
+    private static Command Bind()
+    {
+        var address = new Argument<string>("ADDRESS") { Description = "The Skycoin address to be paid to instead of the node key's own." };
+        var keyFile = new Option<string>("--key") { Description = "The node's key file (signs the binding).", Required = true };
+        var seq = new Option<ulong?>("--seq") { Description = "Binding sequence number (a higher one replaces a lower); default: the current Unix time in seconds." };
+        var command = new Command("bind", "Sign a payout binding: this node's earnings go to ADDRESS. Prints one hex line; give it to `ledger submit`.") { address, keyFile, seq };
+        command.SetAction(parse =>
+        {
+            using var key = Common.LoadKey(parse.GetValue(keyFile)!);
+            if (key is null)
+            {
+                return Common.Failure;
+            }
+
+            try
+            {
+                var binding = MeteringSigner.SignBinding(key, parse.GetValue(address)!, parse.GetValue(seq) ?? (ulong)DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+                Console.WriteLine(Convert.ToHexStringLower(binding.Encode()));
+                Console.Error.WriteLine($"{key.Public}: paid to {parse.GetValue(address)} (seq {binding.Seq}) once a manager takes this line (`skywire ledger submit DIR FILE`)");
+                return Common.Ok;
+            }
+            catch (ArgumentException ex)
+            {
+                Console.Error.WriteLine($"error: {ex.Message}");
+                return Common.Usage;
+            }
+        });
         return command;
     }
 
@@ -141,23 +174,31 @@ internal static class LedgerCommand
         var node = new Argument<string>("NODE") { Description = "Consumer node key (hex)." };
         var droplets = new Argument<long>("DROPLETS") { Description = "Amount in droplets (1 SKY = 1000000)." };
         var memo = new Option<string>("--memo") { Description = "Why (kept in the journal)." };
-        var manager = new Option<string?>("--manager") { Description = "host:port of the manager running on this ledger: grant through it (it is the ledger's one writer), authenticated by --key." };
+        var manager = ManagerOption();
         var command = Write("grant", "Credit a consumer's balance (the operator's top-up). While the manager runs, add --manager host:port.", [node, droplets, memo, manager], (ledger, _, parse, now) =>
             PubKey.TryParse(parse.GetValue(node), out var key)
                 ? ledger.Grant(key, parse.GetValue(droplets), now, parse.GetValue(memo))
                 : new LedgerOutcome(LedgerStatus.Refused, "NODE is not a public key (66 hex)"));
         var offline = (SynchronousCommandLineAction)command.Action!;
         command.SetAction((parse, ct) => parse.GetValue(manager) is { } address
-            ? GrantThroughManagerAsync(parse, address, node, droplets, memo, ct)
+            ? ThroughManagerAsync(parse, address, async connection =>
+            {
+                var request = new LedgerGrantMessage { Node = parse.GetValue(node)!, Droplets = parse.GetValue(droplets), Memo = parse.GetValue(memo) };
+                var answer = await connection.RequestAsync((byte)ControlOpcode.LedgerGrant, request, ControlJsonContext.Default.LedgerGrantMessage, ControlJsonContext.Default.LedgerGrantMessage, ct);
+                Console.WriteLine(answer.Outcome);
+            }, ct)
             : Task.FromResult(offline.Invoke(parse)));
         return command;
     }
 
+    private static Option<string?> ManagerOption() =>
+        new("--manager") { Description = "host:port of the manager running on this ledger: act through it (it is the ledger's one writer), authenticated by --key." };
+
     /// <summary>
-    /// A grant while the manager runs: sent over its control channel (Noise, authenticated by the manager's own key,
+    /// A write act while the manager runs: sent over its control channel (Noise, authenticated by the manager's own key,
     /// which the connection also pins), applied and journaled by the manager; DIR must be the ledger that key writes.
     /// </summary>
-    private static async Task<int> GrantThroughManagerAsync(ParseResult parse, string address, Argument<string> node, Argument<long> droplets, Option<string> memo, CancellationToken cancellationToken)
+    private static async Task<int> ThroughManagerAsync(ParseResult parse, string address, Func<FrameConnection, Task> act, CancellationToken cancellationToken)
     {
         using var key = Common.LoadKey(parse.GetValue<string>("--key")!);
         if (key is null)
@@ -184,9 +225,7 @@ internal static class LedgerCommand
                 (_, _, _) => throw new ControlException(ControlErrorCode.Forbidden, "the cli serves no requests"), NullLogger.Instance, TimeSpan.FromSeconds(10), cancellationToken);
             await using (connection)
             {
-                var request = new LedgerGrantMessage { Node = parse.GetValue(node)!, Droplets = parse.GetValue(droplets), Memo = parse.GetValue(memo) };
-                var answer = await connection.RequestAsync((byte)ControlOpcode.LedgerGrant, request, ControlJsonContext.Default.LedgerGrantMessage, ControlJsonContext.Default.LedgerGrantMessage, cancellationToken);
-                Console.WriteLine(answer.Outcome);
+                await act(connection);
                 return Common.Ok;
             }
         }
@@ -195,44 +234,73 @@ internal static class LedgerCommand
             Console.Error.WriteLine($"error: {ex.Message}");
             return Common.ExitCode(ex.Code);
         }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException or TimeoutException)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return Common.Failure;
+        }
+    }
+
+    /// <summary>Sends one <see cref="LedgerActMessage"/>, prints the outcome (and the details: files, refusals).</summary>
+    private static async Task<LedgerActMessage> ActAsync(FrameConnection connection, LedgerActMessage request, CancellationToken cancellationToken)
+    {
+        var answer = await connection.RequestAsync((byte)ControlOpcode.LedgerAct, request, ControlJsonContext.Default.LedgerActMessage, ControlJsonContext.Default.LedgerActMessage, cancellationToken);
+        foreach (var detail in answer.Details ?? [])
+        {
+            (request.Act == "export" ? Console.Out : Console.Error).WriteLine(request.Act == "export" ? $"wrote {detail}" : detail);
+        }
+
+        Console.WriteLine(answer.Outcome);
+        return answer;
     }
 
     private static Command Submit()
     {
-        var files = new Argument<string[]>("FILE") { Description = "Files with one signed message per line (hex): route terms, hop receipts, spend authorizations.", Arity = ArgumentArity.OneOrMore };
-        return Write("submit", "Ingest signed terms, receipts and authorizations (what nodes upload).", [files], (ledger, _, parse, now) =>
+        var files = new Argument<string[]>("FILE") { Description = "Files with one signed message per line (hex): route terms, hop receipts, spend authorizations, payout bindings.", Arity = ArgumentArity.OneOrMore };
+        var command = Write("submit", "Ingest signed terms, receipts, authorizations and payout bindings (what nodes upload).", [files], (ledger, _, parse, now) =>
         {
             var counts = new SortedDictionary<string, int>(StringComparer.Ordinal);
-            foreach (var file in parse.GetValue(files)!)
+            foreach (var (file, line) in Lines(parse.GetValue(files)!))
             {
-                foreach (var line in File.ReadLines(file).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')))
+                byte[] bytes;
+                try
                 {
-                    byte[] bytes;
-                    try
-                    {
-                        bytes = Convert.FromHexString(line);
-                    }
-                    catch (FormatException)
-                    {
-                        bytes = [];
-                    }
+                    bytes = Convert.FromHexString(line);
+                }
+                catch (FormatException)
+                {
+                    bytes = [];
+                }
 
-                    var outcome = bytes.Length == 0 ? new LedgerOutcome(LedgerStatus.Refused, "not hex")
-                        : bytes[0] == MeteringWire.TermsTag ? ledger.OpenRoute(bytes, now)
-                        : bytes[0] == MeteringWire.AuthTag ? ledger.SubmitAuthorization(bytes, now)
-                        : ledger.SubmitReceipt(bytes, now);
-                    var key = outcome.Status.ToString().ToLowerInvariant();
-                    counts[key] = counts.GetValueOrDefault(key) + 1;
-                    if (outcome.Status is LedgerStatus.Refused or LedgerStatus.Disputed)
-                    {
-                        Console.Error.WriteLine($"{file}: {outcome.Message}");
-                    }
+                var outcome = bytes.Length == 0 ? new LedgerOutcome(LedgerStatus.Refused, "not hex") : ledger.SubmitSigned(bytes, now);
+                var key = outcome.Status.ToString().ToLowerInvariant();
+                counts[key] = counts.GetValueOrDefault(key) + 1;
+                if (outcome.Status is LedgerStatus.Refused or LedgerStatus.Disputed)
+                {
+                    Console.Error.WriteLine($"{file}: {outcome.Message}");
                 }
             }
 
             return new LedgerOutcome(LedgerStatus.Accepted, string.Join(", ", counts.Select(c => $"{c.Value} {c.Key}")));
-        });
+        }, remote: null);
+        var manager = ManagerOption();
+        command.Options.Add(manager);
+        var offline = (SynchronousCommandLineAction)command.Action!;
+        command.SetAction((parse, ct) => parse.GetValue(manager) is { } address
+            ? ThroughManagerAsync(parse, address, async connection =>
+            {
+                // In requests of at most MaxSubmitLines messages (one control frame each).
+                foreach (var chunk in Lines(parse.GetValue(files)!).Select(l => l.Line).Chunk(MeteringHub.MaxSubmitLines))
+                {
+                    await ActAsync(connection, new LedgerActMessage { Act = "submit", Lines = chunk }, ct);
+                }
+            }, ct)
+            : Task.FromResult(offline.Invoke(parse)));
+        return command;
     }
+
+    private static IEnumerable<(string File, string Line)> Lines(IEnumerable<string> files) =>
+        files.SelectMany(file => File.ReadLines(file).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')).Select(l => (file, l)));
 
     private static Command Export()
     {
@@ -252,11 +320,21 @@ internal static class LedgerCommand
             }
 
             return outcome;
+        }, parse => new LedgerActMessage
+        {
+            Act = "export",
+            Day = parse.GetValue(day) ?? DateTimeOffset.UtcNow.UtcDateTime.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+            Min = parse.GetValue(min),
         });
         return command;
     }
 
-    private static Command Write(string name, string description, IReadOnlyList<Symbol> symbols, Func<Ledger, KeyPair, ParseResult, long, LedgerOutcome> act)
+    /// <summary>
+    /// A write command on the ledger in DIR. Offline it opens the journal itself (the manager must be stopped); with a
+    /// <paramref name="remote"/> request it also takes <c>--manager host:port</c> and then acts through the running manager.
+    /// </summary>
+    private static Command Write(string name, string description, IReadOnlyList<Symbol> symbols, Func<Ledger, KeyPair, ParseResult, long, LedgerOutcome> act,
+        Func<ParseResult, LedgerActMessage>? remote = null)
     {
         var dir = DirArgument();
         var keyFile = new Option<string>("--key") { Description = "The manager's key file (signs epoch roots and manifests).", Required = true };
@@ -302,12 +380,22 @@ internal static class LedgerCommand
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or LedgerVerificationException)
             {
                 var running = ex is IOException && ex.Message.Contains("journal.lock", StringComparison.Ordinal)
-                    ? " (a manager is writing this ledger: stop it first; a grant can go through it with --manager host:port)"
+                    ? " (a manager is writing this ledger: add --manager host:port to act through it, or stop it first)"
                     : "";
                 Console.Error.WriteLine($"error: {ex.Message}{running}");
                 return Common.Failure;
             }
         });
+        if (remote is not null)
+        {
+            var manager = ManagerOption();
+            command.Options.Add(manager);
+            var offline = (SynchronousCommandLineAction)command.Action!;
+            command.SetAction((parse, ct) => parse.GetValue(manager) is { } address
+                ? ThroughManagerAsync(parse, address, connection => ActAsync(connection, remote(parse), ct), ct)
+                : Task.FromResult(offline.Invoke(parse)));
+        }
+
         return command;
     }
 
@@ -348,217 +436,5 @@ internal static class LedgerCommand
             error = ex.Message;
             return null;
         }
-    }
-
-    private static void Epochs(Ledger ledger, bool json)
-    {
-        var epochs = LedgerEarnings.PerEpoch(ledger);
-        if (json)
-        {
-            WriteJson(w =>
-            {
-                w.WriteString("manager", ledger.Manager.ToString());
-                w.WriteStartArray("epochs");
-                foreach (var epoch in epochs)
-                {
-                    w.WriteStartObject();
-                    w.WriteNumber("epoch", epoch.Epoch);
-                    w.WriteNumber("closedAtMs", epoch.ClosedAtMs);
-                    w.WriteStartArray("nodes");
-                    foreach (var n in epoch.Nodes)
-                    {
-                        w.WriteStartObject();
-                        w.WriteString("node", n.Node.ToString());
-                        w.WriteNumber("earned", n.Earned);
-                        w.WriteNumber("spent", n.Spent);
-                        w.WriteEndObject();
-                    }
-
-                    w.WriteEndArray();
-                    w.WriteEndObject();
-                }
-
-                w.WriteEndArray();
-            });
-            return;
-        }
-
-        Common.Table(["EPOCH", "CLOSED (UTC)", "NODE", "EARNED", "SPENT"], epochs.SelectMany(e => e.Nodes.Select(n => (IReadOnlyList<string>)
-        [
-            e.Epoch.ToString(CultureInfo.InvariantCulture),
-            DateTimeOffset.FromUnixTimeMilliseconds(e.ClosedAtMs).UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture),
-            n.Node.ToString(), n.Earned.ToString(CultureInfo.InvariantCulture), n.Spent.ToString(CultureInfo.InvariantCulture),
-        ])));
-    }
-
-    private static void Balances(Ledger ledger, bool json)
-    {
-        if (json)
-        {
-            WriteJson(w =>
-            {
-                w.WriteStartArray("accounts");
-                foreach (var (account, balance) in ledger.Balances)
-                {
-                    w.WriteStartObject();
-                    w.WriteString("account", account);
-                    w.WriteNumber("droplets", balance);
-                    if (NodeOf(account) is { } node)
-                    {
-                        w.WriteString("address", SkycoinAddress.FromPubKey(node));
-                    }
-
-                    w.WriteEndObject();
-                }
-
-                w.WriteEndArray();
-                w.WriteNumber("sum", ledger.Balances.Values.Sum());
-            });
-            return;
-        }
-
-        Common.Table(["ACCOUNT", "NODE / NAME", "SKYCOIN ADDRESS", "DROPLETS", "SKY"], ledger.Balances.Select(b =>
-        {
-            var kind = b.Key.Split(':')[0];
-            var rest = b.Key.Length > kind.Length ? b.Key[(kind.Length + 1)..] : "";
-            var node = NodeOf(b.Key);
-            return (IReadOnlyList<string>)[kind, node is { } n ? n.ToShortString(16) : rest, node is { } m ? SkycoinAddress.FromPubKey(m) : "", b.Value.ToString(CultureInfo.InvariantCulture), PayoutDay.Sky(b.Value)];
-        }));
-        Console.WriteLine($"sum of all balances: {ledger.Balances.Values.Sum()} (always 0)");
-    }
-
-    private static void Routes(Ledger ledger, bool json)
-    {
-        if (json)
-        {
-            WriteJson(w =>
-            {
-                w.WriteStartArray("routes");
-                foreach (var r in ledger.Routes)
-                {
-                    w.WriteStartObject();
-                    w.WriteString("route", r.Id);
-                    w.WriteString("source", r.Terms.Source.ToString());
-                    w.WriteString("destination", r.Terms.Destination.ToString());
-                    w.WriteNumber("hops", r.Terms.HopCount);
-                    w.WriteString("status", Status(ledger, r));
-                    w.WriteNumber("reserved", r.Reserved);
-                    w.WriteNumber("spent", r.Spent);
-                    w.WriteNumber("fee", r.FeePaid);
-                    w.WriteNumber("cap_forward", r.CapForward);
-                    w.WriteNumber("cap_reverse", r.CapReverse);
-                    w.WriteStartArray("positions");
-                    for (var p = 0; p <= r.Terms.HopCount; p++)
-                    {
-                        w.WriteStartObject();
-                        w.WriteString("node", r.Terms.NodeAt(p).ToString());
-                        w.WriteString("role", p == 0 ? "source" : p == r.Terms.HopCount ? "destination" : "relay");
-                        w.WriteNumber("paid", r.Paid[p]);
-                        if (p < r.Terms.HopCount)
-                        {
-                            w.WriteNumber("hop_bytes_forward", r.Bytes(p, MeteringDirection.Forward));
-                            w.WriteNumber("hop_bytes_reverse", r.Bytes(p, MeteringDirection.Reverse));
-                        }
-
-                        w.WriteEndObject();
-                    }
-
-                    w.WriteEndArray();
-                    w.WriteEndObject();
-                }
-
-                w.WriteEndArray();
-            });
-            return;
-        }
-
-        Common.Table(["ROUTE", "HOPS", "STATUS", "RESERVED", "SPENT", "FEE", "CO-SIGNED BYTES FWD (hop 0..k)", "REV"], ledger.Routes.Select(r => (IReadOnlyList<string>)
-        [
-            r.Id[..12], r.Terms.HopCount.ToString(CultureInfo.InvariantCulture), Status(ledger, r), r.Reserved.ToString(CultureInfo.InvariantCulture),
-            r.Spent.ToString(CultureInfo.InvariantCulture), r.FeePaid.ToString(CultureInfo.InvariantCulture),
-            string.Join(" ", Enumerable.Range(0, r.Terms.HopCount).Select(h => r.Bytes(h, MeteringDirection.Forward))),
-            string.Join(" ", Enumerable.Range(0, r.Terms.HopCount).Select(h => r.Bytes(h, MeteringDirection.Reverse))),
-        ]));
-        foreach (var r in ledger.Routes)
-        {
-            Console.WriteLine();
-            Console.WriteLine($"route {r.Id}");
-            Common.Table(["POS", "ROLE", "NODE", "PAID (droplets)"], Enumerable.Range(0, r.Terms.HopCount + 1).Select(p => (IReadOnlyList<string>)
-            [
-                p.ToString(CultureInfo.InvariantCulture), p == 0 ? "source" : p == r.Terms.HopCount ? "destination" : "relay",
-                r.Terms.NodeAt(p).ToShortString(16), p == 0 ? $"-{r.Spent} (spent)" : r.Paid[p].ToString(CultureInfo.InvariantCulture),
-            ]));
-        }
-    }
-
-    private static void Disputes(Ledger ledger, bool json)
-    {
-        if (json)
-        {
-            WriteJson(w =>
-            {
-                w.WriteStartArray("disputes");
-                foreach (var d in ledger.Disputes)
-                {
-                    w.WriteStartObject();
-                    w.WriteNumber("epoch", d.Epoch);
-                    w.WriteNumber("code", (int)d.Code);
-                    w.WriteString("rule", d.Label);
-                    w.WriteBoolean("fraud", d.IsFraud);
-                    w.WriteString("route", d.Route);
-                    w.WriteStartArray("named");
-                    foreach (var n in d.Named)
-                    {
-                        w.WriteStringValue(n);
-                    }
-
-                    w.WriteEndArray();
-                    w.WriteString("reason", d.Reason);
-                    w.WriteStartArray("evidence");
-                    foreach (var e in d.Evidence)
-                    {
-                        w.WriteStringValue(e);
-                    }
-
-                    w.WriteEndArray();
-                    w.WriteEndObject();
-                }
-
-                w.WriteEndArray();
-            });
-            return;
-        }
-
-        Common.Table(["EPOCH", "RULE", "ROUTE", "NAMED", "EVIDENCE", "REASON"], ledger.Disputes.Select(d => (IReadOnlyList<string>)
-        [
-            d.Epoch.ToString(CultureInfo.InvariantCulture), d.Label, d.Route.Length >= 12 ? d.Route[..12] : d.Route,
-            string.Join(",", d.Named.Select(n => n[..Math.Min(12, n.Length)])), d.Evidence.Count.ToString(CultureInfo.InvariantCulture), d.Reason,
-        ]));
-    }
-
-    private static string Status(Ledger ledger, LedgerRoute r)
-    {
-        var disputes = ledger.Disputes.Where(d => d.Route == r.Id).Select(d => d.Label.Split(' ')[1]).Distinct().ToList();
-        var state = r.Released ? "settled" : "open";
-        return disputes.Count == 0 ? state : $"{state}, {string.Join("+", disputes)}";
-    }
-
-    private static PubKey? NodeOf(string account)
-    {
-        var colon = account.IndexOf(':', StringComparison.Ordinal);
-        return colon > 0 && PubKey.TryParse(account[(colon + 1)..], out var key) ? key : null;
-    }
-
-    private static void WriteJson(Action<Utf8JsonWriter> body)
-    {
-        using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
-        {
-            w.WriteStartObject();
-            body(w);
-            w.WriteEndObject();
-        }
-
-        Console.WriteLine(Encoding.UTF8.GetString(stream.ToArray()));
     }
 }

@@ -44,6 +44,14 @@ internal static class ManagerCommand
                 return Common.Usage;
             }
 
+            if (meteringOptions is not null && parse.GetValue(store) is { } storeText && storeText.StartsWith("etcd://", StringComparison.OrdinalIgnoreCase))
+            {
+                // docs/architecture.md "What stays out of the store": the ledger has one writer, which holds the terms
+                // and gets the receipts of the routes it built; with several managers some would reach another one.
+                Console.Error.WriteLine("error: --ledger meters a mesh with one manager and cannot be combined with --store etcd://... (several managers); use --store file:PATH or no --store (docs/metering.md \"Live path\")");
+                return Common.Usage;
+            }
+
             var limits = ManagerLimits.Default with
             {
                 MaxAppsPerNode = parse.GetValue(maxApps),

@@ -71,8 +71,8 @@ internal sealed partial class DemoRunner
         o.WriteLine($"  {skywire} ledger routes {Absolute(LedgerDir)}");
         o.WriteLine($"  {skywire} ledger verify {Absolute(LedgerDir)}");
         o.WriteLine($"  {skywire} ledger epochs {Absolute(LedgerDir)}      (per node and epoch; viscript --ledger {Absolute(LedgerDir)} charts it)");
-        o.WriteLine("After the demo stops (the manager writes the ledger while it runs), the payout file and signed manifest:");
-        o.WriteLine($"  {skywire} ledger export {Absolute(LedgerDir)} --key {Absolute(Path.Combine(_dir, "keys", "manager.json"))} --min 1000");
+        o.WriteLine("The payout file and signed manifest (through the running manager, the ledger's one writer; without --manager once the demo stopped):");
+        o.WriteLine($"  {skywire} ledger export {Absolute(LedgerDir)} --key {Absolute(Path.Combine(_dir, "keys", "manager.json"))} --min 1000 --manager {_managerKey}@{_managerEndPoint}");
         o.WriteLine();
     }
 }

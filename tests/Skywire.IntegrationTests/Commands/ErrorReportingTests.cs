@@ -41,6 +41,22 @@ public sealed class ErrorReportingTests : IDisposable
         Assert.False(File.Exists(key), "a manager that could not start left a key file");
     }
 
+    /// <summary>
+    /// Issue 17: metering is for one manager (docs/architecture.md "What stays out of the store"), so a manager given
+    /// a ledger and a shared etcd store is refused before it touches either, with the reason.
+    /// </summary>
+    [Fact]
+    public async Task Manager_LedgerWithSharedEtcdStore_IsRefused_BeforeTouchingEither()
+    {
+        var key = Path.Combine(_dir, "manager.json");
+        var ledger = Path.Combine(_dir, "ledger");
+        var result = await RunAsync("manager", "--listen", "127.0.0.1:0", "--key", key, "--ledger", ledger, "--store", "etcd://127.0.0.1:1");
+        Assert.Equal(2, result.Code);
+        Assert.Contains("error: --ledger meters a mesh with one manager and cannot be combined with --store etcd://", result.Err, StringComparison.Ordinal);
+        Assert.False(File.Exists(key), "a manager that was refused left a key file");
+        Assert.False(Directory.Exists(ledger), "a manager that was refused made its ledger");
+    }
+
     [Fact]
     public async Task Node_AppApiPortInUse_NamesTheListener_BeforeTalkingToTheManager_AndWritesNoKey()
     {

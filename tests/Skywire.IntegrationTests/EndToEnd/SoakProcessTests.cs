@@ -20,7 +20,9 @@ namespace Skywire.IntegrationTests.EndToEnd;
 /// </summary>
 /// <remarks>
 /// <c>SKYWIRE_SOAK_SECONDS</c> sets the chaos time (default 25: the short run of the default test run; 1800 for the
-/// report in docs/benchmarks.md); <c>SKYWIRE_SOAK_REPORT</c> names a file the summary is also written to.
+/// report in docs/benchmarks.md); <c>SKYWIRE_SOAK_REPORT</c> names a file the summary is also written to;
+/// <c>SKYWIRE_SOAK_LOGS</c> names a directory that receives every process's stderr at Information level (one file per
+/// process, each incarnation appended as it is killed), to read what the manager and the nodes did when a run fails.
 /// </remarks>
 [Trait("Category", "E2E")]
 public sealed partial class SoakProcessTests() : ExecutableTestBase("skywire-soak-")
@@ -61,11 +63,11 @@ public sealed partial class SoakProcessTests() : ExecutableTestBase("skywire-soa
         var workers = new List<Task>();
         try
         {
-            manager = SkywireProcess.Start(null, managerArgs);
+            manager = Launch(managerArgs);
             await manager.WaitForLineAsync("listening on", Limit);
             var messengerAt = new IPEndPoint(IPAddress.Loopback, FreeTcpPort());
             string[] messengerArgs = ["messenger", "--listen", messengerAt.ToString(), "--key", FilePath("messenger.json")];
-            messenger = SkywireProcess.Start(null, messengerArgs);
+            messenger = Launch(messengerArgs);
             var messengerKey = PubKey.Parse(MessengerLine().Match(await messenger.WaitForStdoutLineAsync("listening on", Limit)).Groups[1].Value);
             for (var i = 0; i < NodeCount; i++)
             {
@@ -80,7 +82,7 @@ public sealed partial class SoakProcessTests() : ExecutableTestBase("skywire-soa
                 }
 
                 nodes[i] = new NodeSlot(i, args);
-                nodes[i].Process = SkywireProcess.Start(null, args);
+                nodes[i].Process = Launch(args);
                 var line = NodeLine().Match(await nodes[i].Process!.WaitForLineAsync(" apps 127.0.0.1", Limit));
                 nodes[i].Key = line.Groups[1].Value;
                 nodes[i].Apps = new IPEndPoint(IPAddress.Loopback, int.Parse(line.Groups[2].Value, CultureInfo.InvariantCulture));
@@ -122,28 +124,28 @@ public sealed partial class SoakProcessTests() : ExecutableTestBase("skywire-soa
                 {
                     var victim = nodes[Killable[random.Next(Killable.Length)]];
                     Note($"kill -9 node {victim.Index}");
-                    await victim.Process!.DisposeAsync(); // SIGKILL
+                    await Killed($"node{victim.Index}", victim.Process!); // SIGKILL
                     _counters.Kills++;
                     await Task.Delay(TimeSpan.FromMilliseconds(random.Next(500, 3000)), stop.Token);
-                    victim.Process = SkywireProcess.Start(null, victim.Args);
+                    victim.Process = Launch(victim.Args);
                     await victim.Process.WaitForLineAsync(" apps 127.0.0.1", Limit);
                 }
                 else if (roll < 0.8)
                 {
                     Note("kill -9 manager");
-                    await manager.DisposeAsync();
+                    await Killed("manager", manager);
                     _counters.ManagerRestarts++;
                     await Task.Delay(TimeSpan.FromMilliseconds(random.Next(500, 2000)), stop.Token);
-                    manager = SkywireProcess.Start(null, managerArgs);
+                    manager = Launch(managerArgs);
                     await manager.WaitForLineAsync("listening on", Limit);
                 }
                 else if (roll < 0.9)
                 {
                     Note("kill -9 messenger");
-                    await messenger.DisposeAsync();
+                    await Killed("messenger", messenger);
                     _counters.MessengerRestarts++;
                     await Task.Delay(TimeSpan.FromMilliseconds(random.Next(500, 2000)), stop.Token);
-                    messenger = SkywireProcess.Start(null, messengerArgs);
+                    messenger = Launch(messengerArgs);
                     await messenger.WaitForStdoutLineAsync("listening on", Limit);
                 }
             }
@@ -208,18 +210,18 @@ public sealed partial class SoakProcessTests() : ExecutableTestBase("skywire-soa
             {
                 if (node?.Process is { } p)
                 {
-                    await p.DisposeAsync();
+                    await Killed($"node{node.Index}", p);
                 }
             }
 
             if (manager is not null)
             {
-                await manager.DisposeAsync();
+                await Killed("manager", manager);
             }
 
             if (messenger is not null)
             {
-                await messenger.DisposeAsync();
+                await Killed("messenger", messenger);
             }
 
             foreach (var relay in relays)
@@ -231,8 +233,32 @@ public sealed partial class SoakProcessTests() : ExecutableTestBase("skywire-soa
             {
                 TestContext.Current.TestOutputHelper?.WriteLine(line);
             }
+
+            if (LogDirectory is { } dir)
+            {
+                await File.WriteAllLinesAsync(Path.Combine(dir, "soak.log"), _log, CancellationToken.None);
+            }
         }
     }
+
+    /// <summary>Starts a `skywire` process; with <c>SKYWIRE_SOAK_LOGS</c> set it logs at Information level.</summary>
+    private static SkywireProcess Launch(string[] args) => LogDirectory is null
+            ? SkywireProcess.Start(null, args)
+            : SkywireProcess.Start(null, args, environment: new Dictionary<string, string> { ["SKYWIRE_LOG"] = "Information" });
+
+    /// <summary>Kills <paramref name="process"/> (SIGKILL) and, with <c>SKYWIRE_SOAK_LOGS</c> set, appends its stderr to the log of <paramref name="name"/>.</summary>
+    private async Task Killed(string name, SkywireProcess process)
+    {
+        var pid = process.Id;
+        await process.DisposeAsync();
+        if (LogDirectory is { } dir)
+        {
+            Directory.CreateDirectory(dir);
+            await File.AppendAllTextAsync(Path.Combine(dir, name + ".log"), $"{process.Stderr}\n--- pid {pid} killed at {DateTime.UtcNow:HH:mm:ss.fff} ---\n");
+        }
+    }
+
+    private static string? LogDirectory => Environment.GetEnvironmentVariable("SKYWIRE_SOAK_LOGS") is { Length: > 0 } dir ? dir : null;
 
     /// <summary>Transfers from <paramref name="from"/> to <paramref name="to"/> until stopped; counts how each one ended.</summary>
     private async Task TransferLoopAsync(NodeSlot from, NodeSlot to, string sink, CancellationToken stop)

@@ -171,6 +171,61 @@ public sealed class LiveMeteringTests : IDisposable
         Assert.Equal(2, Ledger.Open(store, mesh.ManagerKey.Public).Routes.Count(r => r.Terms.Source == a.PublicKey));
     }
 
+    /// <summary>
+    /// Issue 15: a route adopted by a restarted manager (from its ends' reports) gets new terms, caps and receipts; the
+    /// terms it ran on before end in the ledger (their reserve comes back), and the data keeps flowing through both.
+    /// </summary>
+    [Fact]
+    public async Task ManagerRestart_AdoptedRouteGetsNewTerms_OldTermsEnd()
+    {
+        const int window = 2 * 1024 * 1024;
+        await using var mesh = MeshHarness.Start(Metered(window));
+        var n = new NodeHost[3];
+        for (var i = 0; i < n.Length; i++)
+        {
+            n[i] = await mesh.AddNodeAsync(o => Fast(o) with { MaxReconnectDelay = TimeSpan.FromMilliseconds(500), ConnectTimeout = TimeSpan.FromSeconds(2) });
+        }
+
+        var (a, b, c) = (n[0], n[1], n[2]);
+        await mesh.LinkAsync(a, b);
+        await mesh.LinkAsync(b, c);
+        mesh.Manager.Controller.Metering!.Grant(a.PublicKey, 100 * Sky, "test");
+        var restarted = false;
+        const long size = 16L * 1024 * 1024;
+        var (sent, received, count) = await MeshHarness.TransferAsync(a, c, size, async _ =>
+        {
+            if (restarted)
+            {
+                return;
+            }
+
+            restarted = true;
+            var sessionId = Assert.Single(mesh.Manager.Controller.ListRoutes().Routes).SessionId;
+            await mesh.RestartManagerAsync(() => MeshHarness.WaitUntilAsync(() => n.All(x => !x.ManagerConnected), "the nodes noticed"));
+            await MeshHarness.WaitUntilAsync(() => mesh.Manager.Controller.ListRoutes().Routes.Any(r => r.SessionId == sessionId), "the session adopted");
+        });
+        Assert.Equal(size, count);
+        Assert.Equal(sent, received);
+
+        // The same ledger, reopened by the new manager: the first terms ended, the adopted route's terms co-signed.
+        var hub = mesh.Manager.Controller.Metering!;
+        await MeshHarness.WaitUntilAsync(
+            () => hub.Read(l => l.Routes.Count == 2 && l.Routes[1].Bytes(0, MeteringDirection.Forward) > 0 && l.Routes[1].Bytes(1, MeteringDirection.Forward) > 0),
+            "co-signed receipts of both hops under the adopted route's terms");
+        var (first, second) = hub.Read(l => (l.Routes[0], l.Routes[1]));
+        Assert.NotNull(first.EndedMs);
+        Assert.Null(second.EndedMs);
+        Assert.Equal((a.PublicKey, c.PublicKey), (second.Terms.Source, second.Terms.Destination));
+        Assert.Equal([b.PublicKey], second.Terms.Relays.Select(r => r.Node));
+        Assert.True(first.Refunded > 0, "the ended terms' reserve beyond their caps went back to the source");
+
+        hub.CloseEpoch();
+        var (balances, disputes) = hub.Read(l => (new Dictionary<string, long>(l.Balances), l.Disputes.ToList()));
+        Assert.Equal(0, balances.Values.Sum());
+        Assert.DoesNotContain(disputes, x => x.IsFraud);
+        Assert.True(balances.GetValueOrDefault(Ledger.ProviderAccount(b.PublicKey)) > 0, "the relay earned");
+    }
+
     [Fact]
     public async Task NoFunds_MeteredRouteRefused()
     {
@@ -202,7 +257,8 @@ public sealed class LiveMeteringTests : IDisposable
             mesh.Manager.Controller.Metering!.Grant(a.PublicKey, 100 * Sky);
 
             transfer = Task.Run(() => MeshHarness.TransferAsync(a, d, 8L * window));
-            await MeshHarness.WaitUntilAsync(() => a.DataPlane.Statistics.Capped > 0 || transfer.IsCompleted, "the source's sends to stop at its cap");
+            // At its cap the source holds its packets (bounded) rather than dropping them: docs/metering.md "Caps".
+            await MeshHarness.WaitUntilAsync(() => a.DataPlane.Statistics.Held > 0 || transfer.IsCompleted, "the source's sends to stop at its cap");
             Assert.False(transfer.IsCompleted, "8 windows of data went through a route the source authorized for one");
             Assert.All(new[] { b, c, d }, n => Assert.All(n.DataPlane.GetRules().Where(r => r.InLink == PreviousOf(n, a, b, c)), r => Assert.InRange(r.Bytes, 1, window)));
         }

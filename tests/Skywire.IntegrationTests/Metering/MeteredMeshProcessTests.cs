@@ -196,6 +196,94 @@ public sealed class MeteredMeshProcessTests() : ExecutableTestBase("skywire-mete
         }
     }
 
+    /// <summary>
+    /// Issue 15: `ledger close|export|paid|submit` while the manager runs go through it with `--manager` (its own key
+    /// only), like `grant`; a node's signed payout binding (`ledger bind`) reaches the ledger through `submit`. The
+    /// offline form is refused with the hint while the manager holds the journal, and `verify` recomputes everything.
+    /// </summary>
+    [Fact]
+    public async Task CloseExportPaidSubmit_WhileTheManagerRuns_GoThroughIt()
+    {
+        var processes = new List<SkywireProcess>();
+        var ledger = FilePath("ledger");
+        try
+        {
+            var keys = new Dictionary<string, string>();
+            foreach (var name in new[] { "manager", "a" })
+            {
+                await using var keygen = Start(null, ["keygen", "--out", FilePath(name + ".json")]);
+                Assert.Equal(0, await keygen.WaitForExitAsync(Limit));
+                keys[name] = keygen.StdoutText.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries)[0];
+            }
+
+            var manager = Start(processes, ["manager", "--listen", "127.0.0.1:0", "--key", FilePath("manager.json"), "--ledger", ledger, "--admin", keys["a"]]);
+            var at = "127.0.0.1:" + ManagerLine().Match(await manager.WaitForLineAsync("listening on", Limit)).Groups[1].Value;
+
+            async Task<SkywireProcess> LedgerAsync(int expected, params string[] args)
+            {
+                var process = Start(null, ["ledger", .. args]);
+                var code = await process.WaitForExitAsync(Limit);
+                Assert.True(code == expected, $"skywire ledger {string.Join(' ', args)} exited {code}, not {expected}: {process.Stderr}");
+                return process;
+            }
+
+            await using (var offline = await LedgerAsync(1, "close", ledger, "--key", FilePath("manager.json")))
+            {
+                Assert.Contains("--manager host:port", offline.Stderr, StringComparison.Ordinal);
+            }
+
+            // Node a binds its payouts to another address (here the manager key's); the binding proves itself.
+            var address = Skywire.Core.Crypto.SkycoinAddress.FromPubKey(Skywire.Protocol.PubKey.Parse(keys["manager"]));
+            await using (var bind = await LedgerAsync(0, "bind", address, "--key", FilePath("a.json"), "--seq", "7"))
+            {
+                await File.WriteAllTextAsync(FilePath("binding.hex"), bind.StdoutText);
+            }
+
+            await using (var submit = await LedgerAsync(0, "submit", ledger, FilePath("binding.hex"), "--key", FilePath("manager.json"), "--manager", at))
+            {
+                Assert.Contains("1 accepted", submit.StdoutText, StringComparison.Ordinal);
+            }
+
+            await using (var close = await LedgerAsync(0, "close", ledger, "--key", FilePath("manager.json"), "--manager", at))
+            {
+                Assert.Contains("epoch 1 closed", close.StdoutText, StringComparison.Ordinal);
+            }
+
+            await using (var export = await LedgerAsync(0, "export", ledger, "--key", FilePath("manager.json"), "--day", "2026-12-05", "--manager", at))
+            {
+                Assert.Contains("2026-12-05: 0 payouts", export.StdoutText, StringComparison.Ordinal);
+                Assert.True(File.Exists(Path.Combine(ledger, "exports", "manifest-2026-12-05.json")), export.StdoutText);
+            }
+
+            await using (var paid = await LedgerAsync(0, "paid", ledger, "2026-12-05", "abc123", "--key", FilePath("manager.json"), "--manager", at))
+            {
+                Assert.Contains("paid in abc123", paid.StdoutText, StringComparison.Ordinal);
+            }
+
+            // Refused acts come back as errors; a key that is not the manager's is refused by the manager.
+            await using (var again = await LedgerAsync(2, "paid", ledger, "2026-12-05", "def456", "--key", FilePath("manager.json"), "--manager", at))
+            {
+                Assert.Contains("already recorded as paid", again.Stderr, StringComparison.Ordinal);
+            }
+
+            await using (var other = await LedgerAsync(3, "close", FilePath("not-the-ledger"), "--key", FilePath("a.json"), "--manager", $"{keys["manager"]}@{at}"))
+            {
+                Assert.Contains("only the manager's own key", other.Stderr, StringComparison.Ordinal);
+            }
+
+            var verify = await LedgerJsonAsync("verify", ledger);
+            Assert.True(verify.GetProperty("ok").GetBoolean(), verify.ToString());
+            Assert.Equal(1, verify.GetProperty("epochs").GetInt32());
+        }
+        finally
+        {
+            foreach (var p in processes)
+            {
+                await p.DisposeAsync();
+            }
+        }
+    }
+
     private static async Task<(ulong[] Forward, ulong[] Reverse)?> HopBytesAsync(string ledger)
     {
         var routes = (await LedgerJsonAsync("routes", ledger)).GetProperty("routes");

@@ -71,7 +71,7 @@ public sealed partial class MetricsScrapeTests() : ExecutableTestBase("skywire-m
                 foreach (var name in new[] { "skywire_rules_installed", "skywire_sessions_active", "skywire_sessions_ended_total", "skywire_streams_active",
                              "skywire_mux_packets_in_flight", "skywire_mux_retransmitted_bytes_total", "skywire_mux_packets_lost_total",
                              "skywire_mux_retransmission_timeouts_total", "skywire_mux_packets_dropped_total", "skywire_app_api_connections",
-                             "skywire_link_bytes_total" })
+                             "skywire_link_bytes_total", "skywire_streams_moved_to_direct_total" })
                 {
                     Assert.True(n.Has(name), $"node: no {name}");
                 }

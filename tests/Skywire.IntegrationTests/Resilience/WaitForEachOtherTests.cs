@@ -165,6 +165,31 @@ public sealed class WaitForEachOtherTests
     }
 
     [Fact]
+    public async Task ManagerAwayWhileTheOpenerRestarts_TheLinkComesBackWithoutACommand()
+    {
+        // The soak's regression: a restarted manager knows the links only from the nodes' reports. Here the node that
+        // opened the link restarts while the manager is away (and forgets it), and its peer sees the link die. Before
+        // the fix the peer dropped the dead link it had not opened, nobody reported it, and it stayed down for good.
+        await using var mesh = MeshHarness.Start();
+        using var key = KeyPair.Generate();
+        static NodeOptions Patient(NodeOptions o) => o with { MaxReconnectDelay = TimeSpan.FromMilliseconds(500), ConnectTimeout = TimeSpan.FromSeconds(2) };
+        var a = await mesh.AddNodeAsync(Patient, key);
+        var b = await mesh.AddNodeAsync(Patient);
+        await mesh.LinkAsync(a, b);
+
+        var manager = new ManagerAddress(mesh.Manager.LocalEndPoint, mesh.ManagerKey.Public);
+        await mesh.RestartManagerAsync(async () =>
+        {
+            await mesh.RemoveNodeAsync(a);
+            await MeshHarness.WaitUntilAsync(() => b.DataPlane.GetLink(key.Public) is not { State: Core.Links.LinkState.Up }, "b saw the link die");
+            a = await mesh.AddNodeAsync(o => Patient(o) with { Manager = manager }, key); // no links; registers when the manager is back
+        });
+
+        await MeshHarness.WaitUntilAsync(() => mesh.Manager.Controller.ListLinks().Links.Count(l => l.Confirmed) == 2, "the link up again without a command");
+        Assert.Equal(1, mesh.Manager.Controller.Intents.Count);
+    }
+
+    [Fact]
     public async Task LinkStalledLongerThanDeadAfter_ComesBackWhenThePathDoes()
     {
         await using var mesh = MeshHarness.Start();

@@ -271,6 +271,94 @@ public sealed class VpnInProcessTests
 
         Assert.Equal(0, running.Server.Statistics.TunErrors);
     }
+    /// <summary>
+    /// A client behind a narrower path than the server's (its hello says MTU 1000): the server answers a larger
+    /// don't-fragment packet toward it with ICMP "fragmentation needed" (MTU 1000) into its own TUN instead of sending
+    /// it; after the client's update (MTU 1300) such a packet crosses, and a larger IPv6 one gets "packet too big".
+    /// </summary>
+    [Fact]
+    public async Task NarrowerClientPath_ServerAnswersTooBig_AndFollowsUpdates()
+    {
+        await using var mesh = MeshHarness.Start();
+        var (a, b) = (await mesh.AddNodeAsync(), await mesh.AddNodeAsync());
+        await mesh.LinkAsync(a, b);
+        await using var running = await StartServerAsync(b);
+
+        await using var app = await MeshHarness.AppAsync(a);
+        await using var stream = await app.DialAsync(b.NodeKey, "vpn").WaitAsync(Limit);
+        await VpnProtocol.WriteAsync(stream, new VpnHello { Mtu = 1000 }, VpnJsonContext.Default.VpnHello, default);
+        var welcome = await VpnProtocol.ReadAsync(stream, VpnJsonContext.Default.VpnWelcome, default).WaitAsync(Limit);
+        Assert.Null(welcome.Error);
+        Assert.True(welcome.Mtu > 1300);
+        await using var datagrams = await app.OpenDatagramsAsync(stream).WaitAsync(Limit);
+        await MeshHarness.WaitUntilAsync(() => running.Server.Clients == 1, "the client registered");
+
+        var big = DontFragment(VpnPacketTestsPackets.Udp4(Behind, welcome.Address, 1100 - 28));
+        running.ServerTun.Inject(big);
+        var icmp = await running.ServerTun.Written.ReadAsync().AsTask().WaitAsync(Limit);
+        Assert.Equal(1, running.Server.Statistics.TooBig);
+        Assert.Equal(IpProtocol.Icmp, icmp[9]);
+        Assert.Equal(big.AsSpan(12, 4).ToArray(), icmp[16..20]); // to the sender
+        Assert.Equal(big.AsSpan(16, 4).ToArray(), icmp[12..16]); // from the destination
+        Assert.Equal(new byte[] { 3, 4 }, icmp[20..22]);
+        Assert.Equal(1000, BinaryPrimitives.ReadUInt16BigEndian(icmp.AsSpan(26)));
+        Assert.Equal(big[..548], icmp[28..]);
+        Assert.Equal(0xFFFF, Checksum.Fold(Checksum.Add(icmp.AsSpan(20))));
+
+        // The client's path widened: the same packet now crosses, whole.
+        await VpnProtocol.WriteAsync(stream, new VpnUpdate { Mtu = 1300 }, VpnJsonContext.Default.VpnUpdate, default);
+        var reader = new DatagramRecordReader();
+        using var wait = new CancellationTokenSource(Limit);
+        while (true)
+        {
+            running.ServerTun.Inject(big);
+            using var one = CancellationTokenSource.CreateLinkedTokenSource(wait.Token);
+            one.CancelAfter(500);
+            try
+            {
+                byte[]? got = null;
+                while (got is null)
+                {
+                    await datagrams.ReceiveAsync(reader, one.Token);
+                    got = NextRecord(reader);
+                }
+
+                Assert.Equal(big, got);
+                break;
+            }
+            catch (OperationCanceledException) when (!wait.IsCancellationRequested)
+            {
+            }
+        }
+
+        var big6 = VpnPacketTestsPackets.Udp6(Behind6, welcome.Address6!, 1400 - 48);
+        var tooBig = running.Server.Statistics.TooBig;
+        running.ServerTun.Inject(big6);
+        await MeshHarness.WaitUntilAsync(() => running.Server.Statistics.TooBig > tooBig, "the large IPv6 packet answered");
+        byte[] icmp6;
+        do
+        {
+            icmp6 = await running.ServerTun.Written.ReadAsync().AsTask().WaitAsync(Limit);
+        }
+        while (icmp6[0] >> 4 != 6);
+
+        Assert.Equal(IpProtocol.IcmpV6, icmp6[6]);
+        Assert.Equal(big6.AsSpan(8, 16).ToArray(), icmp6[24..40]);
+        Assert.Equal(new byte[] { 2, 0 }, icmp6[40..42]);
+        Assert.Equal(1300u, BinaryPrimitives.ReadUInt32BigEndian(icmp6.AsSpan(44)));
+        Assert.Equal(big6[..(1280 - 48)], icmp6[48..]);
+        var sum = Checksum.PseudoHeader(icmp6.AsSpan(8, 16), icmp6.AsSpan(24, 16), IpProtocol.IcmpV6, icmp6.Length - 40);
+        Assert.Equal(0xFFFF, Checksum.Fold(Checksum.Add(icmp6.AsSpan(40), sum)));
+    }
+
+    private static byte[]? NextRecord(DatagramRecordReader reader) => reader.TryRead(out var datagram) ? datagram.ToArray() : null;
+
+    private static byte[] DontFragment(byte[] packet)
+    {
+        packet[6] = 0x40;
+        Checksum.SetIPv4Header(packet.AsSpan(0, 20));
+        return packet;
+    }
 }
 
 /// <summary>Packet builders shared with the unit tests' shape (kept here: the test projects do not reference each other).</summary>

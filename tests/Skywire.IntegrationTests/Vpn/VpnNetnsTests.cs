@@ -161,6 +161,21 @@ public sealed partial class VpnNetnsTests() : ExecutableTestBase("skywire-vpn-")
             Assert.NotEqual(0, over.Code);
             Assert.Contains("too long", over.Out + over.Err, StringComparison.OrdinalIgnoreCase);
 
+            // The link gets narrower while the tunnel is up: at the next recheck (15 s) the tunnel MTU follows it, and
+            // full-size don't-fragment pings at the new size cross with nothing fragmented on the way.
+            const int narrower = 1300;
+            var aLink = await InterfaceAsync(hosts[0].Namespace, underlaySubnet);
+            await IpAsync(hosts[0].Namespace, "link", "set", "dev", aLink, "mtu", narrower.ToString(CultureInfo.InvariantCulture));
+            var mtu2 = narrower - 28 - PathMtu.Overhead;
+            await WaitForAsync(async () => (await ToolAsync(hosts[0].Namespace, "ip", "link", "show", "dev", "skycli0")).Out.Contains($" mtu {mtu2} ", StringComparison.Ordinal),
+                "the tunnel MTU following the narrower link");
+            fragments = await FragmentsCreatedAsync(hosts[0].Namespace);
+            var smaller = await ToolAsync(hosts[0].Namespace, "ping", "-M", "do", "-s", (mtu2 - 28).ToString(CultureInfo.InvariantCulture), "-c", "3", "-i", "0.2", "-W", "5", waddr);
+            Assert.True(smaller.Code == 0, smaller.Out + smaller.Err);
+            Assert.Equal(fragments, await FragmentsCreatedAsync(hosts[0].Namespace));
+            Assert.Equal("hello through the vpn\n", (await ToolAsync(hosts[0].Namespace, "curl", "-sS", "--max-time", "30", url + "/index.html")).Out);
+            await IpAsync(hosts[0].Namespace, "link", "set", "dev", aLink, "mtu", linkMtu.ToString(CultureInfo.InvariantCulture));
+
             // SIGTERM: the client's device and routes are gone; a new client gets the same address and works.
             await TerminateAsync(client);
             Assert.DoesNotContain("skycli0", (await ToolAsync(hosts[0].Namespace, "ip", "link")).Out, StringComparison.Ordinal);

@@ -119,4 +119,67 @@ public class LinkTableTests
         Assert.True(table.TryGet(wanted.Peer, out _));
         Assert.Equal(1, table.Count);
     }
+
+    [Fact]
+    public void StrangersLink_LostAfterItWasUp_IsRemembered_UntilForgotten_AndEvictableMeanwhile()
+    {
+        // A link the peer opened and that was up is remembered when lost (the node goes on reporting it, so that a
+        // restarted manager learns it), still bounded: it is evicted before any up link, and forgotten later.
+        var table = Table(2);
+        var lost = table.TryAdmitInbound(NewKey(), out _)!;
+        var up = table.TryAdmitInbound(NewKey(), out _)!;
+        lock (lost.Gate)
+        {
+            table.SetUpLocked(lost);
+            Assert.True(table.MarkDownLocked(lost, LinkState.Down, "no packet for 5 s"));
+            Assert.NotEqual(0, lost.LostAt);
+        }
+
+        lock (up.Gate)
+        {
+            table.SetUpLocked(up);
+        }
+
+        Assert.True(table.TryGet(lost.Peer, out _));
+        Assert.Equal(LinkState.Down, lost.State);
+        Assert.Equal(2, table.Count);
+
+        var newcomer = table.TryAdmitInbound(NewKey(), out var eviction);
+        Assert.NotNull(newcomer);
+        Assert.Same(lost, eviction!.Value.Link);
+        Assert.False(eviction.Value.DownEventDue); // it was down already
+
+        lock (newcomer!.Gate)
+        {
+            table.SetUpLocked(newcomer);
+            table.MarkDownLocked(newcomer, LinkState.Down, "closed by peer");
+            table.ForgetLocked(newcomer);
+        }
+
+        Assert.True(newcomer.Removed);
+        Assert.False(table.TryGet(newcomer.Peer, out _));
+        Assert.Equal(1, table.Count);
+    }
+
+    [Fact]
+    public void LostLink_UpAgain_IsNoLongerForgettable()
+    {
+        var table = Table(4);
+        var link = table.TryAdmitInbound(NewKey(), out _)!;
+        lock (link.Gate)
+        {
+            table.SetUpLocked(link);
+            table.MarkDownLocked(link, LinkState.Down, "no packet for 5 s");
+            link.TransitionLocked(LinkState.Connecting);
+            Assert.False(table.MarkDownLocked(link, LinkState.Down, "handshake not confirmed"));
+            Assert.False(link.Removed); // a failed handshake does not forget a remembered link
+            link.TransitionLocked(LinkState.Connecting);
+            table.SetUpLocked(link);
+            Assert.Equal(0, link.LostAt);
+            table.ForgetLocked(link);
+        }
+
+        Assert.False(link.Removed);
+        Assert.True(table.TryGet(link.Peer, out _));
+    }
 }

@@ -25,6 +25,9 @@ public sealed class StrangerFloodTests
             HandshakesPerSecondBeforeCookies = 1_000_000, // the cookie rate limit is not what is tested here
             HandshakeTimeout = TimeSpan.FromSeconds(3),
             DeadAfter = TimeSpan.FromSeconds(3),
+            // A stranger's link that was up is remembered (down, without keys) after it is lost, so that a restarted
+            // manager still learns it; 10 minutes by default, short here to see it freed.
+            RememberLostLinks = TimeSpan.FromSeconds(2),
         };
         await using var b = new TestNode(options, log);
         await using var a = new TestNode(options, log);
@@ -80,7 +83,8 @@ public sealed class StrangerFloodTests
         Assert.Equal(0, Volatile.Read(ref legitimateDowns));
         Assert.Equal(0, b.Plane.Statistics.InternalError);
 
-        // And freed: the strangers' links go (never confirmed, or silent), the legitimate one stays.
+        // And freed: the strangers' links go (never confirmed at once; silent ones once no longer remembered), the
+        // legitimate one stays.
         await Wait.UntilAsync(() => b.Plane.GetLinks().Count == 1, TimeSpan.FromSeconds(30), "strangers' links freed");
         Assert.Equal(a.Key.Public, b.Plane.GetLinks().Single().Peer);
         Assert.Equal(LinkState.Up, b.Plane.GetLinks().Single().State);

@@ -1,4 +1,5 @@
 using System.Text;
+using Microsoft.Extensions.Time.Testing;
 using Skywire.Core.Channels;
 using Skywire.Core.Manager;
 using Skywire.Core.Manager.Store;
@@ -227,6 +228,52 @@ public class MeshStoreTests
             Assert.False(answer.Ok);
             Assert.Equal((int)ControlErrorCode.BadRequest, answer.Code);
         }
+    }
+
+    /// <summary>
+    /// The link report of another manager's node holds while its key does, however long ago it arrived. Reports were
+    /// once stamped with the receiving manager's clock and re-stamped by a pass over all of them each maintenance tick,
+    /// with a time taken before the pass: at 100 000 nodes on a loaded machine the pass outlasted the report age and a
+    /// registry loaded from etcd had no routable link (bench/store-bench.sh). Here the manager's clock jumps well past
+    /// the age with no maintenance tick in between: the link still routes, and what changes or removes the key (a report
+    /// of the link down, the key deleted) still ends it.
+    /// </summary>
+    [Fact]
+    public async Task RemoteLinkReports_HoldWhileTheirKeyDoes_HoweverOldTheyAre()
+    {
+        using var log = new TestLog(Output());
+        await using var store = new EmbeddedStore();
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var options = new ManagerOptions { TimeProvider = time };
+        await using var manager = new MeshController(options, log.CreateLogger("M1"));
+        var sync = manager.UseStore(store.OpenSession(), "127.0.0.1:5991");
+        sync.Start(); // the watch, without the maintenance loop: no tick runs while the clock jumps
+        var other = store.OpenSession();
+        var (a, b) = (TestMesh.Key('a'), TestMesh.Key('b'));
+        Task Write(params StoreOp[] ops) => other.TransactAsync(StoreTransaction.Write(ops), CancellationToken.None);
+        StoreOp Links(PubKey node, PubKey peer, bool up) => StoreOp.Put(MeshStoreCodec.LinksKey(node), MeshStoreCodec.Encode(new LinksValue
+        {
+            Manager = "other",
+            Links = [new LinkValue { Peer = peer.ToString(), Up = up, Rtt = 500 }],
+        }));
+
+        await Write(
+            StoreOp.Put(MeshStoreCodec.PresenceKey(a), MeshStoreCodec.Encode(new PresenceValue { Manager = "other", Link = "127.0.0.1:1001" })),
+            StoreOp.Put(MeshStoreCodec.PresenceKey(b), MeshStoreCodec.Encode(new PresenceValue { Manager = "other", Link = "127.0.0.1:1002" })));
+        await WaitAsync(() => manager.Nodes.IsOnline(a) && manager.Nodes.IsOnline(b), "both nodes of the other manager online");
+        await Write(Links(a, b, up: true), Links(b, a, up: true));
+        await WaitAsync(() => manager.Graph().HasLink(a, b), "the other manager's link routable");
+
+        time.Advance(options.LinkReportMaxAge * 3);
+        Assert.True(manager.Graph().HasLink(a, b), "a report held by the store aged out on this manager's clock");
+        Assert.True(Assert.Single(manager.ListLinks().Links, l => l.From == a.ToString()).Confirmed);
+
+        await Write(Links(a, b, up: false));
+        await WaitAsync(() => !manager.Graph().HasLink(a, b), "the link reported down");
+        await Write(Links(a, b, up: true));
+        await WaitAsync(() => manager.Graph().HasLink(a, b), "the link reported up again");
+        await Write(StoreOp.Delete(MeshStoreCodec.LinksKey(b)));
+        await WaitAsync(() => !manager.Graph().HasLink(a, b), "one end's report gone with its key");
     }
 
     [Fact]

@@ -60,7 +60,7 @@ public sealed class MeteringCodecTests
         Assert.Throws<ArgumentException>(() => MeteringSigner.AcceptAsSource(s_route.Terms, s_route.Nodes[1]));
     }
 
-    public static TheoryData<string> Kinds => new() { "terms", "receipt", "auth" };
+    public static TheoryData<string> Kinds => new() { "terms", "receipt", "auth", "binding" };
 
     [Theory]
     [MemberData(nameof(Kinds))]
@@ -197,6 +197,7 @@ public sealed class MeteringCodecTests
     {
         "terms" => s_route.Terms.Encode(),
         "receipt" => s_route.Receipt(2, MeteringDirection.Reverse, 9, 77_000, 70, final: true).Encode(),
+        "binding" => MeteringSigner.SignBinding(s_route.Nodes[1], Skywire.Core.Crypto.SkycoinAddress.FromPubKey(s_route.Nodes[2].Public), 5).Encode(),
         _ => s_route.Auth(4, 1 << 22, 1 << 23).Encode(),
     };
 
@@ -210,6 +211,8 @@ public sealed class MeteringCodecTests
                     && t!.TermsId.AsSpan().SequenceEqual(s_route.TermsId);
             case "receipt":
                 return HopReceipt.TryDecode(data, out var r, out _) && MeteringSigner.VerifyReceipt(r!, s_route.Terms, s_route.TermsId) is null;
+            case "binding":
+                return PayoutBinding.TryDecode(data, out var b, out _) && MeteringSigner.VerifyBinding(b!) is null;
             default:
                 return SpendAuthorization.TryDecode(data, out var a, out _) && MeteringSigner.VerifyAuthorization(a!, s_route.Terms, s_route.TermsId) is null;
         }

@@ -22,4 +22,19 @@ public interface ITunDevice : IDisposable
     /// <summary>Hands one IP packet to the host.</summary>
     /// <exception cref="IOException">The device failed or refused the packet.</exception>
     void Write(ReadOnlySpan<byte> packet);
+
+    /// <summary>
+    /// True when the device takes coalesced TCP super-packets (<see cref="WriteSegmented"/>): a Linux TUN opened with
+    /// IFF_VNET_HDR and TSO offloads. <see cref="Read"/> always returns ordinary packets (the device cuts what the
+    /// kernel hands it in one piece).
+    /// </summary>
+    bool Offloads => false;
+
+    /// <summary>
+    /// Hands one coalesced TCP packet to the host (only when <see cref="Offloads"/>): its IP length covers all
+    /// segments, <paramref name="header"/> says how the kernel cuts it (<see cref="TunWriter"/> builds both).
+    /// </summary>
+    /// <exception cref="IOException">The device failed or refused the packet.</exception>
+    void WriteSegmented(ReadOnlySpan<byte> packet, VirtioNetHeader header) =>
+        throw new NotSupportedException("this TUN device takes no segmentation offloads");
 }

@@ -239,6 +239,7 @@ public sealed partial class EtcdStore : IMeshStore
         var backoff = new Backoff(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(3));
         var next = 0L;
         var needSnapshot = true;
+        var broken = false;
         while (!cancellationToken.IsCancellationRequested)
         {
             try
@@ -251,7 +252,13 @@ public sealed partial class EtcdStore : IMeshStore
                     needSnapshot = false;
                 }
 
-                using var call = _client.GetConnection().WatchClient.Watch(cancellationToken: cancellationToken);
+                // A stream etcd does not answer is given up: until its watch is created within the call timeout, then
+                // whenever nothing (an event, or the answer to the progress request sent every ProgressInterval) comes for
+                // longer than that. Such a stream once hung for good after every member was restarted, and the manager
+                // never saw another change (the answers to its commands among them).
+                using var stream = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                stream.CancelAfter(_options.CallTimeout);
+                using var call = _client.GetConnection().WatchClient.Watch(cancellationToken: stream.Token);
                 await call.RequestStream.WriteAsync(new WatchRequest
                 {
                     CreateRequest = new WatchCreateRequest
@@ -263,9 +270,16 @@ public sealed partial class EtcdStore : IMeshStore
                         ProgressNotify = true,
                         Fragment = true,
                     },
-                }, cancellationToken);
-                while (await call.ResponseStream.MoveNext(cancellationToken))
+                }, stream.Token);
+                var progress = Task.CompletedTask;
+                while (await call.ResponseStream.MoveNext(stream.Token))
                 {
+                    stream.CancelAfter(ProgressInterval + _options.CallTimeout);
+                    if (progress.IsCompleted)
+                    {
+                        progress = RequestProgressAsync(call.RequestStream, stream.Token);
+                    }
+
                     var response = call.ResponseStream.Current;
                     if (response.Canceled || response.CompactRevision > 0)
                     {
@@ -275,6 +289,12 @@ public sealed partial class EtcdStore : IMeshStore
                     }
 
                     backoff.Reset();
+                    if (response.Created && broken)
+                    {
+                        broken = false;
+                        Log.WatchResumed(_logger, prefix, next);
+                    }
+
                     foreach (var e in response.Events)
                     {
                         var entry = e.Type == Mvccpb.Event.Types.EventType.Delete
@@ -295,8 +315,9 @@ public sealed partial class EtcdStore : IMeshStore
             {
                 return;
             }
-            catch (Exception ex) when (ex is RpcException or StoreUnavailableException or IOException or InvalidOperationException)
+            catch (Exception ex) when (ex is RpcException or StoreUnavailableException or IOException or InvalidOperationException or OperationCanceledException)
             {
+                broken = true;
                 if ((backoff.Attempts & (backoff.Attempts - 1)) == 0)
                 {
                     Log.WatchBroken(_logger, prefix, ex.Message);
@@ -311,6 +332,24 @@ public sealed partial class EtcdStore : IMeshStore
             {
                 return;
             }
+        }
+    }
+
+    /// <summary>How often a watch stream asks etcd for a progress answer (its liveness check).</summary>
+    internal static readonly TimeSpan ProgressInterval = TimeSpan.FromSeconds(2);
+
+    // One progress request after ProgressInterval; the caller starts the next one after an answer, so one is in flight
+    // at a time and writes to the stream never overlap.
+    private async Task RequestProgressAsync(IClientStreamWriter<WatchRequest> requests, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.Delay(ProgressInterval, _options.TimeProvider, cancellationToken);
+            await requests.WriteAsync(new WatchRequest { ProgressRequest = new WatchProgressRequest() }, cancellationToken);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or RpcException or InvalidOperationException or IOException or ObjectDisposedException)
+        {
+            // The stream is ending; its reader says why.
         }
     }
 
@@ -371,9 +410,9 @@ public sealed partial class EtcdStore : IMeshStore
                 using var call = _client.GetConnection().LeaseClient.LeaseKeepAlive(cancellationToken: stopping);
                 while (!stopping.IsCancellationRequested)
                 {
-                    await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = leaseId }, stopping);
                     using var answer = CancellationTokenSource.CreateLinkedTokenSource(stopping);
                     answer.CancelAfter(_options.CallTimeout);
+                    await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = leaseId }, answer.Token);
                     if (!await call.ResponseStream.MoveNext(answer.Token))
                     {
                         break;
@@ -485,6 +524,9 @@ public sealed partial class EtcdStore : IMeshStore
 
         [LoggerMessage(EventId = 2314, Level = LogLevel.Information, Message = "etcd watch of '{Prefix}' broke ({Reason}); resuming from the last revision seen")]
         public static partial void WatchBroken(ILogger logger, string prefix, string reason);
+
+        [LoggerMessage(EventId = 2316, Level = LogLevel.Information, Message = "etcd watch of '{Prefix}' running again from revision {Revision}")]
+        public static partial void WatchResumed(ILogger logger, string prefix, long revision);
 
         [LoggerMessage(EventId = 2315, Level = LogLevel.Warning, Message = "etcd watch of '{Prefix}' cancelled by the server (compacted at {Compacted}: {Reason}); reading everything again")]
         public static partial void WatchRestarted(ILogger logger, string prefix, long compacted, string reason);

@@ -13,6 +13,7 @@ public sealed partial class MeshStoreSync
     private readonly HashSet<string> _liveManagers = new(StringComparer.Ordinal);
     private readonly Dictionary<PubKey, List<LinkReport>> _remoteLinks = [];
     private long _ignored;
+    private int _nodesJoined;
 
     /// <summary>Values from the store that were malformed or hostile and were ignored.</summary>
     public long IgnoredValues => Interlocked.Read(ref _ignored);
@@ -192,6 +193,7 @@ public sealed partial class MeshStoreSync
             if (value.Manager != ManagerId)
             {
                 _controller.RemoteNodeOnline(node, value.Link);
+                NodeJoined();
             }
         }
         else if (value?.Manager != ManagerId)
@@ -231,13 +233,15 @@ public sealed partial class MeshStoreSync
             return;
         }
 
-        var now = _time.GetUtcNow();
+        // Held, not timed: the report holds while its key does (its manager rewrites it with each change and deletes it
+        // when the node leaves; the key goes with that manager's lease). A local clock stamp would let reports age out
+        // while a long pass (a 100 000-node snapshot) or a manager cut off from the store still holds them.
         var reports = new List<LinkReport>(value.Links.Count);
         foreach (var link in value.Links)
         {
             if (link is not null && PubKey.TryParse(link.Peer, out var peer) && peer != node)
             {
-                reports.Add(new LinkReport(node, peer, link.Up, link.Rtt, link.Loss, now));
+                reports.Add(new LinkReport(node, peer, link.Up, link.Rtt, link.Loss, LinkReport.HeldByStore));
             }
         }
 
@@ -249,14 +253,22 @@ public sealed partial class MeshStoreSync
         _controller.RemoteLinks(node, reports);
     }
 
+    /// <summary>A node became known here (this manager's or another's): reports that named it can now be fed.</summary>
+    internal void NodeJoined() => Volatile.Write(ref _nodesJoined, 1);
+
     /// <summary>
-    /// Stamps the link reports of other managers' nodes fresh (every maintenance tick): they hold while their key does
-    /// (their manager deletes it, or its lease ends), so a manager cut off from the store keeps routing over what it
-    /// holds instead of letting other managers' links age out.
+    /// Feeds the link reports of other managers' nodes again when a node joined since the last call (every maintenance
+    /// tick): the controller keeps only reports between known nodes, and a snapshot applies links/ before presence/,
+    /// so a report that arrived before its node or peer did is taken when they are known. Nothing happens otherwise:
+    /// the reports do not age (<see cref="LinkReport.HeldByStore"/>), so there is nothing to re-stamp.
     /// </summary>
-    internal void RestampRemoteLinks()
+    internal void RefeedRemoteLinks()
     {
-        var now = _time.GetUtcNow();
+        if (Interlocked.Exchange(ref _nodesJoined, 0) == 0)
+        {
+            return;
+        }
+
         List<(PubKey Node, List<LinkReport> Reports)> all;
         lock (_remoteLinks)
         {
@@ -265,7 +277,7 @@ public sealed partial class MeshStoreSync
 
         foreach (var (node, reports) in all)
         {
-            _controller.RemoteLinks(node, [.. reports.Select(r => r with { ReportedAt = now })]);
+            _controller.RemoteLinks(node, reports);
         }
     }
 

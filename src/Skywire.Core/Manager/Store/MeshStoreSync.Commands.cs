@@ -135,6 +135,10 @@ public sealed partial class MeshStoreSync
         catch (Exception ex) when (ex is StoreUnavailableException or OperationCanceledException or ObjectDisposedException)
         {
             // The sender times out and says so.
+            if (!_cts.IsCancellationRequested)
+            {
+                Log.AckNotWritten(_logger, Quote.Of(id, 80), ex.Message);
+            }
         }
     }
 

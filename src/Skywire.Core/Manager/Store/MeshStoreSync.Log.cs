@@ -6,6 +6,9 @@ public sealed partial class MeshStoreSync
 {
     private static partial class Log
     {
+        [LoggerMessage(EventId = 2328, Level = LogLevel.Warning, Message = "The answer to command {Id} could not be written to the mesh store (its sender times out): {Reason}")]
+        public static partial void AckNotWritten(ILogger logger, string id, string reason);
+
         [LoggerMessage(EventId = 2320, Level = LogLevel.Information, Message = "New session with the mesh store ({Store}): writing {Count} keys of this manager again")]
         public static partial void SessionRepublished(ILogger logger, string store, int count);
 

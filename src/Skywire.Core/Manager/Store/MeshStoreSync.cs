@@ -85,8 +85,11 @@ public sealed partial class MeshStoreSync : IAsyncDisposable
     // ---------------------------------------------------------------- what this manager's nodes do (outbound)
 
     /// <summary>A node registered here.</summary>
-    public void NodeOnline(PubKey node, string linkAddress) =>
+    public void NodeOnline(PubKey node, string linkAddress)
+    {
+        NodeJoined();
         Publish(MeshStoreCodec.PresenceKey(node), MeshStoreCodec.Encode(new PresenceValue { Manager = ManagerId, Link = linkAddress, Since = _time.GetUtcNow() }), leased: true);
+    }
 
     /// <summary>A node's connection here closed: its presence, links and apps leave the store (unless another manager wrote them since).</summary>
     public void NodeOffline(PubKey node)
