@@ -133,10 +133,10 @@ public sealed partial class HostNetwork : IDisposable
 
         TrySysctl($"/proc/sys/net/ipv6/conf/{device}/disable_ipv6", ipv6 ? "0" : "1");
         Ip("link", "set", "dev", device, "mtu", mtu.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        Ip("addr", "add", $"{address}/{prefixLength}", "dev", device);
+        Ip("addr", "replace", $"{address}/{prefixLength}", "dev", device);
         if (ipv6 && address6 is not null)
         {
-            Ip("-6", "addr", "add", $"{address6}/{prefixLength6}", "dev", device, "nodad");
+            Ip("-6", "addr", "replace", $"{address6}/{prefixLength6}", "dev", device, "nodad");
         }
 
         Ip("link", "set", "dev", device, "up");
@@ -168,7 +168,8 @@ public sealed partial class HostNetwork : IDisposable
         }
 
         args.AddRange(["dev", device]);
-        Run("ip", args);
+        Ip([.. args]); // in the tunnel's namespace with --netns, like every other change
+
         if (goesWithDevice)
         {
             return;
