@@ -29,13 +29,7 @@ public sealed class MeteredMeshProcessTests() : ExecutableTestBase("skywire-mete
         try
         {
             // Keys first: the operator grants the source before the manager (the ledger's one writer) starts.
-            var keys = new Dictionary<string, string>();
-            foreach (var name in new[] { "manager", "a", "b", "c", "d" })
-            {
-                await using var keygen = Start(null, ["keygen", "--out", FilePath(name + ".json")]);
-                Assert.Equal(0, await keygen.WaitForExitAsync(Limit));
-                keys[name] = keygen.StdoutText.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries)[0];
-            }
+            var keys = await KeygenAsync("manager", "a", "b", "c", "d");
 
             await using (var grant = Start(null, ["ledger", "grant", ledger, keys["a"], Grant.ToString(), "--key", FilePath("manager.json")]))
             {
@@ -138,13 +132,7 @@ public sealed class MeteredMeshProcessTests() : ExecutableTestBase("skywire-mete
         var ledger = FilePath("ledger");
         try
         {
-            var keys = new Dictionary<string, string>();
-            foreach (var name in new[] { "manager", "a" })
-            {
-                await using var keygen = Start(null, ["keygen", "--out", FilePath(name + ".json")]);
-                Assert.Equal(0, await keygen.WaitForExitAsync(Limit));
-                keys[name] = keygen.StdoutText.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries)[0];
-            }
+            var keys = await KeygenAsync("manager", "a");
 
             var manager = Start(processes, ["manager", "--listen", "127.0.0.1:0", "--key", FilePath("manager.json"), "--ledger", ledger, "--admin", keys["a"]]);
             var port = ManagerLine().Match(await manager.WaitForLineAsync("listening on", Limit)).Groups[1].Value;
@@ -208,13 +196,7 @@ public sealed class MeteredMeshProcessTests() : ExecutableTestBase("skywire-mete
         var ledger = FilePath("ledger");
         try
         {
-            var keys = new Dictionary<string, string>();
-            foreach (var name in new[] { "manager", "a" })
-            {
-                await using var keygen = Start(null, ["keygen", "--out", FilePath(name + ".json")]);
-                Assert.Equal(0, await keygen.WaitForExitAsync(Limit));
-                keys[name] = keygen.StdoutText.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries)[0];
-            }
+            var keys = await KeygenAsync("manager", "a");
 
             var manager = Start(processes, ["manager", "--listen", "127.0.0.1:0", "--key", FilePath("manager.json"), "--ledger", ledger, "--admin", keys["a"]]);
             var at = "127.0.0.1:" + ManagerLine().Match(await manager.WaitForLineAsync("listening on", Limit)).Groups[1].Value;
@@ -316,6 +298,20 @@ public sealed class MeteredMeshProcessTests() : ExecutableTestBase("skywire-mete
         }
 
         return flow;
+    }
+
+    /// <summary>`skywire keygen` for each name (FilePath(name + ".json")); the public keys by name.</summary>
+    private async Task<Dictionary<string, string>> KeygenAsync(params string[] names)
+    {
+        var keys = new Dictionary<string, string>();
+        foreach (var name in names)
+        {
+            await using var keygen = Start(null, ["keygen", "--out", FilePath(name + ".json")]);
+            Assert.Equal(0, await keygen.WaitForExitAsync(Limit));
+            keys[name] = keygen.StdoutText.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries)[0];
+        }
+
+        return keys;
     }
 
     private static SkywireProcess Start(List<SkywireProcess>? processes, IEnumerable<string> args, Stream? stdin = null)
