@@ -452,13 +452,19 @@ public sealed partial class EtcdStore : IMeshStore
 
     private async Task<T> CallAsync<T>(Func<DateTime, Task<T>> call, string what)
     {
+        var deadline = DateTime.UtcNow + _options.CallTimeout;
         try
         {
-            return await call(DateTime.UtcNow + _options.CallTimeout);
+            return await call(deadline);
         }
         catch (RpcException ex) when (ex.StatusCode != StatusCode.Cancelled || !_cts.IsCancellationRequested)
         {
             throw new StoreUnavailableException($"etcd ({_endpointsText}) {what} failed: {ex.StatusCode}: {ex.Status.Detail}", ex);
+        }
+        catch (OperationCanceledException ex) when (!_cts.IsCancellationRequested && DateTime.UtcNow >= deadline)
+        {
+            // Grpc.Net's retrying call sometimes ends a passed deadline as a cancellation, not as DeadlineExceeded.
+            throw new StoreUnavailableException($"etcd ({_endpointsText}) {what} failed: no answer within {_options.CallTimeout.TotalSeconds:0.#} s", ex);
         }
     }
 
