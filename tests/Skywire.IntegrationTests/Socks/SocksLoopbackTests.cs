@@ -26,10 +26,7 @@ public sealed class SocksLoopbackTests : IAsyncLifetime
 
     private string ProxyArg => $"127.0.0.1:{Proxy.Port}";
 
-    // These tests count the streams at the exit, so the client keeps no spare stream (the Spare_* tests cover it).
-    private static SocksClientOptions NoSpare => SocksClientOptions.Default with { SpareStreamLifetime = TimeSpan.Zero };
-
-    public ValueTask InitializeAsync() => StartAsync(NoSpare);
+    public ValueTask InitializeAsync() => StartAsync(SocksClientOptions.Default);
 
     private async ValueTask StartAsync(SocksClientOptions clientOptions)
     {
@@ -173,7 +170,7 @@ public sealed class SocksLoopbackTests : IAsyncLifetime
     [Fact]
     public async Task UserPassword_AcceptsRightCredentials_RejectsWrong()
     {
-        await StartAsync(NoSpare with { Username = "alice", Password = "s3cret" });
+        await StartAsync(SocksClientOptions.Default with { Username = "alice", Password = "s3cret" });
         var target = SocksEndpoint.FromIP(IPAddress.Loopback, (ushort)_http.Port);
 
         using (var ok = await SocksTestClient.ConnectAsync(Proxy, target, Ct, credentials: ("alice", "s3cret")))
@@ -240,81 +237,5 @@ public sealed class SocksLoopbackTests : IAsyncLifetime
         var rest = new MemoryStream();
         await stream.CopyToAsync(rest, Ct);
         Assert.EndsWith(TestHttpServer.Hello, Encoding.ASCII.GetString(rest.ToArray()), StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public async Task Spare_NextConnectionTakesTheStreamDialledAhead()
-    {
-        var dials = 0;
-        await using var client = new SocksClient(SocksClientOptions.Default with { Listen = new IPEndPoint(IPAddress.Loopback, 0), SpareStreamLifetime = Limit },
-            ct =>
-            {
-                Interlocked.Increment(ref dials);
-                return _exit.DialAsync(ct);
-            }, _log.CreateLogger("spare"));
-        client.Start();
-        var target = SocksEndpoint.FromIP(IPAddress.Loopback, (ushort)_http.Port);
-        using (var first = await SocksTestClient.ConnectAsync(client.LocalEndPoint, target, Ct))
-        {
-            Assert.Equal(SocksReplyCode.Succeeded, first.Reply);
-            Assert.Equal(TestHttpServer.ExpectedBody(5000), await SocksTestClient.GetAsync(first.Stream, "/bytes/5000", Ct));
-        }
-
-        // The first connection dialled its own stream and a spare; the second takes the spare and dials the next one.
-        Assert.Equal(2, Volatile.Read(ref dials));
-        using (var second = await SocksTestClient.ConnectAsync(client.LocalEndPoint, target, Ct))
-        {
-            Assert.Equal(SocksReplyCode.Succeeded, second.Reply);
-            Assert.Equal(3, Volatile.Read(ref dials));
-            Assert.Equal(TestHttpServer.ExpectedBody(7000), await SocksTestClient.GetAsync(second.Stream, "/bytes/7000", Ct));
-        }
-    }
-
-    [Fact]
-    public async Task Spare_ClosedByTheExitWhileItWaited_IsReplacedByAFreshDial()
-    {
-        // An exit whose header timeout is shorter than the spare's lifetime closes every spare before it is used.
-        var server = new SocksServer(SocksServerOptions.Default with { AllowLoopbackTargets = true, HeaderTimeout = TimeSpan.FromSeconds(1) },
-            _log.CreateLogger("strict-exit"));
-        await using var exit = new SocksTcpStandIn(server);
-        await using var client = new SocksClient(SocksClientOptions.Default with { Listen = new IPEndPoint(IPAddress.Loopback, 0), SpareStreamLifetime = Limit },
-            exit.DialAsync, _log.CreateLogger("spare"));
-        client.Start();
-        var target = SocksEndpoint.FromIP(IPAddress.Loopback, (ushort)_http.Port);
-        for (var i = 0; i < 3; i++)
-        {
-            using var tunnel = await SocksTestClient.ConnectAsync(client.LocalEndPoint, target, Ct);
-            Assert.Equal(SocksReplyCode.Succeeded, tunnel.Reply);
-            Assert.Equal(TestHttpServer.Hello, Encoding.ASCII.GetString(await SocksTestClient.GetAsync(tunnel.Stream, "/hello", Ct)));
-            tunnel.Dispose();
-
-            // Wait until the exit has timed out the spare dialled for the next connection (and served this one).
-            var deadline = DateTime.UtcNow + Limit;
-            while (server.ActiveConnections > 0 || server.ServedConnections < 2 * (i + 1))
-            {
-                Assert.True(DateTime.UtcNow < deadline, $"exit still serving {server.ActiveConnections}, served {server.ServedConnections}");
-                await Task.Delay(10, Ct);
-            }
-        }
-    }
-
-    [Fact]
-    public async Task Spare_NotTakenWithinItsLifetime_IsClosedByTheClient()
-    {
-        await using var client = new SocksClient(SocksClientOptions.Default with { Listen = new IPEndPoint(IPAddress.Loopback, 0), SpareStreamLifetime = TimeSpan.FromMilliseconds(200) },
-            _exit.DialAsync, _log.CreateLogger("spare"));
-        client.Start();
-        using (var tunnel = await SocksTestClient.ConnectAsync(client.LocalEndPoint, SocksEndpoint.FromIP(IPAddress.Loopback, (ushort)_http.Port), Ct))
-        {
-            Assert.Equal(SocksReplyCode.Succeeded, tunnel.Reply);
-        }
-
-        // The exit's own header timeout is 10 s: the spare is gone long before, closed by the client.
-        var started = DateTime.UtcNow;
-        while (_server.ActiveConnections > 0 || _server.ServedConnections < 2)
-        {
-            Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(8), $"exit still serving {_server.ActiveConnections}, served {_server.ServedConnections}");
-            await Task.Delay(10, Ct);
-        }
     }
 }
