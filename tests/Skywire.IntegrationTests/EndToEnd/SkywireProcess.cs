@@ -227,7 +227,7 @@ internal sealed class SkywireProcess : IAsyncDisposable
                     }
                 }
 
-                throw new InvalidOperationException($"process exited ({_process.ExitCode}) before printing '{marker}':\n{Stderr}");
+                throw new InvalidOperationException($"process exited ({_process.ExitCode}) before printing '{marker}':\n{Stderr}\nstdout: {StdoutText}");
             }
 
             var left = deadline - DateTime.UtcNow;
