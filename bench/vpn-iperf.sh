@@ -7,6 +7,7 @@
 #   skywire VPN, 3 hops        10.66.0.1   (a > b > c > d, the vpn-server's TUN address)
 #   skywire VPN, 1 hop         10.66.0.1   (a > d: a direct link added, the vpn-client restarted)
 #   skywire VPN, 1 hop, offloads off (SKYWIRE_VPN_OFFLOAD=0: one packet per TUN read/write, as before issue 14.4)
+#   skywire VPN in the node, 1 hop (both apps inside their nodes: `skywire node --vpn-server/--vpn-client`)
 #   tinc 1.0 (router mode, aes-256-cbc + hmac-sha256, UDP)          10.91.0.2
 #   OpenVPN 2.6 (p2p TLS, AES-256-GCM, UDP, no DCO)                10.92.0.2
 # CPU is the user+system time of the tunnel's own processes (both ends, relays and apps for ours) during the run,
@@ -167,13 +168,35 @@ SKYWIRE_VPN_OFFLOAD=0 ip netns exec sky-d "${SK[@]}" app vpn-server --node-apps 
   --allow "$(key a)" >"$RUN/vpn-server.log" 2>&1 &
 echo $! >"$RUN/vpn-server.pid"
 for _ in $(seq 1 120); do grep -q "vpn-server ready" "$RUN/vpn-server.log" && break; sleep 0.5; done
+# (--server: the tracker may still be dropping the old server's name when the client asks; see docs/benchmarks.md "VPN")
 SKYWIRE_VPN_OFFLOAD=0 ip netns exec sky-a "${SK[@]}" app vpn-client --node-apps 127.0.0.1:7010 --token-file "$RUN/a.token" \
-  --route 10.90.9.0/24 >"$RUN/vpn-client.log" 2>&1 &
+  --route 10.90.9.0/24 --server "$(key d)/vpn-server" >"$RUN/vpn-client.log" 2>&1 &
 echo $! >"$RUN/vpn-client.pid"
 for _ in $(seq 1 120); do grep -q "vpn-client up" "$RUN/vpn-client.log" && break; sleep 0.5; done
 wait_ping 10.66.0.1
 iperf_row "skywire VPN, 1 hop, offloads off" 10.66.0.1 ours
 iperf_row "skywire VPN, 1 hop, offloads off, 4 streams" 10.66.0.1 ours -P 4
+
+# ---- the same 1 hop with both apps inside their nodes' processes (`skywire node --vpn-server/--vpn-client`): the
+# packets go TUN thread > session > UDP send, and UDP receive thread > session > TUN, without the app API connection
+# and its threads (docs/vpn.md "In the node's process"). Nodes a and d restart with the apps in them.
+# a-b is withdrawn first, so the restarted client's first dial cannot take a > b > c > d while a-d is not up yet.
+cli unlink "$(key a)" "$(key b)" >/dev/null
+for n in vpn-client vpn-server node-a node-d; do kill "$(cat "$RUN/$n.pid")"; wait_gone "$(cat "$RUN/$n.pid")"; done
+ip netns exec sky-d "${SK[@]}" node --manager "$M" --key "$RUN/d.json" --app-token-file "$RUN/d.token" --listen 10.90.0.3:7003 \
+  --apps 127.0.0.1:7013 --vpn-server "--allow $(key a)" >"$RUN/node-d.log" 2>&1 &
+echo $! >"$RUN/node-d.pid"
+for _ in $(seq 1 120); do grep -q "vpn-server ready" "$RUN/node-d.log" && break; sleep 0.5; done
+ip netns exec sky-a "${SK[@]}" node --manager "$M" --key "$RUN/a.json" --app-token-file "$RUN/a.token" --listen 10.90.0.2:7000 \
+  --apps 127.0.0.1:7010 --vpn-client "--route 10.90.9.0/24 --server $(key d)/vpn-server" >"$RUN/node-a.log" 2>&1 &
+echo $! >"$RUN/node-a.pid"
+for _ in $(seq 1 120); do grep -q "vpn-client up" "$RUN/node-a.log" && break; sleep 0.5; done
+: >"$RUN/vpn-client.pid"; : >"$RUN/vpn-server.pid" # both apps are in the nodes now (pids_of reads empty files)
+wait_ping 10.66.0.1
+grep -q "inside the node's process" "$RUN/node-a.log" || echo "warning: node a does not say its tunnel is in process" >&2
+iperf_row "skywire VPN in the node, 1 hop" 10.66.0.1 ours
+iperf_row "skywire VPN in the node, 1 hop, 4 streams" 10.66.0.1 ours -P 4
+rttn=$(rtt "skywire VPN in the node, 1 hop" 10.66.0.1)
 
 echo
 echo "| path | ping min / avg (50 pings) |"
@@ -182,6 +205,7 @@ rtt "veth + bridge underlay" 10.90.0.3
 echo "$rtt3"
 echo "$rtt1"
 rtt "skywire VPN, 1 hop, offloads off" 10.66.0.1
+echo "$rttn"
 rtt "tinc" 10.91.0.2
 rtt "OpenVPN" 10.92.0.2
 echo
@@ -210,3 +234,11 @@ result vpn-1hop-1stream-offloads-vs-off "$o1" "$(val "skywire VPN, 1 hop, offloa
 result vpn-1hop-1stream-vs-veth "$o1" "$(val "veth + bridge underlay" 2)" MB/s higher
 result vpn-1hop-cpu-per-gb-vs-openvpn "$(val "skywire VPN, 1 hop (a > d)" 3)" "$(val "OpenVPN 2.6 (AES-256-GCM, no DCO)" 3)" s/GB lower
 result vpn-1hop-ping-avg-vs-tinc "$(val "ping: skywire VPN, 1 hop" 2)" "$(val "ping: tinc" 2)" ms lower
+n1=$(val "skywire VPN in the node, 1 hop" 2) n4=$(val "skywire VPN in the node, 1 hop, 4 streams" 2)
+result vpn-innode-1hop-1stream-vs-openvpn "$n1" "$v1" MB/s higher
+result vpn-innode-1hop-1stream-vs-tinc "$n1" "$t1" MB/s higher
+result vpn-innode-1hop-4streams-vs-openvpn "$n4" "$v4" MB/s higher
+result vpn-innode-1hop-4streams-vs-tinc "$n4" "$t4" MB/s higher
+result vpn-innode-1hop-ping-avg-vs-tinc "$(val "ping: skywire VPN in the node, 1 hop" 2)" "$(val "ping: tinc" 2)" ms lower
+result vpn-innode-1hop-cpu-per-gb-vs-openvpn "$(val "skywire VPN in the node, 1 hop" 3)" "$(val "OpenVPN 2.6 (AES-256-GCM, no DCO)" 3)" s/GB lower
+result vpn-innode-vs-app-api-1hop-ping-avg "$(val "ping: skywire VPN in the node, 1 hop" 2)" "$(val "ping: skywire VPN, 1 hop" 2)" ms lower

@@ -42,6 +42,9 @@ public sealed class VpnClient
     /// <summary>Tunnels made so far (1 after the first connect; more after reconnects).</summary>
     public int Connects { get; private set; }
 
+    /// <summary>True while the tunnel is up with its packets inside the node's process (<see cref="VpnAppBinding.InProcess"/>).</summary>
+    public bool InProcess => _current?.InProcess ?? false;
+
     /// <summary>
     /// Runs until cancelled. <paramref name="onUp"/> is called each time the tunnel comes up.
     /// </summary>
@@ -112,7 +115,7 @@ public sealed class VpnClient
                         throw new InvalidDataException($"the server sent an unusable IPv6 address '{given6}/{welcome.PrefixLength6}'");
                     }
 
-                    var datagrams = await app.OpenDatagramsAsync(stream, cancellationToken);
+                    var datagrams = await VpnDatagrams.OpenAsync(app, stream, binding, cancellationToken);
                     var mtu = Math.Min(Math.Min(welcome.Mtu, datagrams.MaxDatagram), pathMtu);
                     if (mtu < VpnDefaults.MinMtu)
                     {

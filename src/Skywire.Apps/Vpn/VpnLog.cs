@@ -67,4 +67,7 @@ internal static partial class VpnLog
 
     [LoggerMessage(EventId = 6212, Level = LogLevel.Information, Message = "vpn-client: route {Route} into the tunnel")]
     public static partial void RouteAdded(ILogger logger, System.Net.IPNetwork route);
+
+    [LoggerMessage(EventId = 6221, Level = LogLevel.Information, Message = "vpn: the tunnel with {Peer} carries its packets inside the node's process (no app API connection)")]
+    public static partial void PacketPathInProcess(ILogger logger, string peer);
 }

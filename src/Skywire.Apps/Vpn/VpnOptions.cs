@@ -9,6 +9,13 @@ namespace Skywire.Apps.Vpn;
 /// <param name="Name">This app's name in the tracker.</param>
 public sealed record VpnAppBinding(IPEndPoint NodeApps, string Token, string Name)
 {
+    /// <summary>
+    /// Set when the app runs inside its node's process (`skywire node --vpn-server/--vpn-client`): attaches to a
+    /// stream's datagram flow by its handle (<see cref="Skywire.Core.Node.NodeHost.AttachDatagrams"/>), so the packets
+    /// skip the app API connection. Null: the app API's datagram connection (docs/protocol.md §7.1).
+    /// </summary>
+    public Func<string, Skywire.Core.AppApi.InProcessDatagrams?>? InProcess { get; init; }
+
     /// <inheritdoc />
     public override string ToString() => $"VpnAppBinding {{ NodeApps = {NodeApps}, Name = {Name} }}";
 }

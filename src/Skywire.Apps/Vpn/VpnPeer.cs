@@ -1,7 +1,9 @@
 using Microsoft.Extensions.Logging;
 using Skywire.Apps.Vpn.Packets;
 using Skywire.Apps.Vpn.Tun;
+using Skywire.Core.AppApi;
 using Skywire.Core.Sdk;
+using Skywire.Core.Sessions;
 using Skywire.Core.Streams;
 using Skywire.Protocol.AppApi;
 
@@ -13,10 +15,20 @@ namespace Skywire.Apps.Vpn;
 /// dedicated thread, checked (a whole IP packet, the peer's own address) and written to the TUN, in-order TCP segments
 /// of one flow in one batch coalesced into one write (<see cref="TunWriter"/>).
 /// </summary>
-internal sealed class VpnPeer : IDisposable
+/// <remarks>
+/// Inside the node's process (<see cref="InProcessDatagrams"/>, docs/vpn.md "In the node's process") there is no app
+/// API connection and no receiving thread: the TUN reader's batch goes into the session from its own thread
+/// (<see cref="DatagramFlow.SendBatch"/>: seal, UDP send), and received packets are checked and written to the TUN on
+/// the node's receive thread, coalesced per receive burst (<see cref="ReceiveBurst"/>).
+/// </remarks>
+internal sealed class VpnPeer : IDisposable, IReceiveBurstListener
 {
-    private readonly SkywireDatagrams _datagrams;
-    private readonly DatagramRecordWriter _writer = new(64 * 1024);
+    private readonly SkywireDatagrams? _datagrams;
+    private readonly DatagramRecordWriter? _writer;
+    private readonly InProcessDatagrams? _direct;
+    private readonly DatagramBatch? _batch;
+    private readonly Lock _tunGate = new(); // in-process: the node may deliver from more than one receive thread
+    private bool _enlisted;
     private readonly ITunDevice _tun;
     private readonly TunWriter _tunWriter;
     private readonly VpnStatistics _statistics;
@@ -25,33 +37,47 @@ internal sealed class VpnPeer : IDisposable
     private readonly bool _addressIsSource;
     private readonly ILogger _logger;
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly Thread _receiver;
+    private readonly Thread? _receiver;
     private int _mtu;
     private long _coalesced; // the writer's count already added to the statistics
     private int _disposed;
 
     // address4/6: the client's tunnel addresses (IpPacket.Key; no IPv6 when the server has no IPv6 pool). A server
     // accepts only packets from them (addressIsSource), a client only packets to them.
-    public VpnPeer(string name, SkywireDatagrams datagrams, ITunDevice tun, UInt128 address4, UInt128? address6, bool addressIsSource, VpnStatistics statistics, ILogger logger)
+    public VpnPeer(string name, VpnDatagrams path, ITunDevice tun, UInt128 address4, UInt128? address6, bool addressIsSource, VpnStatistics statistics, ILogger logger)
     {
+        ArgumentNullException.ThrowIfNull(path);
         Name = name;
-        _datagrams = datagrams;
         _tun = tun;
         _tunWriter = new TunWriter(tun);
-        _mtu = datagrams.MaxDatagram;
+        MaxPacket = path.MaxDatagram;
+        _mtu = MaxPacket;
         _address4 = address4;
         _address6 = address6;
         _addressIsSource = addressIsSource;
         _statistics = statistics;
         _logger = logger;
-        _receiver = new Thread(Receive) { IsBackground = true, Name = "vpn-rx " + name };
+        if (path.Direct is { } direct)
+        {
+            _direct = direct;
+            _batch = new DatagramBatch(MaxPacket, 64);
+        }
+        else
+        {
+            _datagrams = path.Connection!;
+            _writer = new DatagramRecordWriter(64 * 1024);
+            _receiver = new Thread(Receive) { IsBackground = true, Name = "vpn-rx " + name };
+        }
     }
 
     /// <summary>Who the peer is (for logs).</summary>
     public string Name { get; }
 
+    /// <summary>True when the packets go straight into the node's session (the app runs inside the node's process).</summary>
+    public bool InProcess => _direct is not null;
+
     /// <summary>Largest packet the flow carries.</summary>
-    public int MaxPacket => _datagrams.MaxDatagram;
+    public int MaxPacket { get; }
 
     /// <summary>
     /// Largest packet the path to the peer carries (at most <see cref="MaxPacket"/>; lowered by the peer's own MTU and
@@ -75,16 +101,40 @@ internal sealed class VpnPeer : IDisposable
     /// <summary>Set by the TUN reader while this peer has records waiting for <see cref="Flush"/>.</summary>
     internal bool Dirty { get; set; }
 
-    /// <summary>Starts the receiving thread.</summary>
-    public void Start() => _receiver.Start();
+    /// <summary>Starts receiving: the receiving thread, or in the node's process the flow's receiver.</summary>
+    public void Start()
+    {
+        if (_direct is { } direct)
+        {
+            VpnLog.PacketPathInProcess(_logger, Name);
+            direct.Flow.Receiver = OnDatagram;
+            _ = direct.Flow.Completion.ContinueWith(_ => _closed.TrySetResult(), TaskScheduler.Default);
+            return;
+        }
+
+        _receiver!.Start();
+    }
 
     /// <summary>Adds a packet to the outgoing batch (TUN reader thread only); false when the batch is full.</summary>
-    public bool TryAdd(ReadOnlySpan<byte> packet) => _writer.TryAdd(packet);
+    public bool TryAdd(ReadOnlySpan<byte> packet) => _batch?.TryAdd(packet) ?? _writer!.TryAdd(packet);
 
     /// <summary>Sends the outgoing batch in one write (TUN reader thread only).</summary>
     public void Flush()
     {
-        if (_writer.Length == 0)
+        if (_batch is not null)
+        {
+            // In the node's process: sealed and sent on this thread (one UDP GSO send for the run).
+            var sent = _batch.Count;
+            if (sent > 0)
+            {
+                _direct!.Flow.SendBatch(_batch);
+                Interlocked.Add(ref _statistics._fromTun, sent);
+            }
+
+            return;
+        }
+
+        if (_writer!.Length == 0)
         {
             return;
         }
@@ -94,7 +144,7 @@ internal sealed class VpnPeer : IDisposable
         {
             if (!_closed.Task.IsCompleted)
             {
-                _datagrams.SendRecords(_writer.Written);
+                _datagrams!.SendRecords(_writer.Written);
                 Interlocked.Add(ref _statistics._fromTun, count);
             }
         }
@@ -115,7 +165,7 @@ internal sealed class VpnPeer : IDisposable
         var reader = new DatagramRecordReader();
         try
         {
-            while (_datagrams.Receive(reader))
+            while (_datagrams!.Receive(reader))
             {
                 while (reader.TryRead(out var packet))
                 {
@@ -136,6 +186,44 @@ internal sealed class VpnPeer : IDisposable
         finally
         {
             _closed.TrySetResult();
+        }
+    }
+
+    // In the node's process, on its receive thread: check and hold (coalescing), written at the burst's end.
+    private void OnDatagram(ReadOnlySpan<byte> packet)
+    {
+        lock (_tunGate)
+        {
+            if (Volatile.Read(ref _disposed) != 0)
+            {
+                return;
+            }
+
+            Deliver(packet);
+            if (!_enlisted)
+            {
+                if (ReceiveBurst.Enlist(this))
+                {
+                    _enlisted = true;
+                }
+                else
+                {
+                    FlushTun();
+                }
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public void OnReceiveBurstEnd()
+    {
+        lock (_tunGate)
+        {
+            _enlisted = false;
+            if (Volatile.Read(ref _disposed) == 0)
+            {
+                FlushTun();
+            }
         }
     }
 
@@ -203,8 +291,19 @@ internal sealed class VpnPeer : IDisposable
         }
 
         _closed.TrySetResult();
-        _datagrams.Dispose();
-        if (_receiver.IsAlive && _receiver != Thread.CurrentThread)
+        if (_direct is not null)
+        {
+            _direct.Dispose();
+
+            // A packet being handed over on the node's receive thread finishes before the TUN may be closed.
+            lock (_tunGate)
+            {
+                _enlisted = false;
+            }
+        }
+
+        _datagrams?.Dispose();
+        if (_receiver is { IsAlive: true } && _receiver != Thread.CurrentThread)
         {
             _receiver.Join(TimeSpan.FromSeconds(5));
         }

@@ -57,6 +57,9 @@ public sealed class VpnServer
     /// <summary>Clients connected now.</summary>
     public int Clients => _peers.Values.Distinct().Count();
 
+    /// <summary>Connected clients whose packets go inside the node's process (<see cref="VpnAppBinding.InProcess"/>).</summary>
+    public int ClientsInProcess => _peers.Values.Distinct().Count(p => p.InProcess);
+
     /// <summary>
     /// Registers and serves clients until cancelled or the node goes away; undoes every host change on the way out.
     /// <paramref name="onReady"/> gets <c>NODEKEY/NAME</c> and the device name once serving.
@@ -128,7 +131,7 @@ public sealed class VpnServer
         var watch = WatchMtuAsync(app, host, tun.Name, stopWatch.Token);
         try
         {
-            await app.ServeStreamsAsync((stream, stopping) => ServeAsync(app, stream, tun, stopping), ParallelAccepts, cancellationToken);
+            await app.ServeStreamsAsync((stream, stopping) => ServeAsync(app, binding, stream, tun, stopping), ParallelAccepts, cancellationToken);
         }
         finally
         {
@@ -147,7 +150,7 @@ public sealed class VpnServer
         _peers.TryGetValue(IpPacket.Key(IpPacket.Destination(packet)), out var peer) ? peer : null;
 
     /// <summary>One client: hello, checks, address, then its datagram flow until the stream ends.</summary>
-    private async Task ServeAsync(SkywireApp app, SkywireStream stream, Tun.ITunDevice tun, CancellationToken cancellationToken)
+    private async Task ServeAsync(SkywireApp app, VpnAppBinding binding, SkywireStream stream, Tun.ITunDevice tun, CancellationToken cancellationToken)
     {
         var mtu = Volatile.Read(ref _mtu);
         await using var _ = stream;
@@ -198,7 +201,7 @@ public sealed class VpnServer
                 Gateway6 = address6 is null ? null : Pool6!.Gateway.ToString(),
             }, VpnJsonContext.Default.VpnWelcome, cancellationToken);
 
-            var datagrams = await app.OpenDatagramsAsync(stream, cancellationToken);
+            var datagrams = await VpnDatagrams.OpenAsync(app, stream, binding, cancellationToken);
             var key = IpPacket.Key(address);
             UInt128? key6 = address6 is null ? null : IpPacket.Key(address6);
             using var peer = new VpnPeer(client[..Math.Min(12, client.Length)], datagrams, tun, key, key6, addressIsSource: true, Statistics, _logger)

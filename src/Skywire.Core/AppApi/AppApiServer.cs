@@ -453,6 +453,28 @@ public sealed partial class AppApiServer : IAsyncDisposable
         return true;
     }
 
+    /// <summary>
+    /// Attaches code running in this node's own process to the datagram flow of a stream handed out under
+    /// <paramref name="handle"/> (the in-process form of <see cref="AttachDatagramsAsync"/>: no connection, no
+    /// threads; the caller sends with <see cref="DatagramFlow.SendBatch"/> and sets <see cref="DatagramFlow.Receiver"/>).
+    /// Null when no open stream has that handle or another attachment holds it. Disposing the lease detaches.
+    /// </summary>
+    public InProcessDatagrams? AttachInProcess(string handle)
+    {
+        ArgumentNullException.ThrowIfNull(handle);
+        if (!_flows.TryGetValue(handle, out var held) || held.Flow.IsClosed || Interlocked.CompareExchange(ref held.Attached, 1, 0) != 0)
+        {
+            return null;
+        }
+
+        Log.DatagramsAttachedInProcess(_logger, held.Flow.MaxDatagramSize);
+        return new InProcessDatagrams(held.Flow, () =>
+        {
+            held.Flow.Receiver = null;
+            Volatile.Write(ref held.Attached, 0);
+        });
+    }
+
     /// <summary>A stream's flow and whether a datagram connection is attached to it.</summary>
     private sealed class FlowHandle(string handle, DatagramFlow flow)
     {
@@ -523,6 +545,9 @@ public sealed partial class AppApiServer : IAsyncDisposable
 
         [LoggerMessage(EventId = 7106, Level = LogLevel.Debug, Message = "App attached to a stream's datagrams (at most {MaxDatagram} bytes each)")]
         public static partial void DatagramsAttached(ILogger logger, int maxDatagram);
+
+        [LoggerMessage(EventId = 7111, Level = LogLevel.Debug, Message = "Code in the node's process attached to a stream's datagrams (at most {MaxDatagram} bytes each)")]
+        public static partial void DatagramsAttachedInProcess(ILogger logger, int maxDatagram);
 
         [LoggerMessage(EventId = 7107, Level = LogLevel.Information, Message = "App name {Name} taken over from a connection its app had closed")]
         public static partial void AppReclaimed(ILogger logger, string name);

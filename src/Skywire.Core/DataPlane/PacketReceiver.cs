@@ -53,6 +53,7 @@ internal sealed class PacketReceiver
         // One preallocated, pinned buffer for the life of the thread: nothing is allocated per packet.
         var buffer = GC.AllocateArray<byte>(BufferLength, pinned: true);
         var from = new SocketAddress(_bind.AddressFamily);
+        Sessions.ReceiveBurst.BeginLoop();
         while (true)
         {
             int length;
@@ -103,6 +104,9 @@ internal sealed class PacketReceiver
             {
                 _forwarder.EndBatch();
             }
+
+            // Receivers that held datagrams of this receive (the VPN in the node's process) write them out now.
+            Sessions.ReceiveBurst.End();
         }
     }
 

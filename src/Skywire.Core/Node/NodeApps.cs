@@ -79,6 +79,9 @@ internal sealed partial class NodeApps : IAppHost, IAsyncDisposable
     /// <summary>Relayed cross-cluster streams moved to a direct link since the start (either end).</summary>
     public long StreamsMovedToDirect => _handovers.Moved;
 
+    /// <summary>The datagram flow of a stream handed to an app, for code in this process (<see cref="AppApiServer.AttachInProcess"/>).</summary>
+    public InProcessDatagrams? AttachDatagrams(string handle) => _server.AttachInProcess(handle);
+
     /// <summary>Whether an app of this name is connected and accepting streams here.</summary>
     public bool HasApp(string name) => _server.RegisteredApps().Contains(name);
 

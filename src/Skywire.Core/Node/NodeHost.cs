@@ -87,6 +87,13 @@ public sealed partial class NodeHost : IAsyncDisposable
     /// <summary>The app token (what the token file holds).</summary>
     public string AppToken => _token;
 
+    /// <summary>
+    /// Attaches code running in this process (an app started inside the node, e.g. `skywire node --vpn-server`) to the
+    /// datagram flow of a stream the app API handed out with this handle (StreamReady's <c>datagrams</c>): the packets
+    /// skip the app API connection and its threads. Null when no open stream has it or it is attached already.
+    /// </summary>
+    public AppApi.InProcessDatagrams? AttachDatagrams(string handle) => _apps.AttachDatagrams(handle);
+
     /// <summary>The data plane (statistics, rules, links).</summary>
     public NodeDataPlane DataPlane => _dataPlane;
 

@@ -29,6 +29,8 @@ internal static class NodeCommand
         var command = new Command("node", "Run a node: registers with the manager, opens links, forwards, serves the app API.") { manager, managerKey, listen, advertise, apps, tokenFile, keyFile, messenger, messengerKey, noOffload, maxLinks, directTimeout, relayUpgrade, metrics };
         var metering = new MeteringOptionsCli.Node();
         metering.AddTo(command);
+        var vpnOptions = new NodeVpn();
+        vpnOptions.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
             var managerList = parse.GetValue(manager)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
@@ -83,6 +85,12 @@ internal static class NodeCommand
             catch (FormatException ex)
             {
                 Console.Error.WriteLine("error: " + ex.Message);
+                return Common.Usage;
+            }
+
+            var vpn = vpnOptions;
+            if (!vpn.TryParse(parse, Console.Error))
+            {
                 return Common.Usage;
             }
 
@@ -153,9 +161,18 @@ internal static class NodeCommand
             Console.Error.WriteLine($"node {key.Public} links {node.LinkEndPoint} apps {node.AppsEndPoint}");
             ServiceReadiness.Ready($"node {key.Public} registered; links {node.LinkEndPoint} apps {node.AppsEndPoint}");
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
+
+            // vpn apps inside this process (--vpn-server/--vpn-client) stop before the node does (their teardown
+            // still talks to it); one that ends by itself stops the node.
+            var vpnApps = vpn.Any ? vpn.RunAsync(node, stop.Token) : null;
+            var code = Common.Ok;
             try
             {
-                await node.Completion.WaitAsync(stop.Token);
+                await (vpnApps is null ? node.Completion : Task.WhenAny(node.Completion, vpnApps)).WaitAsync(stop.Token);
+                if (node.Completion.IsCompleted)
+                {
+                    await node.Completion;
+                }
             }
             catch (OperationCanceledException)
             {
@@ -163,11 +180,20 @@ internal static class NodeCommand
             catch (ControlException ex)
             {
                 Console.Error.WriteLine($"error: manager refused this node: {ex.Message}");
-                return Common.ExitCode(ex.Code);
+                code = Common.ExitCode(ex.Code);
+            }
+            finally
+            {
+                if (vpnApps is not null)
+                {
+                    await stop.CancelAsync();
+                    var appCode = await vpnApps;
+                    code = code == Common.Ok ? appCode : code;
+                }
             }
 
             ServiceReadiness.Stopping();
-            return Common.Ok;
+            return code;
         });
         return command;
     }

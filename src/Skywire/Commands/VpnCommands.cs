@@ -12,12 +12,19 @@ internal static class VpnCommands
 {
     private const int Ok = 0, Failure = 1, Usage = 2;
 
-    public static IReadOnlyList<Command> Create(Func<ILoggerFactory> logging) => [Server(logging), Client(logging)];
+    public static IReadOnlyList<Command> Create(Func<ILoggerFactory> logging) => [Server(logging, null), Client(logging, null)];
 
-    private static (Option<string> NodeApps, Option<string> TokenFile, Option<string> Name, Option<string> Device, Option<int> Mtu) Common(string defaultName)
+    /// <summary>
+    /// The vpn-server or vpn-client command run inside a node's process (`skywire node --vpn-server/--vpn-client
+    /// "OPTIONS"`): no --node-apps/--token-file (the node is <paramref name="inNode"/>'s, set before the command is
+    /// invoked), no signal client of its own (the node's answers viscript), and the packets skip the app API connection.
+    /// </summary>
+    public static Command InNode(bool server, Func<ILoggerFactory> logging, VpnInNode inNode) => server ? Server(logging, inNode) : Client(logging, inNode);
+
+    private static (Option<string> NodeApps, Option<string> TokenFile, Option<string> Name, Option<string> Device, Option<int> Mtu) Common(string defaultName, bool inNode)
     {
-        var nodeApps = new Option<string>("--node-apps") { Description = "The node's app API address (ip:port on loopback).", Required = true };
-        var tokenFile = new Option<string>("--token-file") { Description = "The node's app token file.", Required = true };
+        var nodeApps = new Option<string>("--node-apps") { Description = "The node's app API address (ip:port on loopback).", Required = !inNode, Hidden = inNode };
+        var tokenFile = new Option<string>("--token-file") { Description = "The node's app token file.", Required = !inNode, Hidden = inNode };
         var name = new Option<string>("--name") { Description = $"This app's name in the app tracker (default {defaultName}).", DefaultValueFactory = _ => defaultName };
         var device = new Option<string>("--tun") { Description = "TUN device name, at most 15 characters; %d is numbered by the kernel (default skyvpn%d).", DefaultValueFactory = _ => "skyvpn%d" };
         var mtu = new Option<int>("--mtu") { Description = "Upper bound of the tunnel MTU (default 1500; the mesh path's largest datagram lowers it).", DefaultValueFactory = _ => 1500 };
@@ -39,9 +46,9 @@ internal static class VpnCommands
         return (nodeApps, tokenFile, name, device, mtu);
     }
 
-    private static Command Server(Func<ILoggerFactory> logging)
+    private static Command Server(Func<ILoggerFactory> logging, VpnInNode? inNode)
     {
-        var (nodeApps, tokenFile, name, device, mtu) = Common(VpnServer.ServerType);
+        var (nodeApps, tokenFile, name, device, mtu) = Common(VpnServer.ServerType, inNode is not null);
         var subnet = new Option<string>("--subnet") { Description = "IPv4 subnet of the VPN (default 10.66.0.0/24): this server takes the first address, clients the rest.", DefaultValueFactory = _ => "10.66.0.0/24" };
         var allow = new Option<string[]>("--allow") { Description = "Client node key (66 hex) allowed; repeat for more. Default: any node.", AllowMultipleArgumentsPerToken = true };
         var passcode = new Option<string?>("--passcode") { Description = "Passcode clients must send (--passcode of vpn-client)." };
@@ -90,7 +97,8 @@ internal static class VpnCommands
         });
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var binding = Bind(parse.GetValue(nodeApps)!, parse.GetValue(tokenFile)!, parse.GetValue(name) ?? VpnServer.ServerType);
+            var binding = inNode is not null ? inNode.Bind(parse.GetValue(name) ?? VpnServer.ServerType)
+                : Bind(parse.GetValue(nodeApps)!, parse.GetValue(tokenFile)!, parse.GetValue(name) ?? VpnServer.ServerType);
             if (binding is null)
             {
                 return Usage;
@@ -108,8 +116,8 @@ internal static class VpnCommands
                 DnsServers = [.. (parse.GetValue(dns) ?? []).Select(IPAddress.Parse)],
             };
             using var loggers = logging();
-            await using var signal = Viscript.Signal.SignalClient.StartFromEnvironment();
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
+            await using var signal = inNode is null ? Viscript.Signal.SignalClient.StartFromEnvironment() : null;
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal?.ShutdownToken ?? CancellationToken.None);
             var server = new VpnServer(options, loggers.CreateLogger("vpn-server"));
             return await RunAsync(() => server.RunAsync(binding,
                 (ready, tun) => Console.Error.WriteLine($"vpn-server ready as {ready} on {tun}, subnet {options.Subnet} gateway {server.Pool.Gateway}"
@@ -118,9 +126,9 @@ internal static class VpnCommands
         return command;
     }
 
-    private static Command Client(Func<ILoggerFactory> logging)
+    private static Command Client(Func<ILoggerFactory> logging, VpnInNode? inNode)
     {
-        var (nodeApps, tokenFile, name, device, mtu) = Common(VpnClient.ClientType);
+        var (nodeApps, tokenFile, name, device, mtu) = Common(VpnClient.ClientType, inNode is not null);
         var server = new Option<string?>("--server") { Description = "The exit as NODEKEY/APPNAME. Default: the first vpn-server in the app tracker." };
         var route = new Option<string[]>("--route") { Description = "Subnet to send through the tunnel (IPv4 or IPv6, e.g. 10.1.0.0/16 or 2001:db8::/32); repeat for more.", AllowMultipleArgumentsPerToken = true };
         var all = new Option<bool>("--all") { Description = "Send everything, IPv4 and IPv6, through the tunnel (the mesh's own underlay peers keep their routes)." };
@@ -167,7 +175,8 @@ internal static class VpnCommands
         });
         command.SetAction(async (parse, cancellationToken) =>
         {
-            var binding = Bind(parse.GetValue(nodeApps)!, parse.GetValue(tokenFile)!, parse.GetValue(name) ?? VpnClient.ClientType);
+            var binding = inNode is not null ? inNode.Bind(parse.GetValue(name) ?? VpnClient.ClientType)
+                : Bind(parse.GetValue(nodeApps)!, parse.GetValue(tokenFile)!, parse.GetValue(name) ?? VpnClient.ClientType);
             if (binding is null)
             {
                 return Usage;
@@ -185,8 +194,8 @@ internal static class VpnCommands
                 Namespace = parse.GetValue(netns),
             };
             using var loggers = logging();
-            await using var signal = Viscript.Signal.SignalClient.StartFromEnvironment();
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
+            await using var signal = inNode is null ? Viscript.Signal.SignalClient.StartFromEnvironment() : null;
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal?.ShutdownToken ?? CancellationToken.None);
             var client = new VpnClient(options, loggers.CreateLogger("vpn-client"));
             return await RunAsync(() => client.RunAsync(binding, parse.GetValue(server), state => Console.Error.WriteLine($"vpn-client up: {state}"), stop.Token));
         });
@@ -239,5 +248,19 @@ internal static class VpnCommands
             Console.Error.WriteLine($"error: {ex.Message}");
             return Failure;
         }
+    }
+}
+
+/// <summary>The node a vpn command runs inside (`skywire node --vpn-server/--vpn-client`); set once the node is up.</summary>
+internal sealed class VpnInNode
+{
+    /// <summary>The node, set before the command is invoked.</summary>
+    public Skywire.Core.Node.NodeHost? Node { get; set; }
+
+    /// <summary>The app's binding: the node's app API for control, its datagram flows attached in this process.</summary>
+    public VpnAppBinding Bind(string name)
+    {
+        var node = Node ?? throw new InvalidOperationException("the node is not running yet");
+        return new VpnAppBinding(node.AppsEndPoint, node.AppToken, name) { InProcess = node.AttachDatagrams };
     }
 }

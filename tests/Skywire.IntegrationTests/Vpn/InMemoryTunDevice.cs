@@ -14,12 +14,19 @@ internal sealed class InMemoryTunDevice(string name) : ITunDevice
     private readonly SemaphoreSlim _ready = new(0);
     private readonly Channel<byte[]> _written = Channel.CreateUnbounded<byte[]>();
     private int _disposed;
+    private int _segmentedWrites;
 
     public string Name { get; } = name.Replace("%d", "0", StringComparison.Ordinal);
 
     public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
     public ChannelReader<byte[]> Written => _written.Reader;
+
+    /// <summary>Whether the device takes coalesced TCP super-packets (as a Linux TUN with IFF_VNET_HDR): the writer then holds TCP segments until its batch ends.</summary>
+    public bool Offloads { get; init; }
+
+    /// <summary>Super-packets written (each also in <see cref="Written"/>).</summary>
+    public int SegmentedWrites => Volatile.Read(ref _segmentedWrites);
 
     public void Inject(byte[] packet)
     {
@@ -57,6 +64,13 @@ internal sealed class InMemoryTunDevice(string name) : ITunDevice
     public void Write(ReadOnlySpan<byte> packet)
     {
         ObjectDisposedException.ThrowIf(IsDisposed, this);
+        _written.Writer.TryWrite(packet.ToArray());
+    }
+
+    public void WriteSegmented(ReadOnlySpan<byte> packet, VirtioNetHeader header)
+    {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        Interlocked.Increment(ref _segmentedWrites);
         _written.Writer.TryWrite(packet.ToArray());
     }
 

@@ -34,13 +34,17 @@ public sealed class VpnInProcessTests
         }
     }
 
-    private static async Task<Running> StartServerAsync(NodeHost node, VpnServerOptions? options = null)
+    // inNode: the app runs "inside the node's process" (`skywire node --vpn-server`): its packets skip the app API.
+    private static VpnAppBinding Binding(NodeHost node, string name, bool inNode) =>
+        new(node.AppsEndPoint, node.AppToken, name) { InProcess = inNode ? node.AttachDatagrams : null };
+
+    private static async Task<Running> StartServerAsync(NodeHost node, VpnServerOptions? options = null, bool inNode = false)
     {
         var tun = new InMemoryTunDevice("skysrv%d");
         var server = new VpnServer((options ?? VpnServerOptions.Default) with { ConfigureHost = false, OpenTun = _ => tun });
         var stop = new CancellationTokenSource();
         var ready = new TaskCompletionSource();
-        var task = server.RunAsync(new VpnAppBinding(node.AppsEndPoint, node.AppToken, "vpn"), (_, _) => ready.TrySetResult(), stop.Token);
+        var task = server.RunAsync(Binding(node, "vpn", inNode), (_, _) => ready.TrySetResult(), stop.Token);
         await Task.WhenAny(ready.Task, task).WaitAsync(Limit);
         if (task.IsFaulted)
         {
@@ -51,12 +55,14 @@ public sealed class VpnInProcessTests
     }
 
     private static async Task<(VpnClient Client, InMemoryTunDevice Tun, VpnClientState State, Task Run)> StartClientAsync(NodeHost node, NodeHost server,
-        CancellationToken cancellationToken, string? passcode = null)
+        CancellationToken cancellationToken, string? passcode = null, bool inNode = false)
     {
-        var tun = new InMemoryTunDevice("skycli%d");
+        // In the node's process the client's device takes coalesced TCP (as a Linux TUN does): TCP segments are held
+        // until the node's receive burst ends, so a lost end-of-burst call would keep them from the host.
+        var tun = new InMemoryTunDevice("skycli%d") { Offloads = inNode };
         var client = new VpnClient(VpnClientOptions.Default with { ConfigureHost = false, OpenTun = _ => tun, Passcode = passcode });
         var up = new TaskCompletionSource<VpnClientState>();
-        var run = client.RunAsync(new VpnAppBinding(node.AppsEndPoint, node.AppToken, "cli"), $"{server.NodeKey}/vpn", s => up.TrySetResult(s), cancellationToken);
+        var run = client.RunAsync(Binding(node, "cli", inNode), $"{server.NodeKey}/vpn", s => up.TrySetResult(s), cancellationToken);
         await Task.WhenAny(up.Task, run).WaitAsync(Limit);
         if (run.IsCompleted)
         {
@@ -93,9 +99,11 @@ public sealed class VpnInProcessTests
     }
 
     [Theory]
-    [InlineData(1)]
-    [InlineData(3)]
-    public async Task Packets_CrossBothWays(int hops)
+    [InlineData(1, false)]
+    [InlineData(3, false)]
+    [InlineData(1, true)]
+    [InlineData(3, true)]
+    public async Task Packets_CrossBothWays(int hops, bool inNode)
     {
         await using var mesh = MeshHarness.Start();
         var nodes = await mesh.AddNodesAsync(hops + 1);
@@ -104,9 +112,12 @@ public sealed class VpnInProcessTests
             await mesh.LinkAsync(nodes[i], nodes[i + 1]);
         }
 
-        await using var running = await StartServerAsync(nodes[^1]);
+        await using var running = await StartServerAsync(nodes[^1], inNode: inNode);
         using var stop = new CancellationTokenSource();
-        var (client, tun, state, run) = await StartClientAsync(nodes[0], nodes[^1], stop.Token);
+        var (client, tun, state, run) = await StartClientAsync(nodes[0], nodes[^1], stop.Token, inNode: inNode);
+        Assert.Equal(inNode, client.InProcess);
+        await MeshHarness.WaitUntilAsync(() => running.Server.Clients == 1, "the server has the client");
+        Assert.Equal(inNode ? 1 : 0, running.Server.ClientsInProcess);
         Assert.Equal("10.66.0.2/24", state.Address);
         Assert.Equal("10.66.0.1", state.Gateway);
         Assert.Equal(nodes[0].DataPlane.MaxSessionDatagram - FlowDatagramHeader, state.Mtu);
@@ -121,6 +132,23 @@ public sealed class VpnInProcessTests
         var address6 = state.Address6!.Split('/')[0];
         await CrossAsync(tun, running.ServerTun, VpnPacketTestsPackets.Udp6(address6, Behind6, 1000));
         await CrossAsync(running.ServerTun, tun, VpnPacketTestsPackets.Udp6(Behind6, address6, state.Mtu - 48));
+        // TCP segments (held for coalescing where the device offloads) reach the host, both ways, one after another,
+        // each sent once: a held segment must be written when the receive burst ends, not when the next one comes.
+        for (var i = 0; i < 3; i++)
+        {
+            var segment = VpnPacketTestsPackets.TcpAck4(Behind, address, (uint)(1000 + (i * 100)), 100);
+            running.ServerTun.Inject(segment);
+            using (var once = new CancellationTokenSource(Limit))
+            {
+                // (A late copy of an earlier test packet may come first.)
+                while (!(await tun.Written.ReadAsync(once.Token)).AsSpan().SequenceEqual(segment))
+                {
+                }
+            }
+
+            await CrossAsync(tun, running.ServerTun, VpnPacketTestsPackets.TcpAck4(address, Behind, (uint)(5000 + (i * 100)), 100));
+        }
+
         var noPeer = client.Statistics.NoPeer;
         tun.Inject(VpnPacketTestsPackets.Udp6("fe80::1", Behind6, 10));
         await MeshHarness.WaitUntilAsync(() => client.Statistics.NoPeer > noPeer, "the foreign IPv6 source dropped at the client");
@@ -375,6 +403,35 @@ internal static class VpnPacketTestsPackets
         IPAddress.Parse(destination).TryWriteBytes(packet.AsSpan(16), out _);
         BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(24), (ushort)(8 + payload));
         Checksum.SetIPv4Header(packet.AsSpan(0, 20));
+        return packet;
+    }
+
+    /// <summary>A TCP segment with only ACK set (what the TUN writer holds to coalesce), ports 5201 to 40000.</summary>
+    public static byte[] TcpAck4(string source, string destination, uint sequence, int payload)
+    {
+        var packet = new byte[20 + 20 + payload];
+        packet[0] = 0x45;
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(2), (ushort)packet.Length);
+        packet[6] = 0x40; // don't fragment
+        packet[8] = 64;
+        packet[9] = IpProtocol.Tcp;
+        IPAddress.Parse(source).TryWriteBytes(packet.AsSpan(12), out _);
+        IPAddress.Parse(destination).TryWriteBytes(packet.AsSpan(16), out _);
+        Checksum.SetIPv4Header(packet.AsSpan(0, 20));
+        var tcp = packet.AsSpan(20);
+        BinaryPrimitives.WriteUInt16BigEndian(tcp, 5201);
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[2..], 40000);
+        BinaryPrimitives.WriteUInt32BigEndian(tcp[4..], sequence);
+        BinaryPrimitives.WriteUInt32BigEndian(tcp[8..], 77);
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x10; // ACK
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[14..], 500);
+        for (var i = 0; i < payload; i++)
+        {
+            tcp[20 + i] = (byte)(sequence + i);
+        }
+
+        Skywire.Apps.Vpn.Tun.TcpOffload.SetTcpChecksum(packet, 20);
         return packet;
     }
 

@@ -13,8 +13,9 @@ namespace Skywire.IntegrationTests.Vpn;
 /// (a - b - c - d), a vpn-server beside d with NAT and a vpn-client beside a. A web server in a namespace reachable
 /// only behind d is pinged and fetched (a page, and a large file byte for byte) through the tunnel across 3 hops, over
 /// IPv4 and IPv6; a node off the allow-list is refused; a restarted client gets its addresses back; the kill switch
-/// blocks IPv4 and IPv6 outside the tunnel; --all routes both families with the mesh's peers excluded; SIGTERM leaves
-/// no device, route, nftables table or forwarding change behind.
+/// blocks IPv4 and IPv6 outside the tunnel; --all routes both families with the mesh's peers excluded; with --netns the
+/// tunnel, its routes and table are in a namespace of their own and a's tables untouched; SIGTERM leaves no device,
+/// route, nftables table or forwarding change behind.
 /// </summary>
 [Trait("Category", "E2E")]
 public sealed partial class VpnNetnsTests() : ExecutableTestBase("skywire-vpn-")
@@ -241,6 +242,39 @@ public sealed partial class VpnNetnsTests() : ExecutableTestBase("skywire-vpn-")
             await TerminateAsync(client);
             Assert.DoesNotContain(hosts[1].Address + " ", (await ToolAsync(hosts[0].Namespace, "ip", "route")).Out, StringComparison.Ordinal);
 
+            // --netns: the tunnel in a namespace of its own (only its loopback besides the tunnel). The client and its
+            // node stay in a's namespace; the device, its routes (--route, and --all's halves) and the client's
+            // nftables table go into the tunnel's namespace, a's tables stay as they were, and SIGTERM takes them away.
+            var tunnelNs = net.AddEmpty("t");
+            var aRoutes = await RoutesAsync(hosts[0].Namespace);
+            foreach (var choice in new[] { routes, ["--all"] })
+            {
+                client = Start(processes, nodes[0].Ns, [.. clientArgs, .. choice, "--netns", tunnelNs]);
+                await client.WaitForLineAsync("vpn-client up:", Limit);
+                var inside = await RoutesAsync(tunnelNs);
+                string[] expected = choice[0] == "--all"
+                    ? ["0.0.0.0/1 dev skycli0", "128.0.0.0/1 dev skycli0", "::/1 dev skycli0", "8000::/1 dev skycli0"]
+                    : [$"{wsubnet} dev skycli0", $"{wsubnet6} dev skycli0"];
+                foreach (var route in expected)
+                {
+                    Assert.Contains(route, inside, StringComparison.Ordinal);
+                }
+
+                Assert.Equal(aRoutes, await RoutesAsync(hosts[0].Namespace));
+                Assert.DoesNotContain("skycli0", (await ToolAsync(hosts[0].Namespace, "ip", "link")).Out, StringComparison.Ordinal);
+                Assert.DoesNotContain("skywire_vpnc", (await ToolAsync(hosts[0].Namespace, "nft", "list", "tables")).Out, StringComparison.Ordinal);
+                Assert.Contains("skywire_vpnc_skycli0", (await ToolAsync(tunnelNs, "nft", "list", "tables")).Out, StringComparison.Ordinal);
+                await WaitForAsync(async () => (await ToolAsync(tunnelNs, "curl", "-sS", "--max-time", "5", url + "/index.html")).Out == "hello through the vpn\n",
+                    $"curl from the tunnel's namespace ({choice[0]})");
+                Assert.Equal("hello through the vpn\n", (await ToolAsync(tunnelNs, "curl", "-sS", "--max-time", "30", url6 + "/index.html")).Out);
+
+                await TerminateAsync(client);
+                Assert.DoesNotContain("skycli0", (await ToolAsync(tunnelNs, "ip", "link")).Out, StringComparison.Ordinal);
+                Assert.DoesNotContain("skycli0", await RoutesAsync(tunnelNs), StringComparison.Ordinal);
+                Assert.DoesNotContain("skywire_vpnc", (await ToolAsync(tunnelNs, "nft", "list", "tables")).Out, StringComparison.Ordinal);
+                Assert.Equal(aRoutes, await RoutesAsync(hosts[0].Namespace));
+            }
+
             client = Start(processes, nodes[0].Ns, [.. clientArgs, .. routes]);
             await client.WaitForLineAsync("vpn-client up:", Limit);
 
@@ -285,6 +319,10 @@ public sealed partial class VpnNetnsTests() : ExecutableTestBase("skywire-vpn-")
         return long.Parse(v4[1].Split(' ')[index], CultureInfo.InvariantCulture)
             + long.Parse(v6.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
     }
+
+    /// <summary>The IPv4 and IPv6 route tables of <paramref name="ns"/> (main table), as `ip route` prints them.</summary>
+    private static async Task<string> RoutesAsync(string ns) =>
+        (await ToolAsync(ns, "ip", "route")).Out + (await ToolAsync(ns, "ip", "-6", "route")).Out;
 
     /// <summary>The interface of <paramref name="ns"/> with an IPv4 address in <paramref name="subnet"/>.</summary>
     private static async Task<string> InterfaceAsync(string ns, string subnet)

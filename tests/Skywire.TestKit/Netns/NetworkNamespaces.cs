@@ -75,6 +75,9 @@ public sealed class NetworkNamespaces : IDisposable
         return (ns, address);
     }
 
+    /// <summary>Creates a namespace with only its loopback up (no link anywhere); deleted on dispose. Returns its name.</summary>
+    public string AddEmpty(string name) => Add(name);
+
     /// <summary>Takes a host's link down or up (a cut network, without closing any socket).</summary>
     public void SetLink(string ns, int index, bool up) => Run("ip", "netns", "exec", ns, "ip", "link", "set", $"{_short}{Tag}{index}", up ? "up" : "down");
 
