@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# (Not part of bench/run-all: it prints facts, not a ratio against a baseline.)
 # What a narrow link BETWEEN TWO RELAYS does to the VPN (docs/vpn.md "MTU", docs/benchmarks.md "VPN"): neither end of
 # the tunnel has that link, so neither sees its MTU. Layout (own namespaces, removed at exit):
 #   rm-hub: bridge 10.94.0.0/24, the manager (10.94.0.1)
@@ -9,9 +10,9 @@
 # narrow link: the direction d > a, c > b, is the narrow one; iperf3 -R sends that way.) It prints the tunnel MTU the client chose, whether full-size don't-fragment
 # pings cross, IP fragments made and reassembled at b/c, ICMP errors sent by b/c, whether relay b turned UDP GSO off,
 # and iperf3 through the tunnel with b-c narrow and then at 1500. Needs root, iperf3, python3, `dotnet build -c Release`.
-# Usage: sudo bench/vpn-relay-mtu.sh    (NARROW=1300 SECS=5 by default)
+# Usage: sudo bench/vpn/relay-mtu.sh    (NARROW=1300 SECS=5 by default)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 NARROW=${NARROW:-1300}
 SECS=${SECS:-5}
 SK=(dotnet src/Skywire/bin/Release/net10.0/skywire.dll)
