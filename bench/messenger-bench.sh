@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Messenger throughput and latency (issue 19.6) beside a plain TCP relay, in one run:
 #   ours:     `skywire messenger` (one process), N sender/receiver client pairs (MessengerClient: Noise XK channel to
-#             the messenger, end-to-end session envelopes), 1 KiB messages, closed loop with W messages in flight per pair;
+#             the messenger, end-to-end session envelopes), 1 KiB messages, closed loop with W messages in flight per pair
+#             (WINDOW may be a comma list, e.g. 8,32: each window is measured in turn and gets its own RESULT lines);
 #   baseline: a minimal plain TCP relay (no crypto, the same hub-and-frames shape; Skywire.MessengerBench relay),
 #             driven by the same load program.
 # Rounds are interleaved (messenger, relay, messenger, relay, ...); medians are reported. Then the connection
 # capacity: the messenger's RSS before and after N idle authenticated clients.
-# Usage: bench/messenger-bench.sh [PAIRS] [MESSAGES_PER_PAIR] [ROUNDS] [IDLE_CLIENTS] [WINDOW]
+# Usage: bench/messenger-bench.sh [PAIRS] [MESSAGES_PER_PAIR] [ROUNDS] [IDLE_CLIENTS] [WINDOW[,WINDOW...]]
+# In a closed loop the mean latency is (messages in flight) / rate (Little's law): a p99 goal is only measurable with a
+# window small enough that PAIRS x WINDOW / rate is well under it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-pairs=${1:-16} messages=${2:-20000} rounds=${3:-3} idle=${4:-2000} window=${5:-64}
+pairs=${1:-16} messages=${2:-20000} rounds=${3:-3} idle=${4:-2000} windows=${5:-64}
 sw="$root/src/Skywire/bin/Release/net10.0/skywire.dll"
 mb="$root/bench/Skywire.MessengerBench/bin/Release/net10.0/Skywire.MessengerBench.dll"
 [ -f "$sw" ] && [ -f "$mb" ] || { echo "messenger-bench: build first: dotnet build -c Release" >&2; exit 1; }
@@ -51,17 +54,27 @@ run_load() { # target address serverpid -> prints "rate p50 p99 servercpu_per_10
 }
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
-echo "messenger-bench: $pairs pairs x $messages messages of 1 KiB, window $window, $rounds interleaved rounds; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-: >"$work/ours"; : >"$work/base"
-for r in $(seq "$rounds"); do
-  start_messenger; echo "round $r: messenger" >&2; run_load messenger "$maddr" "$mpid" >>"$work/ours"; kill "$mpid"; wait "$mpid" 2>/dev/null || true
-  start_relay; echo "round $r: plain TCP relay" >&2; run_load relay "$raddr" "$rpid" >>"$work/base"; kill "$rpid"; wait "$rpid" 2>/dev/null || true
-done
-
 col() { awk -v c="$2" '{print $c}' "$1" | median; }
-printf '\n%-28s %14s %10s %10s %22s\n' "" "messages/s" "p50 ms" "p99 ms" "server CPU s / 100k msg"
-printf '%-28s %14.0f %10.2f %10.2f %22.3f\n' "messenger (ours)" "$(col "$work/ours" 1)" "$(col "$work/ours" 2)" "$(col "$work/ours" 3)" "$(col "$work/ours" 4)"
-printf '%-28s %14.0f %10.2f %10.2f %22.3f\n' "plain TCP relay (baseline)" "$(col "$work/base" 1)" "$(col "$work/base" 2)" "$(col "$work/base" 3)" "$(col "$work/base" 4)"
+results=()
+IFS=, read -r -a window_list <<<"$windows"
+for window in "${window_list[@]}"; do
+  [[ $window =~ ^[1-9][0-9]*$ ]] || { echo "messenger-bench: WINDOW must be positive integers (got '$window')" >&2; exit 2; }
+  echo "messenger-bench: $pairs pairs x $messages messages of 1 KiB, window $window ($((pairs * window)) in flight), $rounds interleaved rounds; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  : >"$work/ours"; : >"$work/base"
+  for r in $(seq "$rounds"); do
+    start_messenger; echo "round $r: messenger" >&2; run_load messenger "$maddr" "$mpid" >>"$work/ours"; kill "$mpid"; wait "$mpid" 2>/dev/null || true
+    start_relay; echo "round $r: plain TCP relay" >&2; run_load relay "$raddr" "$rpid" >>"$work/base"; kill "$rpid"; wait "$rpid" 2>/dev/null || true
+  done
+
+  printf '\nwindow %-21s %14s %10s %10s %22s\n' "$window" "messages/s" "p50 ms" "p99 ms" "server CPU s / 100k msg"
+  printf '%-28s %14.0f %10.2f %10.2f %22.3f\n' "messenger (ours)" "$(col "$work/ours" 1)" "$(col "$work/ours" 2)" "$(col "$work/ours" 3)" "$(col "$work/ours" 4)"
+  printf '%-28s %14.0f %10.2f %10.2f %22.3f\n' "plain TCP relay (baseline)" "$(col "$work/base" 1)" "$(col "$work/base" 2)" "$(col "$work/base" 3)" "$(col "$work/base" 4)"
+  # The first window keeps the historical RESULT names; further windows get a -windowN suffix.
+  suffix=""; [ ${#results[@]} -eq 0 ] || suffix="-window$window"
+  results+=("RESULT name=messenger-1k-msgs-per-s$suffix ours=$(col "$work/ours" 1) baseline=$(col "$work/base" 1) unit=msg/s better=higher")
+  results+=("RESULT name=messenger-1k-p99-ms$suffix ours=$(col "$work/ours" 3) baseline=$(col "$work/base" 3) unit=ms better=lower")
+  results+=("RESULT name=messenger-server-cpu-per-100k$suffix ours=$(col "$work/ours" 4) baseline=$(col "$work/base" 4) unit=cpu-s better=lower")
+done
 
 # Connection capacity: idle authenticated clients (each proved its key: Noise XK + signed hello).
 start_messenger
@@ -81,6 +94,4 @@ per=$(awk -v a="$rss0" -v b="$rss1" -v n="$idle" 'BEGIN {printf "%.1f", (n > 0) 
 pergb=$(awk -v p="$per" 'BEGIN {printf "%.0f", (p > 0) ? 1048576 / p : 0}')
 echo "capacity: $idle idle authenticated clients: messenger RSS ${rss0} kB -> ${rss1} kB, ${per} kB per client, ~${pergb} clients per GB" >&2
 
-echo "RESULT name=messenger-1k-msgs-per-s ours=$(col "$work/ours" 1) baseline=$(col "$work/base" 1) unit=msg/s better=higher"
-echo "RESULT name=messenger-1k-p99-ms ours=$(col "$work/ours" 3) baseline=$(col "$work/base" 3) unit=ms better=lower"
-echo "RESULT name=messenger-server-cpu-per-100k ours=$(col "$work/ours" 4) baseline=$(col "$work/base" 4) unit=cpu-s better=lower"
+printf '%s\n' "${results[@]}"

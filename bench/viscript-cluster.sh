@@ -3,6 +3,8 @@
 #   a primary and 2 agents (3 hosts) with N apps each, beside a standalone daemon with N apps;
 #   la (viscript cli and GET /api/processes) of the whole cluster (3 x N rows) vs the standalone daemon (N rows);
 #   ru of an agent's app through the primary (HOST:ID) vs ru of a local app.
+# Prints a markdown table, then RESULT lines (bench/README.md): ours = the cluster query, baseline = the same query to the
+# standalone daemon (issue 16 goal: a cluster-wide la within 2x a local one).
 # Apps are /bin/sleep (not signal clients: la and ru read the supervisors' tables and /proc).
 # Needs: dotnet, curl, python3, bc. Usage: bench/viscript-cluster.sh [N] [RUNS]   (defaults 100 and 20).
 # Starts and stops its own daemons (by pid) and leaves nothing running. Prints a markdown table.
@@ -94,3 +96,11 @@ echo "|---|---:|---:|---:|"
 for l in "cli la, local daemon ($N apps)" "cli la, cluster (3 hosts x $N apps)" "GET /api/processes, local daemon ($N apps)" "GET /api/processes, cluster (3 hosts x $N apps)" "ru, local app" "ru, agent's app through the primary (a1:1)"; do
   printf '| %s | %.1f ms | %.1f ms | %.1f ms |\n' "$l" "$(echo "${MEAN[$l]} * 1000" | bc)" "$(echo "${MIN[$l]} * 1000" | bc)" "$(echo "${MAX[$l]} * 1000" | bc)"
 done
+# Issue 16's goal: a cluster-wide la within 2x a local one. Baseline = the same query to the standalone daemon.
+result() { # NAME OURS_LABEL BASELINE_LABEL
+  printf 'RESULT name=%s ours=%.1f baseline=%.1f unit=ms better=lower\n' "$1" "$(echo "${MEAN[$2]} * 1000" | bc)" "$(echo "${MEAN[$3]} * 1000" | bc)"
+}
+echo
+result "viscript-cluster-cli-la-3x${N}-vs-local-${N}" "cli la, cluster (3 hosts x $N apps)" "cli la, local daemon ($N apps)"
+result "viscript-cluster-api-processes-3x${N}-vs-local-${N}" "GET /api/processes, cluster (3 hosts x $N apps)" "GET /api/processes, local daemon ($N apps)"
+result "viscript-cluster-remote-ru-vs-local" "ru, agent's app through the primary (a1:1)" "ru, local app"

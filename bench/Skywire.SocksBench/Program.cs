@@ -11,6 +11,13 @@ using Skywire.TestKit.Http;
 //   mesh HOPS                  socks-client -> in-process mesh (manager + HOPS+1 nodes in a chain, UDP links) -> socks-server
 //   http                       HTTP/1.1 responder (TestKit's TestHttpServer): GET /bytes/N answers N bytes
 //   latency PROXY TARGET N     N sequential SOCKS5 CONNECTs; prints set-up latency percentiles in microseconds
+// SOCKS_BENCH_SPARE_MS=N sets socks-client's spare stream lifetime for stack and mesh (0: no spare), for before/after runs.
+var clientOptions = SocksClientOptions.Default with { Listen = new IPEndPoint(IPAddress.Loopback, 0) };
+if (int.TryParse(Environment.GetEnvironmentVariable("SOCKS_BENCH_SPARE_MS"), out var spareMs))
+{
+    clientOptions = clientOptions with { SpareStreamLifetime = TimeSpan.FromMilliseconds(spareMs) };
+}
+
 if (args.Length == 0)
 {
     Console.Error.WriteLine("usage: Skywire.SocksBench stack | http | latency PROXY(ip:port) TARGET(ip:port) COUNT");
@@ -23,7 +30,7 @@ switch (args[0])
     {
         var server = new SocksServer(SocksServerOptions.Default with { AllowLoopbackTargets = true });
         await using var exit = new SocksTcpStandIn(server);
-        await using var client = new SocksClient(SocksClientOptions.Default with { Listen = new IPEndPoint(IPAddress.Loopback, 0) }, exit.DialAsync);
+        await using var client = new SocksClient(clientOptions, exit.DialAsync);
         var endPoint = client.Start();
         Console.WriteLine($"PORT {endPoint.Port}");
         await RunUntilKilledAsync();
@@ -41,7 +48,7 @@ switch (args[0])
         await serverReady.Task;
         var clientReady = new TaskCompletionSource<IPEndPoint>(TaskCreationOptions.RunContinuationsAsynchronously);
         var client = SocksApps.RunClientAsync(new SocksAppBinding(mesh.Entry.AppsEndPoint, mesh.Entry.AppToken, "entry"), null,
-            SocksClientOptions.Default with { Listen = new IPEndPoint(IPAddress.Loopback, 0) }, null, (ep, _) => clientReady.SetResult(ep), stop.Token);
+            clientOptions, null, (ep, _) => clientReady.SetResult(ep), stop.Token);
         var endPoint = await clientReady.Task;
         Console.WriteLine($"PORT {endPoint.Port}");
         await RunUntilKilledAsync();

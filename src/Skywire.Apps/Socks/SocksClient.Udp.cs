@@ -10,7 +10,7 @@ namespace Skywire.Apps.Socks;
 // travel as length-prefixed frames over one mesh stream to the exit (docs/socks.md "UDP ASSOCIATE").
 public sealed partial class SocksClient
 {
-    private async Task ServeUdpAssociationAsync(Socket control, SocketStream local, SocksRequest request, string remote, int id, CancellationToken token)
+    private async Task ServeUdpAssociationAsync(Socket control, SocketStream local, SocksRequest request, string remote, int id, EarlyDial? early, CancellationToken token)
     {
         var clientAddress = Unmap(((IPEndPoint)control.RemoteEndPoint!).Address);
         var localAddress = ((IPEndPoint)control.LocalEndPoint!).Address;
@@ -22,7 +22,7 @@ public sealed partial class SocksClient
         udp.Bind(new IPEndPoint(localAddress, 0));
         var relay = (IPEndPoint)udp.LocalEndPoint!;
 
-        var (reply, mesh) = await OpenTunnelAsync(new SocksRequest(SocksCommand.UdpAssociate, SocksEndpoint.Unspecified), remote, token);
+        var (reply, mesh) = await OpenTunnelAsync(new SocksRequest(SocksCommand.UdpAssociate, SocksEndpoint.Unspecified), remote, early, token);
         if (reply.Code != SocksReplyCode.Succeeded || mesh is null)
         {
             await WriteReplyAsync(local, reply.Code, SocksEndpoint.Unspecified, token);

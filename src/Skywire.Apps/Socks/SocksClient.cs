@@ -13,7 +13,10 @@ namespace Skywire.Apps.Socks;
 
 /// <summary>
 /// The entry side: a local SOCKS5 listener (RFC 1928, RFC 1929). Each accepted connection
-/// completes the SOCKS5 handshake locally, then gets its own mesh stream from the dial delegate,
+/// completes the SOCKS5 handshake locally and gets its own mesh stream from the dial delegate, dialled while the
+/// handshake is still in flight (the stream does not depend on the request: after the method selection, or after the
+/// credentials were accepted when a username is set; issue 19.1), or the spare stream dialled ahead after the
+/// previous connection (<see cref="SocksClientOptions.SpareStreamLifetime"/>), then
 /// sends the tunnel header, maps the exit's result code to the SOCKS5 reply and relays both ways with
 /// <see cref="StreamRelay"/>: a broken mesh stream resets the local connection (never a clean end that
 /// would pass a truncated transfer off as a complete one).
@@ -29,6 +32,7 @@ public sealed partial class SocksClient : IAsyncDisposable
     private readonly byte[]? _password;
     private Socket? _listener;
     private Task? _acceptLoop;
+    private EarlyDial? _spare;
     private int _nextId;
     private int _disposed;
 
@@ -101,6 +105,11 @@ public sealed partial class SocksClient : IAsyncDisposable
         }
 
         await Task.WhenAll(_connections.Values);
+        if (Interlocked.Exchange(ref _spare, null) is { } spare)
+        {
+            await spare.DisposeAsync();
+        }
+
         _stopping.Dispose();
     }
 
@@ -138,6 +147,7 @@ public sealed partial class SocksClient : IAsyncDisposable
         socket.NoDelay = true;
         var local = new SocketStream(socket);
         DuplexStream? mesh = null;
+        EarlyDial? early = null;
         var remote = socket.RemoteEndPoint?.ToString() ?? "?";
         var token = _stopping.Token;
         try
@@ -150,7 +160,7 @@ public sealed partial class SocksClient : IAsyncDisposable
                 SocksRequest? negotiated;
                 try
                 {
-                    negotiated = await NegotiateAsync(local, handshake, remote, timeout.Token);
+                    negotiated = await NegotiateAsync(local, handshake, remote, () => early = DialEarly(), timeout.Token);
                 }
                 catch (OperationCanceledException) when (!token.IsCancellationRequested)
                 {
@@ -168,11 +178,11 @@ public sealed partial class SocksClient : IAsyncDisposable
 
             if (request.Command == SocksCommand.UdpAssociate)
             {
-                await ServeUdpAssociationAsync(socket, local, request, remote, id, token);
+                await ServeUdpAssociationAsync(socket, local, request, remote, id, early, token);
                 return;
             }
 
-            var (reply, stream) = await OpenTunnelAsync(request, remote, token);
+            var (reply, stream) = await OpenTunnelAsync(request, remote, early, token);
             mesh = stream;
             await WriteReplyAsync(local, reply.Code, reply.Bound, token);
             if (reply.Code != SocksReplyCode.Succeeded)
@@ -181,6 +191,7 @@ public sealed partial class SocksClient : IAsyncDisposable
                 return;
             }
 
+            DialSpare();
             Log.Connected(_logger, id, remote, request.Destination);
             if (!handshake.Leftover.IsEmpty)
             {
@@ -200,6 +211,11 @@ public sealed partial class SocksClient : IAsyncDisposable
         }
         finally
         {
+            if (early is not null)
+            {
+                await early.DisposeAsync();
+            }
+
             if (mesh is not null)
             {
                 await QuietClose.DisposeAsync(mesh);
@@ -209,8 +225,12 @@ public sealed partial class SocksClient : IAsyncDisposable
         }
     }
 
-    /// <summary>Runs method selection, optional RFC 1929 auth and the request; null when the connection must close.</summary>
-    private async Task<SocksRequest?> NegotiateAsync(Stream local, HandshakeBuffer handshake, string remote, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs method selection, optional RFC 1929 auth and the request; null when the connection must close.
+    /// <paramref name="authenticated"/> runs once the client may use the tunnel (before the reply that lets it send its
+    /// request), so the mesh stream is dialled while the request is still on its way.
+    /// </summary>
+    private async Task<SocksRequest?> NegotiateAsync(Stream local, HandshakeBuffer handshake, string remote, Action authenticated, CancellationToken cancellationToken)
     {
         var reply = new byte[SocksLimits.MaxRequestSize];
         var greeting = await handshake.ReadAsync(local, static (ref ReadOnlySequence<byte> b, out SocksGreeting g, out SocksReplyCode f) =>
@@ -227,6 +247,11 @@ public sealed partial class SocksClient : IAsyncDisposable
         var method = _username is not null
             ? (greeting.Value.OffersUsernamePassword ? SocksAuthMethod.UsernamePassword : SocksAuthMethod.NoAcceptableMethods)
             : (greeting.Value.OffersNoAuthentication ? SocksAuthMethod.NoAuthentication : SocksAuthMethod.NoAcceptableMethods);
+        if (method == SocksAuthMethod.NoAuthentication)
+        {
+            authenticated();
+        }
+
         await local.WriteAsync(reply.AsMemory(0, SocksCodec.WriteMethodSelection(reply, method)), cancellationToken);
         if (method == SocksAuthMethod.NoAcceptableMethods)
         {
@@ -251,6 +276,11 @@ public sealed partial class SocksClient : IAsyncDisposable
             var userOk = CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(credentials.Value.Username), _username);
             var passOk = CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(credentials.Value.Password), _password);
             var ok = userOk & passOk;
+            if (ok)
+            {
+                authenticated();
+            }
+
             await local.WriteAsync(reply.AsMemory(0, SocksCodec.WriteCredentialsStatus(reply, ok)), cancellationToken);
             if (!ok)
             {
@@ -283,9 +313,79 @@ public sealed partial class SocksClient : IAsyncDisposable
         return request.Value;
     }
 
-    /// <summary>Dials the exit, sends the header and reads its answer; a failure becomes a reply code.</summary>
-    private async Task<(SocksTunnelReply Reply, DuplexStream? Stream)> OpenTunnelAsync(SocksRequest request, string remote, CancellationToken cancellationToken)
+    /// <summary>The mesh stream of a connection that may now use the tunnel: the spare dialled ahead when there is one, else a dial started now.</summary>
+    private EarlyDial DialEarly() => Interlocked.Exchange(ref _spare, null) ?? new EarlyDial(_dial, isSpare: false, _stopping.Token);
+
+    /// <summary>
+    /// After a connection's tunnel was answered Succeeded, dials the spare for the next connection (with
+    /// <see cref="SocksClientOptions.SpareStreamLifetime"/>). Only then: the exit has taken this connection's stream, so
+    /// the spare reaches it after it (an exit that accepts one stream at a time serves them in order), and a refusing exit
+    /// gets no spare at all.
+    /// </summary>
+    private void DialSpare()
     {
+        if (_options.SpareStreamLifetime <= TimeSpan.Zero || _stopping.IsCancellationRequested || Volatile.Read(ref _spare) is not null)
+        {
+            return;
+        }
+
+        var next = new EarlyDial(_dial, isSpare: true, _stopping.Token);
+        if (Interlocked.CompareExchange(ref _spare, next, null) is null)
+        {
+            _ = ExpireAsync(next);
+        }
+        else
+        {
+            _ = next.DisposeAsync().AsTask(); // another connection put its spare there first
+        }
+    }
+
+    /// <summary>Closes a spare nobody took within its lifetime (before the exit's header timeout would).</summary>
+    private async Task ExpireAsync(EarlyDial spare)
+    {
+        try
+        {
+            await Task.Delay(_options.SpareStreamLifetime, _stopping.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            return; // stopping: DisposeAsync closes the spare
+        }
+
+        if (Interlocked.CompareExchange(ref _spare, null, spare) == spare)
+        {
+            await spare.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// Dials the exit (or takes the stream dialled early), sends the header and reads its answer; a failure becomes a
+    /// reply code. A spare that went stale while it waited (its dial failed, or it broke before the exit answered)
+    /// is replaced by a fresh dial, once.
+    /// </summary>
+    private async Task<(SocksTunnelReply Reply, DuplexStream? Stream)> OpenTunnelAsync(SocksRequest request, string remote, EarlyDial? early, CancellationToken cancellationToken)
+    {
+        if (early is { IsSpare: true })
+        {
+            var (reply, stream, stale) = await TunnelAsync(request, remote, early, cancellationToken);
+            if (!stale)
+            {
+                return (reply, stream);
+            }
+
+            Log.SpareStale(_logger, remote);
+            early = null;
+        }
+
+        var fresh = await TunnelAsync(request, remote, early, cancellationToken);
+        return (fresh.Reply, fresh.Stream);
+    }
+
+    /// <summary>One attempt of <see cref="OpenTunnelAsync"/>; Stale: a spare failed before the exit answered (nothing was logged).</summary>
+    private async Task<(SocksTunnelReply Reply, DuplexStream? Stream, bool Stale)> TunnelAsync(SocksRequest request, string remote, EarlyDial? early,
+        CancellationToken cancellationToken)
+    {
+        var spare = early is { IsSpare: true };
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_options.ReplyTimeout);
         DuplexStream? mesh = null;
@@ -293,13 +393,17 @@ public sealed partial class SocksClient : IAsyncDisposable
         {
             try
             {
-                mesh = await _dial(timeout.Token);
+                mesh = early is not null ? await early.TakeAsync(timeout.Token) : await _dial(timeout.Token);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 // The exit cannot be reached over the mesh: the network toward it is unreachable.
-                Log.DialFailed(_logger, remote, ex.Message);
-                return (new SocksTunnelReply(SocksReplyCode.NetworkUnreachable, SocksEndpoint.Unspecified), null);
+                if (!spare)
+                {
+                    Log.DialFailed(_logger, remote, ex.Message);
+                }
+
+                return (new SocksTunnelReply(SocksReplyCode.NetworkUnreachable, SocksEndpoint.Unspecified), null, spare);
             }
 
             var tunnelRequest = new SocksTunnelRequest(request.Command, request.Destination, _options.Passcode ?? string.Empty);
@@ -314,15 +418,22 @@ public sealed partial class SocksClient : IAsyncDisposable
                 f = SocksReplyCode.GeneralFailure;
                 return SocksTunnelCodec.TryReadReply(ref b, out r);
             }, timeout.Token);
+            if (spare && reply.Status == OperationStatus.NeedMoreData)
+            {
+                // The spare ended before any answer: the exit closed it while it waited.
+                await QuietClose.AbortAsync(mesh);
+                return (new SocksTunnelReply(SocksReplyCode.GeneralFailure, SocksEndpoint.Unspecified), null, true);
+            }
+
             if (reply.Status != OperationStatus.Done || !answer.Leftover.IsEmpty)
             {
                 // The exit writes nothing after its reply until we relay, so extra bytes are a violation too.
                 Log.BadTunnelReply(_logger, remote, reply.Status);
                 await QuietClose.AbortAsync(mesh);
-                return (new SocksTunnelReply(SocksReplyCode.GeneralFailure, SocksEndpoint.Unspecified), null);
+                return (new SocksTunnelReply(SocksReplyCode.GeneralFailure, SocksEndpoint.Unspecified), null, false);
             }
 
-            return (reply.Value, mesh);
+            return (reply.Value, mesh, false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -332,17 +443,21 @@ public sealed partial class SocksClient : IAsyncDisposable
                 await QuietClose.AbortAsync(mesh);
             }
 
-            return (new SocksTunnelReply(SocksReplyCode.TtlExpired, SocksEndpoint.Unspecified), null);
+            return (new SocksTunnelReply(SocksReplyCode.TtlExpired, SocksEndpoint.Unspecified), null, false);
         }
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
         {
-            Log.DialFailed(_logger, remote, ex.Message);
+            if (!spare)
+            {
+                Log.DialFailed(_logger, remote, ex.Message);
+            }
+
             if (mesh is not null)
             {
                 await QuietClose.AbortAsync(mesh);
             }
 
-            return (new SocksTunnelReply(SocksReplyCode.GeneralFailure, SocksEndpoint.Unspecified), null);
+            return (new SocksTunnelReply(SocksReplyCode.GeneralFailure, SocksEndpoint.Unspecified), null, spare);
         }
     }
 
@@ -351,6 +466,55 @@ public sealed partial class SocksClient : IAsyncDisposable
         var buffer = new byte[SocksLimits.MaxRequestSize];
         var length = SocksCodec.WriteReply(buffer, code, bound);
         await local.WriteAsync(buffer.AsMemory(0, length), cancellationToken);
+    }
+
+    /// <summary>
+    /// A mesh stream dialled before it is needed: while the SOCKS handshake is still in flight, or as the spare for the
+    /// next connection. <see cref="TakeAsync"/> hands it to the tunnel; a stream nobody took (the handshake failed, the
+    /// connection ended, the spare expired) is cancelled or reset when this is disposed.
+    /// </summary>
+    private sealed class EarlyDial : IAsyncDisposable
+    {
+        private readonly CancellationTokenSource _cancel;
+        private readonly Task<DuplexStream> _dial;
+        private bool _taken;
+
+        public EarlyDial(Func<CancellationToken, Task<DuplexStream>> dial, bool isSpare, CancellationToken cancellationToken)
+        {
+            IsSpare = isSpare;
+            _cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            _dial = dial(_cancel.Token);
+        }
+
+        /// <summary>Dialled ahead for whichever connection comes next (it may have gone stale meanwhile).</summary>
+        public bool IsSpare { get; }
+
+        /// <summary>The stream, once dialled; its dial's failure is thrown here.</summary>
+        public async Task<DuplexStream> TakeAsync(CancellationToken cancellationToken)
+        {
+            var stream = await _dial.WaitAsync(cancellationToken);
+            _taken = true;
+            return stream;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (!_taken)
+            {
+                await _cancel.CancelAsync();
+                try
+                {
+                    await QuietClose.AbortAsync(await _dial);
+                }
+#pragma warning disable CA1031 // a dial nobody waits for any more: its failure is nobody's business
+                catch (Exception)
+#pragma warning restore CA1031
+                {
+                }
+            }
+
+            _cancel.Dispose();
+        }
     }
 
     private static partial class Log
@@ -396,5 +560,8 @@ public sealed partial class SocksClient : IAsyncDisposable
 
         [LoggerMessage(EventId = 6113, Level = LogLevel.Warning, Message = "socks-client: accept failed ({Error})")]
         public static partial void AcceptFailed(ILogger logger, SocketError error);
+
+        [LoggerMessage(EventId = 6118, Level = LogLevel.Debug, Message = "socks-client: the spare stream for {Remote} had gone stale; dialling afresh")]
+        public static partial void SpareStale(ILogger logger, string remote);
     }
 }

@@ -57,6 +57,13 @@ public sealed record SocksClientOptions
     /// <summary>Upper bound on the mesh dial plus the server's answer (its connect timeout must be shorter).</summary>
     public TimeSpan ReplyTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// After each connection takes its mesh stream, a spare one is dialled for the next connection and kept this long
+    /// (a burst of connections, as a browser opens them, then skips the dial: issue 19.1); zero keeps no spare. Keep it
+    /// below the socks-server's header timeout (10 s by default), which closes a stream that waits longer.
+    /// </summary>
+    public TimeSpan SpareStreamLifetime { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Collects every configuration error (empty when valid).</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -86,11 +93,16 @@ public sealed record SocksClientOptions
             errors.Add("Timeouts must be positive.");
         }
 
+        if (SpareStreamLifetime < TimeSpan.Zero)
+        {
+            errors.Add("The spare stream lifetime must not be negative.");
+        }
+
         return errors;
     }
 
     /// <inheritdoc />
     public override string ToString() =>
         $"SocksClientOptions {{ Listen = {Listen}, Auth = {(Username is null ? "none" : "username/password")}, " +
-        $"Passcode = {(Passcode is null ? "none" : "set")}, HandshakeTimeout = {HandshakeTimeout}, ReplyTimeout = {ReplyTimeout} }}";
+        $"Passcode = {(Passcode is null ? "none" : "set")}, HandshakeTimeout = {HandshakeTimeout}, ReplyTimeout = {ReplyTimeout}, SpareStreamLifetime = {SpareStreamLifetime} }}";
 }

@@ -188,11 +188,11 @@ public sealed partial class MeshController
     /// draw others (a few times). Null when there is no path.
     /// </summary>
     /// <exception cref="ControlException">Unavailable: the store cannot be reached (no new route without it).</exception>
-    private async Task<RoutePlan?> PlanAndCommitAsync(MeshGraph graph, RouteRequest request, PubKey? requester, DateTimeOffset createdAt, RoutePlan? previous, CancellationToken cancellationToken)
+    private async Task<RoutePlan?> PlanAndCommitAsync(MeshGraph graph, RouteRequest request, PubKey? requester, DateTimeOffset createdAt, RoutePlan? previous, CancellationToken cancellationToken, IReadOnlyList<PubKey>? path = null)
     {
         for (var attempt = 0; ; attempt++)
         {
-            var plan = RoutePlanner.Plan(graph, request, Labels);
+            var plan = RoutePlanner.Plan(graph, request, Labels, path);
             if (plan is null || Shared is not { } shared)
             {
                 return plan;

@@ -454,7 +454,23 @@ public sealed partial class MeshController : IAsyncDisposable
         {
             var graph = Graph();
             await AdoptClaimedSessionsAsync(graph, cancellationToken);
-            foreach (var route in Routes.Snapshot().Where(r => r.NeedsRepair || !RoutePlanner.IsUsable(graph, r.Plan.Path)))
+            var broken = Routes.Snapshot().Where(r => r.NeedsRepair || !RoutePlanner.IsUsable(graph, r.Plan.Path)).ToList();
+
+            // Every new path of this pass is searched at once, on every core (a dead link can break thousands of
+            // routes: docs/routing.md "The manager's side"); the loop below then draws labels and installs one
+            // route at a time, as before. Same graph, same paths as one search per route would find.
+            var repairable = broken.Where(r => Nodes.IsOnline(r.From) && Nodes.IsOnline(r.To)).ToList();
+            var paths = new Dictionary<ulong, IReadOnlyList<PubKey>?>();
+            if (repairable.Count > 1)
+            {
+                var found = RoutePlanner.FindPaths(graph, [.. repairable.Select(r => (r.From, r.To))]);
+                for (var i = 0; i < repairable.Count; i++)
+                {
+                    paths[repairable[i].SessionId] = found[i];
+                }
+            }
+
+            foreach (var route in broken)
             {
                 if (!Nodes.IsOnline(route.From) || !Nodes.IsOnline(route.To))
                 {
@@ -471,7 +487,10 @@ public sealed partial class MeshController : IAsyncDisposable
                 RoutePlan? plan;
                 try
                 {
-                    plan = await PlanAndCommitAsync(graph, new RouteRequest(route.SessionId, route.From, route.To), route.Requester, route.CreatedAt, route.Plan, cancellationToken);
+                    var request = new RouteRequest(route.SessionId, route.From, route.To);
+                    plan = paths.TryGetValue(route.SessionId, out var path) && path is null
+                        ? null
+                        : await PlanAndCommitAsync(graph, request, route.Requester, route.CreatedAt, route.Plan, cancellationToken, path);
                 }
                 catch (ControlException ex)
                 {

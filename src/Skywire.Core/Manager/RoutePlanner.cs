@@ -28,11 +28,32 @@ public static class RoutePlanner
         return RouteComputer.ShortestPath(graph.Graph, from, to) is { } route ? [.. route.Nodes] : null;
     }
 
-    /// <summary>The plan of <paramref name="request"/> over <paramref name="graph"/>, or null when no path exists.</summary>
-    public static RoutePlan? Plan(MeshGraph graph, RouteRequest request, ILabelAllocator labels)
+    /// <summary>
+    /// The lowest-weight paths of many (from, to) pairs over one <paramref name="graph"/>, searched on every core
+    /// (<see cref="RouteComputer.ShortestPaths{TNode}"/>); entry i is what <see cref="FindPath"/> would return for
+    /// pair i. The manager's repair pass uses it for every route a dead link or node broke.
+    /// </summary>
+    public static IReadOnlyList<PubKey>?[] FindPaths(MeshGraph graph, IReadOnlyList<(PubKey From, PubKey To)> pairs)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        ArgumentNullException.ThrowIfNull(pairs);
+        var routes = RouteComputer.ShortestPaths(graph.Graph, pairs);
+        var paths = new IReadOnlyList<PubKey>?[pairs.Count];
+        for (var i = 0; i < routes.Length; i++)
+        {
+            paths[i] = routes[i] is { Hops: > 0 } route ? [.. route.Nodes] : null;
+        }
+        return paths;
+    }
+
+    /// <summary>
+    /// The plan of <paramref name="request"/> over <paramref name="graph"/>, or null when no path exists. A
+    /// <paramref name="path"/> found beforehand (<see cref="FindPaths"/>) on the same graph is used instead of a new search.
+    /// </summary>
+    public static RoutePlan? Plan(MeshGraph graph, RouteRequest request, ILabelAllocator labels, IReadOnlyList<PubKey>? path = null)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var path = FindPath(graph, request.From, request.To);
+        path ??= FindPath(graph, request.From, request.To);
         return path is null ? null : RoutePlan.Create(request.SessionId, path, labels);
     }
 

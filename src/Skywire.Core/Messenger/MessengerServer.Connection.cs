@@ -84,6 +84,12 @@ public sealed partial class MessengerServer
                 case MessengerOpcode.StreamClose:
                     _server.OnStreamClose(this, payload);
                     break;
+                case MessengerOpcode.PeerSend:
+                    _server.OnPeerSend(this, requestId, payload);
+                    break;
+                case MessengerOpcode.PeerDropped:
+                    _server.OnPeerDropped(this, payload);
+                    break;
                 case MessengerOpcode.StreamOpen:
                     if (Limited(requestId))
                     {
@@ -143,7 +149,7 @@ public sealed partial class MessengerServer
             }
         }
 
-        private static string Describe(DropReason reason) => reason switch
+        public static string Describe(DropReason reason) => reason switch
         {
             DropReason.QueueFull => "the recipient is offline and its queue is full",
             DropReason.RateLimited => "the sender is over its rate limit",
@@ -161,16 +167,20 @@ public sealed partial class MessengerServer
                 {
                     case MessengerOpcode.Offer:
                         var offer = JsonSerializer.Deserialize(payload, MessengerJsonContext.Default.OfferRequest) ?? throw new JsonException("null offer");
-                        Link.Respond((byte)opcode, requestId, _server.Directory.Offer(Key, offer), MessengerJsonContext.Default.OfferResult);
+                        var offered = _server.Directory.Offer(Key, offer);
+                        _server.Presence?.Offered(Key, offer.Services, DateTimeOffset.FromUnixTimeMilliseconds(offered.ExpiresAtMs));
+                        Link.Respond((byte)opcode, requestId, offered, MessengerJsonContext.Default.OfferResult);
                         break;
                     case MessengerOpcode.Withdraw:
                         var withdraw = JsonSerializer.Deserialize(payload, MessengerJsonContext.Default.WithdrawRequest) ?? throw new JsonException("null withdraw");
+                        var names = withdraw.Names.Count == 0 ? _server.Directory.NamesOf(Key) : withdraw.Names;
                         _server.Directory.Withdraw(Key, withdraw.Names);
+                        _server.Presence?.Withdrawn(Key, names);
                         Link.Respond((byte)opcode, requestId, new OkResult(), MessengerJsonContext.Default.OkResult);
                         break;
                     default:
                         var query = JsonSerializer.Deserialize(payload, MessengerJsonContext.Default.ServiceQuery) ?? throw new JsonException("null query");
-                        Link.Respond((byte)opcode, requestId, _server.Directory.Query(Key, query, _server.IsOnline), MessengerJsonContext.Default.ServiceQueryResult);
+                        Link.Respond((byte)opcode, requestId, _server.Directory.Query(Key, query, _server.IsOnlineAnywhere), MessengerJsonContext.Default.ServiceQueryResult);
                         break;
                 }
             }

@@ -39,7 +39,9 @@ public sealed partial class MessengerServer
 
         if (StreamTargetOf(to, except: opener) is not { } acceptor)
         {
-            opener.Link.RespondError(requestId, MessengerErrorCode.NotFound, $"{to} is not connected to this messenger");
+            opener.Link.RespondError(requestId, MessengerErrorCode.NotFound, Presence?.ServersOf(to).Length > 0
+                ? $"{to} is connected to another messenger of this store; relayed streams do not cross messengers (messages and discovery do)"
+                : $"{to} is not connected to this messenger");
             return;
         }
 

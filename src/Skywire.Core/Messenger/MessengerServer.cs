@@ -43,7 +43,15 @@ public sealed partial class MessengerServer : IAsyncDisposable
     private long _streamsRelayed;
     private long _streamBytesRelayed;
 
-    public MessengerServer(KeyPair key, MessengerServerOptions? options = null, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
+    /// <param name="key">The messenger's key pair (clients pin its public key).</param>
+    /// <param name="options">Limits and timeouts.</param>
+    /// <param name="loggerFactory">Logging.</param>
+    /// <param name="timeProvider">Clock.</param>
+    /// <param name="store">
+    /// The store several messengers share (etcd; owned by the caller): presence and offers are published there, and a
+    /// message for a key connected to another messenger of the store is forwarded to it. Null: this messenger alone.
+    /// </param>
+    public MessengerServer(KeyPair key, MessengerServerOptions? options = null, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null, Manager.Store.IMeshStore? store = null)
     {
         ArgumentNullException.ThrowIfNull(key);
         _key = key;
@@ -62,6 +70,7 @@ public sealed partial class MessengerServer : IAsyncDisposable
         Store = new OfflineStore(Options, _time);
         Directory = new ServiceDirectory(_time, Options.DirectoryDefaultTtl, Options.DirectoryMaxTtl, Options.DirectoryMaxEntries);
         Metrics = new MessengerMetrics(this, Store, () => _connectionHost.Count);
+        Presence = store is null ? null : new MessengerPresence(store, key.Public, _loggerFactory, _time);
     }
 
     /// <summary>The messenger's public key (clients pin it).</summary>
@@ -119,7 +128,9 @@ public sealed partial class MessengerServer : IAsyncDisposable
     }
 
     /// <summary>Binds <paramref name="endPoint"/> (port 0 picks one) and starts accepting.</summary>
-    public void Start(IPEndPoint endPoint)
+    /// <param name="endPoint">Where to listen.</param>
+    /// <param name="advertise">With a store: where other messengers reach this one (default: the bound address).</param>
+    public void Start(IPEndPoint endPoint, IPEndPoint? advertise = null)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
         var listener = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -138,6 +149,7 @@ public sealed partial class MessengerServer : IAsyncDisposable
         _sweepTimer = _time.CreateTimer(_ => Sweep(), null, Options.SweepInterval, Options.SweepInterval);
         _acceptLoop = Task.Run(() => _connectionHost.AcceptLoopAsync(listener, RunConnectionAsync, _cts.Token));
         Log.Listening(_logger, LocalEndPoint, Key);
+        StartPresence(advertise ?? LocalEndPoint);
     }
 
     private async Task RunConnectionAsync(Socket socket)
@@ -245,6 +257,7 @@ public sealed partial class MessengerServer : IAsyncDisposable
 
         // Several connections per key, each proving the key; beyond the cap a newcomer takes the place of a holder that
         // fails a liveness check, or is refused.
+        var first = false;
         while (true)
         {
             ServerConnection[] holders;
@@ -259,6 +272,7 @@ public sealed partial class MessengerServer : IAsyncDisposable
                 {
                     list.Add(connection);
                     _registered++;
+                    first = list.Count == 1;
                     break;
                 }
 
@@ -291,6 +305,11 @@ public sealed partial class MessengerServer : IAsyncDisposable
         }
 
         _connections[connection] = 0;
+        if (first && Presence is not null && !IsPeer(key))
+        {
+            Presence.UserOnline(key);
+        }
+
         var expired = new List<(PubKey, DropNotice)>();
         var (messages, notices) = Store.TakeAll(key, expired);
         link.Respond(hello.Opcode, hello.RequestId, new MessengerHelloAck
@@ -332,6 +351,7 @@ public sealed partial class MessengerServer : IAsyncDisposable
                 if (list.Count == 0)
                 {
                     _registry.Remove(connection.Key);
+                    Presence?.UserOffline(connection.Key);
                 }
             }
         }
@@ -341,25 +361,36 @@ public sealed partial class MessengerServer : IAsyncDisposable
         await connection.Link.DisposeAsync();
     }
 
-    /// <summary>Routes a sealed envelope from <paramref name="from"/>; returns why it was dropped, or null.</summary>
-    private DropReason? Route(PubKey from, PubKey to, uint messageId, ReadOnlySpan<byte> envelope)
+    /// <summary>
+    /// Routes a sealed envelope from <paramref name="from"/>; returns why it was dropped, or null. With
+    /// <paramref name="fromPeer"/> it came from another messenger of the store: delivered or queued here, never forwarded again.
+    /// </summary>
+    private DropReason? Route(PubKey from, PubKey to, uint messageId, ReadOnlySpan<byte> envelope, bool fromPeer = false)
     {
+        // Every live connection of the key gets it, here and at the other messengers of the store it is connected to;
+        // dropped only when none of them is reading. A key held by a messenger no link is up to yet waits here and is
+        // handed over when the link comes up.
         var targets = ConnectionsOf(to);
-        if (targets.Length > 0)
+        var delivered = false;
+        foreach (var connection in targets)
         {
-            // Every live connection of the key gets it; dropped only when none of them is reading.
-            var delivered = false;
-            foreach (var connection in targets)
-            {
-                delivered |= connection.Deliver(from, 0, envelope, bounded: true);
-            }
+            delivered |= connection.Deliver(from, 0, envelope, bounded: true);
+        }
 
-            if (delivered)
-            {
-                Metrics.Delivered();
-                return null;
-            }
+        var waiting = false;
+        if (!fromPeer)
+        {
+            delivered |= ForwardToPeers(from, to, messageId, envelope, out waiting);
+        }
 
+        if (delivered)
+        {
+            Metrics.Delivered();
+            return null;
+        }
+
+        if (targets.Length > 0 || (Presence?.ServersOf(to).Length > 0 && !waiting && !fromPeer))
+        {
             return DropReason.RecipientBusy;
         }
 
@@ -413,7 +444,11 @@ public sealed partial class MessengerServer : IAsyncDisposable
         ServerConnection[] targets = origin is not null ? [origin] : ConnectionsOf(sender);
         if (targets.Length == 0)
         {
-            Store.StoreNotice(sender, notice);
+            if (!TryNotifyPeer(sender, notice))
+            {
+                Store.StoreNotice(sender, notice);
+            }
+
             return;
         }
 
@@ -429,6 +464,7 @@ public sealed partial class MessengerServer : IAsyncDisposable
         try
         {
             NotifyDrops(Store.Sweep());
+            PingPeers();
             var idleMs = (long)Options.IdleTimeout.TotalMilliseconds;
             var now = Environment.TickCount64;
             foreach (var connection in _connections.Keys)
@@ -476,6 +512,8 @@ public sealed partial class MessengerServer : IAsyncDisposable
             await connection.Link.DisposeAsync();
         }
 
+        await DisposePeersAsync();
+
         _cts.Dispose();
     }
 
@@ -504,5 +542,14 @@ public sealed partial class MessengerServer : IAsyncDisposable
 
         [LoggerMessage(EventId = 3018, Level = LogLevel.Debug, Message = "Client {Key} is over its rate limit")]
         public static partial void RateLimited(ILogger logger, PubKey key);
+
+        [LoggerMessage(EventId = 3053, Level = LogLevel.Information, Message = "Link to messenger {Server} up (messages for its keys go through it)")]
+        public static partial void PeerConnected(ILogger logger, PubKey server);
+
+        [LoggerMessage(EventId = 3054, Level = LogLevel.Warning, Message = "Cannot reach messenger {Server} (messages for its keys wait here; retried): {Reason}")]
+        public static partial void PeerUnreachable(ILogger logger, PubKey server, string reason);
+
+        [LoggerMessage(EventId = 3055, Level = LogLevel.Information, Message = "Link to messenger {Server} closed")]
+        public static partial void PeerClosed(ILogger logger, PubKey server);
     }
 }

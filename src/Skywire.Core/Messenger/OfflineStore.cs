@@ -61,6 +61,15 @@ internal sealed class OfflineStore
         }
     }
 
+    /// <summary>Whether messages or drop notices wait for <paramref name="key"/>.</summary>
+    public bool HasAny(PubKey key)
+    {
+        lock (_lock)
+        {
+            return _queues.TryGetValue(key, out var q) && (q.Messages.Count > 0 || q.Notices.Count > 0);
+        }
+    }
+
     /// <summary>Every envelope stored now (tests: what the messenger holds).</summary>
     public List<byte[]> Snapshot()
     {

@@ -96,6 +96,81 @@ public sealed class ServiceDirectory
         return new OfferResult { ExpiresAtMs = expires.ToUnixTimeMilliseconds(), TtlMs = (long)ttl.TotalMilliseconds };
     }
 
+    /// <summary>The names <paramref name="owner"/> offers now.</summary>
+    public IReadOnlyList<string> NamesOf(PubKey owner)
+    {
+        lock (_lock)
+        {
+            return _byOwner.TryGetValue(owner, out var mine) ? [.. mine.Keys] : [];
+        }
+    }
+
+    /// <summary>
+    /// An entry another messenger (<paramref name="origin"/>) holds, read from the shared store: validated as an offer
+    /// (false when it is not valid, or would go over the directory's limits), its expiry capped at the longest TTL.
+    /// </summary>
+    public bool ApplyRemote(PubKey origin, PubKey owner, ServiceOffer offer, DateTimeOffset expires)
+    {
+        ArgumentNullException.ThrowIfNull(offer);
+        Entry entry;
+        try
+        {
+            entry = Validate(offer);
+        }
+        catch (MessengerException)
+        {
+            return false;
+        }
+
+        var now = _time.GetUtcNow();
+        if (expires > now + _maxTtl)
+        {
+            expires = now + _maxTtl;
+        }
+
+        lock (_lock)
+        {
+            PruneLocked();
+            _byOwner.TryGetValue(owner, out var mine);
+            var isNew = mine is null || !mine.ContainsKey(entry.Name);
+            if (isNew && ((mine?.Count ?? 0) >= MessengerProtocol.MaxServicesPerKey || _count >= _maxEntries))
+            {
+                return false;
+            }
+
+            if (mine is null)
+            {
+                mine = new Dictionary<string, Entry>(StringComparer.Ordinal);
+                _byOwner[owner] = mine;
+            }
+
+            mine[entry.Name] = entry with { Owner = owner, OwnerHex = owner.ToString(), ExpiresAt = expires, Origin = origin };
+            if (isNew)
+            {
+                _count++;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Removes an entry that came from <paramref name="origin"/> (its key left the store); a local offer of the same name stays.</summary>
+    public void RemoveRemote(PubKey origin, PubKey owner, string name)
+    {
+        lock (_lock)
+        {
+            if (_byOwner.TryGetValue(owner, out var mine) && mine.TryGetValue(name, out var entry) && entry.Origin == origin)
+            {
+                mine.Remove(name);
+                _count--;
+                if (mine.Count == 0)
+                {
+                    _byOwner.Remove(owner);
+                }
+            }
+        }
+    }
+
     /// <summary>Withdraws services by name; an empty list withdraws all of the owner's.</summary>
     public void Withdraw(PubKey owner, IReadOnlyCollection<string> names)
     {
@@ -311,6 +386,9 @@ public sealed class ServiceDirectory
 
     private sealed record Entry(PubKey Owner, string OwnerHex, string Name, string Type, Dictionary<string, string>? Attributes, HashSet<PubKey>? Allow, DateTimeOffset ExpiresAt)
     {
+        /// <summary>The messenger that holds the entry, when it came from the shared store; null for an offer made here.</summary>
+        public PubKey? Origin { get; init; }
+
         public string Cursor => OwnerHex + "/" + Name;
     }
 }

@@ -184,6 +184,9 @@ public sealed class HopSender
     /// <summary>The latest receipt this sender countersigned, or null.</summary>
     public HopReceipt? Latest => _last;
 
+    /// <summary>Bytes sent so far on this hop and direction.</summary>
+    public ulong SentBytes => _counter?.Bytes ?? (ulong)Volatile.Read(ref _bytes);
+
     /// <summary>Counts one sent route frame (data path; thread-safe).</summary>
     public void Count(int bytes)
     {

@@ -119,11 +119,20 @@ public sealed partial class Ledger
         postings.Add((route.ReserveAccount, -debit));
         Post($"settle {route.Id} epoch {Epoch}", [.. postings]);
         Flag(route, fwd, rev, shortfall);
-        if (atMs >= Math.Min(terms.ExpiresMs, route.EndedMs ?? long.MaxValue) + ReleaseGraceMs)
+        if (atMs >= Math.Min(terms.ExpiresMs, route.EndedMs ?? long.MaxValue) + ReleaseGraceMs || (route.EndedMs is not null && Closed(route)))
         {
             Release(route);
         }
     }
+
+    /// <summary>
+    /// Every hop has its final receipt in both directions (a session's handshake crosses the route both ways, so both
+    /// always carry something): nothing more can count on the route (a receipt after a final one is equivocation), so an
+    /// ended route releases at this close instead of after the grace. A route missing any final waits out the grace.
+    /// </summary>
+    private static bool Closed(LedgerRoute route) =>
+        Enumerable.Range(0, route.Terms.HopCount).All(h =>
+            route.Latest(h, MeteringDirection.Forward) is { Final: true } && route.Latest(h, MeteringDirection.Reverse) is { Final: true });
 
     private void Flag(LedgerRoute route, ulong[] fwd, ulong[] rev, bool shortfall)
     {

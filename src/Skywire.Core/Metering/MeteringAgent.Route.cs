@@ -33,6 +33,7 @@ internal sealed partial class MeteringAgent
         private ulong _deliveredForward;
         private long _closedAt = -1;
         private bool _superseded;
+        private bool _stopped;
 
         public MeteredRoute(RouteTerms terms, int position, MeterMessage labels, MeteringAgent agent)
         {
@@ -129,6 +130,55 @@ internal sealed partial class MeteringAgent
             }
         }
 
+        /// <summary>
+        /// This node is stopping cleanly: nothing more passes here on the route (every cap set to what its counter holds
+        /// now, so a relay's final outbound figure can never exceed its final inbound one), and it closes at the next tick.
+        /// </summary>
+        public void Stop()
+        {
+            lock (_sync)
+            {
+                if (_superseded || _stopped)
+                {
+                    return;
+                }
+
+                _stopped = true;
+                foreach (var entry in new[] { _forwardIn?.Entry, _reverseIn?.Entry })
+                {
+                    if (entry is not null && IsRelay)
+                    {
+                        Volatile.Write(ref entry.Cap, Interlocked.Read(ref entry.Bytes));
+                    }
+                }
+
+                foreach (var meter in new[] { _sendForward?.Meter, _sendReverse?.Meter })
+                {
+                    if (meter is not null)
+                    {
+                        Volatile.Write(ref meter.Cap, Interlocked.Read(ref meter.Bytes));
+                    }
+                }
+            }
+        }
+
+        /// <summary>
+        /// Closed, this node's final receipts taken by the manager, and the hops it sends on countersigned up to their
+        /// final receipts (where anything was sent): what a clean stop waits for.
+        /// </summary>
+        public bool Drained
+        {
+            get
+            {
+                lock (_sync)
+                {
+                    return _superseded || (_closedAt >= 0
+                        && _receivers.All(r => r.PendingFinal is null && (r.Receiver.Closed || r.Receiver.Latest is null))
+                        && _senders.All(s => s.Latest is { Final: true } || s.SentBytes == 0));
+                }
+            }
+        }
+
         /// <summary>Sets the caps the data path gates on: relays on their rules, the source and destination on their sends.</summary>
         public void SetCaps(ulong forward, ulong reverse)
         {
@@ -184,7 +234,7 @@ internal sealed partial class MeteringAgent
                     sender.Sample(nowMs);
                 }
 
-                if (_closedAt < 0 && (Gone() || nowMs >= Terms.ExpiresMs))
+                if (_closedAt < 0 && (Gone() || nowMs >= Terms.ExpiresMs || _stopped))
                 {
                     _closedAt = _agent._time.GetTimestamp();
                 }
@@ -290,12 +340,17 @@ internal sealed partial class MeteringAgent
             }
         }
 
-        /// <summary>Removes the send meters (the route is forgotten).</summary>
-        public void Detach()
+        /// <summary>
+        /// Removes the send meters (the route is forgotten). Returns how often this end's sends met the cap: packets held
+        /// there (they waited for an authorization) and packets dropped there (the hold was full); 0 at a relay.
+        /// </summary>
+        public (long Held, long Capped) Detach()
         {
+            var meters = new[] { _sendForward?.Meter, _sendReverse?.Meter }.Where(m => m is not null).Select(m => m!).ToList();
+            var counts = (meters.Sum(m => Interlocked.Read(ref m.Held)), meters.Sum(m => Interlocked.Read(ref m.Capped)));
             if (_superseded)
             {
-                return; // the send meters are the new terms' now
+                return counts; // the send meters are the new terms' now
             }
 
             if (_sendForward is { } f)
@@ -307,6 +362,8 @@ internal sealed partial class MeteringAgent
             {
                 _agent._rules.RemoveSendMeter(r.Link, r.Label, r.Meter);
             }
+
+            return counts;
         }
 
         private void Bind()
@@ -333,7 +390,7 @@ internal sealed partial class MeteringAgent
 
         private void ApplyCaps()
         {
-            if (_superseded)
+            if (_superseded || _stopped)
             {
                 return;
             }

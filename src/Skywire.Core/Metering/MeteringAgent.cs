@@ -63,6 +63,7 @@ internal sealed partial class MeteringAgent : IAsyncDisposable
     /// <exception cref="ControlException">Refused (bad message, not our position, price too high, unknown route).</exception>
     public byte[] Handle(ControlOpcode opcode, ReadOnlyMemory<byte> payload)
     {
+        MeteringWarmUp.Start(); // the first metering call of this process: get the signing code optimized before data flows
         var message = JsonSerializer.Deserialize(payload.Span, ControlJsonContext.Default.MeterMessage) ?? throw new JsonException("null payload");
         var answer = opcode switch
         {
@@ -248,11 +249,50 @@ internal sealed partial class MeteringAgent : IAsyncDisposable
                 if (route.Done)
                 {
                     _routes.TryRemove(new KeyValuePair<string, MeteredRoute>(route.Id, route));
-                    route.Detach();
-                    Log.RouteUnmetered(_logger, route.RouteId);
+                    var (held, capped) = route.Detach();
+                    Log.RouteUnmetered(_logger, route.RouteId, held, capped);
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// This node is stopping cleanly (docs/metering.md "Clean stop"): every metered route here stops carrying and closes
+    /// now, its final receipts go to the manager, and the agent keeps answering until the hops this node sends on are
+    /// countersigned up to their finals, or <paramref name="timeout"/> passed. The caller keeps the control connection up
+    /// meanwhile and has already told the manager which routes it ends.
+    /// </summary>
+    /// <returns>True when every route drained in time.</returns>
+    /// <param name="timeout">The most to wait.</param>
+    /// <param name="connected">False once the manager cannot be reached: nothing more can be countersigned, stop waiting.</param>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    public async Task<bool> DrainAsync(TimeSpan timeout, Func<bool> connected, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(connected);
+        if (_routes.IsEmpty)
+        {
+            return true;
+        }
+
+        foreach (var route in _routes.Values)
+        {
+            route.Stop();
+        }
+
+        var started = _time.GetTimestamp();
+        while (!_routes.Values.All(r => r.Drained))
+        {
+            if (_time.GetElapsedTime(started) >= timeout || !connected())
+            {
+                Log.DrainTimedOut(_logger, _routes.Values.Count(r => !r.Drained), timeout.TotalSeconds);
+                return false;
+            }
+
+            Wake();
+            await Task.Delay(_options.Tick / 5, _time, cancellationToken);
+        }
+
+        return true;
     }
 
     /// <summary>Stops the loop; closes the journal.</summary>
@@ -280,8 +320,8 @@ internal sealed partial class MeteringAgent : IAsyncDisposable
         [LoggerMessage(EventId = 4501, Level = LogLevel.Information, Message = "Metering route {RouteId} at position {Position} of {Hops} hops")]
         public static partial void RouteMetered(ILogger logger, string routeId, int position, int hops);
 
-        [LoggerMessage(EventId = 4502, Level = LogLevel.Information, Message = "Metered route {RouteId} closed here (final receipts done)")]
-        public static partial void RouteUnmetered(ILogger logger, string routeId);
+        [LoggerMessage(EventId = 4502, Level = LogLevel.Information, Message = "Metered route {RouteId} closed here (final receipts done); sends held at the cap: {Held} packets, dropped there: {Capped}")]
+        public static partial void RouteUnmetered(ILogger logger, string routeId, long held, long capped);
 
         [LoggerMessage(EventId = 4503, Level = LogLevel.Warning, Message = "Refused the terms of route {RouteId}: a price above {MaxPrice} droplets/GiB or a fee above {MaxFee} bps")]
         public static partial void TermsRefused(ILogger logger, string routeId, ulong maxPrice, ushort maxFee);
@@ -291,6 +331,9 @@ internal sealed partial class MeteringAgent : IAsyncDisposable
 
         [LoggerMessage(EventId = 4505, Level = LogLevel.Information, Message = "Metering call for route {RouteId} failed (retried with the next receipt): {Reason}")]
         public static partial void CallFailed(ILogger logger, string routeId, string reason);
+
+        [LoggerMessage(EventId = 4507, Level = LogLevel.Warning, Message = "Stopping with {Routes} metered route(s) whose final receipts were not all countersigned within {Seconds} s; the ledger settles them by its rules (docs/metering.md \"Clean stop\")")]
+        public static partial void DrainTimedOut(ILogger logger, int routes, double seconds);
 
         [LoggerMessage(EventId = 4506, Level = LogLevel.Debug, Message = "Route {RouteId}: caps raised to {Forward} B forward, {Reverse} B reverse")]
         public static partial void CapsRaised(ILogger logger, string routeId, ulong forward, ulong reverse);

@@ -75,7 +75,11 @@ public sealed partial class MeteringHub : IAsyncDisposable
     public PubKey Manager => _key.Public;
 
     /// <summary>Starts closing an epoch every <see cref="ManagerMeteringOptions.EpochInterval"/>.</summary>
-    public void Start() => _epochs ??= Task.Run(EpochLoopAsync);
+    public void Start()
+    {
+        MeteringWarmUp.Start(); // before the first route: every receipt passes through here
+        _epochs ??= Task.Run(EpochLoopAsync);
+    }
 
     /// <summary>Reads the ledger under its lock (tests, listings).</summary>
     public T Read<T>(Func<Ledger, T> read)

@@ -33,6 +33,12 @@ public sealed record NodeMeteringOptions
     /// <summary>How long a closed route's meters stay to countersign the neighbours' final receipts.</summary>
     public TimeSpan Linger { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// How long a clean stop waits for the final receipts of this node's metered routes (docs/metering.md "Clean stop");
+    /// within viscript's default stop timeout of 5 s.
+    /// </summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(3);
+
     /// <summary>Deadline of one call to the manager (receipt upload, authorization).</summary>
     public TimeSpan CallTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }

@@ -218,6 +218,7 @@ public sealed partial class NodeHost : IAsyncDisposable
             return;
         }
 
+        await DrainMeteringAsync();
         await _cts.CancelAsync();
         await _control.DisposeAsync();
         if (_messenger is not null)
@@ -231,6 +232,28 @@ public sealed partial class NodeHost : IAsyncDisposable
         _direct.Dispose();
         _metrics.Dispose();
         _cts.Dispose();
+    }
+
+    /// <summary>
+    /// A clean stop ends this node's metered routes while the manager still hears it (docs/metering.md "Clean stop"): it
+    /// tells the manager every routed session ends (the manager ends their terms and removes the relays' rules, so every
+    /// node on them sends its final receipts), closes them, and countersigns its neighbours' finals before disconnecting.
+    /// Nothing changes for a node without metered routes.
+    /// </summary>
+    private async Task DrainMeteringAsync()
+    {
+        if (_control.Metering.RouteCount == 0)
+        {
+            return;
+        }
+
+        foreach (var session in _sessions.Snapshot().Where(s => !s.IsDirect))
+        {
+            _control.NotifyRouteClosed(session.SessionId); // either end may close a route; initiators would again on close
+        }
+
+        await _sessions.DisposeAsync();
+        await _control.Metering.DrainAsync(_options.Metering.DrainTimeout, () => _control.IsConnected);
     }
 
     private static partial class Log

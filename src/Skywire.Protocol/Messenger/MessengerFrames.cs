@@ -116,6 +116,30 @@ public static class MessengerFrames
         return bytes;
     }
 
+    /// <summary>PeerSend payload: <c>from (33) | to (33) | envelope</c>.</summary>
+    public static void ReadPeerSend(ReadOnlySpan<byte> payload, out PubKey from, out PubKey to, out ReadOnlySpan<byte> envelope)
+    {
+        from = ReadKey(payload, "PeerSend");
+        to = ReadKey(payload[PubKey.Length..], "PeerSend");
+        envelope = payload[(2 * PubKey.Length)..];
+    }
+
+    /// <summary>The prefix of a PeerSend payload: <c>from (33) | to (33)</c> (the envelope follows).</summary>
+    public static byte[] PeerSendPrefix(PubKey from, PubKey to)
+    {
+        var bytes = new byte[2 * PubKey.Length];
+        from.WriteTo(bytes);
+        to.WriteTo(bytes.AsSpan(PubKey.Length));
+        return bytes;
+    }
+
+    /// <summary>PeerDropped payload: <c>sender (33) | DropNotice JSON</c>.</summary>
+    public static void ReadPeerDropped(ReadOnlySpan<byte> payload, out PubKey sender, out ReadOnlySpan<byte> notice)
+    {
+        sender = ReadKey(payload, "PeerDropped");
+        notice = payload[PubKey.Length..];
+    }
+
     /// <summary>StreamOpen request payload: <c>to (33) | handshake</c>.</summary>
     public static void ReadStreamOpen(ReadOnlySpan<byte> payload, out PubKey to, out ReadOnlySpan<byte> handshake)
     {

@@ -37,6 +37,15 @@ public enum MessengerOpcode : byte
     /// <summary>Anyone: query the directory (JSON <see cref="ServiceQuery"/>; response <see cref="ServiceQueryResult"/>).</summary>
     Query = 0x32,
 
+    /// <summary>
+    /// Messenger to messenger (several messengers on one store, docs/protocol.md §8.8): relay a sealed envelope from a key
+    /// connected to the sender to a key connected to the receiver (binary <c>from | to | envelope</c>; request id = the
+    /// original message id, no response). Accepted only from a messenger listed in the shared store.
+    /// </summary>
+    PeerSend = 0x40,
+    /// <summary>Messenger to messenger: a message a key of the receiver sent was dropped (binary <c>sender | DropNotice JSON</c>, notification).</summary>
+    PeerDropped = 0x41,
+
     /// <summary>Failure answer to any request (JSON <see cref="MessengerError"/>; always a response).</summary>
     Error = 0xFF,
 }

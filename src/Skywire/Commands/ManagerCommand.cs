@@ -48,7 +48,9 @@ internal static class ManagerCommand
             {
                 // docs/architecture.md "What stays out of the store": the ledger has one writer, which holds the terms
                 // and gets the receipts of the routes it built; with several managers some would reach another one.
-                Console.Error.WriteLine("error: --ledger meters a mesh with one manager and cannot be combined with --store etcd://... (several managers); use --store file:PATH or no --store (docs/metering.md \"Live path\")");
+                Console.Error.WriteLine("error: --ledger meters a mesh with one manager and cannot be combined with --store etcd://... (several managers): "
+                    + "metering has no failover to another manager and no settlement across ledgers. Use --store file:PATH or no --store; a restarted "
+                    + "manager on the same --ledger adopts the metered routes with new terms (docs/metering.md \"Decisions\")");
                 return Common.Usage;
             }
 

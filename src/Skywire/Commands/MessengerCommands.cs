@@ -64,10 +64,12 @@ internal static class MessengerCommands
         var queueTtl = new Option<int>("--queue-ttl") { Description = "Seconds a message waits for an offline key before it is dropped.", DefaultValueFactory = _ => (int)MessengerServerOptions.Default.QueueTtl.TotalSeconds };
         var rate = new Option<double>("--rate") { Description = "Messages and requests per second allowed per key.", DefaultValueFactory = _ => MessengerServerOptions.Default.RatePerSecond };
         var burst = new Option<int>("--burst") { Description = "Burst allowed per key above the rate.", DefaultValueFactory = _ => MessengerServerOptions.Default.RateBurst };
+        var store = new Option<string?>("--store") { Description = "etcd://HOST:PORT[,HOST:PORT...][/PREFIX]: share presence and the service directory with the other messengers on this etcd cluster, and forward messages for keys connected to them (docs/operations.md \"Several messengers (etcd)\"). Default: this messenger alone." };
+        var advertise = new Option<string?>("--advertise") { Description = "With --store: the ip:port other messengers reach this one at (default: the --listen address; needed when --listen is a wildcard)." };
         var metrics = MetricsOption.Create();
         var command = new Command("messenger", "Run a messenger: relays end-to-end encrypted messages and streams between public keys, stores messages for offline keys, keeps a service directory.")
         {
-            listen, key, queueMessages, queueBytes, queueTtl, rate, burst, metrics,
+            listen, key, queueMessages, queueBytes, queueTtl, rate, burst, store, advertise, metrics,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -99,6 +101,39 @@ internal static class MessengerCommands
                 return ExitUsage;
             }
 
+            IPEndPoint? advertised = null;
+            var storeText = parse.GetValue(store);
+            if (parse.GetValue(advertise) is { } advertiseText && (!IPEndPoint.TryParse(advertiseText, out advertised) || advertised.Port == 0 || advertised.Address.Equals(IPAddress.Any) || advertised.Address.Equals(IPAddress.IPv6Any)))
+            {
+                await error.WriteLineAsync($"error: --advertise '{advertiseText}' is not a reachable ip:port");
+                return ExitUsage;
+            }
+
+            if (storeText is not null && !storeText.StartsWith("etcd://", StringComparison.OrdinalIgnoreCase))
+            {
+                await error.WriteLineAsync($"error: --store '{storeText}' is not etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (the messenger shares its presence through etcd only)");
+                return ExitUsage;
+            }
+
+            if (storeText is not null && advertised is null && (endPoint.Address.Equals(IPAddress.Any) || endPoint.Address.Equals(IPAddress.IPv6Any)))
+            {
+                await error.WriteLineAsync($"error: --listen {endPoint} is a wildcard address: give --advertise ip:port, where the other messengers reach this one");
+                return ExitUsage;
+            }
+
+            Skywire.Core.Manager.Store.EtcdStore? etcd;
+            try
+            {
+                etcd = storeText is null ? null : new Skywire.Core.Manager.Store.EtcdStore(Skywire.Core.Manager.Store.EtcdStoreOptions.Parse(storeText), (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<Skywire.Core.Manager.Store.EtcdStore>());
+            }
+            catch (FormatException ex)
+            {
+                await error.WriteLineAsync("error: --store: " + ex.Message);
+                return ExitUsage;
+            }
+
+            await using var etcdLifetime = etcd;
+
             // The key is written only once the listener is bound: a command that fails leaves no key file.
             using var pending = Common.OpenKey(parse.GetValue(key)!, error);
             if (pending is null)
@@ -106,10 +141,10 @@ internal static class MessengerCommands
                 return ExitFailure;
             }
 
-            await using var server = new MessengerServer(pending.Key, options, loggerFactory);
+            await using var server = new MessengerServer(pending.Key, options, loggerFactory, store: etcd);
             try
             {
-                ListenerBindException.Bind("messenger listener (TCP, --listen)", endPoint, () => server.Start(endPoint));
+                ListenerBindException.Bind("messenger listener (TCP, --listen)", endPoint, () => server.Start(endPoint, advertised));
             }
             catch (ListenerBindException ex)
             {
@@ -128,6 +163,11 @@ internal static class MessengerCommands
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, signal.ShutdownToken);
 
             await output.WriteLineAsync($"messenger {server.Key} listening on {server.LocalEndPoint}");
+            if (etcd is not null)
+            {
+                await output.WriteLineAsync($"presence shared through {etcd.Description}");
+            }
+
             await output.FlushAsync(CancellationToken.None);
             ServiceReadiness.Ready($"messenger {server.Key} listening on {server.LocalEndPoint}");
             try

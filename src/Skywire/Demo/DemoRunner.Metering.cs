@@ -59,6 +59,35 @@ internal sealed partial class DemoRunner
         }, "co-signed receipts of every hop in the ledger (they come every 4 MiB or 10 s)", cancellationToken);
     }
 
+    /// <summary>
+    /// With metering the nodes stop before the manager: each ends its metered routes while the manager still hears it,
+    /// so every hop's final receipts reach the ledger and the manager's last epoch close releases the source's reserve
+    /// (docs/metering.md "Clean stop"). Without metering viscript stops everything at once, as before.
+    /// </summary>
+    private async Task StopNodesFirstAsync()
+    {
+        if (!_options.Metering || _viscript is not { } viscript)
+        {
+            return;
+        }
+
+        List<Component> nodes;
+        lock (_components)
+        {
+            nodes = [.. _components.Where(c => c.App == DemoConfig.Node)];
+        }
+
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await Task.WhenAll(nodes.Select(n => viscript.StopProcessAsync(n.Id, timeout.Token)));
+        }
+        catch (Exception ex) when (ex is Viscript.Core.Control.ViscriptApiException or HttpRequestException or IOException or OperationCanceledException)
+        {
+            // viscript stops whatever is left next; the ledger settles routes without finals by its rules.
+        }
+    }
+
     private void PrintMeteringSummary(TextWriter o, string skywire)
     {
         if (!_options.Metering)

@@ -507,6 +507,7 @@ internal sealed partial class DemoRunner : IAsyncDisposable
             return;
         }
 
+        await StopNodesFirstAsync();
         var code = await _viscript.StopAsync(TimeSpan.FromSeconds(60));
         await _viscript.DisposeAsync();
         _viscript = null;

@@ -176,6 +176,9 @@ internal sealed partial class ViscriptChild : IAsyncDisposable
         }
     }
 
+    /// <summary>Stops the process <paramref name="id"/> (SIGTERM, then SIGKILL after its stop timeout) and waits for its end.</summary>
+    public Task<StopReport> StopProcessAsync(ulong id, CancellationToken cancellationToken) => _client.StopAsync(id, cancellationToken);
+
     /// <summary>The process <paramref name="id"/>.</summary>
     public Task<ProcessInfo> GetAsync(ulong id, CancellationToken cancellationToken) => _client.ProcessAsync(id, cancellationToken);
 

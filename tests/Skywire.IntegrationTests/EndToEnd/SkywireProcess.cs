@@ -227,7 +227,7 @@ internal sealed class SkywireProcess : IAsyncDisposable
                     }
                 }
 
-                throw new InvalidOperationException($"process exited ({_process.ExitCode}) before printing '{marker}':\n{Stderr}");
+                throw new InvalidOperationException($"process exited ({_process.ExitCode}) before printing '{marker}':\n{Stderr}\nstdout: {StdoutText}");
             }
 
             var left = deadline - DateTime.UtcNow;
@@ -245,6 +245,12 @@ internal sealed class SkywireProcess : IAsyncDisposable
         using var cts = new CancellationTokenSource(limit);
         await _process.WaitForExitAsync(cts.Token);
         await _stdoutPump;
+        if (_process.ExitCode != 0)
+        {
+            // Most callers assert the code alone: leave the reason in the failed test's output.
+            TestContext.Current.TestOutputHelper?.WriteLine($"{_process.StartInfo.FileName} {string.Join(' ', _process.StartInfo.ArgumentList)} exited {_process.ExitCode}:\n{Stderr}");
+        }
+
         return _process.ExitCode;
     }
 

@@ -226,6 +226,50 @@ public sealed class LiveMeteringTests : IDisposable
         Assert.True(balances.GetValueOrDefault(Ledger.ProviderAccount(b.PublicKey)) > 0, "the relay earned");
     }
 
+    /// <summary>
+    /// Regression (issue 15): after the source stopped, its route's reserve stayed held (the route was never ended and the
+    /// hops it sent on had no final receipts). A clean stop now ends the route while the manager still hears the source,
+    /// every hop's final receipts are co-signed in both directions, and the next close releases the reserve.
+    /// </summary>
+    [Fact]
+    public async Task SourceStopsCleanly_RouteEnds_FinalsPosted_ReserveReleased()
+    {
+        await using var mesh = MeshHarness.Start(Metered(window: 2 * 1024 * 1024));
+        var n = new NodeHost[4];
+        for (var i = 0; i < n.Length; i++)
+        {
+            n[i] = await mesh.AddNodeAsync(o => Fast(o) with { Metering = Fast(o).Metering with { DrainTimeout = MeshHarness.Limit } });
+        }
+
+        var (a, b, c, d) = (n[0], n[1], n[2], n[3]);
+        await mesh.LinkAsync(a, b);
+        await mesh.LinkAsync(b, c);
+        await mesh.LinkAsync(c, d);
+        var hub = mesh.Manager.Controller.Metering!;
+        hub.Grant(a.PublicKey, 100 * Sky, "test");
+        const long size = 4L * 1024 * 1024;
+        var (sent, received, count) = await MeshHarness.TransferAsync(a, d, size);
+        Assert.Equal(size, count);
+        Assert.Equal(sent, received);
+
+        await a.DisposeAsync(); // SIGTERM's path: a clean stop of the source
+        var route = hub.Read(l => l.Routes.Single());
+        await MeshHarness.WaitUntilAsync(
+            () => hub.Read(l => route.EndedMs is not null && Enumerable.Range(0, 3).All(h =>
+                route.Latest(h, MeteringDirection.Forward) is { Final: true } && route.Latest(h, MeteringDirection.Reverse) is { Final: true })),
+            "the route ended and every hop's final receipts co-signed in both directions");
+        Assert.True(route.Bytes(0, MeteringDirection.Forward) >= size);
+
+        hub.CloseEpoch();
+        var (released, reserve, consumer, spent, disputes) = hub.Read(l =>
+            (route.Released, l.Balance(route.ReserveAccount), l.Balance(Ledger.ConsumerAccount(a.PublicKey)), route.Spent, l.Disputes.ToList()));
+        Assert.True(released, "released at the first close after the clean stop, not 15 min after");
+        Assert.Equal(0, reserve);
+        Assert.True(spent > 0);
+        Assert.Equal(100 * Sky - spent, consumer);
+        Assert.DoesNotContain(disputes, x => x.IsFraud || x.Code == DisputeCode.Gap);
+    }
+
     [Fact]
     public async Task NoFunds_MeteredRouteRefused()
     {

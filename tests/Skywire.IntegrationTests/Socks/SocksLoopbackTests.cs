@@ -26,7 +26,10 @@ public sealed class SocksLoopbackTests : IAsyncLifetime
 
     private string ProxyArg => $"127.0.0.1:{Proxy.Port}";
 
-    public ValueTask InitializeAsync() => StartAsync(SocksClientOptions.Default);
+    // These tests count the streams at the exit, so the client keeps no spare stream (the Spare_* tests cover it).
+    private static SocksClientOptions NoSpare => SocksClientOptions.Default with { SpareStreamLifetime = TimeSpan.Zero };
+
+    public ValueTask InitializeAsync() => StartAsync(NoSpare);
 
     private async ValueTask StartAsync(SocksClientOptions clientOptions)
     {
@@ -170,7 +173,7 @@ public sealed class SocksLoopbackTests : IAsyncLifetime
     [Fact]
     public async Task UserPassword_AcceptsRightCredentials_RejectsWrong()
     {
-        await StartAsync(SocksClientOptions.Default with { Username = "alice", Password = "s3cret" });
+        await StartAsync(NoSpare with { Username = "alice", Password = "s3cret" });
         var target = SocksEndpoint.FromIP(IPAddress.Loopback, (ushort)_http.Port);
 
         using (var ok = await SocksTestClient.ConnectAsync(Proxy, target, Ct, credentials: ("alice", "s3cret")))
@@ -237,5 +240,109 @@ public sealed class SocksLoopbackTests : IAsyncLifetime
         var rest = new MemoryStream();
         await stream.CopyToAsync(rest, Ct);
         Assert.EndsWith(TestHttpServer.Hello, Encoding.ASCII.GetString(rest.ToArray()), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Spare_NextConnectionTakesTheStreamDialledAhead()
+    {
+        var dials = 0;
+        await using var client = new SocksClient(SocksClientOptions.Default with { Listen = new IPEndPoint(IPAddress.Loopback, 0), SpareStreamLifetime = Limit },
+            ct =>
+            {
+                Interlocked.Increment(ref dials);
+                return _exit.DialAsync(ct);
+            }, _log.CreateLogger("spare"));
+        client.Start();
+        var target = SocksEndpoint.FromIP(IPAddress.Loopback, (ushort)_http.Port);
+        using (var first = await SocksTestClient.ConnectAsync(client.LocalEndPoint, target, Ct))
+        {
+            Assert.Equal(SocksReplyCode.Succeeded, first.Reply);
+            Assert.Equal(TestHttpServer.ExpectedBody(5000), await SocksTestClient.GetAsync(first.Stream, "/bytes/5000", Ct));
+        }
+
+        // The first connection dialled its own stream and, once the exit answered it, a spare; the second takes the spare.
+        Assert.Equal(2, Volatile.Read(ref dials));
+        using (var second = await SocksTestClient.ConnectAsync(client.LocalEndPoint, target, Ct))
+        {
+            Assert.Equal(SocksReplyCode.Succeeded, second.Reply);
+            Assert.Equal(TestHttpServer.ExpectedBody(7000), await SocksTestClient.GetAsync(second.Stream, "/bytes/7000", Ct));
+            Assert.Equal(3, Volatile.Read(ref dials)); // the spare for the next one was dialled before this one relayed
+        }
+    }
+
+    [Theory]
+    [InlineData(SocksCommand.Connect)]
+    [InlineData(SocksCommand.UdpAssociate)]
+    public async Task Spare_NotDialledForAnExitThatRefuses_WhichAnswersOnTheConnectionsOwnStream(SocksCommand command)
+    {
+        // A spare is dialled only once the exit answered a connection Succeeded. Dialled beside the connection's own
+        // stream (as at first), it could reach an exit that takes one stream at a time before that stream did, and the
+        // refusal never came back (SocksUdpMeshTests.UdpAssociate_RefusedByTheExit_GetsItsReplyCode timed out so).
+        var server = new SocksServer(SocksServerOptions.Default with { AllowLoopbackTargets = true, Passcode = "not ours" },
+            _log.CreateLogger("refusing-exit"));
+        await using var exit = new SocksTcpStandIn(server);
+        var dials = 0;
+        await using var client = new SocksClient(SocksClientOptions.Default with { Listen = new IPEndPoint(IPAddress.Loopback, 0), SpareStreamLifetime = Limit },
+            ct =>
+            {
+                Interlocked.Increment(ref dials);
+                return exit.DialAsync(ct);
+            }, _log.CreateLogger("spare"));
+        client.Start();
+        var target = command == SocksCommand.Connect ? SocksEndpoint.FromIP(IPAddress.Loopback, (ushort)_http.Port) : SocksEndpoint.Unspecified;
+        for (var i = 1; i <= 3; i++)
+        {
+            using var tunnel = await SocksTestClient.ConnectAsync(client.LocalEndPoint, target, Ct, command: command).WaitAsync(Limit, Ct);
+            Assert.Equal(SocksReplyCode.NotAllowedByRuleset, tunnel.Reply);
+            Assert.Equal(i, Volatile.Read(ref dials));
+        }
+    }
+
+    [Fact]
+    public async Task Spare_ClosedByTheExitWhileItWaited_IsReplacedByAFreshDial()
+    {
+        // An exit whose header timeout is shorter than the spare's lifetime closes every spare before it is used.
+        var server = new SocksServer(SocksServerOptions.Default with { AllowLoopbackTargets = true, HeaderTimeout = TimeSpan.FromSeconds(1) },
+            _log.CreateLogger("strict-exit"));
+        await using var exit = new SocksTcpStandIn(server);
+        await using var client = new SocksClient(SocksClientOptions.Default with { Listen = new IPEndPoint(IPAddress.Loopback, 0), SpareStreamLifetime = Limit },
+            exit.DialAsync, _log.CreateLogger("spare"));
+        client.Start();
+        var target = SocksEndpoint.FromIP(IPAddress.Loopback, (ushort)_http.Port);
+        for (var i = 0; i < 3; i++)
+        {
+            using var tunnel = await SocksTestClient.ConnectAsync(client.LocalEndPoint, target, Ct);
+            Assert.Equal(SocksReplyCode.Succeeded, tunnel.Reply);
+            Assert.Equal(TestHttpServer.Hello, Encoding.ASCII.GetString(await SocksTestClient.GetAsync(tunnel.Stream, "/hello", Ct)));
+            tunnel.Dispose();
+
+            // Wait until the exit has timed out the spare dialled for the next connection (and served this one).
+            var deadline = DateTime.UtcNow + Limit;
+            while (server.ActiveConnections > 0 || server.ServedConnections < 2 * (i + 1))
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"exit still serving {server.ActiveConnections}, served {server.ServedConnections}");
+                await Task.Delay(10, Ct);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Spare_NotTakenWithinItsLifetime_IsClosedByTheClient()
+    {
+        await using var client = new SocksClient(SocksClientOptions.Default with { Listen = new IPEndPoint(IPAddress.Loopback, 0), SpareStreamLifetime = TimeSpan.FromMilliseconds(200) },
+            _exit.DialAsync, _log.CreateLogger("spare"));
+        client.Start();
+        using (var tunnel = await SocksTestClient.ConnectAsync(client.LocalEndPoint, SocksEndpoint.FromIP(IPAddress.Loopback, (ushort)_http.Port), Ct))
+        {
+            Assert.Equal(SocksReplyCode.Succeeded, tunnel.Reply);
+        }
+
+        // The exit's own header timeout is 10 s: the spare is gone long before, closed by the client.
+        var started = DateTime.UtcNow;
+        while (_server.ActiveConnections > 0 || _server.ServedConnections < 2)
+        {
+            Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(8), $"exit still serving {_server.ActiveConnections}, served {_server.ServedConnections}");
+            await Task.Delay(10, Ct);
+        }
     }
 }

@@ -77,19 +77,29 @@ public sealed class DuplexStreamPair
                 return 0;
             }
 
-            var result = await _reader.ReadAsync(cancellationToken);
-            if (result.IsCanceled)
+            // A dispose racing this read completes the pipe's reader under it: the pipe then says "not allowed after
+            // the reader was completed" (InvalidOperationException), where a socket disposed mid-read throws
+            // ObjectDisposedException. Say what a socket says.
+            try
             {
-                ThrowIfAborted();
+                var result = await _reader.ReadAsync(cancellationToken);
+                if (result.IsCanceled)
+                {
+                    ThrowIfAborted();
+                    throw new ObjectDisposedException(nameof(End));
+                }
+
+                var available = result.Buffer;
+                var count = (int)Math.Min(buffer.Length, available.Length);
+                var slice = available.Slice(0, count);
+                slice.CopyTo(buffer.Span);
+                _reader.AdvanceTo(slice.End);
+                return count;
+            }
+            catch (InvalidOperationException) when (IsDisposed)
+            {
                 throw new ObjectDisposedException(nameof(End));
             }
-
-            var available = result.Buffer;
-            var count = (int)Math.Min(buffer.Length, available.Length);
-            var slice = available.Slice(0, count);
-            slice.CopyTo(buffer.Span);
-            _reader.AdvanceTo(slice.End);
-            return count;
         }
 
         /// <inheritdoc/>
@@ -102,7 +112,16 @@ public sealed class DuplexStreamPair
                 throw new InvalidOperationException("Writes were completed.");
             }
 
-            var result = await _writer.WriteAsync(buffer, cancellationToken);
+            FlushResult result;
+            try
+            {
+                result = await _writer.WriteAsync(buffer, cancellationToken);
+            }
+            catch (InvalidOperationException) when (IsDisposed)
+            {
+                throw new ObjectDisposedException(nameof(End)); // a dispose raced this write (see ReadAsync)
+            }
+
             if (Peer.IsAborted)
             {
                 throw new StreamAbortedException("the peer aborted the stream");

@@ -63,6 +63,32 @@ public class MeshControllerTests
     }
 
     [Fact]
+    public async Task RelayDisconnects_EveryRouteThroughItMovesInOnePass()
+    {
+        // Four routes cross relay b; one repair pass searches the new paths of all of them at once and moves the three
+        // that have one. The fourth (to c, whose only link was to b) keeps waiting for a path, unchanged.
+        await using var m = new TestMesh("abcdef", "ab bd ae ed fb fe cb");
+        m.ReportOf('a', ('b', 500, true), ('e', 90_000, true));
+        m.ReportOf('f', ('b', 500, true), ('e', 90_000, true));
+        var ad = await m.Controller.BuildRouteAsync(Key('a'), Key('d'), None);
+        var fd = await m.Controller.BuildRouteAsync(Key('f'), Key('d'), None);
+        var da = await m.Controller.BuildRouteAsync(Key('d'), Key('a'), None);
+        var ac = await m.Controller.BuildRouteAsync(Key('a'), Key('c'), None);
+        Assert.Equal(["abd", "fbd", "dba", "abc"], [m.Names(ad.Path), m.Names(fd.Path), m.Names(da.Path), m.Names(ac.Path)]);
+
+        m.Controller.NodeDisconnected(Key('b'), m['b']);
+        await m.Controller.RepairRoutesAsync(None);
+
+        Assert.Equal("aed", m.Walk(ad.SessionId, 'a'));
+        Assert.Equal("dea", m.Walk(ad.SessionId, 'd'));
+        Assert.Equal("fed", m.Walk(fd.SessionId, 'f'));
+        Assert.Equal("dea", m.Walk(da.SessionId, 'd'));
+        var routes = m.Controller.ListRoutes().Routes;
+        Assert.Equal(3, routes.Count(r => r.Reroutes == 1));
+        Assert.Equal(0, routes.Single(r => r.SessionId == ac.SessionId).Reroutes);
+    }
+
+    [Fact]
     public async Task RerouteInstallFails_RetriedAtNextRepair()
     {
         await using var m = new TestMesh("abcd", "ab bd ac cd");

@@ -49,6 +49,36 @@ public class RoutePlannerTests
     }
 
     [Fact]
+    public void FindPaths_AgreesWithOneSearchPerPair_NullWhereFindPathIsNull()
+    {
+        // A ring a..e with chords of varied RTT, plus an isolated node f: every ordered pair, unreachable and self
+        // pairs included, gets from the batch exactly what FindPath gives it alone.
+        const string names = "abcdef";
+        var reports = new List<LinkReport>();
+        void Link(char x, char y, long rtt) { reports.Add(R(x, y, rtt)); reports.Add(R(y, x, rtt)); }
+        for (var i = 0; i < 5; i++)
+        {
+            Link(names[i], names[(i + 1) % 5], 1000 + (i * 700));
+        }
+        Link('a', 'c', 2500);
+        Link('b', 'd', 900);
+        var graph = MeshGraph.Build(Online(names), reports, Now, MaxAge);
+        var pairs = (from x in names from y in names select (Key(x), Key(y))).ToList();
+
+        var batch = RoutePlanner.FindPaths(graph, pairs);
+
+        Assert.Equal(pairs.Count, batch.Length);
+        for (var i = 0; i < pairs.Count; i++)
+        {
+            Assert.Equal(Names(RoutePlanner.FindPath(graph, pairs[i].Item1, pairs[i].Item2)), Names(batch[i]));
+            Assert.Equal(RoutePlanner.FindPath(graph, pairs[i].Item1, pairs[i].Item2) is null, batch[i] is null);
+        }
+        Assert.Null(batch[pairs.IndexOf((Key('a'), Key('a')))]);
+        Assert.Null(batch[pairs.IndexOf((Key('a'), Key('f')))]);
+        Assert.Equal("bd", Names(batch[pairs.IndexOf((Key('b'), Key('d')))]));
+    }
+
+    [Fact]
     public void FindPath_ShortestByWeight_NoneAcrossUnconfirmedLinks()
     {
         var reports = new List<LinkReport> { R('a', 'b'), R('b', 'a'), R('b', 'd'), R('d', 'b'), R('a', 'c', rtt: 9000), R('c', 'a'), R('c', 'd'), R('d', 'c') };

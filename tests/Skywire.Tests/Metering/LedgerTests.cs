@@ -334,6 +334,59 @@ public sealed class LedgerTests
         AssertReplays(ledger, store);
     }
 
+    /// <summary>
+    /// Issue 15 (a clean stop): an ended route whose every hop has its final receipt in both directions can receive nothing
+    /// more that counts, so it releases at the next close instead of holding the reserve for the grace; a route that has
+    /// every final but was not ended keeps its reserve (its source may still authorize).
+    /// </summary>
+    [Fact]
+    public void EndedRoute_EveryFinalIn_ReleasedAtTheNextClose()
+    {
+        using var route = new MeteringTestData(relays: 1);
+        var (ledger, store) = Open(route);
+        foreach (var direction in new[] { MeteringDirection.Forward, MeteringDirection.Reverse })
+        {
+            for (var hop = 0; hop < 2; hop++)
+            {
+                ledger.SubmitReceipt(route.Receipt(hop, direction, 1, 1 << 19, 100, final: true).Encode(), 2_000_000);
+            }
+        }
+
+        ledger.CloseEpoch(route.Manager, 2_100_000);
+        var r = ledger.Routes.Single();
+        Assert.False(r.Released, "not ended: the reserve stays");
+        Assert.True(ledger.Balance(r.ReserveAccount) > 0);
+
+        ledger.EndRoute(route.TermsId, 2_200_000);
+        ledger.CloseEpoch(route.Manager, 2_300_000);
+        Assert.True(r.Released, "ended with every final in: released at once, not 15 min later");
+        Assert.Equal(0, ledger.Balance(r.ReserveAccount));
+        Assert.Equal(Funds - r.Spent, ledger.Balance(Ledger.ConsumerAccount(route.Nodes[0].Public)));
+        Assert.True(r.Spent > 0);
+        Assert.Equal(0, ledger.Balances.Values.Sum());
+        Assert.DoesNotContain(ledger.Disputes, d => d.Code == DisputeCode.Gap);
+        AssertReplays(ledger, store);
+    }
+
+    /// <summary>An ended route with a final missing on one hop waits out the grace (its receiver may still upload it).</summary>
+    [Fact]
+    public void EndedRoute_AFinalMissing_WaitsForTheGrace()
+    {
+        using var route = new MeteringTestData(relays: 1);
+        var (ledger, _) = Open(route);
+        foreach (var direction in new[] { MeteringDirection.Forward, MeteringDirection.Reverse })
+        {
+            ledger.SubmitReceipt(route.Receipt(0, direction, 1, 1 << 19, 100, final: true).Encode(), 2_000_000);
+            ledger.SubmitReceipt(route.Receipt(1, direction, 1, 1 << 19, 100, final: direction == MeteringDirection.Forward).Encode(), 2_000_000);
+        }
+
+        ledger.EndRoute(route.TermsId, 2_200_000);
+        ledger.CloseEpoch(route.Manager, 2_300_000);
+        Assert.False(ledger.Routes.Single().Released);
+        ledger.CloseEpoch(route.Manager, 2_200_000 + Ledger.ReleaseGraceMs);
+        Assert.True(ledger.Routes.Single().Released);
+    }
+
     [Fact]
     public void StaleReceipt_AfterRelease_Void()
     {

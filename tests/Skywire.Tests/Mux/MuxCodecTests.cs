@@ -223,4 +223,28 @@ public class MuxCodecTests
         ring.Release(20_000);
         Assert.Equal(0, ring.AllocatedBytes); // drained: the array went back to the pool
     }
+
+    [Fact]
+    public void ByteRing_AfterADrain_RentsWhatTheLastFillNeeded()
+    {
+        // A busy stream's ring drains and refills all the time: a refill starts at the last fill's size (no copy
+        // per doubling from 4 KiB), and a fill that needed less shrinks the next one.
+        var ring = new ByteRing(1 << 20);
+        var data = new byte[100_000];
+        new Random(2).NextBytes(data);
+        ring.Write(0, data);
+        ring.Release(100_000);
+        Assert.Equal(0, ring.AllocatedBytes);
+
+        ring.Write(100_000, data.AsSpan(0, 1000));
+        Assert.Equal(131_072, ring.AllocatedBytes);
+        ring.Write(101_000, data.AsSpan(1000, 9000));
+        var back = new byte[10_000];
+        ring.Read(100_000, back);
+        Assert.Equal(data.AsSpan(0, 10_000).ToArray(), back);
+        ring.Release(110_000);
+
+        ring.Write(110_000, data.AsSpan(0, 10));
+        Assert.Equal(16_384, ring.AllocatedBytes); // the last fill held 10 000 bytes
+    }
 }

@@ -4,6 +4,10 @@ using dotnet_etcd;
 using Etcdserverpb;
 using Google.Protobuf;
 using Grpc.Core;
+using Grpc.Net.Client;
+using Grpc.Net.Client.Balancer;
+using Grpc.Net.Client.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Core.Channels;
@@ -97,6 +101,8 @@ public sealed partial class EtcdStore : IMeshStore
 
     private readonly EtcdStoreOptions _options;
     private readonly EtcdClient _client;
+    private readonly GrpcChannel _channel;
+    private readonly ServiceProvider _channelServices;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _cts = new();
     private readonly string _endpointsText;
@@ -117,12 +123,53 @@ public sealed partial class EtcdStore : IMeshStore
         _options = options;
         _logger = logger ?? NullLogger.Instance;
         _endpointsText = string.Join(",", options.Endpoints.Select(e => e.GetLeftPart(UriPartial.Authority)));
-        _client = new EtcdClient(_endpointsText, configureChannelOptions: o =>
+        // The channel is ours, not the library's: EtcdClient.Dispose (dotnet-etcd 10.0.0) left the channel it made for a
+        // connection string, and its resolver's service provider, undisposed (one leaked channel per store). With a call
+        // invoker it makes none, and we dispose what we made. Same settings as the library's own channel: round robin over
+        // the members (a dead member is skipped), calls retried on Unavailable, HTTP/2 keep-alive pings.
+        var members = options.Endpoints.Select(e => new BalancerAddress(e.Host, e.Port)).ToArray();
+        var services = new ServiceCollection();
+        services.AddSingleton<ResolverFactory>(new StaticResolverFactory(_ => members));
+        _channelServices = services.BuildServiceProvider();
+        _channel = GrpcChannel.ForAddress("static:///etcd", new GrpcChannelOptions
         {
-            o.Credentials = ChannelCredentials.Insecure;
-            o.MaxReceiveMessageSize = MaxMessageBytes; // one watch response carries a whole revision (a lease's keys)
+            Credentials = ChannelCredentials.Insecure,
+            MaxReceiveMessageSize = MaxMessageBytes, // one watch response carries a whole revision (a lease's keys)
+            ServiceProvider = _channelServices,
+            HttpHandler = new SocketsHttpHandler
+            {
+                KeepAlivePingDelay = TimeSpan.FromSeconds(30),
+                KeepAlivePingTimeout = TimeSpan.FromSeconds(30),
+                KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
+            },
+            DisposeHttpClient = true,
+            ThrowOperationCanceledOnCancellation = true,
+            ServiceConfig = new ServiceConfig
+            {
+                LoadBalancingConfigs = { new RoundRobinConfig() },
+                MethodConfigs =
+                {
+                    new MethodConfig
+                    {
+                        Names = { MethodName.Default },
+                        RetryPolicy = new RetryPolicy
+                        {
+                            MaxAttempts = 5,
+                            InitialBackoff = TimeSpan.FromSeconds(1),
+                            MaxBackoff = TimeSpan.FromSeconds(5),
+                            BackoffMultiplier = 1.5,
+                            RetryableStatusCodes = { StatusCode.Unavailable },
+                        },
+                    },
+                },
+                RetryThrottling = new RetryThrottlingPolicy { MaxTokens = 10, TokenRatio = 0.1 },
+            },
         });
+        _client = new EtcdClient(_channel.CreateCallInvoker());
     }
+
+    /// <summary>The gRPC channel to the members (tests: disposed with the store).</summary>
+    internal GrpcChannel MembersChannel => _channel;
 
     /// <inheritdoc />
     public string Description => $"etcd {_endpointsText} under {_options.Prefix}";
@@ -511,6 +558,8 @@ public sealed partial class EtcdStore : IMeshStore
         }
 
         _client.Dispose();
+        _channel.Dispose();
+        await _channelServices.DisposeAsync();
         _cts.Dispose();
     }
 

@@ -9,12 +9,6 @@ public sealed partial class MeshStoreSync
         [LoggerMessage(EventId = 2328, Level = LogLevel.Warning, Message = "The answer to command {Id} could not be written to the mesh store (its sender times out): {Reason}")]
         public static partial void AckNotWritten(ILogger logger, string id, string reason);
 
-        [LoggerMessage(EventId = 2320, Level = LogLevel.Information, Message = "New session with the mesh store ({Store}): writing {Count} keys of this manager again")]
-        public static partial void SessionRepublished(ILogger logger, string store, int count);
-
-        [LoggerMessage(EventId = 2321, Level = LogLevel.Warning, Message = "Mesh store writes deferred ({Pending} waiting; retried with backoff): {Reason}")]
-        public static partial void PublishDeferred(ILogger logger, int pending, string reason);
-
         [LoggerMessage(EventId = 2322, Level = LogLevel.Warning, Message = "Ignored a malformed value in the mesh store at '{Key}'")]
         public static partial void ValueIgnored(ILogger logger, string key);
 

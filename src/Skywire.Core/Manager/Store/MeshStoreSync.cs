@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
-using Skywire.Core.Channels;
 using Skywire.Protocol;
 
 namespace Skywire.Core.Manager.Store;
@@ -28,13 +27,9 @@ public sealed partial class MeshStoreSync : IAsyncDisposable
     private readonly ManagerOptions _options;
     private readonly CancellationTokenSource _cts = new();
     private readonly Lock _publishLock = new();
-    private readonly Dictionary<string, byte[]> _leased = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, byte[]> _written = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, StoreTransaction> _pending = new(StringComparer.Ordinal);
-    private readonly SemaphoreSlim _pendingSignal = new(0, int.MaxValue);
+    private readonly StorePublisher _publisher;
     private readonly Dictionary<PubKey, HashSet<string>> _publishedApps = [];
     private readonly ConcurrentDictionary<PubKey, (string Text, DateTimeOffset At)> _publishedLinks = new();
-    private Task? _publisher;
     private Task? _watcher;
     private int _disposed;
 
@@ -55,6 +50,7 @@ public sealed partial class MeshStoreSync : IAsyncDisposable
         _time = options.TimeProvider;
         ManagerId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
         Listen = listen;
+        _publisher = new StorePublisher(store, "this manager", logger, _time);
     }
 
     /// <summary>This manager process's id in the store (random per process).</summary>
@@ -75,10 +71,9 @@ public sealed partial class MeshStoreSync : IAsyncDisposable
     /// <summary>Starts the session, the publisher and the watch.</summary>
     public void Start()
     {
-        _store.SessionStarted += Republish;
+        _publisher.Start();
         Publish(MeshStoreCodec.ManagerKey(ManagerId), MeshStoreCodec.Encode(new ManagerValue { Listen = Listen, Started = _time.GetUtcNow() }), leased: true);
         _store.Start();
-        _publisher = Task.Run(PublishLoopAsync);
         _watcher = Task.Run(WatchLoopAsync);
     }
 
@@ -154,155 +149,14 @@ public sealed partial class MeshStoreSync : IAsyncDisposable
 
     // ---------------------------------------------------------------- the publisher
 
-    /// <summary>Queues a put (the latest write of a key wins); leased keys are written again under every new session.</summary>
-    private void Publish(string key, byte[] value, bool leased)
-    {
-        lock (_publishLock)
-        {
-            if (leased)
-            {
-                _leased[key] = value;
-            }
+    private void Publish(string key, byte[] value, bool leased) => _publisher.Publish(key, value, leased);
 
-            _pending[key] = StoreTransaction.Write(StoreOp.Put(key, value, leased));
-        }
+    private void Unpublish(string key) => _publisher.Unpublish(key);
 
-        _pendingSignal.Release();
-    }
-
-    /// <summary>Queues the delete of a key this manager wrote, done only if it still holds what this manager wrote.</summary>
-    private void Unpublish(string key)
-    {
-        lock (_publishLock)
-        {
-            _leased.Remove(key);
-            if (_written.Remove(key, out var mine))
-            {
-                _pending[key] = new StoreTransaction([StoreCompare.Holds(key, mine)], [StoreOp.Delete(key)]);
-            }
-            else
-            {
-                _pending.Remove(key);
-                return;
-            }
-        }
-
-        _pendingSignal.Release();
-    }
-
-    /// <summary>Queues a transaction under a key of its own (retried until it lands or is replaced).</summary>
-    private void Enqueue(string key, StoreTransaction transaction)
-    {
-        lock (_publishLock)
-        {
-            _pending[key] = transaction;
-        }
-
-        _pendingSignal.Release();
-    }
-
-    private void Republish()
-    {
-        lock (_publishLock)
-        {
-            foreach (var (key, value) in _leased)
-            {
-                _pending[key] = StoreTransaction.Write(StoreOp.Put(key, value, leased: true));
-            }
-        }
-
-        Log.SessionRepublished(_logger, _store.Description, _leased.Count);
-        _pendingSignal.Release();
-    }
-
-    private async Task PublishLoopAsync()
-    {
-        var stopping = _cts.Token;
-        var backoff = new Backoff(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(2));
-        while (!stopping.IsCancellationRequested)
-        {
-            try
-            {
-                await _pendingSignal.WaitAsync(stopping);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-
-            while (!stopping.IsCancellationRequested)
-            {
-                KeyValuePair<string, StoreTransaction> next;
-                lock (_publishLock)
-                {
-                    if (_pending.Count == 0)
-                    {
-                        break;
-                    }
-
-                    next = _pending.First();
-                }
-
-                try
-                {
-                    await _store.TransactAsync(next.Value, stopping);
-                    backoff.Reset();
-                    lock (_publishLock)
-                    {
-                        // Done unless it was replaced meanwhile.
-                        if (_pending.TryGetValue(next.Key, out var current) && ReferenceEquals(current, next.Value))
-                        {
-                            _pending.Remove(next.Key);
-                        }
-
-                        foreach (var op in next.Value.Operations)
-                        {
-                            if (op.Value is null)
-                            {
-                                _written.Remove(op.Key);
-                            }
-                            else
-                            {
-                                _written[op.Key] = op.Value;
-                            }
-                        }
-                    }
-                }
-                catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-                {
-                    return;
-                }
-                catch (Exception ex) when (ex is StoreUnavailableException or OperationCanceledException or ObjectDisposedException)
-                {
-                    if ((backoff.Attempts & (backoff.Attempts - 1)) == 0)
-                    {
-                        Log.PublishDeferred(_logger, _pending.Count, ex.Message);
-                    }
-
-                    try
-                    {
-                        await backoff.DelayAsync(_time, stopping);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                        return;
-                    }
-                }
-            }
-        }
-    }
+    private void Enqueue(string key, StoreTransaction transaction) => _publisher.Enqueue(key, transaction);
 
     /// <summary>Keys waiting to be written (0 when the store holds everything this manager published).</summary>
-    public int PendingWrites
-    {
-        get
-        {
-            lock (_publishLock)
-            {
-                return _pending.Count;
-            }
-        }
-    }
+    public int PendingWrites => _publisher.PendingWrites;
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
@@ -312,14 +166,11 @@ public sealed partial class MeshStoreSync : IAsyncDisposable
             return;
         }
 
-        _store.SessionStarted -= Republish;
+        await _publisher.DisposeAsync();
         await _cts.CancelAsync();
-        foreach (var task in (Task?[])[_publisher, _watcher])
+        if (_watcher is not null)
         {
-            if (task is not null)
-            {
-                await task.ContinueWith(_ => { }, TaskScheduler.Default);
-            }
+            await _watcher.ContinueWith(_ => { }, TaskScheduler.Default);
         }
 
         foreach (var pending in _acks.Values)

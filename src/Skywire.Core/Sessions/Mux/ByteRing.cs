@@ -5,7 +5,10 @@ namespace Skywire.Core.Sessions.Mux;
 /// <summary>
 /// A byte buffer addressed by absolute stream offset, holding the window [<see cref="Base"/>, Base + capacity).
 /// It grows (power of two, pooled) up to a maximum and gives its array back to the pool when it drains, so an
-/// idle stream holds no buffer.
+/// idle stream holds no buffer. After a drain it rents at once the capacity the last fill needed: a busy stream's
+/// ring drains and refills all the time (the app reads all that arrived, the peer acks all that was sent), and
+/// growing from the minimum on every refill copied the live bytes at each doubling (3-4 % of a node's CPU in a bulk
+/// transfer, issue 19.2).
 /// </summary>
 internal sealed class ByteRing
 {
@@ -14,6 +17,8 @@ internal sealed class ByteRing
     private byte[]? _buffer;
     private long _base;
     private long _highWater;
+    private int _peak;      // the most bytes held since the array was rented
+    private int _lastNeed;  // the capacity the last fill (rent to drain) needed
 
     public ByteRing(int maxCapacity) => _maxCapacity = (int)Math.Max(MinCapacity, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)maxCapacity));
 
@@ -42,6 +47,7 @@ internal sealed class ByteRing
         if (end > _highWater)
         {
             _highWater = end;
+            _peak = Math.Max(_peak, (int)(end - _base));
         }
     }
 
@@ -77,6 +83,7 @@ internal sealed class ByteRing
         }
         if (_highWater == _base && _buffer is not null)
         {
+            _lastNeed = _peak;
             ArrayPool<byte>.Shared.Return(_buffer);
             _buffer = null;
         }
@@ -104,7 +111,13 @@ internal sealed class ByteRing
         {
             return;
         }
-        var capacity = (int)Math.Min((ulong)_maxCapacity, Math.Max((ulong)MinCapacity, System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)needed)));
+        // An empty ring starts at what its last fill needed (its peak since that rent), not at the minimum.
+        var wanted = _buffer is null ? Math.Max(needed, _lastNeed) : needed;
+        var capacity = (int)Math.Min((ulong)_maxCapacity, Math.Max((ulong)MinCapacity, System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)wanted)));
+        if (_buffer is null)
+        {
+            _peak = (int)needed;
+        }
         var grown = ArrayPool<byte>.Shared.Rent(capacity);
         // ArrayPool may hand out a larger array; the mask needs a power of two.
         if (!System.Numerics.BitOperations.IsPow2(grown.Length))
