@@ -1,9 +1,11 @@
 using System.Net;
 using System.Text;
 using Skywire.Core.Crypto;
+using Skywire.Core.Crypto.Noise;
 using Skywire.Core.Manager.Store;
 using Skywire.Core.Messenger;
 using Skywire.Protocol;
+using Skywire.Protocol.Framing;
 using Skywire.Protocol.Messenger;
 using Skywire.TestKit.Etcd;
 using Skywire.TestKit.Logging;
@@ -193,5 +195,32 @@ public sealed class MessengerStoreTests
         // The real users still reach each other.
         await alice.SendAsync(bob.Key, "still works", ct);
         Assert.Equal("still works", await ReceiveTextAsync(bob, alice.Key));
+    }
+
+    [Fact]
+    public async Task PeerFramesFromAUserThatIsNotAMessengerOfTheStore_CloseItsConnection_AndAreNotDelivered()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var etcd = await EtcdCluster.StartAsync(1, Output(), ct);
+        using var log = new TestLog(Output());
+        await using var storeA = Store(etcd, "/ms4/", log, "etcd-A");
+        await using var a = StartServer(storeA, log);
+        await using var alice = await ConnectAsync(a, log);
+        var bob = KeyPair.Generate().Public;
+
+        // A plain user of A claims to be another messenger and hands alice a message "from bob".
+        var mallory = KeyPair.Generate();
+        await using var raw = await RawMessengerPeer.ConnectAsync(a.LocalEndPoint);
+        using var local = Secp256k1Dh.FromKeyPair(mallory);
+        await raw.HandshakeAsync(local, a.Key);
+        Assert.Equal((byte)MessengerOpcode.Hello | 0x80, await raw.HelloAsync(mallory));
+        var payload = MessengerFrames.PeerSendPrefix(bob, alice.Key).Concat(new byte[64]).ToArray();
+        await raw.WritePlainAsync(FrameCodec.Encode((byte)MessengerOpcode.PeerSend, 1, payload));
+        Assert.True(await raw.WaitClosedAsync());
+
+        // Nothing reached alice: the next message she gets is a real one.
+        await using var carol = await ConnectAsync(a, log);
+        await carol.SendAsync(alice.Key, "real", ct);
+        Assert.Equal("real", await ReceiveTextAsync(alice, carol.Key));
     }
 }
