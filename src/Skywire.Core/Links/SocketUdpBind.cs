@@ -19,8 +19,13 @@ public sealed partial class SocketUdpBind : IUdpBind
     private readonly ILogger _logger;
     private Socket? _socket;
     private volatile bool _gso;
+    private volatile bool _gsoWorked;
+    private int _gsoRefusalsInARow;
     private bool _gro;
     private volatile bool _closed;
+
+    /// <summary>GSO refusals in a row, with no GSO send taken in between, that turn GSO off after it had worked.</summary>
+    internal const int GsoRefusalsBeforeOff = 256;
 
     /// <summary>Creates an unbound bind.</summary>
     /// <param name="udpOffload">Use UDP GSO/GRO when the kernel has them.</param>
@@ -193,6 +198,8 @@ public sealed partial class SocketUdpBind : IUdpBind
                 var result = UdpOffload.SendSegments(socket, to, slots, stride, lengths, i, j - i, size);
                 if (result == UdpOffload.SendResult.Sent)
                 {
+                    _gsoWorked = true;
+                    _gsoRefusalsInARow = 0;
                     batched++;
                     sent += j - i;
                     bytes += runBytes;
@@ -200,7 +207,12 @@ public sealed partial class SocketUdpBind : IUdpBind
                     continue;
                 }
 
-                if (result == UdpOffload.SendResult.Unsupported && _gso)
+                // The kernel refuses a GSO send with EINVAL both when it cannot segment at all and when the segment
+                // size exceeds the path MTU towards this destination (a narrower link somewhere: the run is sent one by
+                // one below, fragmented by the kernel). Once GSO has worked on this socket a refusal is taken for the
+                // latter, so one narrow peer does not cost every other peer its batching; GSO is turned off only if
+                // it never worked, or if it keeps being refused with no success in between.
+                if (result == UdpOffload.SendResult.Unsupported && _gso && (!_gsoWorked || ++_gsoRefusalsInARow >= GsoRefusalsBeforeOff))
                 {
                     _gso = false;
                     Log.GsoDisabled(_logger);

@@ -78,6 +78,45 @@ public sealed class NetworkNamespaces : IDisposable
     /// <summary>Creates a namespace with only its loopback up (no link anywhere); deleted on dispose. Returns its name.</summary>
     public string AddEmpty(string name) => Add(name);
 
+    /// <summary>Runs <paramref name="command"/> inside namespace <paramref name="ns"/>; throws with its stderr if it fails.</summary>
+    public static void Exec(string ns, params string[] command) => Run(["ip", "netns", "exec", ns, .. command]);
+
+    /// <summary>
+    /// Calls <paramref name="create"/> on a thread that joined namespace <paramref name="ns"/> (setns: a network
+    /// namespace is per thread on Linux), so the sockets it opens live there for good, whichever thread uses them after.
+    /// </summary>
+    public static T InNamespace<T>(string ns, Func<T> create)
+    {
+        ArgumentNullException.ThrowIfNull(create);
+        T result = default!;
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                using var handle = File.OpenHandle(Path.Combine("/var/run/netns", ns));
+                if (SetNs((int)handle.DangerousGetHandle(), CloneNewNet) != 0)
+                {
+                    throw new InvalidOperationException($"setns({ns}) failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+                }
+
+                result = create();
+            }
+            catch (Exception ex)
+            {
+                failure = ex;
+            }
+        });
+        thread.Start();
+        thread.Join();
+        return failure is null ? result : throw new InvalidOperationException($"in namespace {ns}: {failure.Message}", failure);
+    }
+
+    private const int CloneNewNet = 0x40000000;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "setns", SetLastError = true)]
+    private static extern int SetNs(int fd, int nstype);
+
     /// <summary>Takes a host's link down or up (a cut network, without closing any socket).</summary>
     public void SetLink(string ns, int index, bool up) => Run("ip", "netns", "exec", ns, "ip", "link", "set", $"{_short}{Tag}{index}", up ? "up" : "down");
 

@@ -5,6 +5,7 @@ using Skywire.Core.Links;
 using Skywire.Core.Sessions;
 using Skywire.Core.Sessions.Mux;
 using Skywire.TestKit.Logging;
+using Skywire.TestKit.Netns;
 
 namespace Skywire.Tests.Links;
 
@@ -240,6 +241,57 @@ public sealed class UdpOffloadTests
         else if (!relayOffload)
         {
             Assert.Equal(0, b.Plane.Statistics.GsoSends);
+        }
+    }
+    [Fact]
+    public async Task NarrowPath_ItsRunGoesOneByOne_GsoStaysOnForEveryOtherPeer()
+    {
+        // One socket, two destinations: 127.0.0.1 (MTU 65536) and 10.66.0.2 behind a link of MTU 1300 (a veth pair inside the namespace). A GSO
+        // run of 1400-byte datagrams towards the narrow one is refused by the kernel (EINVAL, as when it cannot
+        // segment at all); it must go out one by one (fragmented) without costing the wide peer its batching.
+        if (NetworkNamespaces.Unsupported() is { } reason)
+        {
+            Assert.Skip(reason);
+        }
+
+        using var nets = new NetworkNamespaces();
+        var ns = nets.AddEmpty("gso");
+        NetworkNamespaces.Exec(ns, "ip", "link", "add", "narrow0", "type", "veth", "peer", "name", "narrow1");
+        NetworkNamespaces.Exec(ns, "ip", "link", "set", "narrow0", "mtu", "1300", "up");
+        NetworkNamespaces.Exec(ns, "ip", "link", "set", "narrow1", "up");
+        NetworkNamespaces.Exec(ns, "ip", "addr", "add", "10.66.0.1/24", "dev", "narrow0");
+        NetworkNamespaces.Exec(ns, "ip", "neigh", "add", "10.66.0.2", "lladdr", "02:00:00:00:66:02", "dev", "narrow0");
+        var (bind, receiver) = NetworkNamespaces.InNamespace(ns, () =>
+        {
+            var b = new SocketUdpBind();
+            b.Open(new IPEndPoint(IPAddress.Any, 0));
+            var r = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            r.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            return (b, r);
+        });
+        using var b = bind;
+        using var r = receiver;
+        Assert.SkipUnless(bind.GsoActive, "no UDP GSO here");
+        var (slots, lengths) = Batch();
+        var wide = receiver.LocalEndPoint!.Serialize();
+        var narrow = new IPEndPoint(IPAddress.Parse("10.66.0.2"), 9).Serialize();
+
+        Assert.Equal(1, bind.SendBatch(wide, slots, 1500, lengths).BatchedCalls);
+        var cut = bind.SendBatch(narrow, slots, 1500, lengths);
+        Assert.Equal((lengths.Length, 0, 0), (cut.Sent, cut.Failed, cut.BatchedCalls));
+        Assert.True(bind.GsoActive, "one narrow path turned GSO off for every peer");
+        Assert.Equal(1, bind.SendBatch(wide, slots, 1500, lengths).BatchedCalls);
+
+        // The wide peer got both batches whole, in order.
+        var buffer = new byte[2048];
+        receiver.ReceiveTimeout = (int)Limit.TotalMilliseconds;
+        for (var round = 0; round < 2; round++)
+        {
+            for (var i = 0; i < lengths.Length; i++)
+            {
+                var n = await receiver.ReceiveAsync(buffer, TestContext.Current.CancellationToken).AsTask().WaitAsync(Limit, TestContext.Current.CancellationToken);
+                Assert.True(buffer.AsSpan(0, n).SequenceEqual(slots.AsSpan(i * 1500, lengths[i])), $"round {round}, datagram {i} differs");
+            }
         }
     }
 }
