@@ -2,7 +2,7 @@
 # Mesh throughput with metering on vs off (issue 15 item 8), in one run: bench/mesh/meshbench.py over 3 hops
 # (a->b->c->d, the built executables on loopback), first without a ledger, then with `manager --ledger` (terms,
 # receipts every 4 MiB, spend authorizations, caps), alternating ROUNDS times; the median of each is reported.
-# Usage: bench/metering-bench.sh [MIB [ROUNDS [MANAGER-ARG...]]]   (default 200 MiB, 2 rounds; e.g. --window=67108864
+# Usage: bench/metering-bench.sh [MIB [ROUNDS [MANAGER-ARG...]]]   (default 200 MiB, 2 rounds; bench/run-all runs 5; e.g. --window=67108864
 # to run the metered rounds with another window than the manager's default). Needs python3.
 # Prints a RESULT line (bench/README.md): ours = metered, baseline = unmetered.
 set -euo pipefail
