@@ -34,6 +34,47 @@ public sealed partial class MessengerServer
     /// <summary>Whether <paramref name="key"/> is another messenger of this store (it may send the Peer* frames).</summary>
     private bool IsPeer(PubKey key) => Presence?.TryGetServer(key, out _) == true;
 
+    /// <summary>
+    /// Waits until this messenger's view of the store lists <paramref name="key"/> as a messenger (a peer that just
+    /// joined is seen by the one it links to a moment later: the watches of two messengers do not advance together).
+    /// False when it is not listed by the time <paramref name="cancellationToken"/> fires, or without a store.
+    /// </summary>
+    private async Task<bool> WaitUntilPeerAsync(PubKey key, CancellationToken cancellationToken)
+    {
+        if (Presence is not { } presence)
+        {
+            return false;
+        }
+
+        var listed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnApplied()
+        {
+            if (IsPeer(key))
+            {
+                listed.TrySetResult();
+            }
+        }
+
+        presence.Applied += OnApplied;
+        try
+        {
+            if (!IsPeer(key))
+            {
+                await listed.Task.WaitAsync(cancellationToken);
+            }
+
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return IsPeer(key);
+        }
+        finally
+        {
+            presence.Applied -= OnApplied;
+        }
+    }
+
     /// <summary>Whether <paramref name="key"/> is connected here or to another messenger of the store.</summary>
     public bool IsOnlineAnywhere(PubKey key) => IsOnline(key) || Presence?.ServersOf(key).Length > 0;
 
@@ -195,6 +236,7 @@ public sealed partial class MessengerServer
             Version = MessengerProtocol.Version,
             Signature = Convert.ToHexStringLower(_key.Sign(secure.HelloSigningInput(MessengerProtocol.HelloSignatureContext))),
             Agent = "skywire-messenger (peer)",
+            Peer = true,
         };
         try
         {

@@ -249,6 +249,14 @@ public sealed partial class MessengerServer : IAsyncDisposable
             return await RefuseAsync(MessengerErrorCode.Forbidden, "the hello signature does not prove the key of this channel");
         }
 
+        // Another messenger of the store linking to this one: answer once this messenger's view lists it, so the
+        // PeerSend frames it sends next are taken (a view that lagged used to close the link on the first one and
+        // lose what it carried).
+        if (message.Peer == true && !await WaitUntilPeerAsync(key, deadline.Token))
+        {
+            return await RefuseAsync(MessengerErrorCode.Forbidden, "a messenger link from a key that is not a messenger of this store");
+        }
+
         var connection = new ServerConnection(this, key, link, new TokenBucket(Options.RatePerSecond, Options.RateBurst, _time));
         if (Tap is { } tap)
         {

@@ -13,6 +13,12 @@ public sealed record MessengerHello
     public string Signature { get; init; } = "";
     /// <summary>Free-form software identification.</summary>
     public string? Agent { get; init; }
+    /// <summary>
+    /// Set by a messenger opening a link to another messenger of the same store (docs/protocol.md §8.8): the
+    /// acceptor answers only once its own view of the store lists this key as a messenger (or refuses when it does
+    /// not within the handshake timeout), so the link's first PeerSend never meets a view that lags behind.
+    /// </summary>
+    public bool? Peer { get; init; }
 }
 
 /// <summary>The messenger's answer to <see cref="MessengerHello"/>: the limits it enforces.</summary>

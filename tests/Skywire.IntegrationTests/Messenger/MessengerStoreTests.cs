@@ -198,6 +198,45 @@ public sealed class MessengerStoreTests
     }
 
     [Fact]
+    public async Task PeerHello_AnsweredOnlyOnceTheStoreListsTheKey_RefusedWhenItNeverDoes()
+    {
+        // Two messengers' watches do not advance together: one that just joined can be listed at the messenger it links
+        // to a moment after its link arrives. The acceptor holds a peer hello until its own view lists the key (the
+        // link's first PeerSend used to meet the lagging view, close the link and lose what it carried), and refuses a
+        // key that is never listed once the handshake timeout passes.
+        var ct = TestContext.Current.CancellationToken;
+        await using var etcd = await EtcdCluster.StartAsync(1, Output(), ct);
+        using var log = new TestLog(Output());
+        await using var storeA = Store(etcd, "/ms5/", log, "etcd-A");
+        await using var writer = Store(etcd, "/ms5/", log, "etcd-writer");
+        await using var a = new MessengerServer(KeyPair.Generate(), new MessengerServerOptions { HandshakeTimeout = TimeSpan.FromSeconds(2) }, log, store: storeA);
+        a.Start(new IPEndPoint(IPAddress.Loopback, 0));
+
+        // Never listed: refused (an error answer, not the hello's acknowledgement), after the handshake timeout.
+        var stranger = KeyPair.Generate();
+        await using (var raw = await RawMessengerPeer.ConnectAsync(a.LocalEndPoint))
+        {
+            using var local = Secp256k1Dh.FromKeyPair(stranger);
+            await raw.HandshakeAsync(local, a.Key);
+            var answer = await raw.HelloFrameAsync(stranger, MessengerProtocol.Version, peer: true);
+            Assert.Equal((byte)MessengerOpcode.Error, answer[4]);
+            Assert.True(await raw.WaitClosedAsync());
+        }
+
+        // Listed while its hello waits: answered, and its PeerSend is taken (queued here for its offline key).
+        var peer = KeyPair.Generate();
+        await using var link = await RawMessengerPeer.ConnectAsync(a.LocalEndPoint);
+        using var peerDh = Secp256k1Dh.FromKeyPair(peer);
+        await link.HandshakeAsync(peerDh, a.Key);
+        var hello = link.HelloFrameAsync(peer, MessengerProtocol.Version, peer: true);
+        await writer.TransactAsync(StoreTransaction.Write(StoreOp.Put($"messenger/servers/{peer.Public}", Encoding.UTF8.GetBytes("{\"endpoint\":\"127.0.0.1:9\"}"))), ct);
+        Assert.Equal((byte)MessengerOpcode.Hello | 0x80, (await hello.WaitAsync(Deadline, ct))[4]);
+        var offline = KeyPair.Generate().Public;
+        await link.WritePlainAsync(FrameCodec.Encode((byte)MessengerOpcode.PeerSend, 7, [.. MessengerFrames.PeerSendPrefix(KeyPair.Generate().Public, offline), .. new byte[64]]));
+        await WaitUntilAsync(() => a.Store.CountFor(offline) == 1, "the forwarded message is queued for its offline key");
+    }
+
+    [Fact]
     public async Task PeerFramesFromAUserThatIsNotAMessengerOfTheStore_CloseItsConnection_AndAreNotDelivered()
     {
         var ct = TestContext.Current.CancellationToken;

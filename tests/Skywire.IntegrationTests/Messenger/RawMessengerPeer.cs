@@ -56,11 +56,11 @@ internal sealed class RawMessengerPeer : IAsyncDisposable
     /// <summary>Sends a correctly signed hello and reads the answer frame's opcode.</summary>
     public async Task<byte> HelloAsync(KeyPair signer) => (await HelloFrameAsync(signer, MessengerProtocol.Version))[4];
 
-    /// <summary>Sends a correctly signed hello of <paramref name="version"/> and reads the whole answer frame.</summary>
-    public async Task<byte[]> HelloFrameAsync(KeyPair signer, int version)
+    /// <summary>Sends a correctly signed hello of <paramref name="version"/> (as another messenger of the store when <paramref name="peer"/>) and reads the whole answer frame.</summary>
+    public async Task<byte[]> HelloFrameAsync(KeyPair signer, int version, bool? peer = null)
     {
         var input = System.Security.Cryptography.SHA256.HashData([.. Encoding.ASCII.GetBytes(MessengerProtocol.HelloSignatureContext), .. HandshakeHash]);
-        var hello = new MessengerHello { Version = version, Signature = Convert.ToHexStringLower(signer.Sign(input)) };
+        var hello = new MessengerHello { Version = version, Signature = Convert.ToHexStringLower(signer.Sign(input)), Peer = peer };
         await WritePlainAsync(FrameCodec.Encode((byte)MessengerOpcode.Hello, 1, JsonSerializer.SerializeToUtf8Bytes(hello, MessengerJsonContext.Default.MessengerHello)));
         return await ReadPlainAsync();
     }
