@@ -206,9 +206,26 @@ public sealed class DatagramFlowTests
         var again = await Assert.ThrowsAsync<AppApiException>(() => pair.ServerApp.OpenDatagramsAsync(pair.ServerStream).WaitAsync(Limit));
         Assert.Equal(AppApiErrorCode.Conflict, again.Code);
 
-        // The flow and the node still work.
-        await using var up = await pair.ClientApp.OpenDatagramsAsync(pair.ClientStream).WaitAsync(Limit);
+        // The flow and the node still work. The raw connection's attachment is released once node a has read that
+        // connection to its end, which may come just after the counters above: until then a new attach is a Conflict.
+        await using var up = await AttachWhenReleasedAsync(pair.ClientApp, pair.ClientStream);
         await ExchangeAsync(up, down, 200, 500);
+
+        static async Task<SkywireDatagrams> AttachWhenReleasedAsync(SkywireApp app, SkywireStream stream)
+        {
+            var deadline = DateTime.UtcNow + Limit;
+            while (true)
+            {
+                try
+                {
+                    return await app.OpenDatagramsAsync(stream).WaitAsync(Limit);
+                }
+                catch (AppApiException ex) when (ex.Code == AppApiErrorCode.Conflict && DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(20, TestContext.Current.CancellationToken);
+                }
+            }
+        }
     }
 
     [Fact]
