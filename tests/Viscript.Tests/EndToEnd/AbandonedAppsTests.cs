@@ -62,6 +62,90 @@ public sealed class AbandonedAppsTests : ExeTestBase
         }
     }
 
+    [Fact]
+    public async Task AfterKillMinus9_AppsStartedByHand_RestartAlways_IgnoringSigterm_OrForking_AreAllStopped_NoneStartedAgain()
+    {
+        // None is autostart: the next viscript must stop every one (the one ignoring SIGTERM by SIGKILL after its
+        // stop_timeout; the forker's double-forked grandchild with its session) and start none of them again.
+        var config = Dir.Write("config.yaml", """
+            apps:
+              always:
+                path: /bin/sleep
+                default_args: ["1000"]
+                restart: always
+                stop_timeout: 2s
+              stubborn:
+                path: /bin/sh
+                default_args: ["-c", "trap '' TERM; sleep 1000"]
+                stop_timeout: 2s
+              forker:
+                path: /bin/sh
+                default_args: ["-c", "sleep 1000 & (sleep 1000 &); exec sleep 1000"]
+                stop_timeout: 2s
+            settings:
+              runHeadless: true
+            """);
+        var leftovers = new List<ProcStat>();
+        try
+        {
+            await using (var first = await DaemonProcess.StartAsync(config))
+            {
+                (string App, int SessionSize)[] apps = [("always", 1), ("stubborn", 2), ("forker", 3)];
+                for (var i = 0; i < apps.Length; i++)
+                {
+                    var s = await first.CliAsync("s", apps[i].App);
+                    Assert.True(s.ExitCode == 0, s.ToString());
+                    var pid = PidOf(await first.CliAsync("la"), (ulong)(i + 1));
+                    leftovers.AddRange(await SessionAsync(pid, apps[i].SessionSize));
+                }
+                first.Signal(9);
+                Assert.Equal(137, await first.WaitForExitAsync());
+            }
+            Assert.All(leftovers, p => Assert.True(p.StillInProc && Pids.IsAlive(p.Pid), $"pid {p.Pid} should have outlived viscript's SIGKILL"));
+
+            await using var second = await DaemonProcess.StartAsync(config);
+            foreach (var p in leftovers)
+            {
+                Assert.True(await WaitGoneAsync(p), $"pid {p.Pid} ({p.State}) left by the killed viscript still runs");
+            }
+            foreach (var app in new[] { "always", "stubborn", "forker" })
+            {
+                Assert.Contains($"({app}) pid ", second.Stderr, StringComparison.Ordinal);
+            }
+            // Nothing was started again (no duplicate): the new daemon lists no process at all.
+            var la = await second.CliAsync("la", "-a");
+            Assert.True(la.ExitCode == 0, la.ToString());
+            Assert.StartsWith("No external apps running.", la.Stdout, StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var p in leftovers.Where(p => p.StillInProc))
+            {
+                Viscript.Core.Supervision.Native.TrySignal(p.Pid, 9);
+            }
+        }
+    }
+
+    /// <summary>The <paramref name="size"/> members of the session <paramref name="leader"/> leads (leader included), once all exist.</summary>
+    private static async Task<List<ProcStat>> SessionAsync(int leader, int size)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (DateTime.UtcNow < deadline)
+        {
+            var members = Directory.EnumerateDirectories("/proc")
+                .Select(p => int.TryParse(Path.GetFileName(p), out var pid) ? ProcStat.Read(pid) : null)
+                .OfType<ProcStat>()
+                .Where(s => s.Session == leader)
+                .ToList();
+            if (members.Count >= size)
+            {
+                return members;
+            }
+            await Task.Delay(50);
+        }
+        throw new TimeoutException($"session {leader} did not reach {size} processes");
+    }
+
     /// <summary>The pid of app id 1, once autostart has started it.</summary>
     private static async Task<int> RunningPidAsync(DaemonProcess d)
     {
