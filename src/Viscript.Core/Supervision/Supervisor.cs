@@ -278,7 +278,7 @@ public sealed partial class Supervisor : IAsyncDisposable
     /// </summary>
     private static void RecordDecision(ManagedProcess p, string state, string reason)
     {
-        p.Logs.Append(LogStream.System, $"viscript: {state}: {reason}");
+        p.Logs.Append(LogStream.System, $"{state}: {reason}");
         p.LogFile?.Write($"--- viscript: {state}: {reason}");
         p.LogFile?.Flush();
     }

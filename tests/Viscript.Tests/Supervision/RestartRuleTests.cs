@@ -168,8 +168,8 @@ public sealed class RestartRuleTests : IAsyncLifetime
 
         // Where an operator reads the app's output (`logs ID`, its log file), the decisions are written too.
         var lines = _supervisor.GetLogs(1).Tail(100).Where(l => l.Stream == LogStream.System).Select(l => l.Text).ToList();
-        Assert.Contains(lines, l => l.StartsWith("viscript: Backoff: pid ", StringComparison.Ordinal) && l.Contains("restart 1/1 in 10s", StringComparison.Ordinal));
-        Assert.Contains(lines, l => l.StartsWith("viscript: Fatal: pid ", StringComparison.Ordinal) && l.Contains("gave up after 2 quick failures", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("Backoff: pid ", StringComparison.Ordinal) && l.Contains("restart 1/1 in 10s", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("Fatal: pid ", StringComparison.Ordinal) && l.Contains("gave up after 2 quick failures", StringComparison.Ordinal));
         var file = await File.ReadAllTextAsync(Path.Combine(logs, "crasher-1.log"), TestContext.Current.CancellationToken);
         Assert.Contains("--- viscript: Backoff: pid ", file, StringComparison.Ordinal);
         Assert.Contains("--- viscript: Fatal: pid ", file, StringComparison.Ordinal);
