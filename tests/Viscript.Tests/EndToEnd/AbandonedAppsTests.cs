@@ -126,6 +126,128 @@ public sealed class AbandonedAppsTests : ExeTestBase
         }
     }
 
+    [Fact]
+    public async Task Sighup_AClosedTerminal_StopsTheAppsLikeSigterm_InsteadOfOrphaningThem()
+    {
+        var config = Config();
+        await using var d = await DaemonProcess.StartAsync(config);
+        var pid = await RunningPidAsync(d);
+        var leftovers = new List<ProcStat> { ProcStat.Read(pid)!.Value, await SessionMemberAsync(pid) };
+        try
+        {
+            // nohup (or a parent that ignores SIGHUP) makes the daemon inherit the signal as ignored: nothing to test then.
+            var ignored = File.ReadAllLines($"/proc/{d.Pid}/status").Single(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+            Assert.SkipWhen((Convert.ToUInt64(ignored["SigIgn:".Length..].Trim(), 16) & 1) != 0, "SIGHUP is ignored by this test's parent (nohup)");
+
+            d.Signal(1);
+            Assert.Equal(0, await d.WaitForExitAsync());
+            Assert.Contains(d.Lines, l => l == "viscript: stopped.");
+            foreach (var p in leftovers)
+            {
+                Assert.True(await WaitGoneAsync(p), $"pid {p.Pid} outlived viscript's SIGHUP");
+            }
+        }
+        finally
+        {
+            foreach (var p in leftovers.Where(p => p.StillInProc))
+            {
+                Viscript.Core.Supervision.Native.TrySignal(p.Pid, 9);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task ClosedTerminal_TheDaemonStopsItsAppsAndExits_InsteadOfDyingOrCrashingOnTheHangup()
+    {
+        // viscript with its REPL on a pseudo-terminal (script(1)); killing script closes the terminal's master side, so the
+        // kernel sends SIGHUP to viscript and every later read or write on the terminal fails with EIO.
+        Assert.SkipUnless(File.Exists("/usr/bin/script"), "needs script(1) (util-linux) for a pseudo-terminal");
+        var config = Config();
+        string[] daemon = ["dotnet", Paths.ViscriptDll, "--headless", "--config", config, "--signal", "127.0.0.1:0", "--control", "127.0.0.1:0"];
+        var psi = new System.Diagnostics.ProcessStartInfo("/usr/bin/script")
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in new[] { "-q", "-f", "-e", "-c", string.Join(' ', daemon.Select(x => "'" + x.Replace("'", "'\\''", StringComparison.Ordinal) + "'")), "/dev/null" })
+        {
+            psi.ArgumentList.Add(a);
+        }
+        psi.Environment["XDG_RUNTIME_DIR"] = Path.Combine(Dir.Path, "run");
+        psi.Environment["TERM"] = "xterm";
+        psi.Environment.Remove("VISCRIPT_CONTROL");
+        psi.Environment.Remove("VISCRIPT_TOKEN");
+        psi.Environment.Remove("VISCRIPT_TOKEN_FILE");
+
+        using var script = System.Diagnostics.Process.Start(psi)!;
+        var output = new System.Text.StringBuilder();
+        var reader = Task.Run(async () =>
+        {
+            var buffer = new char[4096];
+            int n;
+            while ((n = await script.StandardOutput.ReadAsync(buffer)) > 0)
+            {
+                lock (output)
+                {
+                    output.Append(buffer, 0, n);
+                }
+            }
+        });
+        var leftovers = new List<ProcStat>();
+        ProcStat? viscript = null;
+        try
+        {
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
+            System.Text.RegularExpressions.Match started;
+            while (true)
+            {
+                string text;
+                lock (output)
+                {
+                    text = output.ToString();
+                }
+                started = System.Text.RegularExpressions.Regex.Match(text, @"viscript: signal \S+ control \S+ pid (\d+)");
+                if (started.Success && text.Contains("keeper: Starting -> Running", StringComparison.Ordinal))
+                {
+                    break;
+                }
+                Assert.True(DateTime.UtcNow < deadline && !script.HasExited, $"viscript did not start its app on the terminal:\n{text}");
+                await Task.Delay(50);
+            }
+            viscript = ProcStat.Read(int.Parse(started.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+            Assert.NotNull(viscript);
+            var app = Directory.EnumerateDirectories("/proc")
+                .Select(p => int.TryParse(Path.GetFileName(p), out var pid) ? ProcStat.Read(pid) : null)
+                .OfType<ProcStat>()
+                .Single(p => p.Ppid == viscript.Value.Pid && p.Session == p.Pid);
+            leftovers.Add(app);
+            leftovers.Add(await SessionMemberAsync(app.Pid));
+
+            script.Kill(entireProcessTree: false);
+            await script.WaitForExitAsync(TestContext.Current.CancellationToken);
+
+            foreach (var p in leftovers)
+            {
+                Assert.True(await WaitGoneAsync(p), $"pid {p.Pid} outlived its viscript's terminal");
+            }
+            Assert.True(await WaitGoneAsync(viscript.Value), "viscript still runs after its terminal closed");
+        }
+        finally
+        {
+            foreach (var p in leftovers.Append(viscript ?? default).Where(p => p.Pid != 0 && p.StillInProc))
+            {
+                Viscript.Core.Supervision.Native.TrySignal(p.Pid, 9);
+            }
+            if (!script.HasExited)
+            {
+                script.Kill(entireProcessTree: true);
+            }
+            await reader.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+        }
+    }
+
     /// <summary>The <paramref name="size"/> members of the session <paramref name="leader"/> leads (leader included), once all exist.</summary>
     private static async Task<List<ProcStat>> SessionAsync(int leader, int size)
     {
