@@ -21,6 +21,7 @@ public abstract partial class TruncatedStreamScenario(string scratchPrefix) : Ex
         DialingNodeKilled,
         ReceivingNodeKilled,
         DialingAppKilled,
+        DialingAppTerminated,
     }
 
     protected async Task RunAsync(Cause cause)
@@ -81,6 +82,10 @@ public abstract partial class TruncatedStreamScenario(string scratchPrefix) : Ex
                 case Cause.DialingAppKilled:
                     await dialer.DisposeAsync();
                     break;
+                case Cause.DialingAppTerminated:
+                    // SIGTERM (Ctrl+C): the sender stops before the end of its input; that is not the end of the stream.
+                    await dialer.TerminateAsync();
+                    break;
             }
 
             // The sender goes on writing into the dead stream.
@@ -101,7 +106,7 @@ public abstract partial class TruncatedStreamScenario(string scratchPrefix) : Ex
             Assert.True(code != 0, $"the listener exited 0 after {received.Length} bytes of an unfinished stream:\n{listener.Stderr}");
             Assert.DoesNotContain("received", listener.Stderr, StringComparison.Ordinal);
             Assert.True(received.AsSpan().SequenceEqual(GatedPatternStream.Expected(Seed, received.Length)), "the listener wrote wrong bytes");
-            if (cause is Cause.RelayKilled or Cause.ManagerKilledStreamGoesOn)
+            if (cause is Cause.RelayKilled or Cause.ManagerKilledStreamGoesOn or Cause.DialingAppTerminated)
             {
                 Assert.NotEqual(0, await dialer.WaitForExitAsync(Limit));
             }
@@ -221,4 +226,11 @@ public sealed class DialingAppKilledProcessTests() : TruncatedStreamScenario("sk
 {
     [Fact]
     public Task NcListener_DialingAppKilled_ExitsNonZero() => RunAsync(Cause.DialingAppKilled);
+}
+
+[Trait("Category", "E2E")]
+public sealed class DialingAppTerminatedProcessTests() : TruncatedStreamScenario("skywire-trunc-dterm-")
+{
+    [Fact]
+    public Task NcListener_DialingAppTerminatedMidStream_ExitsNonZero() => RunAsync(Cause.DialingAppTerminated);
 }
