@@ -33,6 +33,13 @@ public sealed record MessengerServerOptions
     /// <summary>Bytes queued toward one client beyond which messages to it are dropped as RecipientBusy (default 8 MiB).</summary>
     public long OutboundQueueLimit { get; init; } = 8L * 1024 * 1024;
 
+    /// <summary>
+    /// Frames queued toward one connection beyond which the messenger stops reading it (default 4096); it also stops
+    /// at <see cref="OutboundQueueLimit"/> bytes. A client that pipelines requests (Ping, Query, Offer…) without reading
+    /// the answers then backs up its own writes, and the messenger's memory for it stays bounded (issue 12.7).
+    /// </summary>
+    public int OutboundQueueFrames { get; init; } = 4096;
+
     /// <summary>Initial window of a relayed stream per direction, in record bytes (default 256 KiB).</summary>
     public int StreamWindow { get; init; } = 256 * 1024;
 
