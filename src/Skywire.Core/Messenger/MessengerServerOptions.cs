@@ -24,6 +24,15 @@ public sealed record MessengerServerOptions
     /// <summary>Offline keys with a queue (default 100 000).</summary>
     public int StoreMaxKeys { get; init; } = 100_000;
 
+    /// <summary>
+    /// Messages one sender may have stored over all offline keys (default 4096): one key cannot take the store's key
+    /// slots (<see cref="StoreMaxKeys"/>) by writing to many offline keys (issue 12.2).
+    /// </summary>
+    public int StoreMaxMessagesPerSender { get; init; } = 4096;
+
+    /// <summary>Envelope bytes one sender may have stored over all offline keys (default 16 MiB, 1/16 of the store).</summary>
+    public long StoreMaxBytesPerSender { get; init; } = 16L * 1024 * 1024;
+
     /// <summary>Sustained messages and requests per second per key (default 1000).</summary>
     public double RatePerSecond { get; init; } = 1000;
 
