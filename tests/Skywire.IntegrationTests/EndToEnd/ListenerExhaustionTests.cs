@@ -141,21 +141,34 @@ public sealed partial class ListenerExhaustionTests() : ExecutableTestBase("skyw
     private static partial Regex SocksLine();
 
     /// <summary>
-    /// The <c>--metrics</c> port (Kestrel) of a manager: before, Kestrel's own accept loop took every connection, ran the
-    /// process out of descriptors and the runtime aborted the manager ("Out of memory."). Now the port holds at most its
-    /// cap, leaves the rest in the backlog, and serves a scrape once the flood is gone.
+    /// The <c>--metrics</c> port (Kestrel) of a manager: before, Kestrel's own accept loop took every connection up to
+    /// the descriptor limit, so the manager's control port could not accept its clients while the flood held them (and
+    /// the runtime could abort the manager with "Out of memory."). Now the metrics port holds at most its cap and
+    /// leaves the rest in the backlog: the cli is served while the metrics port is flooded, and a scrape once the
+    /// flood is gone.
     /// </summary>
     [Fact]
-    public async Task ManagerMetrics_FloodBeyondDescriptorLimit_StaysUp_ServesAScrapeAfterwards()
+    public async Task ManagerMetrics_FloodBeyondDescriptorLimit_TheControlPortServesMeanwhile_AScrapeAfterwards()
     {
         SkipWithoutPrlimit();
         await using var manager = SkywireProcess.Start(null, ["manager", "--listen", "127.0.0.1:0", "--key", FilePath("manager.json"), "--metrics", "0"]);
+        var line = ListeningLine().Match(await manager.WaitForLineAsync("listening on", Limit));
+        var address = new ManagerAddress(IPEndPoint.Parse(line.Groups[2].Value), PubKey.Parse(line.Groups[1].Value));
         var url = new Uri(MetricsLine().Match(await manager.WaitForLineAsync("metrics on", Limit)).Groups[1].Value);
-        var endPoint = new IPEndPoint(IPAddress.Loopback, url.Port);
 
-        await using (var flood = await FloodIdleAsync(manager, endPoint))
+        await using (var flood = await FloodIdleAsync(manager, new IPEndPoint(IPAddress.Loopback, url.Port)))
         {
             Assert.True(flood.Count > Headroom, $"the flood opened only {flood.Count} connections");
+            using var admin = KeyFile.Load(FilePath("manager.json"));
+            await ServedWithinAsync(manager, async ct =>
+            {
+                var (connection, _) = await ControlClient.ConnectAsync(address, admin, "cli", null, (_, _, _) => throw new ControlException(ControlErrorCode.BadRequest, "no"),
+                    NullLogger.Instance, TimeSpan.FromSeconds(10), ct);
+                await using (connection)
+                {
+                    await connection.RequestAsync((byte)ControlOpcode.ListNodes, new OkMessage(), ControlJsonContext.Default.OkMessage, ControlJsonContext.Default.NodeListMessage, ct);
+                }
+            });
             AssertAlive(manager);
         }
 
