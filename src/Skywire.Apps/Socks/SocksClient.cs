@@ -28,6 +28,7 @@ public sealed partial class SocksClient : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<int, Task> _connections = new();
+    private readonly Core.Channels.TcpConnectionHost _host;
     private readonly byte[]? _username;
     private readonly byte[]? _password;
     private Socket? _listener;
@@ -50,6 +51,7 @@ public sealed partial class SocksClient : IAsyncDisposable
         _options = options;
         _dial = dial;
         _logger = logger ?? NullLogger.Instance;
+        _host = new Core.Channels.TcpConnectionHost(options.Connections, _logger);
         if (options.Username is not null)
         {
             _username = Encoding.UTF8.GetBytes(options.Username);
@@ -113,33 +115,19 @@ public sealed partial class SocksClient : IAsyncDisposable
         _stopping.Dispose();
     }
 
-    private async Task AcceptLoopAsync(Socket listener)
-    {
-        while (!_stopping.IsCancellationRequested)
+    // Caps, eviction of connections still in their handshake, and an accept loop that backs off when descriptors run
+    // out and accepts again (issue 12.3): before, a failed accept was retried at once, so EMFILE made it spin until the
+    // runtime aborted the process.
+    private Task AcceptLoopAsync(Socket listener) =>
+        _host.AcceptLoopAsync(listener, socket =>
         {
-            Socket socket;
-            try
-            {
-                socket = await listener.AcceptAsync(_stopping.Token);
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
-            {
-                return;
-            }
-            catch (SocketException ex)
-            {
-                // Per-connection accept errors (aborted before accept, fd pressure) must not stop the listener.
-                Log.AcceptFailed(_logger, ex.SocketErrorCode);
-                continue;
-            }
-
             var id = Interlocked.Increment(ref _nextId);
             var task = ServeAsync(socket, id);
             _connections[id] = task;
             _ = task.ContinueWith((_, state) => _connections.TryRemove((int)state!, out Task? _), id, CancellationToken.None,
                 TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        }
-    }
+            return task;
+        }, _stopping.Token);
 
     private async Task ServeAsync(Socket socket, int id)
     {
@@ -174,6 +162,7 @@ public sealed partial class SocksClient : IAsyncDisposable
                 }
 
                 request = negotiated.Value;
+                _host.Authenticated(socket);
             }
 
             if (request.Command == SocksCommand.UdpAssociate)
@@ -557,9 +546,6 @@ public sealed partial class SocksClient : IAsyncDisposable
 
         [LoggerMessage(EventId = 6112, Level = LogLevel.Debug, Message = "socks-client: connection from {Remote} failed: {Reason}")]
         public static partial void ConnectionFailed(ILogger logger, string remote, string reason);
-
-        [LoggerMessage(EventId = 6113, Level = LogLevel.Warning, Message = "socks-client: accept failed ({Error})")]
-        public static partial void AcceptFailed(ILogger logger, SocketError error);
 
         [LoggerMessage(EventId = 6118, Level = LogLevel.Debug, Message = "socks-client: the spare stream for {Remote} had gone stale; dialling afresh")]
         public static partial void SpareStale(ILogger logger, string remote);

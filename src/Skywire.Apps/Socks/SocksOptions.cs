@@ -64,10 +64,18 @@ public sealed record SocksClientOptions
     /// </summary>
     public TimeSpan SpareStreamLifetime { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// Local connections held at once (default 1024, all from one source: local applications share 127.0.0.1), and
+    /// never more than the descriptor limit leaves room for; at the cap the oldest one still in its SOCKS handshake is
+    /// closed for a newcomer (issue 12.3, <see cref="Core.Channels.TcpConnectionHost"/>).
+    /// </summary>
+    public Core.Channels.ListenerLimits Connections { get; init; } = new() { MaxConnections = 1024, MaxConnectionsPerSource = 1024 };
+
     /// <summary>Collects every configuration error (empty when valid).</summary>
     public IReadOnlyList<string> Validate()
     {
         var errors = new List<string>();
+        errors.AddRange(Connections.Validate());
         if ((Username is null) != (Password is null))
         {
             errors.Add("--user and --password go together.");

@@ -16,7 +16,7 @@ namespace Skywire.Core.Channels;
 /// out a legitimate client. An accept that fails (EMFILE, ENFILE, ENOBUFS, ENOMEM) frees such a connection, waits
 /// with backoff and accepts again: the loop ends only when the listener stops.
 /// </summary>
-internal sealed partial class TcpConnectionHost
+public sealed partial class TcpConnectionHost
 {
     /// <summary>Descriptors kept free for everything else the process opens (files, outgoing connections, the runtime).</summary>
     private const int DescriptorReserve = 32;
@@ -52,6 +52,7 @@ internal sealed partial class TcpConnectionHost
     private long _refused;
     private long _acceptFailures;
 
+    /// <summary>A host with <paramref name="limits"/> (default <see cref="ListenerLimits.Default"/>); its first descriptor budget is read now.</summary>
     public TcpConnectionHost(ListenerLimits? limits = null, ILogger? logger = null, TimeProvider? time = null)
     {
         _limits = limits ?? ListenerLimits.Default;
@@ -311,7 +312,11 @@ internal sealed partial class TcpConnectionHost
     /// How many connections the descriptor limit leaves room for, given that <paramref name="held"/> of the open
     /// descriptors are ours (Linux: /proc/self/limits and /proc/self/fd); null where that cannot be told.
     /// </summary>
-    internal static int? DescriptorBudget(int held)
+    public static int? DescriptorBudget(int held) =>
+        DescriptorsFree() is { } free ? (int)Math.Clamp(free + held - DescriptorReserve, 0, int.MaxValue) : null;
+
+    /// <summary>Descriptors the process can still open (soft limit minus those open); null where that cannot be told (not Linux).</summary>
+    public static long? DescriptorsFree()
     {
         try
         {
@@ -327,9 +332,7 @@ internal sealed partial class TcpConnectionHost
                 return null;
             }
 
-            var open = Directory.GetFileSystemEntries("/proc/self/fd").Length;
-            var others = Math.Max(0, open - held);
-            return (int)Math.Clamp(soft - others - DescriptorReserve, 0, int.MaxValue);
+            return soft - Directory.GetFileSystemEntries("/proc/self/fd").Length;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

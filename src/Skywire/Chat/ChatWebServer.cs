@@ -10,6 +10,8 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Skywire.Apps.Chat;
+using Skywire.Core.Channels;
+using Skywire.Hosting;
 
 namespace Skywire.Chat;
 
@@ -45,11 +47,12 @@ internal sealed class ChatWebServer : IAsyncDisposable
             builder.Services.AddSingleton(loggerFactory);
         }
 
+        // Caps (256 connections), deadlines and an accept loop that survives descriptor exhaustion (issue 12.3).
+        GuardedKestrelTransport.Use(builder, new ListenerLimits { MaxConnections = 256, MaxConnectionsPerSource = 256 }, loggerFactory);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Listen(listen);
             k.Limits.MaxRequestBodySize = 256 * 1024;
-            k.Limits.MaxConcurrentConnections = 256;
         });
         var app = builder.Build();
         var port = 0;

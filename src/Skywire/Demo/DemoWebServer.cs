@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Skywire.Hosting;
 
 namespace Skywire.Demo;
 
@@ -37,6 +38,8 @@ internal sealed class DemoWebServer : IAsyncDisposable
         var bind = address ?? IPAddress.Loopback;
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
+        // Caps, deadlines and an accept loop that survives descriptor exhaustion (issue 12.3).
+        GuardedKestrelTransport.Use(builder);
         builder.WebHost.ConfigureKestrel(k => k.Listen(bind, 0));
         var app = builder.Build();
         DemoWebServer? server = null;

@@ -10,6 +10,7 @@ using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using Skywire.Core.Channels;
+using Skywire.Hosting;
 
 namespace Skywire.Metrics;
 
@@ -45,6 +46,8 @@ internal sealed class MetricsEndpoint : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(meters);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
+        // Caps, deadlines and an accept loop that survives descriptor exhaustion (issue 12.3).
+        GuardedKestrelTransport.Use(builder);
         builder.WebHost.ConfigureKestrel(k => k.Listen(listen));
         builder.Services.AddOpenTelemetry().ConfigureResource(r => r.AddService(service)).WithMetrics(m => m
             .AddMeter([.. meters])
@@ -66,7 +69,10 @@ internal sealed class MetricsEndpoint : IAsyncDisposable
         }
 
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new MetricsEndpoint(app, new IPEndPoint(listen.Address, new Uri(address).Port));
+        var bound = new IPEndPoint(listen.Address, new Uri(address).Port);
+        // One scrape now loads what a scrape runs: later, under a flood near the descriptor limit, nothing is left to load.
+        await GuardedKestrelTransport.WarmUpAsync(bound, "/metrics", cancellationToken);
+        return new MetricsEndpoint(app, bound);
     }
 
     /// <summary>Parses <c>--metrics</c>: <c>PORT</c> (on 127.0.0.1) or <c>ip:port</c>.</summary>

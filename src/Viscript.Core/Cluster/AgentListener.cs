@@ -71,7 +71,12 @@ public sealed partial class AgentListener : IAsyncDisposable
         _socket.Bind(options.Listen);
         _socket.Listen(128);
         LocalEndPoint = (IPEndPoint)_socket.LocalEndPoint!;
+        // Never the last descriptors (issue 12.3): at most half of those free now, less the reserve, as the signal server.
+        MaxConnections = Math.Min(options.MaxConnections, Viscript.Signal.Internal.DescriptorBudget.ConnectionsAllowed() ?? options.MaxConnections);
     }
+
+    /// <summary>The connection cap in effect: <see cref="AgentListenerOptions.MaxConnections"/>, lowered by the descriptor limit.</summary>
+    public int MaxConnections { get; }
 
     /// <summary>The bound address.</summary>
     public IPEndPoint LocalEndPoint { get; }
@@ -90,7 +95,18 @@ public sealed partial class AgentListener : IAsyncDisposable
             Socket socket;
             try
             {
+                if (Viscript.Signal.Internal.DescriptorBudget.Free() is { } free && free <= Viscript.Signal.Internal.DescriptorBudget.Reserve)
+                {
+                    // Short of descriptors (whoever holds them): do not take one; pending connections wait in the backlog.
+                    throw new SocketException((int)SocketError.TooManyOpenSockets);
+                }
+
                 socket = await _socket.AcceptAsync(cancellationToken);
+                if (failures > 0)
+                {
+                    Log.AcceptRecovered(_logger, failures);
+                }
+
                 failures = 0;
             }
             catch (OperationCanceledException)
@@ -103,9 +119,12 @@ public sealed partial class AgentListener : IAsyncDisposable
             }
             catch (SocketException ex)
             {
-                // Out of descriptors or buffers: back off instead of spinning.
-                failures++;
-                Log.AcceptFailed(_logger, ex.SocketErrorCode.ToString());
+                // Out of descriptors or buffers: back off instead of spinning (logged once per episode).
+                if (failures++ == 0)
+                {
+                    Log.AcceptFailed(_logger, ex.SocketErrorCode.ToString());
+                }
+
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 10 << Math.Min(failures, 7))), _options.Channel.TimeProvider, CancellationToken.None);
                 continue;
             }
@@ -134,7 +153,7 @@ public sealed partial class AgentListener : IAsyncDisposable
         lock (_gate)
         {
             var mine = _perAddress.GetValueOrDefault(address);
-            if (_count >= _options.MaxConnections || mine >= _options.MaxConnectionsPerAddress)
+            if (_count >= MaxConnections || mine >= _options.MaxConnectionsPerAddress)
             {
                 return false;
             }
@@ -265,8 +284,11 @@ public sealed partial class AgentListener : IAsyncDisposable
         [LoggerMessage(EventId = 4332, Level = LogLevel.Warning, Message = "agent port: connection from {Remote} refused: too many connections ({Held} more not logged)")]
         public static partial void ConnectionRefused(ILogger logger, EndPoint? remote, int held);
 
-        [LoggerMessage(EventId = 4333, Level = LogLevel.Warning, Message = "agent port: accept failed ({Error}); backing off")]
+        [LoggerMessage(EventId = 4333, Level = LogLevel.Warning, Message = "agent port: not accepting ({Error}); backing off, pending connections wait in the backlog")]
         public static partial void AcceptFailed(ILogger logger, string error);
+
+        [LoggerMessage(EventId = 4334, Level = LogLevel.Information, Message = "agent port: accepting again after {Failures} attempts")]
+        public static partial void AcceptRecovered(ILogger logger, int failures);
     }
 }
 

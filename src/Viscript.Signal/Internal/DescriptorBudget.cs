@@ -41,6 +41,9 @@ internal static class DescriptorBudget
         return null;
     }
 
+    /// <summary>Descriptors the process can still open (soft limit minus those open), or null when that cannot be told.</summary>
+    public static long? Free() => TryReadSoftLimit() is { } limit && TryCountOpen() is { } open ? limit - open : null;
+
     private static int? TryCountOpen()
     {
         try

@@ -93,6 +93,127 @@ public sealed partial class ListenerExhaustionTests() : ExecutableTestBase("skyw
         }
     }
 
+    /// <summary>
+    /// The socks-client's local listener: before, a failed accept was retried at once (one log line each), so at the
+    /// descriptor limit the loop spun; it had no connection cap either.
+    /// </summary>
+    [Fact]
+    public async Task SocksClient_FloodBeyondDescriptorLimit_StaysUp_ServesAClientAfterwards()
+    {
+        SkipWithoutPrlimit();
+        await using var manager = SkywireProcess.Start(null, ["manager", "--listen", "127.0.0.1:0", "--key", FilePath("manager.json")]);
+        var managerLine = ListeningLine().Match(await manager.WaitForLineAsync("listening on", Limit));
+        await using var node = SkywireProcess.Start(null, ["node", "--manager", $"{managerLine.Groups[1].Value}@{managerLine.Groups[2].Value}",
+            "--key", FilePath("node.json"), "--app-token-file", FilePath("node.token")]);
+        var nodeLine = NodeLine().Match(await node.WaitForLineAsync(" apps ", Limit));
+        var apps = $"127.0.0.1:{nodeLine.Groups[2].Value}";
+        await using var socks = SkywireProcess.Start(null, ["app", "socks-client", "--node-apps", apps, "--token-file", FilePath("node.token"),
+            "--listen", "127.0.0.1:0", "--server", $"{nodeLine.Groups[1].Value}/exit"]);
+        var endPoint = IPEndPoint.Parse(SocksLine().Match(await socks.WaitForLineAsync("socks-client listening on", Limit)).Groups[1].Value);
+
+        await using (await FloodAsync(socks, endPoint))
+        {
+            await ServedWithinAsync(socks, async ct =>
+            {
+                using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                await client.ConnectAsync(endPoint, ct);
+                await client.SendAsync(new byte[] { 5, 1, 0 }, ct);
+                var reply = new byte[2];
+                var read = 0;
+                while (read < 2)
+                {
+                    var n = await client.ReceiveAsync(reply.AsMemory(read), ct);
+                    if (n == 0)
+                    {
+                        throw new IOException("closed before the method reply");
+                    }
+
+                    read += n;
+                }
+
+                Assert.Equal(new byte[] { 5, 0 }, reply);
+            });
+            AssertAlive(socks);
+        }
+    }
+
+    [GeneratedRegex(@"socks-client listening on (\S+),")]
+    private static partial Regex SocksLine();
+
+    /// <summary>
+    /// The <c>--metrics</c> port (Kestrel) of a manager: before, Kestrel's own accept loop took every connection up to
+    /// the descriptor limit, so the manager's control port could not accept its clients while the flood held them (and
+    /// the runtime could abort the manager with "Out of memory."). Now the metrics port holds at most its cap and
+    /// leaves the rest in the backlog: the cli is served while the metrics port is flooded, and a scrape once the
+    /// flood is gone.
+    /// </summary>
+    [Fact]
+    public async Task ManagerMetrics_FloodBeyondDescriptorLimit_TheControlPortServesMeanwhile_AScrapeAfterwards()
+    {
+        SkipWithoutPrlimit();
+        await using var manager = SkywireProcess.Start(null, ["manager", "--listen", "127.0.0.1:0", "--key", FilePath("manager.json"), "--metrics", "0"]);
+        var line = ListeningLine().Match(await manager.WaitForLineAsync("listening on", Limit));
+        var address = new ManagerAddress(IPEndPoint.Parse(line.Groups[2].Value), PubKey.Parse(line.Groups[1].Value));
+        var url = new Uri(MetricsLine().Match(await manager.WaitForLineAsync("metrics on", Limit)).Groups[1].Value);
+
+        await using (var flood = await FloodIdleAsync(manager, new IPEndPoint(IPAddress.Loopback, url.Port)))
+        {
+            Assert.True(flood.Count > Headroom, $"the flood opened only {flood.Count} connections");
+            using var admin = KeyFile.Load(FilePath("manager.json"));
+            await ServedWithinAsync(manager, async ct =>
+            {
+                var (connection, _) = await ControlClient.ConnectAsync(address, admin, "cli", null, (_, _, _) => throw new ControlException(ControlErrorCode.BadRequest, "no"),
+                    NullLogger.Instance, TimeSpan.FromSeconds(10), ct);
+                await using (connection)
+                {
+                    await connection.RequestAsync((byte)ControlOpcode.ListNodes, new OkMessage(), ControlJsonContext.Default.OkMessage, ControlJsonContext.Default.NodeListMessage, ct);
+                }
+            });
+            AssertAlive(manager);
+        }
+
+        using var http = new HttpClient();
+        await ServedWithinAsync(manager, async ct =>
+        {
+            var body = await http.GetStringAsync(url, ct);
+            Assert.Contains("target_info", body, StringComparison.Ordinal);
+        });
+        AssertAlive(manager);
+    }
+
+    [GeneratedRegex(@"metrics on (http://\S+)")]
+    private static partial Regex MetricsLine();
+
+    /// <summary>Lowers the descriptor limit to what the process has open plus <see cref="Headroom"/> and opens <see cref="Flood"/> idle connections (as many as the backlog takes).</summary>
+    private static async Task<Connections> FloodIdleAsync(SkywireProcess process, IPEndPoint endPoint)
+    {
+        var limit = Directory.GetFileSystemEntries($"/proc/{process.Id}/fd").Length + Headroom;
+        using (var prlimit = Process.Start(new ProcessStartInfo("prlimit", ["--pid", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), $"--nofile={limit}:{limit}"]))!)
+        {
+            await prlimit.WaitForExitAsync(TestContext.Current.CancellationToken);
+            Assert.Equal(0, prlimit.ExitCode);
+        }
+
+        var flood = new Connections();
+        for (var i = 0; i < Flood; i++)
+        {
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            using var connect = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            try
+            {
+                await socket.ConnectAsync(endPoint, connect.Token);
+                flood.Add(socket);
+            }
+            catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+            {
+                socket.Dispose();
+                break;
+            }
+        }
+
+        return flood;
+    }
+
     private static void SkipWithoutPrlimit()
     {
         if (!OperatingSystem.IsLinux() || !File.Exists("/usr/bin/prlimit"))
@@ -158,7 +279,7 @@ public sealed partial class ListenerExhaustionTests() : ExecutableTestBase("skyw
                     await client(deadline.Token);
                     return;
                 }
-                catch (Exception ex) when (!deadline.IsCancellationRequested && ex is ControlException or MessengerException or Core.AppApi.AppApiException or IOException or SocketException)
+                catch (Exception ex) when (!deadline.IsCancellationRequested && ex is ControlException or MessengerException or Core.AppApi.AppApiException or IOException or SocketException or HttpRequestException)
                 {
                     // A legitimate client retries a refused connection; the server must let one through while flooded.
                     attempts.Add(ex.GetType().Name + ": " + ex.Message);
@@ -184,6 +305,8 @@ public sealed partial class ListenerExhaustionTests() : ExecutableTestBase("skyw
     private sealed class Connections : IAsyncDisposable
     {
         private readonly List<Socket> _sockets = [];
+
+        public int Count => _sockets.Count;
 
         public void Add(Socket socket) => _sockets.Add(socket);
 

@@ -134,4 +134,55 @@ public sealed class Issue12ExeTests : ExeTestBase
         Assert.DoesNotContain("Out of memory", d.Stderr, StringComparison.Ordinal);
         Assert.True(Pids.IsAlive(d.Pid), "viscript died under the flood");
     }
+
+    /// <summary>
+    /// A cluster primary's agent port flooded from many loopback sources under a descriptor limit of 256: before, the
+    /// port held up to 256 connections whatever the limit, took the last descriptors (the owner's cli got no answer)
+    /// and the runtime aborted the daemon ("Out of memory."). Now it keeps to the descriptor budget.
+    /// </summary>
+    [Fact]
+    public async Task AgentPortFlood_BeyondTheDescriptorLimit_DaemonStaysUpAndServesItsOwner()
+    {
+        Assert.SkipUnless(File.Exists("/usr/bin/prlimit"), "prlimit (util-linux) is not installed");
+        var config = WriteConfig(TestConfigs.App("t", "sleep"));
+        var allow = Dir.Write("agents.allow", "# nobody yet\n");
+        await using var d = await DaemonProcess.StartWrappedAsync(config, ["/usr/bin/prlimit", "--nofile=256:256"],
+            "--agents", "127.0.0.1:0", "--agents-allow", allow, "--cluster-key", Path.Combine(Dir.Path, "cluster.key"));
+        var line = await d.WaitForLineAsync("agents 127.0.0.1:");
+        var port = int.Parse(System.Text.RegularExpressions.Regex.Match(line, @"agents 127\.0\.0\.1:(\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        var server = new IPEndPoint(IPAddress.Loopback, port);
+        var flood = new List<Socket>();
+        try
+        {
+            // More idle connections than the process has descriptors, from 32 loopback sources (16 each are admitted).
+            for (var i = 0; i < 600; i++)
+            {
+                var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                flood.Add(s);
+                s.Bind(new IPEndPoint(IPAddress.Parse($"127.0.1.{1 + (i % 32)}"), 0));
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                try
+                {
+                    await s.ConnectAsync(server, cts.Token);
+                }
+                catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+                {
+                    // The backlog is full: the flood has done its part.
+                }
+            }
+
+            // While the flood holds: the owner's cli works.
+            var la = await d.CliAsync("la");
+            Assert.True(la.ExitCode == 0, $"{la}\nviscript alive: {Pids.IsAlive(d.Pid)}\nviscript stderr:\n{d.Stderr}");
+        }
+        finally
+        {
+            flood.ForEach(s => s.Dispose());
+        }
+
+        var after = await d.CliAsync("la");
+        Assert.True(after.ExitCode == 0, after.ToString());
+        Assert.DoesNotContain("Out of memory", d.Stderr, StringComparison.Ordinal);
+        Assert.True(Pids.IsAlive(d.Pid), "viscript died under the flood");
+    }
 }
