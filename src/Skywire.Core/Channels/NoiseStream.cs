@@ -62,7 +62,7 @@ public sealed class NoiseStream : Stream
         using var staticKey = Secp256k1Dh.FromKeyPair(local);
         using var hs = new HandshakeState(HandshakePattern.XK, true, Secp256k1Dh.Instance, algorithm, Prologue(prologue, preamble), staticKey, remote.ToArray());
         await WriteHandshakeAsync(inner, hs, cancellationToken);
-        await ReadHandshakeAsync(inner, hs, "the manager closed the connection during the handshake: its key is not the pinned key (or it is not a Skywire manager)", cancellationToken);
+        await ReadHandshakeAsync(inner, hs, "the server closed the connection during the handshake: its key is not the pinned key, it is not the Skywire server expected, or it is at its connection limit (busy: try again)", cancellationToken);
         await WriteHandshakeAsync(inner, hs, cancellationToken);
         return new NoiseStream(inner, hs.Split());
     }

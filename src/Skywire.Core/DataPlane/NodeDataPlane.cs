@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Core.Crypto;
 using Skywire.Core.Crypto.Noise;
+using Skywire.Core.Diagnostics;
 using Skywire.Core.Forwarding;
 using Skywire.Core.Links;
 using Skywire.Core.Sessions;

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Core.Channels;
 using Skywire.Core.Crypto;
 using Skywire.Core.Crypto.Noise;
+using Skywire.Core.Diagnostics;
 using Skywire.Protocol;
 using Skywire.Protocol.Control;
 using Skywire.Protocol.Framing;
@@ -25,6 +26,10 @@ public sealed partial class ManagerServer : IAsyncDisposable
     private readonly ManagerOptions _options;
     private readonly ILogger _logger;
     private readonly ILoggerFactory _loggerFactory;
+
+    // Lines about control connections refused before their hello: anyone who reaches the port causes them at will.
+    private const int RejectedLogsPerSecond = 10;
+    private readonly LogBudget _rejectedLogs;
     private readonly TcpListener _listener;
     private readonly HashSet<PubKey> _admins;
     private readonly CancellationTokenSource _cts = new();
@@ -46,6 +51,7 @@ public sealed partial class ManagerServer : IAsyncDisposable
         _options = options;
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<ManagerServer>();
+        _rejectedLogs = new LogBudget(RejectedLogsPerSecond, options.TimeProvider);
         _admins = [key.Public];
         foreach (var admin in options.Admins)
         {
@@ -274,15 +280,15 @@ public sealed partial class ManagerServer : IAsyncDisposable
         }
         catch (ProtocolViolationException ex)
         {
-            Log.ConnectionRejected(_logger, remote, "protocol violation: " + ex.Message);
+            LogRejected(remote, "protocol violation: " + ex.Message);
         }
         catch (NoiseException ex)
         {
-            Log.ConnectionRejected(_logger, remote, "handshake failed: " + ex.Message);
+            LogRejected(remote, "handshake failed: " + ex.Message);
         }
         catch (OperationCanceledException) when (!_cts.IsCancellationRequested)
         {
-            Log.ConnectionRejected(_logger, remote, "no hello in time");
+            LogRejected(remote, "no hello in time");
         }
         catch (Exception ex) when (ex is IOException or SocketException or EndOfStreamException or OperationCanceledException or ObjectDisposedException or ControlException)
         {
@@ -405,6 +411,19 @@ public sealed partial class ManagerServer : IAsyncDisposable
             connection.RequestAsync((byte)opcode, message, ControlJsonContext.Default.MeterMessage, ControlJsonContext.Default.MeterMessage, cancellationToken);
     }
 
+    private void LogRejected(EndPoint? remote, string reason)
+    {
+        if (_rejectedLogs.TryTake(out var suppressed))
+        {
+            if (suppressed > 0)
+            {
+                Log.RejectedLinesSuppressed(_logger, suppressed, RejectedLogsPerSecond);
+            }
+
+            Log.ConnectionRejected(_logger, remote, reason);
+        }
+    }
+
     private static partial class Log
     {
         [LoggerMessage(EventId = 2200, Level = LogLevel.Information, Message = "Manager listening on {EndPoint} with key {Key}")]
@@ -412,6 +431,9 @@ public sealed partial class ManagerServer : IAsyncDisposable
 
         [LoggerMessage(EventId = 2201, Level = LogLevel.Warning, Message = "Refused {Key} from {Remote}: {Reason}")]
         public static partial void Refused(ILogger logger, PubKey key, EndPoint? remote, string reason);
+
+        [LoggerMessage(EventId = 2211, Level = LogLevel.Warning, Message = "{Count} more control connections were rejected without a log line (at most {PerSecond} lines a second)")]
+        public static partial void RejectedLinesSuppressed(ILogger logger, long count, int perSecond);
 
         [LoggerMessage(EventId = 2202, Level = LogLevel.Warning, Message = "Control connection from {Remote} rejected: {Reason}")]
         public static partial void ConnectionRejected(ILogger logger, EndPoint? remote, string reason);

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Core.Channels;
+using Skywire.Core.Diagnostics;
 using Skywire.Protocol;
 using Skywire.Protocol.Control;
 
@@ -23,6 +24,10 @@ public sealed partial class MeshController : IAsyncDisposable
     private readonly ManagerOptions _options;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
+
+    // A node past its app limit can retry at will: its refusals are logged within a budget.
+    private const int AppLimitLogsPerSecond = 10;
+    private readonly LogBudget _appLimitLogs;
     private readonly CancellationTokenSource _cts = new();
     private readonly CancellationToken _stopping;
     private Task? _maintenance;
@@ -41,6 +46,7 @@ public sealed partial class MeshController : IAsyncDisposable
 
         _logger = logger ?? NullLogger.Instance;
         _time = _options.TimeProvider;
+        _appLimitLogs = new LogBudget(AppLimitLogsPerSecond, _time);
         Apps = new AppTracker(_options.Limits.MaxAppsPerNode);
         Routes = new RouteTable(_options.Limits);
         Labels = labels ?? new LabelAllocator();
@@ -247,7 +253,16 @@ public sealed partial class MeshController : IAsyncDisposable
         }
         catch (ControlException ex) when (ex.Code == ControlErrorCode.LimitExceeded)
         {
-            Log.AppLimit(_logger, node, _options.Limits.MaxAppsPerNode);
+            if (_appLimitLogs.TryTake(out var suppressed))
+            {
+                if (suppressed > 0)
+                {
+                    Log.AppLimitLinesSuppressed(_logger, suppressed, AppLimitLogsPerSecond);
+                }
+
+                Log.AppLimit(_logger, node, _options.Limits.MaxAppsPerNode);
+            }
+
             throw;
         }
 

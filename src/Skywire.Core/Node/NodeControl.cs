@@ -107,13 +107,19 @@ internal sealed partial class NodeControl : IAsyncDisposable
     /// <summary>
     /// A refusal that retrying cannot change: the manager said Forbidden (allow-list) or answered the handshake with
     /// another key. A hang-up during the handshake is what a manager with another key does, but also what a loaded
-    /// listener may do: fatal only when it happens <see cref="HangUpsBeforeFatal"/> times in a row.
+    /// listener may do (at its connection cap, or evicting unauthenticated connections under a flood): fatal only when
+    /// it happens <see cref="HangUpsBeforeFatal"/> times in a row, and never once a handshake with a manager succeeded
+    /// (its key was right; a flood at its port must not make this node exit).
     /// </summary>
-    private static bool IsFatal(ControlException ex, int hangUpsInARow) =>
-        ex.Code == ControlErrorCode.Forbidden && (!ex.IsHandshakeHangUp || hangUpsInARow >= HangUpsBeforeFatal);
+    private bool IsFatal(ControlException ex, int hangUpsInARow) =>
+        ex.Code == ControlErrorCode.Forbidden
+        && (!ex.IsHandshakeHangUp || (hangUpsInARow >= HangUpsBeforeFatal && Volatile.Read(ref _handshakeSucceeded) == 0));
 
     /// <summary>Consecutive handshake hang-ups after which the pinned key is taken to be wrong.</summary>
     internal const int HangUpsBeforeFatal = 3;
+
+    // 1 once a handshake with a manager succeeded: later hang-ups are load, not a wrong key.
+    private int _handshakeSucceeded;
 
     /// <summary>Something about the links changed: report now.</summary>
     public void LinkChanged()
@@ -228,6 +234,7 @@ internal sealed partial class NodeControl : IAsyncDisposable
         var (connection, ack) = await ControlClient.ConnectAsync(manager, _key, "node", FormatEndPoint(_options.AdvertisedLinkAddress ?? _dataPlane.LocalEndPoint), HandleManagerAsync,
             _loggerFactory.CreateLogger<FrameConnection>(), _options.ConnectTimeout, cancellationToken);
         _reportInterval = TimeSpan.FromMilliseconds(Math.Clamp(ack.ReportIntervalMs, 100, 60_000));
+        Volatile.Write(ref _handshakeSucceeded, 1);
         _connection = connection;
         Log.Registered(_logger, manager.EndPoint, _key.Public);
         try

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Skywire.Core.AppApi;
 using Skywire.Core.Crypto;
 using Skywire.Core.DataPlane;
+using Skywire.Core.Diagnostics;
 using Skywire.Core.Links;
 using Skywire.Core.Messenger;
 using Skywire.Core.Sessions;
@@ -30,6 +31,10 @@ public sealed partial class NodeHost : IAsyncDisposable
     private readonly KeyPair _key;
     private readonly NodeOptions _options;
     private readonly ILogger _logger;
+
+    // A stranger's links come and go at its will (fresh keys): link-down lines are logged within a budget.
+    private const int LinkDownLogsPerSecond = 10;
+    private readonly LogBudget _linkDownLogs;
     private readonly NodeDataPlane _dataPlane;
     private readonly NodeSessions _sessions;
     private readonly NodeControl _control;
@@ -49,6 +54,7 @@ public sealed partial class NodeHost : IAsyncDisposable
         _options = options;
         var loggers = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = loggers.CreateLogger<NodeHost>();
+        _linkDownLogs = new LogBudget(LinkDownLogsPerSecond, options.TimeProvider);
         _token = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
 
         // The parts call each other through these lambdas; every one is assigned before Start lets anything in.
@@ -68,7 +74,16 @@ public sealed partial class NodeHost : IAsyncDisposable
         var stopping = _cts.Token; // cancelled before _cts is disposed: safe in a late link event
         _dataPlane.LinkDown += (_, e) =>
         {
-            Log.LinkDown(_logger, e.Peer, e.Reason);
+            if (_linkDownLogs.TryTake(out var suppressed))
+            {
+                if (suppressed > 0)
+                {
+                    Log.LinkDownLinesSuppressed(_logger, suppressed, LinkDownLogsPerSecond);
+                }
+
+                Log.LinkDown(_logger, e.Peer, e.Reason);
+            }
+
             _control.LinkChanged();
             _ = _sessions.CloseOverDeadLinkAsync(e.Peer, () => _control.IsConnected, stopping);
         };
@@ -260,6 +275,9 @@ public sealed partial class NodeHost : IAsyncDisposable
 
     private static partial class Log
     {
+        [LoggerMessage(EventId = 7033, Level = LogLevel.Warning, Message = "{Count} more link-down lines were not logged (at most {PerSecond} a second)")]
+        public static partial void LinkDownLinesSuppressed(ILogger logger, long count, int perSecond);
+
         [LoggerMessage(EventId = 7004, Level = LogLevel.Information, Message = "Link to {Peer} down: {Reason}")]
         public static partial void LinkDown(ILogger logger, PubKey peer, string reason);
     }

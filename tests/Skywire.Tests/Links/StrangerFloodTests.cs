@@ -127,11 +127,29 @@ public sealed class LogBudgetTests
     public void TenASecond_TheRestCounted_AndDrainedOnce()
     {
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
-        var budget = new Skywire.Core.DataPlane.LogBudget(10, time);
+        var budget = new Skywire.Core.Diagnostics.LogBudget(10, time);
         Assert.Equal(10, Enumerable.Range(0, 25).Count(_ => budget.TryTake()));
         Assert.Equal(15, budget.DrainSuppressed());
         Assert.Equal(0, budget.DrainSuppressed());
         time.Advance(TimeSpan.FromSeconds(1));
         Assert.True(budget.TryTake());
+    }
+
+    [Fact]
+    public void TheNextLineAllowed_SaysHowManyWereRefusedBeforeIt()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var budget = new Skywire.Core.Diagnostics.LogBudget(2, time);
+        Assert.True(budget.TryTake(out var first));
+        Assert.Equal(0, first);
+        Assert.True(budget.TryTake(out _));
+        Assert.False(budget.TryTake(out _));
+        Assert.False(budget.TryTake(out _));
+        Assert.False(budget.TryTake(out _));
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(budget.TryTake(out var refused));
+        Assert.Equal(3, refused);
+        Assert.True(budget.TryTake(out var none));
+        Assert.Equal(0, none);
     }
 }

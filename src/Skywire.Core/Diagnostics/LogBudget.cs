@@ -1,10 +1,11 @@
-namespace Skywire.Core.DataPlane;
+namespace Skywire.Core.Diagnostics;
 
 /// <summary>
-/// Bounds the log lines of events a stranger can cause at will (links it opens with fresh keys and lets die: two
-/// lines each), so a handshake flood cannot fill the disk through the log: at most <c>perSecond</c> lines a second;
-/// the rest are counted and summed up in one line a second (<see cref="DrainSuppressed"/>). The events themselves
-/// are still raised. Any thread.
+/// Bounds the log lines of events a stranger can cause at will (links it opens with fresh keys and lets die,
+/// connections that never finish their handshake, registrations past a limit), so a flood cannot fill the disk
+/// through the log: at most <c>perSecond</c> lines a second; the rest are counted and summed up, either in one line
+/// a second (<see cref="DrainSuppressed"/>) or before the next line allowed (<see cref="TryTake(out long)"/>). The
+/// events themselves are still raised. Any thread.
 /// </summary>
 internal sealed class LogBudget
 {
@@ -23,10 +24,19 @@ internal sealed class LogBudget
     }
 
     /// <summary>True when one more line may be logged now; false (counted) when this second's budget is spent.</summary>
-    public bool TryTake()
+    public bool TryTake() => Take(drain: false, out _);
+
+    /// <summary>
+    /// True when one more line may be logged now, with <paramref name="suppressed"/> the lines refused since the last
+    /// one allowed (for the caller to say so first); false (counted) when this second's budget is spent.
+    /// </summary>
+    public bool TryTake(out long suppressed) => Take(drain: true, out suppressed);
+
+    private bool Take(bool drain, out long suppressed)
     {
         lock (_gate)
         {
+            suppressed = 0;
             var now = _time.GetTimestamp();
             if (now - _windowStart >= _time.TimestampFrequency)
             {
@@ -37,6 +47,12 @@ internal sealed class LogBudget
             if (_used < _perSecond)
             {
                 _used++;
+                if (drain)
+                {
+                    suppressed = _suppressed;
+                    _suppressed = 0;
+                }
+
                 return true;
             }
 
