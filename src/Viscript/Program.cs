@@ -132,6 +132,9 @@ return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessT
 
 static async Task<int> RunDaemonAsync(DaemonOptions options, bool headlessFlag, bool guiFlag, bool noRepl)
 {
+    // A closed terminal (SIGHUP, then EIO on every write) must not crash the daemon before it stopped its apps.
+    Console.SetOut(new HangupSafeWriter(Console.Out));
+    Console.SetError(new HangupSafeWriter(Console.Error));
     ViscriptConfig cfg;
     try
     {
@@ -197,9 +200,12 @@ static async Task<int> RunDaemonAsync(DaemonOptions options, bool headlessFlag, 
     }
     stdout.Flush();
 
-    // SIGINT, SIGTERM, SIGQUIT: stop apps per policy, then exit. A second signal does not cut the graceful stop short.
+    // SIGINT, SIGTERM, SIGQUIT, SIGHUP: stop apps per policy, then exit. A second signal does not cut the graceful stop
+    // short. SIGHUP (the terminal viscript runs in was closed, an ssh session dropped) used to end the process at once,
+    // like SIGKILL, leaving every app running with nobody to stop it; its apps lead their own sessions, so they never
+    // get the hangup themselves. A SIGHUP ignored at start (nohup) stays ignored.
     var registrations = new List<PosixSignalRegistration>();
-    foreach (var sig in new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGQUIT })
+    foreach (var sig in new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGQUIT, PosixSignal.SIGHUP })
     {
         registrations.Add(PosixSignalRegistration.Create(sig, ctx =>
         {
@@ -222,9 +228,9 @@ static async Task<int> RunDaemonAsync(DaemonOptions options, bool headlessFlag, 
                     repl.Key(Console.ReadKey(intercept: true));
                 }
             }
-            catch (InvalidOperationException)
+            catch (Exception ex) when (ex is InvalidOperationException or IOException)
             {
-                // stdin is no longer a console.
+                // stdin is no longer a console, or the terminal is gone (EIO after a hangup; SIGHUP stops the daemon).
             }
         }) { IsBackground = true, Name = "viscript REPL keys" };
         keys.Start();

@@ -51,9 +51,19 @@ public static class NcApp
         await app.RegisterAsync(options.Name, options.Type, cancellationToken);
         onReady?.Invoke($"{app.NodeKey}/{options.Name}");
         await using var stream = await app.AcceptAsync(cancellationToken);
-        var total = await CopyAsync(stream, output, cancellationToken);
-        await output.FlushAsync(cancellationToken);
-        return total;
+        try
+        {
+            var total = await CopyAsync(stream, output, cancellationToken);
+            await output.FlushAsync(cancellationToken);
+            return total;
+        }
+        catch
+        {
+            // Not everything reached the output (or the app was told to stop): the peer must not read this as a
+            // complete exchange, which the graceful close of `await using` would signal.
+            stream.Abort();
+            throw;
+        }
     }
 
     /// <summary>Dials <paramref name="target"/> (<c>NODEKEY/APPNAME</c>) and sends <paramref name="input"/>; peer data goes to <paramref name="output"/>.</summary>
@@ -73,22 +83,32 @@ public static class NcApp
         await using var stream = await app.DialAsync(target[..slash], target[(slash + 1)..], cancellationToken);
         var back = CopyAsync(stream, output ?? Stream.Null, cancellationToken);
         var send = SendAsync(input, stream, cancellationToken);
-
-        // A broken stream fails the reading direction even while the input has nothing to send (a reading from a
-        // terminal or a pipe cannot be cancelled): report it at once instead of waiting for more input.
-        if (await Task.WhenAny(send, back) == back && back.IsFaulted)
+        try
         {
+            // A broken stream fails the reading direction even while the input has nothing to send (a reading from a
+            // terminal or a pipe cannot be cancelled): report it at once instead of waiting for more input.
+            if (await Task.WhenAny(send, back) == back && back.IsFaulted)
+            {
+                await back;
+            }
+
+            var sent = await send;
             await back;
-        }
+            if (output is not null)
+            {
+                await output.FlushAsync(cancellationToken);
+            }
 
-        var sent = await send;
-        await back;
-        if (output is not null)
+            return sent;
+        }
+        catch
         {
-            await output.FlushAsync(cancellationToken);
+            // Interrupted (SIGINT/SIGTERM cancel the token), the input failed, or the stream broke: the input was not
+            // sent to its end, so the stream is aborted (a reset the listener reports as an error), never closed
+            // gracefully by `await using` (a clean end of stream the listener would report as complete: issue 12.1).
+            stream.Abort();
+            throw;
         }
-
-        return sent;
     }
 
     private static async Task<long> SendAsync(Stream input, SkywireStream stream, CancellationToken cancellationToken)

@@ -73,6 +73,9 @@ public sealed partial class FrameConnection : IAsyncDisposable
     private FrameRequestHandler? _handler;
     private Task? _loop;
     private Task? _dispatcher;
+    private readonly Lock _requestRoomLock = new();
+    private TaskCompletionSource _requestRoom = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _requestBytes;
     private int _nextId;
     private int _disposed;
 
@@ -103,6 +106,17 @@ public sealed partial class FrameConnection : IAsyncDisposable
     /// read as long as the queue has room, so a handler waiting for the peer's answer does not block its own slot.
     /// </summary>
     public const int MaxQueuedRequests = 256;
+
+    /// <summary>
+    /// Payload bytes of requests read and not yet handled (queued or running) beyond which the read loop stops reading
+    /// too (4 MiB; the request that crosses it is still taken, so at most this plus one frame is held). Without it,
+    /// <see cref="MaxQueuedRequests"/> + <see cref="MaxConcurrentRequests"/> frames of 1 MiB each, pipelined by a peer that
+    /// does not read the answers, pinned over 300 MiB per connection (issue 12.7).
+    /// </summary>
+    public const long MaxQueuedRequestBytes = 4L * 1024 * 1024;
+
+    /// <summary>Payload bytes of requests read and not yet handled (diagnostics and tests).</summary>
+    public long QueuedRequestBytes => Interlocked.Read(ref _requestBytes);
 
     /// <summary>How long a request waits for its response.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
@@ -260,10 +274,17 @@ public sealed partial class FrameConnection : IAsyncDisposable
                 var buffer = result.Buffer;
                 while (FrameCodec.TryReadFrame(ref buffer, _maxFrameSize, out var frame))
                 {
-                    if (Dispatch(frame) is { } request && !_requests.Writer.TryWrite(request))
+                    if (Dispatch(frame) is { } request)
                     {
-                        // Full: stop reading until a handler finishes (the buffer stays valid: nothing is read meanwhile).
-                        await _requests.Writer.WriteAsync(request, _cts.Token);
+                        Interlocked.Add(ref _requestBytes, request.Payload.Length);
+                        if (!_requests.Writer.TryWrite(request))
+                        {
+                            // Full: stop reading until a handler finishes (the buffer stays valid: nothing is read meanwhile).
+                            await _requests.Writer.WriteAsync(request, _cts.Token);
+                        }
+
+                        // Too many bytes held for unhandled requests: stop reading the same way.
+                        await WaitForRequestRoomAsync();
                     }
                 }
 
@@ -332,8 +353,46 @@ public sealed partial class FrameConnection : IAsyncDisposable
             finally
             {
                 slots.Release();
+                ReleaseRequestBytes(payload.Length);
             }
         }
+    }
+
+    private async ValueTask WaitForRequestRoomAsync()
+    {
+        while (true)
+        {
+            Task room;
+            lock (_requestRoomLock)
+            {
+                if (Interlocked.Read(ref _requestBytes) <= MaxQueuedRequestBytes)
+                {
+                    return;
+                }
+
+                room = _requestRoom.Task;
+            }
+
+            await room.WaitAsync(_cts.Token);
+        }
+    }
+
+    private void ReleaseRequestBytes(int length)
+    {
+        if (length == 0)
+        {
+            return;
+        }
+
+        Interlocked.Add(ref _requestBytes, -length);
+        TaskCompletionSource room;
+        lock (_requestRoomLock)
+        {
+            room = _requestRoom;
+            _requestRoom = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        room.TrySetResult();
     }
 
     private async Task HandleAsync(byte opcode, uint requestId, byte[] payload)

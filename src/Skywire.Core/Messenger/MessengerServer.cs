@@ -32,6 +32,9 @@ public sealed partial class MessengerServer : IAsyncDisposable
     private readonly Dictionary<PubKey, List<ServerConnection>> _registry = [];
     private int _registered;
     private readonly ConcurrentDictionary<ServerConnection, byte> _connections = new();
+
+    /// <summary>The links of the connected clients and peer messengers (tests: what is queued toward each).</summary>
+    internal IEnumerable<MessengerLink> ConnectionLinks => _connections.Keys.Select(c => c.Link);
     private readonly CancellationTokenSource _cts = new();
     private readonly Lock _circuitLock = new();
     private Socket? _listener;
@@ -197,7 +200,12 @@ public sealed partial class MessengerServer : IAsyncDisposable
         }
 
         var key = secure.RemoteKey;
-        var link = new MessengerLink(secure, key.ToShortString(12), _loggerFactory.CreateLogger<MessengerLink>());
+        var link = new MessengerLink(secure, key.ToShortString(12), _loggerFactory.CreateLogger<MessengerLink>())
+        {
+            // A client that pipelines requests without reading the answers stops being read (issue 12.7).
+            PauseReadingAboveBytes = Options.OutboundQueueLimit,
+            PauseReadingAboveFrames = Options.OutboundQueueFrames,
+        };
         (byte Opcode, uint RequestId, byte[] Payload) hello;
         MessengerHello? message;
         try

@@ -24,6 +24,15 @@ public sealed record MessengerServerOptions
     /// <summary>Offline keys with a queue (default 100 000).</summary>
     public int StoreMaxKeys { get; init; } = 100_000;
 
+    /// <summary>
+    /// Messages one sender may have stored over all offline keys (default 4096): one key cannot take the store's key
+    /// slots (<see cref="StoreMaxKeys"/>) by writing to many offline keys (issue 12.2).
+    /// </summary>
+    public int StoreMaxMessagesPerSender { get; init; } = 4096;
+
+    /// <summary>Envelope bytes one sender may have stored over all offline keys (default 16 MiB, 1/16 of the store).</summary>
+    public long StoreMaxBytesPerSender { get; init; } = 16L * 1024 * 1024;
+
     /// <summary>Sustained messages and requests per second per key (default 1000).</summary>
     public double RatePerSecond { get; init; } = 1000;
 
@@ -32,6 +41,13 @@ public sealed record MessengerServerOptions
 
     /// <summary>Bytes queued toward one client beyond which messages to it are dropped as RecipientBusy (default 8 MiB).</summary>
     public long OutboundQueueLimit { get; init; } = 8L * 1024 * 1024;
+
+    /// <summary>
+    /// Frames queued toward one connection beyond which the messenger stops reading it (default 4096); it also stops
+    /// at <see cref="OutboundQueueLimit"/> bytes. A client that pipelines requests (Ping, Query, Offer…) without reading
+    /// the answers then backs up its own writes, and the messenger's memory for it stays bounded (issue 12.7).
+    /// </summary>
+    public int OutboundQueueFrames { get; init; } = 4096;
 
     /// <summary>Initial window of a relayed stream per direction, in record bytes (default 256 KiB).</summary>
     public int StreamWindow { get; init; } = 256 * 1024;

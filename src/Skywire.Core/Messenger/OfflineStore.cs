@@ -11,6 +11,9 @@ internal sealed record StoredMessage(PubKey From, uint MessageId, byte[] Envelop
 /// <see cref="MessengerServerOptions.QueueMaxMessages"/> messages and <see cref="MessengerServerOptions.QueueMaxBytes"/>
 /// envelope bytes per key, each kept <see cref="MessengerServerOptions.QueueTtl"/>; over all keys at most
 /// <see cref="MessengerServerOptions.StoreMaxBytes"/> bytes and <see cref="MessengerServerOptions.StoreMaxKeys"/> keys.
+/// One sender may have at most <see cref="MessengerServerOptions.StoreMaxMessagesPerSender"/> messages and
+/// <see cref="MessengerServerOptions.StoreMaxBytesPerSender"/> bytes stored over all keys, so that one key flooding many
+/// offline recipients cannot fill the store for everyone else (refused as <see cref="DropReason.StoreFull"/>).
 /// A message over a limit is refused (the newest is dropped, never an older one) and the caller tells the sender.
 /// Drop notices for offline senders wait in a small queue of their own (oldest forgotten first).
 /// </summary>
@@ -20,6 +23,7 @@ internal sealed class OfflineStore
     private readonly TimeProvider _time;
     private readonly Lock _lock = new();
     private readonly Dictionary<PubKey, KeyQueue> _queues = [];
+    private readonly Dictionary<PubKey, (int Messages, long Bytes)> _bySender = [];
     private long _totalBytes;
 
     public OfflineStore(MessengerServerOptions options, TimeProvider time)
@@ -49,6 +53,15 @@ internal sealed class OfflineStore
             {
                 return _queues.Values.Sum(q => q.Messages.Count);
             }
+        }
+    }
+
+    /// <summary>Messages and bytes <paramref name="sender"/> has stored over all keys.</summary>
+    public (int Messages, long Bytes) StoredBy(PubKey sender)
+    {
+        lock (_lock)
+        {
+            return _bySender.GetValueOrDefault(sender);
         }
     }
 
@@ -102,7 +115,9 @@ internal sealed class OfflineStore
                 return DropReason.QueueFull;
             }
 
-            if (_totalBytes + envelope.Length > _options.StoreMaxBytes)
+            var sent = _bySender.GetValueOrDefault(from);
+            if (_totalBytes + envelope.Length > _options.StoreMaxBytes
+                || sent.Messages >= _options.StoreMaxMessagesPerSender || sent.Bytes + envelope.Length > _options.StoreMaxBytesPerSender)
             {
                 RemoveIfEmptyLocked(to, queue);
                 return DropReason.StoreFull;
@@ -111,6 +126,7 @@ internal sealed class OfflineStore
             queue.Messages.Enqueue(new StoredMessage(from, messageId, envelope.ToArray(), _time.GetUtcNow() + _options.QueueTtl));
             queue.Bytes += envelope.Length;
             _totalBytes += envelope.Length;
+            _bySender[from] = (sent.Messages + 1, sent.Bytes + envelope.Length);
             return null;
         }
     }
@@ -151,6 +167,11 @@ internal sealed class OfflineStore
 
             ExpireLocked(key, queue, expired);
             _totalBytes -= queue.Bytes;
+            foreach (var message in queue.Messages)
+            {
+                ForgetLocked(message);
+            }
+
             return ([.. queue.Messages], [.. queue.Notices]);
         }
     }
@@ -179,6 +200,7 @@ internal sealed class OfflineStore
             queue.Messages.Dequeue();
             queue.Bytes -= head.Envelope.Length;
             _totalBytes -= head.Envelope.Length;
+            ForgetLocked(head);
             expired.Add((head.From, new DropNotice
             {
                 To = key.ToString(),
@@ -186,6 +208,19 @@ internal sealed class OfflineStore
                 Reason = DropReason.Expired,
                 Detail = $"not delivered within {_options.QueueTtl.TotalSeconds:0} s",
             }));
+        }
+    }
+
+    private void ForgetLocked(StoredMessage message)
+    {
+        var (messages, bytes) = _bySender[message.From];
+        if (messages == 1)
+        {
+            _bySender.Remove(message.From);
+        }
+        else
+        {
+            _bySender[message.From] = (messages - 1, bytes - message.Envelope.Length);
         }
     }
 

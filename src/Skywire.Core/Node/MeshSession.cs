@@ -78,7 +78,8 @@ internal sealed class MeshSession : IAsyncDisposable
         }
     }
 
-    private async Task CloseAsync(string reason)
+    /// <summary>Closes the session (its streams fail; idempotent) with <paramref name="reason"/> as what ended it.</summary>
+    public async Task CloseAsync(string reason)
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {

@@ -65,10 +65,12 @@ public sealed partial class NodeHost : IAsyncDisposable
         _apps = new NodeApps(key.Public, _token, options, _control, _sessions, _direct, _messenger, loggers, NodeInfo, _cts.Token);
         _metrics = new NodeMetrics(this, _sessions, () => _apps.ConnectionCount);
         _dataPlane.LinkUp += (_, _) => _control.LinkChanged();
+        var stopping = _cts.Token; // cancelled before _cts is disposed: safe in a late link event
         _dataPlane.LinkDown += (_, e) =>
         {
             Log.LinkDown(_logger, e.Peer, e.Reason);
             _control.LinkChanged();
+            _ = _sessions.CloseOverDeadLinkAsync(e.Peer, () => _control.IsConnected, stopping);
         };
     }
 

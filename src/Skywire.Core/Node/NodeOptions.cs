@@ -62,6 +62,14 @@ public sealed record NodeOptions
     /// <summary>How long a dial waits for the route and the end-to-end handshake.</summary>
     public TimeSpan DialTimeout { get; init; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>
+    /// How long a session whose first hop's link is down (no packet for <c>DataPlane.DeadAfter</c>) waits for a new
+    /// route from the manager, or for the link to come back, before it is closed as broken and its apps get their reset
+    /// (docs/protocol.md §7, "How soon a break is reported"). Counted only while the node is connected to its manager.
+    /// Zero: only the multiplexer's idle timeout ends such a session.
+    /// </summary>
+    public TimeSpan DeadHopGrace { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Data plane settings (links, probes, dead-link detection).</summary>
     public DataPlaneOptions DataPlane { get; init; } = DataPlaneOptions.Default;
 

@@ -91,6 +91,55 @@ internal sealed partial class NodeSessions : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The link to <paramref name="peer"/> went down: every session whose route runs over it (first hop, either way) is
+    /// broken unless the manager gives it a new route or the link comes back. After <see cref="NodeOptions.DeadHopGrace"/>
+    /// with the node connected to its manager at both ends of the wait, the sessions still on that link, with the link
+    /// still down, are closed: their apps get the reset about 25 s sooner than the multiplexer's idle timeout would
+    /// give it (docs/protocol.md §7). While the manager is away nothing is closed here (it may be restarting and re-route
+    /// on its return); the idle timeout stays the backstop.
+    /// </summary>
+    public async Task CloseOverDeadLinkAsync(PubKey peer, Func<bool> managerConnected, CancellationToken cancellationToken)
+    {
+        var grace = _options.DeadHopGrace;
+        if (grace <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        bool OnDeadLink(MeshSession session) => session.IsUsable && session.Secure.Route is var route && (route.OutLink == peer || route.InLink == peer);
+        while (_sessions.Values.Any(OnDeadLink))
+        {
+            var connectedBefore = managerConnected();
+            try
+            {
+                await Task.Delay(grace, _options.TimeProvider, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            if (_dataPlane.GetLink(peer) is { State: Links.LinkState.Up })
+            {
+                return;
+            }
+
+            if (!connectedBefore || !managerConnected())
+            {
+                continue;
+            }
+
+            foreach (var session in _sessions.Values.Where(OnDeadLink).ToList())
+            {
+                Log.SessionHopDown(_logger, session.SessionId, peer, grace.TotalSeconds);
+                await session.CloseAsync($"its link to {peer.ToShortString()} is down and no new route came within {grace.TotalSeconds:0.#} s");
+            }
+
+            return;
+        }
+    }
+
     /// <summary>A session closed (called by the session once).</summary>
     internal void SessionEnded(MeshSession session, string reason)
     {
@@ -132,5 +181,8 @@ internal sealed partial class NodeSessions : IAsyncDisposable
 
         [LoggerMessage(EventId = 7007, Level = LogLevel.Warning, Message = "Session {SessionId}: the manager closed its route")]
         public static partial void SessionRouteGone(ILogger logger, ulong sessionId);
+
+        [LoggerMessage(EventId = 7009, Level = LogLevel.Warning, Message = "Session {SessionId} closed as broken: its link to {Peer} is down and no new route came within {GraceSeconds} s")]
+        public static partial void SessionHopDown(ILogger logger, ulong sessionId, PubKey peer, double graceSeconds);
     }
 }

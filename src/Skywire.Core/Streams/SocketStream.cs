@@ -41,15 +41,54 @@ public sealed class SocketStream : DuplexStream
     /// <inheritdoc/>
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        int read;
         try
         {
-            return await _stream.ReadAsync(buffer, cancellationToken);
+            read = await _stream.ReadAsync(buffer, cancellationToken);
         }
         catch (IOException ex) when (IsReset(ex))
         {
             throw new StreamAbortedException("the connection was reset by its peer", ex);
         }
+
+        if (read == 0 && !buffer.IsEmpty && WasResetNotFinished())
+        {
+            throw new StreamAbortedException("the connection was reset by its peer (its error was reported to a concurrent write)");
+        }
+
+        return read;
     }
+
+    /// <summary>
+    /// Whether an end of stream just read is really a reset. The kernel reports a reset's error once, to whichever
+    /// call on the socket comes first; when that is a concurrent write (the other direction of a relay), the read that
+    /// follows returns 0 as for a FIN, and a broken stream would pass as a complete one (issue 12.1: a SOCKS exit sent
+    /// its target a FIN before the RST). A FIN leaves the connection half-open (Linux <c>TCP_CLOSE_WAIT</c>) unless this
+    /// side had finished its writes first (then it is closed either way, and no concurrent write can have taken the
+    /// error); a reset closes it (<c>TCP_CLOSE</c>). Read from <c>TCP_INFO</c>'s first byte (<c>tcpi_state</c>); elsewhere
+    /// than Linux, or when the socket cannot tell, an end of stream is taken as it comes.
+    /// </summary>
+    private bool WasResetNotFinished()
+    {
+        if (!OperatingSystem.IsLinux() || Volatile.Read(ref _writesCompleted) != 0)
+        {
+            return false;
+        }
+
+        try
+        {
+            Span<byte> info = stackalloc byte[8];
+            return Socket.GetRawSocketOption(IpProtoTcp, TcpInfo, info) >= 1 && info[0] == TcpStateClose;
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            return Volatile.Read(ref _closed) != 0;
+        }
+    }
+
+    private const int IpProtoTcp = 6;
+    private const int TcpInfo = 11;
+    private const byte TcpStateClose = 7;
 
     /// <inheritdoc/>
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)

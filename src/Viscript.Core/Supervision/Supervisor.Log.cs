@@ -52,6 +52,9 @@ public sealed partial class Supervisor
         [LoggerMessage(EventId = 4019, Level = LogLevel.Warning, Message = "Run-state file {Path} is not readable; left alone")]
         public static partial void RunStateUnreadable(ILogger logger, string path);
 
+        [LoggerMessage(EventId = 4021, Level = LogLevel.Warning, Message = "Process {Id} ({App}) is Fatal: {Reason} ('restart' of its id starts it again with a new count)")]
+        public static partial void GaveUp(ILogger logger, ulong id, string app, string reason);
+
         [LoggerMessage(EventId = 4020, Level = LogLevel.Warning, Message = "Run-state {Path} ignored: {Why}")]
         public static partial void RunStateUntrusted(ILogger logger, string path, string why);
 

@@ -210,7 +210,8 @@ public sealed partial class Supervisor
         }
         if (run is null)
         {
-            return new StopReport(id, p.LastPid, null, Describe(p));
+            // Stopped while waiting in Backoff: no process was running, so no pid was acted on.
+            return new StopReport(id, null, null, Describe(p));
         }
         var reportedPid = await EscalateStopAsync(p, run, graceful: true, cancellationToken);
         return new StopReport(id, run.Pid, reportedPid, Describe(p));
@@ -232,7 +233,8 @@ public sealed partial class Supervisor
         }
         if (run is null)
         {
-            return new StopReport(id, p.LastPid, null, Describe(p));
+            // Stopped while waiting in Backoff: no process was running, so no pid was acted on.
+            return new StopReport(id, null, null, Describe(p));
         }
         await EscalateStopAsync(p, run, graceful: false, cancellationToken);
         return new StopReport(id, run.Pid, null, Describe(p));

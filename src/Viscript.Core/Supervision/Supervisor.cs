@@ -245,6 +245,8 @@ public sealed partial class Supervisor : IAsyncDisposable
                         TransitionTo(p, ProcessState.Exited, $"pid {run.Pid} {decision.Reason}");
                         break;
                     case RestartAction.Fatal:
+                        RecordDecision(p, "Fatal", $"pid {run.Pid} {decision.Reason}");
+                        Log.GaveUp(_logger, p.Id, p.App.Name, decision.Reason);
                         TransitionTo(p, ProcessState.Fatal, $"pid {run.Pid} {decision.Reason}");
                         break;
                     default:
@@ -252,6 +254,7 @@ public sealed partial class Supervisor : IAsyncDisposable
                         p.BackoffCts = cts;
                         // The timer exists before the event is raised: whoever reacts to Backoff (a test's fake clock) can advance it.
                         var timer = Task.Delay(decision.Delay, _time, cts.Token);
+                        RecordDecision(p, "Backoff", $"pid {run.Pid} {decision.Reason}");
                         TransitionTo(p, ProcessState.Backoff, $"pid {run.Pid} {decision.Reason}");
                         _ = BackoffAsync(p, timer, cts);
                         break;
@@ -267,6 +270,17 @@ public sealed partial class Supervisor : IAsyncDisposable
         catch (InvalidOperationException)
         {
         }
+    }
+
+    /// <summary>
+    /// Writes the restart policy's decision (Backoff with its delay, or Fatal and why) where the app's output is read: its
+    /// log file and <c>logs ID</c>, so that a crash loop and its end are visible there, not only in the daemon's events.
+    /// </summary>
+    private static void RecordDecision(ManagedProcess p, string state, string reason)
+    {
+        p.Logs.Append(LogStream.System, $"{state}: {reason}");
+        p.LogFile?.Write($"--- viscript: {state}: {reason}");
+        p.LogFile?.Flush();
     }
 
     private async Task BackoffAsync(ManagedProcess p, Task timer, CancellationTokenSource cts)

@@ -254,6 +254,18 @@ internal sealed class SkywireProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>Sends the process SIGTERM (as systemd, or Ctrl+C in a terminal, would end it) and returns at once.</summary>
+    public async Task TerminateAsync()
+    {
+        using var kill = Process.Start(new ProcessStartInfo("kill") { ArgumentList = { "-TERM", Id.ToString(System.Globalization.CultureInfo.InvariantCulture) }, UseShellExecute = false })
+            ?? throw new InvalidOperationException("could not start kill");
+        await kill.WaitForExitAsync();
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kill -TERM {Id} exited {kill.ExitCode}");
+        }
+    }
+
     /// <summary>Kills the process (and its children) if it still runs, and waits for it; idempotent.</summary>
     public async ValueTask DisposeAsync()
     {

@@ -2,12 +2,13 @@ namespace Skywire.IntegrationTests.EndToEnd;
 
 /// <summary>
 /// Issue 12.1 through the built executables: `skywire app nc --to` streams into `skywire app nc --listen` across
-/// real `skywire node` and `skywire manager` processes on loopback; mid-stream the relay or the dialing node is killed.
+/// real `skywire node` and `skywire manager` processes on loopback; mid-stream the relay, a node, an app or the messenger
+/// relaying the stream is killed (SIGKILL), or the dialing app is interrupted (SIGTERM).
 /// The listener must then exit non-zero, never print "received N bytes" and exit 0 for an unfinished stream; what it
 /// wrote before is a correct prefix. Since issue 13 a killed manager breaks nothing: the nodes hold their rules while it
 /// is away, so that stream goes on past the rules' lifetime (and is then broken by killing the dialing node).
 /// </summary>
-/// <remarks>One class per cause, so the three (each bounded by the 30 s session idle timeout) run in parallel.</remarks>
+/// <remarks>One class per cause, so they (some bounded by the 30 s session idle timeout) run in parallel.</remarks>
 public abstract partial class TruncatedStreamScenario(string scratchPrefix) : ExecutableTestBase(scratchPrefix)
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(90);
@@ -21,6 +22,8 @@ public abstract partial class TruncatedStreamScenario(string scratchPrefix) : Ex
         DialingNodeKilled,
         ReceivingNodeKilled,
         DialingAppKilled,
+        DialingAppTerminated,
+        MessengerKilled,
     }
 
     protected async Task RunAsync(Cause cause)
@@ -40,22 +43,36 @@ public abstract partial class TruncatedStreamScenario(string scratchPrefix) : Ex
             var managerKey = ManagerKey().Match(managerLine).Groups[1].Value;
             var managerAt = $"{managerKey}@127.0.0.1:{ManagerLine().Match(managerLine).Groups[1].Value}";
 
+            // Relayed by a messenger: the nodes have no link (the manager has no route between them) and try no direct
+            // link, so the stream goes through the messenger (docs/messenger.md "Relayed streams").
+            SkywireProcess? messenger = null;
+            string[] nodeExtra = [];
+            if (cause == Cause.MessengerKilled)
+            {
+                messenger = Start(processes, ["messenger", "--listen", "127.0.0.1:0", "--key", FilePath("messenger.json")]);
+                var line = MessengerLine().Match(await messenger.WaitForStdoutLineAsync("listening on", Limit));
+                nodeExtra = ["--messenger", $"{line.Groups[1].Value}@{line.Groups[2].Value}", "--direct-timeout", "0"];
+            }
+
             var names = cause is Cause.RelayKilled or Cause.ManagerKilledStreamGoesOn ? new[] { "a", "b", "d" } : ["a", "d"];
             var nodes = new Dictionary<string, (SkywireProcess Process, string Key, string AppsPort)>();
             foreach (var name in names)
             {
-                var node = Start(processes, ["node", "--manager", managerAt, "--key", FilePath(name + ".json"), "--app-token-file", FilePath(name + ".token")]);
+                var node = Start(processes, ["node", "--manager", managerAt, "--key", FilePath(name + ".json"), "--app-token-file", FilePath(name + ".token"), .. nodeExtra]);
                 var m = NodeLine().Match(await node.WaitForLineAsync(" apps 127.0.0.1", Limit));
                 nodes[name] = (node, m.Groups[1].Value, m.Groups[2].Value);
             }
 
             string[] Cli(params string[] args) => ["cli", "--manager", managerAt, "--key", FilePath("manager.json"), .. args];
-            for (var i = 1; i < names.Length; i++)
+            if (messenger is null)
             {
-                await LinkAsync(Cli("link", nodes[names[i - 1]].Key, nodes[names[i]].Key), Limit);
-            }
+                for (var i = 1; i < names.Length; i++)
+                {
+                    await LinkAsync(Cli("link", nodes[names[i - 1]].Key, nodes[names[i]].Key), Limit);
+                }
 
-            await WaitForLinksUpAsync(Cli("links"), 2 * (names.Length - 1), Limit);
+                await WaitForLinksUpAsync(Cli("links"), 2 * (names.Length - 1), Limit);
+            }
 
             var listener = Start(processes, ["app", "nc", "--node-apps", "127.0.0.1:" + nodes["d"].AppsPort, "--token-file", FilePath("d.token"), "--name", "sink", "--listen"]);
             await listener.WaitForLineAsync("listening as", Limit);
@@ -81,6 +98,13 @@ public abstract partial class TruncatedStreamScenario(string scratchPrefix) : Ex
                 case Cause.DialingAppKilled:
                     await dialer.DisposeAsync();
                     break;
+                case Cause.MessengerKilled:
+                    await messenger!.DisposeAsync();
+                    break;
+                case Cause.DialingAppTerminated:
+                    // SIGTERM (Ctrl+C): the sender stops before the end of its input; that is not the end of the stream.
+                    await dialer.TerminateAsync();
+                    break;
             }
 
             // The sender goes on writing into the dead stream.
@@ -101,7 +125,7 @@ public abstract partial class TruncatedStreamScenario(string scratchPrefix) : Ex
             Assert.True(code != 0, $"the listener exited 0 after {received.Length} bytes of an unfinished stream:\n{listener.Stderr}");
             Assert.DoesNotContain("received", listener.Stderr, StringComparison.Ordinal);
             Assert.True(received.AsSpan().SequenceEqual(GatedPatternStream.Expected(Seed, received.Length)), "the listener wrote wrong bytes");
-            if (cause is Cause.RelayKilled or Cause.ManagerKilledStreamGoesOn)
+            if (cause is Cause.RelayKilled or Cause.ManagerKilledStreamGoesOn or Cause.DialingAppTerminated or Cause.MessengerKilled)
             {
                 Assert.NotEqual(0, await dialer.WaitForExitAsync(Limit));
             }
@@ -135,6 +159,9 @@ public abstract partial class TruncatedStreamScenario(string scratchPrefix) : Ex
 
     [System.Text.RegularExpressions.GeneratedRegex(@"manager ([0-9a-f]{66}) listening")]
     private static partial System.Text.RegularExpressions.Regex ManagerKey();
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"messenger ([0-9a-f]{66}) listening on (\S+)")]
+    private static partial System.Text.RegularExpressions.Regex MessengerLine();
 
     /// <summary>
     /// Endless deterministic bytes (the dialer's stdin): the first <c>gateAfter</c> bytes at once, the rest after
@@ -221,4 +248,18 @@ public sealed class DialingAppKilledProcessTests() : TruncatedStreamScenario("sk
 {
     [Fact]
     public Task NcListener_DialingAppKilled_ExitsNonZero() => RunAsync(Cause.DialingAppKilled);
+}
+
+[Trait("Category", "E2E")]
+public sealed class DialingAppTerminatedProcessTests() : TruncatedStreamScenario("skywire-trunc-dterm-")
+{
+    [Fact]
+    public Task NcListener_DialingAppTerminatedMidStream_ExitsNonZero() => RunAsync(Cause.DialingAppTerminated);
+}
+
+[Trait("Category", "E2E")]
+public sealed class MessengerKilledProcessTests() : TruncatedStreamScenario("skywire-trunc-msgr-")
+{
+    [Fact]
+    public Task NcListener_StreamRelayedByAMessenger_MessengerKilled_BothExitNonZero() => RunAsync(Cause.MessengerKilled);
 }

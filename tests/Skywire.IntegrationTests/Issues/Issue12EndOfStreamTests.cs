@@ -47,6 +47,29 @@ public sealed class Issue12EndOfStreamTests
         await transfer.AssertBothSidesFailAsync();
     }
 
+    /// <summary>
+    /// The relay is gone and the manager has no other path: the ends' links to it are down, no new route comes, so the
+    /// sessions are closed after <see cref="NodeOptions.DeadHopGrace"/> and the apps get their error then, not after the
+    /// multiplexer's idle timeout (30 s, the default here).
+    /// </summary>
+    [Fact]
+    public async Task RelayGone_NoAlternative_BothAppsSeeTheErrorSoon_NotAtTheIdleTimeout()
+    {
+        using var log = NewLog();
+        await using var mesh = MeshHarness.Start(log: log);
+        var (a, b, d) = (await mesh.AddNodeAsync(), await mesh.AddNodeAsync(), await mesh.AddNodeAsync());
+        await mesh.LinkAsync(a, b);
+        await mesh.LinkAsync(b, d);
+        await using var transfer = await Transfer.StartAsync(a, d);
+        await transfer.WaitForBytesAsync(1 << 20);
+
+        var gone = System.Diagnostics.Stopwatch.StartNew();
+        await mesh.RemoveNodeAsync(b);
+
+        await transfer.AssertBothSidesFailAsync();
+        Assert.True(gone.Elapsed < MuxOptions.Default.IdleTimeout / 2, $"the error took {gone.Elapsed}: the ends waited for their idle timeout");
+    }
+
     [Fact]
     public async Task RelayRulesGone_ManagerGone_BothAppsSeeAnError_NeverACleanEnd()
     {

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Skywire.Core.Channels;
 using Skywire.Core.Control;
+using Skywire.Core.Crypto;
 using Skywire.Core.Manager;
 using Skywire.IntegrationTests.Mesh;
 using Skywire.Protocol;
@@ -149,6 +150,45 @@ public sealed class Issue12RogueNodeTests
         var (sent, received, count) = await MeshHarness.TransferAsync(b, a, 1024 * 1024);
         Assert.Equal(1024 * 1024, count);
         Assert.Equal(sent, received);
+    }
+
+    /// <summary>
+    /// Issue 12.5: a node's connection may send only the node opcodes. The cli's and the ledger's (LinkNodes, BuildRoute,
+    /// UnlinkNodes, the lists, LedgerGrant 0x37, LedgerAct 0x38) are answered Forbidden and change nothing: no route is
+    /// built, the honest link stays; the rogue's connection stays usable. A key that is no admin of the manager cannot
+    /// open a cli connection at all.
+    /// </summary>
+    [Fact]
+    public async Task RogueNode_CliAndLedgerOpcodes_AreForbidden_ChangeNothing_AndAKeyThatIsNoAdminGetsNoCli()
+    {
+        await using var mesh = MeshHarness.Start();
+        var (a, b) = (await mesh.AddNodeAsync(), await mesh.AddNodeAsync());
+        await mesh.LinkAsync(a, b);
+        await MeshHarness.WaitUntilAsync(() => mesh.Manager.Controller.ListLinks().Links.Any(l => l.From == a.NodeKey && l.To == b.NodeKey && l.Confirmed), "a-b routed");
+        await using var rogue = await RogueNode.ConnectAsync(mesh);
+
+        ControlOpcode[] forbidden = [ControlOpcode.ListNodes, ControlOpcode.ListLinks, ControlOpcode.ListRoutes, ControlOpcode.LinkNodes,
+            ControlOpcode.BuildRoute, ControlOpcode.UnlinkNodes, ControlOpcode.LedgerGrant, ControlOpcode.LedgerAct];
+        foreach (var opcode in forbidden)
+        {
+            var refused = await Assert.ThrowsAsync<ControlException>(() => rogue.RawAsync(opcode, new { a = a.NodeKey, b = b.NodeKey, node = rogue.Key.ToString(), amount = 1_000_000 }));
+            Assert.Equal(ControlErrorCode.Forbidden, refused.Code);
+        }
+
+        Assert.Empty(mesh.Manager.Controller.ListRoutes().Routes);
+        Assert.Contains(mesh.Manager.Controller.ListLinks().Links, l => l.From == a.NodeKey && l.To == b.NodeKey && l.Confirmed);
+        await rogue.RawAsync(ControlOpcode.Ping, new { });
+
+        using var stranger = KeyPair.Generate();
+        var noAdmin = await Assert.ThrowsAsync<ControlException>(() => ControlClient.ConnectAsync(new ManagerAddress(mesh.Manager.LocalEndPoint, mesh.ManagerKey.Public), stranger, "cli", null,
+            (_, _, _) => throw new ControlException(ControlErrorCode.Forbidden, "no"), mesh.Log.CreateLogger("Stranger"), Limit, CancellationToken.None));
+        Assert.Equal(ControlErrorCode.Forbidden, noAdmin.Code);
+        Assert.Contains("not an admin", noAdmin.Message, StringComparison.Ordinal);
+
+        await using var cli = await CliAsync(mesh);
+        var route = await cli.RequestAsync((byte)ControlOpcode.BuildRoute, new NodePairMessage { A = a.NodeKey, B = b.NodeKey },
+            ControlJsonContext.Default.NodePairMessage, ControlJsonContext.Default.RouteResultMessage).WaitAsync(Limit);
+        Assert.Equal([a.NodeKey, b.NodeKey], route.Path);
     }
 
     /// <summary>

@@ -147,7 +147,7 @@ public sealed class CrossClusterTests
 public sealed class DirectLinkOfferTests
 {
     [Fact]
-    public async Task Offers_AreCheckedAndAnswered_AndOnlyTheOfferingKeyIsAdmittedPastADenyAllPolicy()
+    public async Task Offers_AreCheckedAndAnswered_AndOnlyTheOfferingKeyIsAdmittedPastADenyAllPolicy_NoOtherKeyTakesItsSession()
     {
         var ct = TestContext.Current.CancellationToken;
         await using var messenger = new MessengerHarness();
@@ -179,6 +179,16 @@ public sealed class DirectLinkOfferTests
         Assert.Equal("4", answer.GetProperty("id").GetString());
         Assert.NotEqual(0u, answer.GetProperty("route").GetUInt32());
         Assert.Equal(node.LinkEndPoint.ToString(), answer.GetProperty("link").GetString());
+
+        // Another key offers the session id the node just bound for this key (issue 12.5: a brokered-direct request for
+        // another node's session): refused, and the session stays this key's, on its route.
+        var sessionId = 1UL << 63 | 4;
+        var bound = node.DataPlane.GetSession(sessionId);
+        Assert.NotNull(bound);
+        var intruder = await messenger.ConnectAsync();
+        Assert.Equal("bad-offer", (await AskAsync(intruder, node, Offer("5", sessionId, 0x8000_0002, link.ToString(), "svc"), ct)).GetProperty("reason").GetString());
+        Assert.Same(bound, node.DataPlane.GetSession(sessionId));
+        Assert.Equal(key.Public, bound.Peer);
 
         // Now this key (and only this one) gets a link past the deny-all policy.
         await plane.OpenLinkAsync(node.PublicKey, node.LinkEndPoint, ct).WaitAsync(MessengerHarness.Timeout, ct);

@@ -42,6 +42,86 @@ public sealed class MessengerRobustnessTests
         Assert.True(h.Server.IsOnline(alice.Key) && h.Server.IsOnline(bob.Key));
     }
 
+    /// <summary>
+    /// Issue 12.7: a client that pipelines 1 000 000 requests (Ping, 9 MB: more than the kernel's socket buffers hold) without reading a single answer. The messenger stops
+    /// reading it while the answers it queued are at the cap (4096 frames), instead of queueing an answer per request:
+    /// before, every answer was queued (unbounded) and the queue grew with the flood. Honest clients are served
+    /// meanwhile, and once the client reads, every request is answered: backpressure loses nothing.
+    /// </summary>
+    [Fact]
+    public async Task PipelinedRequests_WithoutReadingTheAnswers_StopBeingRead_QueueStaysAtItsCap_AndAllAreAnsweredOnceRead()
+    {
+        await using var h = new MessengerHarness();
+        var alice = await h.ConnectAsync();
+        var bob = await h.ConnectAsync();
+        var key = KeyPair.Generate();
+        await using var raw = await RawMessengerPeer.ConnectAsync(h.Server.LocalEndPoint, receiveBuffer: 4096);
+        using var local = Secp256k1Dh.FromKeyPair(key);
+        await raw.HandshakeAsync(local, h.Server.Key);
+        Assert.Equal((byte)MessengerOpcode.Hello | 0x80, await raw.HelloAsync(key));
+        var link = h.Server.ConnectionLinks.Single(l => l.PeerName == key.Public.ToShortString(12));
+
+        const int count = 1_000_000;
+        const int perRecord = 4000;
+        var writer = Task.Run(async () =>
+        {
+            for (var first = 0; first < count; first += perRecord)
+            {
+                var record = new byte[perRecord * FrameCodec.HeaderSize];
+                for (var i = 0; i < perRecord; i++)
+                {
+                    FrameCodec.WriteHeader(record.AsSpan(i * FrameCodec.HeaderSize), (byte)MessengerOpcode.Ping, (uint)(first + i + 1), 0);
+                }
+
+                await raw.WritePlainAsync(record);
+            }
+        });
+
+        var maxFrames = 0;
+        var maxBytes = 0L;
+        var deadline = DateTime.UtcNow + MessengerHarness.Timeout;
+        while (link.ReadPauses == 0 && DateTime.UtcNow < deadline)
+        {
+            maxFrames = Math.Max(maxFrames, link.QueuedFrames);
+            maxBytes = Math.Max(maxBytes, link.QueuedBytes);
+            await Task.Delay(5, TestContext.Current.CancellationToken);
+        }
+
+        Assert.True(link.ReadPauses > 0, $"the messenger never stopped reading a client that does not read (queued up to {maxFrames} frames, {maxBytes} bytes)");
+        for (var i = 0; i < 50; i++)
+        {
+            maxFrames = Math.Max(maxFrames, link.QueuedFrames);
+            await Task.Delay(5, TestContext.Current.CancellationToken);
+        }
+
+        Assert.InRange(maxFrames, 0, MessengerServerOptions.Default.OutboundQueueFrames + 1);
+
+        // Honest clients are unaffected while it is held.
+        await alice.SendAsync(bob.Key, "still here", TestContext.Current.CancellationToken);
+        Assert.Equal("still here", MessengerHarness.Text(await MessengerHarness.ReceiveAsync(bob)));
+
+        // Reading now gets every answer, in order.
+        var expected = 1u;
+        var pending = Array.Empty<byte>();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        while (expected <= count)
+        {
+            var plain = await raw.ReadPlainAsync().WaitAsync(cts.Token);
+            var bytes = pending.Length == 0 ? plain : [.. pending, .. plain];
+            var offset = 0;
+            for (; offset + FrameCodec.HeaderSize <= bytes.Length; offset += FrameCodec.HeaderSize)
+            {
+                Assert.Equal((byte)MessengerOpcode.Ping | FrameCodec.ResponseBit, bytes[offset + 4]);
+                Assert.Equal(expected++, System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(bytes.AsSpan(offset + 5)));
+            }
+
+            pending = bytes[offset..];
+        }
+
+        await writer.WaitAsync(cts.Token);
+        Assert.InRange(maxFrames, 0, MessengerServerOptions.Default.OutboundQueueFrames + 1);
+    }
+
     [Fact]
     public async Task OldClient_Version1Hello_GetsUnsupportedVersionSayingToUpgrade()
     {

@@ -29,9 +29,16 @@ internal sealed class RawMessengerPeer : IAsyncDisposable
 
     public byte[] HandshakeHash => _transport?.HandshakeHash ?? [];
 
-    public static async Task<RawMessengerPeer> ConnectAsync(IPEndPoint endPoint)
+    /// <param name="endPoint">The messenger.</param>
+    /// <param name="receiveBuffer">When set, the socket's SO_RCVBUF (a small one makes a client that does not read back up at once).</param>
+    public static async Task<RawMessengerPeer> ConnectAsync(IPEndPoint endPoint, int? receiveBuffer = null)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        if (receiveBuffer is { } size)
+        {
+            socket.ReceiveBufferSize = size;
+        }
+
         await socket.ConnectAsync(endPoint);
         return new RawMessengerPeer(socket);
     }

@@ -47,7 +47,9 @@ public sealed partial class MetricsScrapeTests() : ExecutableTestBase("skywire-m
             var nodeMetrics = new List<Uri>();
             foreach (var node in nodes)
             {
-                nodeMetrics.Add(await MetricsUrlAsync(node));
+                var url = await MetricsUrlAsync(node);
+                Assert.Equal("127.0.0.1", url.Host); // `--metrics PORT` binds loopback: the figures name keys and peers
+                nodeMetrics.Add(url);
             }
 
             // The manager sees both nodes online and the auto-link up (as the nodes report it).

@@ -203,6 +203,53 @@ public sealed class FrameConnectionBackpressureTests : IDisposable
         Assert.Equal(4, peak);
     }
 
+    /// <summary>
+    /// Issue 12.7: large requests pipelined by a peer whose requests are not answered yet. The read loop stops once the
+    /// requests it holds reach <see cref="FrameConnection.MaxQueuedRequestBytes"/> (before, 256 queued + 64 running
+    /// frames were held whatever their size: 20 MiB here, over 300 MiB with 1 MiB frames); once the handlers finish,
+    /// every request is answered.
+    /// </summary>
+    [Fact]
+    public async Task LargeRequests_Pipelined_HoldAtMostTheByteCap_AndAllAreAnsweredOnceHandled()
+    {
+        var (a, b) = FrameConnectionTests.Pipes();
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var started = 0;
+        await using var server = new FrameConnection(a, "server", Log.CreateLogger("server"));
+        await using var client = new FrameConnection(b, "client", Log.CreateLogger("client")) { RequestTimeout = TimeSpan.FromMinutes(2) };
+        server.Start(async (_, payload, ct) =>
+        {
+            Interlocked.Increment(ref started);
+            await release.Task.WaitAsync(ct);
+            return [(byte)(payload.Length >> 16)];
+        });
+        client.Start((_, _, _) => throw new ControlException(ControlErrorCode.BadRequest, "no"));
+
+        const int size = 512 * 1024;
+        var calls = Enumerable.Range(0, 40).Select(_ => client.RequestRawAsync((byte)ControlOpcode.Ping, new byte[size])).ToList();
+        var deadline = DateTime.UtcNow + Limit;
+        var peak = 0L;
+        while (server.QueuedRequestBytes < FrameConnection.MaxQueuedRequestBytes && DateTime.UtcNow < deadline)
+        {
+            peak = Math.Max(peak, server.QueuedRequestBytes);
+            await Task.Delay(10, TestContext.Current.CancellationToken);
+        }
+
+        for (var i = 0; i < 20; i++)
+        {
+            peak = Math.Max(peak, server.QueuedRequestBytes);
+            await Task.Delay(10, TestContext.Current.CancellationToken);
+        }
+
+        Assert.InRange(peak, FrameConnection.MaxQueuedRequestBytes, FrameConnection.MaxQueuedRequestBytes + size);
+        Assert.InRange(Volatile.Read(ref started), 1, (int)(FrameConnection.MaxQueuedRequestBytes / size) + 1);
+        release.SetResult();
+        var answers = await Task.WhenAll(calls).WaitAsync(Limit, TestContext.Current.CancellationToken);
+        Assert.All(answers, r => Assert.Equal((byte)(size >> 16), r.Payload.Single()));
+        Assert.Equal(40, started);
+        Assert.Equal(0, server.QueuedRequestBytes);
+    }
+
     [Fact]
     public async Task HandlerWaitingForThePeer_StillGetsItsAnswer_WhileRequestsQueueBehindIt()
     {

@@ -51,6 +51,43 @@ public sealed class OfflineStoreTests
         Assert.Equal(DropReason.StoreFull, store.TryStore(KeyPair.Generate().Public, _alice, 4, [], _expired));
     }
 
+    /// <summary>
+    /// Issue 12.2: one key writing to many offline keys (each under its queue's limits) took the whole store before:
+    /// its 100 000 key slots and 256 MiB, for 24 h, and every honest sender then got StoreFull. With the defaults a
+    /// sender now has at most 4096 messages and 16 MiB stored; others still store, and what is delivered or expires
+    /// frees its share.
+    /// </summary>
+    [Fact]
+    public void OneSender_ToManyOfflineKeys_GetsItsShareOnly_OthersStillStore()
+    {
+        var store = Create();
+        var limits = MessengerServerOptions.Default;
+        var recipients = Enumerable.Range(0, limits.StoreMaxMessagesPerSender + 100).Select(_ => KeyPair.Generate().Public).ToList();
+        var outcomes = recipients.Select((to, i) => store.TryStore(to, _alice, (uint)i, new byte[16], _expired)).ToList();
+        Assert.Equal(limits.StoreMaxMessagesPerSender, outcomes.Count(o => o is null));
+        Assert.All(outcomes.Skip(limits.StoreMaxMessagesPerSender), o => Assert.Equal(DropReason.StoreFull, o));
+        Assert.Null(store.TryStore(recipients[^1], _bob, 1, new byte[16], _expired));
+
+        // Bytes: 64 KiB envelopes to fresh keys stop at the sender's 16 MiB.
+        var carol = KeyPair.Generate().Public;
+        var big = new byte[MessengerProtocol.MaxEnvelopeSize];
+        var stored = 0;
+        while (store.TryStore(KeyPair.Generate().Public, carol, (uint)stored, big, _expired) is null)
+        {
+            stored++;
+            Assert.True(stored <= 1000, "carol's share is unbounded");
+        }
+
+        Assert.Equal(limits.StoreMaxBytesPerSender / big.Length, stored);
+        Assert.Null(store.TryStore(KeyPair.Generate().Public, _bob, 2, big, _expired));
+
+        // A recipient that comes online takes its messages: the sender may store again.
+        store.TakeAll(recipients[0], _expired);
+        Assert.Equal((limits.StoreMaxMessagesPerSender - 1, (limits.StoreMaxMessagesPerSender - 1) * 16L), store.StoredBy(_alice));
+        Assert.Null(store.TryStore(KeyPair.Generate().Public, _alice, 99_999, new byte[16], _expired));
+        Assert.Equal(DropReason.StoreFull, store.TryStore(KeyPair.Generate().Public, _alice, 100_000, new byte[16], _expired));
+    }
+
     [Fact]
     public void Ttl_ExpiredMessagesBecomeNoticesForTheirSenders()
     {

@@ -17,7 +17,9 @@ public sealed class ClusterExeTests : ExeTestBase
         var agentDir = Directory.CreateDirectory(Path.Combine(Dir.Path, "agent")).FullName;
         var config = TestConfigs.Build(TestConfigs.App("t", "sleep"));
         var primaryConfig = Dir.Write("primary/config.yaml", config);
-        var agentConfig = Dir.Write("agent/config.yaml", config);
+        // The agent also has an app that never writes (it would not notice its daemon's death on its own).
+        var agentConfig = Dir.Write("agent/config.yaml", TestConfigs.Build(TestConfigs.App("t", "sleep"),
+            "  keeper:\n    path: /bin/sleep\n    default_args: [\"1000\"]\n    stop_timeout: 2s\n"));
         var primaryKeyFile = Path.Combine(primaryDir, "cluster.key");
         var agentKeyFile = Path.Combine(agentDir, "cluster.key");
 
@@ -62,7 +64,11 @@ public sealed class ClusterExeTests : ExeTestBase
             Assert.True(sd.ExitCode == 0, sd.ToString());
             Assert.EndsWith("[ b:1 ] t Exited(0)", sd.Stdout.TrimEnd(), StringComparison.Ordinal);
 
-            // The agent dies (SIGKILL): unreachable, commands fail fast with 71.
+            // The agent dies (SIGKILL) while it has an app: unreachable, commands fail fast with 71.
+            var keep = await primary.CliAsync("s", "b:keeper");
+            Assert.True(keep.ExitCode == 0, keep.ToString());
+            var keeperRow = (await primary.CliAsync("la")).Lines.Single(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^b\s+\d+\s+keeper\s"));
+            var keeper = ProcStat.Read(int.Parse(keeperRow.Split(' ', StringSplitOptions.RemoveEmptyEntries)[3], System.Globalization.CultureInfo.InvariantCulture))!.Value;
             agent.Signal(9);
             await agent.WaitForExitAsync();
             await primary.WaitForLineAsync(l => l.Contains("host b: unreachable", StringComparison.Ordinal), 60);
@@ -75,6 +81,10 @@ public sealed class ClusterExeTests : ExeTestBase
             agent = await DaemonProcess.StartAsync(agentConfig, agentArgs);
             await primary.WaitForLineAsync(l => l.Contains("host b: connected", StringComparison.Ordinal) && primary.Lines.Count(x => x.Contains("host b: connected", StringComparison.Ordinal)) >= 2, 60);
             Assert.Equal(0, (await primary.CliAsync("s", "b:t")).ExitCode);
+            // The app the killed agent left was stopped by the new agent (issue 12.6), and no row of it is listed twice.
+            Assert.True(await Pids.WaitGoneAsync(keeper.Pid, TimeSpan.FromSeconds(60)) || !keeper.StillInProc, $"keeper pid {keeper.Pid} left by the killed agent still runs");
+            var after = await primary.CliAsync("la");
+            Assert.DoesNotContain(after.Lines, l => l.Contains(" keeper ", StringComparison.Ordinal) || l.Contains("Unreachable", StringComparison.Ordinal));
         }
         finally
         {

@@ -128,4 +128,55 @@ public sealed class RestartRuleTests : IAsyncLifetime
         Assert.Contains("3 quick failures", third, StringComparison.Ordinal);
         Assert.Equal(("Fatal", 3, 2), (_supervisor.Get(1).State, _supervisor.Get(1).ExitCode, _supervisor.Get(1).Restarts));
     }
+
+    [Fact]
+    public async Task TheAppsLogSaysWhyItBacksOffAndGoesFatal_AndRestartOfAFatalApp_StartsTheCountOver()
+    {
+        // supervisord's rule: `start` of a FATAL program gives it its full startretries again.
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var yaml = """
+            apps:
+              crasher:
+                path: /bin/sh
+                default_args: ["-c", "read line; exit 3"]
+                restart: on-failure
+                start_secs: 1s
+                max_retries: 1
+                backoff: 10s
+            """;
+        var logs = Path.Combine(_dir.Path, "logs");
+        _supervisor = new Supervisor(ConfigLoader.Parse(yaml, Path.Combine(_dir.Path, "config.yaml")), new FakeSignalGateway(),
+            new SupervisorOptions { TimeProvider = time, LogDirectory = logs });
+        using var events = new EventRecorder(_supervisor);
+        _supervisor.Start("crasher");
+
+        async Task<string> CrashAfterStartSecsAsync(int run)
+        {
+            var started = 0;
+            await events.WaitAsync(e => e.Kind == "started" && e.Id == 1 && ++started == run);
+            time.Advance(TimeSpan.FromSeconds(2));
+            await events.WaitStateAsync(1, "Running", occurrence: run);
+            await _supervisor.WriteInputAsync(1, "crash now");
+            var seen = 0;
+            var next = await events.WaitAsync(e => e.Kind == "state" && e.Id == 1 && e.From == "Running" && e.To is "Backoff" or "Fatal" && ++seen == run);
+            return $"{next.To}: {next.Message}";
+        }
+
+        Assert.Contains("restart 1/1 in 10s", await CrashAfterStartSecsAsync(1), StringComparison.Ordinal);
+        time.Advance(TimeSpan.FromSeconds(10));
+        Assert.StartsWith("Fatal", await CrashAfterStartSecsAsync(2), StringComparison.Ordinal);
+
+        // Where an operator reads the app's output (`logs ID`, its log file), the decisions are written too.
+        var lines = _supervisor.GetLogs(1).Tail(100).Where(l => l.Stream == LogStream.System).Select(l => l.Text).ToList();
+        Assert.Contains(lines, l => l.StartsWith("Backoff: pid ", StringComparison.Ordinal) && l.Contains("restart 1/1 in 10s", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("Fatal: pid ", StringComparison.Ordinal) && l.Contains("gave up after 2 quick failures", StringComparison.Ordinal));
+        var file = await File.ReadAllTextAsync(Path.Combine(logs, "crasher-1.log"), TestContext.Current.CancellationToken);
+        Assert.Contains("--- viscript: Backoff: pid ", file, StringComparison.Ordinal);
+        Assert.Contains("--- viscript: Fatal: pid ", file, StringComparison.Ordinal);
+
+        // restart of the Fatal id: the count starts over (restart 1/1 again, not Fatal at the first crash).
+        await _supervisor.RestartAsync(1, TestContext.Current.CancellationToken);
+        Assert.Contains("restart 1/1 in 10s", await CrashAfterStartSecsAsync(3), StringComparison.Ordinal);
+        Assert.Equal(("Backoff", 2), (_supervisor.Get(1).State, _supervisor.Get(1).Restarts));
+    }
 }

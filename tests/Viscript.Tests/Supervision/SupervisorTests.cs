@@ -225,6 +225,7 @@ public sealed class SupervisorTests : IAsyncLifetime
         var r = await sup.StopAsync(1);
         Assert.Equal("Exited(1)", r.Process.Display);
         Assert.True(r.Process.StopRequested);
+        Assert.Null(r.Pid); // nothing ran: `sd` must not print "shutdown pid" of the run that had already ended
         time.Advance(TimeSpan.FromMinutes(1));
         Assert.Equal("Exited", sup.Get(1).State);
         Assert.DoesNotContain(events.Events, e => e.Kind == "state" && e.To == "Starting" && e.From == "Backoff");

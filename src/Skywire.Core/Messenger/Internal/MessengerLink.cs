@@ -42,6 +42,8 @@ internal sealed partial class MessengerLink : IAsyncDisposable
     private Task? _readLoop;
     private Task? _writeLoop;
     private long _queuedBytes;
+    private int _queuedFrames;
+    private long _readPauses;
     private long _lastReadTimestamp;
     private int _nextId;
     private int _disposed;
@@ -66,6 +68,24 @@ internal sealed partial class MessengerLink : IAsyncDisposable
 
     /// <summary>Bytes queued and not yet written.</summary>
     public long QueuedBytes => Interlocked.Read(ref _queuedBytes);
+
+    /// <summary>Frames queued and not yet written.</summary>
+    public int QueuedFrames => Volatile.Read(ref _queuedFrames);
+
+    /// <summary>
+    /// When set, the read loop stops reading while more than this many bytes (or <see cref="PauseReadingAboveFrames"/>
+    /// frames) are queued toward the peer, and goes on once they are written: a peer that pipelines requests without
+    /// reading the answers backs up its own TCP writes instead of growing this side's queue (issue 12.7). Only one
+    /// side of a link may pause (the server's side; the client's and the opener's read loops always read), so two
+    /// links can never wait for each other.
+    /// </summary>
+    public long? PauseReadingAboveBytes { get; init; }
+
+    /// <summary>With <see cref="PauseReadingAboveBytes"/>: queued frames beyond which reading pauses too (default 4096).</summary>
+    public int PauseReadingAboveFrames { get; init; } = 4096;
+
+    /// <summary>How many times the read loop paused because the peer did not read its answers.</summary>
+    public long ReadPauses => Interlocked.Read(ref _readPauses);
 
     /// <summary>Milliseconds (Environment.TickCount64) of the last frame read.</summary>
     public long LastReadTick => Interlocked.Read(ref _lastReadTimestamp);
@@ -103,9 +123,11 @@ internal sealed partial class MessengerLink : IAsyncDisposable
         prefix.CopyTo(buffer.AsSpan(FrameCodec.HeaderSize));
         body.CopyTo(buffer.AsSpan(FrameCodec.HeaderSize + prefix.Length));
         Interlocked.Add(ref _queuedBytes, length);
+        Interlocked.Increment(ref _queuedFrames);
         if (!_outbound.Writer.TryWrite((buffer, length)))
         {
             Interlocked.Add(ref _queuedBytes, -length);
+            Interlocked.Decrement(ref _queuedFrames);
             ArrayPool<byte>.Shared.Return(buffer);
             return false;
         }
@@ -134,6 +156,27 @@ internal sealed partial class MessengerLink : IAsyncDisposable
             }
 
             await room.WaitAsync(cancellationToken);
+        }
+    }
+
+    private bool OutboundFull => PauseReadingAboveBytes is { } bytes && (QueuedBytes > bytes || QueuedFrames > PauseReadingAboveFrames);
+
+    private async Task WaitForOutboundRoomAsync()
+    {
+        while (OutboundFull && !_closed.Task.IsCompleted)
+        {
+            Task room;
+            lock (_roomLock)
+            {
+                room = _room.Task;
+            }
+
+            if (!OutboundFull)
+            {
+                return;
+            }
+
+            await room.WaitAsync(_cts.Token);
         }
     }
 
@@ -235,6 +278,7 @@ internal sealed partial class MessengerLink : IAsyncDisposable
     {
         var (reason, detail) = FramedStreamLifecycle.EndOfStream(0);
         byte[]? scratch = null;
+        var paused = false;
         try
         {
             while (!_cts.IsCancellationRequested)
@@ -270,11 +314,27 @@ internal sealed partial class MessengerLink : IAsyncDisposable
                     {
                         break;
                     }
+
+                    if (OutboundFull)
+                    {
+                        paused = true;
+                        break;
+                    }
                 }
 
                 if (_closed.Task.IsCompleted)
                 {
                     return;
+                }
+
+                if (paused)
+                {
+                    // Stop reading until the answers are written (the frames not yet handled stay in the pipe).
+                    paused = false;
+                    _reader.AdvanceTo(buffer.Start);
+                    Interlocked.Increment(ref _readPauses);
+                    await WaitForOutboundRoomAsync();
+                    continue;
                 }
 
                 if (result.IsCompleted)
@@ -339,6 +399,7 @@ internal sealed partial class MessengerLink : IAsyncDisposable
                 while (reader.TryRead(out var item))
                 {
                     var written = 0;
+                    var frames = 1;
                     if (item.Length >= BatchSize)
                     {
                         await _stream.WriteAsync(item.Buffer.AsMemory(0, item.Length), _cts.Token);
@@ -359,6 +420,7 @@ internal sealed partial class MessengerLink : IAsyncDisposable
                             }
 
                             reader.TryRead(out item);
+                            frames++;
                         }
 
                         await _stream.WriteAsync(batch.AsMemory(0, used), _cts.Token);
@@ -366,6 +428,11 @@ internal sealed partial class MessengerLink : IAsyncDisposable
                     }
 
                     Interlocked.Add(ref _queuedBytes, -written);
+                    Interlocked.Add(ref _queuedFrames, -frames);
+                    if (PauseReadingAboveBytes is not null)
+                    {
+                        SignalRoom();
+                    }
                 }
 
                 await _stream.FlushAsync(_cts.Token);
