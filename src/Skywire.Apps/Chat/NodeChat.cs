@@ -63,7 +63,18 @@ public static class NodeChat
         _ = name;
         await using var app = await SkywireApp.ConnectAsync(nodeApps, token, cancellationToken);
         await using var stream = await app.DialAsync(target[..slash], target[(slash + 1)..], cancellationToken);
-        await stream.WriteAsync(bytes, cancellationToken);
+        try
+        {
+            await stream.WriteAsync(bytes, cancellationToken);
+        }
+        catch
+        {
+            // Cancelled or failed before the whole message was written: abort, so the receiver never takes what
+            // arrived for a complete message (the graceful close of `await using` would end it cleanly: issue 12.1).
+            stream.Abort();
+            throw;
+        }
+
         stream.CompleteWrites();
         var reply = new byte[1];
         if (await stream.ReadAsync(reply, cancellationToken) != 1 || reply[0] != Ack)

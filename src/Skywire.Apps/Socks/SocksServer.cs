@@ -227,7 +227,22 @@ public sealed partial class SocksServer
             address = address.MapToIPv4();
         }
 
-        return IPAddress.IsLoopback(address) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any);
+        // Link-local addresses reach only the exit's own link, where a cloud host keeps its metadata service
+        // (169.254.169.254, fd00:ec2::254 aside): credentials of the exit's host, not a destination for any mesh peer.
+        return IPAddress.IsLoopback(address) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any)
+            || address.IsIPv6LinkLocal || IsIPv4LinkLocal(address);
+    }
+
+    private static bool IsIPv4LinkLocal(IPAddress address)
+    {
+        if (address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
+        {
+            return false;
+        }
+
+        Span<byte> bytes = stackalloc byte[4];
+        address.TryWriteBytes(bytes, out _);
+        return bytes[0] == 169 && bytes[1] == 254;
     }
 
     private async ValueTask<Socket> ConnectAsync(SocksEndpoint destination, CancellationToken cancellationToken)

@@ -42,7 +42,7 @@ internal static class SocksCommands
             AllowMultipleArgumentsPerToken = true,
         };
         var passcode = new Option<string?>("--passcode") { Description = $"Passcode clients must send (see --passcode of socks-client). Visible to local users in ps: prefer env {PasscodeVariable}." };
-        var allowLoopback = new Option<bool>("--allow-loopback") { Description = "Allow destinations on this host's loopback (off: 0x02 not allowed)." };
+        var allowLoopback = new Option<bool>("--allow-loopback") { Description = "Allow destinations on this host's loopback and link-local addresses, e.g. 169.254.169.254 (off: 0x02 not allowed)." };
         var connectTimeout = new Option<double>("--connect-timeout")
         {
             Description = "Seconds for name lookup plus TCP connect before answering 0x06.",

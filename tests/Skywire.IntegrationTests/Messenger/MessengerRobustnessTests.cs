@@ -79,7 +79,8 @@ public sealed class MessengerRobustnessTests
 
         var maxFrames = 0;
         var maxBytes = 0L;
-        var deadline = DateTime.UtcNow + MessengerHarness.Timeout;
+        // Generous: under a load of 40+ the messenger may take long to read what the kernel buffers hold.
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
         while (link.ReadPauses == 0 && DateTime.UtcNow < deadline)
         {
             maxFrames = Math.Max(maxFrames, link.QueuedFrames);
@@ -103,7 +104,7 @@ public sealed class MessengerRobustnessTests
         // Reading now gets every answer, in order.
         var expected = 1u;
         var pending = Array.Empty<byte>();
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         while (expected <= count)
         {
             var plain = await raw.ReadPlainAsync().WaitAsync(cts.Token);

@@ -130,6 +130,9 @@ public class SocksServerTests
     [InlineData("::1")]
     [InlineData("::ffff:127.0.0.1")]
     [InlineData("0.0.0.0")]
+    [InlineData("169.254.169.254")]
+    [InlineData("fe80::1")]
+    [InlineData("::ffff:169.254.169.254")]
     public async Task LoopbackTarget_RefusedByDefault(string address)
     {
         var (reply, calls) = await AskAsync(SocksServerOptions.Default, Throws(new SocketException((int)SocketError.ConnectionRefused)),
