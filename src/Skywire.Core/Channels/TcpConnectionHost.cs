@@ -36,6 +36,15 @@ public sealed partial class TcpConnectionHost
     /// </summary>
     private const int EmergencyDescriptors = 8;
 
+    /// <summary>Below this many free descriptors (last counted) they are counted again before every accept.</summary>
+    private const long NearLimit = 64;
+
+    /// <summary>No accept while this many or fewer descriptors are free: they are the runtime's (threads) and the process's.</summary>
+    private const long MinFree = 16;
+
+    /// <summary>Accept-failure episodes are reported at most once in this time (the rest are counted in the next report).</summary>
+    private static readonly TimeSpan LogInterval = TimeSpan.FromSeconds(10);
+
     private readonly ListenerLimits _limits;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
@@ -51,6 +60,10 @@ public sealed partial class TcpConnectionHost
     private long _evicted;
     private long _refused;
     private long _acceptFailures;
+    private long _lastFree;
+    private long? _failingLoggedAt;
+    private int _episodesNotLogged;
+    private bool _recoveryToLog;
 
     /// <summary>A host with <paramref name="limits"/> (default <see cref="ListenerLimits.Default"/>); its first descriptor budget is read now.</summary>
     public TcpConnectionHost(ListenerLimits? limits = null, ILogger? logger = null, TimeProvider? time = null)
@@ -102,6 +115,13 @@ public sealed partial class TcpConnectionHost
             Socket socket;
             try
             {
+                if (Volatile.Read(ref _lastFree) < NearLimit && DescriptorsFree() is { } free && (_lastFree = free) <= MinFree)
+                {
+                    // Near the limit (other listeners, files or the runtime hold the descriptors): taking one more could
+                    // leave the runtime none for a thread, and it aborts ("Out of memory."). Make room and wait instead.
+                    throw new SocketException((int)SocketError.TooManyOpenSockets);
+                }
+
                 socket = await listener.AcceptAsync(cancellationToken);
             }
             catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
@@ -117,9 +137,23 @@ public sealed partial class TcpConnectionHost
                 // Out of descriptors or memory: make room, wait, and accept again (never spin, never give up).
                 Interlocked.Increment(ref _acceptFailures);
                 ReleaseEmergencyDescriptors();
+                Volatile.Write(ref _lastFree, 0);
                 if (backoff.Attempts == 0)
                 {
-                    Log.AcceptFailing(_logger, ex.SocketErrorCode, Count);
+                    // At most one report per LogInterval: a process that sits at its limit (other listeners or files
+                    // hold the descriptors) fails, recovers and fails again many times a second.
+                    var now = _time.GetTimestamp();
+                    if (_failingLoggedAt is not { } last || _time.GetElapsedTime(last, now) >= LogInterval)
+                    {
+                        Log.AcceptFailing(_logger, ex.SocketErrorCode, Count, _episodesNotLogged);
+                        _failingLoggedAt = now;
+                        _episodesNotLogged = 0;
+                        _recoveryToLog = true;
+                    }
+                    else
+                    {
+                        _episodesNotLogged++;
+                    }
                 }
 
                 lock (_sync)
@@ -142,7 +176,12 @@ public sealed partial class TcpConnectionHost
 
             if (backoff.Attempts > 0)
             {
-                Log.AcceptRecovered(_logger, backoff.Attempts, Count);
+                if (_recoveryToLog)
+                {
+                    Log.AcceptRecovered(_logger, backoff.Attempts, Count);
+                    _recoveryToLog = false;
+                }
+
                 backoff.Reset();
                 TakeEmergencyDescriptors();
             }
@@ -218,6 +257,7 @@ public sealed partial class TcpConnectionHost
             {
                 _sinceBudgetCheck = 0;
                 _capacity = Math.Max(1, Math.Min(_limits.MaxConnections, DescriptorBudget(_entries.Count) ?? _capacity));
+                _lastFree = DescriptorsFree() ?? long.MaxValue;
             }
 
             if (_perSource.GetValueOrDefault(source) >= _limits.MaxConnectionsPerSource && !MakeRoom(source))
@@ -396,8 +436,8 @@ public sealed partial class TcpConnectionHost
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 2010, Level = LogLevel.Warning, Message = "Accepting connections fails ({Error}) with {Held} held; closing unauthenticated ones and retrying with backoff")]
-        public static partial void AcceptFailing(ILogger logger, SocketError error, int held);
+        [LoggerMessage(EventId = 2010, Level = LogLevel.Warning, Message = "Accepting connections fails ({Error}) with {Held} held; closing unauthenticated ones and retrying with backoff ({Episodes} more episodes since the last report)")]
+        public static partial void AcceptFailing(ILogger logger, SocketError error, int held, int episodes);
 
         [LoggerMessage(EventId = 2011, Level = LogLevel.Information, Message = "Accepting connections again after {Attempts} failed attempts ({Held} held)")]
         public static partial void AcceptRecovered(ILogger logger, int attempts, int held);

@@ -41,7 +41,7 @@ internal static class SocksCommands
             Description = "Node key (66 hex) allowed to use this exit; repeat for more. Default: any node.",
             AllowMultipleArgumentsPerToken = true,
         };
-        var passcode = new Option<string?>("--passcode") { Description = "Passcode clients must send (see --passcode of socks-client)." };
+        var passcode = new Option<string?>("--passcode") { Description = $"Passcode clients must send (see --passcode of socks-client). Visible to local users in ps: prefer env {PasscodeVariable}." };
         var allowLoopback = new Option<bool>("--allow-loopback") { Description = "Allow destinations on this host's loopback and link-local addresses, e.g. 169.254.169.254 (off: 0x02 not allowed)." };
         var connectTimeout = new Option<double>("--connect-timeout")
         {
@@ -69,7 +69,7 @@ internal static class SocksCommands
                 }
             }
 
-            if (result.GetValue(passcode) is { } p && System.Text.Encoding.UTF8.GetByteCount(p) is 0 or > 255)
+            if (Secret(result.GetValue(passcode), PasscodeVariable) is { } p && System.Text.Encoding.UTF8.GetByteCount(p) is 0 or > 255)
             {
                 result.AddError("--passcode must be 1 to 255 bytes");
             }
@@ -85,7 +85,7 @@ internal static class SocksCommands
             var options = SocksServerOptions.Default with
             {
                 AllowedClients = new HashSet<string>(parse.GetValue(allow) ?? [], StringComparer.OrdinalIgnoreCase),
-                Passcode = parse.GetValue(passcode),
+                Passcode = Secret(parse.GetValue(passcode), PasscodeVariable),
                 AllowLoopbackTargets = parse.GetValue(allowLoopback),
                 ConnectTimeout = TimeSpan.FromSeconds(parse.GetValue(connectTimeout)),
             };
@@ -99,6 +99,16 @@ internal static class SocksCommands
         return command;
     }
 
+    /// <summary>Environment variable for --password (the environment of a process is readable by its user only; its arguments, by every local user).</summary>
+    internal const string PasswordVariable = "SKYWIRE_SOCKS_PASSWORD";
+
+    /// <summary>Environment variable for --passcode (socks-server and socks-client).</summary>
+    internal const string PasscodeVariable = "SKYWIRE_SOCKS_PASSCODE";
+
+    /// <summary>The option's value, else the environment variable's (empty counts as unset).</summary>
+    private static string? Secret(string? given, string variable) =>
+        given ?? (Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value ? value : null);
+
     private static Command Client(Func<ILoggerFactory> logging)
     {
         var (nodeApps, tokenFile, name) = Common("socks-client");
@@ -109,8 +119,8 @@ internal static class SocksCommands
             DefaultValueFactory = _ => DefaultListen,
         };
         var user = new Option<string?>("--user") { Description = "Username local applications must give (RFC 1929)." };
-        var password = new Option<string?>("--password") { Description = "Password for --user." };
-        var passcode = new Option<string?>("--passcode") { Description = "Passcode to send to the socks-server." };
+        var password = new Option<string?>("--password") { Description = $"Password for --user. Visible to local users in ps: prefer env {PasswordVariable}." };
+        var passcode = new Option<string?>("--passcode") { Description = $"Passcode to send to the socks-server. Visible to local users in ps: prefer env {PasscodeVariable}." };
         var command = new Command("socks-client", "Local SOCKS5 server (RFC 1928: CONNECT and UDP ASSOCIATE) that carries each connection or UDP association as its own mesh stream to a socks-server.")
         {
             nodeApps, tokenFile, name, server, listen, user, password, passcode,
@@ -143,8 +153,8 @@ internal static class SocksCommands
             var options = SocksClientOptions.Default with
             {
                 Username = result.GetValue(user),
-                Password = result.GetValue(password),
-                Passcode = result.GetValue(passcode),
+                Password = Secret(result.GetValue(password), PasswordVariable),
+                Passcode = Secret(result.GetValue(passcode), PasscodeVariable),
             };
             foreach (var error in options.Validate())
             {
@@ -163,8 +173,8 @@ internal static class SocksCommands
             {
                 Listen = IPEndPoint.Parse(parse.GetValue(listen) ?? DefaultListen),
                 Username = parse.GetValue(user),
-                Password = parse.GetValue(password),
-                Passcode = parse.GetValue(passcode),
+                Password = Secret(parse.GetValue(password), PasswordVariable),
+                Passcode = Secret(parse.GetValue(passcode), PasscodeVariable),
             };
             using var loggers = logging();
             await using var signal = Viscript.Signal.SignalClient.StartFromEnvironment();

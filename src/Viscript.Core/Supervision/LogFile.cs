@@ -65,10 +65,27 @@ internal sealed class LogFile : IDisposable
         }
     }
 
+    // Owner-only (issue 12.4): an app's output can hold secrets (skywire chat web prints its sign-in link with the
+    // token), and other local users must not read them here. Modes apply when the folder or file is created.
     private FileStream Open()
     {
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(_path)!);
-        return new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite, 64 * 1024);
+        var folder = System.IO.Path.GetDirectoryName(_path)!;
+        var options = new FileStreamOptions { Mode = FileMode.Append, Access = FileAccess.Write, Share = FileShare.ReadWrite, BufferSize = 64 * 1024 };
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(folder);
+        }
+        else
+        {
+            if (!Directory.Exists(folder))
+            {
+                Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        return new FileStream(_path, options);
     }
 
     public void Dispose()

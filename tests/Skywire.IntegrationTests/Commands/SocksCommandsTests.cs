@@ -55,6 +55,35 @@ public class SocksCommandsTests
         Assert.True(errors.Any(e => e.Contains(expected, StringComparison.Ordinal)), string.Join(" / ", errors));
     }
 
+    /// <summary>
+    /// Issue 12.4: a secret on the command line is visible to every local user (ps, /proc/PID/cmdline); the environment
+    /// of a process only to its user. Before, --user needed --password on the command line.
+    /// </summary>
+    [Fact]
+    public void Secrets_FromTheEnvironment_StandForTheirOptions()
+    {
+        const string line = "socks-client --node-apps 127.0.0.1:1 --token-file t --listen 0.0.0.0:1080 --user u";
+        Assert.Contains(Errors(line), e => e.Contains("go together", StringComparison.Ordinal));
+        try
+        {
+            Environment.SetEnvironmentVariable(SocksCommands.PasswordVariable, "hunter2");
+            Environment.SetEnvironmentVariable(SocksCommands.PasscodeVariable, new string('x', 256));
+            var errors = Errors(line);
+            Assert.DoesNotContain(errors, e => e.Contains("go together", StringComparison.Ordinal));
+            // The variable is read, not ignored: an invalid passcode from it is reported like one given as an option.
+            Assert.Contains(errors, e => e.Contains("passcode", StringComparison.OrdinalIgnoreCase));
+            Assert.Contains(Errors("socks-server --node-apps 127.0.0.1:1 --token-file t --name exit"), e => e.Contains("--passcode", StringComparison.Ordinal));
+            Environment.SetEnvironmentVariable(SocksCommands.PasscodeVariable, "pc");
+            Assert.Empty(Errors(line));
+            Assert.Empty(Errors("socks-server --node-apps 127.0.0.1:1 --token-file t --name exit"));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(SocksCommands.PasswordVariable, null);
+            Environment.SetEnvironmentVariable(SocksCommands.PasscodeVariable, null);
+        }
+    }
+
     [Fact]
     public void LogEventIds_AreUniqueAndInTheAppsRange()
     {

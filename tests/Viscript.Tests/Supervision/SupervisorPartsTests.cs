@@ -12,6 +12,32 @@ public sealed class SupervisorPartsTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
+    /// <summary>
+    /// Issue 12.4: an app's log can hold secrets (skywire chat web prints its sign-in link with the token); another
+    /// local user must not read it. Before, the folder and file took the umask's modes (0755 and 0644).
+    /// </summary>
+    [Fact]
+    public void LogFile_AndTheFolderItCreates_AreOwnerOnly()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Assert.Skip("Unix modes");
+        }
+
+        var path = Path.Combine(_dir.Path, "logs", "chat.log");
+        using (var file = new LogFile(path, 0))
+        {
+            file.Write("chat web: open http://127.0.0.1:8090/#token=secret");
+            file.Flush();
+        }
+
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(Path.GetDirectoryName(path)!));
+        }
+    }
+
     [Fact]
     public async Task OutputPump_SplitsLines_DropsCarriageReturns_SplitsLongLines_AndKeepsTheUnterminatedTail()
     {
