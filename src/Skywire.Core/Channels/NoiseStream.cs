@@ -56,14 +56,25 @@ public sealed class NoiseStream : Stream
     public static async Task<NoiseStream> ConnectAsync(Stream inner, KeyPair local, PubKey remote, string prologue, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(inner);
+        const string closed = "the server closed the connection during the handshake: its key is not the pinned key, it is not the Skywire server expected, or it is at its connection limit (busy: try again)";
         var algorithm = AeadKey.PreferredAlgorithm;
         byte[] preamble = [.. Magic, (byte)algorithm];
-        await inner.WriteAsync(preamble, cancellationToken);
         using var staticKey = Secp256k1Dh.FromKeyPair(local);
         using var hs = new HandshakeState(HandshakePattern.XK, true, Secp256k1Dh.Instance, algorithm, Prologue(prologue, preamble), staticKey, remote.ToArray());
-        await WriteHandshakeAsync(inner, hs, cancellationToken);
-        await ReadHandshakeAsync(inner, hs, "the server closed the connection during the handshake: its key is not the pinned key, it is not the Skywire server expected, or it is at its connection limit (busy: try again)", cancellationToken);
-        await WriteHandshakeAsync(inner, hs, cancellationToken);
+        try
+        {
+            await inner.WriteAsync(preamble, cancellationToken);
+            await WriteHandshakeAsync(inner, hs, cancellationToken);
+            await ReadHandshakeAsync(inner, hs, closed, cancellationToken);
+            await WriteHandshakeAsync(inner, hs, cancellationToken);
+        }
+        catch (IOException ex)
+        {
+            // A reset while writing is a hang-up too (a listener that closed the connection at once, at its cap):
+            // told apart from a failed message like a hang-up while reading, never thrown as a bare IOException.
+            throw new NoiseException(closed, ex);
+        }
+
         return new NoiseStream(inner, hs.Split());
     }
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
+using System.Net.Sockets;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Skywire.Core.AppApi;
@@ -97,6 +98,10 @@ internal sealed partial class NodeControl : IAsyncDisposable
             connection = await ConnectAsync(cancellationToken);
         }
         catch (ControlException ex) when (!IsFatal(ex, 1))
+        {
+            Log.ManagerNotYetReachable(_logger, _options.Manager.EndPoint, ex.Message);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or EndOfStreamException)
         {
             Log.ManagerNotYetReachable(_logger, _options.Manager.EndPoint, ex.Message);
         }
@@ -334,6 +339,16 @@ internal sealed partial class NodeControl : IAsyncDisposable
                 }
 
                 // Logged at the 1st, 2nd, 4th, 8th... failure: a manager down for an hour is not a wall of warnings.
+                if ((backoff.Attempts & (backoff.Attempts - 1)) == 0)
+                {
+                    Log.ReconnectFailed(_logger, backoff.Attempts, failure.Message);
+                }
+            }
+            catch (Exception failure) when (failure is IOException or SocketException or EndOfStreamException)
+            {
+                // A transport failure the connect did not classify: retried like an unreachable manager, never the
+                // end of the node's control loop.
+                hangUps = 0;
                 if ((backoff.Attempts & (backoff.Attempts - 1)) == 0)
                 {
                     Log.ReconnectFailed(_logger, backoff.Attempts, failure.Message);

@@ -1,11 +1,13 @@
 using System.Net;
 using System.Net.Sockets;
+using Skywire.Core.Channels;
 using Skywire.Core.Control;
 using Skywire.Core.Crypto;
 using Skywire.Core.Manager;
 using Skywire.Core.Node;
 using Skywire.Core.Sdk;
 using Skywire.IntegrationTests.Mesh;
+using Skywire.Protocol.Control;
 using Skywire.TestKit;
 using Skywire.TestKit.Logging;
 
@@ -50,6 +52,67 @@ public sealed class WaitForEachOtherTests
         Assert.True(node.ManagerConnected);
         await node.DisposeAsync();
         Assert.True(node.Completion.IsCompletedSuccessfully);
+    }
+
+    /// <summary>
+    /// A manager at its connection cap, or evicting unauthenticated connections under a flood, hangs up during the
+    /// handshake as a manager with another key does. A node that never registered takes three in a row for a wrong
+    /// pinned key and stops; a node that registered once (its key was right) keeps retrying: a flood at the manager's
+    /// port must not make it exit (issue 12.3, found by probing: it exited after three hang-ups in a row).
+    /// </summary>
+    [Fact]
+    public async Task HangUpsDuringTheHandshake_AreFatalOnlyForANodeThatNeverRegistered()
+    {
+        using var log = NewLog().ExpectError(7020); // the fresh node gives up, as it should
+        using var managerKey = KeyPair.Generate();
+        using var nodeKey = KeyPair.Generate();
+        using var freshKey = KeyPair.Generate();
+        var endPoint = new IPEndPoint(IPAddress.Loopback, FreeTcpPort());
+        var options = new NodeOptions
+        {
+            Manager = new ManagerAddress(endPoint, managerKey.Public),
+            ReconnectDelay = TimeSpan.FromMilliseconds(50),
+            MaxReconnectDelay = TimeSpan.FromMilliseconds(200),
+            ConnectTimeout = TimeSpan.FromSeconds(2),
+        };
+        await using var node = new NodeHost(nodeKey, options, log);
+        await using (var manager = new ManagerServer(managerKey, new ManagerOptions { Listen = endPoint }, log))
+        {
+            manager.Start();
+            await node.StartAsync(TestContext.Current.CancellationToken);
+            await MeshHarness.WaitUntilAsync(() => node.ManagerConnected, "the node registered");
+        }
+
+        // The port now accepts and hangs up at once, as a listener that refuses a connection at its cap does.
+        using var busy = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        busy.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        busy.Bind(endPoint);
+        busy.Listen(64);
+        var hangUps = 0;
+        using var stop = new CancellationTokenSource();
+        var hanging = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var accepted = await busy.AcceptAsync(stop.Token);
+                Interlocked.Increment(ref hangUps);
+            }
+        }, CancellationToken.None);
+
+        await MeshHarness.WaitUntilAsync(() => Volatile.Read(ref hangUps) >= 6 || node.Completion.IsCompleted, "the node met six hang-ups");
+        Assert.False(node.Completion.IsCompleted, $"a node that registered once must not exit on hang-ups: {node.Completion.Exception?.InnerException}");
+
+        // The same hang-ups stop a node that never registered: to it they say "wrong pinned key".
+        await using var fresh = new NodeHost(freshKey, options, log);
+        await fresh.StartAsync(TestContext.Current.CancellationToken);
+        var refused = await Assert.ThrowsAsync<ControlException>(() => fresh.Completion.WaitAsync(Limit, TestContext.Current.CancellationToken));
+        Assert.Equal(ControlErrorCode.Forbidden, refused.Code);
+        Assert.Contains("pinned key", refused.Message, StringComparison.Ordinal);
+        Assert.False(node.Completion.IsCompleted);
+
+        await stop.CancelAsync();
+        busy.Close();
+        await hanging.ContinueWith(_ => { }, TaskScheduler.Default);
     }
 
     [Fact]
