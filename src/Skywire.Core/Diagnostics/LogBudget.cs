@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+
 namespace Skywire.Core.Diagnostics;
 
 /// <summary>
@@ -7,7 +9,7 @@ namespace Skywire.Core.Diagnostics;
 /// a second (<see cref="DrainSuppressed"/>) or before the next line allowed (<see cref="TryTake(out long)"/>). The
 /// events themselves are still raised. Any thread.
 /// </summary>
-internal sealed class LogBudget
+internal sealed partial class LogBudget
 {
     private readonly Lock _gate = new();
     private readonly int _perSecond;
@@ -16,12 +18,15 @@ internal sealed class LogBudget
     private int _used;
     private long _suppressed;
 
-    public LogBudget(int perSecond, TimeProvider time)
+    public LogBudget(int perSecond, TimeProvider time, string? what = null)
     {
         _perSecond = perSecond;
         _time = time;
+        _what = what ?? "lines";
         _windowStart = time.GetTimestamp();
     }
+
+    private readonly string _what;
 
     /// <summary>True when one more line may be logged now; false (counted) when this second's budget is spent.</summary>
     public bool TryTake() => Take(drain: false, out _);
@@ -31,6 +36,25 @@ internal sealed class LogBudget
     /// one allowed (for the caller to say so first); false (counted) when this second's budget is spent.
     /// </summary>
     public bool TryTake(out long suppressed) => Take(drain: true, out suppressed);
+
+    /// <summary>
+    /// True when one more line may be logged now; before it, <paramref name="logger"/> gets one line with the count
+    /// of those held back since the last line allowed. False (counted) when this second's budget is spent.
+    /// </summary>
+    public bool TryTake(ILogger logger)
+    {
+        if (!TryTake(out var suppressed))
+        {
+            return false;
+        }
+
+        if (suppressed > 0)
+        {
+            Log.Suppressed(logger, suppressed, _what, _perSecond);
+        }
+
+        return true;
+    }
 
     private bool Take(bool drain, out long suppressed)
     {
@@ -70,5 +94,11 @@ internal sealed class LogBudget
             _suppressed = 0;
             return n;
         }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1790, Level = LogLevel.Warning, Message = "{Count} more {What} were not logged (at most {PerSecond} a second)")]
+        public static partial void Suppressed(ILogger logger, long count, string what, int perSecond);
     }
 }

@@ -51,7 +51,7 @@ public sealed partial class ManagerServer : IAsyncDisposable
         _options = options;
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<ManagerServer>();
-        _rejectedLogs = new LogBudget(RejectedLogsPerSecond, options.TimeProvider);
+        _rejectedLogs = new LogBudget(RejectedLogsPerSecond, options.TimeProvider, "lines about control connections rejected before their hello");
         _admins = [key.Public];
         foreach (var admin in options.Admins)
         {
@@ -413,13 +413,8 @@ public sealed partial class ManagerServer : IAsyncDisposable
 
     private void LogRejected(EndPoint? remote, string reason)
     {
-        if (_rejectedLogs.TryTake(out var suppressed))
+        if (_rejectedLogs.TryTake(_logger))
         {
-            if (suppressed > 0)
-            {
-                Log.RejectedLinesSuppressed(_logger, suppressed, RejectedLogsPerSecond);
-            }
-
             Log.ConnectionRejected(_logger, remote, reason);
         }
     }
@@ -431,9 +426,6 @@ public sealed partial class ManagerServer : IAsyncDisposable
 
         [LoggerMessage(EventId = 2201, Level = LogLevel.Warning, Message = "Refused {Key} from {Remote}: {Reason}")]
         public static partial void Refused(ILogger logger, PubKey key, EndPoint? remote, string reason);
-
-        [LoggerMessage(EventId = 2211, Level = LogLevel.Warning, Message = "{Count} more control connections were rejected without a log line (at most {PerSecond} lines a second)")]
-        public static partial void RejectedLinesSuppressed(ILogger logger, long count, int perSecond);
 
         [LoggerMessage(EventId = 2202, Level = LogLevel.Warning, Message = "Control connection from {Remote} rejected: {Reason}")]
         public static partial void ConnectionRejected(ILogger logger, EndPoint? remote, string reason);

@@ -64,9 +64,6 @@ public sealed partial class MeshController
         [LoggerMessage(EventId = 2112, Level = LogLevel.Warning, Message = "Link report of {Node} refused: it names {Count} links to registered nodes, more than the {Limit} a node may report; its links age out of the route graph")]
         public static partial void LinkReportRefused(ILogger logger, PubKey node, int count, int limit);
 
-        [LoggerMessage(EventId = 2122, Level = LogLevel.Warning, Message = "{Count} more app registrations past the limit were refused without a log line (at most {PerSecond} lines a second)")]
-        public static partial void AppLimitLinesSuppressed(ILogger logger, long count, int perSecond);
-
         [LoggerMessage(EventId = 2113, Level = LogLevel.Warning, Message = "App registration of {Node} refused: it has {Limit} apps, the most a node may have")]
         public static partial void AppLimit(ILogger logger, PubKey node, int limit);
 

@@ -46,7 +46,7 @@ public sealed partial class MeshController : IAsyncDisposable
 
         _logger = logger ?? NullLogger.Instance;
         _time = _options.TimeProvider;
-        _appLimitLogs = new LogBudget(AppLimitLogsPerSecond, _time);
+        _appLimitLogs = new LogBudget(AppLimitLogsPerSecond, _time, "app registrations past the limit");
         Apps = new AppTracker(_options.Limits.MaxAppsPerNode);
         Routes = new RouteTable(_options.Limits);
         Labels = labels ?? new LabelAllocator();
@@ -253,13 +253,8 @@ public sealed partial class MeshController : IAsyncDisposable
         }
         catch (ControlException ex) when (ex.Code == ControlErrorCode.LimitExceeded)
         {
-            if (_appLimitLogs.TryTake(out var suppressed))
+            if (_appLimitLogs.TryTake(_logger))
             {
-                if (suppressed > 0)
-                {
-                    Log.AppLimitLinesSuppressed(_logger, suppressed, AppLimitLogsPerSecond);
-                }
-
                 Log.AppLimit(_logger, node, _options.Limits.MaxAppsPerNode);
             }
 

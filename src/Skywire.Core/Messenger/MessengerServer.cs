@@ -73,7 +73,7 @@ public sealed partial class MessengerServer : IAsyncDisposable
         _loggerFactory = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<MessengerServer>();
         _time = timeProvider ?? TimeProvider.System;
-        _strangerLogs = new LogBudget(StrangerLogsPerSecond, _time);
+        _strangerLogs = new LogBudget(StrangerLogsPerSecond, _time, "lines about connections that failed or were refused before registering");
         _connectionHost = new TcpConnectionHost(
             new ListenerLimits { MaxConnections = Options.MaxConnections, MaxConnectionsPerSource = Options.MaxConnectionsPerSource }, _logger, _time);
         Store = new OfflineStore(Options, _time);
@@ -190,19 +190,6 @@ public sealed partial class MessengerServer : IAsyncDisposable
         }
     }
 
-    private void LogStranger(Action log)
-    {
-        if (_strangerLogs.TryTake(out var suppressed))
-        {
-            if (suppressed > 0)
-            {
-                Log.StrangerLinesSuppressed(_logger, suppressed, StrangerLogsPerSecond);
-            }
-
-            log();
-        }
-    }
-
     private async Task<ServerConnection?> AuthenticateAsync(Socket socket, string remote)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_cts.Token);
@@ -214,7 +201,11 @@ public sealed partial class MessengerServer : IAsyncDisposable
         }
         catch (Exception ex) when (ex is NoiseException or ProtocolViolationException or IOException or SocketException or OperationCanceledException or EndOfStreamException)
         {
-            LogStranger(() => Log.HandshakeFailed(_logger, remote, ex.Message));
+            if (_strangerLogs.TryTake(_logger))
+            {
+                Log.HandshakeFailed(_logger, remote, ex.Message);
+            }
+
             return null;
         }
 
@@ -234,21 +225,33 @@ public sealed partial class MessengerServer : IAsyncDisposable
         }
         catch (Exception ex) when (ex is ProtocolViolationException or JsonException or IOException or OperationCanceledException or EndOfStreamException)
         {
-            LogStranger(() => Log.HandshakeFailed(_logger, remote, "no valid hello: " + ex.Message));
+            if (_strangerLogs.TryTake(_logger))
+            {
+                Log.HandshakeFailed(_logger, remote, "no valid hello: " + ex.Message);
+            }
+
             await link.DisposeAsync();
             return null;
         }
 
         if (message is null)
         {
-            LogStranger(() => Log.HandshakeFailed(_logger, remote, "the first frame was not a hello"));
+            if (_strangerLogs.TryTake(_logger))
+            {
+                Log.HandshakeFailed(_logger, remote, "the first frame was not a hello");
+            }
+
             await link.DisposeAsync();
             return null;
         }
 
         async Task<ServerConnection?> RefuseAsync(MessengerErrorCode code, string reason)
         {
-            LogStranger(() => Log.Refused(_logger, key, remote, reason));
+            if (_strangerLogs.TryTake(_logger))
+            {
+                Log.Refused(_logger, key, remote, reason);
+            }
+
             link.RespondError(hello.RequestId, code, reason);
             link.Start((_, _, _) => { });
             await link.DrainAndCloseAsync(TimeSpan.FromSeconds(2), "refused: " + reason);
@@ -559,9 +562,6 @@ public sealed partial class MessengerServer : IAsyncDisposable
 
         [LoggerMessage(EventId = 3011, Level = LogLevel.Information, Message = "Client {Key} registered from {Remote} ({Queued} queued messages delivered)")]
         public static partial void Registered(ILogger logger, PubKey key, string remote, int queued);
-
-        [LoggerMessage(EventId = 3056, Level = LogLevel.Warning, Message = "{Count} more lines about connections that failed or were refused before registering were not logged (at most {PerSecond} a second)")]
-        public static partial void StrangerLinesSuppressed(ILogger logger, long count, int perSecond);
 
         [LoggerMessage(EventId = 3012, Level = LogLevel.Information, Message = "Connection from {Remote} failed before registration: {Reason}")]
         public static partial void HandshakeFailed(ILogger logger, string remote, string reason);

@@ -54,7 +54,7 @@ public sealed partial class NodeHost : IAsyncDisposable
         _options = options;
         var loggers = loggerFactory ?? NullLoggerFactory.Instance;
         _logger = loggers.CreateLogger<NodeHost>();
-        _linkDownLogs = new LogBudget(LinkDownLogsPerSecond, options.TimeProvider);
+        _linkDownLogs = new LogBudget(LinkDownLogsPerSecond, options.TimeProvider, "link-down lines");
         _token = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
 
         // The parts call each other through these lambdas; every one is assigned before Start lets anything in.
@@ -74,13 +74,8 @@ public sealed partial class NodeHost : IAsyncDisposable
         var stopping = _cts.Token; // cancelled before _cts is disposed: safe in a late link event
         _dataPlane.LinkDown += (_, e) =>
         {
-            if (_linkDownLogs.TryTake(out var suppressed))
+            if (_linkDownLogs.TryTake(_logger))
             {
-                if (suppressed > 0)
-                {
-                    Log.LinkDownLinesSuppressed(_logger, suppressed, LinkDownLogsPerSecond);
-                }
-
                 Log.LinkDown(_logger, e.Peer, e.Reason);
             }
 
@@ -275,9 +270,6 @@ public sealed partial class NodeHost : IAsyncDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 7033, Level = LogLevel.Warning, Message = "{Count} more link-down lines were not logged (at most {PerSecond} a second)")]
-        public static partial void LinkDownLinesSuppressed(ILogger logger, long count, int perSecond);
-
         [LoggerMessage(EventId = 7004, Level = LogLevel.Information, Message = "Link to {Peer} down: {Reason}")]
         public static partial void LinkDown(ILogger logger, PubKey peer, string reason);
     }

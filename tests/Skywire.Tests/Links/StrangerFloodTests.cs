@@ -152,4 +152,22 @@ public sealed class LogBudgetTests
         Assert.True(budget.TryTake(out var none));
         Assert.Equal(0, none);
     }
+
+    [Fact]
+    public void GivenALogger_TheCountOfThoseHeldBackIsLoggedBeforeTheNextLine()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        using var log = new TestLog();
+        var logger = log.CreateLogger("test");
+        var budget = new Skywire.Core.Diagnostics.LogBudget(1, time, "test lines");
+        Assert.True(budget.TryTake(logger));
+        Assert.False(budget.TryTake(logger));
+        Assert.False(budget.TryTake(logger));
+        Assert.Empty(log.Entries);
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(budget.TryTake(logger));
+        var summary = Assert.Single(log.Entries);
+        Assert.Equal(1790, summary.EventId.Id);
+        Assert.Equal("2 more test lines were not logged (at most 1 a second)", summary.Message);
+    }
 }
