@@ -97,11 +97,7 @@ internal sealed partial class NodeControl : IAsyncDisposable
         {
             connection = await ConnectAsync(cancellationToken);
         }
-        catch (ControlException ex) when (!IsFatal(ex, 1))
-        {
-            Log.ManagerNotYetReachable(_logger, _options.Manager.EndPoint, ex.Message);
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or EndOfStreamException)
+        catch (Exception ex) when (ex is ControlException refusal ? !IsFatal(refusal, 1) : IsTransportFailure(ex))
         {
             Log.ManagerNotYetReachable(_logger, _options.Manager.EndPoint, ex.Message);
         }
@@ -119,6 +115,8 @@ internal sealed partial class NodeControl : IAsyncDisposable
     private bool IsFatal(ControlException ex, int hangUpsInARow) =>
         ex.Code == ControlErrorCode.Forbidden
         && (!ex.IsHandshakeHangUp || (hangUpsInARow >= HangUpsBeforeFatal && Volatile.Read(ref _handshakeSucceeded) == 0));
+
+    private static bool IsTransportFailure(Exception ex) => ex is IOException or SocketException or EndOfStreamException;
 
     /// <summary>Consecutive handshake hang-ups after which the pinned key is taken to be wrong.</summary>
     internal const int HangUpsBeforeFatal = 3;
@@ -331,24 +329,16 @@ internal sealed partial class NodeControl : IAsyncDisposable
                 Log.RefusedByManager(_logger, failure.Message);
                 throw;
             }
-            catch (ControlException failure)
+            catch (Exception failure) when (failure is ControlException || IsTransportFailure(failure))
             {
-                if (!failure.IsHandshakeHangUp)
+                // A transport failure the connect did not classify (the connection lost right after the hello) is
+                // retried like an unreachable manager: never the end of the node's control loop.
+                if (failure is not ControlException { IsHandshakeHangUp: true })
                 {
                     hangUps = 0;
                 }
 
                 // Logged at the 1st, 2nd, 4th, 8th... failure: a manager down for an hour is not a wall of warnings.
-                if ((backoff.Attempts & (backoff.Attempts - 1)) == 0)
-                {
-                    Log.ReconnectFailed(_logger, backoff.Attempts, failure.Message);
-                }
-            }
-            catch (Exception failure) when (failure is IOException or SocketException or EndOfStreamException)
-            {
-                // A transport failure the connect did not classify: retried like an unreachable manager, never the
-                // end of the node's control loop.
-                hangUps = 0;
                 if ((backoff.Attempts & (backoff.Attempts - 1)) == 0)
                 {
                     Log.ReconnectFailed(_logger, backoff.Attempts, failure.Message);
