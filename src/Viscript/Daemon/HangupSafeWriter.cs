@@ -12,9 +12,6 @@ internal sealed class HangupSafeWriter(TextWriter inner) : TextWriter
 {
     private volatile bool _lost;
 
-    /// <summary>Whether a write failed (the terminal is gone); later output is dropped.</summary>
-    public bool Lost => _lost;
-
     /// <inheritdoc/>
     public override Encoding Encoding => inner.Encoding;
 
