@@ -356,6 +356,9 @@ public sealed partial class SkywireApp : IAsyncDisposable
 /// When this app finished its writes first, the node passes on the peer's end of stream only once the peer's node
 /// acknowledged every byte this app wrote: reading to the end after <see cref="CompleteWrites"/> means both directions
 /// arrived (docs/protocol.md §7).
+/// Disposing finishes the stream cleanly (the peer reads end of stream after the last byte) unless a write did not
+/// finish (it was cancelled or failed) or is still pending: then it resets. An app that gives up part way for any
+/// other reason calls <see cref="Abort"/> before disposing.
 /// </remarks>
 public sealed class SkywireStream : DuplexStream
 {

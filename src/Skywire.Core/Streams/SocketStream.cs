@@ -5,7 +5,8 @@ namespace Skywire.Core.Streams;
 /// <summary>
 /// A connected TCP socket as a <see cref="DuplexStream"/>: <see cref="CompleteWritesAsync"/> sends a FIN
 /// (<c>shutdown(SHUT_WR)</c>), <see cref="Abort"/> a RST and never a FIN first (<c>SO_LINGER {1, 0}</c>, then close,
-/// without the <c>shutdown</c> that <see cref="NetworkStream"/>'s dispose performs), and disposing closes gracefully.
+/// without the <c>shutdown</c> that <see cref="NetworkStream"/>'s dispose performs), and disposing closes gracefully
+/// unless a write did not finish (then it resets).
 /// Owns the socket.
 /// </summary>
 /// <remarks>
@@ -14,6 +15,11 @@ namespace Skywire.Core.Streams;
 /// instead of sending the FIN the kernel would otherwise send for it; the graceful dispose clears it first. Without
 /// this, a node killed with SIGKILL while relaying a stream to an app made the app read a clean end of an incomplete
 /// stream, and so did an app killed while writing one (issue 12.1).</para>
+/// <para>A write that did not finish (it was cancelled, or it failed) leaves the stream incomplete: the caller's data
+/// did not all go out, and some of it may have. From then on the stream cannot end cleanly: further writes and
+/// <see cref="CompleteWritesAsync"/> throw, and disposing resets instead of sending a FIN, as it does while a write is
+/// still pending. Without this, an app that gave up a transfer on a cancellation and left through <c>await using</c>
+/// made its peer read a clean end after a prefix of the data (the soak test caught it at its own stop).</para>
 /// <para>Why not a disposed <see cref="NetworkStream"/> with linger 0: its dispose calls <c>shutdown(SHUT_RDWR)</c> before
 /// closing, so the peer receives a FIN before the RST and reads a clean end of stream (issue 12.1).</para>
 /// </remarks>
@@ -22,6 +28,8 @@ public sealed class SocketStream : DuplexStream
     private readonly NetworkStream _stream;
     private int _writesCompleted;
     private int _closed;
+    private int _writesPending;
+    private int _writeCut;
 
     /// <summary>Wraps a connected stream socket; the stream owns it from now on.</summary>
     public SocketStream(Socket socket)
@@ -98,19 +106,50 @@ public sealed class SocketStream : DuplexStream
             throw new InvalidOperationException("Writes were completed on this stream.");
         }
 
+        ThrowIfWriteCut();
+        Interlocked.Increment(ref _writesPending);
         try
         {
             await _stream.WriteAsync(buffer, cancellationToken);
         }
-        catch (IOException ex) when (IsReset(ex))
+        catch (Exception ex)
         {
-            throw new StreamAbortedException("the connection was reset by its peer", ex);
+            Volatile.Write(ref _writeCut, 1);
+            if (ex is IOException io && IsReset(io))
+            {
+                throw new StreamAbortedException("the connection was reset by its peer", ex);
+            }
+
+            throw;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _writesPending);
+        }
+    }
+
+    /// <summary>True when a write did not finish or one is still pending: the stream can only end as a failure.</summary>
+    private bool IsWriteCut => Volatile.Read(ref _writeCut) != 0 || Volatile.Read(ref _writesPending) != 0;
+
+    private void ThrowIfWriteCut()
+    {
+        if (Volatile.Read(ref _writeCut) != 0)
+        {
+            throw new IOException("an earlier write on this stream did not finish (cancelled or failed): the stream is incomplete and can only be aborted");
         }
     }
 
     /// <inheritdoc/>
     public override ValueTask CompleteWritesAsync(CancellationToken cancellationToken = default)
     {
+        if (IsWriteCut && Volatile.Read(ref _writesCompleted) == 0)
+        {
+            // Finishing now would pass a cut stream on as a complete one: reset it instead.
+            Abort();
+            ThrowIfWriteCut();
+            throw new IOException("a write is still pending on this stream: its writes cannot be finished; the stream was aborted");
+        }
+
         if (Interlocked.Exchange(ref _writesCompleted, 1) == 0)
         {
             try
@@ -146,6 +185,12 @@ public sealed class SocketStream : DuplexStream
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
+        if (disposing && IsWriteCut && Volatile.Read(ref _writesCompleted) == 0)
+        {
+            // A write did not finish: the peer must not read a clean end after part of the data.
+            Abort();
+        }
+
         if (disposing && Interlocked.Exchange(ref _closed, 1) == 0)
         {
             // A graceful close: FIN after what was written (if not sent already), then release the socket.

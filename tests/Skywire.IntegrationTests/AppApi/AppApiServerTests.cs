@@ -311,6 +311,27 @@ public sealed class AppApiServerTests : IAsyncLifetime
         await Assert.ThrowsAsync<StreamAbortedException>(async () => await remote.ReadAsync(new byte[100]).AsTask().WaitAsync(Limit));
     }
 
+    /// <summary>
+    /// The app gives up between two writes on a cancellation and leaves through <c>await using</c>: the mesh stream is
+    /// aborted, so the far app reads the bytes that went out and then an error, not a clean end (the soak test caught
+    /// the clean end at its own stop).
+    /// </summary>
+    [Fact]
+    public async Task Dial_AppCancelsAWrite_ThenDisposes_MeshStreamAborted_NotFinished()
+    {
+        await using var app = await SkywireApp.ConnectAsync(_server.LocalEndPoint, Token);
+        DuplexStreamPair.End remote;
+        await using (var stream = await app.DialAsync("02" + new string('b', 64), "peer").WaitAsync(Limit))
+        {
+            (_, _, remote) = await _host.Dials.Reader.ReadAsync().AsTask().WaitAsync(Limit);
+            await stream.WriteAsync(new byte[8]);
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => stream.WriteAsync(new byte[1000], new CancellationToken(canceled: true)).AsTask());
+        }
+
+        await remote.ReadExactlyAsync(new byte[8]).AsTask().WaitAsync(Limit);
+        await Assert.ThrowsAsync<StreamAbortedException>(async () => await remote.ReadAsync(new byte[100]).AsTask().WaitAsync(Limit));
+    }
+
     [Fact]
     public async Task Dial_Refused_ErrorCodeReachesApp()
     {

@@ -77,4 +77,100 @@ public class SocketStreamTests
             Assert.Equal(0, await stream.ReadAsync(drained, Ct));
         }
     }
+
+    /// <summary>
+    /// An app gave up a transfer on a cancellation between two writes and left through <c>await using</c>: the dispose
+    /// sent a FIN, and the peer read a clean end after the first write's bytes (the soak test, at its own stop: 0 of
+    /// 1 395 625 bytes after the header, read as complete).
+    /// </summary>
+    [Fact]
+    public async Task AWriteThatDidNotFinish_Cancelled_DisposeResets_NotACleanEnd()
+    {
+        var (peer, ours) = await ConnectedPairAsync();
+        using (peer)
+        {
+            var stream = new SocketStream(ours);
+            await stream.WriteAsync(new byte[8], Ct);
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => stream.WriteAsync(new byte[1000], new CancellationToken(canceled: true)).AsTask());
+
+            await stream.DisposeAsync();
+
+            Assert.Equal(8, await ReadUntilEndOrResetAsync(peer, expectReset: true));
+        }
+    }
+
+    /// <summary>The same with the write cancelled while it waits for the peer to read (part of it went out).</summary>
+    [Fact]
+    public async Task AWriteThatDidNotFinish_CancelledWhileBlocked_DisposeResets_NotACleanEnd()
+    {
+        var (peer, ours) = await ConnectedPairAsync();
+        using (peer)
+        {
+            var stream = new SocketStream(ours);
+            using var cancel = new CancellationTokenSource();
+            var write = stream.WriteAsync(new byte[64 * 1024 * 1024], cancel.Token).AsTask(); // far more than the socket buffers hold
+            Assert.False(write.IsCompleted);
+            await cancel.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => write);
+
+            await stream.DisposeAsync();
+
+            await ReadUntilEndOrResetAsync(peer, expectReset: true);
+        }
+    }
+
+    [Fact]
+    public async Task AWriteThatDidNotFinish_FinishingWritesThrows_AndResets()
+    {
+        var (peer, ours) = await ConnectedPairAsync();
+        using (peer)
+        {
+            await using var stream = new SocketStream(ours);
+            await stream.WriteAsync(new byte[8], Ct);
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => stream.WriteAsync(new byte[1000], new CancellationToken(canceled: true)).AsTask());
+
+            await Assert.ThrowsAsync<IOException>(() => stream.CompleteWritesAsync(Ct).AsTask());
+            await Assert.ThrowsAnyAsync<IOException>(() => stream.WriteAsync(new byte[1], Ct).AsTask());
+
+            Assert.Equal(8, await ReadUntilEndOrResetAsync(peer, expectReset: true));
+        }
+    }
+
+    /// <summary>Every write finished: disposing without finishing the writes first is still a clean end (as TCP's close).</summary>
+    [Fact]
+    public async Task EveryWriteFinished_DisposeIsACleanEnd()
+    {
+        var (peer, ours) = await ConnectedPairAsync();
+        using (peer)
+        {
+            var stream = new SocketStream(ours);
+            await stream.WriteAsync(new byte[8], Ct);
+            await stream.DisposeAsync();
+
+            Assert.Equal(8, await ReadUntilEndOrResetAsync(peer, expectReset: false));
+        }
+    }
+
+    /// <summary>Reads <paramref name="peer"/> until end of stream or a reset, whichever <paramref name="expectReset"/> says must come; returns the bytes read.</summary>
+    private static async Task<long> ReadUntilEndOrResetAsync(Socket peer, bool expectReset)
+    {
+        var buffer = new byte[256 * 1024];
+        long total = 0;
+        try
+        {
+            int n;
+            while ((n = await peer.ReceiveAsync(buffer, Ct).AsTask().WaitAsync(Limit, Ct)) > 0)
+            {
+                total += n;
+            }
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode == SocketError.ConnectionReset)
+        {
+            Assert.True(expectReset, $"reset after {total} bytes where a clean end was expected");
+            return total;
+        }
+
+        Assert.False(expectReset, $"a clean end after {total} bytes: the cut stream passed as complete");
+        return total;
+    }
 }
