@@ -61,6 +61,70 @@ public class StreamMultiplexerTests
             Assert.True(pair.B.Statistics.DuplicatePackets > 0);
         }
     }
+
+    /// <summary>
+    /// A write cancelled before it started (the app gave up between two writes) and then a dispose: the peer reads an
+    /// error, never a clean end after the first write's bytes (disposing used to send FIN).
+    /// </summary>
+    [Fact]
+    public async Task WriteCancelled_ThenDisposed_PeerReadsAnError_NotACleanEnd()
+    {
+        await using var pair = MuxPair.Create(options: FastOptions);
+        var ct = TestContext.Current.CancellationToken;
+        var (client, server) = await OpenPairAsync(pair, "cut", ct);
+        await client.WriteAsync(new byte[8], ct);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.WriteAsync(new byte[1000], new CancellationToken(canceled: true)).AsTask());
+
+        await client.DisposeAsync();
+
+        // (A reset discards bytes not read yet, so the first 8 may or may not be read before the error.)
+        await Assert.ThrowsAsync<MuxException>(() => ReadAllAsync(server).WaitAsync(TestTimeout, ct));
+    }
+
+    /// <summary>The same with the write cancelled while it waits for send-buffer space (part of it was buffered).</summary>
+    [Fact]
+    public async Task WriteCancelledWhileBlocked_ThenDisposed_PeerReadsAnError_NotACleanEnd()
+    {
+        await using var pair = MuxPair.Create(options: FastOptions);
+        var ct = TestContext.Current.CancellationToken;
+        var (client, server) = await OpenPairAsync(pair, "cut", ct);
+        using var cancel = new CancellationTokenSource();
+        var write = client.WriteAsync(new byte[64 * 1024 * 1024], cancel.Token).AsTask(); // more than the send buffer and the peer's window
+        Assert.False(write.IsCompleted);
+        await cancel.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => write);
+
+        await client.DisposeAsync();
+
+        await Assert.ThrowsAsync<MuxException>(() => ReadAllAsync(server).WaitAsync(TestTimeout, ct));
+    }
+
+    [Fact]
+    public async Task WriteCancelled_FinishingWritesThrows_AndResetsTheStream()
+    {
+        await using var pair = MuxPair.Create(options: FastOptions);
+        var ct = TestContext.Current.CancellationToken;
+        var (client, server) = await OpenPairAsync(pair, "cut", ct);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.WriteAsync(new byte[1000], new CancellationToken(canceled: true)).AsTask());
+
+        await Assert.ThrowsAsync<MuxException>(() => client.CompleteWritesAsync(ct).AsTask());
+        await Assert.ThrowsAsync<MuxException>(() => client.WriteAsync(new byte[1], ct).AsTask());
+        await Assert.ThrowsAsync<MuxException>(() => server.ReadAsync(new byte[16], ct).AsTask().WaitAsync(TestTimeout, ct));
+    }
+
+    /// <summary>Every write finished: disposing without finishing the writes first still ends the stream cleanly.</summary>
+    [Fact]
+    public async Task EveryWriteFinished_Disposed_PeerReadsACleanEnd()
+    {
+        await using var pair = MuxPair.Create(options: FastOptions);
+        var ct = TestContext.Current.CancellationToken;
+        var (client, server) = await OpenPairAsync(pair, "whole", ct);
+        await client.WriteAsync(new byte[8], ct);
+
+        await client.DisposeAsync();
+
+        Assert.Equal(8, (await ReadAllAsync(server).WaitAsync(TestTimeout, ct)).Length);
+    }
 }
 
 public class MuxFaultProfileTests

@@ -32,7 +32,9 @@ namespace Skywire.Core.Sessions.Mux;
 /// bytes already received in order were read, when they are kept), never 0 for an unfinished stream. WriteAsync
 /// waits while the send buffer is full (backpressure). <see cref="CompleteWritesAsync"/> finishes this direction.
 /// Dispose finishes this direction if needed, discards further input and resets the stream if the peer has not
-/// finished within <see cref="MuxOptions.LingerTimeout"/>. <see cref="Abort()"/> resets at once.</para>
+/// finished within <see cref="MuxOptions.LingerTimeout"/>. <see cref="Abort()"/> resets at once. A write that did not
+/// finish (it was cancelled) leaves the stream incomplete: later writes and <see cref="CompleteWritesAsync"/> throw,
+/// and disposing resets the stream instead of finishing it, as it does while a write is pending.</para>
 /// <para>One reader and one writer may work concurrently; concurrent reads (or writes) are not supported.</para>
 /// <para>A stream handed out by <see cref="StreamMultiplexer.AcceptStreamAsync"/> is accepted explicitly with
 /// <see cref="Accept"/> or implicitly by the first read, write or completion; <see cref="Refuse"/> turns it down
@@ -112,6 +114,8 @@ public sealed class MuxStream : DuplexStream
     internal bool FinResend;
     internal bool InReadyQueue;
     internal TaskCompletionSource? WriteWaiter;
+    internal bool Writing;           // a write is in progress
+    internal bool WriteCut;          // a write did not finish (cancelled): the stream can only end as a failure
 
     // Receive direction.
     internal readonly ByteRing ReceiveBuffer;

@@ -47,43 +47,64 @@ public sealed partial class StreamMultiplexer
 
     internal async ValueTask WriteAsync(MuxStream s, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
-        while (true)
+        var entered = false;
+        try
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            TaskCompletionSource waiter;
+            while (true)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                TaskCompletionSource waiter;
+                lock (_sync)
+                {
+                    AcceptLocked(s);
+                    ObjectDisposedException.ThrowIf(s.Disposed, s);
+                    if (s.Error is MuxException error)
+                    {
+                        throw Clone(error);
+                    }
+                    if (s.FinRequested)
+                    {
+                        throw new InvalidOperationException("Writes were completed on this stream.");
+                    }
+                    if (s.WriteCut)
+                    {
+                        throw new MuxException(MuxError.Aborted, 0, "An earlier write on this stream did not finish (cancelled): the stream is incomplete and can only be aborted.");
+                    }
+                    s.Writing = entered = true;
+                    GrowSendCapacity(s);
+                    while (!data.IsEmpty)
+                    {
+                        var space = s.SendCapacity - (s.WriteOffset - s.SendAcked);
+                        if (space <= 0)
+                        {
+                            break;
+                        }
+                        var n = (int)Math.Min(space, data.Length);
+                        s.SendBuffer.Write(s.WriteOffset, data.Span[..n]);
+                        s.WriteOffset += n;
+                        data = data[n..];
+                        Enqueue(s);
+                    }
+                    if (data.IsEmpty)
+                    {
+                        s.Writing = false;
+                        return;
+                    }
+                    waiter = s.WriteWaiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                }
+                await waiter.Task.WaitAsync(cancellationToken);
+            }
+        }
+        catch (Exception ex) when (entered || ex is OperationCanceledException)
+        {
+            // A write that did not finish: the stream is incomplete (part of the data may be buffered or sent), so it
+            // can no longer end cleanly (DisposeStream and CompleteWrites reset it instead).
             lock (_sync)
             {
-                AcceptLocked(s);
-                ObjectDisposedException.ThrowIf(s.Disposed, s);
-                if (s.Error is MuxException error)
-                {
-                    throw Clone(error);
-                }
-                if (s.FinRequested)
-                {
-                    throw new InvalidOperationException("Writes were completed on this stream.");
-                }
-                GrowSendCapacity(s);
-                while (!data.IsEmpty)
-                {
-                    var space = s.SendCapacity - (s.WriteOffset - s.SendAcked);
-                    if (space <= 0)
-                    {
-                        break;
-                    }
-                    var n = (int)Math.Min(space, data.Length);
-                    s.SendBuffer.Write(s.WriteOffset, data.Span[..n]);
-                    s.WriteOffset += n;
-                    data = data[n..];
-                    Enqueue(s);
-                }
-                if (data.IsEmpty)
-                {
-                    return;
-                }
-                waiter = s.WriteWaiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                s.Writing = false;
+                s.WriteCut = true;
             }
-            await waiter.Task.WaitAsync(cancellationToken);
+            throw;
         }
     }
 
@@ -118,6 +139,12 @@ public sealed partial class StreamMultiplexer
             if (s.FinRequested)
             {
                 return;
+            }
+            if (s.WriteCut || s.Writing)
+            {
+                // Finishing would pass a cut stream on as a complete one.
+                AbortLocked(s, 0, MuxError.Aborted, "A write on this stream did not finish; the stream was aborted.");
+                throw s.Error is MuxException failed ? Clone(failed) : new MuxException(MuxError.Aborted, 0, "A write on this stream did not finish; the stream was aborted.");
             }
             FinishWritesLocked(s);
             CheckStreamDone(s);
@@ -222,6 +249,13 @@ public sealed partial class StreamMultiplexer
             }
             if (!s.FinRequested && s.Error is null)
             {
+                if (s.WriteCut || s.Writing)
+                {
+                    // A write did not finish (cancelled, or still pending): the peer must not read a clean end after
+                    // part of the data.
+                    AbortLocked(s, 0, MuxError.Aborted, "The stream was disposed with a write that did not finish.");
+                    return;
+                }
                 FinishWritesLocked(s);
             }
             // Nobody reads any more: drop what is buffered and whatever still comes, but keep granting credit
