@@ -97,8 +97,11 @@ public class MultiManagerTests
 
         // a fails over to M1; M1 takes the route over once M0's lease is gone, and keeps its rules fresh.
         var survivor = mesh.Managers[1].Controller;
-        await MeshHarness.WaitUntilAsync(() => survivor.Routes.Get(sessionId) is not null, "the survivor owns the route");
-        Assert.Equal(survivor.Shared!.ManagerId, survivor.Shared.StoredRoutes[sessionId].Owner);
+        // (Its own view of the store shows the new owner once etcd's watch brought the write back: wait for that too.)
+        await MeshHarness.WaitUntilAsync(
+            () => survivor.Routes.Get(sessionId) is not null
+                && survivor.Shared!.StoredRoutes.TryGetValue(sessionId, out var stored) && stored.Owner == survivor.Shared.ManagerId,
+            "the survivor owns the route, in the store too");
         await MeshHarness.WaitUntilAsync(() => a.ManagerConnected && survivor.LocalChannel(a.PublicKey) is not null, "a registered with the survivor");
 
         // Past the lifetime of every rule the dead manager installed: the session still carries a new stream.
