@@ -33,6 +33,7 @@ public sealed class MessengerStream : DuplexStream
     private int _unacknowledged;
     private bool _eof;
     private bool _finSent;
+    private volatile bool _writeCut; // a write did not finish (cancelled or failed): the stream can only be aborted
     private volatile bool _closed;
     private StreamCloseReason? _remoteClose;
     private int _disposed;
@@ -151,12 +152,26 @@ public sealed class MessengerStream : DuplexStream
     /// <inheritdoc />
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            await _writeLock.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            _writeCut = true;
+            throw;
+        }
+
         try
         {
             if (_finSent)
             {
                 throw new InvalidOperationException("writes were completed");
+            }
+
+            if (_writeCut)
+            {
+                throw new IOException("an earlier write on this stream did not finish (cancelled or failed): the stream is incomplete and can only be aborted");
             }
 
             while (!buffer.IsEmpty)
@@ -169,18 +184,34 @@ public sealed class MessengerStream : DuplexStream
                 buffer = buffer[chunk.Length..];
             }
         }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+            // Part of the data may have gone out: the stream can no longer end cleanly (CompleteWrites and the dispose
+            // abort it instead).
+            _writeCut = true;
+            throw;
+        }
         finally
         {
             _writeLock.Release();
         }
     }
 
-    /// <summary>Sends the authenticated end of stream: the peer reads to the end, then gets 0. Reading goes on.</summary>
+    /// <summary>
+    /// Sends the authenticated end of stream: the peer reads to the end, then gets 0. Reading goes on. After a write that
+    /// did not finish it aborts the stream instead and throws: the peer must not read a clean end after part of the data.
+    /// </summary>
     public override async ValueTask CompleteWritesAsync(CancellationToken cancellationToken = default)
     {
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
+            if (_writeCut && !_finSent)
+            {
+                Abort();
+                throw new IOException("a write on this stream did not finish: its writes cannot be finished; the stream was aborted");
+            }
+
             SendFin();
         }
         finally
@@ -273,6 +304,12 @@ public sealed class MessengerStream : DuplexStream
         await _writeLock.WaitAsync();
         try
         {
+            if (!_closed && _writeCut && !_finSent)
+            {
+                // A write did not finish: end the stream as a failure, not with the end-of-stream record.
+                Abort();
+            }
+
             if (!_closed)
             {
                 SendFin();

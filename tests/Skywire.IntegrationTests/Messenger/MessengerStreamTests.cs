@@ -91,6 +91,47 @@ public sealed class MessengerStreamTests
         await Assert.ThrowsAsync<IOException>(async () => await a.WriteAsync(buffer, TestContext.Current.CancellationToken));
     }
 
+    /// <summary>
+    /// The writer gives up between two writes on a cancellation and leaves through <c>await using</c>: the peer reads
+    /// the bytes that went out and then an error; disposing used to send the end-of-stream record (a clean end).
+    /// </summary>
+    [Fact]
+    public async Task WriteCancelled_ThenDisposed_PeerReadsAnError_NotACleanEnd()
+    {
+        await using var h = new MessengerHarness();
+        var alice = await h.ConnectAsync();
+        var bob = await h.ConnectAsync();
+        var ct = TestContext.Current.CancellationToken;
+        var accept = bob.AcceptStreamAsync(ct).AsTask();
+        var a = await alice.OpenStreamAsync(bob.Key, default, ct);
+        await using var b = await accept.WaitAsync(MessengerHarness.Timeout, ct);
+        await a.WriteAsync("partial"u8.ToArray(), ct);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => a.WriteAsync(new byte[1000], new CancellationToken(canceled: true)).AsTask());
+        await Assert.ThrowsAsync<IOException>(() => a.CompleteWritesAsync(ct).AsTask());
+
+        await a.DisposeAsync();
+
+        await Assert.ThrowsAsync<IOException>(() => ReadToEndAsync(b).WaitAsync(MessengerHarness.Timeout, ct));
+    }
+
+    [Fact]
+    public async Task WriteCancelled_ThenDisposedWithoutFinishing_PeerReadsAnError()
+    {
+        await using var h = new MessengerHarness();
+        var alice = await h.ConnectAsync();
+        var bob = await h.ConnectAsync();
+        var ct = TestContext.Current.CancellationToken;
+        var accept = bob.AcceptStreamAsync(ct).AsTask();
+        var a = await alice.OpenStreamAsync(bob.Key, default, ct);
+        await using var b = await accept.WaitAsync(MessengerHarness.Timeout, ct);
+        await a.WriteAsync("partial"u8.ToArray(), ct);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => a.WriteAsync(new byte[1000], new CancellationToken(canceled: true)).AsTask());
+
+        await a.DisposeAsync();
+
+        await Assert.ThrowsAsync<IOException>(() => ReadToEndAsync(b).WaitAsync(MessengerHarness.Timeout, ct));
+    }
+
     [Fact]
     public async Task SeveralStreamsBetweenTheSamePair_AreIndependent()
     {
