@@ -40,6 +40,7 @@ internal sealed class HandoverStream : DuplexStream
     private long _written;
     private bool _writesSwitched;
     private bool _writesCompleted;
+    private volatile bool _writeCut; // a write did not finish (cancelled or failed): the stream can only be aborted
     private long _read;
     private long _relayLimit = -1;
     private bool _readingDirect;
@@ -275,7 +276,16 @@ internal sealed class HandoverStream : DuplexStream
     /// <inheritdoc />
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            await _writeLock.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            _writeCut = true;
+            throw;
+        }
+
         try
         {
             if (_writesSwitched)
@@ -287,6 +297,11 @@ internal sealed class HandoverStream : DuplexStream
                 await _relay.WriteAsync(buffer, cancellationToken);
                 _written += buffer.Length;
             }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+            _writeCut = true;
+            throw;
         }
         finally
         {
@@ -303,6 +318,13 @@ internal sealed class HandoverStream : DuplexStream
             if (_writesCompleted)
             {
                 return;
+            }
+
+            if (_writeCut)
+            {
+                // Finishing would pass a cut stream on as a complete one.
+                Abort();
+                throw new StreamAbortedException("a write on this stream did not finish; the stream was aborted");
             }
 
             _writesCompleted = true;
@@ -332,6 +354,13 @@ internal sealed class HandoverStream : DuplexStream
         if (IsClosed)
         {
             return;
+        }
+
+        if (_writeCut && !_writesCompleted)
+        {
+            // A write did not finish: the peer must not read a clean end after part of the data.
+            _relay.Abort();
+            Volatile.Read(ref _direct)?.Abort();
         }
 
         await _relay.DisposeAsync();
