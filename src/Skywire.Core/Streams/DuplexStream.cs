@@ -5,7 +5,10 @@ namespace Skywire.Core.Streams;
 /// (each side finishes its writes, the other reads to the end: <see cref="CompleteWritesAsync"/>, TCP FIN, mux
 /// STREAM+FIN) or as a failure (<see cref="Abort"/>, TCP RST, mux RESET). A reader sees a clean end of stream
 /// (<c>ReadAsync</c> returns 0) only after the writer finished and every byte before it arrived; any other end makes
-/// reads throw an <see cref="IOException"/> (docs/protocol.md §7, "end of stream means complete").
+/// reads throw an <see cref="IOException"/> (docs/protocol.md §7, "end of stream means complete"). Disposing finishes
+/// the stream cleanly, except after a write that did not finish (it was cancelled or failed, so part of the caller's
+/// data may be missing): then every implementation ends the stream as a failure, and <see cref="CompleteWritesAsync"/>
+/// aborts it and throws.
 /// </summary>
 /// <remarks>
 /// The one abstraction <see cref="StreamRelay"/> works on: mesh streams (<c>MuxStream</c>), messenger-relayed streams,
