@@ -313,8 +313,8 @@ public sealed class AppApiServerTests : IAsyncLifetime
 
     /// <summary>
     /// The app gives up between two writes on a cancellation and leaves through <c>await using</c>: the mesh stream is
-    /// aborted, so the far app reads the bytes that went out and then an error, not a clean end (the soak test caught
-    /// the clean end at its own stop).
+    /// aborted, so the far app reads an error, not a clean end after the first write's bytes (the soak test caught the
+    /// clean end at its own stop).
     /// </summary>
     [Fact]
     public async Task Dial_AppCancelsAWrite_ThenDisposes_MeshStreamAborted_NotFinished()
@@ -328,8 +328,14 @@ public sealed class AppApiServerTests : IAsyncLifetime
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => stream.WriteAsync(new byte[1000], new CancellationToken(canceled: true)).AsTask());
         }
 
-        await remote.ReadExactlyAsync(new byte[8]).AsTask().WaitAsync(Limit);
-        await Assert.ThrowsAsync<StreamAbortedException>(async () => await remote.ReadAsync(new byte[100]).AsTask().WaitAsync(Limit));
+        // (The reset discards what the node had not read yet, so the first 8 bytes may or may not arrive before the error.)
+        await Assert.ThrowsAsync<StreamAbortedException>(async () =>
+        {
+            var buffer = new byte[100];
+            while (await remote.ReadAsync(buffer).AsTask().WaitAsync(Limit) > 0)
+            {
+            }
+        });
     }
 
     [Fact]

@@ -92,7 +92,9 @@ public sealed partial class MetricsScrapeTests() : ExecutableTestBase("skywire-m
             await client.SendAsync(offline.Public, "see you later", TestContext.Current.CancellationToken);
 
             var messengerMetrics = await MetricsUrlAsync(messenger);
-            var g = await ScrapeUntilAsync(http, messengerMetrics, s => s.Value("skywire_messenger_queued_messages") == 1);
+            // (The queue's gauge and the outcome's counter are two updates: a scrape may fall between them.)
+            var g = await ScrapeUntilAsync(http, messengerMetrics, s =>
+                s.Value("skywire_messenger_queued_messages") == 1 && s.Value("skywire_messenger_messages_total", ("outcome", "queued")) >= 1);
             Assert.Equal(1, g.Value("skywire_messenger_messages_total", ("outcome", "queued")));
             Assert.Equal(0, g.Value("skywire_messenger_messages_dropped_total", ("reason", "QueueFull")));
             Assert.True(g.Has("skywire_messenger_connections"));
