@@ -16,6 +16,7 @@ using Viscript.Core.Hosting;
 using Viscript.Core.Sampling;
 using Viscript.Core.Supervision;
 using Viscript.Core.Topology;
+using Shared.Hosting;
 using Viscript.Daemon.Listening;
 using Viscript.Signal;
 
@@ -368,11 +369,13 @@ public sealed partial class DaemonHost : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(_loggerFactory);
         builder.Services.AddSingleton<IHostLifetime, ExternalLifetime>();
-        // Caps enforced before accept, and an accept loop that backs off instead of spinning (GuardedSocketTransportFactory).
+        // Caps enforced before accept, and an accept loop that backs off instead of spinning (GuardedListenerFactory).
         ConnectionCaps = Options.Listener.Caps(DescriptorLimit.Soft(), DescriptorLimit.Open());
         builder.Services.RemoveAll<IConnectionListenerFactory>();
         builder.Services.AddSingleton<IConnectionListenerFactory>(
-            new GuardedSocketTransportFactory(ConnectionCaps.Total, ConnectionCaps.PerSource, _loggerFactory, Options.TimeProvider));
+            new GuardedListenerFactory(
+                new GuardedListenerOptions("control listener", "Viscript.Daemon.Listening.ControlListener", FirstEventId: 4120, ConnectionCaps.Total, ConnectionCaps.PerSource) { TimeProvider = Options.TimeProvider },
+                _loggerFactory));
         builder.WebHost.ConfigureKestrel(k =>
         {
             var l = Options.Listener;
