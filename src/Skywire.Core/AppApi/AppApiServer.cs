@@ -31,6 +31,13 @@ public sealed partial class AppApiServer : IAsyncDisposable
     private readonly TcpListener _listener;
     private readonly CancellationTokenSource _cts = new();
     private readonly AppRegistry _registry = new();
+
+    /// <summary>
+    /// Held while a name changes hands: a claim together with the tracker registration, a release together with the
+    /// tracker removal. Without it a new holder could claim a name the old one had just released but not yet removed
+    /// from the tracker, and be refused by the host as "already registered" (or have its tracker entry removed).
+    /// </summary>
+    private readonly SemaphoreSlim _naming = new(1, 1);
     private readonly TcpConnectionHost _connections;
     private readonly ConcurrentDictionary<string, FlowHandle> _flows = new(StringComparer.Ordinal);
     private Task? _acceptLoop;
@@ -192,7 +199,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
         {
             if (registered is not null)
             {
-                Unregister(registered);
+                await UnregisterAsync(registered);
             }
 
             if (!handedOff)
@@ -209,24 +216,38 @@ public sealed partial class AppApiServer : IAsyncDisposable
             throw new AppApiException(AppApiErrorCode.Conflict, $"this connection already registered '{already.Name}'");
         }
 
-        // A name whose connection the app already closed is taken over here, not refused until that connection's
-        // serve loop reads the close (a refused client that registers again at once used to get "already registered").
-        var registration = _registry.Claim(message.Name, stream.Socket, out var reclaimed);
-        if (reclaimed is not null)
+        if (!_naming.Wait(0))
         {
-            Log.AppReclaimed(_logger, message.Name);
-            AbortQueued(reclaimed);
-            await _host.UnregisterAppAsync(message.Name, _cts.Token);
+            Log.RegistrationWaits(_logger, message.Name);
+            await _naming.WaitAsync(_cts.Token);
         }
 
+        AppRegistry.Registration registration;
         try
         {
-            await _host.RegisterAppAsync(message.Name, message.Type, _cts.Token);
+            // A name whose connection the app already closed is taken over here, not refused until that connection's
+            // serve loop reads the close (a refused client that registers again at once used to get "already registered").
+            registration = _registry.Claim(message.Name, stream.Socket, out var reclaimed);
+            if (reclaimed is not null)
+            {
+                Log.AppReclaimed(_logger, message.Name);
+                AbortQueued(reclaimed);
+                await _host.UnregisterAppAsync(message.Name, _cts.Token);
+            }
+
+            try
+            {
+                await _host.RegisterAppAsync(message.Name, message.Type, _cts.Token);
+            }
+            catch
+            {
+                _registry.Release(registration);
+                throw;
+            }
         }
-        catch
+        finally
         {
-            _registry.Release(registration);
-            throw;
+            _naming.Release();
         }
 
         Log.AppRegistered(_logger, message.Name, message.Type);
@@ -235,16 +256,29 @@ public sealed partial class AppApiServer : IAsyncDisposable
     }
 
     /// <summary>Frees the name unless another connection took it over (then the name and its tracker entry are the new holder's).</summary>
-    private void Unregister(AppRegistry.Registration registration)
+    private async Task UnregisterAsync(AppRegistry.Registration registration)
     {
         AbortQueued(registration);
-        if (!_registry.Release(registration))
+        await _naming.WaitAsync(CancellationToken.None);
+        try
         {
-            return;
-        }
+            if (!_registry.Release(registration))
+            {
+                return;
+            }
 
-        Log.AppGone(_logger, registration.Name);
-        _ = _host.UnregisterAppAsync(registration.Name, CancellationToken.None);
+            Log.AppGone(_logger, registration.Name);
+            // The host forgets the name before a new holder may claim it; telling the manager is best effort (its
+            // tracker drops the app at the next heartbeat timeout anyway), and ends at once when the server stops.
+            await _host.UnregisterAppAsync(registration.Name, _cts.Token);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or ControlException or IOException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            _naming.Release();
+        }
     }
 
     private static void AbortQueued(AppRegistry.Registration registration)
@@ -551,5 +585,8 @@ public sealed partial class AppApiServer : IAsyncDisposable
 
         [LoggerMessage(EventId = 7107, Level = LogLevel.Information, Message = "App name {Name} taken over from a connection its app had closed")]
         public static partial void AppReclaimed(ILogger logger, string name);
+
+        [LoggerMessage(EventId = 7112, Level = LogLevel.Debug, Message = "Registration of app {Name} waits while another app's name changes hands")]
+        public static partial void RegistrationWaits(ILogger logger, string name);
     }
 }

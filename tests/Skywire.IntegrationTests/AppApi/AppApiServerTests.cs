@@ -1,5 +1,6 @@
 using System.Net;
 using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
 using Skywire.Core.AppApi;
 using Skywire.Core.Sdk;
 using Skywire.Core.Streams;
@@ -38,24 +39,41 @@ public sealed class AppApiServerTests : IAsyncLifetime
         public List<string> Registered { get; } = [];
         public string NodeKey => "02" + new string('a', 64);
 
+        /// <summary>Refuse a name the host still knows, as the node's tracker client does.</summary>
+        public bool RefuseKnownNames { get; init; }
+
+        /// <summary>When set, an unregistration waits for it before the host forgets the name.</summary>
+        public TaskCompletionSource? UnregisterGate { get; init; }
+
+        public TaskCompletionSource UnregisterStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
         public Task RegisterAppAsync(string name, string type, CancellationToken cancellationToken)
         {
             lock (Registered)
             {
+                if (RefuseKnownNames && Registered.Contains(name))
+                {
+                    throw new AppApiException(AppApiErrorCode.Conflict, $"app '{name}' is already registered here");
+                }
+
                 Registered.Add(name);
             }
 
             return Task.CompletedTask;
         }
 
-        public Task UnregisterAppAsync(string name, CancellationToken cancellationToken)
+        public async Task UnregisterAppAsync(string name, CancellationToken cancellationToken)
         {
+            UnregisterStarted.TrySetResult();
+            if (UnregisterGate is { } gate)
+            {
+                await gate.Task.WaitAsync(cancellationToken);
+            }
+
             lock (Registered)
             {
                 Registered.Remove(name);
             }
-
-            return Task.CompletedTask;
         }
 
         /// <summary>When set, tracker queries wait for it (a connection's serve loop stays busy in the request).</summary>
@@ -144,6 +162,38 @@ public sealed class AppApiServerTests : IAsyncLifetime
         Assert.True(_server.TryDeliver("svc", new IncomingStream(local, "02" + new string('c', 64), "caller")));
         await using var accepted = await second.AcceptAsync().WaitAsync(Limit);
         Assert.Equal("caller", accepted.RemoteApp);
+    }
+
+    /// <summary>
+    /// Seen in CI (VpnInProcessTests): the old holder's loop had freed the name but not yet removed it from the
+    /// tracker when a new registration claimed it, and the host refused that as "already registered". Here the host's
+    /// removal waits on a gate: the new registration must wait for it, then succeed.
+    /// </summary>
+    [Fact]
+    public async Task Register_WhileTheOldHolderLeavesTheTracker_WaitsForIt_NotRefused()
+    {
+        using var log = new TestLog(line => TestContext.Current.TestOutputHelper?.WriteLine(line), LogLevel.Debug);
+        var host = new FakeHost { RefuseKnownNames = true, UnregisterGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) };
+        await using var server = new AppApiServer(host, new IPEndPoint(IPAddress.Loopback, 0), Token, log.CreateLogger(nameof(AppApiServer)));
+        server.Start();
+        var first = await SkywireApp.ConnectAsync(server.LocalEndPoint, Token);
+        await first.RegisterAsync("svc", "t").WaitAsync(Limit);
+        await first.DisposeAsync();
+        await host.UnregisterStarted.Task.WaitAsync(Limit); // the old loop is leaving the tracker
+
+        await using var second = await SkywireApp.ConnectAsync(server.LocalEndPoint, Token);
+        var registering = second.RegisterAsync("svc", "t");
+        var waiting = WaitUntil(() => log.Entries.Any(e => e.EventId.Id == 7112));
+        await Task.WhenAny(registering, waiting).WaitAsync(Limit);
+        Assert.False(registering.IsCompleted, $"the registration did not wait for the old holder: {registering.Exception?.InnerException?.Message}");
+
+        host.UnregisterGate.SetResult();
+        await registering.WaitAsync(Limit);
+        Assert.Contains("svc", server.RegisteredApps());
+        lock (host.Registered)
+        {
+            Assert.Equal(["svc"], host.Registered);
+        }
     }
 
     /// <summary>The take-over is only for closed connections: a live holder, even one busy in a request or idle, keeps its name.</summary>
