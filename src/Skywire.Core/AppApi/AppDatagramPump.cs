@@ -221,6 +221,17 @@ internal sealed partial class AppDatagramPump : IDisposable
     {
         if (Interlocked.Decrement(ref _running) == 0)
         {
+            // The connection came from a SocketStream, which arms a reset for any close but a deliberate one. This
+            // end is deliberate (the app closed, the flow ended or the node stops) and the FIN is already sent: a
+            // reset after it would turn the app's clean end of the flow into an error, depending on which it read first.
+            try
+            {
+                _socket.LingerState = new LingerOption(false, 0);
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            {
+            }
+
             _socket.Dispose();
             _wake.Dispose();
             _completion.TrySetResult();
