@@ -480,7 +480,7 @@ public sealed partial class AppApiServer : IAsyncDisposable
             throw;
         }
 
-        var pump = new AppDatagramPump(stream.Socket, handle.Flow, _logger);
+        var pump = new AppDatagramPump(stream, handle.Flow, _logger);
         pump.Start();
         Log.DatagramsAttached(_logger, handle.Flow.MaxDatagramSize);
         _connections.Track(pump.Completion.ContinueWith(_ => Volatile.Write(ref handle.Attached, 0), TaskScheduler.Default));

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Skywire.Core.Sessions;
+using Skywire.Core.Streams;
 using Skywire.Protocol.AppApi;
 
 namespace Skywire.Core.AppApi;
@@ -26,6 +27,7 @@ internal sealed partial class AppDatagramPump : IDisposable
 
     private const int SocketBuffer = 4 << 20;
 
+    private readonly SocketStream _connection;
     private readonly Socket _socket;
     private readonly DatagramFlow _flow;
     private readonly ILogger _logger;
@@ -39,9 +41,13 @@ internal sealed partial class AppDatagramPump : IDisposable
     private int _running = 2;
     private int _stopped;
 
-    public AppDatagramPump(Socket socket, DatagramFlow flow, ILogger logger)
+    /// <param name="connection">The app's datagram connection; the pump reads and writes its socket directly and closes it when done.</param>
+    /// <param name="flow">The stream's datagram flow.</param>
+    /// <param name="logger">Logger.</param>
+    public AppDatagramPump(SocketStream connection, DatagramFlow flow, ILogger logger)
     {
-        _socket = socket;
+        _connection = connection;
+        _socket = connection.Socket;
         _flow = flow;
         _logger = logger;
     }
@@ -221,18 +227,10 @@ internal sealed partial class AppDatagramPump : IDisposable
     {
         if (Interlocked.Decrement(ref _running) == 0)
         {
-            // The connection came from a SocketStream, which arms a reset for any close but a deliberate one. This
-            // end is deliberate (the app closed, the flow ended or the node stops) and the FIN is already sent: a
-            // reset after it would turn the app's clean end of the flow into an error, depending on which it read first.
-            try
-            {
-                _socket.LingerState = new LingerOption(false, 0);
-            }
-            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-            {
-            }
-
-            _socket.Dispose();
+            // A deliberate end (the app closed, the flow ended or the node stops): the stream's graceful close, never
+            // the reset a SocketStream arms for any other close. A reset after the FIN would turn the app's clean end
+            // of the flow into an error, depending on which it read first.
+            _connection.Dispose();
             _wake.Dispose();
             _completion.TrySetResult();
         }
